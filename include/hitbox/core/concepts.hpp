@@ -1,0 +1,122 @@
+#pragma once
+/// \file
+/// One C++20 concept per policy kind. Each lists its minimal complete definition and its laws; hosts
+/// (RedisBackend, MemoryBackend, Compose, Cache) check their parameters with a static_assert that names
+/// the slot, so a wrong type gives one readable message.
+
+#include <concepts>
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <hitbox/core/error.hpp>
+#include <hitbox/core/key.hpp>
+#include <hitbox/core/value.hpp>
+
+namespace hitbox {
+
+/// KeyFormat: turns a CacheKey into the bytes a byte-keyed tier stores under.
+///
+/// Minimal complete definition: `static constexpr std::string_view name`;
+/// `std::string encode(const CacheKey&) const`; `Result<CacheKey> decode(std::string_view) const`.
+/// Laws: `decode(encode(k)) == k` for every key; `encode` is injective; `decode` of any byte string
+/// returns a key or a decode error, never crashes.
+template <class F>
+concept KeyFormat = requires(const F& f, const CacheKey& key, std::string_view bytes) {
+    { F::name } -> std::convertible_to<std::string_view>;
+    { f.encode(key) } -> std::same_as<std::string>;
+    { f.decode(bytes) } -> std::same_as<Result<CacheKey>>;
+};
+
+/// ValueFormatFor<F, T>: F can serialize values of type T.
+template <class F, class T>
+concept ValueFormatFor = requires(const F& f, const T& value, std::string_view bytes) {
+    { f.encode(value) } -> std::same_as<Result<std::string>>;
+    { f.template decode<T>(bytes) } -> std::same_as<Result<T>>;
+};
+
+/// ValueFormat: serializes typed values to bytes and back.
+///
+/// Minimal complete definition: `static constexpr std::uint8_t id` (stored in the envelope; 1..127 for
+/// hitbox formats, 128..255 for user formats), `static constexpr std::string_view name`,
+/// `template <class T> Result<std::string> encode(const T&) const` and
+/// `template <class T> Result<T> decode(std::string_view) const`.
+/// Laws: `decode<T>(encode(v)) == v`; decode of arbitrary bytes is a value or a decode error, and never
+/// allocates more than a small multiple of its input.
+template <class F>
+concept ValueFormat = requires {
+    { F::id } -> std::convertible_to<std::uint8_t>;
+    { F::name } -> std::convertible_to<std::string_view>;
+} && ValueFormatFor<F, std::string>;
+
+/// Compressor: maps bytes to bytes; it knows nothing of keys, values or TTLs.
+///
+/// Minimal complete definition: `static constexpr std::uint8_t id`, `static constexpr std::string_view
+/// name`, `Result<std::string> compress(std::string_view) const`,
+/// `Result<std::string> decompress(std::string_view) const`.
+/// Laws: `decompress(compress(b)) == b`; decompress refuses output beyond its configured limit with a
+/// compression error instead of allocating it.
+template <class C>
+concept Compressor = std::copy_constructible<C> && requires(const C& c, std::string_view bytes) {
+    { C::id } -> std::convertible_to<std::uint8_t>;
+    { C::name } -> std::convertible_to<std::string_view>;
+    { c.compress(bytes) } -> std::same_as<Result<std::string>>;
+    { c.decompress(bytes) } -> std::same_as<Result<std::string>>;
+};
+
+/// BackendFor<B, T>: B stores and loads CacheValue<T>.
+template <class B, class T>
+concept BackendFor = requires(B& b, const CacheKey& key, const CacheValue<T>& value) {
+    { b.template get<T>(key) } -> std::same_as<Result<std::optional<CacheValue<T>>>>;
+    { b.template set<T>(key, value) } -> std::same_as<Result<void>>;
+};
+
+/// Backend: a cache tier (MemoryBackend, RedisBackend, a Compose of tiers, AnyBackend).
+///
+/// Minimal complete definition: `template <class T> Result<std::optional<CacheValue<T>>> get(const
+/// CacheKey&)`, `template <class T> Result<void> set(const CacheKey&, const CacheValue<T>&)`,
+/// `Result<bool> remove(const CacheKey&)` (true when the key existed), `std::string_view label() const`.
+/// Laws: after `set(k, v)` succeeds, `get<T>(k)` returns v (with its times) until v expires, is evicted, or
+/// is overwritten; `get` never returns an expired value; a `get<U>` of a key written as T != U is a
+/// miss or a type_mismatch/decode error, never a wrong value.
+template <class B>
+concept Backend = requires(B& b, const B& cb, const CacheKey& key) {
+    { b.remove(key) } -> std::same_as<Result<bool>>;
+    { cb.label() } -> std::convertible_to<std::string_view>;
+} && BackendFor<B, std::string>;
+
+/// Connection: the Redis connection policy (SingleNode, Cluster, AnyConnection). It owns the sockets and
+/// decides which node a command goes to; RedisBackend owns keys, TTLs and framing.
+///
+/// Minimal complete definition: `static constexpr std::string_view mode` ("single", "cluster", ...), and
+/// `Result<std::optional<std::string>> get(std::string_view key)`,
+/// `Result<void> set_px(std::string_view key, std::string_view value, std::optional<std::int64_t> px_ms)`,
+/// `Result<bool> del(std::string_view key)`: binary-safe, each one command to the node that owns `key`.
+/// Laws: a reply is only ever delivered to the command that caused it; every call returns within the
+/// configured command timeout (plus the connect timeout when it has to connect).
+template <class C>
+concept Connection = requires(C& c, std::string_view key, std::string_view value, std::optional<std::int64_t> px) {
+    { C::mode } -> std::convertible_to<std::string_view>;
+    { c.get(key) } -> std::same_as<Result<std::optional<std::string>>>;
+    { c.set_px(key, value, px) } -> std::same_as<Result<void>>;
+    { c.del(key) } -> std::same_as<Result<bool>>;
+};
+
+/// What a piece of background work is for; with the key it forms the deduplication identity.
+enum class OffloadKind : std::uint8_t { refill, race_loser, revalidate, custom };
+
+/// Offload: runs background work (refills, revalidation) for compositions and the cache front.
+///
+/// Minimal complete definition: `bool spawn(OffloadKind, std::string dedup_key, std::function<void()>)`:
+/// returns false when the work was not accepted (duplicate of pending work, queue full, shut down).
+/// Laws: work accepted is run at most once; while work for (kind, key) is pending, another spawn for the
+/// same pair is refused.
+template <class O>
+concept Offload = requires(O& o, std::string dedup_key, std::function<void()> task) {
+    { o.spawn(OffloadKind::refill, std::move(dedup_key), std::move(task)) } -> std::same_as<bool>;
+};
+
+}  // namespace hitbox

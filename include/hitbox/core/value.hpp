@@ -1,0 +1,73 @@
+#pragma once
+/// \file
+/// hitbox::CacheValue<T>: a value with its created / stale / expire times.
+
+#include <chrono>
+#include <cstdint>
+#include <optional>
+#include <string_view>
+#include <utility>
+
+#include <hitbox/core/clock.hpp>
+
+namespace hitbox {
+
+/// Freshness of an entry at a given time.
+enum class EntryState : std::uint8_t {
+    Fresh,    ///< before its stale time (or it has none) and not expired
+    Stale,    ///< at or after its stale time, not yet expired: servable while it is refreshed
+    Expired,  ///< at or after its expire time: never served
+};
+
+constexpr std::string_view to_string(EntryState s) noexcept {
+    switch (s) {
+        case EntryState::Fresh: return "fresh";
+        case EntryState::Stale: return "stale";
+        case EntryState::Expired: return "expired";
+    }
+    return "unknown";
+}
+
+/// A cached value with absolute, millisecond-precision times. `expire == std::nullopt` means "never
+/// expires", which is a different state from an expire time in the past.
+///
+/// \code
+/// hitbox::CacheValue<User> v{user, hitbox::Clock::now() + 60s};               // expires in 60 s
+/// hitbox::CacheValue<User> w{user, now + 60s, /*stale*/ now + 45s, /*created*/ now};
+/// \endcode
+template <class T>
+struct CacheValue {
+    T data{};
+    TimePoint created{};
+    std::optional<TimePoint> stale{};
+    std::optional<TimePoint> expire{};
+
+    CacheValue() = default;
+    /// `created` defaults to the system clock's now; pass it explicitly when using another clock.
+    explicit CacheValue(T value, std::optional<TimePoint> expire_at = std::nullopt,
+                        std::optional<TimePoint> stale_at = std::nullopt, TimePoint created_at = SystemClock::now())
+        : data(std::move(value)), created(created_at), stale(stale_at), expire(expire_at) {}
+
+    /// Fresh, Stale or Expired at `now`. Expiry wins over staleness.
+    EntryState state(TimePoint now) const noexcept {
+        if (expire && *expire <= now) return EntryState::Expired;
+        if (stale && *stale <= now) return EntryState::Stale;
+        return EntryState::Fresh;
+    }
+
+    /// Time left before expiry at `now`: nullopt when the value never expires, zero or negative once expired.
+    std::optional<std::chrono::milliseconds> ttl(TimePoint now) const noexcept {
+        if (!expire) return std::nullopt;
+        return *expire - now;
+    }
+
+    /// The same times with other data (used when a tier converts representations).
+    template <class U>
+    CacheValue<U> with_data(U value) const {
+        return CacheValue<U>(std::move(value), expire, stale, created);
+    }
+
+    friend bool operator==(const CacheValue&, const CacheValue&) = default;
+};
+
+}  // namespace hitbox

@@ -1,0 +1,50 @@
+#pragma once
+/// \file
+/// hitbox::JsonFormat: readable JSON values over cereal's JSON archives.
+
+#include <cstdint>
+#include <sstream>
+#include <string>
+#include <string_view>
+
+#include <cereal/archives/json.hpp>
+
+#include <hitbox/core/error.hpp>
+#include <hitbox/format/detail/cereal_support.hpp>
+#include <hitbox/format/detail/text_guard.hpp>
+
+namespace hitbox {
+
+/// JSON, one object `{"value": ...}` per entry; Hana-adapted structs become objects keyed by member name.
+/// Readable with redis-cli; larger and slower than BinaryFormat. Input nested deeper than 256 levels is
+/// refused before parsing.
+struct JsonFormat {
+    static constexpr std::uint8_t id = 2;
+    static constexpr std::string_view name = "json";
+
+    template <class T>
+    Result<std::string> encode(const T& value) const {
+        return detail::cereal_guard(ErrorKind::encode, name, [&] {
+            std::ostringstream os;
+            {
+                cereal::JSONOutputArchive ar(os, cereal::JSONOutputArchive::Options::NoIndent());
+                ar(cereal::make_nvp("value", value));
+            }
+            return std::move(os).str();
+        });
+    }
+
+    template <class T>
+    Result<T> decode(std::string_view bytes) const {
+        if (!detail::json_nesting_ok(bytes)) return fail(ErrorKind::decode, "json decode: nesting too deep");
+        return detail::cereal_guard(ErrorKind::decode, name, [&] {
+            std::istringstream is{std::string(bytes)};
+            cereal::JSONInputArchive ar(is);
+            T value{};
+            ar(cereal::make_nvp("value", value));
+            return value;
+        });
+    }
+};
+
+}  // namespace hitbox

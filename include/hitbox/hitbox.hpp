@@ -1,0 +1,22 @@
+#pragma once
+/// \file
+/// The umbrella header: core types, key and value formats, the passthrough compressor and the entry codec.
+/// Nothing here needs hiredis, zstd or zlib: include <hitbox/backend/redis.hpp>,
+/// <hitbox/compress/zstd.hpp> or <hitbox/compress/gzip.hpp> for those.
+
+#include <boost/hana/adapt_struct.hpp>
+#include <boost/hana/define_struct.hpp>
+
+#include <hitbox/backend/redis/envelope.hpp>
+#include <hitbox/compress/passthrough.hpp>
+#include <hitbox/core/clock.hpp>
+#include <hitbox/core/concepts.hpp>
+#include <hitbox/core/error.hpp>
+#include <hitbox/core/key.hpp>
+#include <hitbox/core/value.hpp>
+#include <hitbox/format/binary.hpp>
+#include <hitbox/format/json.hpp>
+#include <hitbox/format/raw.hpp>
+#include <hitbox/format/xml.hpp>
+#include <hitbox/key_format/bitcode.hpp>
+#include <hitbox/key_format/url_encoded.hpp>

@@ -1,0 +1,10 @@
+// RawFormat asked to store a type that is neither bytes nor trivially copyable.
+// expect: hitbox::RawFormat stores byte strings
+#include <map>
+#include <hitbox/format/raw.hpp>
+
+#ifdef HITBOX_COMPILE_FAIL
+auto r = hitbox::RawFormat{}.encode(std::map<int, int>{});
+#else
+auto r = hitbox::RawFormat{}.encode(std::string("ok"));
+#endif

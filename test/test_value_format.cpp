@@ -1,0 +1,124 @@
+// Value formats: round trips of Hana structs and std types, and corrupt input.
+#include <catch2/catch.hpp>
+
+#include <random>
+
+#include <hitbox/format/binary.hpp>
+#include <hitbox/format/json.hpp>
+#include <hitbox/format/raw.hpp>
+#include <hitbox/format/xml.hpp>
+
+#include "support/test_types.hpp"
+
+using namespace hitbox_test;
+
+TEMPLATE_TEST_CASE("Cereal formats round-trip Hana structs and std types", "[format]", hitbox::BinaryFormat,
+                   hitbox::JsonFormat, hitbox::XmlFormat) {
+    TestType fmt;
+    auto p = sample_profile(unicode_string());
+    auto enc = fmt.encode(p);
+    REQUIRE(enc);
+    auto dec = fmt.template decode<Profile>(*enc);
+    REQUIRE(dec);
+    CHECK(*dec == p);
+
+    Profile empty{};
+    auto e2 = fmt.template decode<Profile>(*fmt.encode(empty));
+    REQUIRE(e2);
+    CHECK(*e2 == empty);
+
+    std::vector<std::optional<std::string>> v{std::nullopt, std::string(""), std::string("x")};
+    auto ev = fmt.template decode<decltype(v)>(*fmt.encode(v));
+    REQUIRE(ev);
+    CHECK(*ev == v);
+
+    for (const std::string& s : {std::string(), unicode_string(), large_string(100000)}) {
+        auto es = fmt.template decode<std::string>(*fmt.encode(s));
+        REQUIRE(es);
+        CHECK(*es == s);
+    }
+}
+
+// JSON and XML store text: cereal's JSON reader ends a string at NUL and XML forbids control characters.
+TEMPLATE_TEST_CASE("Binary-safe formats round-trip arbitrary bytes", "[format]", hitbox::BinaryFormat,
+                   hitbox::RawFormat) {
+    TestType fmt;
+    auto s = binary_string();
+    auto dec = fmt.template decode<std::string>(*fmt.encode(s));
+    REQUIRE(dec);
+    CHECK(*dec == s);
+}
+
+TEST_CASE("RawFormat stores trivially copyable values and checks their size") {
+    hitbox::RawFormat fmt;
+    Point pt{-3, 9, 0.25};
+    auto enc = fmt.encode(pt);
+    REQUIRE(enc);
+    CHECK(enc->size() == sizeof(Point));
+    CHECK(*fmt.decode<Point>(*enc) == pt);
+    auto shorter = fmt.decode<Point>(enc->substr(1));
+    REQUIRE_FALSE(shorter);
+    CHECK(shorter.error().kind() == hitbox::ErrorKind::decode);
+
+    std::vector<std::byte> blob{std::byte{0}, std::byte{255}};
+    CHECK(*fmt.decode<std::vector<std::byte>>(*fmt.encode(blob)) == blob);
+}
+
+TEST_CASE("BinaryFormat golden bytes are little-endian with varint lengths") {
+    hitbox::BinaryFormat fmt;
+    CHECK(*fmt.encode(std::uint32_t{0x01020304}) == std::string("\x04\x03\x02\x01", 4));
+    CHECK(*fmt.encode(std::string("hi")) == std::string("\x02hi", 3));
+    CHECK(*fmt.encode(std::string(300, 'a')) == std::string("\xac\x02", 2) + std::string(300, 'a'));
+    CHECK(*fmt.encode(true) == std::string("\x01", 1));
+}
+
+TEST_CASE("BinaryFormat refuses lengths beyond the input, trailing bytes and bad bools") {
+    hitbox::BinaryFormat fmt;
+    // a string claiming 2^40 bytes in an 8-byte input: refused, nothing allocated
+    std::string claim("\x80\x80\x80\x80\x80\x20" "ab", 8);
+    auto r = fmt.decode<std::string>(claim);
+    REQUIRE_FALSE(r);
+    CHECK(r.error().kind() == hitbox::ErrorKind::decode);
+    CHECK_FALSE(fmt.decode<std::vector<Profile>>(std::string("\xff\xff\xff\xff\xff\xff\xff\x7f", 8)));
+    CHECK_FALSE(fmt.decode<std::string>(std::string("\x82\x00hi", 4)));  // overlong length varint
+    CHECK_FALSE(fmt.decode<std::uint32_t>(std::string("\1\2\3\4\5", 5)));
+    CHECK_FALSE(fmt.decode<bool>(std::string("\x02", 1)));
+}
+
+TEMPLATE_TEST_CASE("Formats turn random and truncated bytes into decode errors", "[format]", hitbox::BinaryFormat,
+                   hitbox::JsonFormat, hitbox::XmlFormat) {
+    TestType fmt;
+    auto valid = *fmt.encode(sample_profile());
+    for (std::size_t n = 0; n < valid.size(); n += 1 + valid.size() / 200) {
+        auto r = fmt.template decode<Profile>(std::string_view(valid).substr(0, n));
+        if (!r) CHECK(r.error().kind() == hitbox::ErrorKind::decode);
+    }
+    std::mt19937 rng(11);
+    for (int i = 0; i < 3000; ++i) {
+        std::string junk = valid;
+        for (int k = 0; k < 4; ++k) junk[rng() % junk.size()] = static_cast<char>(rng());
+        auto r = fmt.template decode<Profile>(junk);
+        if (!r) CHECK(r.error().kind() == hitbox::ErrorKind::decode);
+    }
+}
+
+TEST_CASE("Text formats refuse input nested too deeply before parsing") {
+    hitbox::JsonFormat json;
+    std::string deep = "{\"value\":" + std::string(100000, '[') + std::string(100000, ']') + "}";
+    auto r = json.decode<std::vector<int>>(deep);
+    REQUIRE_FALSE(r);
+    CHECK(r.error().message().find("nesting") != std::string::npos);
+
+    hitbox::XmlFormat xml;
+    std::string xdeep;
+    for (int i = 0; i < 100000; ++i) xdeep += "<a>";
+    CHECK_FALSE(xml.decode<int>(xdeep));
+}
+
+TEST_CASE("JSON output is readable") {
+    hitbox::JsonFormat fmt;
+    auto enc = fmt.encode(Address{"Oslo", 150});
+    REQUIRE(enc);
+    CHECK(enc->find("\"city\"") != std::string::npos);
+    CHECK(enc->find("\"Oslo\"") != std::string::npos);
+}
