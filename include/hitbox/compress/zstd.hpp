@@ -36,7 +36,7 @@ inline Result<std::string> zstd_compress(std::string_view in, int level) {
     std::string out;
     out.resize(ZSTD_compressBound(in.size()));
     // A content checksum (4 bytes) lets decompression detect corrupted bytes instead of returning them.
-    ZSTD_CCtx_reset(ctx.c.get(), ZSTD_reset_session_and_parameters);
+    ZSTD_CCtx_reset(ctx.c.get(), ZSTD_reset_session_only);
     ZSTD_CCtx_setParameter(ctx.c.get(), ZSTD_c_compressionLevel, level);
     ZSTD_CCtx_setParameter(ctx.c.get(), ZSTD_c_checksumFlag, 1);
     std::size_t n = ZSTD_compress2(ctx.c.get(), out.data(), out.size(), in.data(), in.size());
