@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# Usage: run_fuzz.sh TARGET SECONDS SEED_DIR WORK_DIR
+# Runs one libFuzzer target for SECONDS over a private copy of the seed corpus (new inputs go to WORK_DIR,
+# the checked-in seeds stay untouched). A crash leaves its input in WORK_DIR and fails the test.
+set -u
+target=$1 seconds=$2 seeds=$3 work=$4
+mkdir -p "$work"
+here=$(cd "$(dirname "$0")" && pwd)
+export UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1:suppressions=$here/../sanitizer/ubsan.supp"
+exec "$target" -max_total_time="$seconds" -rss_limit_mb=2048 -malloc_limit_mb=512 -timeout=10 \
+  -print_final_stats=1 -artifact_prefix="$work/" "$work" "$seeds"
