@@ -1,33 +1,53 @@
 #!/usr/bin/env bash
-# Installs what is missing (Debian 12, as root), builds hitbox with -Werror and runs every test suite.
-# The last line is "N passed, N failed" (", N skipped" if any), counted from meson's test logs.
+# Installs what is missing (Debian 12, as root), then builds and runs every test suite:
+#   1. build-test:  g++ -Werror, all suites (unit, redis, cluster, fault, examples, bench-smoke, ...)
+#   2. build-fuzz:  clang-14 libFuzzer + ASan/UBSan, each decoder fuzzed for HITBOX_FUZZ_SECONDS (default 30)
+#   3. build-asan:  g++ ASan + UBSan, suites unit and redis
+#   4. build-tsan:  g++ TSan, suites unit and redis
+# The last line is "N passed, N failed" (", N skipped" if any), counted from the meson test logs.
+# HITBOX_TEST_QUICK=1 runs only step 1.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 source scripts/deps.sh
-install_deps || { echo "package installation failed"; echo "0 passed, 1 failed"; exit 1; }
+install_deps clang-14 libclang-rt-14-dev || { echo "package installation failed"; echo "0 passed, 1 failed"; exit 1; }
 
 jobs=$(nproc 2>/dev/null || echo 2)
+supp="$PWD/test/sanitizer/ubsan.supp"
+export UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1:suppressions=$supp"
+export ASAN_OPTIONS="detect_leaks=1:abort_on_error=1"
+export TSAN_OPTIONS="halt_on_error=1:second_deadlock_stack=1"
 logs=()
 status=0
 
-run_suite_build() {  # DIR MESON_ARGS... -- TEST_ARGS...
-  local dir=$1; shift
-  local setup=() testargs=()
-  while [ $# -gt 0 ] && [ "$1" != "--" ]; do setup+=("$1"); shift; done
-  [ $# -gt 0 ] && shift
-  testargs=("$@")
-  if [ -d "$dir" ]; then
-    meson setup --reconfigure "$dir" "${setup[@]}" >/dev/null || return 1
-  else
-    meson setup "$dir" "${setup[@]}" >/dev/null || return 1
-  fi
+# build_and_test DIR "ENV ASSIGNMENTS" "MESON SETUP ARGS" "MESON TEST ARGS"
+build_and_test() {
+  local dir=$1 envs=$2 setup=$3 testargs=$4
+  echo "=== $dir: meson setup $setup; meson test $testargs"
   logs+=("$dir/meson-logs/testlog.json")
   rm -f "$dir/meson-logs/testlog.json"   # a failed build must not count an old run
-  ninja -C "$dir" -j "$jobs" || return 1
-  meson test -C "$dir" --print-errorlogs --num-processes "$jobs" "${testargs[@]}"
+  if [ -d "$dir" ]; then
+    env $envs meson setup --reconfigure "$dir" $setup >/dev/null || return 1
+  else
+    env $envs meson setup "$dir" $setup >/dev/null || return 1
+  fi
+  ninja -C "$dir" -j "$jobs" >"$dir/ninja.log" 2>&1 || { tail -n 60 "$dir/ninja.log"; return 1; }
+  meson test -C "$dir" --no-rebuild --print-errorlogs --num-processes "$jobs" $testargs
 }
 
-run_suite_build build-test -Dwerror=true -Dbuildtype=debugoptimized -- || status=1
+start=$(date +%s)
+build_and_test build-test "" "-Dwerror=true -Dbuildtype=debugoptimized" "" || status=1
+if [ "${HITBOX_TEST_QUICK:-0}" != 1 ]; then
+  build_and_test build-fuzz "CXX=clang++-14" \
+    "-Dfuzz=true -Dfuzz_seconds=${HITBOX_FUZZ_SECONDS:-30} -Dbenchmarks=false -Dexamples=false -Dbuildtype=debugoptimized" \
+    "--suite fuzz" || status=1
+  build_and_test build-asan "" \
+    "-Db_sanitize=address,undefined -Db_lundef=false -Dbenchmarks=false -Dexamples=false -Dbuildtype=debugoptimized" \
+    "--suite unit --suite redis" || status=1
+  build_and_test build-tsan "" \
+    "-Db_sanitize=thread -Dbenchmarks=false -Dexamples=false -Dbuildtype=debugoptimized" \
+    "--suite unit --suite redis" || status=1
+fi
+echo "=== all builds and suites took $(( $(date +%s) - start )) s"
 
 python3 - "${logs[@]}" <<'PY'
 import json, sys
@@ -36,6 +56,7 @@ for path in sys.argv[1:]:
     try:
         lines = open(path).read().splitlines()
     except OSError:
+        print(f"no test log at {path}: its build failed")
         failed += 1
         continue
     for line in lines:
