@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <functional>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -88,21 +89,42 @@ concept Backend = requires(B& b, const B& cb, const CacheKey& key) {
     { cb.label() } -> std::convertible_to<std::string_view>;
 } && BackendFor<B, std::string>;
 
+/// One write of a Connection batch: `SET key value [PX px_ms]`, or `DEL key` when `remove` is set.
+/// The views must stay valid for the duration of the call.
+struct ConnectionWrite {
+    std::string_view key;
+    std::string_view value;
+    std::optional<std::int64_t> px_ms;  ///< time to live in ms; nullopt: no expiry
+    bool remove = false;                ///< DEL instead of SET (value and px_ms ignored)
+};
+
 /// Connection: the Redis connection policy (SingleNode, Cluster, AnyConnection). It owns the sockets and
 /// decides which node a command goes to; RedisBackend owns keys, TTLs and framing.
 ///
 /// Minimal complete definition: `static constexpr std::string_view mode` ("single", "cluster", ...), and
-/// `Result<std::optional<std::string>> get(std::string_view key)`,
-/// `Result<void> set_px(std::string_view key, std::string_view value, std::optional<std::int64_t> px_ms)`,
-/// `Result<bool> del(std::string_view key)`: binary-safe, each one command to the node that owns `key`.
+/// - `Result<std::optional<std::string>> get(std::string_view key)`: GET; nullopt for a missing key;
+/// - `Result<void> set_px(std::string_view key, std::string_view value, std::optional<std::int64_t> px_ms)`:
+///   one `SET key value [PX px_ms]`;
+/// - `Result<bool> del(std::string_view key)`: DEL; true when the key existed;
+/// - `std::vector<Result<std::optional<std::string>>> get_many(std::span<const std::string> keys)` and
+///   `std::vector<Result<bool>> write_many(std::span<const ConnectionWrite> writes)` (true: SET done / DEL
+///   removed a key): the same commands pipelined, one result per input, in input order.
+/// Keys and values are binary-safe (sent as arguments, never spliced into command text).
+/// Builder-constructible connections also declare `using config_type = ...` (what a ConnectionMode
+/// factory returns) and `static Result<C> create(const config_type&, const ConnectionOptions&)`, which
+/// validates without touching the network.
 /// Laws: a reply is only ever delivered to the command that caused it; every call returns within the
-/// configured command timeout (plus the connect timeout when it has to connect).
+/// configured command timeout (plus the connect timeout when it has to connect); a call that fails with a
+/// connection or timeout error may or may not have been executed by the server; copies share connections.
 template <class C>
-concept Connection = requires(C& c, std::string_view key, std::string_view value, std::optional<std::int64_t> px) {
+concept Connection = requires(C& c, std::string_view key, std::string_view value, std::optional<std::int64_t> px,
+                              std::span<const std::string> keys, std::span<const ConnectionWrite> writes) {
     { C::mode } -> std::convertible_to<std::string_view>;
     { c.get(key) } -> std::same_as<Result<std::optional<std::string>>>;
     { c.set_px(key, value, px) } -> std::same_as<Result<void>>;
     { c.del(key) } -> std::same_as<Result<bool>>;
+    { c.get_many(keys) } -> std::same_as<std::vector<Result<std::optional<std::string>>>>;
+    { c.write_many(writes) } -> std::same_as<std::vector<Result<bool>>>;
 };
 
 /// What a piece of background work is for; with the key it forms the deduplication identity.

@@ -1,0 +1,64 @@
+#pragma once
+/// \file
+/// How RedisBackend reaches Redis: `ConnectionMode::single(url)` selects the SingleNode connection
+/// policy in the builder; ConnectionOptions carries what every mode shares (credentials, timeouts, backoff).
+
+#include <chrono>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <utility>
+
+namespace hitbox {
+
+class SingleNode;
+
+/// Default time to establish a connection (TCP connect + AUTH + SELECT).
+inline constexpr std::chrono::milliseconds default_connect_timeout{2000};
+/// Default time to wait for a reply once a command is sent.
+inline constexpr std::chrono::milliseconds default_command_timeout{1000};
+/// Default delay after the first failed connect; it doubles (with jitter) on each further failure.
+inline constexpr std::chrono::milliseconds default_reconnect_backoff_initial{100};
+/// Default cap of the reconnect delay.
+inline constexpr std::chrono::milliseconds default_reconnect_backoff_max{5000};
+
+/// Settings every connection policy shares. Credentials set here override the ones in the URL, each on its
+/// own (a builder password with a URL user authenticates as that user with the builder's password).
+struct ConnectionOptions {
+    std::optional<std::string> username;  ///< Redis 6+ ACL user
+    std::optional<std::string> password;  ///< never printed, logged or counted
+    std::chrono::milliseconds connect_timeout = default_connect_timeout;
+    std::chrono::milliseconds command_timeout = default_command_timeout;
+    std::chrono::milliseconds reconnect_backoff_initial = default_reconnect_backoff_initial;
+    std::chrono::milliseconds reconnect_backoff_max = default_reconnect_backoff_max;
+};
+
+/// Monotonic counters of one node connection, for health checks and tests.
+struct ConnectionCounters {
+    std::uint64_t connect_attempts = 0;  ///< connects started (backoff keeps this low while a server is down)
+    std::uint64_t connects = 0;          ///< connections that completed their handshake
+    std::uint64_t drops = 0;             ///< established connections lost
+    std::uint64_t timeouts = 0;          ///< callers that gave up waiting for a reply
+    std::uint64_t commands = 0;          ///< commands submitted
+    std::uint64_t writes = 0;            ///< socket flushes; commands / writes shows how much pipelining happened
+};
+
+/// One Redis server, given by URL. Selects the SingleNode connection policy.
+struct SingleNodeMode {
+    using connection_type = SingleNode;
+    std::string url;  ///< `redis://[user[:password]@]host[:port][/db]` or `unix:///path[?db=N]`
+};
+
+/// Factories for the connection modes, used with `RedisBackend<>::builder().connection(...)`.
+///
+/// \code
+/// auto redis = hitbox::RedisBackend<>::builder()
+///                  .connection(hitbox::ConnectionMode::single("redis://localhost:6379/"))
+///                  .build();
+/// \endcode
+struct ConnectionMode {
+    /// A single Redis server.
+    static SingleNodeMode single(std::string url) { return SingleNodeMode{std::move(url)}; }
+};
+
+}  // namespace hitbox

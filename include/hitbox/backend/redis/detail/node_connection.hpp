@@ -1,0 +1,532 @@
+#pragma once
+/// \file
+/// detail::NodeConnection: the one multiplexed connection to one Redis node, shared by every thread.
+///
+/// Callers format commands with hiredis's formatter and hand them to `execute`, which appends them to a
+/// shared output buffer and records the caller's reply slot in a FIFO, both under one lock, so the order
+/// of slots is the order of bytes on the wire. One I/O thread writes whatever has accumulated in one
+/// `send` (automatic pipelining: commands issued while others are in flight go out together), parses
+/// replies with hiredis's reader and hands the i-th reply to the i-th slot. Callers wait on their own
+/// slot with a deadline; a caller that gives up leaves its slot in the FIFO, so a late reply lands there
+/// and is discarded: no reply is ever delivered to another caller.
+///
+/// The connection is lazy: the first command starts connecting (AUTH and SELECT go first; user commands
+/// are held back until they succeed). When the socket drops, every command in flight fails with a
+/// connection error and the next command reconnects. A failed connect fails the waiting commands and
+/// arms an exponential backoff (with jitter) during which new commands fail at once instead of hammering a
+/// dead server. If the server stops answering for twice the command timeout while commands are in flight
+/// (a paused or wedged server), the connection is reset.
+///
+/// Non-generic code: the Cluster policy reuses one NodeConnection per node.
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <system_error>
+#include <thread>
+#include <utility>
+#include <vector>
+
+#include <poll.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <hiredis/hiredis.h>
+
+#include <hitbox/backend/redis/connection_mode.hpp>
+#include <hitbox/backend/redis/detail/resp.hpp>
+#include <hitbox/backend/redis/detail/socket.hpp>
+#include <hitbox/backend/redis/detail/url.hpp>
+#include <hitbox/core/error.hpp>
+
+namespace hitbox::detail {
+
+/// Settings of one node connection.
+struct NodeSettings {
+    RedisEndpoint endpoint;                              ///< address, credentials, database
+    std::chrono::milliseconds connect_timeout{2000};     ///< TCP connect + AUTH/SELECT
+    std::chrono::milliseconds command_timeout{1000};     ///< wait for a reply
+    std::chrono::milliseconds backoff_initial{100};      ///< first delay after a failed connect
+    std::chrono::milliseconds backoff_max{5000};         ///< the delay doubles up to this
+};
+
+/// Checks `options` and merges its credentials over the URL's (each one set in the options wins).
+inline Result<NodeSettings> make_node_settings(RedisEndpoint endpoint, const ConnectionOptions& options) {
+    if (options.username) endpoint.username = options.username;
+    if (options.password) endpoint.password = options.password;
+    if (endpoint.username && !endpoint.password)
+        return fail(ErrorKind::config, "user '" + *endpoint.username +
+                                           "' is set without a password (Redis ACL AUTH needs both)");
+    auto positive = [](std::chrono::milliseconds d) { return d.count() > 0; };
+    if (!positive(options.connect_timeout)) return fail(ErrorKind::config, "connect_timeout must be positive");
+    if (!positive(options.command_timeout)) return fail(ErrorKind::config, "command_timeout must be positive");
+    if (!positive(options.reconnect_backoff_initial) || options.reconnect_backoff_max < options.reconnect_backoff_initial)
+        return fail(ErrorKind::config, "reconnect backoff: need 0 < initial <= max");
+    return NodeSettings{std::move(endpoint), options.connect_timeout, options.command_timeout,
+                        options.reconnect_backoff_initial, options.reconnect_backoff_max};
+}
+
+/// The reply slot of one submission of `expected` commands.
+class ReplyBatch {
+public:
+    explicit ReplyBatch(std::size_t expected) : expected_(expected) { replies_.reserve(expected); }
+
+    /// I/O thread: stores the next reply; true once all have arrived.
+    bool add(ReplyPtr reply) {
+        replies_.push_back(std::move(reply));
+        return replies_.size() == expected_;
+    }
+
+    /// I/O thread: wakes the waiter with the replies, or with `error` instead.
+    void complete(std::optional<Error> error) {
+        {
+            std::lock_guard<std::mutex> lk(mu_);
+            done_ = true;
+            error_ = std::move(error);
+        }
+        cv_.notify_one();
+    }
+
+    /// Caller: the replies, the error, or nullopt when `deadline` passed first (the slot is then
+    /// abandoned: whatever arrives later is dropped with it).
+    std::optional<Result<std::vector<ReplyPtr>>> wait(std::chrono::steady_clock::time_point deadline) {
+        std::unique_lock<std::mutex> lk(mu_);
+        if (!cv_.wait_until(lk, deadline, [&] { return done_; })) return std::nullopt;
+        if (error_) return Result<std::vector<ReplyPtr>>(fail(*error_));
+        return Result<std::vector<ReplyPtr>>(std::move(replies_));
+    }
+
+private:
+    std::size_t expected_;
+    std::vector<ReplyPtr> replies_;
+    std::mutex mu_;
+    std::condition_variable cv_;
+    bool done_ = false;
+    std::optional<Error> error_;
+};
+
+/// One multiplexed, automatically pipelined connection to one Redis node (see the file comment).
+class NodeConnection {
+public:
+    explicit NodeConnection(NodeSettings settings) : settings_(std::move(settings)), address_(settings_.endpoint.address()) {
+        const auto& ep = settings_.endpoint;
+        if (ep.password) {
+            if (ep.username)
+                append_command(handshake_, {"AUTH", *ep.username, *ep.password});
+            else
+                append_command(handshake_, {"AUTH", *ep.password});
+            handshake_steps_.push_back(Step::auth);
+        }
+        if (ep.db != 0) {
+            const std::string db = std::to_string(ep.db);
+            append_command(handshake_, {"SELECT", db});
+            handshake_steps_.push_back(Step::select);
+        }
+        handshake_next_ = handshake_steps_.size();
+        rng_ = static_cast<std::uint64_t>(reinterpret_cast<std::uintptr_t>(this)) | 1u;
+    }
+
+    NodeConnection(const NodeConnection&) = delete;
+    NodeConnection& operator=(const NodeConnection&) = delete;
+
+    ~NodeConnection() {
+        {
+            std::lock_guard<std::mutex> lk(mu_);
+            stopping_ = true;
+        }
+        if (io_.joinable()) {
+            wake_io();
+            io_.join();
+        }
+        if (wake_fd_ >= 0) ::close(wake_fd_);
+    }
+
+    /// Sends `count` RESP-formatted commands (concatenated in `commands`) as one unit and waits for their
+    /// replies, in order. Error replies are returned as replies; the Result fails only when the
+    /// connection does (connection, auth, protocol), on timeout, or after shutdown.
+    Result<std::vector<ReplyPtr>> execute(std::string_view commands, std::size_t count) {
+        if (count == 0) return std::vector<ReplyPtr>{};
+        auto batch = std::make_shared<ReplyBatch>(count);
+        bool wake = false;
+        bool connecting = false;
+        {
+            std::lock_guard<std::mutex> lk(mu_);
+            if (stopping_) return fail(ErrorKind::unavailable, "connection to " + address_ + " is shut down");
+            if (!io_.joinable())
+                if (auto started = start_io_locked(); !started) return fail(started.error());
+            const auto now = SteadyClock::now();
+            if (state_ == State::disconnected) {
+                if (now < next_attempt_) return fail(backoff_error_locked(now));
+                state_ = State::connecting;
+                wake = true;
+            }
+            connecting = state_ != State::ready;
+            if (state_ == State::ready && outbuf_.empty()) wake = true;
+            if (inflight_.empty()) progress_mark_ = now;
+            outbuf_.append(commands);
+            inflight_.push_back(batch);
+        }
+        counters_.commands.fetch_add(count, std::memory_order_relaxed);
+        if (wake) wake_io();
+        auto deadline = SteadyClock::now() + settings_.command_timeout;
+        if (connecting) deadline += settings_.connect_timeout;
+        if (auto r = batch->wait(deadline)) return std::move(*r);
+        counters_.timeouts.fetch_add(1, std::memory_order_relaxed);
+        auto waited = settings_.command_timeout + (connecting ? settings_.connect_timeout : std::chrono::milliseconds(0));
+        return fail(ErrorKind::timeout, "no reply from " + address_ + " within " + std::to_string(waited.count()) + " ms");
+    }
+
+    /// A snapshot of the counters.
+    ConnectionCounters counters() const noexcept {
+        ConnectionCounters c;
+        c.connect_attempts = counters_.connect_attempts.load(std::memory_order_relaxed);
+        c.connects = counters_.connects.load(std::memory_order_relaxed);
+        c.drops = counters_.drops.load(std::memory_order_relaxed);
+        c.timeouts = counters_.timeouts.load(std::memory_order_relaxed);
+        c.commands = counters_.commands.load(std::memory_order_relaxed);
+        c.writes = counters_.writes.load(std::memory_order_relaxed);
+        return c;
+    }
+
+    /// "host:port" or "unix:/path"; never credentials.
+    const std::string& address() const noexcept { return address_; }
+    const NodeSettings& settings() const noexcept { return settings_; }
+
+private:
+    using SteadyClock = std::chrono::steady_clock;
+    enum class State : std::uint8_t { disconnected, connecting, ready };
+    enum class Step : std::uint8_t { auth, select };
+
+    static constexpr std::size_t read_chunk = 64 * 1024;
+    static constexpr auto flapping_window = std::chrono::seconds(1);
+
+    struct AtomicCounters {
+        std::atomic<std::uint64_t> connect_attempts{0}, connects{0}, drops{0}, timeouts{0}, commands{0}, writes{0};
+    };
+
+    // ---- caller side (mu_ held) ----
+
+    Result<void> start_io_locked() {
+        if (wake_fd_ < 0) {
+            wake_fd_ = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+            if (wake_fd_ < 0) return fail(ErrorKind::connection, "eventfd: " + errno_text(errno));
+        }
+        try {
+            io_ = std::thread([this] { run(); });
+        } catch (const std::system_error& e) {
+            return fail(ErrorKind::connection, std::string("cannot start the I/O thread: ") + e.what());
+        }
+        return {};
+    }
+
+    Error backoff_error_locked(SteadyClock::time_point now) const {
+        auto left = std::chrono::ceil<std::chrono::milliseconds>(next_attempt_ - now).count();
+        ErrorKind kind = last_error_ ? last_error_->kind() : ErrorKind::connection;
+        std::string msg = last_error_ ? last_error_->message() : "not connected to " + address_;
+        return Error(kind, msg + " (next connection attempt in " + std::to_string(left) + " ms)");
+    }
+
+    void wake_io() noexcept {
+        std::uint64_t one = 1;
+        [[maybe_unused]] auto n = ::write(wake_fd_, &one, sizeof one);
+    }
+
+    // ---- I/O thread ----
+
+    void run() {
+        std::vector<char> rbuf(read_chunk);
+        for (;;) {
+            bool connect_now = false;
+            int timeout_ms = -1;
+            {
+                std::lock_guard<std::mutex> lk(mu_);
+                if (stopping_) break;
+                if (state_ == State::connecting && sock_ < 0) {
+                    connect_now = true;
+                } else if (state_ == State::ready && wpos_ == wbuf_.size() && !outbuf_.empty()) {
+                    wbuf_.clear();
+                    wpos_ = 0;
+                    wbuf_.swap(outbuf_);
+                }
+                timeout_ms = poll_timeout_locked();
+            }
+            if (connect_now) {
+                open_connection();
+                continue;
+            }
+            if (sock_ >= 0 && wpos_ < wbuf_.size() && !flush()) continue;
+
+            pollfd fds[2] = {{wake_fd_, POLLIN, 0}, {sock_, POLLIN, 0}};
+            if (wpos_ < wbuf_.size()) fds[1].events |= POLLOUT;
+            int rc = ::poll(fds, sock_ >= 0 ? 2 : 1, timeout_ms);
+            if (rc > 0 && (fds[0].revents & POLLIN)) {
+                std::uint64_t v;
+                [[maybe_unused]] auto n = ::read(wake_fd_, &v, sizeof v);
+            }
+            if (rc > 0 && sock_ >= 0 && (fds[1].revents & (POLLIN | POLLHUP | POLLERR)) && !read_replies(rbuf))
+                continue;
+            check_deadlines();
+        }
+        close_socket();
+        std::deque<std::shared_ptr<ReplyBatch>> left;
+        {
+            std::lock_guard<std::mutex> lk(mu_);
+            left.swap(inflight_);
+            outbuf_.clear();
+        }
+        Error closed(ErrorKind::unavailable, "connection to " + address_ + " is shut down");
+        for (auto& b : left) b->complete(closed);
+    }
+
+    int poll_timeout_locked() const {
+        auto now = SteadyClock::now();
+        auto until = [&](SteadyClock::time_point t) {
+            return std::max(1, static_cast<int>(std::chrono::ceil<std::chrono::milliseconds>(t - now).count()));
+        };
+        if (state_ == State::connecting && sock_ >= 0) return until(handshake_deadline_);
+        if (state_ == State::ready && !inflight_.empty()) return until(progress_mark_ + stall_timeout());
+        return -1;
+    }
+
+    std::chrono::milliseconds stall_timeout() const { return 2 * settings_.command_timeout; }
+
+    void open_connection() {
+        counters_.connect_attempts.fetch_add(1, std::memory_order_relaxed);
+        const auto started = SteadyClock::now();
+        auto fd = connect_socket(settings_.endpoint, settings_.connect_timeout);
+        if (!fd) {
+            lose_connection(fd.error(), true);
+            return;
+        }
+        sock_ = *fd;
+        reader_ = redisReaderCreate();
+        if (reader_ == nullptr) {
+            lose_connection(Error(ErrorKind::connection, "out of memory creating a reply reader"), true);
+            return;
+        }
+        wbuf_.clear();
+        wpos_ = 0;
+        if (handshake_steps_.empty()) {
+            become_ready();
+            return;
+        }
+        wbuf_ = handshake_;
+        handshake_next_ = 0;
+        handshake_deadline_ = started + settings_.connect_timeout;
+    }
+
+    void become_ready() {
+        std::lock_guard<std::mutex> lk(mu_);
+        state_ = State::ready;
+        ready_since_ = SteadyClock::now();
+        progress_mark_ = ready_since_;
+        counters_.connects.fetch_add(1, std::memory_order_relaxed);
+    }
+
+    /// Checks one handshake reply; false (after failing the connection) when it is an error.
+    bool handshake_reply(const redisReply& r) {
+        const Step step = handshake_steps_[handshake_next_++];
+        if (r.type != REDIS_REPLY_ERROR && r.type != REDIS_REPLY_STATUS) {
+            lose_connection(Error(ErrorKind::protocol, "unexpected reply to the handshake from " + address_), true);
+            return false;
+        }
+        if (r.type == REDIS_REPLY_ERROR) {
+            const auto& ep = settings_.endpoint;
+            std::string server = scrub(std::string(reply_text(r)), ep.password ? *ep.password : std::string_view{});
+            if (step == Step::auth) {
+                std::string who = ep.username ? "user '" + *ep.username + "'" : std::string("the default user");
+                lose_connection(Error(ErrorKind::auth, "authentication to " + address_ + " as " + who + " failed: " + server), true);
+            } else {
+                lose_connection(Error(ErrorKind::config, "SELECT " + std::to_string(ep.db) + " on " + address_ + " failed: " + server), true);
+            }
+            return false;
+        }
+        if (handshake_next_ == handshake_steps_.size()) become_ready();
+        return true;
+    }
+
+    /// Writes what it can of wbuf_; false (after dropping the connection) on a socket error.
+    bool flush() {
+        while (wpos_ < wbuf_.size()) {
+            auto n = ::send(sock_, wbuf_.data() + wpos_, wbuf_.size() - wpos_, MSG_NOSIGNAL);
+            if (n > 0) {
+                wpos_ += static_cast<std::size_t>(n);
+                continue;
+            }
+            if (n < 0 && errno == EINTR) continue;
+            if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return true;
+            lose_connection(Error(ErrorKind::connection, "write to " + address_ + ": " + errno_text(errno)), false);
+            return false;
+        }
+        counters_.writes.fetch_add(1, std::memory_order_relaxed);
+        return true;
+    }
+
+    /// Reads what is available, parses replies and delivers them; false after dropping the connection.
+    bool read_replies(std::vector<char>& rbuf) {
+        for (int round = 0; round < 16; ++round) {
+            auto n = ::recv(sock_, rbuf.data(), rbuf.size(), 0);
+            if (n > 0) {
+                if (redisReaderFeed(reader_, rbuf.data(), static_cast<std::size_t>(n)) != REDIS_OK) {
+                    lose_connection(Error(ErrorKind::protocol, "reply buffer error on " + address_), false);
+                    return false;
+                }
+                if (static_cast<std::size_t>(n) < rbuf.size()) break;
+                continue;
+            }
+            if (n == 0) {
+                lose_connection(Error(ErrorKind::connection, "connection to " + address_ + " closed by the server"), false);
+                return false;
+            }
+            if (errno == EINTR) continue;
+            if (errno == EAGAIN || errno == EWOULDBLOCK) break;
+            lose_connection(Error(ErrorKind::connection, "read from " + address_ + ": " + errno_text(errno)), false);
+            return false;
+        }
+        got_.clear();
+        for (;;) {
+            void* raw = nullptr;
+            if (redisReaderGetReply(reader_, &raw) != REDIS_OK) {
+                lose_connection(Error(ErrorKind::protocol, "bad reply from " + address_ + ": " + std::string(reader_->errstr)), false);
+                return false;
+            }
+            if (raw == nullptr) break;
+            ReplyPtr reply(static_cast<redisReply*>(raw));
+            if (handshake_next_ < handshake_steps_.size()) {
+                if (!handshake_reply(*reply)) return false;
+                continue;
+            }
+            got_.push_back(std::move(reply));
+        }
+        if (got_.empty()) return true;
+        done_.clear();
+        bool unexpected = false;
+        {
+            std::lock_guard<std::mutex> lk(mu_);
+            for (auto& reply : got_) {
+                if (inflight_.empty()) {
+                    unexpected = true;
+                    break;
+                }
+                if (inflight_.front()->add(std::move(reply))) {
+                    done_.push_back(std::move(inflight_.front()));
+                    inflight_.pop_front();
+                }
+            }
+            progress_mark_ = SteadyClock::now();
+        }
+        got_.clear();
+        for (auto& b : done_) b->complete(std::nullopt);
+        done_.clear();
+        if (unexpected) {
+            lose_connection(Error(ErrorKind::protocol, "unexpected reply from " + address_), false);
+            return false;
+        }
+        return true;
+    }
+
+    void check_deadlines() {
+        const auto now = SteadyClock::now();
+        if (sock_ >= 0 && handshake_next_ < handshake_steps_.size() && now >= handshake_deadline_) {
+            lose_connection(Error(ErrorKind::connection, "connect to " + address_ + ": no handshake reply within " +
+                                                             std::to_string(settings_.connect_timeout.count()) + " ms"),
+                            true);
+            return;
+        }
+        bool stalled = false;
+        {
+            std::lock_guard<std::mutex> lk(mu_);
+            stalled = state_ == State::ready && !inflight_.empty() && now - progress_mark_ >= stall_timeout();
+        }
+        if (stalled)
+            lose_connection(Error(ErrorKind::timeout, "no reply from " + address_ + " for " +
+                                                          std::to_string(stall_timeout().count()) + " ms; connection reset"),
+                            false);
+    }
+
+    void close_socket() noexcept {
+        if (sock_ >= 0) ::close(sock_);
+        sock_ = -1;
+        if (reader_ != nullptr) redisReaderFree(reader_);
+        reader_ = nullptr;
+        wbuf_.clear();
+        wpos_ = 0;
+        handshake_next_ = handshake_steps_.size();
+    }
+
+    std::chrono::milliseconds jittered(std::chrono::milliseconds d) {
+        rng_ ^= rng_ << 13;
+        rng_ ^= rng_ >> 7;
+        rng_ ^= rng_ << 17;
+        auto half = d.count() / 2;
+        return std::chrono::milliseconds(half + static_cast<std::int64_t>(rng_ % static_cast<std::uint64_t>(half + 1)));
+    }
+
+    /// Closes the socket and fails every command in flight or queued with `error`. `backoff`: the
+    /// failure was a connect or handshake; delay the next attempt. A connection that dies within a second
+    /// of being established is treated the same way, so a server that accepts and drops is not hammered.
+    void lose_connection(const Error& error, bool backoff) {
+        close_socket();
+        std::deque<std::shared_ptr<ReplyBatch>> failed;
+        {
+            std::lock_guard<std::mutex> lk(mu_);
+            const auto now = SteadyClock::now();
+            const bool was_ready = state_ == State::ready;
+            if (was_ready) counters_.drops.fetch_add(1, std::memory_order_relaxed);
+            if (backoff || (was_ready && now - ready_since_ < flapping_window)) {
+                backoff_ = backoff_.count() == 0 ? settings_.backoff_initial : std::min(2 * backoff_, settings_.backoff_max);
+                next_attempt_ = now + jittered(backoff_);
+            } else {
+                backoff_ = std::chrono::milliseconds(0);
+                next_attempt_ = now;
+            }
+            last_error_ = error;
+            state_ = State::disconnected;
+            failed.swap(inflight_);
+            outbuf_.clear();
+        }
+        for (auto& b : failed) b->complete(error);
+    }
+
+    const NodeSettings settings_;
+    const std::string address_;
+    std::string handshake_;  // AUTH / SELECT, formatted; holds the password: never printed
+    std::vector<Step> handshake_steps_;
+
+    mutable std::mutex mu_;  // guards the fields up to io_
+    State state_ = State::disconnected;
+    bool stopping_ = false;
+    std::string outbuf_;                                  // commands not yet taken by the I/O thread
+    std::deque<std::shared_ptr<ReplyBatch>> inflight_;    // slots in wire order
+    SteadyClock::time_point next_attempt_{};
+    SteadyClock::time_point progress_mark_{};             // last reply, or when the FIFO became non-empty
+    SteadyClock::time_point ready_since_{};
+    std::chrono::milliseconds backoff_{0};
+    std::optional<Error> last_error_;
+    std::thread io_;
+    int wake_fd_ = -1;
+
+    // I/O thread only.
+    int sock_ = -1;
+    redisReader* reader_ = nullptr;
+    std::string wbuf_;
+    std::size_t wpos_ = 0;
+    std::size_t handshake_next_ = 0;
+    SteadyClock::time_point handshake_deadline_{};
+    std::vector<ReplyPtr> got_;
+    std::vector<std::shared_ptr<ReplyBatch>> done_;
+    std::uint64_t rng_ = 1;
+
+    AtomicCounters counters_;
+};
+
+}  // namespace hitbox::detail

@@ -1,0 +1,179 @@
+#pragma once
+/// \file
+/// Redis URL parsing: `redis://[user[:password]@]host[:port][/db]`, `unix:///path/to/redis.sock[?db=N]`.
+/// Non-generic: plain inline functions. Messages never contain the password.
+
+#include <charconv>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include <hitbox/core/error.hpp>
+
+namespace hitbox::detail {
+
+/// Where and how to reach one Redis server.
+struct RedisEndpoint {
+    /// Transport of the connection.
+    enum class Transport : std::uint8_t { tcp, unix_socket };
+
+    Transport transport = Transport::tcp;
+    std::string host;                     ///< tcp: host name or IP literal (IPv6 without brackets)
+    std::uint16_t port = 6379;            ///< tcp port
+    std::string path;                     ///< unix socket path
+    std::optional<std::string> username;  ///< Redis 6+ ACL user
+    std::optional<std::string> password;  ///< never printed
+    std::int64_t db = 0;                  ///< logical database selected after connecting
+
+    /// "host:port", "[::1]:6379" or "unix:/path": for messages; never contains credentials.
+    std::string address() const {
+        if (transport == Transport::unix_socket) return "unix:" + path;
+        std::string out = host.find(':') != std::string::npos ? "[" + host + "]" : host;
+        return out + ":" + std::to_string(port);
+    }
+};
+
+/// The URL with any password replaced by `***`, safe to put in a message.
+inline std::string redact_url(std::string_view url) {
+    auto scheme_end = url.find("://");
+    std::size_t start = scheme_end == std::string_view::npos ? 0 : scheme_end + 3;
+    auto at = url.rfind('@');
+    if (at == std::string_view::npos || at < start) return std::string(url);
+    auto colon = url.find(':', start);
+    if (colon == std::string_view::npos || colon > at) return std::string(url);
+    return std::string(url.substr(0, colon + 1)) + "***" + std::string(url.substr(at));
+}
+
+inline bool percent_decode(std::string_view in, std::string& out) {
+    out.clear();
+    auto hex = [](char c) -> int {
+        if (c >= '0' && c <= '9') return c - '0';
+        if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+        if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+        return -1;
+    };
+    for (std::size_t i = 0; i < in.size(); ++i) {
+        if (in[i] != '%') {
+            out.push_back(in[i]);
+            continue;
+        }
+        if (i + 2 >= in.size()) return false;
+        int hi = hex(in[i + 1]), lo = hex(in[i + 2]);
+        if (hi < 0 || lo < 0) return false;
+        out.push_back(static_cast<char>(hi * 16 + lo));
+        i += 2;
+    }
+    return true;
+}
+
+template <class Int>
+inline bool parse_decimal(std::string_view s, Int& out) {
+    if (s.empty()) return false;
+    for (char c : s)
+        if (c < '0' || c > '9') return false;
+    auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), out);
+    return ec == std::errc() && p == s.data() + s.size();
+}
+
+/// Parses a Redis URL. Accepted forms:
+/// - `redis://[user[:password]@]host[:port][/db]`: host is a name, an IPv4 literal or `[IPv6]`; port
+///   defaults to 6379, db to 0; user and password may be percent-escaped.
+/// - `unix://[user[:password]@]/absolute/path.sock[?db=N]` (also `redis+unix://`).
+/// - `rediss://...` is a config error: this build has no TLS.
+inline Result<RedisEndpoint> parse_redis_url(std::string_view url) {
+    auto bad = [&](const std::string& what) {
+        return fail(ErrorKind::config, "Redis URL '" + redact_url(url) + "': " + what);
+    };
+    RedisEndpoint ep;
+    auto scheme_end = url.find("://");
+    if (scheme_end == std::string_view::npos)
+        return bad("expected redis://host:port/db, unix:///path/to/socket or rediss:// (TLS)");
+    auto scheme = url.substr(0, scheme_end);
+    if (scheme == "rediss")
+        return bad("TLS not supported by this build (rediss:// needs a hitbox built with TLS support)");
+    if (scheme == "unix" || scheme == "redis+unix")
+        ep.transport = RedisEndpoint::Transport::unix_socket;
+    else if (scheme != "redis")
+        return bad("unknown scheme '" + std::string(scheme) + "' (expected redis, rediss, unix or redis+unix)");
+
+    auto rest = url.substr(scheme_end + 3);
+    // Credentials: everything up to the last '@' (a password may itself contain '@' when not escaped).
+    if (auto at = rest.rfind('@'); at != std::string_view::npos) {
+        auto userinfo = rest.substr(0, at);
+        rest = rest.substr(at + 1);
+        auto colon = userinfo.find(':');
+        std::string user, pass;
+        if (!percent_decode(userinfo.substr(0, colon), user)) return bad("bad %-escape in the user name");
+        if (!user.empty()) ep.username = std::move(user);
+        if (colon != std::string_view::npos) {
+            if (!percent_decode(userinfo.substr(colon + 1), pass)) return bad("bad %-escape in the password");
+            if (!pass.empty()) ep.password = std::move(pass);
+        }
+    }
+
+    std::string_view query;
+    if (auto q = rest.find('?'); q != std::string_view::npos) {
+        query = rest.substr(q + 1);
+        rest = rest.substr(0, q);
+    }
+
+    if (ep.transport == RedisEndpoint::Transport::unix_socket) {
+        if (rest.empty() || rest.front() != '/') return bad("a unix socket URL needs an absolute path (unix:///path)");
+        ep.path = std::string(rest);
+        while (!query.empty()) {
+            auto amp = query.find('&');
+            auto item = query.substr(0, amp);
+            query = amp == std::string_view::npos ? std::string_view{} : query.substr(amp + 1);
+            if (item.substr(0, 3) == "db=") {
+                if (!parse_decimal(item.substr(3), ep.db) || ep.db > 0x7fffffff) return bad("bad database number");
+            } else {
+                return bad("unknown parameter (only ?db=N is supported)");
+            }
+        }
+        return ep;
+    }
+
+    if (!query.empty()) return bad("query parameters are not supported; give the database as the path: /2");
+    std::string_view hostport = rest, path;
+    if (auto slash = rest.find('/'); slash != std::string_view::npos) {
+        hostport = rest.substr(0, slash);
+        path = rest.substr(slash + 1);
+    }
+    std::string_view port_text;
+    if (!hostport.empty() && hostport.front() == '[') {
+        auto close = hostport.find(']');
+        if (close == std::string_view::npos) return bad("unterminated [IPv6] host");
+        ep.host = std::string(hostport.substr(1, close - 1));
+        auto after = hostport.substr(close + 1);
+        if (!after.empty()) {
+            if (after.front() != ':') return bad("unexpected text after ]");
+            port_text = after.substr(1);
+            if (port_text.empty()) return bad("empty port");
+        }
+    } else {
+        auto colon = hostport.find(':');
+        ep.host = std::string(hostport.substr(0, colon));
+        if (colon != std::string_view::npos) {
+            port_text = hostport.substr(colon + 1);
+            if (port_text.empty()) return bad("empty port");
+        }
+    }
+    if (ep.host.empty()) return bad("missing host");
+    for (char c : ep.host)
+        if (static_cast<unsigned char>(c) <= ' ' || c == '/' || c == '@' || c == '[' || c == ']')
+            return bad("invalid character in host");
+    if (!port_text.empty()) {
+        unsigned port = 0;
+        if (!parse_decimal(port_text, port) || port == 0 || port > 65535)
+            return bad("port must be a number from 1 to 65535");
+        ep.port = static_cast<std::uint16_t>(port);
+    }
+    if (!path.empty()) {
+        if (!parse_decimal(path, ep.db) || ep.db > 0x7fffffff)
+            return bad("the path must be a database number (redis://host:6379/2)");
+    }
+    return ep;
+}
+
+}  // namespace hitbox::detail

@@ -1,0 +1,403 @@
+// RedisBackend against real redis-server processes: storage, TTLs, keys, batches, raw access, stats,
+// corrupt entries and credentials. Connection faults (kill, restart, pause, CLIENT KILL) are in
+// test_redis_connection.cpp.
+#include <catch2/catch.hpp>
+
+#include <chrono>
+#include <string>
+#include <tuple>
+#include <vector>
+
+#include <hitbox/backend/redis.hpp>
+#include <hitbox/compress/gzip.hpp>
+#include <hitbox/compress/zstd.hpp>
+#include <hitbox/format/json.hpp>
+#include <hitbox/format/raw.hpp>
+#include <hitbox/format/xml.hpp>
+#include <hitbox/key_format/url_encoded.hpp>
+
+#include "support/redis_server.hpp"
+#include "support/test_types.hpp"
+
+using namespace std::chrono_literals;
+using namespace hitbox_test;
+
+namespace {
+
+const bool redis_available = require_redis_server();
+
+RedisServer& shared_server() {
+    static RedisServer server;
+    return server;
+}
+
+using ReadableBackend = hitbox::RedisBackend<hitbox::UrlEncoded>;
+
+/// A backend with readable keys (UrlEncoded) so redis-cli can address them; short test timeouts.
+ReadableBackend readable_backend(const std::string& url, const std::string& prefix) {
+    auto b = ReadableBackend::builder()
+                 .connection(hitbox::ConnectionMode::single(url))
+                 .key_prefix(prefix)
+                 .connect_timeout(500ms)
+                 .command_timeout(500ms)
+                 .build();
+    REQUIRE(b);
+    return std::move(*b);
+}
+
+template <class V, class K>
+using BackendsFor = std::tuple<hitbox::RedisBackend<K, V, hitbox::PassthroughCompressor>,
+                               hitbox::RedisBackend<K, V, hitbox::GzipCompressor>,
+                               hitbox::RedisBackend<K, V, hitbox::ZstdCompressor>>;
+template <class K>
+using BackendsForKey = decltype(std::tuple_cat(std::declval<BackendsFor<hitbox::BinaryFormat, K>>(),
+                                               std::declval<BackendsFor<hitbox::JsonFormat, K>>(),
+                                               std::declval<BackendsFor<hitbox::XmlFormat, K>>(),
+                                               std::declval<BackendsFor<hitbox::RawFormat, K>>()));
+using AllBackends = decltype(std::tuple_cat(std::declval<BackendsForKey<hitbox::Bitcode>>(),
+                                            std::declval<BackendsForKey<hitbox::UrlEncoded>>()));
+static_assert(std::tuple_size_v<AllBackends> == 24);
+
+template <class Backend, class T>
+void check_roundtrip(Backend& backend, const hitbox::CacheKey& key, const T& data) {
+    const auto now = hitbox::Clock::now();
+    for (auto [stale, expire] : {std::pair<std::optional<hitbox::TimePoint>, std::optional<hitbox::TimePoint>>{},
+                                 {now + 45s, now + 60s},
+                                 {std::nullopt, now + 30s},
+                                 {now - 5s, std::nullopt}}) {
+        hitbox::CacheValue<T> v{data, expire, stale, now - 1s};
+        REQUIRE(backend.set(key, v));
+        auto back = backend.template get<T>(key);
+        REQUIRE(back);
+        REQUIRE(*back);
+        CHECK((*back)->data == data);
+        CHECK((*back)->created == now - 1s);
+        CHECK((*back)->stale == stale);
+        CHECK((*back)->expire == expire);
+    }
+}
+
+}  // namespace
+
+TEMPLATE_LIST_TEST_CASE("Every KeyFmt x ValueFmt x Compressor round-trips through Redis", "[redis]", AllBackends) {
+    using V = typename TestType::value_format;
+    auto built = TestType::builder()
+                     .connection(hitbox::ConnectionMode::single(shared_server().url()))
+                     .key_prefix(std::string("matrix:") + std::string(TestType::key_format::name) + ":" +
+                                 std::string(V::name) + ":" + std::string(TestType::compressor_type::name) + ":")
+                     .command_timeout(2s)
+                     .build();
+    REQUIRE(built);
+    auto& backend = *built;
+    const hitbox::CacheKey key{"user", 1, {{"id", "42"}, {"flag", std::nullopt}}};
+    check_roundtrip(backend, key, unicode_string());
+    check_roundtrip(backend, key, large_string(100000));
+    if constexpr (std::is_same_v<V, hitbox::RawFormat>) {
+        check_roundtrip(backend, key, binary_string());
+        check_roundtrip(backend, key, Point{1, -2, 3.5});
+    } else {
+        check_roundtrip(backend, key, sample_profile(unicode_string()));
+    }
+    CHECK(backend.stats().error_total() == 0);
+    CHECK(backend.remove(key).value());
+    CHECK_FALSE(backend.template get<std::string>(key).value());
+}
+
+TEST_CASE("Millisecond TTL: PX from the expire time, metadata preserved; no expire means no TTL") {
+    auto backend = readable_backend(shared_server().url(), "ttl:");
+    const hitbox::CacheKey key{"item", 1, {{"id", "1"}}};
+    const auto now = hitbox::Clock::now();
+    hitbox::CacheValue<std::string> v{"payload", now + 1500ms, now + 700ms, now - 250ms};
+    REQUIRE(backend.set(key, v));
+    const std::string stored = "ttl:item:v1:id=1";
+    auto pttl = std::stoll(shared_server().cli({"PTTL", stored}));
+    CHECK(pttl > 1000);   // generous for a loaded CI machine, but proves milliseconds, not seconds
+    CHECK(pttl <= 1500);
+    auto back = backend.get<std::string>(key);
+    REQUIRE(back);
+    REQUIRE(*back);
+    CHECK((*back)->created == now - 250ms);
+    CHECK((*back)->stale == now + 700ms);
+    CHECK((*back)->expire == now + 1500ms);
+
+    hitbox::CacheValue<std::string> forever{"forever", std::nullopt, std::nullopt, now};
+    REQUIRE(backend.set(key, forever));
+    CHECK(shared_server().cli({"PTTL", stored}) == "-1");
+}
+
+TEST_CASE("An overwrite replaces value and metadata") {
+    auto backend = readable_backend(shared_server().url(), "overwrite:");
+    const hitbox::CacheKey key{"k", 0};
+    const auto now = hitbox::Clock::now();
+    REQUIRE(backend.set(key, hitbox::CacheValue<int>{1, now + 60s, now + 30s, now}));
+    REQUIRE(backend.set(key, hitbox::CacheValue<int>{2, std::nullopt, std::nullopt, now + 1s}));
+    auto back = backend.get<int>(key);
+    REQUIRE(back);
+    REQUIRE(*back);
+    CHECK((*back)->data == 2);
+    CHECK_FALSE((*back)->stale);
+    CHECK_FALSE((*back)->expire);
+    CHECK((*back)->created == now + 1s);
+    CHECK(shared_server().cli({"PTTL", "overwrite:k:v0"}) == "-1");
+}
+
+TEST_CASE("An already expired value is not written and removes the old entry") {
+    auto backend = readable_backend(shared_server().url(), "expired:");
+    const hitbox::CacheKey key{"k", 0};
+    const auto now = hitbox::Clock::now();
+    REQUIRE(backend.set(key, hitbox::CacheValue<int>{1, now + 60s}));
+    REQUIRE(shared_server().cli({"EXISTS", "expired:k:v0"}) == "1");
+    REQUIRE(backend.set(key, hitbox::CacheValue<int>{2, now - 1ms}));
+    CHECK(shared_server().cli({"EXISTS", "expired:k:v0"}) == "0");
+    CHECK_FALSE(backend.get<int>(key).value());
+    REQUIRE(backend.set(hitbox::CacheKey{"never", 0}, hitbox::CacheValue<int>{3, now - 1h}));
+    CHECK(shared_server().cli({"EXISTS", "expired:never:v0"}) == "0");
+}
+
+TEST_CASE("Binary and very long keys; key_prefix") {
+    auto built = hitbox::RedisBackend<>::builder()
+                     .connection(hitbox::ConnectionMode::single(shared_server().url()))
+                     .key_prefix(std::string("bin\0ary:", 8))
+                     .build();
+    REQUIRE(built);
+    auto& backend = *built;
+    const hitbox::CacheKey binary{binary_string(), 7, {{binary_string(), binary_string()}, {"\r\n*1\r\n", std::string(1, '\0')}}};
+    const hitbox::CacheKey other{binary_string(), 7, {{binary_string(), binary_string()}, {"\r\n*1\r\n", ""}}};
+    const hitbox::CacheKey long_key{"long", 1, {{"blob", large_string(1 << 20)}}};
+    REQUIRE(backend.set(binary, hitbox::CacheValue<std::string>{"binary"}));
+    REQUIRE(backend.set(other, hitbox::CacheValue<std::string>{"other"}));
+    REQUIRE(backend.set(long_key, hitbox::CacheValue<std::string>{"long"}));
+    CHECK(backend.get<std::string>(binary).value()->data == "binary");
+    CHECK(backend.get<std::string>(other).value()->data == "other");
+    CHECK(backend.get<std::string>(long_key).value()->data == "long");
+    CHECK(backend.codec().key(binary).substr(0, 8) == std::string("bin\0ary:", 8));
+
+    auto readable = readable_backend(shared_server().url(), "app:");
+    REQUIRE(readable.set(hitbox::CacheKey{"user", 1, {{"id", "9"}}}, hitbox::CacheValue<int>{9}));
+    CHECK(shared_server().cli({"EXISTS", "app:user:v1:id=9"}) == "1");
+    CHECK(shared_server().cli({"EXISTS", "user:v1:id=9"}) == "0");
+}
+
+TEST_CASE("remove reports whether the key existed; misses and hits are counted") {
+    auto backend = readable_backend(shared_server().url(), "remove:");
+    const hitbox::CacheKey key{"k", 0};
+    CHECK_FALSE(backend.remove(key).value());
+    REQUIRE(backend.set(key, hitbox::CacheValue<std::string>{"v"}));
+    CHECK(backend.remove(key).value());
+    CHECK_FALSE(backend.remove(key).value());
+    CHECK_FALSE(backend.get<std::string>(key).value());
+    auto s = backend.stats();
+    CHECK(s.removes == 3);
+    CHECK(s.writes == 1);
+    CHECK(s.reads == 1);
+    CHECK(s.misses == 1);
+    CHECK(s.hits == 0);
+    CHECK(s.bytes_out > 1);
+    CHECK(s.error_total() == 0);
+}
+
+TEST_CASE("get_many / set_many are pipelined and keep per-key results") {
+    auto backend = readable_backend(shared_server().url(), "many:");
+    const auto now = hitbox::Clock::now();
+    std::vector<std::pair<hitbox::CacheKey, hitbox::CacheValue<std::string>>> entries;
+    for (int i = 0; i < 100; ++i)
+        entries.emplace_back(hitbox::CacheKey{"k", 0, {{"i", std::to_string(i)}}},
+                             hitbox::CacheValue<std::string>{"value-" + std::to_string(i),
+                                                             i == 7 ? std::optional(now - 1s) : std::optional(now + 60s)});
+    auto written = backend.set_many(entries);
+    REQUIRE(written.size() == 100);
+    for (auto& w : written) CHECK(w);
+
+    shared_server().cli({"SET", "many:k:v0:i=50", "not an envelope"});
+    std::vector<hitbox::CacheKey> keys;
+    for (auto& e : entries) keys.push_back(e.first);
+    keys.push_back(hitbox::CacheKey{"absent", 0});
+    const auto before = backend.stats();
+    auto got = backend.get_many<std::string>(keys);
+    REQUIRE(got.size() == 101);
+    for (int i = 0; i < 100; ++i) {
+        INFO(i);
+        if (i == 50) {
+            REQUIRE_FALSE(got[i]);
+            CHECK(got[i].error().kind() == hitbox::ErrorKind::decode);
+        } else if (i == 7) {
+            REQUIRE(got[i]);
+            CHECK_FALSE(*got[i]);  // written already expired: not stored
+        } else {
+            REQUIRE(got[i]);
+            REQUIRE(*got[i]);
+            CHECK((*got[i])->data == "value-" + std::to_string(i));
+        }
+    }
+    REQUIRE(got[100]);
+    CHECK_FALSE(*got[100]);
+    auto after = backend.stats();
+    CHECK(after.reads - before.reads == 101);
+    CHECK(after.hits - before.hits == 98);
+    CHECK(after.misses - before.misses == 2);
+    CHECK(after.errors_of(hitbox::ErrorKind::decode) - before.errors_of(hitbox::ErrorKind::decode) == 1);
+    CHECK(backend.get_many<std::string>(std::span<const hitbox::CacheKey>{}).empty());
+}
+
+TEST_CASE("Corrupt, foreign and wrongly typed entries are decode / server errors, counted, attributed") {
+    auto backend = readable_backend(shared_server().url(), "corrupt:");
+    const hitbox::CacheKey key{"k", 1};
+    shared_server().cli({"SET", "corrupt:k:v1", "written by hand"});
+    auto r = backend.get<std::string>(key);
+    REQUIRE_FALSE(r);
+    CHECK(r.error().kind() == hitbox::ErrorKind::decode);
+    CHECK(r.error().backend() == "redis");
+
+    // A valid header claiming a stale time that is not there (truncated), written with redis-cli -x.
+    shared_server().cli({"-x", "SET", "corrupt:k:v1"}, std::string("HB\x01\x01\x00\x01\x00\x00\x00", 9));
+    CHECK(backend.get<std::string>(key).error().kind() == hitbox::ErrorKind::decode);
+
+    // A well-formed envelope of another value format (JSON id 2) read by a BinaryFormat backend.
+    hitbox::EntryCodec<hitbox::UrlEncoded, hitbox::JsonFormat> json;
+    REQUIRE(backend.write(key, *json.encode(hitbox::CacheValue<std::string>{"json"}), std::nullopt));
+    auto foreign = backend.get<std::string>(key);
+    REQUIRE_FALSE(foreign);
+    CHECK(foreign.error().message().find("format id 2") != std::string::npos);
+
+    shared_server().cli({"DEL", "corrupt:list:v0"});
+    shared_server().cli({"RPUSH", "corrupt:list:v0", "x"});
+    auto wrongtype = backend.get<std::string>(hitbox::CacheKey{"list", 0});
+    REQUIRE_FALSE(wrongtype);
+    CHECK(wrongtype.error().kind() == hitbox::ErrorKind::server);
+    CHECK(wrongtype.error().message().find("WRONGTYPE") != std::string::npos);
+
+    auto s = backend.stats();
+    CHECK(s.errors_of(hitbox::ErrorKind::decode) == 3);
+    CHECK(s.errors_of(hitbox::ErrorKind::server) == 1);
+    CHECK(s.error_total() == 4);
+}
+
+TEST_CASE("Raw read / write of envelopes") {
+    auto backend = readable_backend(shared_server().url(), "raw:");
+    const hitbox::CacheKey key{"k", 0};
+    const auto now = hitbox::Clock::now();
+    REQUIRE(backend.set(key, hitbox::CacheValue<std::string>{"typed", now + 60s, now + 30s, now}));
+    auto bytes = backend.read(key);
+    REQUIRE(bytes);
+    REQUIRE(*bytes);
+    CHECK(**bytes == *backend.codec().encode(hitbox::CacheValue<std::string>{"typed", now + 60s, now + 30s, now}));
+
+    const hitbox::CacheKey copy{"copy", 0};
+    REQUIRE(backend.write(copy, **bytes, 2000ms));
+    auto pttl = std::stoll(shared_server().cli({"PTTL", "raw:copy:v0"}));
+    CHECK(pttl > 1000);
+    CHECK(pttl <= 2000);
+    CHECK(backend.get<std::string>(copy).value()->data == "typed");
+
+    auto refused = backend.write(copy, "not an envelope", std::nullopt);
+    REQUIRE_FALSE(refused);
+    CHECK(refused.error().kind() == hitbox::ErrorKind::encode);
+    CHECK(backend.get<std::string>(copy).value()->data == "typed");  // nothing was written
+
+    REQUIRE(backend.write(copy, **bytes, 0ms));  // ttl <= 0: delete
+    CHECK_FALSE(backend.read(copy).value());
+}
+
+TEST_CASE("Large values cross many socket reads and writes") {
+    auto backend = readable_backend(shared_server().url(), "large:");
+    const std::string big = large_string(8 << 20);
+    REQUIRE(backend.set(hitbox::CacheKey{"big", 0}, hitbox::CacheValue<std::string>{big}));
+    auto back = backend.get<std::string>(hitbox::CacheKey{"big", 0});
+    REQUIRE(back);
+    REQUIRE(*back);
+    CHECK((*back)->data == big);
+}
+
+TEST_CASE("Database selection, unix sockets") {
+    auto db3 = readable_backend("redis://127.0.0.1:" + std::to_string(shared_server().port()) + "/3", "db:");
+    REQUIRE(db3.set(hitbox::CacheKey{"k", 0}, hitbox::CacheValue<int>{3}));
+    CHECK(shared_server().cli({"-n", "3", "EXISTS", "db:k:v0"}) == "1");
+    CHECK(shared_server().cli({"-n", "0", "EXISTS", "db:k:v0"}) == "0");
+
+    auto bad_db = readable_backend("redis://127.0.0.1:" + std::to_string(shared_server().port()) + "/999", "db:");
+    auto r = bad_db.get<int>(hitbox::CacheKey{"k", 0});
+    REQUIRE_FALSE(r);
+    CHECK(r.error().kind() == hitbox::ErrorKind::config);
+    CHECK(r.error().message().find("SELECT 999") != std::string::npos);
+
+    auto unix_backend = readable_backend("unix://" + shared_server().unix_socket() + "?db=3", "db:");
+    auto v = unix_backend.get<int>(hitbox::CacheKey{"k", 0});
+    REQUIRE(v);
+    REQUIRE(*v);
+    CHECK((*v)->data == 3);
+}
+
+TEST_CASE("ACL user and password: builder, URL, precedence; a wrong password is an auth error without it") {
+    RedisServer acl({.acl_user = "cacheuser", .acl_password = "correct-horse-battery"});
+    const std::string host = "127.0.0.1:" + std::to_string(acl.port()) + "/";
+    const hitbox::CacheKey key{"k", 0};
+
+    auto ok = hitbox::RedisBackend<>::builder()
+                  .connection(hitbox::ConnectionMode::single("redis://" + host))
+                  .username("cacheuser")
+                  .password("correct-horse-battery")
+                  .command_timeout(500ms)
+                  .build();
+    REQUIRE(ok);
+    REQUIRE(ok->set(key, hitbox::CacheValue<int>{1}));
+    CHECK(ok->get<int>(key).value()->data == 1);
+
+    auto via_url = hitbox::RedisBackend<>::builder()
+                       .connection(hitbox::ConnectionMode::single("redis://cacheuser:correct-horse-battery@" + host))
+                       .build();
+    REQUIRE(via_url);
+    CHECK(via_url->get<int>(key).value()->data == 1);
+
+    auto builder_wins = hitbox::RedisBackend<>::builder()
+                            .connection(hitbox::ConnectionMode::single("redis://cacheuser:stale-url-password@" + host))
+                            .password("correct-horse-battery")
+                            .build();
+    REQUIRE(builder_wins);
+    CHECK(builder_wins->get<int>(key).value()->data == 1);
+
+    auto wrong = hitbox::RedisBackend<>::builder()
+                     .connection(hitbox::ConnectionMode::single("redis://" + host))
+                     .username("cacheuser")
+                     .password("wrong-pass-1234")
+                     .reconnect_backoff(10s, 10s)
+                     .build();
+    REQUIRE(wrong);
+    auto denied = wrong->get<int>(key);
+    REQUIRE_FALSE(denied);
+    CHECK(denied.error().kind() == hitbox::ErrorKind::auth);
+    CHECK(denied.error().message().find("cacheuser") != std::string::npos);
+    CHECK(denied.error().what().find("wrong-pass-1234") == std::string::npos);
+    auto again = wrong->get<int>(key);  // during the backoff: same kind, no new attempt, still no password
+    REQUIRE_FALSE(again);
+    CHECK(again.error().kind() == hitbox::ErrorKind::auth);
+    CHECK(again.error().what().find("wrong-pass-1234") == std::string::npos);
+    CHECK(wrong->connection().counters().connect_attempts == 1);
+    CHECK(wrong->stats().errors_of(hitbox::ErrorKind::auth) == 2);
+
+    auto anonymous = hitbox::RedisBackend<>::builder().connection(hitbox::ConnectionMode::single("redis://" + host)).build();
+    REQUIRE(anonymous);
+    auto noauth = anonymous->get<int>(key);
+    REQUIRE_FALSE(noauth);
+    CHECK(noauth.error().kind() == hitbox::ErrorKind::auth);
+}
+
+TEST_CASE("requirepass: password-only AUTH") {
+    RedisServer legacy({.requirepass = "legacy-secret-77"});
+    auto ok = hitbox::RedisBackend<>::builder()
+                  .connection(hitbox::ConnectionMode::single("redis://:legacy-secret-77@127.0.0.1:" +
+                                                             std::to_string(legacy.port()) + "/"))
+                  .build();
+    REQUIRE(ok);
+    REQUIRE(ok->set(hitbox::CacheKey{"k", 0}, hitbox::CacheValue<int>{5}));
+    CHECK(ok->get<int>(hitbox::CacheKey{"k", 0}).value()->data == 5);
+
+    auto wrong = hitbox::RedisBackend<>::builder()
+                     .connection(hitbox::ConnectionMode::single(legacy.url()))
+                     .password("legacy-secret-78")
+                     .build();
+    REQUIRE(wrong);
+    auto denied = wrong->get<int>(hitbox::CacheKey{"k", 0});
+    REQUIRE_FALSE(denied);
+    CHECK(denied.error().kind() == hitbox::ErrorKind::auth);
+    CHECK(denied.error().what().find("legacy-secret-78") == std::string::npos);
+}

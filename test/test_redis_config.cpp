@@ -1,0 +1,206 @@
+// RedisBackend configuration without a server: URL forms, credential precedence, builder validation and
+// the types the builder produces. Nothing here may touch the network.
+#include <catch2/catch.hpp>
+
+#include <chrono>
+#include <type_traits>
+
+#include <hitbox/backend/redis.hpp>
+#include <hitbox/compress/zstd.hpp>
+#include <hitbox/format/json.hpp>
+#include <hitbox/key_format/url_encoded.hpp>
+
+using namespace std::chrono_literals;
+using hitbox::detail::parse_redis_url;
+using hitbox::detail::RedisEndpoint;
+
+TEST_CASE("redis:// URLs: host, port, database, credentials") {
+    auto ep = parse_redis_url("redis://localhost:6379/");
+    REQUIRE(ep);
+    CHECK(ep->transport == RedisEndpoint::Transport::tcp);
+    CHECK(ep->host == "localhost");
+    CHECK(ep->port == 6379);
+    CHECK(ep->db == 0);
+    CHECK_FALSE(ep->username);
+    CHECK_FALSE(ep->password);
+
+    ep = parse_redis_url("redis://cache.example.com");
+    REQUIRE(ep);
+    CHECK(ep->host == "cache.example.com");
+    CHECK(ep->port == 6379);
+
+    ep = parse_redis_url("redis://app:s3cret@10.0.0.7:7000/5");
+    REQUIRE(ep);
+    CHECK(ep->host == "10.0.0.7");
+    CHECK(ep->port == 7000);
+    CHECK(ep->db == 5);
+    CHECK(ep->username == "app");
+    CHECK(ep->password == "s3cret");
+
+    ep = parse_redis_url("redis://:onlypass@h:1/");
+    REQUIRE(ep);
+    CHECK_FALSE(ep->username);
+    CHECK(ep->password == "onlypass");
+
+    // Percent-escaped credentials; an unescaped '@' in the password still splits at the last '@'.
+    ep = parse_redis_url("redis://us%3Aer:p%40ss%2Fw@h/");
+    REQUIRE(ep);
+    CHECK(ep->username == "us:er");
+    CHECK(ep->password == "p@ss/w");
+    ep = parse_redis_url("redis://u:p@ss@h/");
+    REQUIRE(ep);
+    CHECK(ep->password == "p@ss");
+    CHECK(ep->host == "h");
+}
+
+TEST_CASE("redis:// URLs: IPv6 hosts and unix sockets") {
+    auto ep = parse_redis_url("redis://[::1]:6380/2");
+    REQUIRE(ep);
+    CHECK(ep->host == "::1");
+    CHECK(ep->port == 6380);
+    CHECK(ep->db == 2);
+    CHECK(ep->address() == "[::1]:6380");
+
+    ep = parse_redis_url("redis://[2001:db8::7]");
+    REQUIRE(ep);
+    CHECK(ep->host == "2001:db8::7");
+    CHECK(ep->port == 6379);
+
+    ep = parse_redis_url("unix:///var/run/redis/redis.sock");
+    REQUIRE(ep);
+    CHECK(ep->transport == RedisEndpoint::Transport::unix_socket);
+    CHECK(ep->path == "/var/run/redis/redis.sock");
+    CHECK(ep->address() == "unix:/var/run/redis/redis.sock");
+
+    ep = parse_redis_url("redis+unix://app:pw@/tmp/r.sock?db=3");
+    REQUIRE(ep);
+    CHECK(ep->path == "/tmp/r.sock");
+    CHECK(ep->db == 3);
+    CHECK(ep->username == "app");
+    CHECK(ep->password == "pw");
+}
+
+TEST_CASE("Bad URLs are config errors that never show the password") {
+    const char* bad[] = {
+        "localhost:6379",                  // no scheme
+        "http://host/",                    // wrong scheme
+        "redis://",                        // no host
+        "redis://host:0/",                 // port out of range
+        "redis://host:65536/",             // port out of range
+        "redis://host:abc/",               // port not a number
+        "redis://host:/",                  // empty port
+        "redis://host/db1",                // database not a number
+        "redis://host/1?timeout=3",        // query parameters
+        "redis://[::1/",                   // unterminated IPv6
+        "redis://[::1]x/",                 // junk after IPv6
+        "unix://relative/path.sock",       // unix path must be absolute
+        "unix:///tmp/r.sock?dbx=1",        // unknown parameter
+        "redis://u:%zz@host/",             // bad escape
+    };
+    for (const char* url : bad) {
+        INFO(url);
+        auto ep = parse_redis_url(url);
+        REQUIRE_FALSE(ep);
+        CHECK(ep.error().kind() == hitbox::ErrorKind::config);
+    }
+    auto ep = parse_redis_url("redis://app:hunter2-very-secret@host:notaport/");
+    REQUIRE_FALSE(ep);
+    CHECK(ep.error().message().find("hunter2") == std::string::npos);
+    CHECK(ep.error().message().find("app:***@host") != std::string::npos);
+}
+
+TEST_CASE("rediss:// says TLS is not supported by this build") {
+    auto ep = parse_redis_url("rediss://user:topsecret@host:6380/");
+    REQUIRE_FALSE(ep);
+    CHECK(ep.error().kind() == hitbox::ErrorKind::config);
+    CHECK(ep.error().message().find("TLS not supported by this build") != std::string::npos);
+    CHECK(ep.error().message().find("topsecret") == std::string::npos);
+
+    auto b = hitbox::RedisBackend<>::builder().connection(hitbox::ConnectionMode::single("rediss://h:6380/")).build();
+    REQUIRE_FALSE(b);
+    CHECK(b.error().kind() == hitbox::ErrorKind::config);
+    CHECK(b.error().backend() == "redis");
+}
+
+TEST_CASE("Builder: connection is required, the failure says what to call") {
+    auto b = hitbox::RedisBackend<>::builder().build();
+    REQUIRE_FALSE(b);
+    CHECK(b.error().kind() == hitbox::ErrorKind::config);
+    CHECK(b.error().message().find(".connection(hitbox::ConnectionMode::single(") != std::string::npos);
+}
+
+TEST_CASE("Builder: defaults, policy types and validation") {
+    auto b = hitbox::RedisBackend<>::builder().connection(hitbox::ConnectionMode::single("redis://127.0.0.1:1/")).build();
+    REQUIRE(b);
+    STATIC_REQUIRE(std::is_same_v<std::remove_cvref_t<decltype(*b)>,
+                                  hitbox::RedisBackend<hitbox::Bitcode, hitbox::BinaryFormat,
+                                                       hitbox::PassthroughCompressor, hitbox::SingleNode>>);
+    CHECK(b->label() == "redis");
+    CHECK(b->connection().settings().connect_timeout == hitbox::default_connect_timeout);
+    CHECK(b->connection().settings().command_timeout == hitbox::default_command_timeout);
+    CHECK(b->connection().counters().connect_attempts == 0);  // build never touches the network
+
+    auto custom = hitbox::RedisBackend<>::builder()
+                      .value_format<hitbox::JsonFormat>()
+                      .connection(hitbox::ConnectionMode::single("redis://127.0.0.1:1/"))
+                      .key_format<hitbox::UrlEncoded>()
+                      .compressor(hitbox::ZstdCompressor{5})
+                      .label("sessions")
+                      .key_prefix("app:")
+                      .connect_timeout(250ms)
+                      .command_timeout(std::chrono::microseconds(1500))
+                      .build();
+    REQUIRE(custom);
+    STATIC_REQUIRE(std::is_same_v<std::remove_cvref_t<decltype(*custom)>,
+                                  hitbox::RedisBackend<hitbox::UrlEncoded, hitbox::JsonFormat, hitbox::ZstdCompressor,
+                                                       hitbox::SingleNode>>);
+    CHECK(custom->label() == "sessions");
+    CHECK(custom->codec().key(hitbox::CacheKey{"u", 1, {{"id", "7"}}}) == "app:u:v1:id=7");
+    CHECK(custom->connection().settings().connect_timeout == 250ms);
+    CHECK(custom->connection().settings().command_timeout == 2ms);  // rounded up to whole ms
+
+    auto single = hitbox::ConnectionMode::single("redis://127.0.0.1:1/");
+    auto check_config_error = [](auto result, std::string_view what) {
+        INFO(what);
+        REQUIRE_FALSE(result);
+        CHECK(result.error().kind() == hitbox::ErrorKind::config);
+    };
+    check_config_error(hitbox::RedisBackend<>::builder().connection(single).connect_timeout(0ms).build(), "zero connect");
+    check_config_error(hitbox::RedisBackend<>::builder().connection(single).command_timeout(-1ms).build(), "negative cmd");
+    check_config_error(hitbox::RedisBackend<>::builder().connection(single).label("").build(), "empty label");
+    check_config_error(hitbox::RedisBackend<>::builder().connection(single).reconnect_backoff(2s, 1s).build(), "backoff");
+    check_config_error(hitbox::RedisBackend<>::builder().connection(single).username("app").build(), "user, no pass");
+}
+
+TEST_CASE("Builder credentials override the URL's, each on its own; errors never show them") {
+    auto url_only = hitbox::RedisBackend<>::builder()
+                        .connection(hitbox::ConnectionMode::single("redis://urluser:urlpass@127.0.0.1:1/"))
+                        .build();
+    REQUIRE(url_only);
+    CHECK(url_only->connection().settings().endpoint.username == "urluser");
+    CHECK(url_only->connection().settings().endpoint.password == "urlpass");
+
+    auto pass_override = hitbox::RedisBackend<>::builder()
+                             .connection(hitbox::ConnectionMode::single("redis://urluser:urlpass@127.0.0.1:1/"))
+                             .password("builderpass")
+                             .build();
+    REQUIRE(pass_override);
+    CHECK(pass_override->connection().settings().endpoint.username == "urluser");
+    CHECK(pass_override->connection().settings().endpoint.password == "builderpass");
+
+    auto both = hitbox::RedisBackend<>::builder()
+                    .username("builderuser")
+                    .password("builderpass")
+                    .connection(hitbox::ConnectionMode::single("redis://:urlpass@127.0.0.1:1/"))
+                    .build();
+    REQUIRE(both);
+    CHECK(both->connection().settings().endpoint.username == "builderuser");
+    CHECK(both->connection().settings().endpoint.password == "builderpass");
+
+    auto bad = hitbox::RedisBackend<>::builder()
+                   .password("builder-secret-xyz")
+                   .connection(hitbox::ConnectionMode::single("redis://u:url-secret-xyz@127.0.0.1:99999/"))
+                   .build();
+    REQUIRE_FALSE(bad);
+    CHECK(bad.error().what().find("secret-xyz") == std::string::npos);
+}

@@ -1,0 +1,274 @@
+// The SingleNode connection under faults and load, against real redis-server processes: lazy connect,
+// backoff, server killed / restarted / paused, CLIENT KILL under load, and many threads sharing one
+// pipelined connection without ever receiving another caller's reply.
+#include <catch2/catch.hpp>
+
+#include <atomic>
+#include <chrono>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <hitbox/backend/redis.hpp>
+#include <hitbox/key_format/url_encoded.hpp>
+
+#include "support/redis_server.hpp"
+
+using namespace std::chrono_literals;
+using namespace hitbox_test;
+using SteadyClock = std::chrono::steady_clock;
+
+namespace {
+
+const bool redis_available = require_redis_server();
+
+using Backend = hitbox::RedisBackend<hitbox::UrlEncoded>;
+
+Backend make_backend(const std::string& url, std::chrono::milliseconds backoff = 50ms) {
+    auto b = Backend::builder()
+                 .connection(hitbox::ConnectionMode::single(url))
+                 .connect_timeout(500ms)
+                 .command_timeout(500ms)
+                 .reconnect_backoff(backoff, 4 * backoff)
+                 .build();
+    REQUIRE(b);
+    return std::move(*b);
+}
+
+hitbox::CacheKey key_n(const std::string& name, int i) { return hitbox::CacheKey{name, 0, {{"i", std::to_string(i)}}}; }
+
+/// Retries `op` until it succeeds or `budget` passes (reconnects are lazy and rate-limited).
+template <class Op>
+bool eventually(Op op, std::chrono::milliseconds budget = 3000ms) {
+    const auto deadline = SteadyClock::now() + budget;
+    while (SteadyClock::now() < deadline) {
+        if (op()) return true;
+        std::this_thread::sleep_for(20ms);
+    }
+    return false;
+}
+
+std::chrono::milliseconds since(SteadyClock::time_point t) {
+    return std::chrono::duration_cast<std::chrono::milliseconds>(SteadyClock::now() - t);
+}
+
+}  // namespace
+
+TEST_CASE("Lazy connection: build with no server, start it, the next operation succeeds") {
+    RedisServer server;
+    server.stop();
+    auto backend = make_backend(server.url());
+    CHECK(backend.connection().counters().connect_attempts == 0);
+    server.start();
+    REQUIRE(backend.set(key_n("lazy", 1), hitbox::CacheValue<int>{1}));
+    CHECK(backend.get<int>(key_n("lazy", 1)).value()->data == 1);
+    CHECK(backend.connection().counters().connects == 1);
+}
+
+TEST_CASE("Server down: a connection error at once, backoff instead of hammering, recovery when it is back") {
+    RedisServer server;
+    server.stop();
+    auto backend = make_backend(server.url(), 200ms);
+    auto start = SteadyClock::now();
+    auto r = backend.get<int>(key_n("down", 1));
+    REQUIRE_FALSE(r);
+    CHECK(r.error().kind() == hitbox::ErrorKind::connection);
+    CHECK(r.error().message().find("127.0.0.1:" + std::to_string(server.port())) != std::string::npos);
+    CHECK(since(start) < 500ms);
+    for (int i = 0; i < 50; ++i) {
+        auto again = backend.get<int>(key_n("down", 1));
+        REQUIRE_FALSE(again);
+        CHECK(again.error().kind() == hitbox::ErrorKind::connection);
+    }
+    CHECK(backend.connection().counters().connect_attempts <= 2);  // 51 operations, not 51 connects
+    server.start();
+    CHECK(eventually([&] { return bool(backend.set(key_n("down", 1), hitbox::CacheValue<int>{7})); }));
+    CHECK(backend.get<int>(key_n("down", 1)).value()->data == 7);
+    CHECK(backend.stats().errors_of(hitbox::ErrorKind::connection) >= 51);
+}
+
+TEST_CASE("Server killed: errors within the timeout; restarted: later operations succeed") {
+    RedisServer server;
+    auto backend = make_backend(server.url());
+    REQUIRE(backend.set(key_n("restart", 1), hitbox::CacheValue<int>{1}));
+    server.kill();
+    auto start = SteadyClock::now();
+    auto r = backend.get<int>(key_n("restart", 1));
+    REQUIRE_FALSE(r);
+    CHECK(r.error().kind() == hitbox::ErrorKind::connection);
+    CHECK(since(start) < 1000ms);  // command timeout + connect timeout
+    server.start();                // empty again: no persistence
+    CHECK(eventually([&] { return bool(backend.set(key_n("restart", 2), hitbox::CacheValue<int>{2})); }));
+    CHECK(backend.get<int>(key_n("restart", 2)).value()->data == 2);
+    CHECK_FALSE(backend.get<int>(key_n("restart", 1)).value());
+    CHECK(backend.connection().counters().connects >= 2);
+}
+
+TEST_CASE("Paused server: a timeout within the command timeout; the late reply goes to nobody else") {
+    RedisServer server;
+    auto backend = make_backend(server.url());
+    REQUIRE(backend.set(key_n("pause", 1), hitbox::CacheValue<std::string>{"first"}));
+    REQUIRE(backend.set(key_n("pause", 2), hitbox::CacheValue<std::string>{"second"}));
+    server.pause();
+    auto start = SteadyClock::now();
+    auto r = backend.get<std::string>(key_n("pause", 1));
+    auto waited = since(start);
+    REQUIRE_FALSE(r);
+    CHECK(r.error().kind() == hitbox::ErrorKind::timeout);
+    CHECK(waited >= 450ms);
+    CHECK(waited < 900ms);
+    server.resume();  // the reply to the abandoned GET ("first") now arrives and must be dropped
+    auto second = backend.get<std::string>(key_n("pause", 2));
+    REQUIRE(second);
+    REQUIRE(*second);
+    CHECK((*second)->data == "second");
+    CHECK(backend.connection().counters().timeouts == 1);
+    CHECK(backend.connection().counters().drops == 0);  // shorter than the stall limit: connection kept
+}
+
+TEST_CASE("A server that stops answering for twice the command timeout gets its connection reset") {
+    RedisServer server;
+    auto backend = make_backend(server.url());
+    REQUIRE(backend.set(key_n("stall", 1), hitbox::CacheValue<int>{1}));
+    server.pause();
+    CHECK_FALSE(backend.get<int>(key_n("stall", 1)));
+    CHECK(eventually([&] { return backend.connection().counters().drops == 1; }, 2000ms));
+    server.resume();
+    CHECK(eventually([&] { return bool(backend.get<int>(key_n("stall", 1))); }));
+    CHECK(backend.get<int>(key_n("stall", 1)).value()->data == 1);
+}
+
+TEST_CASE("A handshake that gets no answer fails within the connect timeout") {
+    RedisServer server({.acl_user = "u", .acl_password = "handshake-pw"});
+    server.pause();  // the kernel still accepts the TCP connection; AUTH gets no reply
+    auto b = Backend::builder()
+                 .connection(hitbox::ConnectionMode::single(server.url()))
+                 .username("u")
+                 .password("handshake-pw")
+                 .connect_timeout(300ms)
+                 .command_timeout(300ms)
+                 .build();
+    REQUIRE(b);
+    auto start = SteadyClock::now();
+    auto r = b->get<int>(key_n("hs", 1));
+    REQUIRE_FALSE(r);
+    CHECK(r.error().kind() == hitbox::ErrorKind::connection);
+    CHECK(since(start) < 600ms);
+    CHECK(r.error().what().find("handshake-pw") == std::string::npos);
+    server.resume();
+}
+
+TEST_CASE("32 threads share one connection: every reply reaches its own caller") {
+    RedisServer server;
+    auto backend = make_backend(server.url());
+    constexpr int threads = 32, keys_per_thread = 8, rounds = 150;
+    for (int i = 0; i < 64; ++i)
+        REQUIRE(backend.set(key_n("shared", i), hitbox::CacheValue<std::string>{"shared-" + std::to_string(i)}));
+
+    std::atomic<int> wrong{0}, failed{0}, checked{0};
+    std::vector<std::thread> pool;
+    for (int t = 0; t < threads; ++t) {
+        pool.emplace_back([&, t] {
+            std::vector<std::string> last(keys_per_thread);
+            for (int round = 0; round < rounds; ++round) {
+                const int k = (round * 7 + t) % keys_per_thread;
+                const auto own = key_n("t" + std::to_string(t), k);
+                if (round % 3 == 0) {
+                    std::string v = std::to_string(t) + ":" + std::to_string(k) + ":" + std::to_string(round);
+                    if (backend.set(own, hitbox::CacheValue<std::string>{v}))
+                        last[k] = v;
+                    else
+                        ++failed;
+                } else if (round % 3 == 1) {
+                    auto got = backend.get<std::string>(own);
+                    if (!got) {
+                        ++failed;
+                    } else if ((*got ? (*got)->data : std::string()) != last[k]) {
+                        ++wrong;
+                    }
+                    ++checked;
+                } else {
+                    const int s = (round + t) % 64;
+                    auto got = backend.get<std::string>(key_n("shared", s));
+                    if (!got)
+                        ++failed;
+                    else if (!*got || (*got)->data != "shared-" + std::to_string(s))
+                        ++wrong;
+                    ++checked;
+                }
+            }
+        });
+    }
+    for (auto& th : pool) th.join();
+    CHECK(wrong == 0);
+    CHECK(failed == 0);
+    CHECK(checked == threads * rounds * 2 / 3);
+    auto c = backend.connection().counters();
+    CHECK(c.connects == 1);
+    CHECK(c.commands > c.writes);  // commands from different threads went out together
+    // One connection from the backend plus redis-cli's own.
+    auto clients = server.cli({"CLIENT", "LIST"});
+    CHECK(std::count(clients.begin(), clients.end(), '\n') + 1 == 2);
+}
+
+TEST_CASE("CLIENT KILL under load: errors, reconnects, and never another caller's reply") {
+    RedisServer server;
+    auto backend = make_backend(server.url(), 20ms);
+    constexpr int threads = 8;
+    std::atomic<bool> stop{false};
+    std::atomic<int> wrong{0}, ok_reads{0}, errors{0}, other_kinds{0};
+    std::vector<std::thread> pool;
+    for (int t = 0; t < threads; ++t) {
+        pool.emplace_back([&, t] {
+            for (int i = 0; !stop; ++i) {
+                // Every (thread, i) has its own key and value: a reply meant for someone else cannot match.
+                const auto key = key_n("kill" + std::to_string(t), i);
+                const std::string value = std::to_string(t) + "/" + std::to_string(i);
+                auto w = backend.set(key, hitbox::CacheValue<std::string>{value});
+                auto r = backend.get<std::string>(key);
+                if (!w || !r) {
+                    ++errors;
+                    for (auto* e : {w ? nullptr : &w.error(), r ? nullptr : &r.error()})
+                        if (e && e->kind() != hitbox::ErrorKind::connection && e->kind() != hitbox::ErrorKind::timeout)
+                            ++other_kinds;
+                }
+                if (r && *r) {
+                    if ((*r)->data != value) ++wrong;
+                    ++ok_reads;
+                } else if (r && w) {
+                    ++wrong;  // written and then read on a live connection, yet missing
+                }
+            }
+        });
+    }
+    for (int k = 0; k < 5; ++k) {
+        std::this_thread::sleep_for(150ms);
+        server.cli({"CLIENT", "KILL", "TYPE", "normal"});
+    }
+    std::this_thread::sleep_for(300ms);
+    stop = true;
+    for (auto& th : pool) th.join();
+    CHECK(wrong == 0);
+    CHECK(other_kinds == 0);
+    CHECK(ok_reads > 100);
+    auto c = backend.connection().counters();
+    CHECK(c.drops >= 1);
+    CHECK(c.connects >= 2);
+    INFO("drops " << c.drops << ", connects " << c.connects << ", errors " << errors);
+    // Still healthy afterwards.
+    CHECK(eventually([&] { return bool(backend.set(key_n("after", 0), hitbox::CacheValue<int>{1})); }));
+}
+
+TEST_CASE("ping connects explicitly; error replies are server errors on a live connection") {
+    RedisServer server;
+    auto backend = make_backend(server.url());
+    REQUIRE(backend.connection().ping());
+    CHECK(backend.connection().counters().connects == 1);
+    server.cli({"RPUSH", "list:v0", "x"});
+    auto r = backend.get<int>(hitbox::CacheKey{"list", 0});
+    REQUIRE_FALSE(r);
+    CHECK(r.error().kind() == hitbox::ErrorKind::server);
+    CHECK(backend.connection().ping());  // the connection survived the error reply
+    CHECK(backend.connection().counters().drops == 0);
+}
