@@ -1,0 +1,351 @@
+#pragma once
+/// \file
+/// One shard of the memory tier: a hash table of nodes under a reader-writer lock, and a W-TinyLFU
+/// eviction policy over that shard's entries.
+///
+/// Bound: the store keeps one global weight; each shard has a nominal share (bound / shards) that sizes
+/// its policy segments. A write evicts from its own shard while the cache is over the bound and the shard
+/// is over its share; the store then evicts from the fullest other shard if the cache is still over (a
+/// shard below its share, or one large entry, borrows room from the others).
+///
+/// Policy: new entries enter an LRU "window"; entries leaving the window become candidates for the main
+/// space (segmented LRU: probation and protected, protected holding up to 80%). When the main space is
+/// full, a candidate is admitted only if its estimated popularity (accesses counted in its node while
+/// stored, plus the frequency sketch's history of earlier stays) beats that of the probation
+/// victim, so a scan of one-time keys cannot flush the hot set. Readers never reorder lists (that would
+/// need the exclusive lock): a hit sets the node's `accessed` flag and bumps its frequency, and the policy
+/// applies the flags lazily, CLOCK-style, when a node reaches the cold end of its list (window: back to the
+/// MRU end; probation: promotion to protected; protected: back to its MRU end).
+
+#include <algorithm>
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+
+#include <hitbox/backend/memory/detail/frequency_sketch.hpp>
+#include <hitbox/backend/memory/detail/node.hpp>
+#include <hitbox/backend/memory/detail/rw_lock.hpp>
+#include <hitbox/backend/memory/stats.hpp>
+
+namespace hitbox::detail {
+
+/// Store from the single writer of a counter (the holder of the exclusive lock); readers load relaxed.
+inline void bump(std::atomic<std::uint64_t>& counter, std::int64_t delta) noexcept {
+    counter.store(counter.load(std::memory_order_relaxed) + static_cast<std::uint64_t>(delta),
+                  std::memory_order_relaxed);
+}
+
+class alignas(64) Shard {
+public:
+    // Touched by readers under the shared lock: kept together at the front.
+    mutable RwLock lock;
+    mutable std::atomic<std::uint64_t> hits{0};
+    mutable std::atomic<std::uint64_t> misses{0};
+
+    /// Sets this shard's nominal share of the bound (entries, or bytes when `weighted`) and the store's
+    /// global weight and bound. Call before first use.
+    void configure(std::size_t share, bool weighted, std::uint64_t seed, std::atomic<std::uint64_t>* total_weight,
+                   std::uint64_t total_capacity) {
+        share_ = share;
+        weighted_ = weighted;
+        rng_ = seed | 1;
+        total_weight_ = total_weight;
+        total_capacity_ = total_capacity;
+        if (!weighted) {
+            table_.reserve(share);
+            sketch_.ensure_capacity(share);
+        }
+        set_window(0.01);
+    }
+
+    /// The node of `key`, expired or not; shared lock held.
+    const NodeBase* find(const CacheKey& key, std::uint64_t h) const noexcept { return table_.find(key, h); }
+
+    /// Notes a hit on `n`; shared lock held. Touches only the node and the shard's counter.
+    void record_hit(const NodeBase* n) const noexcept {
+        n->count_access();
+        hits.fetch_add(1, std::memory_order_relaxed);
+    }
+
+    void record_miss() const noexcept { misses.fetch_add(1, std::memory_order_relaxed); }
+
+    std::size_t share() const noexcept { return share_; }
+    /// This shard's weight; readable without the lock.
+    std::uint64_t weight_hint() const noexcept { return weight_.load(std::memory_order_relaxed); }
+    std::uint64_t writes() const noexcept { return writes_; }
+
+    /// Inserts `fresh` (ownership passes to the shard) or replaces the node of the same key, keeping its
+    /// recency position; then reclaims expired nodes and evicts down to the bound. Exclusive lock held.
+    void put(NodeBase* fresh, std::int64_t now_ms, double window_fraction, Graveyard& dead) {
+        ++writes_;
+        set_window(window_fraction);
+        if (NodeBase* old = table_.find(fresh->key, fresh->hash)) {
+            fresh->segment = old->segment;
+            list_of(old->segment).replace(old, fresh);
+            table_.replace(old, fresh);
+            heap_.erase(old);
+            fresh->accessed.store(true, std::memory_order_relaxed);  // an overwrite is an access
+            const unsigned f = old->frequency.load(std::memory_order_relaxed) + 1u;
+            fresh->frequency.store(static_cast<std::uint8_t>(std::min(f, 15u)), std::memory_order_relaxed);
+            bump(bytes_, static_cast<std::int64_t>(fresh->bytes) - static_cast<std::int64_t>(old->bytes));
+            add_weight(static_cast<std::int64_t>(fresh->weight) - static_cast<std::int64_t>(old->weight));
+            dead.add(old);
+        } else {
+            table_.insert(fresh);
+            fresh->segment = Segment::window;
+            window_.push_front(fresh);
+            bump(entries_, 1);
+            bump(bytes_, static_cast<std::int64_t>(fresh->bytes));
+            add_weight(static_cast<std::int64_t>(fresh->weight));
+            if (weighted_) sketch_.ensure_capacity(table_.size());
+        }
+        if (fresh->expire_ms != no_expiry) heap_.push(fresh);
+        expire(now_ms, write_expiry_budget, dead);
+        evict_to_fit(fresh, now_ms, dead);
+        maybe_age();
+    }
+
+    /// Evicts this shard's policy victim (for the store, when other shards need room); false when empty.
+    /// Exclusive lock held.
+    bool evict_one(std::int64_t now_ms, Graveyard& dead) {
+        NodeBase* victim = main_victim();
+        if (victim == nullptr) victim = window_.tail;
+        if (victim == nullptr) return false;
+        drop(victim, now_ms, true, dead);
+        return true;
+    }
+
+    /// Removes the node of `key`; true when it existed and had not expired. Exclusive lock held.
+    bool erase(const CacheKey& key, std::uint64_t h, std::int64_t now_ms, Graveyard& dead) {
+        NodeBase* n = table_.find(key, h);
+        if (n == nullptr) return false;
+        const bool live = !n->expired_at(now_ms);
+        drop(n, now_ms, false, dead);
+        return live;
+    }
+
+    /// Reclaims up to `budget` expired nodes, soonest first; returns how many. Exclusive lock held.
+    std::size_t expire(std::int64_t now_ms, std::size_t budget, Graveyard& dead) {
+        std::size_t done = 0;
+        while (done < budget && !heap_.empty() && heap_.top()->expired_at(now_ms)) {
+            drop(heap_.top(), now_ms, false, dead);
+            ++done;
+        }
+        return done;
+    }
+
+    /// Drops every node (not counted as evictions). Exclusive lock held.
+    void clear(Graveyard& dead) {
+        table_.for_each([&](NodeBase* n) {
+            sketch_.add(n->hash, n->frequency.load(std::memory_order_relaxed));
+            dead.add(n);
+        });
+        table_.reset();
+        heap_.clear();
+        window_ = probation_ = protect_ = NodeList{};
+        add_weight(-static_cast<std::int64_t>(weight_.load(std::memory_order_relaxed)));
+        entries_.store(0, std::memory_order_relaxed);
+        bytes_.store(0, std::memory_order_relaxed);
+    }
+
+    /// Adds this shard's counters to `out`; no lock needed.
+    void collect(MemoryStats& out) const noexcept {
+        out.entries += entries_.load(std::memory_order_relaxed);
+        out.weighted_bytes += bytes_.load(std::memory_order_relaxed);
+        out.hits += hits.load(std::memory_order_relaxed);
+        out.misses += misses.load(std::memory_order_relaxed);
+        out.evictions += evictions_.load(std::memory_order_relaxed);
+        out.expirations += expirations_.load(std::memory_order_relaxed);
+        out.rejected_admissions += rejected_.load(std::memory_order_relaxed);
+    }
+
+private:
+    static constexpr std::size_t write_expiry_budget = 64;
+
+    NodeList& list_of(Segment s) noexcept {
+        return s == Segment::window ? window_ : s == Segment::probation ? probation_ : protect_;
+    }
+
+    std::size_t local_weight() const noexcept { return window_.weight + probation_.weight + protect_.weight; }
+    std::size_t main_max() const noexcept { return share_ - window_max_; }
+
+    void add_weight(std::int64_t delta) noexcept {
+        bump(weight_, delta);
+        total_weight_->fetch_add(static_cast<std::uint64_t>(delta), std::memory_order_relaxed);
+    }
+
+    /// The cache is over the bound and this shard holds more than its share (plus `floating`, a node
+    /// taken out of the lists but still stored).
+    bool must_shrink(std::size_t floating) const noexcept {
+        return total_weight_->load(std::memory_order_relaxed) > total_capacity_ && local_weight() + floating > share_;
+    }
+
+    void set_window(double fraction) noexcept {
+        auto w = static_cast<std::size_t>(static_cast<double>(share_) * fraction);
+        if (!weighted_) w = std::max<std::size_t>(w, 1);
+        window_max_ = std::min(w, share_);
+        protected_max_ = static_cast<std::size_t>(static_cast<double>(main_max()) * 0.8);
+    }
+
+    /// Unlinks a node from everything and hands it to `dead`, counting why it left.
+    void drop(NodeBase* n, std::int64_t now_ms, bool for_size, Graveyard& dead) {
+        if (n->segment != Segment::none) list_of(n->segment).unlink(n);
+        n->segment = Segment::none;
+        heap_.erase(n);
+        table_.erase(n);
+        if (n->expired_at(now_ms))
+            bump(expirations_, 1);
+        else if (for_size)
+            bump(evictions_, 1);
+        bump(entries_, -1);
+        bump(bytes_, -static_cast<std::int64_t>(n->bytes));
+        add_weight(-static_cast<std::int64_t>(n->weight));
+        sketch_.add(n->hash, n->frequency.load(std::memory_order_relaxed));  // its popularity outlives it
+        dead.add(n);
+    }
+
+    static bool take_access(const NodeBase* n) noexcept {
+        if (!n->accessed.load(std::memory_order_relaxed)) return false;
+        n->accessed.store(false, std::memory_order_relaxed);
+        return true;
+    }
+
+    /// The window's LRU node, after giving accessed nodes a second chance.
+    NodeBase* window_victim() noexcept {
+        NodeBase* n = window_.tail;
+        while (take_access(n)) {
+            window_.unlink(n);
+            window_.push_front(n);
+            n = window_.tail;
+        }
+        return n;
+    }
+
+    /// The main space's victim: the probation LRU node (accessed ones are promoted on the way), or the
+    /// protected LRU node when probation is empty. nullptr when the main space is empty.
+    NodeBase* main_victim() noexcept {
+        for (;;) {
+            if (NodeBase* n = probation_.tail) {
+                if (!take_access(n)) return n;
+                probation_.unlink(n);
+                n->segment = Segment::protect;
+                protect_.push_front(n);
+                rebalance_protected();
+                continue;
+            }
+            if (NodeBase* n = protect_.tail) {
+                if (!take_access(n)) return n;
+                protect_.unlink(n);
+                protect_.push_front(n);
+                continue;
+            }
+            return nullptr;
+        }
+    }
+
+    /// Demotes protected LRU nodes to probation while protected is over its share.
+    void rebalance_protected() noexcept {
+        while (protect_.weight > protected_max_ && !protect_.empty()) {
+            NodeBase* n = protect_.tail;
+            protect_.unlink(n);
+            if (take_access(n)) {
+                protect_.push_front(n);
+            } else {
+                n->segment = Segment::probation;
+                probation_.push_front(n);
+            }
+        }
+    }
+
+    /// TinyLFU: the candidate replaces the victim only when it is more popular; a warm candidate also gets
+    /// a small random chance, so an attacker cannot pin a victim by inflating its count.
+    bool admit(const NodeBase* candidate, const NodeBase* victim) noexcept {
+        const unsigned c = popularity(candidate);
+        const unsigned v = popularity(victim);
+        if (c > v) return true;
+        if (c < 6) return false;
+        rng_ ^= rng_ << 13;
+        rng_ ^= rng_ >> 7;
+        rng_ ^= rng_ << 17;
+        return (rng_ & 127) == 0;
+    }
+
+    /// Moves the window's overflow into the main space and then enforces the bound. While the bound has
+    /// room a candidate simply joins probation; once full, it must beat (by frequency) every victim it
+    /// would displace, or it is dropped itself. `fresh` (just written) is never evicted without a duel:
+    /// if the shard has nothing else to give, the store takes room from other shards.
+    void evict_to_fit(const NodeBase* fresh, std::int64_t now_ms, Graveyard& dead) {
+        while (window_.weight > window_max_ && !window_.empty()) {
+            NodeBase* candidate = window_victim();
+            window_.unlink(candidate);
+            candidate->segment = Segment::none;
+            bool keep = true;
+            while (keep && must_shrink(candidate->weight)) {
+                NodeBase* victim = main_victim();
+                if (victim == nullptr) {
+                    break;  // nothing left here to duel with: other shards make the room
+                } else if (admit(candidate, victim)) {
+                    drop(victim, now_ms, true, dead);
+                } else {
+                    bump(rejected_, 1);
+                    keep = false;
+                }
+            }
+            if (keep) {
+                candidate->segment = Segment::probation;
+                probation_.push_front(candidate);
+            } else {
+                drop(candidate, now_ms, true, dead);
+            }
+        }
+        // Still over (the window share shrank, or an overwrite grew an entry): evict without a duel.
+        while (must_shrink(0)) {
+            NodeBase* victim = main_victim();
+            if (victim == nullptr) victim = window_.tail;
+            if (victim == nullptr || victim == fresh) break;
+            drop(victim, now_ms, true, dead);
+        }
+    }
+
+    /// Accesses while stored plus the history from earlier stays, 0..15.
+    unsigned popularity(const NodeBase* n) const noexcept {
+        return std::min(15u, n->frequency.load(std::memory_order_relaxed) + sketch_.estimate(n->hash));
+    }
+
+    /// Halves all counts (sketch and stored entries) after about ten accesses per tracked key, so old
+    /// popularity fades.
+    void maybe_age() noexcept {
+        const std::uint64_t events = hits.load(std::memory_order_relaxed) + writes_;
+        if (events - aged_at_ < 10 * sketch_.words()) return;
+        sketch_.halve();
+        table_.for_each([](NodeBase* n) {
+            n->frequency.store(static_cast<std::uint8_t>(n->frequency.load(std::memory_order_relaxed) / 2),
+                               std::memory_order_relaxed);
+        });
+        aged_at_ = events;
+    }
+
+    NodeTable table_;
+    FrequencySketch sketch_;
+    NodeList window_;
+    NodeList probation_;
+    NodeList protect_;
+    ExpiryHeap heap_;
+    std::size_t share_ = 1;
+    std::atomic<std::uint64_t>* total_weight_ = nullptr;
+    std::uint64_t total_capacity_ = 1;
+    std::size_t window_max_ = 1;
+    std::size_t protected_max_ = 0;
+    bool weighted_ = false;
+    std::uint64_t writes_ = 0;
+    std::uint64_t aged_at_ = 0;
+    std::uint64_t rng_ = 1;
+    std::atomic<std::uint64_t> weight_{0};
+    std::atomic<std::uint64_t> entries_{0};
+    std::atomic<std::uint64_t> bytes_{0};
+    std::atomic<std::uint64_t> evictions_{0};
+    std::atomic<std::uint64_t> expirations_{0};
+    std::atomic<std::uint64_t> rejected_{0};
+};
+
+}  // namespace hitbox::detail

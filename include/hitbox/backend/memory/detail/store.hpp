@@ -1,0 +1,179 @@
+#pragma once
+/// \file
+/// The memory tier's untyped core: the shards, the adaptive window size shared by them, expiry sweeps and
+/// stats. Everything that does not depend on the stored type or the clock lives here, compiled once.
+
+#include <algorithm>
+#include <atomic>
+#include <bit>
+#include <cmath>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+
+#include <hitbox/backend/memory/detail/shard.hpp>
+#include <hitbox/backend/memory/stats.hpp>
+
+namespace hitbox::detail {
+
+class Store {
+public:
+    /// `shard_count` is a power of two; `capacity` is entries, or bytes when `weighted`.
+    Store(std::size_t shard_count, std::uint64_t capacity, bool weighted)
+        : shards_(std::make_unique<Shard[]>(shard_count)),
+          shard_count_(shard_count),
+          shard_bits_(static_cast<unsigned>(std::countr_zero(shard_count))),
+          capacity_(capacity),
+          weighted_(weighted) {
+        for (std::size_t i = 0; i < shard_count; ++i) {
+            // The remainder goes to the first shards, so the shares add up to the bound exactly.
+            std::size_t share = static_cast<std::size_t>(capacity / shard_count + (i < capacity % shard_count ? 1 : 0));
+            shards_[i].configure(share, weighted, 0x9e3779b97f4a7c15ull * (i + 1), &weight_, capacity);
+        }
+    }
+
+    Shard& shard_for(std::uint64_t mixed_hash) noexcept {
+        return shards_[shard_bits_ == 0 ? 0 : static_cast<std::size_t>(mixed_hash >> (64 - shard_bits_))];
+    }
+
+    std::size_t shard_count() const noexcept { return shard_count_; }
+    /// The bound: entries, or bytes when weighted. One entry may weigh up to all of it.
+    std::uint64_t capacity() const noexcept { return capacity_; }
+    /// Current share of each shard given to the admission window (adapted by hill climbing).
+    double window_fraction() const noexcept {
+        return static_cast<double>(window_ppm_.load(std::memory_order_relaxed)) / 1e6;
+    }
+
+    /// Inserts or replaces under the shard's exclusive lock; the nodes it displaces are freed by the caller's
+    /// Graveyard after the lock is released.
+    void put(Shard& shard, NodeBase* fresh, std::int64_t now_ms, Graveyard& dead) {
+        bool climb = false;
+        {
+            std::unique_lock lock(shard.lock);
+            shard.put(fresh, now_ms, window_fraction(), dead);
+            climb = (shard.writes() & 63) == 0;
+        }
+        if (weight_.load(std::memory_order_relaxed) > capacity_) take_room_elsewhere(shard, now_ms, dead);
+        help_expire(now_ms, dead);
+        if (climb) maybe_climb();
+    }
+
+    bool erase(Shard& shard, const CacheKey& key, std::uint64_t h, std::int64_t now_ms, Graveyard& dead) {
+        std::unique_lock lock(shard.lock);
+        return shard.erase(key, h, now_ms, dead);
+    }
+
+    /// Reclaims every expired entry of every shard now; returns how many.
+    std::size_t cleanup(std::int64_t now_ms) {
+        std::size_t total = 0;
+        for (std::size_t i = 0; i < shard_count_; ++i) {
+            Graveyard dead;
+            std::unique_lock lock(shards_[i].lock);
+            total += shards_[i].expire(now_ms, static_cast<std::size_t>(-1), dead);
+        }
+        return total;
+    }
+
+    void clear() {
+        for (std::size_t i = 0; i < shard_count_; ++i) {
+            Graveyard dead;
+            std::unique_lock lock(shards_[i].lock);
+            shards_[i].clear(dead);
+        }
+    }
+
+    MemoryStats stats() const noexcept {
+        MemoryStats out;
+        for (std::size_t i = 0; i < shard_count_; ++i) shards_[i].collect(out);
+        return out;
+    }
+
+private:
+    /// The cache is still over the bound after a write evicted what its own shard had to give: evict from
+    /// the other shard furthest above its share, one victim at a time, never holding two shard locks.
+    void take_room_elsewhere(const Shard& writer, std::int64_t now_ms, Graveyard& dead) {
+        while (weight_.load(std::memory_order_relaxed) > capacity_) {
+            Shard* fullest = nullptr;
+            std::int64_t most = 0;
+            for (std::size_t i = 0; i < shard_count_; ++i) {
+                Shard& s = shards_[i];
+                if (&s == &writer || s.weight_hint() == 0) continue;
+                auto over = static_cast<std::int64_t>(s.weight_hint()) - static_cast<std::int64_t>(s.share());
+                if (fullest == nullptr || over > most) {
+                    fullest = &s;
+                    most = over;
+                }
+            }
+            if (fullest == nullptr) return;
+            std::unique_lock lock(fullest->lock);
+            if (!fullest->evict_one(now_ms, dead)) continue;
+        }
+    }
+
+    /// Each write also sweeps a little of another shard (round robin, skipped if that shard is busy), so
+    /// expired entries are reclaimed even in shards nobody writes to.
+    void help_expire(std::int64_t now_ms, Graveyard& dead) {
+        if (shard_count_ == 1) return;
+        std::size_t i = sweep_cursor_.fetch_add(1, std::memory_order_relaxed) & (shard_count_ - 1);
+        Shard& other = shards_[i];
+        if (!other.lock.try_lock()) return;
+        other.expire(now_ms, 16, dead);
+        other.lock.unlock();
+    }
+
+    /// Hill climbing on the window size (after Caffeine's adaptive W-TinyLFU): every sample period, move
+    /// the window share one step; keep the direction while the hit rate improves, reverse it when the hit
+    /// rate drops, and take smaller steps as the rate settles. Recency-heavy workloads grow the window
+    /// towards plain LRU; frequency-heavy ones shrink it towards 1%.
+    void maybe_climb() {
+        std::unique_lock lock(climb_mutex_, std::try_to_lock);
+        if (!lock.owns_lock()) return;
+        MemoryStats now = stats();
+        const std::uint64_t requests = now.hits + now.misses;
+        const std::uint64_t weight = weight_.load(std::memory_order_relaxed);
+        if (weight * 10 < capacity_ * 9) {  // still filling: hit rates are not comparable yet
+            base_hits_ = now.hits;
+            base_requests_ = requests;
+            return;
+        }
+        const std::uint64_t sample = std::max<std::uint64_t>(1000, 10 * (weighted_ ? now.entries : capacity_));
+        if (requests - base_requests_ < sample) return;
+        const double rate = static_cast<double>(now.hits - base_hits_) / static_cast<double>(requests - base_requests_);
+        base_hits_ = now.hits;
+        base_requests_ = requests;
+        if (previous_rate_ < 0) {
+            previous_rate_ = rate;
+            return;
+        }
+        const double change = rate - previous_rate_;
+        const double amount = change >= 0 ? step_ : -step_;
+        step_ = std::abs(change) >= restart_threshold ? std::copysign(initial_step, amount) : amount * step_decay;
+        previous_rate_ = rate;
+        double next = std::clamp(window_fraction() + amount, min_window, max_window);
+        window_ppm_.store(static_cast<std::uint32_t>(next * 1e6), std::memory_order_relaxed);
+    }
+
+    static constexpr double min_window = 0.01;
+    static constexpr double max_window = 0.99;
+    static constexpr double initial_step = 0.0625;
+    static constexpr double step_decay = 0.98;
+    static constexpr double restart_threshold = 0.05;
+
+    std::unique_ptr<Shard[]> shards_;
+    std::size_t shard_count_;
+    unsigned shard_bits_;
+    std::uint64_t capacity_;
+    bool weighted_;
+    std::atomic<std::uint64_t> weight_{0};
+    std::atomic<std::uint32_t> window_ppm_{10'000};
+    std::atomic<std::size_t> sweep_cursor_{0};
+
+    std::mutex climb_mutex_;
+    double previous_rate_ = -1;
+    double step_ = initial_step;
+    std::uint64_t base_hits_ = 0;
+    std::uint64_t base_requests_ = 0;
+};
+
+}  // namespace hitbox::detail

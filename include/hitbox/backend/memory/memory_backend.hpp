@@ -1,0 +1,332 @@
+#pragma once
+/// \file
+/// hitbox::MemoryBackend: the in-process tier. Bounded (entries or bytes), per-entry expiry, W-TinyLFU
+/// eviction, typed values (a hit copies the stored CacheValue<T> out, no decoding), sharded so concurrent
+/// hits never wait on one global lock.
+
+#include <algorithm>
+#include <bit>
+#include <chrono>
+#include <condition_variable>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <shared_mutex>
+#include <stop_token>
+#include <string>
+#include <string_view>
+#include <thread>
+#include <type_traits>
+#include <typeinfo>
+#include <utility>
+
+#include <hitbox/backend/memory/detail/frequency_sketch.hpp>
+#include <hitbox/backend/memory/detail/node.hpp>
+#include <hitbox/backend/memory/detail/store.hpp>
+#include <hitbox/backend/memory/stats.hpp>
+#include <hitbox/backend/memory/weigher.hpp>
+#include <hitbox/core/clock.hpp>
+#include <hitbox/core/error.hpp>
+#include <hitbox/core/key.hpp>
+#include <hitbox/core/value.hpp>
+
+namespace hitbox {
+
+template <class Clock, class Weigher>
+class BasicMemoryBackend;
+
+namespace detail {
+
+/// Default shard count: four per hardware thread (a power of two, at most 64), fewer when that would
+/// leave a shard a nominal share under 64 entries or 1 MiB, so small caches keep a precise policy.
+inline std::size_t default_shard_count(std::uint64_t bound, bool weighted) {
+    const std::size_t threads = std::max(1u, std::thread::hardware_concurrency());
+    std::size_t n = std::min<std::size_t>(64, std::bit_ceil(threads * 4));
+    const std::uint64_t min_share = weighted ? (std::uint64_t{1} << 20) : 64;
+    while (n > 1 && bound / n < min_share) n /= 2;
+    return n;
+}
+
+}  // namespace detail
+
+/// Builds a BasicMemoryBackend. One bound is required: `max_entries(n)` or `max_bytes(n)`; `build()`
+/// reports a missing, zero or double bound as a `config` error. `clock(c)` and `weigher(w)` change the
+/// backend's type (they are policies); everything else is a run-time setting.
+///
+/// \code
+/// auto memory = hitbox::MemoryBackend::builder().max_entries(10'000).build();   // Result<MemoryBackend>
+/// \endcode
+template <class Clock, class Weigher>
+class MemoryBackendBuilder {
+public:
+    MemoryBackendBuilder() = default;
+
+    /// Bound by entry count: every entry weighs 1.
+    MemoryBackendBuilder& max_entries(std::uint64_t n) {
+        max_entries_ = n;
+        return *this;
+    }
+    /// Bound by bytes as the weigher counts them (DefaultWeigher: node + key + heap_bytes(value)).
+    MemoryBackendBuilder& max_bytes(std::uint64_t n) {
+        max_bytes_ = n;
+        return *this;
+    }
+    /// Name in errors, metrics and composed label paths; default "memory".
+    MemoryBackendBuilder& label(std::string name) {
+        label_ = std::move(name);
+        return *this;
+    }
+    /// Number of shards (a power of two, 1..1024); more shards, less contention between writers. Default:
+    /// four per hardware thread, at most 64, fewer for small bounds.
+    MemoryBackendBuilder& shards(std::size_t n) {
+        shards_ = n;
+        return *this;
+    }
+    /// Starts a background thread that reclaims expired entries every `every` (default: no thread;
+    /// writes and cleanup() reclaim). The thread stops when the last handle to the backend goes away.
+    MemoryBackendBuilder& cleanup_interval(std::chrono::milliseconds every) {
+        cleanup_interval_ = every;
+        return *this;
+    }
+    /// Uses another clock policy (e.g. a hitbox::ManualClock in tests).
+    template <class C>
+    MemoryBackendBuilder<C, Weigher> clock(C c) const {
+        return MemoryBackendBuilder<C, Weigher>(*this, std::move(c), weigher_);
+    }
+    /// Uses another weigher for `max_bytes` (see hitbox::WeigherFor).
+    template <class W>
+    MemoryBackendBuilder<Clock, W> weigher(W w) const {
+        return MemoryBackendBuilder<Clock, W>(*this, clock_, std::move(w));
+    }
+
+    /// Validates the settings; never throws for bad settings, never blocks.
+    Result<BasicMemoryBackend<Clock, Weigher>> build() const {
+        auto error = [&](std::string message) { return fail(ErrorKind::config, std::move(message), label_); };
+        if (!max_entries_ && !max_bytes_)
+            return error("MemoryBackend needs a bound: call max_entries(n) or max_bytes(n) before build()");
+        if (max_entries_ && max_bytes_)
+            return error("MemoryBackend takes one bound, max_entries(n) or max_bytes(n), not both");
+        const bool weighted = max_bytes_.has_value();
+        const std::uint64_t bound = weighted ? *max_bytes_ : *max_entries_;
+        if (bound == 0) return error(weighted ? "max_bytes must be at least 1" : "max_entries must be at least 1");
+        if (label_.empty()) return error("label must not be empty");
+        std::size_t shards = shards_.value_or(detail::default_shard_count(bound, weighted));
+        if (shards == 0 || shards > 1024 || !std::has_single_bit(shards))
+            return error("shards(n) must be a power of two from 1 to 1024, got " + std::to_string(shards));
+        if (shards > bound)
+            return error("shards(" + std::to_string(shards) + ") exceeds the bound of " + std::to_string(bound));
+        if (cleanup_interval_ && cleanup_interval_->count() <= 0)
+            return error("cleanup_interval must be positive");
+        return BasicMemoryBackend<Clock, Weigher>(shards, bound, weighted, label_, clock_, weigher_,
+                                                  cleanup_interval_);
+    }
+
+private:
+    template <class, class>
+    friend class MemoryBackendBuilder;
+
+    template <class C, class W>
+    MemoryBackendBuilder(const MemoryBackendBuilder<C, W>& other, Clock c, Weigher w)
+        : max_entries_(other.max_entries_),
+          max_bytes_(other.max_bytes_),
+          label_(other.label_),
+          shards_(other.shards_),
+          cleanup_interval_(other.cleanup_interval_),
+          clock_(std::move(c)),
+          weigher_(std::move(w)) {}
+
+    std::optional<std::uint64_t> max_entries_;
+    std::optional<std::uint64_t> max_bytes_;
+    std::string label_ = "memory";
+    std::optional<std::size_t> shards_;
+    std::optional<std::chrono::milliseconds> cleanup_interval_;
+    Clock clock_{};
+    Weigher weigher_{};
+};
+
+/// The in-process cache tier, modelling hitbox::Backend.
+///
+/// - **Typed**: stores the CacheValue<T> itself; `get<T>` copies it out under a shared shard lock (no
+///   deserialization). Reading a key as another type than it was written with is a `type_mismatch` error.
+/// - **Bounded**: by entries or by weighed bytes, one bound for the whole cache. It holds whenever no
+///   write is in progress; a write in progress may exceed it by its own entry until it has evicted (so the
+///   slack is at most one entry per concurrently writing thread).
+/// - **Eviction**: adaptive W-TinyLFU per shard (see detail/shard.hpp): frequency-based admission over a
+///   segmented LRU, with the admission window sized by hill climbing, so scans do not flush hot entries
+///   and recency-heavy loads still behave like LRU.
+/// - **Expiry**: per entry, millisecond precision, from `CacheValue::expire` and the Clock policy. An
+///   expired entry is never returned; it is reclaimed by writes (to its shard, plus a round-robin sweep of
+///   another shard on every write), by `cleanup()`, and by an optional background thread.
+/// - **Handles**: copies and moves share one store; the store lives until the last handle goes.
+///
+/// \code
+/// auto memory = hitbox::MemoryBackend::builder().max_entries(10'000).build();
+/// memory->set(key, hitbox::CacheValue<std::string>{"hello", hitbox::Clock::now() + 60s});
+/// auto hit = memory->get<std::string>(key);   // Result<std::optional<CacheValue<std::string>>>
+/// \endcode
+template <class Clock = SystemClock, class Weigher = DefaultWeigher>
+class BasicMemoryBackend {
+    static_assert(ClockSource<Clock>,
+                  "BasicMemoryBackend<Clock, Weigher>: Clock must model hitbox::ClockSource: a copyable type with "
+                  "now() const returning hitbox::TimePoint");
+    static_assert(std::copy_constructible<Weigher>,
+                  "BasicMemoryBackend<Clock, Weigher>: Weigher must be copy constructible");
+
+public:
+    using clock_type = Clock;
+    using weigher_type = Weigher;
+
+    /// Starts configuring a backend of this clock and weigher.
+    static MemoryBackendBuilder<Clock, Weigher> builder() { return {}; }
+
+    /// The value stored under `key`, if any and not expired; `type_mismatch` when it was stored as
+    /// another type.
+    template <class T>
+    Result<std::optional<CacheValue<T>>> get(const CacheKey& key) const {
+        if (!state_) return moved_from();
+        State& s = *state_;
+        const std::uint64_t h = detail::mix_hash(key.hash());
+        detail::Shard& shard = s.store.shard_for(h);
+        const std::type_info* stored = nullptr;
+        {
+            std::shared_lock lock(shard.lock);
+            const detail::NodeBase* n = shard.find(key, h);
+            if (n == nullptr || (n->expire_ms != detail::no_expiry && n->expired_at(to_unix_ms(s.clock.now())))) {
+                shard.record_miss();
+                return std::optional<CacheValue<T>>{};
+            }
+            if (detail::same_type(*n->type, typeid(T))) {
+                shard.record_hit(n);
+                return std::optional<CacheValue<T>>(std::in_place, static_cast<const detail::TypedNode<T>*>(n)->value);
+            }
+            stored = n->type;
+            shard.record_miss();
+        }
+        return fail(ErrorKind::type_mismatch,
+                    "entry stored as " + detail::type_name(*stored) + ", read as " + detail::type_name(typeid(T)),
+                    s.label);
+    }
+
+    /// Stores a copy of `value` under `key`, replacing any entry of any type (the new expiry applies).
+    /// A value already expired is not stored and removes the old entry. A value heavier than `max_bytes`
+    /// is a `capacity` error, and also removes the old entry.
+    template <class T>
+    Result<void> set(const CacheKey& key, const CacheValue<T>& value) {
+        return put<T>(key, value);
+    }
+
+    /// Stores `value`, moved in.
+    template <class T>
+    Result<void> set(const CacheKey& key, CacheValue<T>&& value) {
+        return put<T>(key, std::move(value));
+    }
+
+    /// Removes the entry of `key`; true when a live (unexpired) entry was there.
+    Result<bool> remove(const CacheKey& key) {
+        if (!state_) return moved_from();
+        State& s = *state_;
+        const std::uint64_t h = detail::mix_hash(key.hash());
+        detail::Graveyard dead;
+        return s.store.erase(s.store.shard_for(h), key, h, to_unix_ms(s.clock.now()), dead);
+    }
+
+    /// Name in errors and label paths.
+    std::string_view label() const noexcept { return state_ ? std::string_view(state_->label) : std::string_view(); }
+
+    /// Reclaims every expired entry now; returns how many. Writes do this incrementally anyway.
+    std::size_t cleanup() {
+        if (!state_) return 0;
+        return state_->store.cleanup(to_unix_ms(state_->clock.now()));
+    }
+
+    /// Drops every entry.
+    void clear() {
+        if (state_) state_->store.clear();
+    }
+
+    /// Counters summed over the shards.
+    MemoryStats stats() const noexcept { return state_ ? state_->store.stats() : MemoryStats{}; }
+
+    /// Number of shards the entries are spread over.
+    std::size_t shard_count() const noexcept { return state_ ? state_->store.shard_count() : 0; }
+
+private:
+    friend class MemoryBackendBuilder<Clock, Weigher>;
+
+    struct State {
+        State(std::size_t shards, std::uint64_t bound, bool w, std::string l, Clock c, Weigher wg)
+            : store(shards, bound, w), weighted(w), label(std::move(l)), clock(std::move(c)), weigher(std::move(wg)) {}
+
+        void start_reaper(std::chrono::milliseconds every) {
+            reaper = std::jthread([this, every](std::stop_token stop) {
+                std::unique_lock lock(reaper_mutex);
+                while (!reaper_wake.wait_for(lock, stop, every, [] { return false; }) && !stop.stop_requested()) {
+                    lock.unlock();
+                    store.cleanup(to_unix_ms(clock.now()));
+                    lock.lock();
+                }
+            });
+        }
+
+        detail::Store store;
+        bool weighted;
+        std::string label;
+        Clock clock;
+        Weigher weigher;
+        std::mutex reaper_mutex;
+        std::condition_variable_any reaper_wake;
+        std::jthread reaper;  // last: stopped and joined before the rest is destroyed
+    };
+
+    BasicMemoryBackend(std::size_t shards, std::uint64_t bound, bool weighted, std::string label, Clock clock,
+                       Weigher weigher, std::optional<std::chrono::milliseconds> cleanup_interval)
+        : state_(std::make_shared<State>(shards, bound, weighted, std::move(label), std::move(clock),
+                                         std::move(weigher))) {
+        if (cleanup_interval) state_->start_reaper(*cleanup_interval);
+    }
+
+    static Unexpected moved_from() {
+        return fail(ErrorKind::unavailable, "this MemoryBackend handle was moved from");
+    }
+
+    template <class T, class V>
+    Result<void> put(const CacheKey& key, V&& value) {
+        static_assert(WeigherFor<Weigher, T>,
+                      "BasicMemoryBackend<Clock, Weigher>::set<T>: Weigher must be callable as "
+                      "w(const hitbox::CacheKey&, const T&) returning a std::size_t");
+        static_assert(std::is_copy_constructible_v<T>,
+                      "MemoryBackend::set<T>: get<T> returns copies, so T must be copy constructible");
+        if (!state_) return moved_from();
+        State& s = *state_;
+        const std::int64_t now_ms = to_unix_ms(s.clock.now());
+        const std::uint64_t h = detail::mix_hash(key.hash());
+        detail::Shard& shard = s.store.shard_for(h);
+        detail::Graveyard dead;
+        const std::int64_t expire_ms = value.expire ? to_unix_ms(*value.expire) : detail::no_expiry;
+        if (expire_ms <= now_ms) {
+            s.store.erase(shard, key, h, now_ms, dead);
+            return {};
+        }
+        const std::size_t bytes = static_cast<std::size_t>(s.weigher(key, std::as_const(value.data)));
+        const std::size_t weight = s.weighted ? std::max<std::size_t>(bytes, 1) : 1;
+        if (weight > s.store.capacity()) {
+            s.store.erase(shard, key, h, now_ms, dead);
+            return fail(ErrorKind::capacity,
+                        "entry weighs " + std::to_string(bytes) + " bytes, more than max_bytes (" +
+                            std::to_string(s.store.capacity()) + ")",
+                        s.label);
+        }
+        auto* node = new detail::TypedNode<T>(key, h, expire_ms, bytes, weight, std::forward<V>(value));
+        s.store.put(shard, node, now_ms, dead);
+        return {};
+    }
+
+    std::shared_ptr<State> state_;
+};
+
+/// The in-process tier with the system clock and the default weigher.
+using MemoryBackend = BasicMemoryBackend<SystemClock, DefaultWeigher>;
+
+}  // namespace hitbox
