@@ -8,6 +8,9 @@
 #include <boost/hana/define_struct.hpp>
 
 #include <hitbox/backend/redis/envelope.hpp>
+#include <hitbox/compose/compose.hpp>
+#include <hitbox/compose/lookup.hpp>
+#include <hitbox/compose/policies.hpp>
 #include <hitbox/compress/passthrough.hpp>
 #include <hitbox/core/clock.hpp>
 #include <hitbox/core/concepts.hpp>
@@ -20,3 +23,5 @@
 #include <hitbox/format/xml.hpp>
 #include <hitbox/key_format/bitcode.hpp>
 #include <hitbox/key_format/url_encoded.hpp>
+#include <hitbox/offload/inline_offload.hpp>
+#include <hitbox/offload/offload_manager.hpp>

@@ -128,17 +128,46 @@ concept Connection = requires(C& c, std::string_view key, std::string_view value
 };
 
 /// What a piece of background work is for; with the key it forms the deduplication identity.
-enum class OffloadKind : std::uint8_t { refill, race_loser, revalidate, custom };
+enum class OffloadKind : std::uint8_t {
+    refill,      ///< copy an L2 hit into L1 (Compose with RefillAlways{.offloaded = true})
+    race_loser,  ///< the losing half of a Race read or write, left to finish in the background
+    revalidate,  ///< refresh a stale entry from upstream (the Cache front)
+    custom,      ///< anything else a user hands to the executor
+    tier_call,   ///< one tier's half of a Parallel/Race composition call; the caller waits for it
+};
 
-/// Offload: runs background work (refills, revalidation) for compositions and the cache front.
+/// Stable lower-case name of an offload kind ("refill", "race_loser", ...), for logs and metrics.
+constexpr std::string_view to_string(OffloadKind kind) noexcept {
+    switch (kind) {
+        case OffloadKind::refill: return "refill";
+        case OffloadKind::race_loser: return "race_loser";
+        case OffloadKind::revalidate: return "revalidate";
+        case OffloadKind::custom: return "custom";
+        case OffloadKind::tier_call: return "tier_call";
+    }
+    return "unknown";
+}
+
+/// Offload: runs background work (refills, race losers, revalidation) for compositions and the cache
+/// front. Models: OffloadManager (bounded worker pool), InlineOffload (runs work on the caller, for
+/// deterministic tests), NoOffload (refuses all work: background work is explicitly disabled).
 ///
 /// Minimal complete definition: `bool spawn(OffloadKind, std::string dedup_key, std::function<void()>)`:
 /// returns false when the work was not accepted (duplicate of pending work, queue full, shut down).
+/// Optional: `static constexpr bool runs_on_caller = true` for executors that run work on the calling
+/// thread (or not at all); a composition then runs its Parallel/Race tier calls in order on the caller
+/// instead of handing them to the executor.
 /// Laws: work accepted is run at most once; while work for (kind, key) is pending, another spawn for the
-/// same pair is refused.
+/// same pair is refused; an empty dedup_key is never deduplicated; a refused task is never run.
 template <class O>
 concept Offload = requires(O& o, std::string dedup_key, std::function<void()> task) {
     { o.spawn(OffloadKind::refill, std::move(dedup_key), std::move(task)) } -> std::same_as<bool>;
+};
+
+/// True when the Offload O runs accepted work on the caller's thread (or runs nothing): see Offload.
+template <class O>
+inline constexpr bool offload_runs_on_caller = requires {
+    requires O::runs_on_caller;
 };
 
 }  // namespace hitbox

@@ -1,0 +1,842 @@
+#pragma once
+/// \file
+/// hitbox::Compose<L1, L2, Offload, Read, Write, Refill>: two tiers folded into one statically dispatched
+/// Backend, and hitbox::compose(tiers..., offload), which folds any number of tiers into nested Composes.
+/// Policies: compose/policies.hpp; traced calls (which tier answered): compose/lookup.hpp.
+
+#include <atomic>
+#include <chrono>
+#include <concepts>
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <tuple>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+#include <hitbox/compose/detail/fork.hpp>
+#include <hitbox/compose/lookup.hpp>
+#include <hitbox/compose/policies.hpp>
+#include <hitbox/core/concepts.hpp>
+#include <hitbox/core/error.hpp>
+#include <hitbox/core/key.hpp>
+#include <hitbox/core/value.hpp>
+#include <hitbox/key_format/bitcode.hpp>
+
+namespace hitbox {
+
+template <class L1, class L2, class O, class Read = SequentialRead, class Write = OptimisticParallelWrite,
+          class Refill = RefillAlways>
+class Compose;
+
+/// A snapshot of one composition's counters (its own level; a nested composition has its own). Hits and
+/// misses per tier are not counted here, to keep the hit path free of shared writes: `lookup()` names the
+/// tier that answered, and the cache front counts them.
+struct ComposeStats {
+    std::uint64_t l1_read_errors = 0;         ///< L1 reads that failed (each treated as a miss)
+    std::uint64_t l2_read_errors = 0;         ///< L2 reads that failed
+    std::uint64_t l1_write_errors = 0;        ///< L1 writes that failed (refills not included)
+    std::uint64_t l2_write_errors = 0;        ///< L2 writes that failed
+    std::uint64_t remove_errors = 0;          ///< tier removes that failed
+    std::uint64_t refills = 0;                ///< L2 hits written to L1 (or accepted by the offload)
+    std::uint64_t refill_errors = 0;          ///< refills L1 refused
+    std::uint64_t refills_dropped = 0;        ///< offloaded refills the Offload refused (duplicate, full, disabled)
+    std::uint64_t race_losers_offloaded = 0;  ///< Race losers left to finish in the background
+    std::uint64_t race_losers_dropped = 0;    ///< Race losers cancelled or abandoned
+    std::uint64_t unavailable = 0;            ///< calls that failed as a whole (every tier needed failed)
+
+    friend bool operator==(const ComposeStats&, const ComposeStats&) = default;
+};
+
+namespace detail {
+
+/// How a composition reaches a tier it holds: by value, through std::reference_wrapper, a raw pointer, a
+/// shared_ptr or a unique_ptr.
+template <class T>
+struct tier_traits {
+    using type = T;
+    static T& get(T& t) noexcept { return t; }
+    static const T& get(const T& t) noexcept { return t; }
+};
+template <class T>
+struct tier_traits<std::reference_wrapper<T>> {
+    using type = T;
+    static T& get(const std::reference_wrapper<T>& t) noexcept { return t.get(); }
+};
+template <class T>
+struct tier_traits<T*> {
+    using type = T;
+    static T& get(T* t) noexcept { return *t; }
+};
+template <class T>
+struct tier_traits<std::shared_ptr<T>> {
+    using type = T;
+    static T& get(const std::shared_ptr<T>& t) noexcept { return *t; }
+};
+template <class T, class D>
+struct tier_traits<std::unique_ptr<T, D>> {
+    using type = T;
+    static T& get(const std::unique_ptr<T, D>& t) noexcept { return *t; }
+};
+template <class T>
+using tier_t = typename tier_traits<T>::type;
+
+template <class T>
+inline constexpr bool is_compose = false;
+template <class L1, class L2, class O, class R, class W, class F>
+inline constexpr bool is_compose<Compose<L1, L2, O, R, W, F>> = true;
+
+/// One level's view of a read: the value, where it came from (traced reads only), and the errors of the
+/// tiers below, each attributed to its label path relative to this level.
+template <class T>
+struct ReadOutcome {
+    std::optional<CacheValue<T>> value;
+    std::string source;
+    std::vector<Error> errors;
+    bool failed = false;  ///< every tier failed
+};
+
+struct WriteOutcome {
+    std::vector<std::string> written;
+    std::vector<Error> errors;
+    bool failed = false;  ///< the write failed as the policy defines it
+};
+
+struct RemoveOutcome {
+    bool existed = false;
+    std::vector<Error> errors;
+    bool failed = false;  ///< at least one tier failed
+};
+
+/// Both halves of a Parallel/Race call and their results, shared by the caller and the worker.
+template <class A, class B>
+struct ForkPair {
+    Fork fork;
+    A a{};
+    B b{};
+};
+
+struct ComposeCounters {
+    std::atomic<std::uint64_t> l1_read_errors{0}, l2_read_errors{0}, l1_write_errors{0}, l2_write_errors{0},
+        remove_errors{0}, refills{0}, refill_errors{0}, refills_dropped{0}, race_losers_offloaded{0},
+        race_losers_dropped{0}, unavailable{0};
+
+    static void bump(std::atomic<std::uint64_t>& c) noexcept { c.fetch_add(1, std::memory_order_relaxed); }
+
+    ComposeStats snapshot() const noexcept {
+        auto r = [](const std::atomic<std::uint64_t>& c) { return c.load(std::memory_order_relaxed); };
+        return {r(l1_read_errors), r(l2_read_errors), r(l1_write_errors), r(l2_write_errors), r(remove_errors),
+                r(refills),        r(refill_errors),  r(refills_dropped), r(race_losers_offloaded),
+                r(race_losers_dropped), r(unavailable)};
+    }
+
+    void restore(const ComposeStats& s) noexcept {
+        auto w = [](std::atomic<std::uint64_t>& c, std::uint64_t v) { c.store(v, std::memory_order_relaxed); };
+        w(l1_read_errors, s.l1_read_errors), w(l2_read_errors, s.l2_read_errors);
+        w(l1_write_errors, s.l1_write_errors), w(l2_write_errors, s.l2_write_errors);
+        w(remove_errors, s.remove_errors), w(refills, s.refills), w(refill_errors, s.refill_errors);
+        w(refills_dropped, s.refills_dropped), w(race_losers_offloaded, s.race_losers_offloaded);
+        w(race_losers_dropped, s.race_losers_dropped), w(unavailable, s.unavailable);
+    }
+};
+
+/// What a composition shares with its background tasks: the lifetime gate, the counters and an id that
+/// keeps its refill dedup keys apart from other compositions on the same offload.
+struct ComposeShared {
+    Gate gate;
+    ComposeCounters counters;
+    std::uint64_t id;
+
+    ComposeShared() : id(next_id()) {}
+
+    static std::uint64_t next_id() noexcept {
+        static std::atomic<std::uint64_t> counter{0};
+        return counter.fetch_add(1, std::memory_order_relaxed) + 1;
+    }
+};
+
+inline std::string join_path(std::string_view outer, std::string_view inner) {
+    if (outer.empty()) return std::string(inner);
+    if (inner.empty()) return std::string(outer);
+    std::string out;
+    out.reserve(outer.size() + 1 + inner.size());
+    out.append(outer).append(".").append(inner);
+    return out;
+}
+
+/// A leaf tier's error, attributed to the tier's label unless the tier already named itself.
+inline Error attribute(const Error& e, std::string_view label) { return e.backend().empty() ? e.in(label) : e; }
+
+inline void prefix_errors(std::vector<Error>& errors, std::string_view label) {
+    if (label.empty()) return;
+    for (auto& e : errors) e = e.in(label);
+}
+
+inline void append_errors(std::vector<Error>& to, std::vector<Error>&& from) {
+    for (auto& e : from) to.push_back(std::move(e));
+}
+
+/// The error a failed composition call returns: the one tier error when a single tier failed, otherwise
+/// `unavailable` naming every tier's error ("[cache.memory] connection: ...; [cache.redis] timeout: ...").
+inline Error composed_failure(std::string_view label, std::string_view what, const std::vector<Error>& errors) {
+    if (errors.size() == 1) return errors.front();
+    std::string message = "every tier failed to " + std::string(what) + ": ";
+    for (std::size_t i = 0; i < errors.size(); ++i) {
+        if (i) message += "; ";
+        message += errors[i].what();
+    }
+    return Error(ErrorKind::unavailable, std::move(message), std::string(label));
+}
+
+/// True when `a` stays alive longer than `b` (no expiry is the longest life).
+template <class T>
+bool lives_longer(const CacheValue<T>& a, const CacheValue<T>& b) noexcept {
+    if (!a.expire) return b.expire.has_value();
+    if (!b.expire) return false;
+    return *a.expire > *b.expire;
+}
+
+}  // namespace detail
+
+/// Two tiers folded into one Backend, dispatched statically: a `get` with the default SequentialRead on an
+/// L1 hit is exactly the L1 call. Compositions nest (a Compose is a Backend), labels compose into paths
+/// ("cache.memory", "outer.inner.redis") and `lookup()` / `store()` say which tier answered or took a
+/// write. Each tier keeps its own representation: a refill hands L1 the decoded object L2 returned, and a
+/// write serializes only in tiers that store bytes.
+///
+/// Tiers are held by value (moved in), or by reference through std::reference_wrapper, a pointer,
+/// shared_ptr or unique_ptr. The Offload is held by reference and must outlive the composition. Rules:
+/// a failing tier counts as a miss (counted, listed in `Lookup::errors`); a call fails only when every tier
+/// it needs failed, with an error naming each. Deletes go to every tier (L2 first, then L1, so a
+/// concurrent read cannot refill L1 from an L2 copy that is about to go); `remove` fails if any tier failed.
+///
+/// The destructor (and a move) waits for background work of this composition that is running, and turns
+/// queued work into no-ops. Not copyable; move only while no call is in progress.
+///
+/// \code
+/// hitbox::OffloadManager offload;
+/// auto tiers = hitbox::compose(std::move(memory), std::move(redis), offload);   // label "cache"
+/// tiers.set(key, hitbox::CacheValue<User>{user, hitbox::Clock::now() + 60s});
+/// auto found = tiers.lookup<User>(key);       // found->source == "cache.memory"
+/// \endcode
+template <class L1, class L2, class O, class Read, class Write, class Refill>
+class Compose {
+    static_assert(Backend<detail::tier_t<L1>>,
+                  "hitbox::Compose<L1, L2, Offload>: L1 must model hitbox::Backend: it needs get<T>, set<T>, "
+                  "remove, label()");
+    static_assert(Backend<detail::tier_t<L2>>,
+                  "hitbox::Compose<L1, L2, Offload>: L2 must model hitbox::Backend: it needs get<T>, set<T>, "
+                  "remove, label()");
+    static_assert(Offload<O>,
+                  "hitbox::Compose<L1, L2, Offload>: Offload must model hitbox::Offload: it needs "
+                  "bool spawn(OffloadKind, std::string dedup_key, std::function<void()>) "
+                  "(use OffloadManager, InlineOffload or NoOffload)");
+    static_assert(ReadPolicy<Read>,
+                  "hitbox::Compose<L1, L2, Offload, Read>: Read must model hitbox::ReadPolicy "
+                  "(SequentialRead, RaceRead or ParallelRead)");
+    static_assert(WritePolicy<Write>,
+                  "hitbox::Compose<L1, L2, Offload, Read, Write>: Write must model hitbox::WritePolicy "
+                  "(SequentialWrite, OptimisticParallelWrite or RaceWrite)");
+    static_assert(RefillPolicy<Refill>,
+                  "hitbox::Compose<L1, L2, Offload, Read, Write, Refill>: Refill must model hitbox::RefillPolicy "
+                  "(RefillAlways or RefillNever)");
+
+    template <class, class, class, class, class, class>
+    friend class Compose;
+
+public:
+    using l1_type = detail::tier_t<L1>;
+    using l2_type = detail::tier_t<L2>;
+    using offload_type = O;
+    using read_policy = Read;
+    using write_policy = Write;
+    using refill_policy = Refill;
+
+    /// Takes both tiers (moved in, or wrappers that refer to them), the offload (by reference) and the
+    /// policies. An empty label makes this level transparent in label paths (compose() uses it for the
+    /// inner levels of a fold).
+    Compose(L1 l1, L2 l2, O& offload, Read read = {}, Write write = {}, Refill refill = {},
+            std::string label = "cache")
+        : shared_(std::make_shared<detail::ComposeShared>()),
+          l1_(std::move(l1)),
+          l2_(std::move(l2)),
+          offload_(&offload),
+          read_policy_(std::move(read)),
+          write_policy_(std::move(write)),
+          refill_policy_(std::move(refill)),
+          label_(std::move(label)) {}
+
+    Compose(const Compose&) = delete;
+    Compose& operator=(const Compose&) = delete;
+
+    /// Waits for the source's running background work, then takes its tiers and counters.
+    Compose(Compose&& other)
+        : shared_(other.renew_()),
+          l1_(std::move(other.l1_)),
+          l2_(std::move(other.l2_)),
+          offload_(other.offload_),
+          read_policy_(std::move(other.read_policy_)),
+          write_policy_(std::move(other.write_policy_)),
+          refill_policy_(std::move(other.refill_policy_)),
+          label_(std::move(other.label_)) {}
+
+    Compose& operator=(Compose&&) = delete;
+
+    ~Compose() { shared_->gate.close_and_wait(); }
+
+    /// This level's label ("cache" unless changed); empty for the inner levels of a fold.
+    std::string_view label() const noexcept { return label_; }
+
+    /// Reads through the tiers as the read policy says; an L2 hit refills L1 as the refill policy says.
+    /// Fails (kind unavailable, naming each tier's error) only when every tier failed.
+    template <class T>
+    Result<std::optional<CacheValue<T>>> get(const CacheKey& key) {
+        if constexpr (Read::mode == ReadMode::sequential && !detail::is_compose<l1_type>) {
+            // The hit path: the L1 answer is returned as it came, nothing else happens.
+            auto first = l1().template get<T>(key);
+            if (first && *first) return first;
+            auto a = leaf_outcome_<T, false>(l1(), std::move(first));
+            if (a.failed) detail::ComposeCounters::bump(counters_().l1_read_errors);
+            auto out = sequential_after_l1_<T, false>(key, std::move(a));
+            detail::prefix_errors(out.errors, label_);
+            if (out.failed) return fail(failure_("read", out.errors));
+            return std::move(out.value);
+        } else {
+            auto out = read_impl_<T, false>(key);
+            if (out.failed) return fail(failure_("read", out.errors));
+            return std::move(out.value);
+        }
+    }
+
+    /// get<T> that also says which tier answered (label path) and which tiers failed on the way.
+    template <class T>
+    Result<Lookup<T>> lookup(const CacheKey& key) {
+        auto out = read_impl_<T, true>(key);
+        if (out.failed) return fail(failure_("read", out.errors));
+        Lookup<T> found;
+        found.value = std::move(out.value);
+        found.source = std::move(out.source);
+        found.errors = std::move(out.errors);
+        return found;
+    }
+
+    /// Writes through the tiers as the write policy says. The value keeps its created / stale / expire
+    /// times in every tier.
+    template <class T>
+    Result<void> set(const CacheKey& key, const CacheValue<T>& value) {
+        auto out = write_impl_<T, false>(key, value);
+        if (out.failed) return fail(failure_("write", out.errors));
+        return {};
+    }
+
+    /// set<T> that also lists the tiers that took the write and those that failed.
+    template <class T>
+    Result<StoreReport> store(const CacheKey& key, const CacheValue<T>& value) {
+        auto out = write_impl_<T, true>(key, value);
+        if (out.failed) return fail(failure_("write", out.errors));
+        return StoreReport{std::move(out.written), std::move(out.errors)};
+    }
+
+    /// Removes the key from every tier (L2 first, then L1). True when any tier had it; fails when any tier
+    /// failed (with that tier's error, or `unavailable` naming each when several failed).
+    Result<bool> remove(const CacheKey& key) {
+        auto out = remove_impl_(key);
+        if (out.failed) return fail(failure_("remove", out.errors));
+        return out.existed;
+    }
+
+    l1_type& l1() noexcept { return detail::tier_traits<L1>::get(l1_); }
+    const l1_type& l1() const noexcept { return detail::tier_traits<L1>::get(l1_); }
+    l2_type& l2() noexcept { return detail::tier_traits<L2>::get(l2_); }
+    const l2_type& l2() const noexcept { return detail::tier_traits<L2>::get(l2_); }
+    O& offload() const noexcept { return *offload_; }
+
+    /// This level's counters.
+    ComposeStats stats() const noexcept { return shared_->counters.snapshot(); }
+
+    /// The policies in use.
+    ComposePolicies<Read, Write, Refill> policies() const { return {read_policy_, write_policy_, refill_policy_}; }
+
+    /// The same composition under another label ("" makes this level transparent in paths).
+    Compose with_label(std::string label) && {
+        Compose out(std::move(*this));
+        out.label_ = std::move(label);
+        return out;
+    }
+
+    /// The same tiers under another read policy: `std::move(c).with_read(hitbox::RaceRead{})`.
+    template <class R>
+    Compose<L1, L2, O, R, Write, Refill> with_read(R read) && {
+        renew_();
+        return {std::move(l1_), std::move(l2_), *offload_, std::move(read), write_policy_, refill_policy_,
+                std::move(label_)};
+    }
+
+    /// The same tiers under another write policy.
+    template <class W>
+    Compose<L1, L2, O, Read, W, Refill> with_write(W write) && {
+        renew_();
+        return {std::move(l1_), std::move(l2_), *offload_, read_policy_, std::move(write), refill_policy_,
+                std::move(label_)};
+    }
+
+    /// The same tiers under another refill policy.
+    template <class F>
+    Compose<L1, L2, O, Read, Write, F> with_refill(F refill) && {
+        renew_();
+        return {std::move(l1_), std::move(l2_), *offload_, read_policy_, write_policy_, std::move(refill),
+                std::move(label_)};
+    }
+
+    /// The same tiers under a policy bundle.
+    template <class R, class W, class F>
+    Compose<L1, L2, O, R, W, F> with_policies(ComposePolicies<R, W, F> p) && {
+        renew_();
+        return {std::move(l1_), std::move(l2_), *offload_, std::move(p.read), std::move(p.write), std::move(p.refill),
+                std::move(label_)};
+    }
+
+private:
+    using Counter = std::atomic<std::uint64_t>;
+
+    /// Closes this object's gate (waiting for its running tasks) and returns a fresh shared state carrying
+    /// the counters, for the object that takes over the tiers.
+    std::shared_ptr<detail::ComposeShared> renew_() {
+        shared_->gate.close_and_wait();
+        auto fresh = std::make_shared<detail::ComposeShared>();
+        fresh->counters.restore(shared_->counters.snapshot());
+        return fresh;
+    }
+
+    Error failure_(std::string_view what, const std::vector<Error>& errors) const {
+        detail::ComposeCounters::bump(shared_->counters.unavailable);
+        return detail::composed_failure(label_, what, errors);
+    }
+
+    // ---- reads ---------------------------------------------------------------------------------------
+
+    template <class T, bool Traced, class Tier>
+    static detail::ReadOutcome<T> leaf_outcome_(Tier& tier, Result<std::optional<CacheValue<T>>>&& got) {
+        detail::ReadOutcome<T> out;
+        if (!got) {
+            out.failed = true;
+            out.errors.push_back(detail::attribute(got.error(), tier.label()));
+            return out;
+        }
+        out.value = std::move(*got);
+        if constexpr (Traced)
+            if (out.value) out.source = std::string(tier.label());
+        return out;
+    }
+
+    template <class T, bool Traced, class Tier>
+    static detail::ReadOutcome<T> read_tier_(Tier& tier, const CacheKey& key, Counter& errors) {
+        detail::ReadOutcome<T> out;
+        if constexpr (detail::is_compose<Tier>)
+            out = tier.template read_impl_<T, Traced>(key);
+        else
+            out = leaf_outcome_<T, Traced>(tier, tier.template get<T>(key));
+        if (out.failed) detail::ComposeCounters::bump(errors);
+        return out;
+    }
+
+    template <class T, bool Traced>
+    detail::ReadOutcome<T> read_impl_(const CacheKey& key) {
+        detail::ReadOutcome<T> out;
+        if constexpr (Read::mode == ReadMode::sequential)
+            out = sequential_after_l1_<T, Traced>(key, read_tier_<T, Traced>(l1(), key, counters_().l1_read_errors));
+        else if constexpr (Read::mode == ReadMode::parallel)
+            out = read_parallel_<T, Traced>(key);
+        else
+            out = read_race_<T, Traced>(key);
+        if constexpr (Traced)
+            if (out.value && !label_.empty()) out.source = detail::join_path(label_, out.source);
+        detail::prefix_errors(out.errors, label_);
+        return out;
+    }
+
+    /// Sequential read once L1 has answered `a`: done on a hit, otherwise L2 and a refill on an L2 hit.
+    template <class T, bool Traced>
+    detail::ReadOutcome<T> sequential_after_l1_(const CacheKey& key, detail::ReadOutcome<T>&& a) {
+        if (a.value) return std::move(a);
+        auto b = read_tier_<T, Traced>(l2(), key, counters_().l2_read_errors);
+        return combine_reads_<T>(key, std::move(a), std::move(b), b.value.has_value());
+    }
+
+    /// Merges both tiers' answers; `take_l2` picks L2's value (and refills L1 with it).
+    template <class T>
+    detail::ReadOutcome<T> combine_reads_(const CacheKey& key, detail::ReadOutcome<T>&& a, detail::ReadOutcome<T>&& b,
+                                          bool take_l2) {
+        detail::ReadOutcome<T> out;
+        out.failed = a.failed && b.failed;
+        out.errors = std::move(a.errors);
+        detail::append_errors(out.errors, std::move(b.errors));
+        if (take_l2) {
+            out.value = std::move(b.value);
+            out.source = std::move(b.source);
+            refill_<T>(key, *out.value, out.errors);
+        } else if (a.value) {
+            out.value = std::move(a.value);
+            out.source = std::move(a.source);
+        }
+        return out;
+    }
+
+    template <class T, bool Traced>
+    detail::ReadOutcome<T> read_parallel_(const CacheKey& key) {
+        using Outcome = detail::ReadOutcome<T>;
+        auto pair = std::make_shared<detail::ForkPair<Outcome, Outcome>>();
+        auto* p = pair.get();
+        // Both slots finish before this function returns, so they may refer to the caller's key.
+        p->fork.set(0, [this, p, &key] {
+            p->a = read_tier_<T, Traced>(l1(), key, counters_().l1_read_errors);
+            return p->a.value.has_value();
+        });
+        p->fork.set(1, [this, p, &key] {
+            p->b = read_tier_<T, Traced>(l2(), key, counters_().l2_read_errors);
+            return p->b.value.has_value();
+        });
+        spawn_slot_(pair, 1, OffloadKind::tier_call);
+        p->fork.wait(false, std::chrono::microseconds(0));
+        const bool take_l2 = p->b.value && (!p->a.value || detail::lives_longer(*p->b.value, *p->a.value));
+        return combine_reads_<T>(key, std::move(p->a), std::move(p->b), take_l2);
+    }
+
+    template <class T, bool Traced>
+    detail::ReadOutcome<T> read_race_(const CacheKey& key) {
+        using Outcome = detail::ReadOutcome<T>;
+        auto pair = std::make_shared<detail::ForkPair<Outcome, Outcome>>();
+        auto* p = pair.get();
+        // The loser may run after this call returns: the slots own a copy of the key.
+        p->fork.set(0, [this, p, key] {
+            p->a = read_tier_<T, Traced>(l1(), key, counters_().l1_read_errors);
+            return p->a.value.has_value();
+        });
+        p->fork.set(1, [this, p, key] {
+            p->b = read_tier_<T, Traced>(l2(), key, counters_().l2_read_errors);
+            return p->b.value.has_value();
+        });
+        const bool spawned[2] = {spawn_slot_(pair, 0, OffloadKind::tier_call),
+                                 spawn_slot_(pair, 1, OffloadKind::tier_call)};
+        p->fork.wait(true, steal_after_(read_policy_));
+        const int winner = p->fork.winner();
+        if (winner < 0) return combine_reads_<T>(key, std::move(p->a), std::move(p->b), false);
+        const int loser = 1 - winner;
+        // A loser that already finished is read like any tier; one still running is left alone.
+        const bool loser_done = p->fork.state(loser) == detail::Fork::Slot::done;
+        release_loser_(pair, loser, spawned[loser], read_policy_.loser);
+        Outcome out = std::move(winner == 0 ? p->a : p->b);
+        if (loser_done) detail::append_errors(out.errors, std::move(winner == 0 ? p->b.errors : p->a.errors));
+        if (winner == 1) refill_<T>(key, *out.value, out.errors);
+        return out;
+    }
+
+    // ---- refill --------------------------------------------------------------------------------------
+
+    /// Dedup key of a refill on the shared offload: this composition's id and the key's Bitcode bytes.
+    std::string refill_key_(const CacheKey& key) const {
+        std::string out = std::to_string(shared_->id);
+        out.push_back(':');
+        out += Bitcode{}.encode(key);
+        return out;
+    }
+
+    template <class T>
+    void refill_(const CacheKey& key, const CacheValue<T>& value, std::vector<Error>& errors) {
+        if constexpr (Refill::enabled) {
+            auto& c = counters_();
+            if constexpr (std::copy_constructible<T>) {
+                if (refill_policy_.offloaded) {
+                    auto task = [this, shared = shared_, key, value] {
+                        detail::GatePass pass(shared->gate);
+                        if (!pass) return;
+                        auto w = write_tier_<T, false>(l1(), key, value, shared->counters.refill_errors);
+                        (void)w;
+                    };
+                    if (offload_->spawn(OffloadKind::refill, refill_key_(key), std::move(task)))
+                        detail::ComposeCounters::bump(c.refills);
+                    else
+                        detail::ComposeCounters::bump(c.refills_dropped);
+                    return;
+                }
+            }
+            detail::ComposeCounters::bump(c.refills);
+            auto w = write_tier_<T, false>(l1(), key, value, c.refill_errors);
+            detail::append_errors(errors, std::move(w.errors));
+        } else {
+            (void)key, (void)value, (void)errors;
+        }
+    }
+
+    // ---- writes --------------------------------------------------------------------------------------
+
+    template <class T, bool Traced, class Tier>
+    static detail::WriteOutcome write_tier_(Tier& tier, const CacheKey& key, const CacheValue<T>& value,
+                                            Counter& errors) {
+        detail::WriteOutcome out;
+        if constexpr (detail::is_compose<Tier>) {
+            out = tier.template write_impl_<T, Traced>(key, value);
+        } else {
+            auto done = tier.template set<T>(key, value);
+            if (!done) {
+                out.failed = true;
+                out.errors.push_back(detail::attribute(done.error(), tier.label()));
+            } else if constexpr (Traced) {
+                out.written.emplace_back(tier.label());
+            }
+        }
+        if (out.failed) detail::ComposeCounters::bump(errors);
+        return out;
+    }
+
+    static detail::WriteOutcome combine_writes_(detail::WriteOutcome&& a, detail::WriteOutcome&& b, bool failed) {
+        detail::WriteOutcome out;
+        out.failed = failed;
+        out.written = std::move(a.written);
+        for (auto& w : b.written) out.written.push_back(std::move(w));
+        out.errors = std::move(a.errors);
+        detail::append_errors(out.errors, std::move(b.errors));
+        return out;
+    }
+
+    template <class T, bool Traced>
+    detail::WriteOutcome write_impl_(const CacheKey& key, const CacheValue<T>& value) {
+        detail::WriteOutcome out;
+        if constexpr (Write::mode == WriteMode::sequential) {
+            out = write_tier_<T, Traced>(l1(), key, value, counters_().l1_write_errors);
+            if (!out.failed) {
+                auto b = write_tier_<T, Traced>(l2(), key, value, counters_().l2_write_errors);
+                const bool failed = b.failed;
+                out = combine_writes_(std::move(out), std::move(b), failed);
+            }
+        } else if constexpr (Write::mode == WriteMode::optimistic_parallel) {
+            out = write_parallel_<T, Traced>(key, value);
+        } else {
+            out = write_race_<T, Traced>(key, value);
+        }
+        if constexpr (Traced)
+            if (!label_.empty())
+                for (auto& w : out.written) w = detail::join_path(label_, w);
+        detail::prefix_errors(out.errors, label_);
+        return out;
+    }
+
+    template <class T, bool Traced>
+    detail::WriteOutcome write_parallel_(const CacheKey& key, const CacheValue<T>& value) {
+        using Outcome = detail::WriteOutcome;
+        auto pair = std::make_shared<detail::ForkPair<Outcome, Outcome>>();
+        auto* p = pair.get();
+        // Both slots finish before this function returns: they may refer to the caller's key and value.
+        p->fork.set(0, [this, p, &key, &value] {
+            p->a = write_tier_<T, Traced>(l1(), key, value, counters_().l1_write_errors);
+            return !p->a.failed;
+        });
+        p->fork.set(1, [this, p, &key, &value] {
+            p->b = write_tier_<T, Traced>(l2(), key, value, counters_().l2_write_errors);
+            return !p->b.failed;
+        });
+        spawn_slot_(pair, 1, OffloadKind::tier_call);
+        p->fork.wait(false, std::chrono::microseconds(0));
+        const bool failed = p->a.failed && p->b.failed;
+        return combine_writes_(std::move(p->a), std::move(p->b), failed);
+    }
+
+    template <class T, bool Traced>
+    detail::WriteOutcome write_race_(const CacheKey& key, const CacheValue<T>& value) {
+        using Outcome = detail::WriteOutcome;
+        auto pair = std::make_shared<detail::ForkPair<Outcome, Outcome>>();
+        auto* p = pair.get();
+        // The loser may run after this call returns: the slots share one copy of the key and value.
+        auto held = std::make_shared<const std::pair<CacheKey, CacheValue<T>>>(key, value);
+        p->fork.set(0, [this, p, held] {
+            p->a = write_tier_<T, Traced>(l1(), held->first, held->second, counters_().l1_write_errors);
+            return !p->a.failed;
+        });
+        p->fork.set(1, [this, p, held] {
+            p->b = write_tier_<T, Traced>(l2(), held->first, held->second, counters_().l2_write_errors);
+            return !p->b.failed;
+        });
+        const bool spawned[2] = {spawn_slot_(pair, 0, OffloadKind::tier_call),
+                                 spawn_slot_(pair, 1, OffloadKind::tier_call)};
+        p->fork.wait(true, steal_after_(write_policy_));
+        const int winner = p->fork.winner();
+        if (winner < 0) return combine_writes_(std::move(p->a), std::move(p->b), true);
+        release_loser_(pair, 1 - winner, spawned[1 - winner], write_policy_.loser);
+        return std::move(winner == 0 ? p->a : p->b);
+    }
+
+    // ---- removes -------------------------------------------------------------------------------------
+
+    template <class Tier>
+    static detail::RemoveOutcome remove_tier_(Tier& tier, const CacheKey& key, Counter& errors) {
+        detail::RemoveOutcome out;
+        if constexpr (detail::is_compose<Tier>) {
+            out = tier.remove_impl_(key);
+        } else {
+            auto gone = tier.remove(key);
+            if (gone) {
+                out.existed = *gone;
+            } else {
+                out.failed = true;
+                out.errors.push_back(detail::attribute(gone.error(), tier.label()));
+            }
+        }
+        if (out.failed) detail::ComposeCounters::bump(errors);
+        return out;
+    }
+
+    detail::RemoveOutcome remove_impl_(const CacheKey& key) {
+        auto b = remove_tier_(l2(), key, counters_().remove_errors);
+        auto a = remove_tier_(l1(), key, counters_().remove_errors);
+        detail::RemoveOutcome out;
+        out.existed = a.existed || b.existed;
+        out.failed = a.failed || b.failed;
+        out.errors = std::move(a.errors);
+        detail::append_errors(out.errors, std::move(b.errors));
+        detail::prefix_errors(out.errors, label_);
+        return out;
+    }
+
+    // ---- Parallel / Race plumbing --------------------------------------------------------------------
+
+    /// Hands slot i to the offload (never for an offload that runs on the caller: the caller then runs
+    /// both slots in order). A refused slot stays pending and the waiting caller runs it.
+    template <class Pair>
+    bool spawn_slot_(const std::shared_ptr<Pair>& pair, int i, OffloadKind kind) {
+        if constexpr (offload_runs_on_caller<O>) {
+            (void)pair, (void)i, (void)kind;
+            return false;
+        } else {
+            return offload_->spawn(kind, std::string{}, [pair, shared = shared_, i] {
+                detail::GatePass pass(shared->gate);
+                if (!pass) {
+                    pair->fork.cancel(i);
+                    return;
+                }
+                pair->fork.run(i);
+            });
+        }
+    }
+
+    template <class Policy>
+    static std::chrono::microseconds steal_after_(const Policy& policy) {
+        if constexpr (offload_runs_on_caller<O>) {
+            (void)policy;
+            return std::chrono::microseconds(0);
+        } else {
+            return policy.steal_after;
+        }
+    }
+
+    /// Deals with the slower half of a Race whose other half won: offload it (it finishes in the
+    /// background) or drop it (cancelled if it has not started).
+    template <class Pair>
+    void release_loser_(const std::shared_ptr<Pair>& pair, int loser, bool spawned, RaceLoser policy) {
+        auto& c = counters_();
+        if (pair->fork.state(loser) == detail::Fork::Slot::done) return;
+        if (policy == RaceLoser::drop) {
+            pair->fork.cancel(loser);
+            detail::ComposeCounters::bump(c.race_losers_dropped);
+            return;
+        }
+        if (!spawned) {
+            const bool accepted = offload_->spawn(OffloadKind::race_loser, std::string{}, [pair, shared = shared_, loser] {
+                detail::GatePass pass(shared->gate);
+                if (!pass) {
+                    pair->fork.cancel(loser);
+                    return;
+                }
+                pair->fork.run(loser);
+            });
+            if (!accepted) {
+                pair->fork.cancel(loser);
+                detail::ComposeCounters::bump(c.race_losers_dropped);
+                return;
+            }
+        }
+        detail::ComposeCounters::bump(c.race_losers_offloaded);
+    }
+
+    detail::ComposeCounters& counters_() const noexcept { return shared_->counters; }
+
+    std::shared_ptr<detail::ComposeShared> shared_;
+    L1 l1_;
+    L2 l2_;
+    O* offload_;
+    [[no_unique_address]] Read read_policy_;
+    [[no_unique_address]] Write write_policy_;
+    [[no_unique_address]] Refill refill_policy_;
+    std::string label_;
+};
+
+template <class L1, class L2, class O>
+Compose(L1, L2, O&) -> Compose<L1, L2, O>;
+template <class L1, class L2, class O, class R>
+Compose(L1, L2, O&, R) -> Compose<L1, L2, O, R>;
+template <class L1, class L2, class O, class R, class W>
+Compose(L1, L2, O&, R, W) -> Compose<L1, L2, O, R, W>;
+template <class L1, class L2, class O, class R, class W, class F>
+Compose(L1, L2, O&, R, W, F) -> Compose<L1, L2, O, R, W, F>;
+template <class L1, class L2, class O, class R, class W, class F>
+Compose(L1, L2, O&, R, W, F, std::string) -> Compose<L1, L2, O, R, W, F>;
+
+namespace detail {
+
+/// Right fold of tiers I..N-1 into nested Composes with default policies; only the outermost level
+/// carries a label.
+template <std::size_t I, std::size_t N, class Tuple, class O>
+auto compose_from(Tuple& args, O& offload, std::string label) {
+    using FirstRef = std::tuple_element_t<I, Tuple>;
+    using First = std::decay_t<FirstRef>;
+    if constexpr (I + 2 == N) {
+        using SecondRef = std::tuple_element_t<I + 1, Tuple>;
+        using Second = std::decay_t<SecondRef>;
+        return Compose<First, Second, O>(std::forward<FirstRef>(std::get<I>(args)),
+                                         std::forward<SecondRef>(std::get<I + 1>(args)), offload, {}, {}, {},
+                                         std::move(label));
+    } else {
+        auto rest = compose_from<I + 1, N>(args, offload, std::string{});
+        return Compose<First, decltype(rest), O>(std::forward<FirstRef>(std::get<I>(args)), std::move(rest), offload,
+                                                 {}, {}, {}, std::move(label));
+    }
+}
+
+}  // namespace detail
+
+/// Folds tiers, fastest first, into one composition labelled "cache": `compose(a, b, offload)` is
+/// `Compose<A, B, Offload>`, `compose(a, b, c, offload)` is `Compose<A, Compose<B, C, Offload>, Offload>`
+/// with the inner level transparent in label paths ("cache.a", "cache.b", "cache.c"). Tiers are moved in
+/// (pass `std::ref(t)` to keep one shared); the offload, last, is held by reference. Default policies at
+/// every level; change the outer level's with `.with_read()`, `.with_write()`, `.with_refill()`,
+/// `.with_policies()` and `.with_label()`, or nest Compose explicitly for per-level policies.
+///
+/// \code
+/// hitbox::OffloadManager offload;
+/// auto tiers = hitbox::compose(std::move(*memory), std::move(*redis), offload)
+///                  .with_read(hitbox::RaceRead{.loser = hitbox::RaceLoser::drop});
+/// \endcode
+template <class... Args>
+auto compose(Args&&... args) {
+    static_assert(sizeof...(Args) >= 3, "hitbox::compose(tiers..., offload): give at least two tiers, then the offload");
+    constexpr std::size_t n = sizeof...(Args) - 1;
+    using Tuple = std::tuple<Args&&...>;
+    using OffloadRef = std::tuple_element_t<n, Tuple>;
+    using O = std::remove_reference_t<OffloadRef>;
+    static_assert(Offload<O>,
+                  "hitbox::compose(tiers..., offload): the last argument must model hitbox::Offload "
+                  "(OffloadManager, InlineOffload or NoOffload)");
+    static_assert(!Offload<O> || std::is_lvalue_reference_v<OffloadRef>,
+                  "hitbox::compose(tiers..., offload): the offload is held by reference: pass a named object "
+                  "that outlives the composition");
+    if constexpr (Offload<O> && std::is_lvalue_reference_v<OffloadRef>) {
+        Tuple refs(std::forward<Args>(args)...);
+        return detail::compose_from<0, n>(refs, std::get<n>(refs), std::string("cache"));
+    }
+}
+
+}  // namespace hitbox

@@ -1,0 +1,377 @@
+#pragma once
+/// \file
+/// hitbox::OffloadManager: the bounded background executor behind refills, race losers and stale
+/// revalidation. Fixed worker threads, a bounded FIFO queue, deduplication by (kind, key), a timeout
+/// policy per task, counters, `wait_all(timeout)` and a draining destructor.
+
+#include <algorithm>
+#include <chrono>
+#include <condition_variable>
+#include <cstddef>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <iostream>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <set>
+#include <stdexcept>
+#include <stop_token>
+#include <string>
+#include <string_view>
+#include <thread>
+#include <utility>
+#include <vector>
+
+#include <hitbox/core/concepts.hpp>
+#include <hitbox/core/error.hpp>
+#include <hitbox/offload/inline_offload.hpp>
+
+namespace hitbox {
+
+/// What happens when a task runs longer than its limit (measured from the moment a worker starts it).
+/// A running function cannot be killed, so "cancel" means: stop waiting for it.
+///
+/// - `none()`: no limit.
+/// - `cancel_wait(d)`: after d the task is counted `timed_out`, its stop_token is signalled, its dedup key
+///   is released (a new task for the same key is accepted) and `wait_all` / the destructor's drain stop
+///   waiting for it. The worker stays busy until the function returns.
+/// - `warn(d)`: after d the task is counted `timed_out` and reported to the timeout callback; everything
+///   else waits for it as usual.
+class TimeoutPolicy {
+public:
+    enum class Mode : std::uint8_t { none, cancel_wait, warn };
+
+    constexpr TimeoutPolicy() noexcept = default;
+    static constexpr TimeoutPolicy none() noexcept { return {}; }
+    static constexpr TimeoutPolicy cancel_wait(std::chrono::milliseconds after) noexcept {
+        return {Mode::cancel_wait, after};
+    }
+    static constexpr TimeoutPolicy warn(std::chrono::milliseconds after) noexcept { return {Mode::warn, after}; }
+
+    constexpr Mode mode() const noexcept { return mode_; }
+    /// The limit; zero for none().
+    constexpr std::chrono::milliseconds after() const noexcept { return after_; }
+
+    friend constexpr bool operator==(const TimeoutPolicy&, const TimeoutPolicy&) = default;
+
+private:
+    constexpr TimeoutPolicy(Mode mode, std::chrono::milliseconds after) noexcept : mode_(mode), after_(after) {}
+    Mode mode_ = Mode::none;
+    std::chrono::milliseconds after_{0};
+};
+
+/// Stable name of a timeout mode ("none", "cancel_wait", "warn").
+constexpr std::string_view to_string(TimeoutPolicy::Mode mode) noexcept {
+    switch (mode) {
+        case TimeoutPolicy::Mode::none: return "none";
+        case TimeoutPolicy::Mode::cancel_wait: return "cancel_wait";
+        case TimeoutPolicy::Mode::warn: return "warn";
+    }
+    return "unknown";
+}
+
+/// What the timeout callback is told about a task that ran past its limit.
+struct OffloadTimeout {
+    OffloadKind kind;
+    std::string key;  ///< the task's dedup key (may be binary; empty when it had none)
+    TimeoutPolicy policy;
+};
+
+/// OffloadManager settings. The defaults suit a service: a few workers, a queue deep enough to absorb a
+/// burst of refills, no task timeout and a five-second drain on shutdown.
+struct OffloadConfig {
+    std::size_t workers = 4;                        ///< worker threads, 1..1024
+    std::size_t max_queue = 1024;                   ///< tasks waiting for a worker; beyond it spawn refuses
+    TimeoutPolicy timeout{};                        ///< default per-task limit (spawn can override)
+    std::chrono::milliseconds drain_timeout{5000};  ///< how long the destructor waits for queued work
+    /// Called (on the manager's supervisor thread) for each task that passes its limit; when empty, one
+    /// line goes to std::clog.
+    std::function<void(const OffloadTimeout&)> on_timeout{};
+};
+
+namespace detail {
+
+/// Why a configuration is invalid, or nullopt when it is fine.
+inline std::optional<std::string> offload_config_problem(const OffloadConfig& c) {
+    if (c.workers == 0 || c.workers > 1024)
+        return "OffloadManager: workers must be 1..1024, got " + std::to_string(c.workers);
+    if (c.max_queue == 0) return std::string("OffloadManager: max_queue must be at least 1");
+    if (c.timeout.mode() != TimeoutPolicy::Mode::none && c.timeout.after() <= std::chrono::milliseconds(0))
+        return std::string("OffloadManager: a task timeout must be positive");
+    if (c.drain_timeout < std::chrono::milliseconds(0))
+        return std::string("OffloadManager: drain_timeout must not be negative");
+    return std::nullopt;
+}
+
+/// A dedup key made printable: control and non-ASCII bytes as \xNN, cut after 64 bytes.
+inline std::string printable_key(std::string_view key) {
+    static constexpr char hex[] = "0123456789abcdef";
+    std::string out;
+    for (std::size_t i = 0; i < key.size() && i < 64; ++i) {
+        auto c = static_cast<unsigned char>(key[i]);
+        if (c >= 0x20 && c < 0x7f && c != '\\') {
+            out.push_back(static_cast<char>(c));
+        } else {
+            out.append("\\x").push_back(hex[c >> 4]);
+            out.push_back(hex[c & 0xf]);
+        }
+    }
+    if (key.size() > 64) out.append("...");
+    return out;
+}
+
+inline void log_offload_timeout(const OffloadTimeout& t) {
+    std::clog << "hitbox offload: " << to_string(t.kind) << " task '" << printable_key(t.key) << "' ran past "
+              << t.policy.after().count() << " ms (" << to_string(t.policy.mode()) << ")\n";
+}
+
+}  // namespace detail
+
+/// A bounded background executor: `workers` threads take tasks from a FIFO queue of at most `max_queue`
+/// entries. A task with a non-empty key is deduplicated by (kind, key) while it is queued or running: a
+/// second revalidation of the same key is refused and counted. spawn never blocks and never runs the task
+/// on the caller; it returns false (and counts why) when the task is refused. Thread-safe; not movable.
+///
+/// The destructor stops accepting work, waits up to `drain_timeout` for queued and running tasks, discards
+/// what is still queued (counted `discarded`), signals the stop_token of running tasks and joins the
+/// workers; a running function is always waited for, since it cannot be killed. Never destroy a manager
+/// from one of its own tasks, and keep it alive longer than every composition or cache that uses it.
+///
+/// \code
+/// hitbox::OffloadManager offload{{.workers = 2, .max_queue = 256,
+///                                 .timeout = hitbox::TimeoutPolicy::warn(std::chrono::seconds(2))}};
+/// offload.spawn(hitbox::OffloadKind::revalidate, "user:42", [] { /* reload */ });
+/// offload.wait_all(std::chrono::seconds(1));
+/// \endcode
+class OffloadManager {
+public:
+    /// Four workers, a queue of 1024, no timeout, a 5 s drain.
+    OffloadManager() : OffloadManager(OffloadConfig{}) {}
+
+    /// Starts the workers. Throws std::invalid_argument for an invalid configuration (use create() to get
+    /// a hitbox::Error instead) and std::system_error when threads cannot be started.
+    explicit OffloadManager(OffloadConfig config) : config_(std::move(config)) {
+        if (auto problem = detail::offload_config_problem(config_)) throw std::invalid_argument(*problem);
+        on_timeout_ = config_.on_timeout;
+        workers_.reserve(config_.workers);
+        try {
+            for (std::size_t i = 0; i < config_.workers; ++i) workers_.emplace_back([this] { work_(); });
+            supervisor_ = std::thread([this] { supervise_(); });
+        } catch (...) {
+            shutdown(std::chrono::milliseconds(0));  // join the threads that did start
+            throw;
+        }
+    }
+
+    /// Validates `config` and returns a config error instead of throwing.
+    static Result<std::unique_ptr<OffloadManager>> create(OffloadConfig config) {
+        if (auto problem = detail::offload_config_problem(config)) return fail(ErrorKind::config, *problem);
+        return std::make_unique<OffloadManager>(std::move(config));
+    }
+
+    OffloadManager(const OffloadManager&) = delete;
+    OffloadManager& operator=(const OffloadManager&) = delete;
+
+    ~OffloadManager() { shutdown(config_.drain_timeout); }
+
+    /// Queues `task` under (kind, dedup_key) with the configured timeout (or `timeout`). Returns false
+    /// when refused: a duplicate of pending work (counted deduplicated), the queue is full or the manager
+    /// is shut down (counted rejected). An empty key is never deduplicated.
+    bool spawn(OffloadKind kind, std::string dedup_key, std::function<void()> task,
+               std::optional<TimeoutPolicy> timeout = std::nullopt) {
+        if (!task) return false;
+        return enqueue_(kind, std::move(dedup_key),
+                        [f = std::move(task)](std::stop_token) { f(); }, timeout.value_or(config_.timeout));
+    }
+
+    /// As above, for a task that watches its stop_token (signalled on a cancel-wait timeout and at
+    /// shutdown) and can return early.
+    bool spawn(OffloadKind kind, std::string dedup_key, std::function<void(std::stop_token)> task,
+               std::optional<TimeoutPolicy> timeout = std::nullopt) {
+        if (!task) return false;
+        return enqueue_(kind, std::move(dedup_key), std::move(task), timeout.value_or(config_.timeout));
+    }
+
+    /// Waits until no accepted task is queued or running (tasks abandoned by a cancel-wait timeout do not
+    /// count); true when that happened within `timeout`. Do not call it from one of this manager's tasks.
+    bool wait_all(std::chrono::milliseconds timeout) {
+        std::unique_lock lock(mutex_);
+        return idle_cv_.wait_for(lock, timeout, [&] { return counters_.active == 0; });
+    }
+
+    /// Stops accepting work and drains as the destructor does (the destructor calls it); true when every
+    /// task finished within `drain_timeout`. Later calls return at once.
+    bool shutdown(std::chrono::milliseconds drain_timeout) {
+        std::lock_guard once(shutdown_mutex_);
+        std::unique_lock lock(mutex_);
+        if (exit_) return counters_.active == 0;
+        stopping_ = true;
+        bool drained = idle_cv_.wait_for(lock, drain_timeout, [&] { return counters_.active == 0; });
+        std::deque<std::unique_ptr<Task>> dropped;
+        if (!drained) {
+            dropped.swap(queue_);
+            for (auto& t : dropped) {
+                finish_(*t);
+                ++counters_.discarded;
+            }
+            counters_.queued = 0;
+            for (Task* t : running_) t->stop.request_stop();
+        }
+        exit_ = true;
+        work_cv_.notify_all();
+        supervisor_cv_.notify_all();
+        lock.unlock();
+        dropped.clear();
+        for (auto& w : workers_)
+            if (w.joinable()) w.join();
+        if (supervisor_.joinable()) supervisor_.join();
+        return drained;
+    }
+
+    /// A snapshot of the counters.
+    OffloadCounters counters() const {
+        std::lock_guard lock(mutex_);
+        return counters_;
+    }
+
+    /// Replaces the timeout callback (an empty function logs to std::clog).
+    void set_timeout_callback(std::function<void(const OffloadTimeout&)> callback) {
+        std::lock_guard lock(mutex_);
+        on_timeout_ = std::move(callback);
+    }
+
+    const OffloadConfig& config() const noexcept { return config_; }
+
+private:
+    struct Task {
+        OffloadKind kind;
+        std::string key;
+        std::function<void(std::stop_token)> fn;
+        TimeoutPolicy timeout;
+        std::stop_source stop{};
+        std::chrono::steady_clock::time_point deadline{};
+        bool timed_out = false;
+        bool abandoned = false;
+    };
+
+    bool enqueue_(OffloadKind kind, std::string key, std::function<void(std::stop_token)> fn, TimeoutPolicy timeout) {
+        std::lock_guard lock(mutex_);
+        if (stopping_) {
+            ++counters_.rejected;
+            return false;
+        }
+        if (!key.empty() && pending_.count({kind, key}) != 0) {
+            ++counters_.deduplicated;
+            return false;
+        }
+        if (queue_.size() >= config_.max_queue) {
+            ++counters_.rejected;
+            return false;
+        }
+        if (!key.empty()) pending_.emplace(kind, key);
+        queue_.push_back(std::make_unique<Task>(Task{kind, std::move(key), std::move(fn), timeout}));
+        ++counters_.spawned;
+        ++counters_.active;
+        ++counters_.queued;
+        work_cv_.notify_one();
+        return true;
+    }
+
+    /// The task no longer holds its key or counts as active. Called with mutex_ held.
+    void finish_(Task& t) {
+        if (!t.key.empty()) pending_.erase({t.kind, t.key});
+        --counters_.active;
+        if (counters_.active == 0) idle_cv_.notify_all();
+    }
+
+    void work_() {
+        std::unique_lock lock(mutex_);
+        for (;;) {
+            work_cv_.wait(lock, [&] { return exit_ || !queue_.empty(); });
+            if (queue_.empty()) return;
+            std::unique_ptr<Task> task = std::move(queue_.front());
+            queue_.pop_front();
+            --counters_.queued;
+            ++counters_.running;
+            running_.push_back(task.get());
+            if (task->timeout.mode() != TimeoutPolicy::Mode::none) {
+                task->deadline = std::chrono::steady_clock::now() + task->timeout.after();
+                supervisor_cv_.notify_one();
+            }
+            lock.unlock();
+            bool threw = false;
+            try {
+                task->fn(task->stop.get_token());
+            } catch (...) {
+                threw = true;
+            }
+            task->fn = nullptr;  // release captures before taking the lock
+            lock.lock();
+            running_.erase(std::find(running_.begin(), running_.end(), task.get()));
+            --counters_.running;
+            ++counters_.completed;
+            if (threw) ++counters_.failed;
+            if (!task->abandoned) finish_(*task);
+        }
+    }
+
+    void supervise_() {
+        std::unique_lock lock(mutex_);
+        while (!exit_) {
+            std::optional<std::chrono::steady_clock::time_point> next;
+            for (const Task* t : running_)
+                if (t->timeout.mode() != TimeoutPolicy::Mode::none && !t->timed_out && (!next || t->deadline < *next))
+                    next = t->deadline;
+            if (next)
+                supervisor_cv_.wait_until(lock, *next);
+            else
+                supervisor_cv_.wait(lock);
+            if (exit_) break;
+            const auto now = std::chrono::steady_clock::now();
+            std::vector<OffloadTimeout> events;
+            for (Task* t : running_) {
+                if (t->timeout.mode() == TimeoutPolicy::Mode::none || t->timed_out || t->deadline > now) continue;
+                t->timed_out = true;
+                ++counters_.timed_out;
+                if (t->timeout.mode() == TimeoutPolicy::Mode::cancel_wait) {
+                    t->abandoned = true;
+                    t->stop.request_stop();
+                    finish_(*t);
+                }
+                events.push_back(OffloadTimeout{t->kind, t->key, t->timeout});
+            }
+            if (events.empty()) continue;
+            auto callback = on_timeout_;
+            lock.unlock();
+            for (const auto& e : events) {
+                if (callback)
+                    callback(e);
+                else
+                    detail::log_offload_timeout(e);
+            }
+            lock.lock();
+        }
+    }
+
+    OffloadConfig config_;
+    mutable std::mutex mutex_;
+    std::mutex shutdown_mutex_;
+    std::condition_variable work_cv_;
+    std::condition_variable idle_cv_;
+    std::condition_variable supervisor_cv_;
+    std::deque<std::unique_ptr<Task>> queue_;
+    std::vector<Task*> running_;
+    std::set<std::pair<OffloadKind, std::string>> pending_;
+    OffloadCounters counters_;
+    std::function<void(const OffloadTimeout&)> on_timeout_;
+    bool stopping_ = false;
+    bool exit_ = false;
+    std::vector<std::thread> workers_;
+    std::thread supervisor_;
+};
+
+static_assert(Offload<OffloadManager>);
+
+}  // namespace hitbox

@@ -1,0 +1,9 @@
+// Compose's Read slot given a type that is not a read policy (here: a write policy).
+// expect: Read must model hitbox::ReadPolicy (SequentialRead, RaceRead or ParallelRead)
+#include "compose_support.hpp"
+
+#ifdef HITBOX_COMPILE_FAIL
+hitbox::Compose<TinyBackend, TinyBackend, hitbox::InlineOffload, hitbox::SequentialWrite> tiers{{}, {}, offload};
+#else
+hitbox::Compose<TinyBackend, TinyBackend, hitbox::InlineOffload, hitbox::RaceRead> tiers{{}, {}, offload};
+#endif
