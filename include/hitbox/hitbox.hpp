@@ -7,6 +7,7 @@
 #include <boost/hana/adapt_struct.hpp>
 #include <boost/hana/define_struct.hpp>
 
+#include <hitbox/backend/memory/memory_backend.hpp>
 #include <hitbox/backend/redis/envelope.hpp>
 #include <hitbox/compose/compose.hpp>
 #include <hitbox/compose/lookup.hpp>

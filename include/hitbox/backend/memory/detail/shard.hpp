@@ -16,11 +16,20 @@
 /// need the exclusive lock): a hit sets the node's `accessed` flag and bumps its frequency, and the policy
 /// applies the flags lazily, CLOCK-style, when a node reaches the cold end of its list (window: back to the
 /// MRU end; probation: promotion to protected; protected: back to its MRU end).
+///
+/// Window size: adapted per shard from "ghost" hits, as ARC adapts its recency/frequency split. The shard
+/// remembers the hashes of recently dropped candidates (window ghosts) and recently evicted main-space
+/// victims (main ghosts). When a key is inserted again while it is a window ghost, a larger window would
+/// have kept it: the window grows by that entry's weight; a main ghost shrinks the window instead. So a
+/// recency-heavy load drifts towards plain LRU (a window of the whole share) within about one share of
+/// misses, and a frequency-heavy one towards a 1% window.
 
 #include <algorithm>
 #include <atomic>
+#include <bit>
 #include <cstddef>
 #include <cstdint>
+#include <vector>
 
 #include <hitbox/backend/memory/detail/frequency_sketch.hpp>
 #include <hitbox/backend/memory/detail/node.hpp>
@@ -34,6 +43,36 @@ inline void bump(std::atomic<std::uint64_t>& counter, std::int64_t delta) noexce
     counter.store(counter.load(std::memory_order_relaxed) + static_cast<std::uint64_t>(delta),
                   std::memory_order_relaxed);
 }
+
+/// Recently evicted keys by hash, forgetting them after `horizon` newer ones. Lossy on purpose: a slot
+/// collision forgets the older key. No deletion, no allocation after sizing.
+class GhostList {
+public:
+    void ensure_capacity(std::size_t entries) {
+        horizon_ = std::max<std::size_t>(entries, 16);
+        const std::size_t want = std::bit_ceil(2 * horizon_);
+        if (want > slots_.size()) slots_.assign(want, Slot{});
+    }
+
+    void add(std::uint64_t h) noexcept { slots_[slot(h)] = Slot{h, ++sequence_}; }
+
+    bool contains(std::uint64_t h) const noexcept {
+        const Slot& s = slots_[slot(h)];
+        return s.sequence != 0 && s.hash == h && sequence_ - s.sequence < horizon_;
+    }
+
+private:
+    struct Slot {
+        std::uint64_t hash = 0;
+        std::uint64_t sequence = 0;
+    };
+
+    std::size_t slot(std::uint64_t h) const noexcept { return static_cast<std::size_t>(h >> 20) & (slots_.size() - 1); }
+
+    std::vector<Slot> slots_;
+    std::uint64_t sequence_ = 0;
+    std::size_t horizon_ = 16;
+};
 
 class alignas(64) Shard {
 public:
@@ -55,8 +94,14 @@ public:
             table_.reserve(share);
             sketch_.ensure_capacity(share);
         }
-        set_window(0.01);
+        window_ghosts_.ensure_capacity(weighted ? 16 : share);
+        main_ghosts_.ensure_capacity(weighted ? 16 : share);
+        min_window_ = std::max<std::size_t>(weighted ? 0 : 1, share / 100);
+        set_window(min_window_);
     }
+
+    /// Current size of the admission window, in weight units.
+    std::size_t window_max() const noexcept { return window_max_; }
 
     /// The node of `key`, expired or not; shared lock held.
     const NodeBase* find(const CacheKey& key, std::uint64_t h) const noexcept { return table_.find(key, h); }
@@ -76,9 +121,8 @@ public:
 
     /// Inserts `fresh` (ownership passes to the shard) or replaces the node of the same key, keeping its
     /// recency position; then reclaims expired nodes and evicts down to the bound. Exclusive lock held.
-    void put(NodeBase* fresh, std::int64_t now_ms, double window_fraction, Graveyard& dead) {
+    void put(NodeBase* fresh, std::int64_t now_ms, Graveyard& dead) {
         ++writes_;
-        set_window(window_fraction);
         if (NodeBase* old = table_.find(fresh->key, fresh->hash)) {
             fresh->segment = old->segment;
             list_of(old->segment).replace(old, fresh);
@@ -97,7 +141,15 @@ public:
             bump(entries_, 1);
             bump(bytes_, static_cast<std::int64_t>(fresh->bytes));
             add_weight(static_cast<std::int64_t>(fresh->weight));
-            if (weighted_) sketch_.ensure_capacity(table_.size());
+            if (weighted_) {
+                sketch_.ensure_capacity(table_.size());
+                window_ghosts_.ensure_capacity(table_.size());
+                main_ghosts_.ensure_capacity(table_.size());
+            }
+            if (window_ghosts_.contains(fresh->hash))
+                set_window(std::min(share_, window_max_ + fresh->weight));
+            else if (main_ghosts_.contains(fresh->hash))
+                set_window(window_max_ - std::min(window_max_ - min_window_, fresh->weight));
         }
         if (fresh->expire_ms != no_expiry) heap_.push(fresh);
         expire(now_ms, write_expiry_budget, dead);
@@ -111,7 +163,7 @@ public:
         NodeBase* victim = main_victim();
         if (victim == nullptr) victim = window_.tail;
         if (victim == nullptr) return false;
-        drop(victim, now_ms, true, dead);
+        evict(victim, now_ms, dead);
         return true;
     }
 
@@ -180,10 +232,8 @@ private:
         return total_weight_->load(std::memory_order_relaxed) > total_capacity_ && local_weight() + floating > share_;
     }
 
-    void set_window(double fraction) noexcept {
-        auto w = static_cast<std::size_t>(static_cast<double>(share_) * fraction);
-        if (!weighted_) w = std::max<std::size_t>(w, 1);
-        window_max_ = std::min(w, share_);
+    void set_window(std::size_t w) noexcept {
+        window_max_ = std::min(std::max(w, min_window_), share_);
         protected_max_ = static_cast<std::size_t>(static_cast<double>(main_max()) * 0.8);
     }
 
@@ -285,7 +335,7 @@ private:
                 if (victim == nullptr) {
                     break;  // nothing left here to duel with: other shards make the room
                 } else if (admit(candidate, victim)) {
-                    drop(victim, now_ms, true, dead);
+                    evict(victim, now_ms, dead);
                 } else {
                     bump(rejected_, 1);
                     keep = false;
@@ -295,7 +345,7 @@ private:
                 candidate->segment = Segment::probation;
                 probation_.push_front(candidate);
             } else {
-                drop(candidate, now_ms, true, dead);
+                evict(candidate, now_ms, dead);
             }
         }
         // Still over (the window share shrank, or an overwrite grew an entry): evict without a duel.
@@ -303,8 +353,16 @@ private:
             NodeBase* victim = main_victim();
             if (victim == nullptr) victim = window_.tail;
             if (victim == nullptr || victim == fresh) break;
-            drop(victim, now_ms, true, dead);
+            evict(victim, now_ms, dead);
         }
+    }
+
+    /// Drops a node to honour the bound, remembering it as a ghost of the part of the cache it left
+    /// (a node in no list is a candidate that just left the window).
+    void evict(NodeBase* n, std::int64_t now_ms, Graveyard& dead) {
+        const bool from_window = n->segment == Segment::window || n->segment == Segment::none;
+        (from_window ? window_ghosts_ : main_ghosts_).add(n->hash);
+        drop(n, now_ms, true, dead);
     }
 
     /// Accesses while stored plus the history from earlier stays, 0..15.
@@ -335,6 +393,9 @@ private:
     std::atomic<std::uint64_t>* total_weight_ = nullptr;
     std::uint64_t total_capacity_ = 1;
     std::size_t window_max_ = 1;
+    std::size_t min_window_ = 1;
+    GhostList window_ghosts_;
+    GhostList main_ghosts_;
     std::size_t protected_max_ = 0;
     bool weighted_ = false;
     std::uint64_t writes_ = 0;

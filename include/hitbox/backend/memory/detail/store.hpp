@@ -1,12 +1,11 @@
 #pragma once
 /// \file
-/// The memory tier's untyped core: the shards, the adaptive window size shared by them, expiry sweeps and
-/// stats. Everything that does not depend on the stored type or the clock lives here, compiled once.
+/// The memory tier's untyped core: the shards, the global weight, expiry sweeps and stats. Everything
+/// that does not depend on the stored type or the clock lives here, compiled once.
 
 #include <algorithm>
 #include <atomic>
 #include <bit>
-#include <cmath>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -24,8 +23,7 @@ public:
         : shards_(std::make_unique<Shard[]>(shard_count)),
           shard_count_(shard_count),
           shard_bits_(static_cast<unsigned>(std::countr_zero(shard_count))),
-          capacity_(capacity),
-          weighted_(weighted) {
+          capacity_(capacity) {
         for (std::size_t i = 0; i < shard_count; ++i) {
             // The remainder goes to the first shards, so the shares add up to the bound exactly.
             std::size_t share = static_cast<std::size_t>(capacity / shard_count + (i < capacity % shard_count ? 1 : 0));
@@ -40,23 +38,16 @@ public:
     std::size_t shard_count() const noexcept { return shard_count_; }
     /// The bound: entries, or bytes when weighted. One entry may weigh up to all of it.
     std::uint64_t capacity() const noexcept { return capacity_; }
-    /// Current share of each shard given to the admission window (adapted by hill climbing).
-    double window_fraction() const noexcept {
-        return static_cast<double>(window_ppm_.load(std::memory_order_relaxed)) / 1e6;
-    }
 
     /// Inserts or replaces under the shard's exclusive lock; the nodes it displaces are freed by the caller's
     /// Graveyard after the lock is released.
     void put(Shard& shard, NodeBase* fresh, std::int64_t now_ms, Graveyard& dead) {
-        bool climb = false;
         {
             std::unique_lock lock(shard.lock);
-            shard.put(fresh, now_ms, window_fraction(), dead);
-            climb = (shard.writes() & 63) == 0;
+            shard.put(fresh, now_ms, dead);
         }
         if (weight_.load(std::memory_order_relaxed) > capacity_) take_room_elsewhere(shard, now_ms, dead);
         help_expire(now_ms, dead);
-        if (climb) maybe_climb();
     }
 
     bool erase(Shard& shard, const CacheKey& key, std::uint64_t h, std::int64_t now_ms, Graveyard& dead) {
@@ -122,58 +113,12 @@ private:
         other.lock.unlock();
     }
 
-    /// Hill climbing on the window size (after Caffeine's adaptive W-TinyLFU): every sample period, move
-    /// the window share one step; keep the direction while the hit rate improves, reverse it when the hit
-    /// rate drops, and take smaller steps as the rate settles. Recency-heavy workloads grow the window
-    /// towards plain LRU; frequency-heavy ones shrink it towards 1%.
-    void maybe_climb() {
-        std::unique_lock lock(climb_mutex_, std::try_to_lock);
-        if (!lock.owns_lock()) return;
-        MemoryStats now = stats();
-        const std::uint64_t requests = now.hits + now.misses;
-        const std::uint64_t weight = weight_.load(std::memory_order_relaxed);
-        if (weight * 10 < capacity_ * 9) {  // still filling: hit rates are not comparable yet
-            base_hits_ = now.hits;
-            base_requests_ = requests;
-            return;
-        }
-        const std::uint64_t sample = std::max<std::uint64_t>(1000, 10 * (weighted_ ? now.entries : capacity_));
-        if (requests - base_requests_ < sample) return;
-        const double rate = static_cast<double>(now.hits - base_hits_) / static_cast<double>(requests - base_requests_);
-        base_hits_ = now.hits;
-        base_requests_ = requests;
-        if (previous_rate_ < 0) {
-            previous_rate_ = rate;
-            return;
-        }
-        const double change = rate - previous_rate_;
-        const double amount = change >= 0 ? step_ : -step_;
-        step_ = std::abs(change) >= restart_threshold ? std::copysign(initial_step, amount) : amount * step_decay;
-        previous_rate_ = rate;
-        double next = std::clamp(window_fraction() + amount, min_window, max_window);
-        window_ppm_.store(static_cast<std::uint32_t>(next * 1e6), std::memory_order_relaxed);
-    }
-
-    static constexpr double min_window = 0.01;
-    static constexpr double max_window = 0.99;
-    static constexpr double initial_step = 0.0625;
-    static constexpr double step_decay = 0.98;
-    static constexpr double restart_threshold = 0.05;
-
     std::unique_ptr<Shard[]> shards_;
     std::size_t shard_count_;
     unsigned shard_bits_;
     std::uint64_t capacity_;
-    bool weighted_;
     std::atomic<std::uint64_t> weight_{0};
-    std::atomic<std::uint32_t> window_ppm_{10'000};
     std::atomic<std::size_t> sweep_cursor_{0};
-
-    std::mutex climb_mutex_;
-    double previous_rate_ = -1;
-    double step_ = initial_step;
-    std::uint64_t base_hits_ = 0;
-    std::uint64_t base_requests_ = 0;
 };
 
 }  // namespace hitbox::detail
