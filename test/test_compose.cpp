@@ -821,3 +821,22 @@ TEST_CASE("Concurrent readers and writers on every policy combination stay consi
             .with_refill(hitbox::RefillAlways{.offloaded = true}));
     REQUIRE(offload.wait_all(30s));
 }
+
+TEST_CASE("Race and Parallel calls made from the offload's own worker cannot deadlock it") {
+    hitbox::OffloadManager offload{{.workers = 1}};
+    hitbox_test::CountingBackend l1{"memory"}, l2{"redis"};
+    REQUIRE(l2.set(key, Str{"v"}));
+    auto race = hitbox::compose(l1, l2, offload).with_read(hitbox::RaceRead{}).with_write(hitbox::RaceWrite{});
+    auto parallel = hitbox::compose(l1, l2, offload).with_read(hitbox::ParallelRead{});
+    std::atomic<int> done{0};
+    // The only worker runs this task; the tier calls it hands to the pool can only run on the caller.
+    REQUIRE(offload.spawn(hitbox::OffloadKind::revalidate, "k", [&] {
+        auto a = race.lookup<std::string>(key);
+        auto b = parallel.lookup<std::string>(key);
+        auto c = race.set(CacheKey{"other"}, Str{"w"});
+        auto d = parallel.set(CacheKey{"other"}, Str{"w"});
+        if (a && a->hit() && b && b->hit() && c && d) ++done;
+    }));
+    REQUIRE(offload.wait_all(10s));
+    CHECK(done == 1);
+}

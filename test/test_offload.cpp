@@ -79,6 +79,8 @@ TEST_CASE("OffloadManager runs accepted tasks on its workers and counts them") {
     CHECK(c.running == 0);
     CHECK(c.rejected == 0);
     CHECK(c.deduplicated == 0);
+    CHECK_FALSE(offload.spawn(OffloadKind::custom, "", std::function<void()>{}));  // nothing to run
+    CHECK(offload.counters().rejected == 1);
 }
 
 TEST_CASE("OffloadManager deduplicates by (kind, key) while work is pending") {

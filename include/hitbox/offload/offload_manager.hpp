@@ -177,11 +177,11 @@ public:
     ~OffloadManager() { shutdown(config_.drain_timeout); }
 
     /// Queues `task` under (kind, dedup_key) with the configured timeout (or `timeout`). Returns false
-    /// when refused: a duplicate of pending work (counted deduplicated), the queue is full or the manager
-    /// is shut down (counted rejected). An empty key is never deduplicated.
+    /// when refused: a duplicate of pending work (counted deduplicated), the queue is full, the manager is
+    /// shut down or the function is empty (counted rejected). An empty key is never deduplicated.
     bool spawn(OffloadKind kind, std::string dedup_key, std::function<void()> task,
                std::optional<TimeoutPolicy> timeout = std::nullopt) {
-        if (!task) return false;
+        if (!task) return refuse_empty_();
         return enqueue_(kind, std::move(dedup_key),
                         [f = std::move(task)](std::stop_token) { f(); }, timeout.value_or(config_.timeout));
     }
@@ -190,7 +190,7 @@ public:
     /// shutdown) and can return early.
     bool spawn(OffloadKind kind, std::string dedup_key, std::function<void(std::stop_token)> task,
                std::optional<TimeoutPolicy> timeout = std::nullopt) {
-        if (!task) return false;
+        if (!task) return refuse_empty_();
         return enqueue_(kind, std::move(dedup_key), std::move(task), timeout.value_or(config_.timeout));
     }
 
@@ -255,6 +255,13 @@ private:
         bool timed_out = false;
         bool abandoned = false;
     };
+
+    /// An empty function is refused like a full queue.
+    bool refuse_empty_() {
+        std::lock_guard lock(mutex_);
+        ++counters_.rejected;
+        return false;
+    }
 
     bool enqueue_(OffloadKind kind, std::string key, std::function<void(std::stop_token)> fn, TimeoutPolicy timeout) {
         std::lock_guard lock(mutex_);
