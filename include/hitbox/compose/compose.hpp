@@ -297,15 +297,11 @@ public:
     template <class T>
     Result<std::optional<CacheValue<T>>> get(const CacheKey& key) {
         if constexpr (Read::mode == ReadMode::sequential && !detail::is_compose<l1_type>) {
-            // The hit path: the L1 answer is returned as it came, nothing else happens.
-            auto first = l1().template get<T>(key);
-            if (first && *first) return first;
-            auto a = leaf_outcome_<T, false>(l1(), std::move(first));
-            if (a.failed) detail::ComposeCounters::bump(counters_().l1_read_errors);
-            auto out = sequential_after_l1_<T, false>(key, std::move(a));
-            detail::prefix_errors(out.errors, label_);
-            if (out.failed) return fail(failure_("read", out.errors));
-            return std::move(out.value);
+            // The hit path: L1's answer is the result object itself (one named return, so no move).
+            Result<std::optional<CacheValue<T>>> result = l1().template get<T>(key);
+            if (!result || !*result) [[unlikely]]
+                result = after_l1_miss_<T>(key, std::move(result));
+            return result;
         } else {
             auto out = read_impl_<T, false>(key);
             if (out.failed) return fail(failure_("read", out.errors));
@@ -419,6 +415,17 @@ private:
     }
 
     // ---- reads ---------------------------------------------------------------------------------------
+
+    /// get<T>'s Sequential path once a leaf L1 missed or failed.
+    template <class T>
+    Result<std::optional<CacheValue<T>>> after_l1_miss_(const CacheKey& key, Result<std::optional<CacheValue<T>>>&& first) {
+        auto a = leaf_outcome_<T, false>(l1(), std::move(first));
+        if (a.failed) detail::ComposeCounters::bump(counters_().l1_read_errors);
+        auto out = sequential_after_l1_<T, false>(key, std::move(a));
+        detail::prefix_errors(out.errors, label_);
+        if (out.failed) return fail(failure_("read", out.errors));
+        return std::move(out.value);
+    }
 
     template <class T, bool Traced, class Tier>
     static detail::ReadOutcome<T> leaf_outcome_(Tier& tier, Result<std::optional<CacheValue<T>>>&& got) {
