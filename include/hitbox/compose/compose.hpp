@@ -28,6 +28,15 @@
 #include <hitbox/core/value.hpp>
 #include <hitbox/key_format/bitcode.hpp>
 
+/// Marks a function as the unlikely path, kept out of line (GCC and Clang).
+#ifndef HITBOX_COLD
+#if defined(__GNUC__)
+#define HITBOX_COLD __attribute__((noinline, cold))
+#else
+#define HITBOX_COLD
+#endif
+#endif
+
 namespace hitbox {
 
 template <class L1, class L2, class O, class Read = SequentialRead, class Write = OptimisticParallelWrite,
@@ -416,9 +425,9 @@ private:
 
     // ---- reads ---------------------------------------------------------------------------------------
 
-    /// get<T>'s Sequential path once a leaf L1 missed or failed.
+    /// get<T>'s Sequential path once a leaf L1 missed or failed; kept out of line so the hit path inlines.
     template <class T>
-    Result<std::optional<CacheValue<T>>> after_l1_miss_(const CacheKey& key, Result<std::optional<CacheValue<T>>>&& first) {
+    HITBOX_COLD Result<std::optional<CacheValue<T>>> after_l1_miss_(const CacheKey& key, Result<std::optional<CacheValue<T>>>&& first) {
         auto a = leaf_outcome_<T, false>(l1(), std::move(first));
         if (a.failed) detail::ComposeCounters::bump(counters_().l1_read_errors);
         auto out = sequential_after_l1_<T, false>(key, std::move(a));
