@@ -1,6 +1,7 @@
 #pragma once
 /// \file
-/// The umbrella header: core types, key and value formats, the passthrough compressor and the entry codec.
+/// The umbrella header: core types, key and value formats, the passthrough compressor, the entry codec,
+/// the memory tier, compositions, offloads, the cache front (get_or_compute, memoize) and metrics.
 /// Nothing here needs hiredis, zstd or zlib: include <hitbox/backend/redis.hpp>,
 /// <hitbox/compress/zstd.hpp> or <hitbox/compress/gzip.hpp> for those.
 
@@ -9,6 +10,7 @@
 
 #include <hitbox/backend/memory/memory_backend.hpp>
 #include <hitbox/backend/redis/envelope.hpp>
+#include <hitbox/cache.hpp>
 #include <hitbox/compose/compose.hpp>
 #include <hitbox/compose/lookup.hpp>
 #include <hitbox/compose/policies.hpp>
@@ -17,6 +19,7 @@
 #include <hitbox/core/concepts.hpp>
 #include <hitbox/core/error.hpp>
 #include <hitbox/core/key.hpp>
+#include <hitbox/core/metrics.hpp>
 #include <hitbox/core/value.hpp>
 #include <hitbox/format/binary.hpp>
 #include <hitbox/format/json.hpp>

@@ -1,0 +1,123 @@
+#pragma once
+/// \file
+/// hitbox::memoize: wraps a function so that its results come from a hitbox::Cache, keyed by its
+/// arguments (Boost.Hana-adapted structs, strings, numbers, enums, std::optional of those), and
+/// hitbox::key_of_args, the key a memoized call uses.
+
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <tuple>
+#include <type_traits>
+#include <typeinfo>
+#include <utility>
+#include <vector>
+
+#include <hitbox/cache.hpp>
+#include <hitbox/core/key.hpp>
+
+namespace hitbox {
+
+namespace detail {
+
+template <class A>
+void append_arg_parts(std::vector<KeyPart>& parts, std::size_t index, bool only, const A& arg) {
+    using U = std::remove_cvref_t<A>;
+    if constexpr (is_hana_struct<U>) {
+        // A struct that is the only argument keys by its member names; among several, by "index.member".
+        const std::string outer = only ? std::string{} : std::to_string(index);
+        append_parts(arg, outer, parts);
+    } else {
+        parts.push_back(KeyPart{std::to_string(index), key_value_of(arg)});
+    }
+}
+
+}  // namespace detail
+
+/// The key of a call with `args`: `prefix`, `version`, and one part per argument named by its position
+/// ("0", "1", ...) holding its text (key_of's rules: strings as they are, numbers in shortest round-trip
+/// form, bool as true/false, enums as integers, an empty std::optional as a part without a value). A
+/// Boost.Hana-adapted struct contributes one part per member: named after the member when it is the only
+/// argument (so `key_of_args(p, v, q) == key_of(q, p, v)`), "index.member" otherwise.
+///
+/// \code
+/// auto k = hitbox::key_of_args("price", 1, std::string("EUR"), 42);   // price v1 {0=EUR, 1=42}
+/// \endcode
+template <class... Args>
+CacheKey key_of_args(std::string prefix, std::uint32_t version, const Args&... args) {
+    std::vector<KeyPart> parts;
+    std::size_t index = 0;
+    (detail::append_arg_parts(parts, index++, sizeof...(Args) == 1, args), ...);
+    return CacheKey(std::move(prefix), version, std::move(parts));
+}
+
+/// A memoized function: calling it with arguments returns the CacheResult of
+/// `cache.get_or_compute(key_of_args(prefix, version, args...), [=] { return f(args...); }, policy)`.
+/// Copies of the arguments are kept for the load (a background refresh may run after the call returns).
+/// Holds the cache by reference; copyable (copies share the function).
+template <class CacheT, class F>
+class Memoized {
+public:
+    Memoized(CacheT& cache, F f, CachePolicy policy, std::string prefix, std::uint32_t version)
+        : cache_(&cache),
+          f_(std::make_shared<const F>(std::move(f))),
+          policy_(policy),
+          prefix_(std::move(prefix)),
+          version_(version) {}
+
+    template <class... Args>
+        requires std::invocable<const F&, const std::decay_t<Args>&...>
+    auto operator()(Args&&... args) const {
+        using R = std::invoke_result_t<const F&, const std::decay_t<Args>&...>;
+        using V = typename detail::loader_value<std::remove_cvref_t<R>>::type;
+        CacheKey key = key_of_args(prefix_, version_, args...);
+        auto loader = [f = f_, held = std::make_tuple(std::decay_t<Args>(std::forward<Args>(args))...)] {
+            return std::apply(*f, held);
+        };
+        return cache_->template get_or_compute<V>(key, std::move(loader), policy_);
+    }
+
+    /// The key prefix of every call.
+    const std::string& prefix() const noexcept { return prefix_; }
+    const CachePolicy& policy() const noexcept { return policy_; }
+
+private:
+    CacheT* cache_;
+    std::shared_ptr<const F> f_;
+    CachePolicy policy_;
+    std::string prefix_;
+    std::uint32_t version_;
+};
+
+/// Wraps `f` (a function object) so its results are cached in `cache` with `policy`, keyed by the
+/// arguments under `prefix` and `version`. Name the prefix whenever several builds share an L2: the
+/// default (the function object's type name, unique to one lambda within one build) is not stable
+/// across builds.
+///
+/// \code
+/// auto price = hitbox::memoize(cache, [&](std::string currency, int id) { return db.price(currency, id); },
+///                              {.ttl = 60s}, "price");
+/// auto p = price("EUR", 42);   // CacheResult<double>: p.value, p.status, p.source
+/// \endcode
+template <class CacheT, class F>
+Memoized<CacheT, std::decay_t<F>> memoize(CacheT& cache, F&& f, CachePolicy policy, std::string prefix,
+                                          std::uint32_t version = 0) {
+    return {cache, std::forward<F>(f), policy, std::move(prefix), version};
+}
+
+/// memoize with the function object's type name as the key prefix. Only for closure types (a lambda):
+/// a function pointer or std::function type does not identify the function, so give those a prefix.
+template <class CacheT, class F>
+Memoized<CacheT, std::decay_t<F>> memoize(CacheT& cache, F&& f, CachePolicy policy) {
+    using D = std::decay_t<F>;
+    static_assert(std::is_class_v<D> && !requires { typename D::result_type; },
+                  "hitbox::memoize(cache, f, policy): f's type does not identify the function (a function pointer "
+                  "or std::function): pass a key prefix, memoize(cache, f, policy, \"name\")");
+    return {cache, std::forward<F>(f), policy, std::string("memoize:") + typeid(D).name(), 0};
+}
+
+}  // namespace hitbox

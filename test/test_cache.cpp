@@ -1,0 +1,999 @@
+// hitbox::Cache (get_or_compute) and hitbox::memoize: freshness under each stale policy on a manual clock,
+// stampede protection on real threads (64 callers of a cold key, the concurrency limit, a failing leader,
+// the waiter timeout), background refresh once per key, fail-open on backend errors, negative caching,
+// policy checks, loader shapes, label paths, metrics and lifetime.
+//
+// Tiers: a MemoryBackend on a ManualClock (L1, "memory") in front of a test double that fails on demand
+// (L2, "redis"), sharing the clock; InlineOffload for the composition.
+#include <catch2/catch.hpp>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <functional>
+#include <iostream>
+#include <latch>
+#include <mutex>
+#include <optional>
+#include <sstream>
+#include <stdexcept>
+#include <string>
+#include <thread>
+#include <type_traits>
+#include <vector>
+
+#include <boost/hana/define_struct.hpp>
+
+#include <hitbox/backend/memory/memory_backend.hpp>
+#include <hitbox/cache.hpp>
+#include <hitbox/compose/compose.hpp>
+#include <hitbox/offload/inline_offload.hpp>
+#include <hitbox/offload/offload_manager.hpp>
+
+#include "support/prometheus_parse.hpp"
+#include "support/test_backends.hpp"
+
+using namespace std::chrono_literals;
+using hitbox::CacheKey;
+using hitbox::CachePolicy;
+using hitbox::CacheStatus;
+using hitbox::ErrorKind;
+using hitbox::StalePolicy;
+using hitbox_test::Op;
+
+namespace {
+
+using Memory = hitbox::BasicMemoryBackend<hitbox::ManualClock>;
+using Remote = hitbox_test::BasicFailingBackend<hitbox::ManualClock>;
+using Tiers = hitbox::Compose<Memory, Remote, hitbox::InlineOffload>;
+
+const CacheKey key{"user", 1, {{"id", "42"}}};
+
+Memory memory_on(const hitbox::ManualClock& clock) {
+    auto m = Memory::builder().max_entries(1000).clock(clock).build();
+    REQUIRE(m);
+    return std::move(*m);
+}
+
+/// L1 memory + L2 double on one manual clock. The tiers are handles: the fixture keeps copies to inspect.
+struct Fixture {
+    hitbox::ManualClock clock;
+    hitbox::InlineOffload offload;
+    Memory l1 = memory_on(clock);
+    Remote l2{"redis", clock};
+    Tiers tiers{l1, l2, offload};
+};
+
+/// Records what the error handler was told.
+struct ErrorLog {
+    std::mutex mutex;
+    std::vector<std::pair<hitbox::CacheOp, hitbox::Error>> events;
+
+    hitbox::CacheOptions options(CachePolicy policy = {}) {
+        return {policy, [this](const hitbox::CacheErrorEvent& e) {
+                    std::lock_guard lock(mutex);
+                    events.emplace_back(e.op, e.error);
+                }};
+    }
+    std::size_t count(hitbox::CacheOp op) {
+        std::lock_guard lock(mutex);
+        std::size_t n = 0;
+        for (const auto& [o, e] : events) n += o == op;
+        return n;
+    }
+};
+
+/// A one-shot signal with a bounded wait.
+class Signal {
+public:
+    void open() {
+        {
+            std::lock_guard lock(m_);
+            open_ = true;
+        }
+        cv_.notify_all();
+    }
+    bool wait(std::chrono::milliseconds limit = 20s) {
+        std::unique_lock lock(m_);
+        return cv_.wait_for(lock, limit, [&] { return open_; });
+    }
+
+private:
+    std::mutex m_;
+    std::condition_variable cv_;
+    bool open_ = false;
+};
+
+/// Polls `pred` until it holds or `limit` passes.
+template <class P>
+bool eventually(P pred, std::chrono::milliseconds limit = 20s) {
+    const auto deadline = std::chrono::steady_clock::now() + limit;
+    while (!pred()) {
+        if (std::chrono::steady_clock::now() > deadline) return false;
+        std::this_thread::sleep_for(1ms);
+    }
+    return true;
+}
+
+/// A loader returning "v1", "v2", ... and counting its calls.
+struct Versions {
+    std::atomic<int> calls{0};
+    auto loader() {
+        return [this] { return "v" + std::to_string(++calls); };
+    }
+};
+
+const CachePolicy fresh_stale_ttl{.ttl = 60s, .stale = 45s};
+
+}  // namespace
+
+// ---- freshness and stale policies ---------------------------------------------------------------------
+
+TEST_CASE("StalePolicy::Return: fresh, then stale served as it is, then expired and reloaded") {
+    Fixture f;
+    hitbox::Cache cache{f.tiers, f.offload, hitbox::NoMetrics{}, f.clock};
+    Versions v;
+
+    auto first = cache.get_or_compute<std::string>(key, v.loader(), fresh_stale_ttl);
+    CHECK(first.status == CacheStatus::Miss);
+    CHECK(first.source == "upstream");
+    CHECK(*first == "v1");
+    CHECK(first.ok());
+    CHECK(first.backend_errors.empty());
+    // Written with the policy's times, on the cache's clock, in both tiers.
+    auto stored = f.l2.peek<std::string>(key);
+    REQUIRE(stored);
+    CHECK(stored->created == f.clock.now());
+    CHECK(stored->stale == f.clock.now() + 45s);
+    CHECK(stored->expire == f.clock.now() + 60s);
+
+    f.clock.advance(44'999ms);
+    auto fresh = cache.get_or_compute<std::string>(key, v.loader(), fresh_stale_ttl);
+    CHECK(fresh.status == CacheStatus::Hit);
+    CHECK(fresh.source == "cache.memory");
+    CHECK(*fresh == "v1");
+
+    f.clock.advance(1ms);  // exactly at the stale time
+    auto stale = cache.get_or_compute<std::string>(key, v.loader(), fresh_stale_ttl);
+    CHECK(stale.status == CacheStatus::Stale);
+    CHECK(stale.source == "cache.memory");
+    CHECK(*stale == "v1");
+    CHECK(v.calls == 1);
+
+    f.clock.advance(15s);  // exactly at expiry
+    auto expired = cache.get_or_compute<std::string>(key, v.loader(), fresh_stale_ttl);
+    CHECK(expired.status == CacheStatus::Miss);
+    CHECK(*expired == "v2");
+    CHECK(v.calls == 2);
+}
+
+TEST_CASE("StalePolicy::Revalidate: a stale entry is a miss, reloaded on the caller and rewritten fresh") {
+    Fixture f;
+    hitbox::Cache cache{f.tiers, f.offload, hitbox::NoMetrics{}, f.clock};
+    Versions v;
+    const CachePolicy policy{.ttl = 60s, .stale = 45s, .stale_policy = StalePolicy::Revalidate};
+
+    CHECK(*cache.get_or_compute<std::string>(key, v.loader(), policy) == "v1");
+    f.clock.advance(30s);
+    auto fresh = cache.get_or_compute<std::string>(key, v.loader(), policy);
+    CHECK(fresh.status == CacheStatus::Hit);
+    CHECK(*fresh == "v1");
+
+    f.clock.advance(20s);  // 50 s: stale
+    auto reloaded = cache.get_or_compute<std::string>(key, v.loader(), policy);
+    CHECK(reloaded.status == CacheStatus::Miss);
+    CHECK(reloaded.source == "upstream");
+    CHECK(*reloaded == "v2");
+    CHECK(v.calls == 2);
+
+    f.clock.advance(44s);  // 44 s after the reload: fresh again
+    auto after = cache.get_or_compute<std::string>(key, v.loader(), policy);
+    CHECK(after.status == CacheStatus::Hit);
+    CHECK(*after == "v2");
+
+    f.clock.advance(61s);
+    auto expired = cache.get_or_compute<std::string>(key, v.loader(), policy);
+    CHECK(expired.status == CacheStatus::Miss);
+    CHECK(*expired == "v3");
+}
+
+TEST_CASE("StalePolicy::OffloadRevalidate: the stale value is served now and refreshed in the background") {
+    Fixture f;
+    hitbox::Cache cache{f.tiers, f.offload, hitbox::NoMetrics{}, f.clock};  // InlineOffload: refresh inside the call
+    Versions v;
+    const CachePolicy policy{.ttl = 60s, .stale = 45s, .stale_policy = StalePolicy::OffloadRevalidate};
+
+    CHECK(*cache.get_or_compute<std::string>(key, v.loader(), policy) == "v1");
+    f.clock.advance(10s);
+    CHECK(cache.get_or_compute<std::string>(key, v.loader(), policy).status == CacheStatus::Hit);
+    CHECK(v.calls == 1);
+
+    f.clock.advance(40s);  // 50 s: stale
+    auto stale = cache.get_or_compute<std::string>(key, v.loader(), policy);
+    CHECK(stale.status == CacheStatus::Stale);
+    CHECK(*stale == "v1");
+    CHECK(stale.source == "cache.memory");
+    CHECK(v.calls == 2);  // the refresh ran (inline) after the stale value was taken
+
+    auto refreshed = cache.get_or_compute<std::string>(key, v.loader(), policy);
+    CHECK(refreshed.status == CacheStatus::Hit);
+    CHECK(*refreshed == "v2");
+    const auto s = cache.stats();
+    CHECK(s.revalidations == 1);
+    CHECK(s.revalidations_done == 1);
+    CHECK(s.revalidations_dropped == 0);
+    auto stored = f.l2.peek<std::string>(key);
+    REQUIRE(stored);
+    CHECK(stored->data == "v2");
+    CHECK(stored->stale == f.clock.now() + 45s);
+
+    f.clock.advance(60s);
+    auto expired = cache.get_or_compute<std::string>(key, v.loader(), policy);
+    CHECK(expired.status == CacheStatus::Miss);
+    CHECK(*expired == "v3");
+}
+
+TEST_CASE("OffloadRevalidate refreshes once however many callers see the stale value") {
+    Fixture f;
+    hitbox::OffloadManager manager{{.workers = 2}};
+    hitbox::Cache cache{f.tiers, manager, hitbox::NoMetrics{}, f.clock};
+    const CachePolicy policy{.ttl = 60s, .stale = 45s, .stale_policy = StalePolicy::OffloadRevalidate};
+    REQUIRE(*cache.get_or_compute<std::string>(key, [] { return std::string("old"); }, policy) == "old");
+    f.clock.advance(50s);
+
+    std::atomic<int> calls{0};
+    Signal release;
+    auto slow_refresh = [&] {
+        ++calls;
+        release.wait();
+        return std::string("new");
+    };
+    constexpr int callers = 16;
+    std::vector<hitbox::CacheResult<std::string>> results(callers);
+    std::latch start(callers);
+    std::vector<std::thread> threads;
+    for (int i = 0; i < callers; ++i)
+        threads.emplace_back([&, i] {
+            start.arrive_and_wait();
+            results[static_cast<std::size_t>(i)] = cache.get_or_compute<std::string>(key, slow_refresh, policy);
+        });
+    for (auto& t : threads) t.join();  // every caller returned while the refresh is still blocked
+    for (const auto& r : results) {
+        CHECK(r.status == CacheStatus::Stale);
+        CHECK(r.value == std::optional<std::string>("old"));
+    }
+    CHECK(eventually([&] { return calls == 1; }));
+    release.open();
+    REQUIRE(manager.wait_all(20s));
+    CHECK(calls == 1);
+    const auto s = cache.stats();
+    CHECK(s.revalidations == 1);
+    CHECK(s.revalidations_dropped == callers - 1);  // duplicates refused by the offload's per-key dedup
+    auto after = cache.get_or_compute<std::string>(key, slow_refresh, policy);
+    CHECK(after.status == CacheStatus::Hit);
+    CHECK(*after == "new");
+    CHECK(calls == 1);
+}
+
+TEST_CASE("A background refresh that finds the entry fresh again does not call the loader") {
+    Fixture f;
+    hitbox::OffloadManager manager{{.workers = 1}};
+    hitbox::Cache cache{f.tiers, manager, hitbox::NoMetrics{}, f.clock};
+    const CachePolicy policy{.ttl = 60s, .stale = 45s, .stale_policy = StalePolicy::OffloadRevalidate};
+    REQUIRE(*cache.get_or_compute<std::string>(key, [] { return std::string("old"); }, policy) == "old");
+    f.clock.advance(50s);
+
+    Signal unblock;  // occupy the only worker so the refresh stays queued
+    REQUIRE(manager.spawn(hitbox::OffloadKind::custom, "", [&] { unblock.wait(); }));
+    std::atomic<int> calls{0};
+    auto refresh = [&] {
+        ++calls;
+        return std::string("from refresh");
+    };
+    auto stale = cache.get_or_compute<std::string>(key, refresh, policy);
+    CHECK(stale.status == CacheStatus::Stale);
+    REQUIRE(cache.put(key, std::string("written meanwhile"), policy));  // e.g. another caller's reload
+    unblock.open();
+    REQUIRE(manager.wait_all(20s));
+    CHECK(calls == 0);
+    CHECK(cache.stats().revalidations_skipped == 1);
+    CHECK(*cache.get_or_compute<std::string>(key, refresh, policy) == "written meanwhile");
+}
+
+TEST_CASE("Revalidate serves the stale value with the error when the reload fails (stale-if-error)") {
+    Fixture f;
+    hitbox::Cache cache{f.tiers, f.offload, hitbox::NoMetrics{}, f.clock};
+    const CachePolicy policy{.ttl = 60s, .stale = 45s, .stale_policy = StalePolicy::Revalidate};
+    REQUIRE(*cache.get_or_compute<std::string>(key, [] { return std::string("good"); }, policy) == "good");
+    f.clock.advance(50s);
+    auto failing = []() -> hitbox::Result<std::string> { return hitbox::fail(ErrorKind::timeout, "db timed out"); };
+    auto r = cache.get_or_compute<std::string>(key, failing, policy);
+    CHECK(r.status == CacheStatus::Stale);
+    CHECK(r.source == "cache.memory");
+    REQUIRE(r.value);
+    CHECK(*r == "good");
+    REQUIRE(r.error);
+    CHECK(r.error->kind() == ErrorKind::timeout);
+    CHECK(r.error->backend() == "upstream");
+    CHECK(cache.stats().stale_if_error == 1);
+
+    f.clock.advance(10s);  // expired: nothing left to fall back on
+    auto gone = cache.get_or_compute<std::string>(key, failing, policy);
+    CHECK(gone.status == CacheStatus::Miss);
+    CHECK_FALSE(gone.value);
+    REQUIRE(gone.error);
+    CHECK(gone.error->message() == "db timed out");
+}
+
+TEST_CASE("Entries without ttl never expire; stale without ttl still turns stale") {
+    Fixture f;
+    hitbox::Cache cache{f.tiers, f.offload, hitbox::NoMetrics{}, f.clock};
+    Versions v;
+    CHECK(*cache.get_or_compute<std::string>(key, v.loader(), {}) == "v1");
+    auto stored = f.l2.peek<std::string>(key);
+    REQUIRE(stored);
+    CHECK_FALSE(stored->expire);
+    CHECK_FALSE(stored->stale);
+    f.clock.advance(std::chrono::hours(24 * 365));
+    CHECK(cache.get_or_compute<std::string>(key, v.loader(), {}).status == CacheStatus::Hit);
+
+    const CacheKey other{"user", 1, {{"id", "43"}}};
+    CHECK(*cache.get_or_compute<std::string>(other, v.loader(), {.stale = 10s}) == "v2");
+    f.clock.advance(10s);
+    CHECK(cache.get_or_compute<std::string>(other, v.loader(), {.stale = 10s}).status == CacheStatus::Stale);
+    CHECK(v.calls == 2);
+}
+
+// ---- stampede protection ------------------------------------------------------------------------------
+
+namespace {
+
+/// Runs `callers` threads that all call `call()` at once; returns their results in thread order.
+template <class Call>
+auto run_together(int callers, Call call) {
+    using R = decltype(call());
+    std::vector<R> results(static_cast<std::size_t>(callers));
+    std::latch start(callers);
+    std::vector<std::thread> threads;
+    for (int i = 0; i < callers; ++i)
+        threads.emplace_back([&, i] {
+            start.arrive_and_wait();
+            results[static_cast<std::size_t>(i)] = call();
+        });
+    for (auto& t : threads) t.join();
+    return results;
+}
+
+}  // namespace
+
+TEST_CASE("64 threads on a cold key: the loader runs once and every caller gets its value") {
+    Fixture f;
+    hitbox::Cache cache{f.tiers, f.offload, hitbox::NoMetrics{}, f.clock};
+    constexpr int callers = 64;
+    std::atomic<int> calls{0};
+    std::atomic<bool> all_arrived{false};
+    const CachePolicy policy{.ttl = 60s, .waiter_timeout = 30s};
+    auto loader = [&] {
+        ++calls;
+        // Hold the load until every other caller is waiting for it (bounded).
+        all_arrived = eventually([&] { return cache.stats().waiting == callers - 1; });
+        return std::string("loaded once");
+    };
+    auto results = run_together(callers, [&] { return cache.get_or_compute<std::string>(key, loader, policy); });
+    CHECK(all_arrived);
+    CHECK(calls == 1);
+    int misses = 0;
+    for (const auto& r : results) {
+        CHECK(r.value == std::optional<std::string>("loaded once"));
+        CHECK(r.status == CacheStatus::Miss);
+        CHECK(r.source == "upstream");
+        misses += r.status == CacheStatus::Miss;
+    }
+    CHECK(misses == callers);
+    const auto s = cache.stats();
+    CHECK(s.loads == 1);
+    CHECK(s.coalesced == callers - 1);
+    CHECK(s.waiting == 0);
+    CHECK(cache.loads_in_flight() == 0);
+    CHECK(f.l2.counts().sets == 1);  // one write, not one per caller
+}
+
+TEST_CASE("The concurrency limit lets up to N loads of one key run at once") {
+    Fixture f;
+    hitbox::Cache cache{f.tiers, f.offload, hitbox::NoMetrics{}, f.clock};
+    constexpr int callers = 64;
+    std::atomic<int> calls{0};
+    const CachePolicy policy{.ttl = 60s, .concurrency = 4, .waiter_timeout = 30s};
+    std::atomic<bool> go{false};  // once one loader sees everybody, all loaders return
+    auto loader = [&] {
+        const int n = ++calls;
+        eventually([&] {
+            if (cache.stats().waiting + static_cast<std::uint64_t>(calls) == callers) go = true;
+            return go.load();
+        });
+        return "load " + std::to_string(n);
+    };
+    auto results = run_together(callers, [&] { return cache.get_or_compute<std::string>(key, loader, policy); });
+    CHECK(go);
+    CHECK(calls == 4);
+    for (const auto& r : results) CHECK(r.value.has_value());
+    CHECK(cache.stats().coalesced == callers - 4);
+}
+
+TEST_CASE("A failed leader hands one retry to a waiter; the others get the retry's outcome") {
+    Fixture f;
+    ErrorLog log;
+    hitbox::Cache cache{f.tiers, f.offload, hitbox::NoMetrics{}, f.clock, log.options()};
+    constexpr int callers = 64;
+    std::atomic<int> calls{0};
+    bool second_fails = false;
+    std::size_t retries = 1;
+
+    SECTION("the retry succeeds") {}
+    SECTION("the retry fails too") { second_fails = true; }
+    SECTION("no retries: every waiter gets the leader's error") { retries = 0; }
+
+    const CachePolicy policy{.ttl = 60s, .waiter_timeout = 30s, .retries = retries};
+    auto loader = [&]() -> hitbox::Result<std::string> {
+        const int n = ++calls;
+        if (n == 1) {
+            eventually([&] { return cache.stats().waiting == callers - 1; });
+            return hitbox::fail(ErrorKind::connection, "db down (attempt 1)");
+        }
+        if (second_fails) return hitbox::fail(ErrorKind::connection, "db down (attempt " + std::to_string(n) + ")");
+        return std::string("from the retry");
+    };
+    auto results = run_together(callers, [&] { return cache.get_or_compute<std::string>(key, loader, policy); });
+
+    int errors = 0, values = 0, first_error = 0;
+    for (const auto& r : results) {
+        if (r.value) {
+            ++values;
+            CHECK(*r.value == "from the retry");
+        }
+        if (r.error) {
+            ++errors;
+            CHECK(r.error->backend() == "upstream");
+            first_error += r.error->message() == "db down (attempt 1)";
+        }
+        CHECK(r.status == CacheStatus::Miss);
+    }
+    const auto s = cache.stats();
+    if (retries == 0) {
+        CHECK(calls == 1);
+        CHECK(errors == callers);
+        CHECK(first_error == callers);
+        CHECK(s.retries == 0);
+    } else if (second_fails) {
+        CHECK(calls == 2);
+        CHECK(errors == callers);
+        CHECK(first_error == 1);  // the leader's own; everyone else got the retry's error
+        CHECK(s.retries == 1);
+    } else {
+        CHECK(calls == 2);
+        CHECK(errors == 1);
+        CHECK(values == callers - 1);
+        CHECK(s.retries == 1);
+        CHECK(*cache.get_or_compute<std::string>(key, loader, policy) == "from the retry");
+        CHECK(calls == 2);
+    }
+    CHECK(s.load_errors == static_cast<std::uint64_t>(calls - (second_fails || retries == 0 ? 0 : 1)));
+    CHECK(cache.loads_in_flight() == 0);
+    CHECK(log.count(hitbox::CacheOp::write) == 0);
+}
+
+TEST_CASE("A waiter that waits past the waiter timeout loads by itself") {
+    Fixture f;
+    hitbox::Cache cache{f.tiers, f.offload, hitbox::NoMetrics{}, f.clock};
+    std::atomic<int> calls{0};
+    Signal release;
+    auto loader = [&] {
+        const int n = ++calls;
+        if (n == 1) release.wait();
+        return "load " + std::to_string(n);
+    };
+    const CachePolicy policy{.ttl = 60s, .waiter_timeout = 50ms};
+    hitbox::CacheResult<std::string> leader_result;
+    std::thread leader([&] { leader_result = cache.get_or_compute<std::string>(key, loader, policy); });
+    REQUIRE(eventually([&] { return calls == 1; }));
+
+    const auto started = std::chrono::steady_clock::now();
+    auto waiter = cache.get_or_compute<std::string>(key, loader, policy);
+    const auto waited = std::chrono::steady_clock::now() - started;
+    release.open();
+    leader.join();
+
+    CHECK(waited >= 50ms);
+    CHECK(waiter.value == std::optional<std::string>("load 2"));
+    CHECK(waiter.status == CacheStatus::Miss);
+    CHECK(leader_result.value == std::optional<std::string>("load 1"));
+    CHECK(calls == 2);
+    CHECK(cache.stats().waiter_timeouts == 1);
+    CHECK(cache.loads_in_flight() == 0);
+}
+
+TEST_CASE("Callers arriving after a load finished read the value instead of loading again") {
+    Fixture f;
+    hitbox::Cache cache{f.tiers, f.offload, hitbox::NoMetrics{}, f.clock};
+    std::atomic<int> calls{0};
+    auto loader = [&] {
+        ++calls;
+        return std::string("v");
+    };
+    // Many rounds of short overlapping bursts: a late caller either joins the flight or finds the entry.
+    for (int round = 0; round < 20; ++round) {
+        const CacheKey k{"burst", 1, {{"round", std::to_string(round)}}};
+        auto results = run_together(8, [&] { return cache.get_or_compute<std::string>(k, loader, {.ttl = 60s}); });
+        for (const auto& r : results) CHECK(r.value == std::optional<std::string>("v"));
+    }
+    CHECK(calls == 20);
+}
+
+// ---- fail-open -------------------------------------------------------------------------------------
+
+TEST_CASE("A failing tier is a miss on read and a reported error on write; the loader's value is served") {
+    Fixture f;
+    ErrorLog log;
+    hitbox::Cache cache{f.tiers, f.offload, hitbox::NoMetrics{}, f.clock, log.options()};
+    f.l2.fail_all(ErrorKind::connection, "connection refused");
+    Versions v;
+
+    auto r = cache.get_or_compute<std::string>(key, v.loader(), {.ttl = 60s});
+    CHECK(*r == "v1");
+    CHECK(r.status == CacheStatus::Miss);
+    CHECK(r.ok());
+    REQUIRE(r.backend_errors.size() == 2);
+    CHECK(r.backend_errors[0].backend() == "cache.redis");  // the read
+    CHECK(r.backend_errors[1].backend() == "cache.redis");  // the write
+    CHECK(r.backend_errors[1].kind() == ErrorKind::connection);
+    CHECK(log.count(hitbox::CacheOp::read) == 1);
+    CHECK(log.count(hitbox::CacheOp::write) == 1);
+    auto s = cache.stats();
+    CHECK(s.read_errors == 1);
+    CHECK(s.write_errors == 1);
+    REQUIRE(s.tiers.size() == 1);
+    CHECK(s.tiers[0] == hitbox::TierErrors{"cache.redis", 1, 1});
+
+    // L1 took the write: the next call is an L1 hit and L2 is not asked.
+    auto hit = cache.get_or_compute<std::string>(key, v.loader(), {.ttl = 60s});
+    CHECK(hit.status == CacheStatus::Hit);
+    CHECK(hit.source == "cache.memory");
+    CHECK(hit.backend_errors.empty());
+    CHECK(v.calls == 1);
+}
+
+TEST_CASE("A backend that fails entirely still serves every call from the loader") {
+    hitbox::ManualClock clock;
+    Remote only{"redis", clock};
+    only.fail_all(ErrorKind::timeout, "no reply");
+    hitbox::InlineOffload offload;
+    ErrorLog log;
+    hitbox::Cache cache{only, offload, hitbox::NoMetrics{}, clock, log.options()};
+    Versions v;
+    for (int i = 1; i <= 3; ++i) {
+        auto r = cache.get_or_compute<std::string>(key, v.loader(), {.ttl = 60s});
+        CHECK(*r == "v" + std::to_string(i));
+        CHECK(r.status == CacheStatus::Miss);
+        REQUIRE(r.backend_errors.size() == 2);
+        CHECK(r.backend_errors[0].what() == "[redis] timeout: no reply");
+    }
+    CHECK(cache.stats().read_errors == 3);
+    CHECK(cache.stats().write_errors == 3);
+    CHECK(log.count(hitbox::CacheOp::write) == 3);
+
+    only.heal();
+    CHECK(*cache.get_or_compute<std::string>(key, v.loader(), {.ttl = 60s}) == "v4");
+    CHECK(cache.get_or_compute<std::string>(key, v.loader(), {.ttl = 60s}).status == CacheStatus::Hit);
+}
+
+TEST_CASE("An error handler that throws does not reach the caller") {
+    Fixture f;
+    f.l2.fail(Op::set, ErrorKind::connection, "refused");
+    hitbox::CacheOptions options{.on_error = [](const hitbox::CacheErrorEvent&) { throw std::runtime_error("bad handler"); }};
+    hitbox::Cache cache{f.tiers, f.offload, hitbox::NoMetrics{}, f.clock, options};
+    auto r = cache.get_or_compute<std::string>(key, [] { return std::string("x"); }, {.ttl = 60s});
+    CHECK(*r == "x");
+    CHECK(cache.stats().write_errors == 1);
+}
+
+TEST_CASE("The default error handler writes one line per second to std::clog") {
+    Fixture f;
+    f.l2.fail(Op::set, ErrorKind::connection, "refused");
+    hitbox::Cache cache{f.tiers, f.offload, hitbox::NoMetrics{}, f.clock};
+    std::ostringstream captured;
+    auto* old = std::clog.rdbuf(captured.rdbuf());
+    for (int i = 0; i < 5; ++i)
+        (void)cache.get_or_compute<std::string>(CacheKey{"k", 1, {{"i", std::to_string(i)}}},
+                                                [] { return std::string("x"); }, {.ttl = 60s});
+    std::clog.rdbuf(old);
+    const std::string text = captured.str();
+    INFO(text);
+    CHECK(std::count(text.begin(), text.end(), '\n') == 1);
+    CHECK(text.find("hitbox cache: write failed for key k:v1:i=0: [cache.redis] connection: refused") == 0);
+    CHECK(cache.stats().write_errors == 5);
+}
+
+// ---- negative caching -------------------------------------------------------------------------------
+
+TEST_CASE("Negative caching keeps a \"not found\" for its own TTL") {
+    Fixture f;
+    hitbox::Cache cache{f.tiers, f.offload, hitbox::NoMetrics{}, f.clock};
+    std::atomic<int> calls{0};
+    std::optional<std::string> upstream;  // nothing yet
+    auto loader = [&] {
+        ++calls;
+        return upstream;
+    };
+    const CacheKey marker = key.with("hitbox.not_found");
+
+    SECTION("in every tier") {
+        const CachePolicy policy{.ttl = 60s, .negative_ttl = 5s};
+        auto first = cache.get_or_compute<std::string>(key, loader, policy);
+        CHECK_FALSE(first);
+        CHECK(first.ok());
+        CHECK(first.status == CacheStatus::Miss);
+        CHECK(first.source == "upstream");
+        CHECK(f.l2.contains(marker));
+
+        auto cached = cache.get_or_compute<std::string>(key, loader, policy);
+        CHECK_FALSE(cached);
+        CHECK(cached.ok());
+        CHECK(cached.status == CacheStatus::Hit);
+        CHECK(cached.source == "cache.memory");
+        CHECK(calls == 1);
+        CHECK(cache.stats().negative_hits == 1);
+
+        upstream = "now it exists";
+        f.clock.advance(4999ms);
+        CHECK_FALSE(cache.get_or_compute<std::string>(key, loader, policy));
+        f.clock.advance(1ms);  // the "not found" expires
+        auto found = cache.get_or_compute<std::string>(key, loader, policy);
+        CHECK(*found == "now it exists");
+        CHECK(found.status == CacheStatus::Miss);
+        CHECK(calls == 2);
+        auto hit = cache.get_or_compute<std::string>(key, loader, policy);
+        CHECK(hit.status == CacheStatus::Hit);
+        CHECK(*hit == "now it exists");
+    }
+    SECTION("kept out of L2") {
+        const CachePolicy policy{.ttl = 60s, .negative_ttl = 5s, .negative_l1_only = true};
+        CHECK_FALSE(cache.get_or_compute<std::string>(key, loader, policy));
+        CHECK_FALSE(f.l2.contains(marker));
+        auto in_l1 = f.l1.get<std::string>(marker);
+        REQUIRE(in_l1);
+        CHECK(in_l1->has_value());
+        auto cached = cache.get_or_compute<std::string>(key, loader, policy);
+        CHECK(cached.status == CacheStatus::Hit);
+        CHECK(cached.source == "cache.memory");
+        CHECK(calls == 1);
+    }
+    SECTION("off: every call asks the loader and nothing is written") {
+        const CachePolicy policy{.ttl = 60s};
+        CHECK_FALSE(cache.get_or_compute<std::string>(key, loader, policy));
+        CHECK_FALSE(cache.get_or_compute<std::string>(key, loader, policy));
+        CHECK(calls == 2);
+        CHECK(f.l2.size() == 0);
+    }
+    SECTION("remove() drops the cached \"not found\" too") {
+        const CachePolicy policy{.ttl = 60s, .negative_ttl = 5s};
+        CHECK_FALSE(cache.get_or_compute<std::string>(key, loader, policy));
+        auto removed = cache.remove(key);
+        REQUIRE(removed);
+        CHECK(*removed);
+        upstream = "fresh";
+        CHECK(*cache.get_or_compute<std::string>(key, loader, policy) == "fresh");
+    }
+}
+
+// ---- policy, loaders, results ------------------------------------------------------------------------
+
+TEST_CASE("An invalid policy is a config error and the loader is not called") {
+    Fixture f;
+    hitbox::Cache cache{f.tiers, f.offload, hitbox::NoMetrics{}, f.clock};
+    std::atomic<int> calls{0};
+    auto loader = [&] {
+        ++calls;
+        return std::string("x");
+    };
+    const std::vector<std::pair<CachePolicy, std::string>> bad = {
+        {{.ttl = 60s, .stale = 60s}, "stale (60000 ms) must be shorter than ttl (60000 ms)"},
+        {{.ttl = 30s, .stale = 45s}, "stale (45000 ms) must be shorter than ttl (30000 ms)"},
+        {{.ttl = 0s}, "ttl must be positive"},
+        {{.stale = -1s}, "stale must not be negative"},
+        {{.concurrency = 0}, "concurrency must be at least 1"},
+        {{.waiter_timeout = -1ms}, "waiter_timeout must not be negative"},
+        {{.negative_ttl = 0s}, "negative_ttl must be positive"},
+    };
+    for (const auto& [policy, message] : bad) {
+        auto r = cache.get_or_compute<std::string>(key, loader, policy);
+        INFO(message);
+        CHECK_FALSE(r);
+        REQUIRE(r.error);
+        CHECK(r.error->kind() == ErrorKind::config);
+        CHECK(r.error->backend() == "cache");
+        CHECK(r.error->message().find(message) != std::string::npos);
+        CHECK(r.source.empty());
+    }
+    CHECK(calls == 0);
+    CHECK_FALSE(cache.put(key, std::string("x"), {.ttl = 1s, .stale = 2s}));
+}
+
+TEST_CASE("Loaders may return T, something convertible, std::optional<T>, Result<T> or throw") {
+    Fixture f;
+    hitbox::Cache cache{f.tiers, f.offload, hitbox::NoMetrics{}, f.clock};
+    auto k = [](int i) { return CacheKey{"shape", 1, {{"i", std::to_string(i)}}}; };
+
+    // T deduced from the loader.
+    auto deduced = cache.get_or_compute(k(1), [] { return std::string("deduced"); });
+    STATIC_REQUIRE(std::is_same_v<decltype(deduced), hitbox::CacheResult<std::string>>);
+    CHECK(*deduced == "deduced");
+    auto deduced_opt = cache.get_or_compute(k(2), [] { return std::optional<int>(7); });
+    STATIC_REQUIRE(std::is_same_v<decltype(deduced_opt), hitbox::CacheResult<int>>);
+    CHECK(*deduced_opt == 7);
+    auto deduced_result = cache.get_or_compute(k(3), []() -> hitbox::Result<std::optional<double>> { return 2.5; });
+    STATIC_REQUIRE(std::is_same_v<decltype(deduced_result), hitbox::CacheResult<double>>);
+    CHECK(*deduced_result == 2.5);
+
+    CHECK(*cache.get_or_compute<std::string>(k(4), [] { return "a C string"; }) == "a C string");
+
+    auto error = cache.get_or_compute<int>(k(5), []() -> hitbox::Result<int> {
+        return hitbox::fail(hitbox::Error(ErrorKind::auth, "db password rejected", "postgres"));
+    });
+    REQUIRE(error.error);
+    CHECK(error.error->backend() == "postgres");  // an error naming its own origin keeps it
+    CHECK_FALSE(error.ok());
+
+    auto thrown = cache.get_or_compute<int>(k(6), []() -> int { throw std::runtime_error("boom"); });
+    CHECK_FALSE(thrown);
+    REQUIRE(thrown.error);
+    CHECK(thrown.error->kind() == ErrorKind::unavailable);
+    CHECK(thrown.error->what() == "[upstream] unavailable: loader threw: boom");
+    CHECK(thrown.status == CacheStatus::Miss);
+    CHECK(thrown.source == "upstream");
+    auto odd = cache.get_or_compute<int>(k(7), []() -> int { throw 42; });
+    REQUIRE(odd.error);
+    CHECK(odd.error->message() == "loader threw an exception that is not a std::exception");
+    CHECK(cache.stats().load_errors == 3);
+    // Nothing was cached for the failures.
+    CHECK_FALSE(f.l2.contains(k(5)));
+    CHECK_FALSE(f.l2.contains(k(6)));
+}
+
+TEST_CASE("The cache's default policy applies to calls without one") {
+    Fixture f;
+    hitbox::CacheOptions options{.policy = {.ttl = 10s, .stale = 5s}};
+    hitbox::Cache cache{f.tiers, f.offload, hitbox::NoMetrics{}, f.clock, options};
+    Versions v;
+    CHECK(*cache.get_or_compute<std::string>(key, v.loader()) == "v1");
+    f.clock.advance(6s);
+    CHECK(cache.get_or_compute<std::string>(key, v.loader()).status == CacheStatus::Stale);
+    f.clock.advance(4s);
+    CHECK(*cache.get_or_compute<std::string>(key, v.loader()) == "v2");
+}
+
+TEST_CASE("Sources are label paths: an L2 hit names cache.redis and refills L1") {
+    Fixture f;
+    hitbox::Cache cache{f.tiers, f.offload, hitbox::NoMetrics{}, f.clock};
+    CHECK(cache.tier_paths() == std::vector<std::string>{"cache.memory", "cache.redis"});
+    const auto now = f.clock.now();
+    REQUIRE(f.l2.set(key, hitbox::CacheValue<std::string>{"remote", now + 60s, now + 45s, now}));
+    Versions v;
+    auto from_l2 = cache.get_or_compute<std::string>(key, v.loader(), fresh_stale_ttl);
+    CHECK(from_l2.status == CacheStatus::Hit);
+    CHECK(from_l2.source == "cache.redis");
+    CHECK(*from_l2 == "remote");
+    auto from_l1 = cache.get_or_compute<std::string>(key, v.loader(), fresh_stale_ttl);
+    CHECK(from_l1.source == "cache.memory");
+    f.clock.advance(46s);  // the refill kept Redis' times: stale in L1 too
+    auto stale = cache.get_or_compute<std::string>(key, v.loader(), fresh_stale_ttl);
+    CHECK(stale.status == CacheStatus::Stale);
+    CHECK(stale.source == "cache.memory");
+    CHECK(v.calls == 0);
+}
+
+TEST_CASE("A cache can hold its backend by value or through std::ref; put and remove reach every tier") {
+    hitbox::ManualClock clock;
+    hitbox::InlineOffload offload;
+    hitbox::Cache by_value{memory_on(clock), offload, hitbox::NoMetrics{}, clock};
+    STATIC_REQUIRE(std::is_same_v<decltype(by_value)::backend_type, Memory>);
+    CHECK(by_value.tier_paths() == std::vector<std::string>{"memory"});
+    auto r = by_value.get_or_compute<int>(key, [] { return 1; }, {.ttl = 5s});
+    CHECK(r.source == "upstream");
+    CHECK(by_value.get_or_compute<int>(key, [] { return 2; }, {.ttl = 5s}).source == "memory");
+
+    Fixture f;
+    hitbox::Cache by_ref{std::ref(f.tiers), offload, hitbox::NoMetrics{}, f.clock};
+    REQUIRE(by_ref.put(key, 99, {.ttl = 60s}));
+    CHECK(f.l2.peek<int>(key)->data == 99);
+    CHECK(by_ref.get_or_compute<int>(key, [] { return 0; }).status == CacheStatus::Hit);
+    auto removed = by_ref.remove(key);
+    REQUIRE(removed);
+    CHECK(*removed);
+    CHECK_FALSE(f.l2.contains(key));
+    CHECK(*by_ref.get_or_compute<int>(key, [] { return 5; }) == 5);
+}
+
+// ---- metrics ------------------------------------------------------------------------------------------
+
+TEST_CASE("CountingMetrics counts hits, misses and stale per source; prometheus_text covers tiers and offload") {
+    Fixture f;
+    hitbox::CountingMetrics metrics;
+    hitbox::Cache cache{f.tiers, f.offload, metrics, f.clock};
+    Versions v;
+    (void)cache.get_or_compute<std::string>(key, v.loader(), fresh_stale_ttl);  // miss
+    (void)cache.get_or_compute<std::string>(key, v.loader(), fresh_stale_ttl);  // hit memory
+    (void)cache.get_or_compute<std::string>(key, v.loader(), fresh_stale_ttl);  // hit memory
+    (void)f.l1.remove(key);
+    (void)cache.get_or_compute<std::string>(key, v.loader(), fresh_stale_ttl);  // hit redis (refill)
+    f.clock.advance(50s);
+    (void)cache.get_or_compute<std::string>(key, v.loader(), fresh_stale_ttl);  // stale memory
+
+    auto snap = metrics.snapshot();
+    REQUIRE(snap.find("upstream"));
+    CHECK(snap.find("upstream")->misses == 1);
+    CHECK(snap.find("cache.memory")->hits == 2);
+    CHECK(snap.find("cache.memory")->stale == 1);
+    CHECK(snap.find("cache.redis")->hits == 1);
+    CHECK(snap.duration(CacheStatus::Hit).count == 3);
+    CHECK(snap.loads() == 1);
+
+    const std::string text = hitbox::prometheus_text(cache);
+    INFO(text);
+    auto p = hitbox_test::parse_prometheus(text);
+    for (const auto& problem : p.problems) FAIL_CHECK(problem);
+    CHECK(p.value("hitbox_cache_hit_total", {{"backend", "cache.memory"}}) == 2.0);
+    CHECK(p.value("hitbox_cache_hit_total", {{"backend", "cache.redis"}}) == 1.0);
+    CHECK(p.value("hitbox_cache_stale_total", {{"backend", "cache.memory"}}) == 1.0);
+    CHECK(p.value("hitbox_cache_miss_total", {{"backend", "upstream"}}) == 1.0);
+    CHECK(p.value("hitbox_upstream_requests_total", {{"backend", "cache"}}) == 1.0);
+    CHECK(p.value("hitbox_backend_read_total", {{"backend", "cache.memory"}}).has_value());  // MemoryStats
+    CHECK(p.value("hitbox_compose_refills_total", {{"backend", "cache"}}) == 1.0);
+    CHECK(p.value("hitbox_offload_tasks_spawned_total", {{"backend", "cache"}}).has_value());
+    CHECK(p.value("hitbox_request_duration_seconds_count", {{"status", "stale"}, {"backend", "cache.memory"}}) == 1.0);
+}
+
+TEST_CASE("With NoMetrics prometheus_text still renders the cache's own counters and the tiers'") {
+    Fixture f;
+    f.l2.fail(Op::get, ErrorKind::connection, "refused");
+    ErrorLog log;
+    hitbox::Cache cache{f.tiers, f.offload, hitbox::NoMetrics{}, f.clock, log.options()};
+    (void)cache.get_or_compute<std::string>(key, [] { return std::string("x"); }, {.ttl = 60s});
+    auto p = hitbox_test::parse_prometheus(hitbox::prometheus_text(cache));
+    for (const auto& problem : p.problems) FAIL_CHECK(problem);
+    CHECK_FALSE(p.value("hitbox_cache_hit_total").has_value());
+    CHECK(p.value("hitbox_backend_read_errors_total", {{"backend", "cache.redis"}}) == 1.0);
+    CHECK(p.value("hitbox_backend_write_errors_total", {{"backend", "cache.redis"}}) == 0.0);
+    CHECK(p.value("hitbox_upstream_requests_total") == 1.0);
+}
+
+// ---- lifetime ------------------------------------------------------------------------------------------
+
+TEST_CASE("A refresh still queued when the cache goes away never runs its loader") {
+    Fixture f;
+    hitbox::OffloadManager manager{{.workers = 1}};
+    Signal unblock;
+    std::atomic<int> calls{0};
+    {
+        hitbox::Cache cache{f.tiers, manager, hitbox::NoMetrics{}, f.clock};
+        const CachePolicy policy{.ttl = 60s, .stale = 45s, .stale_policy = StalePolicy::OffloadRevalidate};
+        REQUIRE(*cache.get_or_compute<std::string>(key, [] { return std::string("old"); }, policy) == "old");
+        f.clock.advance(50s);
+        REQUIRE(manager.spawn(hitbox::OffloadKind::custom, "", [&] { unblock.wait(); }));
+        auto stale = cache.get_or_compute<std::string>(key, [&] {
+            ++calls;
+            return std::string("new");
+        }, policy);
+        CHECK(stale.status == CacheStatus::Stale);
+        CHECK(cache.stats().revalidations == 1);
+    }
+    unblock.open();
+    REQUIRE(manager.wait_all(20s));
+    CHECK(calls == 0);
+}
+
+// ---- memoize -------------------------------------------------------------------------------------------
+
+namespace {
+
+struct UserQuery {
+    BOOST_HANA_DEFINE_STRUCT(UserQuery, (std::uint64_t, id), (std::string, lang));
+};
+
+enum class Region : int { eu = 1, us = 2 };
+
+int square_fn(int x) { return x * x; }
+
+}  // namespace
+
+TEST_CASE("key_of_args: one part per argument; a lone Hana struct keys like key_of") {
+    CHECK(hitbox::key_of_args("price", 1, std::string("EUR"), 42) ==
+          CacheKey{"price", 1, {{"0", "EUR"}, {"1", "42"}}});
+    CHECK(hitbox::key_of_args("q", 0, UserQuery{42, "en"}) == hitbox::key_of(UserQuery{42, "en"}, "q", 0));
+    CHECK(hitbox::key_of_args("q", 0, UserQuery{42, "en"}, Region::us) ==
+          CacheKey{"q", 0, {{"0.id", "42"}, {"0.lang", "en"}, {"1", "2"}}});
+    CHECK(hitbox::key_of_args("o", 0, std::optional<int>{}, std::optional<int>(3), true, 2.5) ==
+          CacheKey{"o", 0, {{"0", std::nullopt}, {"1", "3"}, {"2", "true"}, {"3", "2.5"}}});
+    CHECK(hitbox::key_of_args("none", 0) == CacheKey{"none", 0, {}});
+    // An absent optional and an empty string are different keys.
+    CHECK_FALSE(hitbox::key_of_args("o", 0, std::optional<std::string>{}) ==
+                hitbox::key_of_args("o", 0, std::optional<std::string>("")));
+}
+
+TEST_CASE("memoize calls the function once per distinct arguments") {
+    Fixture f;
+    hitbox::Cache cache{f.tiers, f.offload, hitbox::NoMetrics{}, f.clock};
+    std::atomic<int> calls{0};
+    auto slow_square = hitbox::memoize(
+        cache,
+        [&](int x) {
+            ++calls;
+            return x * x;
+        },
+        {.ttl = 60s});
+    auto a = slow_square(7);
+    STATIC_REQUIRE(std::is_same_v<decltype(a), hitbox::CacheResult<int>>);
+    CHECK(*a == 49);
+    CHECK(a.status == CacheStatus::Miss);
+    auto b = slow_square(7);
+    CHECK(*b == 49);
+    CHECK(b.status == CacheStatus::Hit);
+    CHECK(*slow_square(8) == 64);
+    CHECK(calls == 2);
+
+    // Two memoized functions never share entries: distinct default prefixes, or the prefixes given.
+    auto cube = hitbox::memoize(cache, [](int x) { return x * x * x; }, {.ttl = 60s});
+    CHECK(cube.prefix() != slow_square.prefix());
+    CHECK(*cube(7) == 343);
+    auto by_pointer = hitbox::memoize(cache, &square_fn, {.ttl = 60s}, "square", 2);
+    CHECK(by_pointer.prefix() == "square");
+    CHECK(*by_pointer(3) == 9);
+    CHECK(f.l2.contains(CacheKey{"square", 2, {{"0", "3"}}}));
+
+    // Structs and strings as arguments; std::optional results are "not found".
+    std::atomic<int> lookups{0};
+    auto find_user = hitbox::memoize(
+        cache,
+        [&](const UserQuery& q, const std::string& tenant) -> std::optional<std::string> {
+            ++lookups;
+            if (q.id == 0) return std::nullopt;
+            return tenant + "/" + std::to_string(q.id) + "/" + q.lang;
+        },
+        {.ttl = 60s, .negative_ttl = 5s}, "user");
+    CHECK(*find_user(UserQuery{42, "en"}, std::string("acme")) == "acme/42/en");
+    CHECK(find_user(UserQuery{42, "en"}, std::string("acme")).status == CacheStatus::Hit);
+    CHECK(*find_user(UserQuery{42, "fr"}, std::string("acme")) == "acme/42/fr");
+    CHECK_FALSE(find_user(UserQuery{0, "en"}, std::string("acme")));
+    CHECK(find_user(UserQuery{0, "en"}, std::string("acme")).status == CacheStatus::Hit);
+    CHECK(lookups == 3);
+    CHECK(f.l2.contains(CacheKey{"user", 0, {{"0.id", "42"}, {"0.lang", "en"}, {"1", "acme"}}}));
+}
+
+TEST_CASE("memoize with OffloadRevalidate keeps copies of the arguments for the background refresh") {
+    Fixture f;
+    hitbox::OffloadManager manager{{.workers = 1}};
+    hitbox::Cache cache{f.tiers, manager, hitbox::NoMetrics{}, f.clock};
+    std::atomic<int> calls{0};
+    auto greet = hitbox::memoize(
+        cache,
+        [&](const std::string& name) {
+            ++calls;
+            return "hello " + name + " #" + std::to_string(calls.load());
+        },
+        {.ttl = 60s, .stale = 10s, .stale_policy = StalePolicy::OffloadRevalidate}, "greet");
+    {
+        std::string name = "ada";
+        CHECK(*greet(name) == "hello ada #1");
+    }
+    f.clock.advance(11s);
+    {
+        std::string name = "ada";
+        auto stale = greet(name);
+        CHECK(stale.status == CacheStatus::Stale);
+        name = "overwritten";  // the refresh must not see this
+    }
+    REQUIRE(manager.wait_all(20s));
+    auto fresh = greet(std::string("ada"));
+    CHECK(fresh.status == CacheStatus::Hit);
+    CHECK(*fresh == "hello ada #2");
+}

@@ -1,0 +1,242 @@
+// core/metrics.hpp: latency histograms, the metrics policies, the Prometheus writer (checked by a strict
+// parser of the text format) and the rendering of tiers' and offloads' own counters.
+#include <catch2/catch.hpp>
+
+#include <array>
+#include <chrono>
+#include <cmath>
+#include <string>
+#include <thread>
+#include <type_traits>
+#include <vector>
+
+#include <hitbox/backend/memory/memory_backend.hpp>
+#include <hitbox/compose/compose.hpp>
+#include <hitbox/core/error.hpp>
+#include <hitbox/core/metrics.hpp>
+#include <hitbox/offload/inline_offload.hpp>
+
+#include "support/prometheus_parse.hpp"
+
+using namespace std::chrono_literals;
+using hitbox::CacheStatus;
+using hitbox::LoadResult;
+
+TEST_CASE("LatencyHistogram puts each duration in the first bucket whose bound holds it") {
+    hitbox::LatencyHistogram h;
+    h.record(500ns);        // <= 1 us
+    h.record(1us);          // == the first bound: still the first bucket
+    h.record(1001ns);       // (1 us, 2.5 us]
+    h.record(20ms);         // (10 ms, 25 ms]
+    h.record(-5ns);         // clamped to zero
+    h.record(std::chrono::seconds(11));  // +Inf
+    auto s = h.snapshot();
+    CHECK(s.count == 6);
+    CHECK(s.buckets[0] == 3);
+    CHECK(s.buckets[1] == 1);
+    CHECK(s.buckets[13] == 1);  // 25 ms bound
+    CHECK(hitbox::HistogramSnapshot::upper_bound_seconds(13) == Approx(0.025));
+    CHECK(s.buckets.back() == 1);
+    CHECK(std::isinf(hitbox::HistogramSnapshot::upper_bound_seconds(s.buckets.size() - 1)));
+    CHECK(s.sum_ns == 500 + 1000 + 1001 + 20'000'000ull + 11'000'000'000ull);
+    CHECK(s.sum_seconds() == Approx(11.020002501));
+}
+
+TEST_CASE("HistogramSnapshot::quantile interpolates inside the bucket that holds the rank") {
+    hitbox::LatencyHistogram h;
+    for (int i = 0; i < 90; ++i) h.record(800ns);  // bucket (0, 1 us]
+    for (int i = 0; i < 10; ++i) h.record(20ms);   // bucket (10 ms, 25 ms]
+    auto s = h.snapshot();
+    CHECK(s.quantile(0.5) <= 1e-6);
+    CHECK(s.quantile(0.5) > 0);
+    CHECK(s.quantile(0.99) > 0.010);
+    CHECK(s.quantile(0.99) <= 0.025);
+    CHECK(hitbox::HistogramSnapshot{}.quantile(0.5) == 0);
+    hitbox::HistogramSnapshot sum = s;
+    sum += s;
+    CHECK(sum.count == 200);
+    CHECK(sum.sum_ns == 2 * s.sum_ns);
+}
+
+TEST_CASE("LatencyHistogram is safe to record from many threads") {
+    hitbox::LatencyHistogram h;
+    std::vector<std::thread> threads;
+    for (int t = 0; t < 4; ++t)
+        threads.emplace_back([&] {
+            for (int i = 0; i < 10'000; ++i) h.record(std::chrono::nanoseconds(i));
+        });
+    for (auto& t : threads) t.join();
+    CHECK(h.snapshot().count == 40'000);
+}
+
+TEST_CASE("NoMetrics is an empty policy; CountingMetrics copies share their counters") {
+    STATIC_REQUIRE(std::is_empty_v<hitbox::NoMetrics>);
+    STATIC_REQUIRE_FALSE(hitbox::NoMetrics::enabled);
+    STATIC_REQUIRE(hitbox::CountingMetrics::enabled);
+
+    hitbox::CountingMetrics a;
+    hitbox::CountingMetrics b = a;
+    const auto up = a.source_id("upstream");
+    const auto mem = b.source_id("cache.memory");
+    CHECK(a.source_id("cache.memory") == mem);  // registered once, whichever copy asks
+    CHECK(up != mem);
+    a.record(CacheStatus::Hit, mem, 2us);
+    b.record(CacheStatus::Hit, mem, 3us);
+    b.record(CacheStatus::Stale, mem, 3us);
+    a.record(CacheStatus::Miss, up, 21ms);
+    a.record_upstream(LoadResult::found, 20ms);
+    a.record_upstream(LoadResult::error, 1ms);
+    auto snap = b.snapshot();
+    REQUIRE(snap.find("cache.memory") != nullptr);
+    CHECK(snap.find("cache.memory")->hits == 2);
+    CHECK(snap.find("cache.memory")->stale == 1);
+    CHECK(snap.find("upstream")->misses == 1);
+    CHECK(snap.hits() == 2);
+    CHECK(snap.misses() == 1);
+    CHECK(snap.stale() == 1);
+    CHECK(snap.duration(CacheStatus::Hit).count == 2);
+    CHECK(snap.loads() == 2);
+    CHECK(snap.upstream[static_cast<int>(LoadResult::error)].count == 1);
+    CHECK(snap.find("nothing") == nullptr);
+}
+
+TEST_CASE("CountingMetrics keeps 31 sources apart and folds the rest into \"other\"") {
+    hitbox::CountingMetrics m;
+    std::vector<std::size_t> ids;
+    for (int i = 0; i < 40; ++i) ids.push_back(m.source_id("tier" + std::to_string(i)));
+    for (int i = 0; i < 31; ++i) CHECK(ids[static_cast<std::size_t>(i)] == static_cast<std::size_t>(i));
+    for (int i = 31; i < 40; ++i) CHECK(ids[static_cast<std::size_t>(i)] == 31);
+    m.record(CacheStatus::Hit, ids[35], 1us);
+    m.record(CacheStatus::Hit, 1000, 1us);  // an out-of-range id lands in "other" too
+    auto snap = m.snapshot();
+    CHECK(snap.sources.size() == 32);
+    REQUIRE(snap.find("other") != nullptr);
+    CHECK(snap.find("other")->hits == 2);
+}
+
+TEST_CASE("PrometheusWriter renders families once, escapes labels and help, keeps histograms cumulative") {
+    hitbox::PrometheusWriter out;
+    CHECK(out.empty());
+    out.counter("hitbox_cache_hit_total", "Hits.\nSecond line with a \\ backslash.", {{"backend", "cache.memory"}}, 3);
+    out.gauge("hitbox_backend_entries", "Entries.", {}, 12);
+    // Same family again, after another family: still one HELP/TYPE and contiguous samples.
+    out.counter("hitbox_cache_hit_total", "ignored", {{"backend", "we\"ird\\label\nvalue"}}, 4);
+    hitbox::LatencyHistogram h;
+    h.record(2us);
+    h.record(30ms);
+    out.histogram("hitbox_request_duration_seconds", "Latency.", {{"status", "hit"}, {"backend", "x"}}, h.snapshot());
+    out.gauge("hitbox_weird_gauge", "Infinity and NaN.", {{"which", "inf"}}, HUGE_VAL);
+    const std::string text = out.str();
+    INFO(text);
+    auto parsed = hitbox_test::parse_prometheus(text);
+    for (const auto& p : parsed.problems) FAIL_CHECK(p);
+    CHECK(parsed.types.at("hitbox_cache_hit_total") == "counter");
+    CHECK(parsed.types.at("hitbox_request_duration_seconds") == "histogram");
+    CHECK(parsed.value("hitbox_cache_hit_total", {{"backend", "cache.memory"}}) == 3.0);
+    CHECK(parsed.value("hitbox_cache_hit_total", {{"backend", "we\"ird\\label\nvalue"}}) == 4.0);
+    CHECK(parsed.value("hitbox_backend_entries") == 12.0);
+    CHECK(parsed.value("hitbox_request_duration_seconds_count", {{"backend", "x"}}) == 2.0);
+    CHECK(parsed.value("hitbox_request_duration_seconds_bucket", {{"le", "+Inf"}}) == 2.0);
+    CHECK(parsed.value("hitbox_request_duration_seconds_bucket", {{"le", "2.5e-06"}}) == 1.0);
+    CHECK(parsed.value("hitbox_request_duration_seconds_sum").value_or(0) == Approx(0.030002));
+    CHECK(text.find("# HELP hitbox_cache_hit_total Hits.\\nSecond line with a \\\\ backslash.\n") != std::string::npos);
+    CHECK(std::isinf(*parsed.value("hitbox_weird_gauge")));
+}
+
+TEST_CASE("The test parser itself rejects malformed exposition text") {
+    // The checks above are only worth something if the parser fails bad input.
+    CHECK_FALSE(hitbox_test::parse_prometheus("no_type_line 1\n").ok());
+    CHECK_FALSE(hitbox_test::parse_prometheus("# TYPE a counter\na{x=\"1\"} one\n").ok());
+    CHECK_FALSE(hitbox_test::parse_prometheus("# TYPE a counter\na{x=\"1} 1\n").ok());
+    CHECK_FALSE(hitbox_test::parse_prometheus("# TYPE a counter\na{x=\"\\t\"} 1\n").ok());
+    CHECK_FALSE(hitbox_test::parse_prometheus("# TYPE a counter\na 1\n# TYPE b counter\nb 1\na{x=\"2\"} 1\n").ok());
+    CHECK_FALSE(hitbox_test::parse_prometheus("# TYPE a counter\na 1\na 2\n").ok());
+    CHECK_FALSE(hitbox_test::parse_prometheus("# TYPE a counter\na -1\n").ok());
+    CHECK_FALSE(hitbox_test::parse_prometheus("# TYPE a counter\n1a 1\n").ok());
+    CHECK_FALSE(hitbox_test::parse_prometheus("# TYPE a counter\na 1").ok());
+    CHECK_FALSE(hitbox_test::parse_prometheus(
+                    "# TYPE h histogram\nh_bucket{le=\"1\"} 2\nh_bucket{le=\"+Inf\"} 1\nh_sum 1\nh_count 1\n")
+                    .ok());
+    CHECK_FALSE(hitbox_test::parse_prometheus("# TYPE h histogram\nh_bucket{le=\"1\"} 1\nh_sum 1\nh_count 1\n").ok());
+    CHECK_FALSE(hitbox_test::parse_prometheus(
+                    "# TYPE h histogram\nh_bucket{le=\"+Inf\"} 2\nh_sum 1\nh_count 3\n")
+                    .ok());
+    CHECK(hitbox_test::parse_prometheus("# HELP a A.\n# TYPE a counter\na{x=\"1\",} 1 1700000000000\n").ok());
+}
+
+TEST_CASE("write_metrics renders a CountingMetrics snapshot with the Rust hitbox names") {
+    hitbox::CountingMetrics m;
+    const auto mem = m.source_id("cache.memory");
+    const auto redis = m.source_id("cache.redis");
+    const auto up = m.source_id("upstream");
+    for (int i = 0; i < 5; ++i) m.record(CacheStatus::Hit, mem, 1us);
+    m.record(CacheStatus::Hit, redis, 300us);
+    m.record(CacheStatus::Stale, redis, 300us);
+    m.record(CacheStatus::Miss, up, 20ms);
+    m.record_upstream(LoadResult::found, 20ms);
+    const std::string text = hitbox::prometheus_text(m);
+    INFO(text);
+    auto p = hitbox_test::parse_prometheus(text);
+    for (const auto& problem : p.problems) FAIL_CHECK(problem);
+    CHECK(p.value("hitbox_cache_hit_total", {{"backend", "cache.memory"}}) == 5.0);
+    CHECK(p.value("hitbox_cache_hit_total", {{"backend", "cache.redis"}}) == 1.0);
+    CHECK(p.value("hitbox_cache_stale_total", {{"backend", "cache.redis"}}) == 1.0);
+    CHECK(p.value("hitbox_cache_miss_total", {{"backend", "upstream"}}) == 1.0);
+    CHECK(p.value("hitbox_request_duration_seconds_count", {{"status", "hit"}, {"backend", "cache.memory"}}) == 5.0);
+    CHECK(p.value("hitbox_upstream_duration_seconds_count", {{"result", "found"}}) == 1.0);
+    // A series with no observation is left out.
+    CHECK_FALSE(p.value("hitbox_cache_miss_total", {{"backend", "cache.memory"}}).has_value());
+    CHECK_FALSE(p.value("hitbox_upstream_duration_seconds_count", {{"result", "error"}}).has_value());
+}
+
+namespace {
+
+/// The shape of RedisStats (which needs hiredis): the renderer recognises it by its members.
+struct RedisShapedStats {
+    std::uint64_t reads = 10, writes = 4, removes = 0, hits = 7, misses = 3, bytes_in = 700, bytes_out = 400;
+    std::array<std::uint64_t, 13> errors{};
+};
+
+}  // namespace
+
+TEST_CASE("write_backend_stats renders memory, Redis-shaped and composition counters by label") {
+    auto memory = hitbox::MemoryBackend::builder().max_entries(100).build();
+    REQUIRE(memory);
+    hitbox::CacheKey key{"k", 1, {{"id", "1"}}};
+    REQUIRE(memory->set(key, hitbox::CacheValue<std::string>{"v"}));
+    (void)memory->get<std::string>(key);
+    (void)memory->get<std::string>(hitbox::CacheKey{"absent"});
+
+    RedisShapedStats redis;
+    redis.errors[static_cast<std::size_t>(hitbox::ErrorKind::connection)] = 2;
+    redis.errors[static_cast<std::size_t>(hitbox::ErrorKind::timeout)] = 1;
+
+    hitbox::ComposeStats compose;
+    compose.refills = 3;
+
+    hitbox::PrometheusWriter out;
+    hitbox::write_backend_stats(out, "cache.memory", memory->stats());
+    hitbox::write_backend_stats(out, "cache.redis", redis);
+    hitbox::write_backend_stats(out, "cache", compose);
+    hitbox::InlineOffload offload;
+    offload.spawn(hitbox::OffloadKind::custom, "", [] {});
+    hitbox::write_offload_counters(out, "cache", offload.counters());
+    const std::string text = out.str();
+    INFO(text);
+    auto p = hitbox_test::parse_prometheus(text);
+    for (const auto& problem : p.problems) FAIL_CHECK(problem);
+    CHECK(p.value("hitbox_backend_read_total", {{"backend", "cache.memory"}}) == 2.0);
+    CHECK(p.value("hitbox_backend_hits_total", {{"backend", "cache.memory"}}) == 1.0);
+    CHECK(p.value("hitbox_backend_entries", {{"backend", "cache.memory"}}) == 1.0);
+    CHECK(p.value("hitbox_backend_read_total", {{"backend", "cache.redis"}}) == 10.0);
+    CHECK(p.value("hitbox_backend_write_total", {{"backend", "cache.redis"}}) == 4.0);
+    CHECK(p.value("hitbox_backend_read_bytes_total", {{"backend", "cache.redis"}}) == 700.0);
+    CHECK(p.value("hitbox_backend_write_bytes_total", {{"backend", "cache.redis"}}) == 400.0);
+    CHECK(p.value("hitbox_backend_errors_total", {{"backend", "cache.redis"}, {"kind", "connection"}}) == 2.0);
+    CHECK(p.value("hitbox_backend_errors_total", {{"backend", "cache.redis"}, {"kind", "timeout"}}) == 1.0);
+    CHECK_FALSE(p.value("hitbox_backend_errors_total", {{"kind", "decode"}}).has_value());
+    CHECK(p.value("hitbox_compose_refills_total", {{"backend", "cache"}}) == 3.0);
+    CHECK(p.value("hitbox_offload_tasks_spawned_total", {{"backend", "cache"}}) == 1.0);
+    CHECK(p.value("hitbox_offload_tasks_completed_total", {{"backend", "cache"}}) == 1.0);
+    CHECK(p.value("hitbox_offload_tasks_active", {{"backend", "cache"}}) == 0.0);
+}
