@@ -4,11 +4,13 @@
 ///
 /// Callers format commands with hiredis's formatter and hand them to `execute`, which appends them to a
 /// shared output buffer and records the caller's reply slot in a FIFO, both under one lock, so the order
-/// of slots is the order of bytes on the wire. One I/O thread writes whatever has accumulated in one
-/// `send` (automatic pipelining: commands issued while others are in flight go out together), parses
-/// replies with hiredis's reader and hands the i-th reply to the i-th slot. Callers wait on their own
-/// slot with a deadline; a caller that gives up leaves its slot in the FIFO, so a late reply lands there
-/// and is discarded: no reply is ever delivered to another caller.
+/// of slots is the order of bytes on the wire. On an idle connection the caller sends its commands
+/// itself. While commands are in flight, new ones queue up; when the next replies arrive, the one I/O
+/// thread per connection sends everything queued in one `send` (automatic pipelining: one batch per round
+/// trip, as large as the concurrency), parses replies with hiredis's reader and hands the i-th reply to
+/// the i-th slot. It also finishes writes when the socket buffer is full. Callers wait on their own slot with a deadline; a caller that
+/// gives up leaves its slot in the FIFO, so a late reply lands there and is discarded: no reply is ever
+/// delivered to another caller.
 ///
 /// The connection is lazy: the first command starts connecting (AUTH and SELECT go first; user commands
 /// are held back until they succeed). When the socket drops, every command in flight fails with a
@@ -24,6 +26,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
+#include <ctime>
 #include <deque>
 #include <memory>
 #include <mutex>
@@ -35,9 +38,11 @@
 #include <utility>
 #include <vector>
 
+#include <linux/futex.h>
 #include <poll.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <hiredis/hiredis.h>
@@ -75,7 +80,19 @@ inline Result<NodeSettings> make_node_settings(RedisEndpoint endpoint, const Con
                         options.reconnect_backoff_initial, options.reconnect_backoff_max};
 }
 
-/// The reply slot of one submission of `expected` commands.
+/// Blocks until `*word != expected`, a wake, or `timeout` (Linux futex; spurious returns are fine).
+inline void futex_wait_for(std::atomic<std::uint32_t>* word, std::uint32_t expected, std::chrono::nanoseconds timeout) {
+    timespec ts{static_cast<time_t>(timeout.count() / 1'000'000'000), static_cast<long>(timeout.count() % 1'000'000'000)};
+    ::syscall(SYS_futex, reinterpret_cast<std::uint32_t*>(word), FUTEX_WAIT_PRIVATE, expected, &ts, nullptr, 0);
+}
+
+/// Wakes one thread blocked in futex_wait_for on `word`.
+inline void futex_wake_one(std::atomic<std::uint32_t>* word) {
+    ::syscall(SYS_futex, reinterpret_cast<std::uint32_t*>(word), FUTEX_WAKE_PRIVATE, 1, nullptr, nullptr, 0);
+}
+
+/// The reply slot of one submission of `expected` commands. One atomic word is the whole handshake
+/// between the I/O thread and the waiter: a wake-up system call happens only if the waiter sleeps.
 class ReplyBatch {
 public:
     explicit ReplyBatch(std::size_t expected) : expected_(expected) { replies_.reserve(expected); }
@@ -86,32 +103,39 @@ public:
         return replies_.size() == expected_;
     }
 
-    /// I/O thread: wakes the waiter with the replies, or with `error` instead.
+    /// I/O thread: publishes the replies, or `error` instead, and wakes the waiter if it sleeps.
     void complete(std::optional<Error> error) {
-        {
-            std::lock_guard<std::mutex> lk(mu_);
-            done_ = true;
-            error_ = std::move(error);
-        }
-        cv_.notify_one();
+        error_ = std::move(error);
+        if (state_.exchange(done, std::memory_order_acq_rel) == sleeping) futex_wake_one(&state_);
     }
 
     /// Caller: the replies, the error, or nullopt when `deadline` passed first (the slot is then
     /// abandoned: whatever arrives later is dropped with it).
     std::optional<Result<std::vector<ReplyPtr>>> wait(std::chrono::steady_clock::time_point deadline) {
-        std::unique_lock<std::mutex> lk(mu_);
-        if (!cv_.wait_until(lk, deadline, [&] { return done_; })) return std::nullopt;
-        if (error_) return Result<std::vector<ReplyPtr>>(fail(*error_));
-        return Result<std::vector<ReplyPtr>>(std::move(replies_));
+        for (;;) {
+            std::uint32_t s = state_.load(std::memory_order_acquire);
+            if (s == done) {
+                if (error_) return Result<std::vector<ReplyPtr>>(fail(*error_));
+                return Result<std::vector<ReplyPtr>>(std::move(replies_));
+            }
+            if (s == pending && !state_.compare_exchange_strong(s, sleeping, std::memory_order_acq_rel)) continue;
+            const auto left = deadline - std::chrono::steady_clock::now();
+            if (left <= std::chrono::nanoseconds(0)) {
+                std::uint32_t expect = sleeping;
+                if (state_.compare_exchange_strong(expect, abandoned, std::memory_order_acq_rel)) return std::nullopt;
+                continue;  // completed meanwhile
+            }
+            futex_wait_for(&state_, sleeping, left);
+        }
     }
 
 private:
+    static constexpr std::uint32_t pending = 0, sleeping = 1, done = 2, abandoned = 3;
+
     std::size_t expected_;
     std::vector<ReplyPtr> replies_;
-    std::mutex mu_;
-    std::condition_variable cv_;
-    bool done_ = false;
     std::optional<Error> error_;
+    std::atomic<std::uint32_t> state_{pending};
 };
 
 /// One multiplexed, automatically pipelined connection to one Redis node (see the file comment).
@@ -159,7 +183,7 @@ public:
         bool wake = false;
         bool connecting = false;
         {
-            std::lock_guard<std::mutex> lk(mu_);
+            std::unique_lock<std::mutex> lk(mu_);
             if (stopping_) return fail(ErrorKind::unavailable, "connection to " + address_ + " is shut down");
             if (!io_.joinable())
                 if (auto started = start_io_locked(); !started) return fail(started.error());
@@ -170,10 +194,14 @@ public:
                 wake = true;
             }
             connecting = state_ != State::ready;
-            if (state_ == State::ready && outbuf_.empty()) wake = true;
-            if (inflight_.empty()) progress_mark_ = now;
+            const bool idle = inflight_.empty();
+            if (idle) progress_mark_ = now;
             outbuf_.append(commands);
             inflight_.push_back(batch);
+            // On an idle connection the caller writes at once. Otherwise its commands wait for the next
+            // reply, when the I/O thread writes everything queued meanwhile in one send: one batch per
+            // round trip, as large as the concurrency.
+            if (idle && can_write_locked()) write_locked(lk);
         }
         counters_.commands.fetch_add(count, std::memory_order_relaxed);
         if (wake) wake_io();
@@ -207,11 +235,67 @@ private:
     enum class Step : std::uint8_t { auth, select };
 
     static constexpr std::size_t read_chunk = 64 * 1024;
+    static constexpr int max_write_rounds = 8;  // then the I/O thread takes over, so no caller writes forever
     static constexpr auto flapping_window = std::chrono::seconds(1);
 
     struct AtomicCounters {
         std::atomic<std::uint64_t> connect_attempts{0}, connects{0}, drops{0}, timeouts{0}, commands{0}, writes{0};
     };
+
+    // ---- writing (mu_ held on entry and exit) ----
+
+    bool can_write_locked() const noexcept {
+        return state_ == State::ready && !writing_ && !io_writes_ && !closing_ && !outbuf_.empty();
+    }
+
+    /// Claims the socket for writing and sends everything queued (with mu_ released during each send),
+    /// looping while other threads queue more. On EAGAIN the rest is left to the I/O thread (POLLOUT); on
+    /// an error the I/O thread is told to drop the connection. Only one writer at a time, so the bytes
+    /// go out in queue order.
+    void write_locked(std::unique_lock<std::mutex>& lk) {
+        writing_ = true;
+        const int fd = sock_;
+        for (int round = 0;; ++round) {
+            if (wpos_ == wbuf_.size()) {
+                wbuf_.clear();
+                wpos_ = 0;
+                if (outbuf_.empty() || closing_) break;
+                if (round == max_write_rounds) {
+                    io_writes_ = true;
+                    wake_io();
+                    break;
+                }
+                wbuf_.swap(outbuf_);
+            }
+            lk.unlock();
+            int err = 0;
+            bool blocked = false;
+            while (wpos_ < wbuf_.size()) {
+                auto n = ::send(fd, wbuf_.data() + wpos_, wbuf_.size() - wpos_, MSG_NOSIGNAL);
+                if (n > 0) {
+                    wpos_ += static_cast<std::size_t>(n);
+                } else if (n < 0 && errno == EINTR) {
+                    continue;
+                } else if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+                    blocked = true;
+                    break;
+                } else {
+                    err = n < 0 ? errno : EPIPE;
+                    break;
+                }
+            }
+            lk.lock();
+            if (err != 0 || blocked) {
+                if (err != 0) write_errno_ = err;
+                if (blocked) io_writes_ = true;
+                wake_io();
+                break;
+            }
+            counters_.writes.fetch_add(1, std::memory_order_relaxed);
+        }
+        writing_ = false;
+        if (closing_) writer_done_.notify_all();
+    }
 
     // ---- caller side (mu_ held) ----
 
@@ -240,51 +324,50 @@ private:
         [[maybe_unused]] auto n = ::write(wake_fd_, &one, sizeof one);
     }
 
-    // ---- I/O thread ----
+    // ---- I/O thread: connects, reads and delivers replies, writes what callers could not ----
 
     void run() {
         std::vector<char> rbuf(read_chunk);
         for (;;) {
             bool connect_now = false;
+            bool want_out = false;
+            int write_errno = 0;
             int timeout_ms = -1;
             {
-                std::lock_guard<std::mutex> lk(mu_);
+                std::unique_lock<std::mutex> lk(mu_);
                 if (stopping_) break;
-                if (state_ == State::connecting && sock_ < 0) {
-                    connect_now = true;
-                } else if (state_ == State::ready && wpos_ == wbuf_.size() && !outbuf_.empty()) {
-                    wbuf_.clear();
-                    wpos_ = 0;
-                    wbuf_.swap(outbuf_);
-                }
+                connect_now = state_ == State::connecting && sock_ < 0;
+                write_errno = write_errno_;
+                want_out = io_writes_ && sock_ >= 0;
                 timeout_ms = poll_timeout_locked();
+            }
+            if (write_errno != 0) {
+                lose_connection(Error(ErrorKind::connection, "write to " + address_ + ": " + errno_text(write_errno)), false);
+                continue;
             }
             if (connect_now) {
                 open_connection();
                 continue;
             }
-            if (sock_ >= 0 && wpos_ < wbuf_.size() && !flush()) continue;
-
             pollfd fds[2] = {{wake_fd_, POLLIN, 0}, {sock_, POLLIN, 0}};
-            if (wpos_ < wbuf_.size()) fds[1].events |= POLLOUT;
+            if (want_out) fds[1].events |= POLLOUT;
             int rc = ::poll(fds, sock_ >= 0 ? 2 : 1, timeout_ms);
             if (rc > 0 && (fds[0].revents & POLLIN)) {
                 std::uint64_t v;
                 [[maybe_unused]] auto n = ::read(wake_fd_, &v, sizeof v);
             }
+            if (rc > 0 && sock_ >= 0 && (fds[1].revents & POLLOUT)) {
+                std::unique_lock<std::mutex> lk(mu_);
+                if (io_writes_ && !writing_ && !closing_ && state_ == State::ready) {
+                    io_writes_ = false;
+                    write_locked(lk);
+                }
+            }
             if (rc > 0 && sock_ >= 0 && (fds[1].revents & (POLLIN | POLLHUP | POLLERR)) && !read_replies(rbuf))
                 continue;
             check_deadlines();
         }
-        close_socket();
-        std::deque<std::shared_ptr<ReplyBatch>> left;
-        {
-            std::lock_guard<std::mutex> lk(mu_);
-            left.swap(inflight_);
-            outbuf_.clear();
-        }
-        Error closed(ErrorKind::unavailable, "connection to " + address_ + " is shut down");
-        for (auto& b : left) b->complete(closed);
+        lose_connection(Error(ErrorKind::unavailable, "connection to " + address_ + " is shut down"), false);
     }
 
     int poll_timeout_locked() const {
@@ -293,8 +376,11 @@ private:
             return std::max(1, static_cast<int>(std::chrono::ceil<std::chrono::milliseconds>(t - now).count()));
         };
         if (state_ == State::connecting && sock_ >= 0) return until(handshake_deadline_);
-        if (state_ == State::ready && !inflight_.empty()) return until(progress_mark_ + stall_timeout());
-        return -1;
+        if (state_ != State::ready) return -1;
+        if (!inflight_.empty()) return until(progress_mark_ + stall_timeout());
+        // Callers write without waking this thread, so look again within a command timeout: a stall is
+        // noticed at most one command timeout late.
+        return static_cast<int>(settings_.command_timeout.count());
     }
 
     std::chrono::milliseconds stall_timeout() const { return 2 * settings_.command_timeout; }
@@ -307,29 +393,36 @@ private:
             lose_connection(fd.error(), true);
             return;
         }
-        sock_ = *fd;
         reader_ = redisReaderCreate();
+        {
+            std::lock_guard<std::mutex> lk(mu_);
+            sock_ = *fd;
+        }
         if (reader_ == nullptr) {
             lose_connection(Error(ErrorKind::connection, "out of memory creating a reply reader"), true);
             return;
         }
-        wbuf_.clear();
-        wpos_ = 0;
         if (handshake_steps_.empty()) {
             become_ready();
             return;
         }
-        wbuf_ = handshake_;
+        // A few hundred bytes to a fresh socket: the send buffer always has room.
+        if (::send(sock_, handshake_.data(), handshake_.size(), MSG_NOSIGNAL) != static_cast<ssize_t>(handshake_.size())) {
+            lose_connection(Error(ErrorKind::connection, "connect to " + address_ + ": cannot send the handshake"), true);
+            return;
+        }
         handshake_next_ = 0;
         handshake_deadline_ = started + settings_.connect_timeout;
     }
 
+    /// Marks the connection usable and writes what callers queued while it was being established.
     void become_ready() {
-        std::lock_guard<std::mutex> lk(mu_);
+        std::unique_lock<std::mutex> lk(mu_);
         state_ = State::ready;
         ready_since_ = SteadyClock::now();
         progress_mark_ = ready_since_;
         counters_.connects.fetch_add(1, std::memory_order_relaxed);
+        if (can_write_locked()) write_locked(lk);
     }
 
     /// Checks one handshake reply; false (after failing the connection) when it is an error.
@@ -351,23 +444,6 @@ private:
             return false;
         }
         if (handshake_next_ == handshake_steps_.size()) become_ready();
-        return true;
-    }
-
-    /// Writes what it can of wbuf_; false (after dropping the connection) on a socket error.
-    bool flush() {
-        while (wpos_ < wbuf_.size()) {
-            auto n = ::send(sock_, wbuf_.data() + wpos_, wbuf_.size() - wpos_, MSG_NOSIGNAL);
-            if (n > 0) {
-                wpos_ += static_cast<std::size_t>(n);
-                continue;
-            }
-            if (n < 0 && errno == EINTR) continue;
-            if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return true;
-            lose_connection(Error(ErrorKind::connection, "write to " + address_ + ": " + errno_text(errno)), false);
-            return false;
-        }
-        counters_.writes.fetch_add(1, std::memory_order_relaxed);
         return true;
     }
 
@@ -407,11 +483,10 @@ private:
             }
             got_.push_back(std::move(reply));
         }
-        if (got_.empty()) return true;
         done_.clear();
         bool unexpected = false;
         {
-            std::lock_guard<std::mutex> lk(mu_);
+            std::unique_lock<std::mutex> lk(mu_);
             for (auto& reply : got_) {
                 if (inflight_.empty()) {
                     unexpected = true;
@@ -422,7 +497,9 @@ private:
                     inflight_.pop_front();
                 }
             }
-            progress_mark_ = SteadyClock::now();
+            progress_mark_ = SteadyClock::now();  // bytes arrived: a long reply in transfer is not a stall
+            // Send what queued up during the round trip before waking the callers.
+            if (!unexpected && can_write_locked()) write_locked(lk);
         }
         got_.clear();
         for (auto& b : done_) b->complete(std::nullopt);
@@ -453,16 +530,6 @@ private:
                             false);
     }
 
-    void close_socket() noexcept {
-        if (sock_ >= 0) ::close(sock_);
-        sock_ = -1;
-        if (reader_ != nullptr) redisReaderFree(reader_);
-        reader_ = nullptr;
-        wbuf_.clear();
-        wpos_ = 0;
-        handshake_next_ = handshake_steps_.size();
-    }
-
     std::chrono::milliseconds jittered(std::chrono::milliseconds d) {
         rng_ ^= rng_ << 13;
         rng_ ^= rng_ >> 7;
@@ -471,17 +538,28 @@ private:
         return std::chrono::milliseconds(half + static_cast<std::int64_t>(rng_ % static_cast<std::uint64_t>(half + 1)));
     }
 
-    /// Closes the socket and fails every command in flight or queued with `error`. `backoff`: the
-    /// failure was a connect or handshake; delay the next attempt. A connection that dies within a second
-    /// of being established is treated the same way, so a server that accepts and drops is not hammered.
+    /// Closes the socket (after any writer has let go of it, so its descriptor is never reused under a
+    /// writer) and fails every command in flight or queued with `error`. `backoff`: the failure was a
+    /// connect or handshake; delay the next attempt. A connection that dies within a second of being
+    /// established is treated the same way, so a server that accepts and drops is not hammered.
     void lose_connection(const Error& error, bool backoff) {
-        close_socket();
+        if (sock_ >= 0) ::shutdown(sock_, SHUT_RDWR);  // a writer in send() fails at once
         std::deque<std::shared_ptr<ReplyBatch>> failed;
+        int fd = -1;
         {
-            std::lock_guard<std::mutex> lk(mu_);
+            std::unique_lock<std::mutex> lk(mu_);
+            closing_ = true;
+            writer_done_.wait(lk, [&] { return !writing_; });
+            closing_ = false;
+            fd = sock_;
+            sock_ = -1;
+            wbuf_.clear();
+            wpos_ = 0;
+            io_writes_ = false;
+            write_errno_ = 0;
             const auto now = SteadyClock::now();
             const bool was_ready = state_ == State::ready;
-            if (was_ready) counters_.drops.fetch_add(1, std::memory_order_relaxed);
+            if (was_ready && !stopping_) counters_.drops.fetch_add(1, std::memory_order_relaxed);
             if (backoff || (was_ready && now - ready_since_ < flapping_window)) {
                 backoff_ = backoff_.count() == 0 ? settings_.backoff_initial : std::min(2 * backoff_, settings_.backoff_max);
                 next_attempt_ = now + jittered(backoff_);
@@ -494,6 +572,10 @@ private:
             failed.swap(inflight_);
             outbuf_.clear();
         }
+        if (fd >= 0) ::close(fd);
+        if (reader_ != nullptr) redisReaderFree(reader_);
+        reader_ = nullptr;
+        handshake_next_ = handshake_steps_.size();
         for (auto& b : failed) b->complete(error);
     }
 
@@ -502,24 +584,31 @@ private:
     std::string handshake_;  // AUTH / SELECT, formatted; holds the password: never printed
     std::vector<Step> handshake_steps_;
 
-    mutable std::mutex mu_;  // guards the fields up to io_
+    mutable std::mutex mu_;  // guards the fields up to wake_fd_
     State state_ = State::disconnected;
     bool stopping_ = false;
-    std::string outbuf_;                                  // commands not yet taken by the I/O thread
+    std::string outbuf_;                                  // commands queued, not yet claimed by a writer
     std::deque<std::shared_ptr<ReplyBatch>> inflight_;    // slots in wire order
     SteadyClock::time_point next_attempt_{};
     SteadyClock::time_point progress_mark_{};             // last reply, or when the FIFO became non-empty
     SteadyClock::time_point ready_since_{};
     std::chrono::milliseconds backoff_{0};
     std::optional<Error> last_error_;
+    int sock_ = -1;              // written by the I/O thread under mu_; writers read it under mu_
+    bool writing_ = false;       // a thread holds the write claim (and wbuf_)
+    bool io_writes_ = false;     // the I/O thread finishes the writing (socket full, or a writer's quota used)
+    bool closing_ = false;       // lose_connection waits for the writer to let go
+    int write_errno_ = 0;        // a writer's socket error, for the I/O thread to act on
+    std::condition_variable writer_done_;
     std::thread io_;
     int wake_fd_ = -1;
 
-    // I/O thread only.
-    int sock_ = -1;
-    redisReader* reader_ = nullptr;
+    // Owned by the write claim.
     std::string wbuf_;
     std::size_t wpos_ = 0;
+
+    // I/O thread only.
+    redisReader* reader_ = nullptr;
     std::size_t handshake_next_ = 0;
     SteadyClock::time_point handshake_deadline_{};
     std::vector<ReplyPtr> got_;
