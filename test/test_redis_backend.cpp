@@ -125,6 +125,24 @@ TEST_CASE("Millisecond TTL: PX from the expire time, metadata preserved; no expi
     CHECK(shared_server().cli({"PTTL", stored}) == "-1");
 }
 
+TEST_CASE("Golden stored bytes (doc/wire-format.md)") {
+    auto backend = readable_backend(shared_server().url(), "golden:");
+    const hitbox::CacheKey key{"user", 1, {{"id", "42"}}};
+    REQUIRE(backend.set(key, hitbox::CacheValue<std::uint8_t>{std::uint8_t{0xAB}, hitbox::from_unix_ms(4'102'444'800'000),
+                                                              std::nullopt, hitbox::from_unix_ms(1'700'000'000'000)}));
+    const std::string expected("\x48\x42\x01\x01\x00\x02"
+                               "\x00\x68\xE5\xCF\x8B\x01\x00\x00"
+                               "\x00\xD8\xC3\x2C\xBB\x03\x00\x00"
+                               "\xAB",
+                               23);
+    auto raw = backend.read(key);
+    REQUIRE(raw);
+    REQUIRE(*raw);
+    CHECK(**raw == expected);
+    CHECK(shared_server().cli({"STRLEN", "golden:user:v1:id=42"}) == "23");
+    CHECK(std::stoll(shared_server().cli({"PTTL", "golden:user:v1:id=42"})) > 1'000'000'000);
+}
+
 TEST_CASE("An overwrite replaces value and metadata") {
     auto backend = readable_backend(shared_server().url(), "overwrite:");
     const hitbox::CacheKey key{"k", 0};

@@ -204,3 +204,17 @@ TEST_CASE("Builder credentials override the URL's, each on its own; errors never
     REQUIRE_FALSE(bad);
     CHECK(bad.error().what().find("secret-xyz") == std::string::npos);
 }
+
+TEST_CASE("Commands are framed by hiredis's formatter: binary-safe arguments (doc/wire-format.md)") {
+    std::string out;
+    REQUIRE(hitbox::detail::append_command(out, {"SET", std::string_view("k\0y", 3), "v\r\n", "PX", "1500"}));
+    CHECK(out == std::string("*5\r\n$3\r\nSET\r\n$3\r\nk\0y\r\n$3\r\nv\r\n\r\n$2\r\nPX\r\n$4\r\n1500\r\n", 49));
+    hitbox::ConnectionWrite del{"key", {}, std::nullopt, true};
+    out.clear();
+    REQUIRE(hitbox::detail::append_write(out, del));
+    CHECK(out == "*2\r\n$3\r\nDEL\r\n$3\r\nkey\r\n");
+    hitbox::ConnectionWrite forever{"key", "val", std::nullopt, false};
+    out.clear();
+    REQUIRE(hitbox::detail::append_write(out, forever));
+    CHECK(out == "*3\r\n$3\r\nSET\r\n$3\r\nkey\r\n$3\r\nval\r\n");
+}
