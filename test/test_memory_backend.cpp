@@ -6,6 +6,7 @@
 #include <chrono>
 #include <cstdint>
 #include <map>
+#include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
@@ -460,4 +461,41 @@ TEST_CASE("MemoryBackend: concurrent readers and writers see only whole, matchin
         REQUIRE(r);
         if (r->has_value()) CHECK(value_matches(i, (*r)->data));
     }
+}
+
+TEST_CASE("Shard lock: readers never see a writer's half-done update, writers exclude each other") {
+    hitbox::detail::RwLock lock;
+    std::uint64_t a = 0, b = 0;  // plain fields: the lock alone must order them
+    std::atomic<bool> torn{false};
+    std::atomic<std::uint64_t> reads{0};
+    constexpr int writes_per_writer = 20'000;
+    auto writer = [&] {
+        for (int i = 0; i < writes_per_writer; ++i) {
+            std::unique_lock guard(lock);
+            ++a;
+            ++b;
+        }
+    };
+    std::atomic<bool> done{false};
+    auto reader = [&] {
+        while (!done.load()) {
+            hitbox::detail::ReadGuard guard(lock);
+            if (a != b) torn = true;
+            guard.slot().hits.fetch_add(1, std::memory_order_relaxed);
+            reads.fetch_add(1);
+        }
+    };
+    std::vector<std::thread> readers;
+    for (int i = 0; i < 3; ++i) readers.emplace_back(reader);
+    std::thread w1(writer), w2(writer);
+    w1.join();
+    w2.join();
+    done = true;
+    for (auto& t : readers) t.join();
+    CHECK_FALSE(torn.load());
+    CHECK(a == 2u * writes_per_writer);
+    CHECK(b == a);
+    CHECK(lock.hits() == reads.load());
+    CHECK(lock.try_lock());
+    lock.unlock();
 }

@@ -13,7 +13,6 @@
 #include <memory>
 #include <mutex>
 #include <optional>
-#include <shared_mutex>
 #include <stop_token>
 #include <string>
 #include <string_view>
@@ -22,6 +21,7 @@
 #include <typeinfo>
 #include <utility>
 
+#include <hitbox/backend/memory/detail/coarse_clock.hpp>
 #include <hitbox/backend/memory/detail/frequency_sketch.hpp>
 #include <hitbox/backend/memory/detail/node.hpp>
 #include <hitbox/backend/memory/detail/store.hpp>
@@ -47,6 +47,16 @@ inline std::size_t default_shard_count(std::uint64_t bound, bool weighted) {
     const std::uint64_t min_share = weighted ? (std::uint64_t{1} << 20) : 64;
     while (n > 1 && bound / n < min_share) n /= 2;
     return n;
+}
+
+/// Whether an entry expiring at `expire_ms` has expired on `clock`; with the system clock, entries not
+/// close to expiry are answered from the coarse clock (see coarse_clock.hpp).
+template <class Clock>
+bool expired(const Clock& clock, std::int64_t expire_ms) {
+    if constexpr (std::is_same_v<Clock, SystemClock>) {
+        if (certainly_before_expiry(expire_ms)) return false;
+    }
+    return expire_ms <= to_unix_ms(clock.now());
 }
 
 }  // namespace detail
@@ -191,18 +201,18 @@ public:
         detail::Shard& shard = s.store.shard_for(h);
         const std::type_info* stored = nullptr;
         {
-            std::shared_lock lock(shard.lock);
+            detail::ReadGuard guard(shard.lock);
             const detail::NodeBase* n = shard.find(key, h);
-            if (n == nullptr || (n->expire_ms != detail::no_expiry && n->expired_at(to_unix_ms(s.clock.now())))) {
-                shard.record_miss();
+            if (n == nullptr || (n->expire_ms != detail::no_expiry && detail::expired(s.clock, n->expire_ms))) {
+                detail::Shard::record_miss(guard.slot());
                 return std::optional<CacheValue<T>>{};
             }
             if (detail::same_type(*n->type, typeid(T))) {
-                shard.record_hit(n);
+                detail::Shard::record_hit(n, guard.slot());
                 return std::optional<CacheValue<T>>(std::in_place, static_cast<const detail::TypedNode<T>*>(n)->value);
             }
             stored = n->type;
-            shard.record_miss();
+            detail::Shard::record_miss(guard.slot());
         }
         return fail(ErrorKind::type_mismatch,
                     "entry stored as " + detail::type_name(*stored) + ", read as " + detail::type_name(typeid(T)),

@@ -30,9 +30,10 @@ inline constexpr std::uint32_t not_in_heap = std::numeric_limits<std::uint32_t>:
 /// Where a node sits in the W-TinyLFU policy.
 enum class Segment : std::uint8_t { none, window, probation, protect };
 
-/// The type-independent part of an entry. The fields a hit reads come first (one cache line with the
-/// start of the value); readers touch `hash_next`, `hash`, `key`, `expire_ms`, `type`, `accessed` and
-/// `frequency` under the shard's shared lock, everything else changes only under its exclusive lock.
+/// The type-independent part of an entry. The fields a hit reads come first; readers touch `hash_next`,
+/// `hash`, `key`, `expire_ms`, `type`, `accessed` and `frequency` under the shard's shared lock,
+/// everything else changes only under its exclusive lock. (Putting the policy fields first, so that the
+/// read fields run straight into the value, measured 15% slower per hit.)
 struct NodeBase {
     using Destroy = void (*)(NodeBase*) noexcept;
 

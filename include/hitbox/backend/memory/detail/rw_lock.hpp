@@ -1,80 +1,133 @@
 #pragma once
 /// \file
-/// A reader-writer lock for the memory tier's shards: one atomic add to enter and one to leave as a
-/// reader, writers preferred so a steady stream of readers cannot starve a writer (glibc's
-/// pthread_rwlock, behind std::shared_mutex, prefers readers). Blocking uses C++20 atomic wait (futex).
+/// The reader-writer lock of the memory tier's shards, built so that readers on different threads never
+/// write to the same cache line: each reader counts itself in its own slot (one cache line per slot,
+/// slots assigned to threads round robin), so concurrent hits do not bounce a lock word between cores.
+/// A writer raises a flag and waits until every slot is empty; readers that see the flag step back and
+/// wait, so writers cannot starve (glibc's pthread_rwlock, behind std::shared_mutex, prefers readers).
+/// The slot line also carries the reader's hit and miss counters. Blocking uses C++20 atomic wait.
 
+#include <algorithm>
 #include <atomic>
+#include <bit>
+#include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <mutex>
+#include <thread>
 
 namespace hitbox::detail {
 
+/// This thread's reader slot number (assigned on first use, round robin over all threads).
+inline std::size_t reader_slot_seed() noexcept {
+    static std::atomic<std::size_t> next{0};
+    thread_local const std::size_t mine = next.fetch_add(1, std::memory_order_relaxed);
+    return mine;
+}
+
+/// Reader slots per lock: the hardware thread count rounded up to a power of two, 1 to 16.
+inline std::size_t reader_slot_count() noexcept {
+    static const std::size_t count =
+        std::bit_ceil(std::clamp<std::size_t>(std::thread::hardware_concurrency(), 1, 16));
+    return count;
+}
+
 class RwLock {
 public:
-    RwLock() = default;
+    /// A reader's slot: its presence count and the counters it owns.
+    struct alignas(64) Slot {
+        std::atomic<std::uint32_t> readers{0};
+        std::atomic<std::uint64_t> hits{0};
+        std::atomic<std::uint64_t> misses{0};
+    };
+
+    RwLock() : slots_(std::make_unique<Slot[]>(reader_slot_count())), mask_(reader_slot_count() - 1) {}
     RwLock(const RwLock&) = delete;
     RwLock& operator=(const RwLock&) = delete;
 
-    void lock_shared() noexcept {
+    /// Enters as a reader; returns the slot to pass to unlock_shared (and to count in).
+    Slot& lock_shared() noexcept {
+        Slot& slot = slots_[reader_slot_seed() & mask_];
         for (;;) {
-            std::uint32_t prev = state_.fetch_add(1, std::memory_order_acquire);
-            if ((prev & writer_bit) == 0) return;
-            // A writer holds or waits for the lock: back out and wait until it is done.
-            leave_reader();
-            wait_for_writer();
+            slot.readers.fetch_add(1, std::memory_order_seq_cst);
+            if (writer_.load(std::memory_order_seq_cst) == 0) return slot;
+            leave(slot);  // a writer holds or wants the lock: step back until it is done
+            for (int spin = 0; writer_.load(std::memory_order_acquire) != 0; ++spin)
+                if (spin >= 64) writer_.wait(1, std::memory_order_acquire);
         }
     }
 
-    void unlock_shared() noexcept { leave_reader(); }
+    void unlock_shared(Slot& slot) noexcept { leave(slot); }
 
     void lock() noexcept {
         writers_.lock();  // one writer at a time; the others sleep on this mutex
-        std::uint32_t s = state_.fetch_or(writer_bit, std::memory_order_acq_rel) | writer_bit;
-        for (int spin = 0; (s & reader_mask) != 0; ++spin) {
-            if (spin < 64) {
-                s = state_.load(std::memory_order_acquire);
-            } else {
-                state_.wait(s, std::memory_order_acquire);
-                s = state_.load(std::memory_order_acquire);
+        writer_.store(1, std::memory_order_seq_cst);
+        for (std::size_t i = 0; i <= mask_; ++i) {
+            std::atomic<std::uint32_t>& readers = slots_[i].readers;
+            std::uint32_t n = readers.load(std::memory_order_seq_cst);
+            for (int spin = 0; n != 0; ++spin) {
+                if (spin >= 64) readers.wait(n, std::memory_order_acquire);
+                n = readers.load(std::memory_order_seq_cst);
             }
         }
     }
 
     bool try_lock() noexcept {
         if (!writers_.try_lock()) return false;
-        std::uint32_t expected = 0;
-        if (state_.compare_exchange_strong(expected, writer_bit, std::memory_order_acquire)) return true;
-        writers_.unlock();
-        return false;
+        writer_.store(1, std::memory_order_seq_cst);
+        for (std::size_t i = 0; i <= mask_; ++i) {
+            if (slots_[i].readers.load(std::memory_order_seq_cst) != 0) {
+                release_writer();
+                return false;
+            }
+        }
+        return true;
     }
 
-    void unlock() noexcept {
-        state_.fetch_and(~writer_bit, std::memory_order_release);
-        state_.notify_all();
-        writers_.unlock();
-    }
+    void unlock() noexcept { release_writer(); }
+
+    /// Sum of the slots' hit and miss counters.
+    std::uint64_t hits() const noexcept { return sum(&Slot::hits); }
+    std::uint64_t misses() const noexcept { return sum(&Slot::misses); }
 
 private:
-    static constexpr std::uint32_t writer_bit = 1u << 31;
-    static constexpr std::uint32_t reader_mask = writer_bit - 1;
-
-    void leave_reader() noexcept {
-        std::uint32_t prev = state_.fetch_sub(1, std::memory_order_release);
-        // The last reader out wakes a writer that is waiting for the readers to drain.
-        if ((prev & writer_bit) != 0 && (prev & reader_mask) == 1) state_.notify_all();
+    void leave(Slot& slot) noexcept {
+        const std::uint32_t before = slot.readers.fetch_sub(1, std::memory_order_seq_cst);
+        // The last reader out of a slot wakes a writer that may be waiting for it.
+        if (before == 1 && writer_.load(std::memory_order_seq_cst) != 0) slot.readers.notify_all();
     }
 
-    void wait_for_writer() noexcept {
-        std::uint32_t s = state_.load(std::memory_order_relaxed);
-        for (int spin = 0; (s & writer_bit) != 0; ++spin) {
-            if (spin >= 64) state_.wait(s, std::memory_order_relaxed);
-            s = state_.load(std::memory_order_relaxed);
-        }
+    void release_writer() noexcept {
+        writer_.store(0, std::memory_order_release);
+        writer_.notify_all();
+        writers_.unlock();
     }
 
-    std::atomic<std::uint32_t> state_{0};
+    std::uint64_t sum(std::atomic<std::uint64_t> Slot::*counter) const noexcept {
+        std::uint64_t total = 0;
+        for (std::size_t i = 0; i <= mask_; ++i) total += (slots_[i].*counter).load(std::memory_order_relaxed);
+        return total;
+    }
+
+    std::unique_ptr<Slot[]> slots_;
+    std::size_t mask_;
+    alignas(64) std::atomic<std::uint32_t> writer_{0};  // read by every reader: rarely written
     std::mutex writers_;
+};
+
+/// Holds a shard's lock as a reader for a scope.
+class ReadGuard {
+public:
+    explicit ReadGuard(RwLock& lock) noexcept : lock_(lock), slot_(lock.lock_shared()) {}
+    ReadGuard(const ReadGuard&) = delete;
+    ReadGuard& operator=(const ReadGuard&) = delete;
+    ~ReadGuard() { lock_.unlock_shared(slot_); }
+
+    RwLock::Slot& slot() const noexcept { return slot_; }
+
+private:
+    RwLock& lock_;
+    RwLock::Slot& slot_;
 };
 
 }  // namespace hitbox::detail

@@ -76,10 +76,15 @@ private:
 
 class alignas(64) Shard {
 public:
-    // Touched by readers under the shared lock: kept together at the front.
+    /// Readers take it shared (and count their hits and misses in their slot of it), writers exclusive.
     mutable RwLock lock;
-    mutable std::atomic<std::uint64_t> hits{0};
-    mutable std::atomic<std::uint64_t> misses{0};
+
+    Shard() = default;
+    Shard(const Shard&) = delete;
+    Shard& operator=(const Shard&) = delete;
+    ~Shard() {
+        table_.for_each([](NodeBase* n) { n->destroy(n); });
+    }
 
     /// Sets this shard's nominal share of the bound (entries, or bytes when `weighted`) and the store's
     /// global weight and bound. Call before first use.
@@ -106,13 +111,13 @@ public:
     /// The node of `key`, expired or not; shared lock held.
     const NodeBase* find(const CacheKey& key, std::uint64_t h) const noexcept { return table_.find(key, h); }
 
-    /// Notes a hit on `n`; shared lock held. Touches only the node and the shard's counter.
-    void record_hit(const NodeBase* n) const noexcept {
+    /// Notes a hit on `n`; shared lock held through `slot`. Touches only the node and the reader's slot.
+    static void record_hit(const NodeBase* n, RwLock::Slot& slot) noexcept {
         n->count_access();
-        hits.fetch_add(1, std::memory_order_relaxed);
+        slot.hits.fetch_add(1, std::memory_order_relaxed);
     }
 
-    void record_miss() const noexcept { misses.fetch_add(1, std::memory_order_relaxed); }
+    static void record_miss(RwLock::Slot& slot) noexcept { slot.misses.fetch_add(1, std::memory_order_relaxed); }
 
     std::size_t share() const noexcept { return share_; }
     /// This shard's weight; readable without the lock.
@@ -147,9 +152,9 @@ public:
                 main_ghosts_.ensure_capacity(table_.size());
             }
             if (window_ghosts_.contains(fresh->hash))
-                set_window(std::min(share_, window_max_ + fresh->weight));
+                adapt_window(1, fresh->weight);
             else if (main_ghosts_.contains(fresh->hash))
-                set_window(window_max_ - std::min(window_max_ - min_window_, fresh->weight));
+                adapt_window(-1, fresh->weight);
         }
         if (fresh->expire_ms != no_expiry) heap_.push(fresh);
         expire(now_ms, write_expiry_budget, dead);
@@ -204,8 +209,8 @@ public:
     void collect(MemoryStats& out) const noexcept {
         out.entries += entries_.load(std::memory_order_relaxed);
         out.weighted_bytes += bytes_.load(std::memory_order_relaxed);
-        out.hits += hits.load(std::memory_order_relaxed);
-        out.misses += misses.load(std::memory_order_relaxed);
+        out.hits += lock.hits();
+        out.misses += lock.misses();
         out.evictions += evictions_.load(std::memory_order_relaxed);
         out.expirations += expirations_.load(std::memory_order_relaxed);
         out.rejected_admissions += rejected_.load(std::memory_order_relaxed);
@@ -230,6 +235,19 @@ private:
     /// taken out of the lists but still stored).
     bool must_shrink(std::size_t floating) const noexcept {
         return total_weight_->load(std::memory_order_relaxed) > total_capacity_ && local_weight() + floating > share_;
+    }
+
+    /// Moves the window size by `weight` times a step that grows by one with each ghost hit in the same
+    /// direction and falls back to one on a reversal: a workload that keeps asking for one side gets it
+    /// quickly, a balanced one stays put.
+    void adapt_window(int direction, std::size_t weight) noexcept {
+        step_ = direction == direction_ ? std::min<std::size_t>(step_ + 1, max_step) : 1;
+        direction_ = direction;
+        const std::size_t move = weight * step_;
+        if (direction > 0)
+            set_window(window_max_ + std::min(move, share_ - window_max_));
+        else
+            set_window(window_max_ - std::min(move, window_max_ - min_window_));
     }
 
     void set_window(std::size_t w) noexcept {
@@ -373,7 +391,7 @@ private:
     /// Halves all counts (sketch and stored entries) after about ten accesses per tracked key, so old
     /// popularity fades.
     void maybe_age() noexcept {
-        const std::uint64_t events = hits.load(std::memory_order_relaxed) + writes_;
+        const std::uint64_t events = lock.hits() + writes_;
         if (events - aged_at_ < 10 * sketch_.words()) return;
         sketch_.halve();
         table_.for_each([](NodeBase* n) {
@@ -394,6 +412,9 @@ private:
     std::uint64_t total_capacity_ = 1;
     std::size_t window_max_ = 1;
     std::size_t min_window_ = 1;
+    std::size_t step_ = 0;
+    int direction_ = 0;
+    static constexpr std::size_t max_step = 16;
     GhostList window_ghosts_;
     GhostList main_ghosts_;
     std::size_t protected_max_ = 0;
