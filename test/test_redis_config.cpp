@@ -122,6 +122,10 @@ TEST_CASE("rediss:// says TLS is not supported by this build") {
     CHECK(b.error().backend() == "redis");
 }
 
+static_assert(hitbox::Backend<hitbox::RedisBackend<>>);
+static_assert(hitbox::Backend<hitbox::RedisBackend<hitbox::UrlEncoded, hitbox::JsonFormat, hitbox::ZstdCompressor>>);
+static_assert(hitbox::Connection<hitbox::SingleNode>);
+
 TEST_CASE("Builder: connection is required, the failure says what to call") {
     auto b = hitbox::RedisBackend<>::builder().build();
     REQUIRE_FALSE(b);

@@ -88,6 +88,18 @@ TEST_CASE("Server down: a connection error at once, backoff instead of hammering
     CHECK(backend.stats().errors_of(hitbox::ErrorKind::connection) >= 51);
 }
 
+TEST_CASE("Connection errors name the address, never the URL's password") {
+    RedisServer server;
+    server.stop();
+    auto url = "redis://someone:pa55-in-url@127.0.0.1:" + std::to_string(server.port()) + "/";
+    auto backend = make_backend(url);
+    auto r = backend.get<int>(key_n("pw", 1));
+    REQUIRE_FALSE(r);
+    CHECK(r.error().kind() == hitbox::ErrorKind::connection);
+    CHECK(r.error().what().find("pa55-in-url") == std::string::npos);
+    CHECK(r.error().what().find("127.0.0.1:" + std::to_string(server.port())) != std::string::npos);
+}
+
 TEST_CASE("Server killed: errors within the timeout; restarted: later operations succeed") {
     RedisServer server;
     auto backend = make_backend(server.url());
