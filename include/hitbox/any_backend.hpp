@@ -1,0 +1,600 @@
+#pragma once
+/// \file
+/// hitbox::AnyBackend: opt-in type erasure for backends chosen at run time (see hitbox/config.hpp), and
+/// hitbox::AnyValue, the representation an AnyBackend hands the tier it wraps.
+///
+/// Design. A virtual function cannot be a template, so an erased backend cannot forward `get<T>` for any T
+/// to the typed backend it holds. AnyBackend therefore erases the *value*: its tier stores
+/// `CacheValue<AnyValue>`, where an AnyValue is a shared, immutable payload in one of two forms:
+///
+/// - **object**: a `T` the caller wrote (in-process tiers keep it as it is: no serialization), or
+/// - **bytes**: a payload in one of hitbox's value formats (binary, json, xml, raw), as a byte tier such as
+///   Redis returns it; it is decoded on the first typed read and the decoded object is kept in the shared
+///   payload, so an entry refilled into a memory tier is decoded once, not on every hit.
+///
+/// `get<T>` / `set<T>` stay typed for the caller: set wraps the value, get unwraps it and checks the type
+/// (`type_mismatch` when an object of another type is stored; `decode` when stored bytes are not a T).
+/// A byte tier encodes an object with its own value format when it writes it; that needs T to be
+/// serializable by that format (a type that is not is an `encode` error at run time, not a compile error,
+/// so a memory-only AnyBackend can hold any copyable type).
+///
+/// What an AnyBackend can wrap: a tier that stores CacheValue<AnyValue> natively (MemoryBackend, another
+/// AnyBackend, a Compose whose tiers are AnyBackends, any Backend that stores values by type), or a byte
+/// tier with the raw layer (`read(key)`, `write(key, envelope, ttl)`, `codec()`: RedisBackend) whose
+/// value format is one of hitbox's four. A static Compose with a RedisBackend tier inside cannot be
+/// wrapped as a whole: wrap each tier (`compose(AnyBackend(memory), AnyBackend(redis), offload)`).
+///
+/// Cost: one virtual call and one shared_ptr copy per operation beside the static backend
+/// (`BM_AnyBackendGetHit` against `BM_MemoryGetHit` in benchmark/bench_any.cpp).
+
+#include <atomic>
+#include <chrono>
+#include <concepts>
+#include <cstddef>
+#include <cstdint>
+#include <cstdlib>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <type_traits>
+#include <typeinfo>
+#include <utility>
+
+#if defined(__GNUG__)
+#include <cxxabi.h>
+#endif
+
+#include <cereal/archives/json.hpp>
+#include <cereal/archives/xml.hpp>
+#include <cereal/details/traits.hpp>
+
+#include <hitbox/backend/memory/weigher.hpp>
+#include <hitbox/backend/redis/envelope.hpp>
+#include <hitbox/compose/compose.hpp>
+#include <hitbox/compose/lookup.hpp>
+#include <hitbox/core/clock.hpp>
+#include <hitbox/core/concepts.hpp>
+#include <hitbox/core/error.hpp>
+#include <hitbox/core/key.hpp>
+#include <hitbox/core/value.hpp>
+#include <hitbox/format/binary.hpp>
+#include <hitbox/format/json.hpp>
+#include <hitbox/format/raw.hpp>
+#include <hitbox/format/xml.hpp>
+
+namespace hitbox {
+
+namespace detail {
+
+/// Readable name of a type for messages ("std::string", "User").
+inline std::string any_type_name(const std::type_info& t) {
+#if defined(__GNUG__)
+    int status = 0;
+    char* demangled = abi::__cxa_demangle(t.name(), nullptr, nullptr, &status);
+    if (status == 0 && demangled != nullptr) {
+        std::string out(demangled);
+        std::free(demangled);
+        if (out == "std::__cxx11::basic_string<char, std::char_traits<char>, std::allocator<char> >") return "std::string";
+        return out;
+    }
+#endif
+    return t.name();
+}
+
+/// What AnyValue knows about a type T without being a template: its identity, its size, and how to
+/// encode / decode it in each hitbox value format. One constant table per T.
+struct AnyTypeOps {
+    const std::type_info* type;
+    std::size_t size;
+    std::size_t (*heap_bytes)(const void* object);
+    Result<std::string> (*encode)(const void* object, std::uint8_t format_id);
+    Result<std::shared_ptr<const void>> (*decode)(std::string_view bytes, std::uint8_t format_id);
+};
+
+/// Names of the value formats an AnyValue can be stored in by a byte tier.
+inline std::string_view any_format_name(std::uint8_t id) noexcept {
+    switch (id) {
+        case BinaryFormat::id: return BinaryFormat::name;
+        case JsonFormat::id: return JsonFormat::name;
+        case XmlFormat::id: return XmlFormat::name;
+        case RawFormat::id: return RawFormat::name;
+        default: return "unknown";
+    }
+}
+
+/// True when F is one of the value formats AnyValue encodes and decodes.
+template <class F>
+inline constexpr bool any_supported_format = std::is_same_v<F, BinaryFormat> || std::is_same_v<F, JsonFormat> ||
+                                             std::is_same_v<F, XmlFormat> || std::is_same_v<F, RawFormat>;
+
+template <class T, class Out, class In>
+inline constexpr bool cereal_roundtrips = cereal::traits::is_output_serializable<T, Out>::value &&
+                                          cereal::traits::is_input_serializable<T, In>::value &&
+                                          std::is_default_constructible_v<T>;
+
+/// Whether format F can store a T, decided at compile time so that an unsupported pair is a run-time
+/// encode / decode error instead of a compile error.
+template <class F, class T>
+constexpr bool any_format_can(bool decoding) {
+    if constexpr (std::is_same_v<F, RawFormat>) {
+        return raw_storable<T> && (!decoding || std::is_default_constructible_v<T>);
+    } else if constexpr (std::is_same_v<F, BinaryFormat>) {
+        return cereal_roundtrips<T, BinaryOutputArchive, BinaryInputArchive>;
+    } else if constexpr (std::is_same_v<F, JsonFormat>) {
+        return cereal_roundtrips<T, cereal::JSONOutputArchive, cereal::JSONInputArchive>;
+    } else {
+        return cereal_roundtrips<T, cereal::XMLOutputArchive, cereal::XMLInputArchive>;
+    }
+}
+
+inline Unexpected any_unsupported(ErrorKind kind, std::string_view format, const std::type_info& t) {
+    return fail(kind, std::string(format) + " format cannot " + (kind == ErrorKind::encode ? "encode " : "decode ") +
+                          any_type_name(t) + " (not serializable by it)");
+}
+
+inline Unexpected any_unknown_format(ErrorKind kind, std::uint8_t id) {
+    return fail(kind, "AnyValue: value format id " + std::to_string(id) +
+                          " is not one of binary (1), json (2), xml (3), raw (4)");
+}
+
+template <class F, class T>
+Result<std::string> any_encode_with(const void* object) {
+    if constexpr (any_format_can<F, T>(false)) {
+        return F{}.encode(*static_cast<const T*>(object));
+    } else {
+        (void)object;
+        return any_unsupported(ErrorKind::encode, F::name, typeid(T));
+    }
+}
+
+template <class F, class T>
+Result<std::shared_ptr<const void>> any_decode_with(std::string_view bytes) {
+    if constexpr (any_format_can<F, T>(true)) {
+        auto value = F{}.template decode<T>(bytes);
+        if (!value) return fail(value.error());
+        return std::shared_ptr<const void>(std::make_shared<const T>(std::move(*value)));
+    } else {
+        (void)bytes;
+        return any_unsupported(ErrorKind::decode, F::name, typeid(T));
+    }
+}
+
+template <class T>
+Result<std::string> any_encode(const void* object, std::uint8_t format_id) {
+    switch (format_id) {
+        case BinaryFormat::id: return any_encode_with<BinaryFormat, T>(object);
+        case JsonFormat::id: return any_encode_with<JsonFormat, T>(object);
+        case XmlFormat::id: return any_encode_with<XmlFormat, T>(object);
+        case RawFormat::id: return any_encode_with<RawFormat, T>(object);
+        default: return any_unknown_format(ErrorKind::encode, format_id);
+    }
+}
+
+template <class T>
+Result<std::shared_ptr<const void>> any_decode(std::string_view bytes, std::uint8_t format_id) {
+    switch (format_id) {
+        case BinaryFormat::id: return any_decode_with<BinaryFormat, T>(bytes);
+        case JsonFormat::id: return any_decode_with<JsonFormat, T>(bytes);
+        case XmlFormat::id: return any_decode_with<XmlFormat, T>(bytes);
+        case RawFormat::id: return any_decode_with<RawFormat, T>(bytes);
+        default: return any_unknown_format(ErrorKind::decode, format_id);
+    }
+}
+
+template <class T>
+std::size_t any_heap_bytes(const void* object) {
+    return heap_bytes(*static_cast<const T*>(object));
+}
+
+/// The operations table of T.
+template <class T>
+inline constexpr AnyTypeOps any_type_ops{&typeid(T), sizeof(T), &any_heap_bytes<T>, &any_encode<T>, &any_decode<T>};
+
+inline bool any_same_type(const AnyTypeOps* ops, const AnyTypeOps& want) noexcept {
+    return ops == &want || *ops->type == *want.type;
+}
+
+/// The shared payload of an AnyValue. `bytes` / `format_id` never change after construction; the object
+/// and its ops are published once (ops last, with release) and never change after that.
+struct AnyPayload {
+    std::string bytes;
+    std::uint8_t format_id = 0;  // 0: no bytes (object form)
+    std::shared_ptr<const void> object;
+    std::atomic<const AnyTypeOps*> ops{nullptr};
+    std::mutex decode_mutex;
+};
+
+}  // namespace detail
+
+/// The value of an AnyBackend's tier: a shared, immutable payload holding either an object of some type
+/// or its encoded bytes in one of hitbox's value formats (see the file comment). Copies share the payload.
+/// Users rarely see it: `AnyBackend::get<T>` / `set<T>` convert.
+class AnyValue {
+public:
+    /// An empty value (no payload).
+    AnyValue() = default;
+
+    /// Object form: holds a copy of `value`.
+    template <class T>
+    static AnyValue of(T value) {
+        static_assert(!std::is_same_v<std::decay_t<T>, AnyValue>, "hitbox::AnyValue::of: already an AnyValue");
+        auto p = std::make_shared<detail::AnyPayload>();
+        p->object = std::make_shared<const T>(std::move(value));
+        p->ops.store(&detail::any_type_ops<T>, std::memory_order_release);
+        return AnyValue(std::move(p));
+    }
+
+    /// Bytes form: a payload encoded in the value format `format_id` (decoded on the first typed read).
+    static AnyValue encoded(std::uint8_t format_id, std::string bytes) {
+        auto p = std::make_shared<detail::AnyPayload>();
+        p->bytes = std::move(bytes);
+        p->format_id = format_id;
+        return AnyValue(std::move(p));
+    }
+
+    /// True when there is a payload.
+    explicit operator bool() const noexcept { return payload_ != nullptr; }
+
+    /// The type of the object held (decoded), or nullptr while only bytes are held.
+    const std::type_info* type() const noexcept {
+        if (!payload_) return nullptr;
+        const auto* ops = payload_->ops.load(std::memory_order_acquire);
+        return ops ? ops->type : nullptr;
+    }
+
+    /// The value format of the bytes held, or nullopt in object form.
+    std::optional<std::uint8_t> format_id() const noexcept {
+        if (!payload_ || payload_->format_id == 0) return std::nullopt;
+        return payload_->format_id;
+    }
+
+    /// The object as a T: decodes the bytes on first use (once; later reads share the object). A pointer
+    /// valid while this AnyValue (or a copy) lives. `type_mismatch` when the object is another type,
+    /// `decode` when the bytes are not a T in their format.
+    template <class T>
+    Result<const T*> get() const {
+        const auto& want = detail::any_type_ops<T>;
+        if (!payload_) return fail(ErrorKind::decode, "AnyValue: empty");
+        const detail::AnyTypeOps* ops = payload_->ops.load(std::memory_order_acquire);
+        if (ops == nullptr) {
+            std::lock_guard lock(payload_->decode_mutex);
+            ops = payload_->ops.load(std::memory_order_relaxed);
+            if (ops == nullptr) {
+                auto object = want.decode(payload_->bytes, payload_->format_id);
+                if (!object) return fail(object.error());
+                payload_->object = std::move(*object);
+                payload_->ops.store(&want, std::memory_order_release);
+                return static_cast<const T*>(payload_->object.get());
+            }
+        }
+        if (!detail::any_same_type(ops, want))
+            return fail(ErrorKind::type_mismatch, "entry holds " + detail::any_type_name(*ops->type) + ", read as " +
+                                                      detail::any_type_name(typeid(T)));
+        return static_cast<const T*>(payload_->object.get());
+    }
+
+    /// The payload encoded in the value format `format_id`: the bytes held when they are in that format,
+    /// otherwise the object encoded. Bytes of another format that were never decoded cannot be re-encoded
+    /// (an `encode` error): the type is unknown until someone reads them.
+    Result<std::string> encode(std::uint8_t format_id) const {
+        if (!payload_) return fail(ErrorKind::encode, "AnyValue: empty");
+        if (payload_->format_id == format_id) return payload_->bytes;
+        const detail::AnyTypeOps* ops = payload_->ops.load(std::memory_order_acquire);
+        if (ops == nullptr)
+            return fail(ErrorKind::encode, "AnyValue: bytes in " +
+                                               std::string(detail::any_format_name(payload_->format_id)) +
+                                               " format cannot be re-encoded as " +
+                                               std::string(detail::any_format_name(format_id)) +
+                                               " before they are read as a type");
+        return ops->encode(payload_->object.get(), format_id);
+    }
+
+    /// Heap memory the payload owns (what a memory tier's DefaultWeigher counts for it).
+    std::size_t heap_bytes() const noexcept {
+        if (!payload_) return 0;
+        std::size_t n = sizeof(detail::AnyPayload) + 16 + hitbox::heap_bytes(payload_->bytes);
+        if (const auto* ops = payload_->ops.load(std::memory_order_acquire)) n += ops->size + ops->heap_bytes(payload_->object.get());
+        return n;
+    }
+
+    /// Whether both share one payload.
+    friend bool operator==(const AnyValue& a, const AnyValue& b) noexcept { return a.payload_ == b.payload_; }
+
+private:
+    explicit AnyValue(std::shared_ptr<detail::AnyPayload> p) : payload_(std::move(p)) {}
+
+    std::shared_ptr<detail::AnyPayload> payload_;
+};
+
+/// The heap bytes of an AnyValue, found by hitbox::heap_bytes through argument-dependent lookup.
+inline std::size_t hitbox_heap_bytes(const AnyValue& v) noexcept { return v.heap_bytes(); }
+
+namespace detail {
+
+/// A byte tier: stores envelopes through a raw layer (RedisBackend).
+template <class B>
+concept EnvelopeTier = requires(B& b, const B& cb, const CacheKey& key, std::string_view bytes,
+                                std::optional<std::chrono::milliseconds> ttl) {
+    typename B::value_format;
+    typename B::compressor_type;
+    { b.read(key) } -> std::same_as<Result<std::optional<std::string>>>;
+    { b.write(key, bytes, ttl) } -> std::same_as<Result<void>>;
+    { cb.codec().compressor() } -> std::convertible_to<const typename B::compressor_type&>;
+};
+
+/// The erased interface: the Backend operations on CacheValue<AnyValue>.
+class AnyBackendConcept {
+public:
+    virtual ~AnyBackendConcept() = default;
+    virtual Result<std::optional<CacheValue<AnyValue>>> get(const CacheKey& key) = 0;
+    virtual Result<Lookup<AnyValue>> lookup(const CacheKey& key) = 0;
+    virtual Result<void> set(const CacheKey& key, const CacheValue<AnyValue>& value) = 0;
+    virtual Result<StoreReport> store(const CacheKey& key, const CacheValue<AnyValue>& value) = 0;
+    virtual Result<bool> remove(const CacheKey& key) = 0;
+    virtual std::string_view label() const noexcept = 0;
+    virtual const std::type_info& target_type() const noexcept = 0;
+    virtual void* target() noexcept = 0;
+};
+
+/// A byte tier's side of the erasure: envelopes through read / write, the payload in the tier's format.
+template <class B>
+class AnyEnvelopeModel final : public AnyBackendConcept {
+    using Fmt = typename B::value_format;
+    using Comp = typename B::compressor_type;
+
+public:
+    explicit AnyEnvelopeModel(B b) : b_(std::move(b)) {}
+
+    Result<std::optional<CacheValue<AnyValue>>> get(const CacheKey& key) override {
+        auto raw = b_.read(key);
+        if (!raw) return fail(raw.error());
+        if (!*raw) return std::optional<CacheValue<AnyValue>>{};
+        auto env = parse_envelope(**raw);
+        if (!env) return fail(env.error().in(label()));
+        const auto& h = env->header;
+        if (h.format_id != Fmt::id || h.compressor_id != Comp::id)
+            return fail(ErrorKind::decode,
+                        "envelope: format id " + std::to_string(h.format_id) + ", compressor id " +
+                            std::to_string(h.compressor_id) + "; this tier uses " + std::string(Fmt::name) + " (" +
+                            std::to_string(Fmt::id) + ") and " + std::string(Comp::name) + " (" +
+                            std::to_string(Comp::id) + ")",
+                        std::string(label()));
+        if (h.expire && *h.expire <= SystemClock::now()) return std::optional<CacheValue<AnyValue>>{};
+        auto payload = b_.codec().compressor().decompress(env->payload);
+        if (!payload) return fail(payload.error().in(label()));
+        return std::optional<CacheValue<AnyValue>>(
+            std::in_place, AnyValue::encoded(Fmt::id, std::move(*payload)), h.expire, h.stale, h.created);
+    }
+
+    Result<Lookup<AnyValue>> lookup(const CacheKey& key) override {
+        auto got = get(key);
+        if (!got) return fail(got.error());
+        Lookup<AnyValue> out;
+        out.value = std::move(*got);
+        if (out.value) out.source = std::string(label());
+        return out;
+    }
+
+    Result<void> set(const CacheKey& key, const CacheValue<AnyValue>& value) override {
+        std::optional<std::chrono::milliseconds> ttl;
+        if (value.expire) {
+            ttl = *value.expire - SystemClock::now();
+            if (ttl->count() <= 0) {  // already expired: nothing fresher is held, so the key goes
+                auto gone = b_.remove(key);
+                if (!gone) return fail(gone.error());
+                return {};
+            }
+        }
+        auto payload = value.data.encode(Fmt::id);
+        if (!payload) return fail(payload.error().in(label()));
+        auto packed = b_.codec().compressor().compress(*payload);
+        if (!packed) return fail(packed.error().in(label()));
+        std::string envelope;
+        envelope.reserve(envelope_fixed_size + 16 + packed->size());
+        write_envelope_header(envelope, {Fmt::id, Comp::id, value.created, value.stale, value.expire});
+        envelope.append(*packed);
+        return b_.write(key, envelope, ttl);
+    }
+
+    Result<StoreReport> store(const CacheKey& key, const CacheValue<AnyValue>& value) override {
+        auto done = set(key, value);
+        if (!done) return fail(done.error());
+        StoreReport out;
+        out.written.emplace_back(label());
+        return out;
+    }
+
+    Result<bool> remove(const CacheKey& key) override { return b_.remove(key); }
+    std::string_view label() const noexcept override { return b_.label(); }
+    const std::type_info& target_type() const noexcept override { return typeid(B); }
+    void* target() noexcept override { return &b_; }
+
+private:
+    B b_;
+};
+
+/// A tier that stores CacheValue<AnyValue> as it stores any type (MemoryBackend, AnyBackend, Compose of
+/// AnyBackends): calls it directly.
+template <class B>
+class AnyTypedModel final : public AnyBackendConcept {
+public:
+    explicit AnyTypedModel(B b) : b_(std::move(b)) {}
+
+    Result<std::optional<CacheValue<AnyValue>>> get(const CacheKey& key) override {
+        return tier().template get<AnyValue>(key);
+    }
+    Result<Lookup<AnyValue>> lookup(const CacheKey& key) override { return hitbox::lookup<AnyValue>(tier(), key); }
+    Result<void> set(const CacheKey& key, const CacheValue<AnyValue>& value) override {
+        return tier().template set<AnyValue>(key, value);
+    }
+    Result<StoreReport> store(const CacheKey& key, const CacheValue<AnyValue>& value) override {
+        return hitbox::store(tier(), key, value);
+    }
+    Result<bool> remove(const CacheKey& key) override { return tier().remove(key); }
+    std::string_view label() const noexcept override { return tier().label(); }
+    const std::type_info& target_type() const noexcept override { return typeid(tier_t<B>); }
+    void* target() noexcept override { return &tier(); }
+
+private:
+    tier_t<B>& tier() noexcept { return tier_traits<B>::get(b_); }
+    const tier_t<B>& tier() const noexcept { return tier_traits<B>::get(b_); }
+
+    B b_;
+};
+
+}  // namespace detail
+
+/// A type-erased Backend: any tier or composition behind one type, chosen at run time (the factory in
+/// hitbox/config.hpp builds them from a configuration). It models hitbox::Backend, so it composes
+/// (`compose(AnyBackend(...), AnyBackend(...), offload)`) and sits under hitbox::Cache. `get<T>` and
+/// `set<T>` stay typed; see the file comment for how values are held and what can be wrapped.
+/// A handle: copies share the wrapped backend. Thread-safe as the wrapped backend is.
+///
+/// \code
+/// auto memory = hitbox::MemoryBackend::builder().max_entries(10'000).build();
+/// hitbox::AnyBackend any(std::move(*memory));
+/// any.set(key, hitbox::CacheValue<User>{user, hitbox::Clock::now() + 60s});
+/// auto hit = any.get<User>(key);              // Result<std::optional<CacheValue<User>>>
+/// auto bad = any.get<int>(key);               // type_mismatch error
+/// \endcode
+class AnyBackend {
+public:
+    /// Wraps `backend` (moved in; pass std::ref / a pointer / a smart pointer to keep it shared).
+    template <class B>
+        requires(!std::is_same_v<std::remove_cvref_t<B>, AnyBackend>)
+    explicit AnyBackend(B backend) : impl_(make_(std::move(backend))) {}
+
+    /// Reads `key` as a T: nullopt on a miss; `type_mismatch` when it holds another type, `decode` when its
+    /// bytes are not a T. `get<AnyValue>` returns the erased value as stored.
+    template <class T>
+    Result<std::optional<CacheValue<T>>> get(const CacheKey& key) {
+        if (!impl_) return moved_from_();
+        auto got = impl_->get(key);
+        if constexpr (std::is_same_v<T, AnyValue>) {
+            return got;
+        } else {
+            if (!got) return fail(got.error());
+            if (!*got) return std::optional<CacheValue<T>>{};
+            return unwrap_<T>(std::move(**got));
+        }
+    }
+
+    /// Writes `value` under `key` (the wrapped tier keeps the object, or encodes it if it stores bytes).
+    template <class T>
+    Result<void> set(const CacheKey& key, const CacheValue<T>& value) {
+        if (!impl_) return moved_from_();
+        if constexpr (std::is_same_v<T, AnyValue>)
+            return impl_->set(key, value);
+        else
+            return impl_->set(key, wrap_(value));
+    }
+
+    /// Writes `value`, moved in.
+    template <class T>
+    Result<void> set(const CacheKey& key, CacheValue<T>&& value) {
+        if (!impl_) return moved_from_();
+        if constexpr (std::is_same_v<T, AnyValue>)
+            return impl_->set(key, value);
+        else
+            return impl_->set(key, wrap_(std::move(value)));
+    }
+
+    /// Removes `key` (every tier of a wrapped composition); true when it existed.
+    Result<bool> remove(const CacheKey& key) {
+        if (!impl_) return moved_from_();
+        return impl_->remove(key);
+    }
+
+    /// get<T> that names the tier that answered (the wrapped composition's label path, e.g. "cache.redis").
+    template <class T>
+    Result<Lookup<T>> lookup(const CacheKey& key) {
+        if (!impl_) return moved_from_();
+        auto found = impl_->lookup(key);
+        if constexpr (std::is_same_v<T, AnyValue>) {
+            return found;
+        } else {
+            if (!found) return fail(found.error());
+            Lookup<T> out;
+            out.errors = std::move(found->errors);
+            if (found->value) {
+                auto value = unwrap_<T>(std::move(*found->value));
+                if (!value) return fail(value.error());
+                out.value = std::move(*value);
+                out.source = std::move(found->source);
+            }
+            return out;
+        }
+    }
+
+    /// set<T> that lists the tiers that took the write.
+    template <class T>
+    Result<StoreReport> store(const CacheKey& key, const CacheValue<T>& value) {
+        if (!impl_) return moved_from_();
+        if constexpr (std::is_same_v<T, AnyValue>)
+            return impl_->store(key, value);
+        else
+            return impl_->store(key, wrap_(value));
+    }
+
+    /// The wrapped backend's label ("memory", "redis", "cache", ...).
+    std::string_view label() const noexcept { return impl_ ? impl_->label() : std::string_view(); }
+
+    /// The type of the wrapped backend (a reference wrapper or pointer is looked through).
+    const std::type_info& target_type() const noexcept { return impl_ ? impl_->target_type() : typeid(void); }
+
+    /// The wrapped backend when it is a B, else nullptr: `any.target<hitbox::MemoryBackend>()->stats()`.
+    template <class B>
+    B* target() noexcept {
+        if (!impl_ || impl_->target_type() != typeid(B)) return nullptr;
+        return static_cast<B*>(impl_->target());
+    }
+
+private:
+    template <class B>
+    static std::shared_ptr<detail::AnyBackendConcept> make_(B backend) {
+        using Tier = detail::tier_t<B>;
+        if constexpr (detail::EnvelopeTier<Tier>) {
+            static_assert(detail::any_supported_format<typename Tier::value_format>,
+                          "hitbox::AnyBackend(b): a byte tier must use one of hitbox's value formats (BinaryFormat, "
+                          "JsonFormat, XmlFormat or RawFormat) to hold erased values");
+            static_assert(std::is_same_v<B, Tier>,
+                          "hitbox::AnyBackend(b): hold a byte tier (RedisBackend) by value; its copies share the "
+                          "connection");
+            return std::make_shared<detail::AnyEnvelopeModel<B>>(std::move(backend));
+        } else {
+            static_assert(Backend<Tier> && BackendFor<Tier, AnyValue>,
+                          "hitbox::AnyBackend(b): b must be a tier that stores any value type (MemoryBackend, "
+                          "AnyBackend, a Compose of AnyBackends) or a RedisBackend; a static Compose holding a "
+                          "RedisBackend cannot be erased as a whole: wrap each tier in AnyBackend first");
+            return std::make_shared<detail::AnyTypedModel<B>>(std::move(backend));
+        }
+    }
+
+    template <class T>
+    static CacheValue<AnyValue> wrap_(const CacheValue<T>& v) {
+        return CacheValue<AnyValue>(AnyValue::of<T>(v.data), v.expire, v.stale, v.created);
+    }
+    template <class T>
+    static CacheValue<AnyValue> wrap_(CacheValue<T>&& v) {
+        return CacheValue<AnyValue>(AnyValue::of<T>(std::move(v.data)), v.expire, v.stale, v.created);
+    }
+
+    template <class T>
+    Result<std::optional<CacheValue<T>>> unwrap_(CacheValue<AnyValue>&& v) const {
+        auto object = v.data.template get<T>();
+        if (!object) return fail(object.error().backend().empty() ? object.error().in(label()) : object.error());
+        return std::optional<CacheValue<T>>(std::in_place, **object, v.expire, v.stale, v.created);
+    }
+
+    static Unexpected moved_from_() {
+        return fail(ErrorKind::unavailable, "this AnyBackend handle is empty (moved from)");
+    }
+
+    std::shared_ptr<detail::AnyBackendConcept> impl_;
+};
+
+static_assert(Backend<AnyBackend>);
+
+}  // namespace hitbox
