@@ -45,7 +45,8 @@ void setup_env(const benchmark::State&) {
         if (const char* url = std::getenv("HITBOX_REDIS_URL"); url && *url) {
             e.url = url;
         } else {
-            if (!hitbox_test::find_executable("redis-server")) throw std::runtime_error("redis-server not found");
+            if (!hitbox_test::find_executable("redis-server"))
+                throw std::runtime_error("redis-server not found");
             e.server = std::make_unique<hitbox_test::RedisServer>();
             e.url = e.server->url();
         }
@@ -59,7 +60,10 @@ void setup_env(const benchmark::State&) {
         return;
     }
     e.endpoint = *ep;
-    auto b = hitbox::RedisBackend<>::builder().connection(hitbox::ConnectionMode::single(e.url)).key_prefix("bench:").build();
+    auto b = hitbox::RedisBackend<>::builder()
+                 .connection(hitbox::ConnectionMode::single(e.url))
+                 .key_prefix("bench:")
+                 .build();
     if (!b) {
         e.error = b.error().what();
         return;
@@ -80,13 +84,14 @@ void setup_env(const benchmark::State&) {
 /// Thread 0 reports how many commands went out per socket write (the automatic pipelining at work).
 struct PipelineMeter {
     explicit PipelineMeter(const benchmark::State& state)
-        : on(state.thread_index() == 0), start(on ? env().backend->connection().counters() : hitbox::ConnectionCounters{}) {}
+        : on(state.thread_index() == 0),
+          start(on ? env().backend->connection().counters() : hitbox::ConnectionCounters{}) {}
     void report(benchmark::State& state) const {
         if (!on) return;
         auto end = env().backend->connection().counters();
         if (end.writes > start.writes)
-            state.counters["cmds_per_write"] =
-                static_cast<double>(end.commands - start.commands) / static_cast<double>(end.writes - start.writes);
+            state.counters["cmds_per_write"] = static_cast<double>(end.commands - start.commands) /
+                                               static_cast<double>(end.writes - start.writes);
     }
     bool on;
     hitbox::ConnectionCounters start;
@@ -196,8 +201,8 @@ void BM_HiredisConnPerThreadSet(benchmark::State& state) {
     const auto& keys = env().stored_keys;
     int i = state.thread_index() * 31;
     for (auto _ : state) {
-        auto blob = codec.encode(hitbox::CacheValue<std::string>{std::string(value_size, 's'),
-                                                                 hitbox::Clock::now() + std::chrono::minutes(10)});
+        auto blob = codec.encode(hitbox::CacheValue<std::string>{
+            std::string(value_size, 's'), hitbox::Clock::now() + std::chrono::minutes(10)});
         const auto& k = keys[static_cast<std::size_t>(i++ % key_count)];
         auto* r = static_cast<redisReply*>(
             redisCommand(c, "SET %b %b PX %d", k.data(), k.size(), blob->data(), blob->size(), 600000));
@@ -217,7 +222,8 @@ void BM_RedisGetMany(benchmark::State& state) {
     if (!ready(state)) return;
     auto& backend = *env().backend;
     const auto n = static_cast<std::size_t>(state.range(0));
-    std::vector<hitbox::CacheKey> batch(env().keys.begin(), env().keys.begin() + static_cast<std::ptrdiff_t>(n));
+    std::vector<hitbox::CacheKey> batch(env().keys.begin(),
+                                        env().keys.begin() + static_cast<std::ptrdiff_t>(n));
     for (auto _ : state) {
         auto rs = backend.get_many<std::string>(batch);
         if (rs.size() != n || !rs.back() || !*rs.back()) {

@@ -50,10 +50,9 @@ using BackendsFor = std::tuple<hitbox::RedisBackend<K, V, hitbox::PassthroughCom
                                hitbox::RedisBackend<K, V, hitbox::GzipCompressor>,
                                hitbox::RedisBackend<K, V, hitbox::ZstdCompressor>>;
 template <class K>
-using BackendsForKey = decltype(std::tuple_cat(std::declval<BackendsFor<hitbox::BinaryFormat, K>>(),
-                                               std::declval<BackendsFor<hitbox::JsonFormat, K>>(),
-                                               std::declval<BackendsFor<hitbox::XmlFormat, K>>(),
-                                               std::declval<BackendsFor<hitbox::RawFormat, K>>()));
+using BackendsForKey = decltype(std::tuple_cat(
+    std::declval<BackendsFor<hitbox::BinaryFormat, K>>(), std::declval<BackendsFor<hitbox::JsonFormat, K>>(),
+    std::declval<BackendsFor<hitbox::XmlFormat, K>>(), std::declval<BackendsFor<hitbox::RawFormat, K>>()));
 using AllBackends = decltype(std::tuple_cat(std::declval<BackendsForKey<hitbox::Bitcode>>(),
                                             std::declval<BackendsForKey<hitbox::UrlEncoded>>()));
 static_assert(std::tuple_size_v<AllBackends> == 24);
@@ -61,10 +60,11 @@ static_assert(std::tuple_size_v<AllBackends> == 24);
 template <class Backend, class T>
 void check_roundtrip(Backend& backend, const hitbox::CacheKey& key, const T& data) {
     const auto now = hitbox::Clock::now();
-    for (auto [stale, expire] : {std::pair<std::optional<hitbox::TimePoint>, std::optional<hitbox::TimePoint>>{},
-                                 {now + 45s, now + 60s},
-                                 {std::nullopt, now + 30s},
-                                 {now - 5s, std::nullopt}}) {
+    for (auto [stale, expire] :
+         {std::pair<std::optional<hitbox::TimePoint>, std::optional<hitbox::TimePoint>>{},
+          {now + 45s, now + 60s},
+          {std::nullopt, now + 30s},
+          {now - 5s, std::nullopt}}) {
         hitbox::CacheValue<T> v{data, expire, stale, now - 1s};
         REQUIRE(backend.set(key, v));
         auto back = backend.template get<T>(key);
@@ -79,14 +79,16 @@ void check_roundtrip(Backend& backend, const hitbox::CacheKey& key, const T& dat
 
 }  // namespace
 
-TEMPLATE_LIST_TEST_CASE("Every KeyFmt x ValueFmt x Compressor round-trips through Redis", "[redis]", AllBackends) {
+TEMPLATE_LIST_TEST_CASE("Every KeyFmt x ValueFmt x Compressor round-trips through Redis", "[redis]",
+                        AllBackends) {
     using V = typename TestType::value_format;
-    auto built = TestType::builder()
-                     .connection(hitbox::ConnectionMode::single(shared_server().url()))
-                     .key_prefix(std::string("matrix:") + std::string(TestType::key_format::name) + ":" +
-                                 std::string(V::name) + ":" + std::string(TestType::compressor_type::name) + ":")
-                     .command_timeout(2s)
-                     .build();
+    auto built =
+        TestType::builder()
+            .connection(hitbox::ConnectionMode::single(shared_server().url()))
+            .key_prefix(std::string("matrix:") + std::string(TestType::key_format::name) + ":" +
+                        std::string(V::name) + ":" + std::string(TestType::compressor_type::name) + ":")
+            .command_timeout(2s)
+            .build();
     REQUIRE(built);
     auto& backend = *built;
     const hitbox::CacheKey key{"user", 1, {{"id", "42"}, {"flag", std::nullopt}}};
@@ -111,7 +113,7 @@ TEST_CASE("Millisecond TTL: PX from the expire time, metadata preserved; no expi
     REQUIRE(backend.set(key, v));
     const std::string stored = "ttl:item:v1:id=1";
     auto pttl = std::stoll(shared_server().cli({"PTTL", stored}));
-    CHECK(pttl > 1000);   // generous for a loaded CI machine, but proves milliseconds, not seconds
+    CHECK(pttl > 1000);  // generous for a loaded CI machine, but proves milliseconds, not seconds
     CHECK(pttl <= 1500);
     auto back = backend.get<std::string>(key);
     REQUIRE(back);
@@ -128,13 +130,15 @@ TEST_CASE("Millisecond TTL: PX from the expire time, metadata preserved; no expi
 TEST_CASE("Golden stored bytes (doc/wire-format.md)") {
     auto backend = readable_backend(shared_server().url(), "golden:");
     const hitbox::CacheKey key{"user", 1, {{"id", "42"}}};
-    REQUIRE(backend.set(key, hitbox::CacheValue<std::uint8_t>{std::uint8_t{0xAB}, hitbox::from_unix_ms(4'102'444'800'000),
-                                                              std::nullopt, hitbox::from_unix_ms(1'700'000'000'000)}));
-    const std::string expected("\x48\x42\x01\x01\x00\x02"
-                               "\x00\x68\xE5\xCF\x8B\x01\x00\x00"
-                               "\x00\xD8\xC3\x2C\xBB\x03\x00\x00"
-                               "\xAB",
-                               23);
+    REQUIRE(backend.set(
+        key, hitbox::CacheValue<std::uint8_t>{std::uint8_t{0xAB}, hitbox::from_unix_ms(4'102'444'800'000),
+                                              std::nullopt, hitbox::from_unix_ms(1'700'000'000'000)}));
+    const std::string expected(
+        "\x48\x42\x01\x01\x00\x02"
+        "\x00\x68\xE5\xCF\x8B\x01\x00\x00"
+        "\x00\xD8\xC3\x2C\xBB\x03\x00\x00"
+        "\xAB",
+        23);
     auto raw = backend.read(key);
     REQUIRE(raw);
     REQUIRE(*raw);
@@ -179,8 +183,10 @@ TEST_CASE("Binary and very long keys; key_prefix") {
                      .build();
     REQUIRE(built);
     auto& backend = *built;
-    const hitbox::CacheKey binary{binary_string(), 7, {{binary_string(), binary_string()}, {"\r\n*1\r\n", std::string(1, '\0')}}};
-    const hitbox::CacheKey other{binary_string(), 7, {{binary_string(), binary_string()}, {"\r\n*1\r\n", ""}}};
+    const hitbox::CacheKey binary{
+        binary_string(), 7, {{binary_string(), binary_string()}, {"\r\n*1\r\n", std::string(1, '\0')}}};
+    const hitbox::CacheKey other{
+        binary_string(), 7, {{binary_string(), binary_string()}, {"\r\n*1\r\n", ""}}};
     const hitbox::CacheKey long_key{"long", 1, {{"blob", large_string(1 << 20)}}};
     REQUIRE(backend.set(binary, hitbox::CacheValue<std::string>{"binary"}));
     REQUIRE(backend.set(other, hitbox::CacheValue<std::string>{"other"}));
@@ -219,9 +225,10 @@ TEST_CASE("get_many / set_many are pipelined and keep per-key results") {
     const auto now = hitbox::Clock::now();
     std::vector<std::pair<hitbox::CacheKey, hitbox::CacheValue<std::string>>> entries;
     for (int i = 0; i < 100; ++i)
-        entries.emplace_back(hitbox::CacheKey{"k", 0, {{"i", std::to_string(i)}}},
-                             hitbox::CacheValue<std::string>{"value-" + std::to_string(i),
-                                                             i == 7 ? std::optional(now - 1s) : std::optional(now + 60s)});
+        entries.emplace_back(
+            hitbox::CacheKey{"k", 0, {{"i", std::to_string(i)}}},
+            hitbox::CacheValue<std::string>{"value-" + std::to_string(i),
+                                            i == 7 ? std::optional(now - 1s) : std::optional(now + 60s)});
     auto written = backend.set_many(entries);
     REQUIRE(written.size() == 100);
     for (auto& w : written) CHECK(w);
@@ -298,7 +305,8 @@ TEST_CASE("Raw read / write of envelopes") {
     auto bytes = backend.read(key);
     REQUIRE(bytes);
     REQUIRE(*bytes);
-    CHECK(**bytes == *backend.codec().encode(hitbox::CacheValue<std::string>{"typed", now + 60s, now + 30s, now}));
+    CHECK(**bytes ==
+          *backend.codec().encode(hitbox::CacheValue<std::string>{"typed", now + 60s, now + 30s, now}));
 
     const hitbox::CacheKey copy{"copy", 0};
     REQUIRE(backend.write(copy, **bytes, 2000ms));
@@ -332,7 +340,8 @@ TEST_CASE("Database selection, unix sockets") {
     CHECK(shared_server().cli({"-n", "3", "EXISTS", "db:k:v0"}) == "1");
     CHECK(shared_server().cli({"-n", "0", "EXISTS", "db:k:v0"}) == "0");
 
-    auto bad_db = readable_backend("redis://127.0.0.1:" + std::to_string(shared_server().port()) + "/999", "db:");
+    auto bad_db =
+        readable_backend("redis://127.0.0.1:" + std::to_string(shared_server().port()) + "/999", "db:");
     auto r = bad_db.get<int>(hitbox::CacheKey{"k", 0});
     REQUIRE_FALSE(r);
     CHECK(r.error().kind() == hitbox::ErrorKind::config);
@@ -360,16 +369,18 @@ TEST_CASE("ACL user and password: builder, URL, precedence; a wrong password is 
     REQUIRE(ok->set(key, hitbox::CacheValue<int>{1}));
     CHECK(ok->get<int>(key).value()->data == 1);
 
-    auto via_url = hitbox::RedisBackend<>::builder()
-                       .connection(hitbox::ConnectionMode::single("redis://cacheuser:correct-horse-battery@" + host))
-                       .build();
+    auto via_url =
+        hitbox::RedisBackend<>::builder()
+            .connection(hitbox::ConnectionMode::single("redis://cacheuser:correct-horse-battery@" + host))
+            .build();
     REQUIRE(via_url);
     CHECK(via_url->get<int>(key).value()->data == 1);
 
-    auto builder_wins = hitbox::RedisBackend<>::builder()
-                            .connection(hitbox::ConnectionMode::single("redis://cacheuser:stale-url-password@" + host))
-                            .password("correct-horse-battery")
-                            .build();
+    auto builder_wins =
+        hitbox::RedisBackend<>::builder()
+            .connection(hitbox::ConnectionMode::single("redis://cacheuser:stale-url-password@" + host))
+            .password("correct-horse-battery")
+            .build();
     REQUIRE(builder_wins);
     CHECK(builder_wins->get<int>(key).value()->data == 1);
 
@@ -392,7 +403,9 @@ TEST_CASE("ACL user and password: builder, URL, precedence; a wrong password is 
     CHECK(wrong->connection().counters().connect_attempts == 1);
     CHECK(wrong->stats().errors_of(hitbox::ErrorKind::auth) == 2);
 
-    auto anonymous = hitbox::RedisBackend<>::builder().connection(hitbox::ConnectionMode::single("redis://" + host)).build();
+    auto anonymous = hitbox::RedisBackend<>::builder()
+                         .connection(hitbox::ConnectionMode::single("redis://" + host))
+                         .build();
     REQUIRE(anonymous);
     auto noauth = anonymous->get<int>(key);
     REQUIRE_FALSE(noauth);
@@ -402,8 +415,8 @@ TEST_CASE("ACL user and password: builder, URL, precedence; a wrong password is 
 TEST_CASE("requirepass: password-only AUTH") {
     RedisServer legacy({.requirepass = "legacy-secret-77"});
     auto ok = hitbox::RedisBackend<>::builder()
-                  .connection(hitbox::ConnectionMode::single("redis://:legacy-secret-77@127.0.0.1:" +
-                                                             std::to_string(legacy.port()) + "/"))
+                  .connection(hitbox::ConnectionMode::single(
+                      "redis://:legacy-secret-77@127.0.0.1:" + std::to_string(legacy.port()) + "/"))
                   .build();
     REQUIRE(ok);
     REQUIRE(ok->set(hitbox::CacheKey{"k", 0}, hitbox::CacheValue<int>{5}));

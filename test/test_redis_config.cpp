@@ -82,20 +82,20 @@ TEST_CASE("redis:// URLs: IPv6 hosts and unix sockets") {
 
 TEST_CASE("Bad URLs are config errors that never show the password") {
     const char* bad[] = {
-        "localhost:6379",                  // no scheme
-        "http://host/",                    // wrong scheme
-        "redis://",                        // no host
-        "redis://host:0/",                 // port out of range
-        "redis://host:65536/",             // port out of range
-        "redis://host:abc/",               // port not a number
-        "redis://host:/",                  // empty port
-        "redis://host/db1",                // database not a number
-        "redis://host/1?timeout=3",        // query parameters
-        "redis://[::1/",                   // unterminated IPv6
-        "redis://[::1]x/",                 // junk after IPv6
-        "unix://relative/path.sock",       // unix path must be absolute
-        "unix:///tmp/r.sock?dbx=1",        // unknown parameter
-        "redis://u:%zz@host/",             // bad escape
+        "localhost:6379",             // no scheme
+        "http://host/",               // wrong scheme
+        "redis://",                   // no host
+        "redis://host:0/",            // port out of range
+        "redis://host:65536/",        // port out of range
+        "redis://host:abc/",          // port not a number
+        "redis://host:/",             // empty port
+        "redis://host/db1",           // database not a number
+        "redis://host/1?timeout=3",   // query parameters
+        "redis://[::1/",              // unterminated IPv6
+        "redis://[::1]x/",            // junk after IPv6
+        "unix://relative/path.sock",  // unix path must be absolute
+        "unix:///tmp/r.sock?dbx=1",   // unknown parameter
+        "redis://u:%zz@host/",        // bad escape
     };
     for (const char* url : bad) {
         INFO(url);
@@ -116,14 +116,17 @@ TEST_CASE("rediss:// says TLS is not supported by this build") {
     CHECK(ep.error().message().find("TLS not supported by this build") != std::string::npos);
     CHECK(ep.error().message().find("topsecret") == std::string::npos);
 
-    auto b = hitbox::RedisBackend<>::builder().connection(hitbox::ConnectionMode::single("rediss://h:6380/")).build();
+    auto b = hitbox::RedisBackend<>::builder()
+                 .connection(hitbox::ConnectionMode::single("rediss://h:6380/"))
+                 .build();
     REQUIRE_FALSE(b);
     CHECK(b.error().kind() == hitbox::ErrorKind::config);
     CHECK(b.error().backend() == "redis");
 }
 
 static_assert(hitbox::Backend<hitbox::RedisBackend<>>);
-static_assert(hitbox::Backend<hitbox::RedisBackend<hitbox::UrlEncoded, hitbox::JsonFormat, hitbox::ZstdCompressor>>);
+static_assert(
+    hitbox::Backend<hitbox::RedisBackend<hitbox::UrlEncoded, hitbox::JsonFormat, hitbox::ZstdCompressor>>);
 static_assert(hitbox::Connection<hitbox::SingleNode>);
 
 TEST_CASE("Builder: connection is required, the failure says what to call") {
@@ -134,7 +137,9 @@ TEST_CASE("Builder: connection is required, the failure says what to call") {
 }
 
 TEST_CASE("Builder: defaults, policy types and validation") {
-    auto b = hitbox::RedisBackend<>::builder().connection(hitbox::ConnectionMode::single("redis://127.0.0.1:1/")).build();
+    auto b = hitbox::RedisBackend<>::builder()
+                 .connection(hitbox::ConnectionMode::single("redis://127.0.0.1:1/"))
+                 .build();
     REQUIRE(b);
     STATIC_REQUIRE(std::is_same_v<std::remove_cvref_t<decltype(*b)>,
                                   hitbox::RedisBackend<hitbox::Bitcode, hitbox::BinaryFormat,
@@ -156,8 +161,8 @@ TEST_CASE("Builder: defaults, policy types and validation") {
                       .build();
     REQUIRE(custom);
     STATIC_REQUIRE(std::is_same_v<std::remove_cvref_t<decltype(*custom)>,
-                                  hitbox::RedisBackend<hitbox::UrlEncoded, hitbox::JsonFormat, hitbox::ZstdCompressor,
-                                                       hitbox::SingleNode>>);
+                                  hitbox::RedisBackend<hitbox::UrlEncoded, hitbox::JsonFormat,
+                                                       hitbox::ZstdCompressor, hitbox::SingleNode>>);
     CHECK(custom->label() == "sessions");
     CHECK(custom->codec().key(hitbox::CacheKey{"u", 1, {{"id", "7"}}}) == "app:u:v1:id=7");
     CHECK(custom->connection().settings().connect_timeout == 250ms);
@@ -169,11 +174,15 @@ TEST_CASE("Builder: defaults, policy types and validation") {
         REQUIRE_FALSE(result);
         CHECK(result.error().kind() == hitbox::ErrorKind::config);
     };
-    check_config_error(hitbox::RedisBackend<>::builder().connection(single).connect_timeout(0ms).build(), "zero connect");
-    check_config_error(hitbox::RedisBackend<>::builder().connection(single).command_timeout(-1ms).build(), "negative cmd");
+    check_config_error(hitbox::RedisBackend<>::builder().connection(single).connect_timeout(0ms).build(),
+                       "zero connect");
+    check_config_error(hitbox::RedisBackend<>::builder().connection(single).command_timeout(-1ms).build(),
+                       "negative cmd");
     check_config_error(hitbox::RedisBackend<>::builder().connection(single).label("").build(), "empty label");
-    check_config_error(hitbox::RedisBackend<>::builder().connection(single).reconnect_backoff(2s, 1s).build(), "backoff");
-    check_config_error(hitbox::RedisBackend<>::builder().connection(single).username("app").build(), "user, no pass");
+    check_config_error(hitbox::RedisBackend<>::builder().connection(single).reconnect_backoff(2s, 1s).build(),
+                       "backoff");
+    check_config_error(hitbox::RedisBackend<>::builder().connection(single).username("app").build(),
+                       "user, no pass");
 }
 
 TEST_CASE("Builder credentials override the URL's, each on its own; errors never show them") {
@@ -184,10 +193,11 @@ TEST_CASE("Builder credentials override the URL's, each on its own; errors never
     CHECK(url_only->connection().settings().endpoint.username == "urluser");
     CHECK(url_only->connection().settings().endpoint.password == "urlpass");
 
-    auto pass_override = hitbox::RedisBackend<>::builder()
-                             .connection(hitbox::ConnectionMode::single("redis://urluser:urlpass@127.0.0.1:1/"))
-                             .password("builderpass")
-                             .build();
+    auto pass_override =
+        hitbox::RedisBackend<>::builder()
+            .connection(hitbox::ConnectionMode::single("redis://urluser:urlpass@127.0.0.1:1/"))
+            .password("builderpass")
+            .build();
     REQUIRE(pass_override);
     CHECK(pass_override->connection().settings().endpoint.username == "urluser");
     CHECK(pass_override->connection().settings().endpoint.password == "builderpass");
@@ -212,7 +222,8 @@ TEST_CASE("Builder credentials override the URL's, each on its own; errors never
 TEST_CASE("Commands are framed by hiredis's formatter: binary-safe arguments (doc/wire-format.md)") {
     std::string out;
     REQUIRE(hitbox::detail::append_command(out, {"SET", std::string_view("k\0y", 3), "v\r\n", "PX", "1500"}));
-    CHECK(out == std::string("*5\r\n$3\r\nSET\r\n$3\r\nk\0y\r\n$3\r\nv\r\n\r\n$2\r\nPX\r\n$4\r\n1500\r\n", 49));
+    CHECK(out ==
+          std::string("*5\r\n$3\r\nSET\r\n$3\r\nk\0y\r\n$3\r\nv\r\n\r\n$2\r\nPX\r\n$4\r\n1500\r\n", 49));
     hitbox::ConnectionWrite del{"key", {}, std::nullopt, true};
     out.clear();
     REQUIRE(hitbox::detail::append_write(out, del));

@@ -36,7 +36,9 @@ Backend make_backend(const std::string& url, std::chrono::milliseconds backoff =
     return std::move(*b);
 }
 
-hitbox::CacheKey key_n(const std::string& name, int i) { return hitbox::CacheKey{name, 0, {{"i", std::to_string(i)}}}; }
+hitbox::CacheKey key_n(const std::string& name, int i) {
+    return hitbox::CacheKey{name, 0, {{"i", std::to_string(i)}}};
+}
 
 /// Retries `op` until it succeeds or `budget` passes (reconnects are lazy and rate-limited).
 template <class Op>
@@ -176,7 +178,8 @@ TEST_CASE("32 threads share one connection: every reply reaches its own caller")
     auto backend = make_backend(server.url());
     constexpr int threads = 32, keys_per_thread = 8, rounds = 150;
     for (int i = 0; i < 64; ++i)
-        REQUIRE(backend.set(key_n("shared", i), hitbox::CacheValue<std::string>{"shared-" + std::to_string(i)}));
+        REQUIRE(
+            backend.set(key_n("shared", i), hitbox::CacheValue<std::string>{"shared-" + std::to_string(i)}));
 
     std::atomic<int> wrong{0}, failed{0}, checked{0};
     std::vector<std::thread> pool;
@@ -242,7 +245,8 @@ TEST_CASE("CLIENT KILL under load: errors, reconnects, and never another caller'
                 if (!w || !r) {
                     ++errors;
                     for (auto* e : {w ? nullptr : &w.error(), r ? nullptr : &r.error()})
-                        if (e && e->kind() != hitbox::ErrorKind::connection && e->kind() != hitbox::ErrorKind::timeout)
+                        if (e && e->kind() != hitbox::ErrorKind::connection &&
+                            e->kind() != hitbox::ErrorKind::timeout)
                             ++other_kinds;
                 }
                 if (r && *r) {

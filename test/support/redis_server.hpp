@@ -64,17 +64,17 @@ inline bool require_redis_server() {
 
 /// What kind of server to start.
 struct RedisServerOptions {
-    std::optional<std::string> acl_user{};    ///< with acl_password: an ACL user with every permission
-    std::optional<std::string> acl_password{};///< the default user is then disabled
-    std::optional<std::string> requirepass{}; ///< password of the default user (legacy AUTH <password>)
-    std::vector<std::string> extra_config{};  ///< raw redis.conf lines
-    bool cluster_bus = false;                 ///< pick a port <= 55535 whose +10000 twin is free too
-    bool die_with_parent = true;              ///< the kernel kills the server when the starting thread exits
+    std::optional<std::string> acl_user{};      ///< with acl_password: an ACL user with every permission
+    std::optional<std::string> acl_password{};  ///< the default user is then disabled
+    std::optional<std::string> requirepass{};   ///< password of the default user (legacy AUTH <password>)
+    std::vector<std::string> extra_config{};    ///< raw redis.conf lines
+    bool cluster_bus = false;                   ///< pick a port <= 55535 whose +10000 twin is free too
+    bool die_with_parent = true;  ///< the kernel kills the server when the starting thread exits
 };
 
 /// One redis-server process. Not copyable; the destructor kills it and removes its directory.
 class RedisServer {
-public:
+  public:
     explicit RedisServer(RedisServerOptions options = {}) : options_(std::move(options)) {
         std::signal(SIGPIPE, SIG_IGN);
         char tmpl[] = "/tmp/hitbox-redis-XXXXXX";
@@ -166,7 +166,8 @@ public:
     std::string cli(const std::vector<std::string>& args, std::string_view input = {}) const {
         std::vector<std::string> argv = {"redis-cli", "-h", "127.0.0.1", "-p", std::to_string(port_)};
         if (options_.acl_user && options_.acl_password) {
-            argv.insert(argv.end(), {"--user", *options_.acl_user, "--pass", *options_.acl_password, "--no-auth-warning"});
+            argv.insert(argv.end(), {"--user", *options_.acl_user, "--pass", *options_.acl_password,
+                                     "--no-auth-warning"});
         } else if (options_.requirepass) {
             argv.insert(argv.end(), {"-a", *options_.requirepass, "--no-auth-warning"});
         }
@@ -180,11 +181,12 @@ public:
         std::string line, out;
         std::vector<std::string> lines;
         while (std::getline(in, line)) lines.push_back(line);
-        for (std::size_t i = lines.size() > 10 ? lines.size() - 10 : 0; i < lines.size(); ++i) out += lines[i] + "\n";
+        for (std::size_t i = lines.size() > 10 ? lines.size() - 10 : 0; i < lines.size(); ++i)
+            out += lines[i] + "\n";
         return out;
     }
 
-private:
+  private:
     static bool port_free(std::uint16_t port) {
         int fd = ::socket(AF_INET, SOCK_STREAM, 0);
         if (fd < 0) return false;
@@ -280,7 +282,8 @@ private:
 
     static std::string run_capture(const std::vector<std::string>& argv, std::string_view input) {
         int in_pipe[2], out_pipe[2];
-        if (::pipe2(in_pipe, O_CLOEXEC) != 0 || ::pipe2(out_pipe, O_CLOEXEC) != 0) throw std::runtime_error("pipe failed");
+        if (::pipe2(in_pipe, O_CLOEXEC) != 0 || ::pipe2(out_pipe, O_CLOEXEC) != 0)
+            throw std::runtime_error("pipe failed");
         std::vector<char*> cargv;  // built before fork: the child only execs
         for (const auto& a : argv) cargv.push_back(const_cast<char*>(a.c_str()));
         cargv.push_back(nullptr);

@@ -7,7 +7,8 @@
 /// #include <hitbox/backend/redis.hpp>
 /// auto redis = hitbox::RedisBackend<>::builder()
 ///                  .connection(hitbox::ConnectionMode::single("redis://localhost:6379/"))
-///                  .build();   // Result<RedisBackend<Bitcode, BinaryFormat, PassthroughCompressor, SingleNode>>
+///                  .build();   // Result<RedisBackend<Bitcode, BinaryFormat, PassthroughCompressor,
+///                  SingleNode>>
 /// \endcode
 
 #include <hitbox/backend/redis/connection_mode.hpp>

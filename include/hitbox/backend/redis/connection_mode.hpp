@@ -40,7 +40,7 @@ struct ConnectionCounters {
     std::uint64_t drops = 0;             ///< established connections lost
     std::uint64_t timeouts = 0;          ///< callers that gave up waiting for a reply
     std::uint64_t commands = 0;          ///< commands submitted
-    std::uint64_t writes = 0;            ///< socket flushes; commands / writes shows how much pipelining happened
+    std::uint64_t writes = 0;  ///< socket flushes; commands / writes shows how much pipelining happened
 };
 
 /// One Redis server, given by URL. Selects the SingleNode connection policy.

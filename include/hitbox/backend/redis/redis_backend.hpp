@@ -36,13 +36,15 @@ inline constexpr std::size_t error_kind_count = static_cast<std::size_t>(ErrorKi
 
 /// A snapshot of a RedisBackend's counters (shared by its copies). Plain values: copy, diff, export.
 struct RedisStats {
-    std::uint64_t reads = 0;      ///< keys looked up (get, each key of get_many, read)
-    std::uint64_t writes = 0;     ///< entries written (set, each entry of set_many, write), expired ones included
-    std::uint64_t removes = 0;    ///< remove calls
-    std::uint64_t hits = 0;       ///< lookups that returned a value
-    std::uint64_t misses = 0;     ///< lookups of a missing (or expired) key
-    std::uint64_t bytes_in = 0;   ///< stored bytes received (envelope + payload; keys and RESP framing excluded)
-    std::uint64_t bytes_out = 0;  ///< stored bytes sent (envelope + payload)
+    std::uint64_t reads = 0;  ///< keys looked up (get, each key of get_many, read)
+    std::uint64_t writes =
+        0;  ///< entries written (set, each entry of set_many, write), expired ones included
+    std::uint64_t removes = 0;  ///< remove calls
+    std::uint64_t hits = 0;     ///< lookups that returned a value
+    std::uint64_t misses = 0;   ///< lookups of a missing (or expired) key
+    std::uint64_t bytes_in =
+        0;  ///< stored bytes received (envelope + payload; keys and RESP framing excluded)
+    std::uint64_t bytes_out = 0;                           ///< stored bytes sent (envelope + payload)
     std::array<std::uint64_t, error_kind_count> errors{};  ///< failed operations, indexed by ErrorKind
 
     /// Failures of one kind.
@@ -75,7 +77,8 @@ struct RedisCounters {
         s.misses = misses.load(std::memory_order_relaxed);
         s.bytes_in = bytes_in.load(std::memory_order_relaxed);
         s.bytes_out = bytes_out.load(std::memory_order_relaxed);
-        for (std::size_t i = 0; i < error_kind_count; ++i) s.errors[i] = errors[i].load(std::memory_order_relaxed);
+        for (std::size_t i = 0; i < error_kind_count; ++i)
+            s.errors[i] = errors[i].load(std::memory_order_relaxed);
         return s;
     }
 };
@@ -106,12 +109,15 @@ class RedisBackendBuilder;
 /// auto ok  = redis->set(key, hitbox::CacheValue<User>{user, hitbox::Clock::now() + 60s});
 /// auto hit = redis->get<User>(key);                // Result<std::optional<CacheValue<User>>>
 /// \endcode
-template <class KeyFmt = Bitcode, class ValueFmt = BinaryFormat, class Comp = PassthroughCompressor, class Conn = SingleNode>
+template <class KeyFmt = Bitcode, class ValueFmt = BinaryFormat, class Comp = PassthroughCompressor,
+          class Conn = SingleNode>
 class RedisBackend {
-    static_assert(KeyFormat<KeyFmt>,
-                  "hitbox: RedisBackend<KeyFmt, ValueFmt, Compressor, Connection>: KeyFmt must model hitbox::KeyFormat: "
-                  "it needs `static constexpr std::string_view name`, `std::string encode(const CacheKey&) const` and "
-                  "`Result<CacheKey> decode(std::string_view) const`");
+    static_assert(
+        KeyFormat<KeyFmt>,
+        "hitbox: RedisBackend<KeyFmt, ValueFmt, Compressor, Connection>: KeyFmt must model "
+        "hitbox::KeyFormat: "
+        "it needs `static constexpr std::string_view name`, `std::string encode(const CacheKey&) const` and "
+        "`Result<CacheKey> decode(std::string_view) const`");
     static_assert(ValueFormat<ValueFmt>,
                   "hitbox: RedisBackend<KeyFmt, ValueFmt, Compressor, Connection>: ValueFmt must model "
                   "hitbox::ValueFormat: it needs `static constexpr std::uint8_t id`, `name`, "
@@ -126,7 +132,7 @@ class RedisBackend {
                   "hitbox::Connection: it needs `static constexpr std::string_view mode`, get, set_px, del, "
                   "get_many and write_many (see hitbox/core/concepts.hpp)");
 
-public:
+  public:
     using key_format = KeyFmt;
     using value_format = ValueFmt;
     using compressor_type = Comp;
@@ -273,7 +279,8 @@ public:
     /// Stores `envelope` under `key` as is, with `SET ... PX ttl` (no expiry when ttl is nullopt; a ttl
     /// of zero or less deletes the key). Bytes that do not parse as an envelope are refused with an encode
     /// error; the format and compressor ids are not checked, so tools can copy entries of any policy.
-    Result<void> write(const CacheKey& key, std::string_view envelope, std::optional<std::chrono::milliseconds> ttl) {
+    Result<void> write(const CacheKey& key, std::string_view envelope,
+                       std::optional<std::chrono::milliseconds> ttl) {
         bump(counters_->writes);
         if (auto parsed = parse_envelope(envelope); !parsed)
             return fail(error(Error(ErrorKind::encode, "write: " + parsed.error().message())));
@@ -300,8 +307,10 @@ public:
     /// The codec: stored key bytes and envelope encoding, e.g. for tools reading entries directly.
     const codec_type& codec() const noexcept { return codec_; }
 
-private:
-    static void bump(std::atomic<std::uint64_t>& c, std::uint64_t n = 1) noexcept { detail::RedisCounters::bump(c, n); }
+  private:
+    static void bump(std::atomic<std::uint64_t>& c, std::uint64_t n = 1) noexcept {
+        detail::RedisCounters::bump(c, n);
+    }
 
     /// Counts `e` and attributes it to this backend's label.
     Error error(const Error& e) const {
@@ -350,18 +359,19 @@ private:
 /// | reconnect_backoff | 100 ms .. 5 s | delay after a failed connect, doubling with jitter |
 template <class KeyFmt, class ValueFmt, class Comp, class Conn>
 class RedisBackendBuilder {
-public:
+  public:
     using backend_type = RedisBackend<KeyFmt, ValueFmt, Comp, Conn>;
 
     RedisBackendBuilder() = default;
 
     /// The connection mode (required): `ConnectionMode::single("redis://host:6379/")`.
     template <class Mode>
-        requires requires { typename Mode::connection_type; }
+    requires requires { typename Mode::connection_type; }
     auto connection(Mode mode) const {
         using NewConn = typename Mode::connection_type;
-        static_assert(std::is_same_v<typename NewConn::config_type, Mode>,
-                      "hitbox: RedisBackend builder: the mode's connection_type must take this mode as config_type");
+        static_assert(
+            std::is_same_v<typename NewConn::config_type, Mode>,
+            "hitbox: RedisBackend builder: the mode's connection_type must take this mode as config_type");
         auto b = rebind<KeyFmt, ValueFmt, Comp, NewConn>(keys_, values_, compressor_);
         b.mode_ = std::move(mode);
         return b;
@@ -401,7 +411,8 @@ public:
     }
     /// Delay after a failed connect (doubling with jitter up to `max`); operations during it fail at once.
     template <class R1, class P1, class R2, class P2>
-    RedisBackendBuilder& reconnect_backoff(std::chrono::duration<R1, P1> initial, std::chrono::duration<R2, P2> max) {
+    RedisBackendBuilder& reconnect_backoff(std::chrono::duration<R1, P1> initial,
+                                           std::chrono::duration<R2, P2> max) {
         options_.reconnect_backoff_initial = std::chrono::ceil<std::chrono::milliseconds>(initial);
         options_.reconnect_backoff_max = std::chrono::ceil<std::chrono::milliseconds>(max);
         return *this;
@@ -410,7 +421,8 @@ public:
     /// Key format policy (default Bitcode).
     template <class F>
     auto key_format(F format = F{}) const {
-        static_assert(KeyFormat<F>, "hitbox: RedisBackend builder: key_format<F>(): F must model hitbox::KeyFormat");
+        static_assert(KeyFormat<F>,
+                      "hitbox: RedisBackend builder: key_format<F>(): F must model hitbox::KeyFormat");
         return rebind<F, ValueFmt, Comp, Conn>(std::move(format), values_, compressor_);
     }
     /// Value format policy (default BinaryFormat).
@@ -423,7 +435,8 @@ public:
     /// Compressor policy (default PassthroughCompressor), e.g. `.compressor(hitbox::ZstdCompressor{3})`.
     template <class C>
     auto compressor(C c) const {
-        static_assert(Compressor<C>, "hitbox: RedisBackend builder: compressor(c): c must model hitbox::Compressor");
+        static_assert(Compressor<C>,
+                      "hitbox: RedisBackend builder: compressor(c): c must model hitbox::Compressor");
         return rebind<KeyFmt, ValueFmt, C, Conn>(keys_, values_, std::move(c));
     }
 
@@ -438,14 +451,15 @@ public:
                         label_);
         auto conn = Conn::create(*mode_, options_);
         if (!conn) return fail(conn.error().in(label_));
-        return backend_type(std::move(*conn), typename backend_type::codec_type(keys_, values_, compressor_, key_prefix_),
+        return backend_type(std::move(*conn),
+                            typename backend_type::codec_type(keys_, values_, compressor_, key_prefix_),
                             label_);
     }
 
     /// The options collected so far (credentials included: do not print them).
     const ConnectionOptions& options() const noexcept { return options_; }
 
-private:
+  private:
     template <class, class, class, class>
     friend class RedisBackendBuilder;
 

@@ -30,7 +30,9 @@ inline std::string& command_scratch() {
     return buf;
 }
 
-inline Error format_error() { return Error(ErrorKind::encode, "cannot format the Redis command (out of memory)"); }
+inline Error format_error() {
+    return Error(ErrorKind::encode, "cannot format the Redis command (out of memory)");
+}
 
 inline bool append_write(std::string& out, const ConnectionWrite& w) {
     if (w.remove) return append_command(out, {"DEL", w.key});
@@ -52,7 +54,7 @@ inline Result<bool> write_reply(const redisReply& r, const ConnectionWrite& w) {
 /// from `ConnectionMode::single(url)`; construction validates the URL and options but does not connect.
 /// Copies share the connection.
 class SingleNode {
-public:
+  public:
     static constexpr std::string_view mode = "single";
     using config_type = SingleNodeMode;
 
@@ -91,7 +93,8 @@ public:
         if (keys.empty()) return out;
         auto& buf = detail::command_scratch();
         for (const auto& k : keys)
-            if (!detail::append_command(buf, {"GET", k})) return fill(out, keys.size(), detail::format_error());
+            if (!detail::append_command(buf, {"GET", k}))
+                return fill(out, keys.size(), detail::format_error());
         auto replies = node_->execute(buf, keys.size());
         if (!replies) return fill(out, keys.size(), replies.error());
         for (const auto& r : *replies) out.push_back(detail::bulk_reply(*r, "GET"));
@@ -108,7 +111,8 @@ public:
             if (!detail::append_write(buf, w)) return fill(out, writes.size(), detail::format_error());
         auto replies = node_->execute(buf, writes.size());
         if (!replies) return fill(out, writes.size(), replies.error());
-        for (std::size_t i = 0; i < writes.size(); ++i) out.push_back(detail::write_reply(*(*replies)[i], writes[i]));
+        for (std::size_t i = 0; i < writes.size(); ++i)
+            out.push_back(detail::write_reply(*(*replies)[i], writes[i]));
         return out;
     }
 
@@ -128,7 +132,7 @@ public:
     /// The effective timeouts and backoff.
     const detail::NodeSettings& settings() const noexcept { return node_->settings(); }
 
-private:
+  private:
     explicit SingleNode(std::shared_ptr<detail::NodeConnection> node) : node_(std::move(node)) {}
 
     Result<bool> write_one(const ConnectionWrite& w) {

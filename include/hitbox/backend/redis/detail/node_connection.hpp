@@ -8,9 +8,9 @@
 /// itself. While commands are in flight, new ones queue up; when the next replies arrive, the one I/O
 /// thread per connection sends everything queued in one `send` (automatic pipelining: one batch per round
 /// trip, as large as the concurrency), parses replies with hiredis's reader and hands the i-th reply to
-/// the i-th slot. It also finishes writes when the socket buffer is full. Callers wait on their own slot with a deadline; a caller that
-/// gives up leaves its slot in the FIFO, so a late reply lands there and is discarded: no reply is ever
-/// delivered to another caller.
+/// the i-th slot. It also finishes writes when the socket buffer is full. Callers wait on their own slot with
+/// a deadline; a caller that gives up leaves its slot in the FIFO, so a late reply lands there and is
+/// discarded: no reply is ever delivered to another caller.
 ///
 /// The connection is lazy: the first command starts connecting (AUTH and SELECT go first; user commands
 /// are held back until they succeed). When the socket drops, every command in flight fails with a
@@ -57,11 +57,11 @@ namespace hitbox::detail {
 
 /// Settings of one node connection.
 struct NodeSettings {
-    RedisEndpoint endpoint;                              ///< address, credentials, database
-    std::chrono::milliseconds connect_timeout{2000};     ///< TCP connect + AUTH/SELECT
-    std::chrono::milliseconds command_timeout{1000};     ///< wait for a reply
-    std::chrono::milliseconds backoff_initial{100};      ///< first delay after a failed connect
-    std::chrono::milliseconds backoff_max{5000};         ///< the delay doubles up to this
+    RedisEndpoint endpoint;                           ///< address, credentials, database
+    std::chrono::milliseconds connect_timeout{2000};  ///< TCP connect + AUTH/SELECT
+    std::chrono::milliseconds command_timeout{1000};  ///< wait for a reply
+    std::chrono::milliseconds backoff_initial{100};   ///< first delay after a failed connect
+    std::chrono::milliseconds backoff_max{5000};      ///< the delay doubles up to this
 };
 
 /// Checks `options` and merges its credentials over the URL's (each one set in the options wins).
@@ -72,18 +72,24 @@ inline Result<NodeSettings> make_node_settings(RedisEndpoint endpoint, const Con
         return fail(ErrorKind::config, "user '" + *endpoint.username +
                                            "' is set without a password (Redis ACL AUTH needs both)");
     auto positive = [](std::chrono::milliseconds d) { return d.count() > 0; };
-    if (!positive(options.connect_timeout)) return fail(ErrorKind::config, "connect_timeout must be positive");
-    if (!positive(options.command_timeout)) return fail(ErrorKind::config, "command_timeout must be positive");
-    if (!positive(options.reconnect_backoff_initial) || options.reconnect_backoff_max < options.reconnect_backoff_initial)
+    if (!positive(options.connect_timeout))
+        return fail(ErrorKind::config, "connect_timeout must be positive");
+    if (!positive(options.command_timeout))
+        return fail(ErrorKind::config, "command_timeout must be positive");
+    if (!positive(options.reconnect_backoff_initial) ||
+        options.reconnect_backoff_max < options.reconnect_backoff_initial)
         return fail(ErrorKind::config, "reconnect backoff: need 0 < initial <= max");
     return NodeSettings{std::move(endpoint), options.connect_timeout, options.command_timeout,
                         options.reconnect_backoff_initial, options.reconnect_backoff_max};
 }
 
 /// Blocks until `*word != expected`, a wake, or `timeout` (Linux futex; spurious returns are fine).
-inline void futex_wait_for(std::atomic<std::uint32_t>* word, std::uint32_t expected, std::chrono::nanoseconds timeout) {
-    timespec ts{static_cast<time_t>(timeout.count() / 1'000'000'000), static_cast<long>(timeout.count() % 1'000'000'000)};
-    ::syscall(SYS_futex, reinterpret_cast<std::uint32_t*>(word), FUTEX_WAIT_PRIVATE, expected, &ts, nullptr, 0);
+inline void futex_wait_for(std::atomic<std::uint32_t>* word, std::uint32_t expected,
+                           std::chrono::nanoseconds timeout) {
+    timespec ts{static_cast<time_t>(timeout.count() / 1'000'000'000),
+                static_cast<long>(timeout.count() % 1'000'000'000)};
+    ::syscall(SYS_futex, reinterpret_cast<std::uint32_t*>(word), FUTEX_WAIT_PRIVATE, expected, &ts, nullptr,
+              0);
 }
 
 /// Wakes one thread blocked in futex_wait_for on `word`.
@@ -94,7 +100,7 @@ inline void futex_wake_one(std::atomic<std::uint32_t>* word) {
 /// The reply slot of one submission of `expected` commands. One atomic word is the whole handshake
 /// between the I/O thread and the waiter: a wake-up system call happens only if the waiter sleeps.
 class ReplyBatch {
-public:
+  public:
     explicit ReplyBatch(std::size_t expected) : expected_(expected) { replies_.reserve(expected); }
 
     /// I/O thread: stores the next reply; true once all have arrived.
@@ -118,18 +124,20 @@ public:
                 if (error_) return Result<std::vector<ReplyPtr>>(fail(*error_));
                 return Result<std::vector<ReplyPtr>>(std::move(replies_));
             }
-            if (s == pending && !state_.compare_exchange_strong(s, sleeping, std::memory_order_acq_rel)) continue;
+            if (s == pending && !state_.compare_exchange_strong(s, sleeping, std::memory_order_acq_rel))
+                continue;
             const auto left = deadline - std::chrono::steady_clock::now();
             if (left <= std::chrono::nanoseconds(0)) {
                 std::uint32_t expect = sleeping;
-                if (state_.compare_exchange_strong(expect, abandoned, std::memory_order_acq_rel)) return std::nullopt;
+                if (state_.compare_exchange_strong(expect, abandoned, std::memory_order_acq_rel))
+                    return std::nullopt;
                 continue;  // completed meanwhile
             }
             futex_wait_for(&state_, sleeping, left);
         }
     }
 
-private:
+  private:
     static constexpr std::uint32_t pending = 0, sleeping = 1, done = 2, abandoned = 3;
 
     std::size_t expected_;
@@ -140,8 +148,9 @@ private:
 
 /// One multiplexed, automatically pipelined connection to one Redis node (see the file comment).
 class NodeConnection {
-public:
-    explicit NodeConnection(NodeSettings settings) : settings_(std::move(settings)), address_(settings_.endpoint.address()) {
+  public:
+    explicit NodeConnection(NodeSettings settings)
+        : settings_(std::move(settings)), address_(settings_.endpoint.address()) {
         const auto& ep = settings_.endpoint;
         if (ep.password) {
             if (ep.username)
@@ -209,8 +218,10 @@ public:
         if (connecting) deadline += settings_.connect_timeout;
         if (auto r = batch->wait(deadline)) return std::move(*r);
         counters_.timeouts.fetch_add(1, std::memory_order_relaxed);
-        auto waited = settings_.command_timeout + (connecting ? settings_.connect_timeout : std::chrono::milliseconds(0));
-        return fail(ErrorKind::timeout, "no reply from " + address_ + " within " + std::to_string(waited.count()) + " ms");
+        auto waited = settings_.command_timeout +
+                      (connecting ? settings_.connect_timeout : std::chrono::milliseconds(0));
+        return fail(ErrorKind::timeout,
+                    "no reply from " + address_ + " within " + std::to_string(waited.count()) + " ms");
     }
 
     /// A snapshot of the counters.
@@ -229,7 +240,7 @@ public:
     const std::string& address() const noexcept { return address_; }
     const NodeSettings& settings() const noexcept { return settings_; }
 
-private:
+  private:
     using SteadyClock = std::chrono::steady_clock;
     enum class State : std::uint8_t { disconnected, connecting, ready };
     enum class Step : std::uint8_t { auth, select };
@@ -239,7 +250,8 @@ private:
     static constexpr auto flapping_window = std::chrono::seconds(1);
 
     struct AtomicCounters {
-        std::atomic<std::uint64_t> connect_attempts{0}, connects{0}, drops{0}, timeouts{0}, commands{0}, writes{0};
+        std::atomic<std::uint64_t> connect_attempts{0}, connects{0}, drops{0}, timeouts{0}, commands{0},
+            writes{0};
     };
 
     // ---- writing (mu_ held on entry and exit) ----
@@ -342,7 +354,9 @@ private:
                 timeout_ms = poll_timeout_locked();
             }
             if (write_errno != 0) {
-                lose_connection(Error(ErrorKind::connection, "write to " + address_ + ": " + errno_text(write_errno)), false);
+                lose_connection(
+                    Error(ErrorKind::connection, "write to " + address_ + ": " + errno_text(write_errno)),
+                    false);
                 continue;
             }
             if (connect_now) {
@@ -363,7 +377,8 @@ private:
                     write_locked(lk);
                 }
             }
-            if (rc > 0 && sock_ >= 0 && (fds[1].revents & (POLLIN | POLLHUP | POLLERR)) && !read_replies(rbuf))
+            if (rc > 0 && sock_ >= 0 && (fds[1].revents & (POLLIN | POLLHUP | POLLERR)) &&
+                !read_replies(rbuf))
                 continue;
             check_deadlines();
         }
@@ -373,7 +388,8 @@ private:
     int poll_timeout_locked() const {
         auto now = SteadyClock::now();
         auto until = [&](SteadyClock::time_point t) {
-            return std::max(1, static_cast<int>(std::chrono::ceil<std::chrono::milliseconds>(t - now).count()));
+            return std::max(1,
+                            static_cast<int>(std::chrono::ceil<std::chrono::milliseconds>(t - now).count()));
         };
         if (state_ == State::connecting && sock_ >= 0) return until(handshake_deadline_);
         if (state_ != State::ready) return -1;
@@ -407,8 +423,10 @@ private:
             return;
         }
         // A few hundred bytes to a fresh socket: the send buffer always has room.
-        if (::send(sock_, handshake_.data(), handshake_.size(), MSG_NOSIGNAL) != static_cast<ssize_t>(handshake_.size())) {
-            lose_connection(Error(ErrorKind::connection, "connect to " + address_ + ": cannot send the handshake"), true);
+        if (::send(sock_, handshake_.data(), handshake_.size(), MSG_NOSIGNAL) !=
+            static_cast<ssize_t>(handshake_.size())) {
+            lose_connection(
+                Error(ErrorKind::connection, "connect to " + address_ + ": cannot send the handshake"), true);
             return;
         }
         handshake_next_ = 0;
@@ -429,17 +447,24 @@ private:
     bool handshake_reply(const redisReply& r) {
         const Step step = handshake_steps_[handshake_next_++];
         if (r.type != REDIS_REPLY_ERROR && r.type != REDIS_REPLY_STATUS) {
-            lose_connection(Error(ErrorKind::protocol, "unexpected reply to the handshake from " + address_), true);
+            lose_connection(Error(ErrorKind::protocol, "unexpected reply to the handshake from " + address_),
+                            true);
             return false;
         }
         if (r.type == REDIS_REPLY_ERROR) {
             const auto& ep = settings_.endpoint;
-            std::string server = scrub(std::string(reply_text(r)), ep.password ? *ep.password : std::string_view{});
+            std::string server =
+                scrub(std::string(reply_text(r)), ep.password ? *ep.password : std::string_view{});
             if (step == Step::auth) {
-                std::string who = ep.username ? "user '" + *ep.username + "'" : std::string("the default user");
-                lose_connection(Error(ErrorKind::auth, "authentication to " + address_ + " as " + who + " failed: " + server), true);
+                std::string who =
+                    ep.username ? "user '" + *ep.username + "'" : std::string("the default user");
+                lose_connection(Error(ErrorKind::auth,
+                                      "authentication to " + address_ + " as " + who + " failed: " + server),
+                                true);
             } else {
-                lose_connection(Error(ErrorKind::config, "SELECT " + std::to_string(ep.db) + " on " + address_ + " failed: " + server), true);
+                lose_connection(Error(ErrorKind::config, "SELECT " + std::to_string(ep.db) + " on " +
+                                                             address_ + " failed: " + server),
+                                true);
             }
             return false;
         }
@@ -460,19 +485,24 @@ private:
                 continue;
             }
             if (n == 0) {
-                lose_connection(Error(ErrorKind::connection, "connection to " + address_ + " closed by the server"), false);
+                lose_connection(
+                    Error(ErrorKind::connection, "connection to " + address_ + " closed by the server"),
+                    false);
                 return false;
             }
             if (errno == EINTR) continue;
             if (errno == EAGAIN || errno == EWOULDBLOCK) break;
-            lose_connection(Error(ErrorKind::connection, "read from " + address_ + ": " + errno_text(errno)), false);
+            lose_connection(Error(ErrorKind::connection, "read from " + address_ + ": " + errno_text(errno)),
+                            false);
             return false;
         }
         got_.clear();
         for (;;) {
             void* raw = nullptr;
             if (redisReaderGetReply(reader_, &raw) != REDIS_OK) {
-                lose_connection(Error(ErrorKind::protocol, "bad reply from " + address_ + ": " + std::string(reader_->errstr)), false);
+                lose_connection(Error(ErrorKind::protocol,
+                                      "bad reply from " + address_ + ": " + std::string(reader_->errstr)),
+                                false);
                 return false;
             }
             if (raw == nullptr) break;
@@ -514,9 +544,10 @@ private:
     void check_deadlines() {
         const auto now = SteadyClock::now();
         if (sock_ >= 0 && handshake_next_ < handshake_steps_.size() && now >= handshake_deadline_) {
-            lose_connection(Error(ErrorKind::connection, "connect to " + address_ + ": no handshake reply within " +
-                                                             std::to_string(settings_.connect_timeout.count()) + " ms"),
-                            true);
+            lose_connection(
+                Error(ErrorKind::connection, "connect to " + address_ + ": no handshake reply within " +
+                                                 std::to_string(settings_.connect_timeout.count()) + " ms"),
+                true);
             return;
         }
         bool stalled = false;
@@ -526,7 +557,8 @@ private:
         }
         if (stalled)
             lose_connection(Error(ErrorKind::timeout, "no reply from " + address_ + " for " +
-                                                          std::to_string(stall_timeout().count()) + " ms; connection reset"),
+                                                          std::to_string(stall_timeout().count()) +
+                                                          " ms; connection reset"),
                             false);
     }
 
@@ -535,7 +567,8 @@ private:
         rng_ ^= rng_ >> 7;
         rng_ ^= rng_ << 17;
         auto half = d.count() / 2;
-        return std::chrono::milliseconds(half + static_cast<std::int64_t>(rng_ % static_cast<std::uint64_t>(half + 1)));
+        return std::chrono::milliseconds(
+            half + static_cast<std::int64_t>(rng_ % static_cast<std::uint64_t>(half + 1)));
     }
 
     /// Closes the socket (after any writer has let go of it, so its descriptor is never reused under a
@@ -561,7 +594,8 @@ private:
             const bool was_ready = state_ == State::ready;
             if (was_ready && !stopping_) counters_.drops.fetch_add(1, std::memory_order_relaxed);
             if (backoff || (was_ready && now - ready_since_ < flapping_window)) {
-                backoff_ = backoff_.count() == 0 ? settings_.backoff_initial : std::min(2 * backoff_, settings_.backoff_max);
+                backoff_ = backoff_.count() == 0 ? settings_.backoff_initial
+                                                 : std::min(2 * backoff_, settings_.backoff_max);
                 next_attempt_ = now + jittered(backoff_);
             } else {
                 backoff_ = std::chrono::milliseconds(0);
@@ -587,18 +621,18 @@ private:
     mutable std::mutex mu_;  // guards the fields up to wake_fd_
     State state_ = State::disconnected;
     bool stopping_ = false;
-    std::string outbuf_;                                  // commands queued, not yet claimed by a writer
-    std::deque<std::shared_ptr<ReplyBatch>> inflight_;    // slots in wire order
+    std::string outbuf_;                                // commands queued, not yet claimed by a writer
+    std::deque<std::shared_ptr<ReplyBatch>> inflight_;  // slots in wire order
     SteadyClock::time_point next_attempt_{};
-    SteadyClock::time_point progress_mark_{};             // last reply, or when the FIFO became non-empty
+    SteadyClock::time_point progress_mark_{};  // last reply, or when the FIFO became non-empty
     SteadyClock::time_point ready_since_{};
     std::chrono::milliseconds backoff_{0};
     std::optional<Error> last_error_;
-    int sock_ = -1;              // written by the I/O thread under mu_; writers read it under mu_
-    bool writing_ = false;       // a thread holds the write claim (and wbuf_)
-    bool io_writes_ = false;     // the I/O thread finishes the writing (socket full, or a writer's quota used)
-    bool closing_ = false;       // lose_connection waits for the writer to let go
-    int write_errno_ = 0;        // a writer's socket error, for the I/O thread to act on
+    int sock_ = -1;           // written by the I/O thread under mu_; writers read it under mu_
+    bool writing_ = false;    // a thread holds the write claim (and wbuf_)
+    bool io_writes_ = false;  // the I/O thread finishes the writing (socket full, or a writer's quota used)
+    bool closing_ = false;    // lose_connection waits for the writer to let go
+    int write_errno_ = 0;     // a writer's socket error, for the I/O thread to act on
     std::condition_variable writer_done_;
     std::thread io_;
     int wake_fd_ = -1;

@@ -24,7 +24,7 @@ namespace hitbox::detail {
 
 /// Closes a file descriptor on scope exit unless released.
 class FdGuard {
-public:
+  public:
     explicit FdGuard(int fd = -1) noexcept : fd_(fd) {}
     ~FdGuard() {
         if (fd_ >= 0) ::close(fd_);
@@ -38,7 +38,7 @@ public:
         return fd;
     }
 
-private:
+  private:
     int fd_;
 };
 
@@ -53,7 +53,8 @@ inline std::string errno_text(int err) {
 }
 
 inline int remaining_ms(std::chrono::steady_clock::time_point deadline) {
-    auto left = std::chrono::ceil<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now()).count();
+    auto left =
+        std::chrono::ceil<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now()).count();
     return left < 0 ? 0 : static_cast<int>(left);
 }
 
@@ -61,7 +62,8 @@ inline int remaining_ms(std::chrono::steady_clock::time_point deadline) {
 inline Result<void> connect_until(int fd, const sockaddr* addr, socklen_t len,
                                   std::chrono::steady_clock::time_point deadline, const std::string& what) {
     if (::connect(fd, addr, len) == 0) return {};
-    if (errno != EINPROGRESS && errno != EINTR) return fail(ErrorKind::connection, what + ": " + errno_text(errno));
+    if (errno != EINPROGRESS && errno != EINTR)
+        return fail(ErrorKind::connection, what + ": " + errno_text(errno));
     for (;;) {
         pollfd p{fd, POLLOUT, 0};
         int ms = remaining_ms(deadline);
@@ -86,11 +88,13 @@ inline Result<int> connect_socket(const RedisEndpoint& ep, std::chrono::millisec
         sockaddr_un addr{};
         addr.sun_family = AF_UNIX;
         if (ep.path.size() >= sizeof addr.sun_path)
-            return fail(ErrorKind::config, what + ": socket path longer than " + std::to_string(sizeof addr.sun_path - 1));
+            return fail(ErrorKind::config,
+                        what + ": socket path longer than " + std::to_string(sizeof addr.sun_path - 1));
         std::memcpy(addr.sun_path, ep.path.data(), ep.path.size());
         FdGuard fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
         if (fd.get() < 0) return fail(ErrorKind::connection, what + ": " + errno_text(errno));
-        auto r = connect_until(fd.get(), reinterpret_cast<const sockaddr*>(&addr), sizeof addr, deadline, what);
+        auto r =
+            connect_until(fd.get(), reinterpret_cast<const sockaddr*>(&addr), sizeof addr, deadline, what);
         if (!r) return fail(r.error());
         return fd.release();
     }

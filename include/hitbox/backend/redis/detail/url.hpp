@@ -95,7 +95,8 @@ inline Result<RedisEndpoint> parse_redis_url(std::string_view url) {
     if (scheme == "unix" || scheme == "redis+unix")
         ep.transport = RedisEndpoint::Transport::unix_socket;
     else if (scheme != "redis")
-        return bad("unknown scheme '" + std::string(scheme) + "' (expected redis, rediss, unix or redis+unix)");
+        return bad("unknown scheme '" + std::string(scheme) +
+                   "' (expected redis, rediss, unix or redis+unix)");
 
     auto rest = url.substr(scheme_end + 3);
     // Credentials: everything up to the last '@' (a password may itself contain '@' when not escaped).
@@ -119,14 +120,16 @@ inline Result<RedisEndpoint> parse_redis_url(std::string_view url) {
     }
 
     if (ep.transport == RedisEndpoint::Transport::unix_socket) {
-        if (rest.empty() || rest.front() != '/') return bad("a unix socket URL needs an absolute path (unix:///path)");
+        if (rest.empty() || rest.front() != '/')
+            return bad("a unix socket URL needs an absolute path (unix:///path)");
         ep.path = std::string(rest);
         while (!query.empty()) {
             auto amp = query.find('&');
             auto item = query.substr(0, amp);
             query = amp == std::string_view::npos ? std::string_view{} : query.substr(amp + 1);
             if (item.substr(0, 3) == "db=") {
-                if (!parse_decimal(item.substr(3), ep.db) || ep.db > 0x7fffffff) return bad("bad database number");
+                if (!parse_decimal(item.substr(3), ep.db) || ep.db > 0x7fffffff)
+                    return bad("bad database number");
             } else {
                 return bad("unknown parameter (only ?db=N is supported)");
             }
