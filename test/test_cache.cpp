@@ -783,6 +783,8 @@ TEST_CASE("Sources are label paths: an L2 hit names cache.redis and refills L1")
     CHECK(from_l2.status == CacheStatus::Hit);
     CHECK(from_l2.source == "cache.redis");
     CHECK(*from_l2 == "remote");
+    CHECK(f.l1.stats().misses == 1);  // L1 was read once, not again by the traced read that went on to L2
+    CHECK(f.l2.counts().gets == 1);
     auto from_l1 = cache.get_or_compute<std::string>(key, v.loader(), fresh_stale_ttl);
     CHECK(from_l1.source == "cache.memory");
     f.clock.advance(46s);  // the refill kept Redis' times: stale in L1 too

@@ -583,10 +583,35 @@ private:
         return out;
     }
 
-    /// The traced read; a failing read is a miss whose error is noted.
+    /// The read, naming the tier that answered in `out.source`; a failing read is a miss whose error is
+    /// noted. An L1 hit (of a leaf backend, or of a sequential composition over a leaf L1) is a plain L1
+    /// get: the label path comes from the list computed at construction.
     template <class V>
     std::optional<CacheValue<V>> read_(const CacheKey& key, CacheResult<V>& out) {
-        auto found = hitbox::lookup<V>(backend(), key);
+        if constexpr (!detail::is_compose<backend_type>) {
+            auto got = backend().template get<V>(key);
+            if (!got) [[unlikely]] {
+                note_error_(CacheOp::read, key, detail::attribute(got.error(), backend().label()), &out.backend_errors);
+                return std::nullopt;
+            }
+            if (*got) out.source = paths_.front();
+            return std::move(*got);
+        } else if constexpr (requires(Result<std::optional<CacheValue<V>>> first) {
+                                 backend().template lookup_after_l1<V>(key, std::move(first));
+                             }) {
+            auto first = backend().l1().template get<V>(key);
+            if (first && *first) [[likely]] {
+                out.source = paths_.front();
+                return std::move(*first);
+            }
+            return traced_(key, backend().template lookup_after_l1<V>(key, std::move(first)), out);
+        } else {
+            return traced_(key, hitbox::lookup<V>(backend(), key), out);
+        }
+    }
+
+    template <class V>
+    std::optional<CacheValue<V>> traced_(const CacheKey& key, Result<Lookup<V>>&& found, CacheResult<V>& out) {
         if (!found) {
             note_error_(CacheOp::read, key, found.error(), &out.backend_errors);
             return std::nullopt;

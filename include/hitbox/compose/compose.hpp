@@ -330,6 +330,25 @@ public:
         return found;
     }
 
+    /// lookup<T> for a caller that has read L1 itself (SequentialRead over a leaf L1) and got `first`:
+    /// continues with L2 and the refill exactly as lookup() would, without reading L1 again. The cache
+    /// front uses it so that its L1 hit path is a plain L1 get.
+    template <class T>
+        requires(Read::mode == ReadMode::sequential && !detail::is_compose<l1_type>)
+    Result<Lookup<T>> lookup_after_l1(const CacheKey& key, Result<std::optional<CacheValue<T>>> first) {
+        auto a = leaf_outcome_<T, true>(l1(), std::move(first));
+        if (a.failed) detail::ComposeCounters::bump(counters_().l1_read_errors);
+        auto out = sequential_after_l1_<T, true>(key, std::move(a));
+        if (out.value && !label_.empty()) out.source = detail::join_path(label_, out.source);
+        detail::prefix_errors(out.errors, label_);
+        if (out.failed) return fail(failure_("read", out.errors));
+        Lookup<T> found;
+        found.value = std::move(out.value);
+        found.source = std::move(out.source);
+        found.errors = std::move(out.errors);
+        return found;
+    }
+
     /// Writes through the tiers as the write policy says. The value keeps its created / stale / expire
     /// times in every tier.
     template <class T>
