@@ -1,17 +1,20 @@
 #pragma once
 /// \file
 /// How RedisBackend reaches Redis: `ConnectionMode::single(url)` selects the SingleNode connection
-/// policy in the builder; ConnectionOptions carries what every mode shares (credentials, timeouts, backoff).
+/// policy in the builder, `ConnectionMode::cluster({urls})` the Cluster policy; ConnectionOptions carries
+/// what every mode shares (credentials, timeouts, backoff).
 
 #include <chrono>
 #include <cstdint>
 #include <optional>
 #include <string>
 #include <utility>
+#include <vector>
 
 namespace hitbox {
 
 class SingleNode;
+class Cluster;
 
 /// Default time to establish a connection (TCP connect + AUTH + SELECT).
 inline constexpr std::chrono::milliseconds default_connect_timeout{2000};
@@ -49,6 +52,14 @@ struct SingleNodeMode {
     std::string url;  ///< `redis://[user[:password]@]host[:port][/db]` or `unix:///path[?db=N]`
 };
 
+/// A Redis Cluster, given by seed node URLs (any reachable one yields the topology). Selects the Cluster
+/// connection policy (`#include <hitbox/backend/redis/cluster.hpp>`, or the umbrella redis.hpp).
+struct ClusterMode {
+    using connection_type = Cluster;
+    std::vector<std::string> urls;    ///< `redis://[user[:password]@]host[:port]` of some nodes (db 0 only)
+    bool read_from_replicas = false;  ///< GETs go to a replica of the slot (READONLY), writes to its master
+};
+
 /// Factories for the connection modes, used with `RedisBackend<>::builder().connection(...)`.
 ///
 /// \code
@@ -59,6 +70,10 @@ struct SingleNodeMode {
 struct ConnectionMode {
     /// A single Redis server.
     static SingleNodeMode single(std::string url) { return SingleNodeMode{std::move(url)}; }
+    /// A Redis Cluster reached through any of the seed `urls`: `cluster({"redis://n1:6379", ...})`.
+    static ClusterMode cluster(std::vector<std::string> urls, bool read_from_replicas = false) {
+        return ClusterMode{std::move(urls), read_from_replicas};
+    }
 };
 
 }  // namespace hitbox

@@ -1,0 +1,247 @@
+#pragma once
+/// \file
+/// hitbox::Cluster: the connection policy for a Redis Cluster. Keys are routed by hash slot (CRC16 of the
+/// stored key, `{hash tag}` rule) to their master over one multiplexed, auto-pipelined connection per node;
+/// MOVED / ASK / TRYAGAIN / CLUSTERDOWN and failovers are handled inside (detail::ClusterRouter).
+///
+/// The slot is computed over the full stored key: `key_prefix + KeyFmt::encode(key)`. To keep several
+/// keys on one slot (one node), put a `{tag}` in the key prefix (`.key_prefix("{user:42}:")`) or use a key
+/// format whose bytes contain one.
+///
+/// \code
+/// auto redis = hitbox::RedisBackend<>::builder()
+///                  .connection(hitbox::ConnectionMode::cluster({"redis://10.0.0.1:6379", "redis://10.0.0.2:6379"}))
+///                  .build();   // Result<RedisBackend<Bitcode, BinaryFormat, PassthroughCompressor, Cluster>>
+/// \endcode
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include <hitbox/backend/redis/connection_mode.hpp>
+#include <hitbox/backend/redis/detail/cluster_router.hpp>
+#include <hitbox/backend/redis/detail/crc16.hpp>
+#include <hitbox/backend/redis/detail/resp.hpp>
+#include <hitbox/backend/redis/detail/slot_map.hpp>
+#include <hitbox/backend/redis/detail/url.hpp>
+#include <hitbox/backend/redis/single_node.hpp>
+#include <hitbox/core/concepts.hpp>
+#include <hitbox/core/error.hpp>
+
+namespace hitbox {
+
+/// Counters of a Cluster connection: the routing layer's and the sum over its node connections.
+struct ClusterCounters {
+    ConnectionCounters connections;  ///< summed over every node connection
+    std::uint64_t nodes = 0;         ///< node connections known (open or not)
+    std::uint64_t moved = 0;         ///< MOVED redirections followed
+    std::uint64_t ask = 0;           ///< ASK redirections followed
+    std::uint64_t retries = 0;       ///< TRYAGAIN / CLUSTERDOWN replies retried
+    std::uint64_t refreshes = 0;     ///< slot-map refreshes attempted
+    std::uint64_t refresh_failures = 0;  ///< refreshes for which no node answered
+};
+
+namespace detail {
+
+/// Builds the router's seeds and node settings from the mode and options (no network access).
+inline Result<std::shared_ptr<ClusterRouter>> make_cluster_router(const ClusterMode& config,
+                                                                  const ConnectionOptions& options) {
+    if (config.urls.empty())
+        return fail(ErrorKind::config, "cluster mode needs at least one seed node URL (redis://host:port)");
+    std::vector<RedisEndpoint> seeds;
+    std::optional<NodeSettings> first;
+    for (const auto& url : config.urls) {
+        auto endpoint = parse_redis_url(url);
+        if (!endpoint) return fail(endpoint.error());
+        if (endpoint->transport != RedisEndpoint::Transport::tcp)
+            return fail(ErrorKind::config, "Redis URL '" + redact_url(url) +
+                                               "': cluster nodes are reached over TCP (redis://host:port)");
+        if (endpoint->db != 0)
+            return fail(ErrorKind::config,
+                        "Redis URL '" + redact_url(url) + "': a cluster has only database 0");
+        auto settings = make_node_settings(*endpoint, options);
+        if (!settings) return fail(settings.error());
+        if (!first) first = std::move(*settings);
+        seeds.push_back(std::move(*endpoint));
+    }
+    return std::make_shared<ClusterRouter>(std::move(seeds), std::move(*first), config.read_from_replicas);
+}
+
+inline Error cluster_format_error() {
+    return Error(ErrorKind::encode, "cannot format the Redis command (out of memory)");
+}
+
+}  // namespace detail
+
+/// Connection policy for a Redis Cluster (see hitbox::Connection and the file comment). Built by
+/// RedisBackend's builder from `ConnectionMode::cluster({urls})`; construction validates the URLs and
+/// options but does not connect: the first operation reads the slot map from any reachable seed.
+/// Every node uses the first URL's credentials (or the builder's username / password). Copies share the
+/// connections and the slot map.
+class Cluster {
+  public:
+    static constexpr std::string_view mode = "cluster";
+    using config_type = ClusterMode;
+
+    /// Parses the URLs, merges credentials (options win) and checks the options. No network access.
+    static Result<Cluster> create(const ClusterMode& config, const ConnectionOptions& options) {
+        auto router = detail::make_cluster_router(config, options);
+        if (!router) return fail(router.error());
+        return Cluster(std::move(*router));
+    }
+
+    /// The hash slot (0..16383) of a stored key, as `CLUSTER KEYSLOT` computes it.
+    static std::uint16_t slot_of(std::string_view stored_key) noexcept { return detail::key_slot(stored_key); }
+
+    /// GET key (from a replica when replica reads are on): the value, or nullopt when the key does not exist.
+    Result<std::optional<std::string>> get(std::string_view key) {
+        auto& buf = detail::command_scratch();
+        if (!detail::append_command(buf, {"GET", key})) return fail(detail::cluster_format_error());
+        auto reply = router_->run(detail::key_slot(key), buf, true, router_->deadline_from_now());
+        if (!reply) return fail(reply.error());
+        return detail::bulk_reply(**reply, "GET");
+    }
+
+    /// One `SET key value [PX px_ms]` on the key's master.
+    Result<void> set_px(std::string_view key, std::string_view value, std::optional<std::int64_t> px_ms) {
+        auto r = write_one(ConnectionWrite{key, value, px_ms, false});
+        if (!r) return fail(r.error());
+        return {};
+    }
+
+    /// DEL key: true when the key existed.
+    Result<bool> del(std::string_view key) { return write_one(ConnectionWrite{key, {}, std::nullopt, true}); }
+
+    /// GETs split by node and pipelined on every node at once; one result per key, in key order.
+    std::vector<Result<std::optional<std::string>>> get_many(std::span<const std::string> keys) {
+        std::vector<Result<std::optional<std::string>>> out;
+        out.reserve(keys.size());
+        if (keys.empty()) return out;
+        auto& buf = detail::command_scratch();
+        std::vector<std::uint16_t> slots;
+        std::vector<std::size_t> offsets{0};
+        slots.reserve(keys.size());
+        offsets.reserve(keys.size() + 1);
+        for (const auto& k : keys) {
+            if (!detail::append_command(buf, {"GET", k})) return fill(out, keys.size(), detail::cluster_format_error());
+            slots.push_back(detail::key_slot(k));
+            offsets.push_back(buf.size());
+        }
+        auto batch = router_->run_many(slots, buf, offsets, true, router_->deadline_from_now());
+        for (std::size_t i = 0; i < keys.size(); ++i) {
+            if (batch.errors[i])
+                out.push_back(fail(*batch.errors[i]));
+            else
+                out.push_back(detail::bulk_reply(*batch.replies[i], "GET"));
+        }
+        return out;
+    }
+
+    /// SET / DEL split by node and pipelined on every node at once; one result per write, in input order.
+    std::vector<Result<bool>> write_many(std::span<const ConnectionWrite> writes) {
+        std::vector<Result<bool>> out;
+        out.reserve(writes.size());
+        if (writes.empty()) return out;
+        auto& buf = detail::command_scratch();
+        std::vector<std::uint16_t> slots;
+        std::vector<std::size_t> offsets{0};
+        slots.reserve(writes.size());
+        offsets.reserve(writes.size() + 1);
+        for (const auto& w : writes) {
+            if (!detail::append_write(buf, w)) return fill(out, writes.size(), detail::cluster_format_error());
+            slots.push_back(detail::key_slot(w.key));
+            offsets.push_back(buf.size());
+        }
+        auto batch = router_->run_many(slots, buf, offsets, false, router_->deadline_from_now());
+        for (std::size_t i = 0; i < writes.size(); ++i) {
+            if (batch.errors[i])
+                out.push_back(fail(*batch.errors[i]));
+            else
+                out.push_back(detail::write_reply(*batch.replies[i], writes[i]));
+        }
+        return out;
+    }
+
+    /// PING every master of the slot map (loading the map first): an explicit health check.
+    Result<void> ping() {
+        if (auto ok = router_->ensure_map(); !ok) return fail(ok.error());
+        std::string command;
+        detail::append_command(command, {"PING"});
+        for (auto* node : router_->masters()) {
+            auto replies = router_->exchange(*node, command, 1, router_->deadline_from_now());
+            if (!replies) return fail(replies.error());
+            if (auto ok = detail::status_reply(*replies->front(), "PING"); !ok) return fail(ok.error());
+        }
+        return {};
+    }
+
+    /// Reloads the slot map from any node now (the router also does this by itself on MOVED and failures).
+    Result<void> refresh_topology() { return router_->refresh(); }
+
+    /// The slot map as ranges of consecutive slots with their master ("host:port"); empty before first use.
+    std::vector<std::pair<std::pair<std::uint16_t, std::uint16_t>, std::string>> slot_map() const {
+        std::vector<std::pair<std::pair<std::uint16_t, std::uint16_t>, std::string>> out;
+        for (const auto& r : router_->slot_ranges()) out.push_back({{r.first, r.last}, r.master.text()});
+        return out;
+    }
+
+    /// "host:port" of the master that currently owns `slot` per the map, or empty when unknown.
+    std::string owner_of(std::uint16_t slot) const {
+        for (const auto& r : router_->slot_ranges())
+            if (slot >= r.first && slot <= r.last) return r.master.text();
+        return {};
+    }
+
+    /// Routing counters and the node connections' counters summed.
+    ClusterCounters counters() const {
+        ClusterCounters c;
+        const auto& rc = router_->counters();
+        c.moved = rc.moved.load(std::memory_order_relaxed);
+        c.ask = rc.ask.load(std::memory_order_relaxed);
+        c.retries = rc.retries.load(std::memory_order_relaxed);
+        c.refreshes = rc.refreshes.load(std::memory_order_relaxed);
+        c.refresh_failures = rc.refresh_failures.load(std::memory_order_relaxed);
+        for (const auto& [address, n] : router_->node_counters()) {
+            ++c.nodes;
+            c.connections.connect_attempts += n.connect_attempts;
+            c.connections.connects += n.connects;
+            c.connections.drops += n.drops;
+            c.connections.timeouts += n.timeouts;
+            c.connections.commands += n.commands;
+            c.connections.writes += n.writes;
+        }
+        return c;
+    }
+
+    /// The effective timeouts and backoff (shared by every node).
+    const detail::NodeSettings& settings() const noexcept { return router_->node_settings(); }
+
+  private:
+    explicit Cluster(std::shared_ptr<detail::ClusterRouter> router) : router_(std::move(router)) {}
+
+    Result<bool> write_one(const ConnectionWrite& w) {
+        auto& buf = detail::command_scratch();
+        if (!detail::append_write(buf, w)) return fail(detail::cluster_format_error());
+        auto reply = router_->run(detail::key_slot(w.key), buf, false, router_->deadline_from_now());
+        if (!reply) return fail(reply.error());
+        return detail::write_reply(**reply, w);
+    }
+
+    template <class R>
+    static std::vector<R> fill(std::vector<R>& out, std::size_t n, const Error& e) {
+        out.clear();
+        for (std::size_t i = 0; i < n; ++i) out.push_back(fail(e));
+        return std::move(out);
+    }
+
+    std::shared_ptr<detail::ClusterRouter> router_;
+};
+
+static_assert(Connection<Cluster>);
+
+}  // namespace hitbox
