@@ -556,7 +556,7 @@ private:
     static std::shared_ptr<detail::AnyBackendConcept> make_(B backend) {
         using Tier = detail::tier_t<B>;
         if constexpr (detail::EnvelopeTier<Tier>) {
-            static_assert(detail::any_supported_format<typename Tier::value_format>,
+            static_assert(detail::holds<detail::any_supported_format<typename Tier::value_format>>,
                           "hitbox::AnyBackend(b): a byte tier must use one of hitbox's value formats (BinaryFormat, "
                           "JsonFormat, XmlFormat or RawFormat) to hold erased values");
             static_assert(std::is_same_v<B, Tier>,
@@ -564,7 +564,7 @@ private:
                           "connection");
             return std::make_shared<detail::AnyEnvelopeModel<B>>(std::move(backend));
         } else {
-            static_assert(Backend<Tier> && BackendFor<Tier, AnyValue>,
+            static_assert(detail::holds<Backend<Tier> && BackendFor<Tier, AnyValue>>,
                           "hitbox::AnyBackend(b): b must be a tier that stores any value type (MemoryBackend, "
                           "AnyBackend, a Compose of AnyBackends) or a RedisBackend; a static Compose holding a "
                           "RedisBackend cannot be erased as a whole: wrap each tier in AnyBackend first");

@@ -414,17 +414,17 @@ public:
     using clock_type = Clock;
 
 private:
-    static_assert(Backend<backend_type>,
+    static_assert(detail::holds<Backend<backend_type>>,
                   "hitbox::Cache<Backend, Offload, Metrics, Clock>: Backend must model hitbox::Backend: it needs "
                   "get<T>, set<T>, remove, label() (a tier such as MemoryBackend, or a Compose)");
-    static_assert(Offload<O>,
+    static_assert(detail::holds<Offload<O>>,
                   "hitbox::Cache<Backend, Offload, Metrics, Clock>: Offload must model hitbox::Offload: it needs "
                   "bool spawn(OffloadKind, std::string dedup_key, std::function<void()>) "
                   "(use OffloadManager, InlineOffload or NoOffload)");
-    static_assert(MetricsPolicy<Metrics>,
+    static_assert(detail::holds<MetricsPolicy<Metrics>>,
                   "hitbox::Cache<Backend, Offload, Metrics, Clock>: Metrics must model hitbox::MetricsPolicy "
                   "(NoMetrics or CountingMetrics)");
-    static_assert(ClockSource<Clock>,
+    static_assert(detail::holds<ClockSource<Clock>>,
                   "hitbox::Cache<Backend, Offload, Metrics, Clock>: Clock must model hitbox::ClockSource: a "
                   "copyable type with now() const returning hitbox::TimePoint");
 
@@ -467,7 +467,7 @@ public:
     template <class T = detail::DeduceValue, class F>
     CacheResult<detail::cache_value_t<T, F>> get_or_compute(const CacheKey& key, F&& loader, const CachePolicy& policy) {
         using V = detail::cache_value_t<T, F>;
-        static_assert(detail::LoaderFor<F, V>,
+        static_assert(detail::holds<detail::LoaderFor<F, V>>,
                       "hitbox::Cache::get_or_compute<T>(key, loader): loader must be callable with no arguments and "
                       "return T (or something convertible to it), std::optional<T>, hitbox::Result<T> or "
                       "hitbox::Result<std::optional<T>>");

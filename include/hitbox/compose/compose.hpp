@@ -235,23 +235,23 @@ bool lives_longer(const CacheValue<T>& a, const CacheValue<T>& b) noexcept {
 /// \endcode
 template <class L1, class L2, class O, class Read, class Write, class Refill>
 class Compose {
-    static_assert(Backend<detail::tier_t<L1>>,
+    static_assert(detail::holds<Backend<detail::tier_t<L1>>>,
                   "hitbox::Compose<L1, L2, Offload>: L1 must model hitbox::Backend: it needs get<T>, set<T>, "
                   "remove, label()");
-    static_assert(Backend<detail::tier_t<L2>>,
+    static_assert(detail::holds<Backend<detail::tier_t<L2>>>,
                   "hitbox::Compose<L1, L2, Offload>: L2 must model hitbox::Backend: it needs get<T>, set<T>, "
                   "remove, label()");
-    static_assert(Offload<O>,
+    static_assert(detail::holds<Offload<O>>,
                   "hitbox::Compose<L1, L2, Offload>: Offload must model hitbox::Offload: it needs "
                   "bool spawn(OffloadKind, std::string dedup_key, std::function<void()>) "
                   "(use OffloadManager, InlineOffload or NoOffload)");
-    static_assert(ReadPolicy<Read>,
+    static_assert(detail::holds<ReadPolicy<Read>>,
                   "hitbox::Compose<L1, L2, Offload, Read>: Read must model hitbox::ReadPolicy "
                   "(SequentialRead, RaceRead or ParallelRead)");
-    static_assert(WritePolicy<Write>,
+    static_assert(detail::holds<WritePolicy<Write>>,
                   "hitbox::Compose<L1, L2, Offload, Read, Write>: Write must model hitbox::WritePolicy "
                   "(SequentialWrite, OptimisticParallelWrite or RaceWrite)");
-    static_assert(RefillPolicy<Refill>,
+    static_assert(detail::holds<RefillPolicy<Refill>>,
                   "hitbox::Compose<L1, L2, Offload, Read, Write, Refill>: Refill must model hitbox::RefillPolicy "
                   "(RefillAlways or RefillNever)");
 
@@ -862,7 +862,7 @@ auto compose(Args&&... args) {
     using Tuple = std::tuple<Args&&...>;
     using OffloadRef = std::tuple_element_t<n, Tuple>;
     using O = std::remove_reference_t<OffloadRef>;
-    static_assert(Offload<O>,
+    static_assert(detail::holds<Offload<O>>,
                   "hitbox::compose(tiers..., offload): the last argument must model hitbox::Offload "
                   "(OffloadManager, InlineOffload or NoOffload)");
     static_assert(!Offload<O> || std::is_lvalue_reference_v<OffloadRef>,
@@ -871,6 +871,8 @@ auto compose(Args&&... args) {
     if constexpr (Offload<O> && std::is_lvalue_reference_v<OffloadRef>) {
         Tuple refs(std::forward<Args>(args)...);
         return detail::compose_from<0, n>(refs, std::get<n>(refs), std::string("cache"));
+    } else {
+        return detail::InvalidPolicy{};  // the static_asserts above said why; no second error at the caller
     }
 }
 

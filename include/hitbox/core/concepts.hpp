@@ -19,6 +19,20 @@
 
 namespace hitbox {
 
+namespace detail {
+
+/// `static_assert(detail::holds<Backend<X>>, "...")`: a concept check turned into a plain bool, so a failed
+/// assertion prints its message (which names the slot and what it needs) in a few lines instead of the
+/// compiler's walk through the concept. test/compile_fail/ pins each message and its length.
+template <bool Ok>
+inline constexpr bool holds = Ok;
+
+/// Stands in for a member whose policy failed its static_assert, so the host does not instantiate (and
+/// repeat the error through) a type built from that policy.
+struct InvalidPolicy {};
+
+}  // namespace detail
+
 /// KeyFormat: turns a CacheKey into the bytes a byte-keyed tier stores under.
 ///
 /// Minimal complete definition: `static constexpr std::string_view name`;

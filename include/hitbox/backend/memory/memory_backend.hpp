@@ -28,6 +28,7 @@
 #include <hitbox/backend/memory/stats.hpp>
 #include <hitbox/backend/memory/weigher.hpp>
 #include <hitbox/core/clock.hpp>
+#include <hitbox/core/concepts.hpp>
 #include <hitbox/core/error.hpp>
 #include <hitbox/core/key.hpp>
 #include <hitbox/core/value.hpp>
@@ -178,10 +179,10 @@ private:
 /// \endcode
 template <class Clock = SystemClock, class Weigher = DefaultWeigher>
 class BasicMemoryBackend {
-    static_assert(ClockSource<Clock>,
+    static_assert(detail::holds<ClockSource<Clock>>,
                   "BasicMemoryBackend<Clock, Weigher>: Clock must model hitbox::ClockSource: a copyable type with "
                   "now() const returning hitbox::TimePoint");
-    static_assert(std::copy_constructible<Weigher>,
+    static_assert(detail::holds<std::copy_constructible<Weigher>>,
                   "BasicMemoryBackend<Clock, Weigher>: Weigher must be copy constructible");
 
 public:
@@ -303,7 +304,7 @@ private:
 
     template <class T, class V>
     Result<void> put(const CacheKey& key, V&& value) {
-        static_assert(WeigherFor<Weigher, T>,
+        static_assert(detail::holds<WeigherFor<Weigher, T>>,
                       "BasicMemoryBackend<Clock, Weigher>::set<T>: Weigher must be callable as "
                       "w(const hitbox::CacheKey&, const T&) returning a std::size_t");
         static_assert(std::is_copy_constructible_v<T>,
@@ -319,7 +320,12 @@ private:
             s.store.erase(shard, key, h, now_ms, dead);
             return {};
         }
-        const std::size_t bytes = static_cast<std::size_t>(s.weigher(key, std::as_const(value.data)));
+        const std::size_t bytes = [&] {  // guarded: a wrong weigher is reported by the static_assert alone
+            if constexpr (WeigherFor<Weigher, T>)
+                return static_cast<std::size_t>(s.weigher(key, std::as_const(value.data)));
+            else
+                return std::size_t{0};
+        }();
         const std::size_t weight = s.weighted ? std::max<std::size_t>(bytes, 1) : 1;
         if (weight > s.store.capacity()) {
             s.store.erase(shard, key, h, now_ms, dead);

@@ -117,14 +117,14 @@ inline Result<EnvelopeView> parse_envelope(std::string_view in) {
 /// \endcode
 template <class KeyFmt = Bitcode, class ValueFmt = BinaryFormat, class Comp = PassthroughCompressor>
 class EntryCodec {
-    static_assert(KeyFormat<KeyFmt>,
+    static_assert(detail::holds<KeyFormat<KeyFmt>>,
                   "hitbox: KeyFmt must model hitbox::KeyFormat: it needs `static constexpr std::string_view name`, "
                   "`std::string encode(const CacheKey&) const` and `Result<CacheKey> decode(std::string_view) const`");
-    static_assert(ValueFormat<ValueFmt>,
+    static_assert(detail::holds<ValueFormat<ValueFmt>>,
                   "hitbox: ValueFmt must model hitbox::ValueFormat: it needs `static constexpr std::uint8_t id`, "
                   "`name`, `template <class T> Result<std::string> encode(const T&) const` and "
                   "`template <class T> Result<T> decode(std::string_view) const`");
-    static_assert(Compressor<Comp>,
+    static_assert(detail::holds<Compressor<Comp>>,
                   "hitbox: Compressor must model hitbox::Compressor: it needs `static constexpr std::uint8_t id`, "
                   "`name`, `Result<std::string> compress(std::string_view) const` and "
                   "`Result<std::string> decompress(std::string_view) const`");

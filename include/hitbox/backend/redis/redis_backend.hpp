@@ -113,21 +113,21 @@ template <class KeyFmt = Bitcode, class ValueFmt = BinaryFormat, class Comp = Pa
           class Conn = SingleNode>
 class RedisBackend {
     static_assert(
-        KeyFormat<KeyFmt>,
+        detail::holds<KeyFormat<KeyFmt>>,
         "hitbox: RedisBackend<KeyFmt, ValueFmt, Compressor, Connection>: KeyFmt must model "
         "hitbox::KeyFormat: "
         "it needs `static constexpr std::string_view name`, `std::string encode(const CacheKey&) const` and "
         "`Result<CacheKey> decode(std::string_view) const`");
-    static_assert(ValueFormat<ValueFmt>,
+    static_assert(detail::holds<ValueFormat<ValueFmt>>,
                   "hitbox: RedisBackend<KeyFmt, ValueFmt, Compressor, Connection>: ValueFmt must model "
                   "hitbox::ValueFormat: it needs `static constexpr std::uint8_t id`, `name`, "
                   "`template <class T> Result<std::string> encode(const T&) const` and "
                   "`template <class T> Result<T> decode(std::string_view) const`");
-    static_assert(Compressor<Comp>,
+    static_assert(detail::holds<Compressor<Comp>>,
                   "hitbox: RedisBackend<KeyFmt, ValueFmt, Compressor, Connection>: Compressor must model "
                   "hitbox::Compressor: it needs `static constexpr std::uint8_t id`, `name`, "
                   "`Result<std::string> compress(std::string_view) const` and `decompress`");
-    static_assert(Connection<Conn>,
+    static_assert(detail::holds<Connection<Conn>>,
                   "hitbox: RedisBackend<KeyFmt, ValueFmt, Compressor, Connection>: Connection must model "
                   "hitbox::Connection: it needs `static constexpr std::string_view mode`, get, set_px, del, "
                   "get_many and write_many (see hitbox/core/concepts.hpp)");
@@ -336,7 +336,11 @@ class RedisBackend {
     }
 
     Conn conn_;
-    codec_type codec_;
+    // The codec, or a placeholder when a format policy is invalid: the static_asserts above said which,
+    // and an EntryCodec of it would only repeat them.
+    std::conditional_t<detail::holds<KeyFormat<KeyFmt> && ValueFormat<ValueFmt> && Compressor<Comp>>, codec_type,
+                       detail::InvalidPolicy>
+        codec_;
     std::string label_;
     std::shared_ptr<detail::RedisCounters> counters_;
 };
@@ -421,21 +425,21 @@ class RedisBackendBuilder {
     /// Key format policy (default Bitcode).
     template <class F>
     auto key_format(F format = F{}) const {
-        static_assert(KeyFormat<F>,
+        static_assert(detail::holds<KeyFormat<F>>,
                       "hitbox: RedisBackend builder: key_format<F>(): F must model hitbox::KeyFormat");
         return rebind<F, ValueFmt, Comp, Conn>(std::move(format), values_, compressor_);
     }
     /// Value format policy (default BinaryFormat).
     template <class F>
     auto value_format(F format = F{}) const {
-        static_assert(ValueFormat<F>,
+        static_assert(detail::holds<ValueFormat<F>>,
                       "hitbox: RedisBackend builder: value_format<F>(): F must model hitbox::ValueFormat");
         return rebind<KeyFmt, F, Comp, Conn>(keys_, std::move(format), compressor_);
     }
     /// Compressor policy (default PassthroughCompressor), e.g. `.compressor(hitbox::ZstdCompressor{3})`.
     template <class C>
     auto compressor(C c) const {
-        static_assert(Compressor<C>,
+        static_assert(detail::holds<Compressor<C>>,
                       "hitbox: RedisBackend builder: compressor(c): c must model hitbox::Compressor");
         return rebind<KeyFmt, ValueFmt, C, Conn>(keys_, values_, std::move(c));
     }
