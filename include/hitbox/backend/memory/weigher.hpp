@@ -129,12 +129,12 @@ inline std::size_t key_bytes(const CacheKey& key) {
 }
 
 /// The default weigher: approximately the memory one entry occupies, i.e. the entry node with its
-/// inline CacheValue<T> and bookkeeping (`sizeof`), one hash bucket, the key's record, and
-/// `heap_bytes(value)`. Allocator overhead is not counted.
+/// inline CacheValue<T> and bookkeeping (`sizeof`), its hash buckets (tables stay half empty), the key's
+/// record, and `heap_bytes(value)`. Allocator overhead is not counted.
 struct DefaultWeigher {
     template <class T>
     std::size_t operator()(const CacheKey& key, const T& value) const {
-        return sizeof(detail::TypedNode<T>) + sizeof(void*) + key_bytes(key) + heap_bytes(value);
+        return sizeof(detail::TypedNode<T>) + 2 * sizeof(void*) + key_bytes(key) + heap_bytes(value);
     }
 };
 

@@ -160,7 +160,12 @@ public:
         expire(now_ms, write_expiry_budget, dead);
         evict_to_fit(fresh, now_ms, dead);
         maybe_age();
+        note_next_expiry();
     }
+
+    /// Earliest expiry in this shard (Unix ms, no_expiry when none); readable without the lock, so sweeps
+    /// can skip shards with nothing to reclaim instead of taking their lock.
+    std::int64_t next_expiry() const noexcept { return next_expiry_.load(std::memory_order_relaxed); }
 
     /// Evicts this shard's policy victim (for the store, when other shards need room); false when empty.
     /// Exclusive lock held.
@@ -169,6 +174,7 @@ public:
         if (victim == nullptr) victim = window_.tail;
         if (victim == nullptr) return false;
         evict(victim, now_ms, dead);
+        note_next_expiry();
         return true;
     }
 
@@ -178,6 +184,7 @@ public:
         if (n == nullptr) return false;
         const bool live = !n->expired_at(now_ms);
         drop(n, now_ms, false, dead);
+        note_next_expiry();
         return live;
     }
 
@@ -188,6 +195,7 @@ public:
             drop(heap_.top(), now_ms, false, dead);
             ++done;
         }
+        note_next_expiry();
         return done;
     }
 
@@ -199,6 +207,7 @@ public:
         });
         table_.reset();
         heap_.clear();
+        note_next_expiry();
         window_ = probation_ = protect_ = NodeList{};
         add_weight(-static_cast<std::int64_t>(weight_.load(std::memory_order_relaxed)));
         entries_.store(0, std::memory_order_relaxed);
@@ -221,6 +230,10 @@ private:
 
     NodeList& list_of(Segment s) noexcept {
         return s == Segment::window ? window_ : s == Segment::probation ? probation_ : protect_;
+    }
+
+    void note_next_expiry() noexcept {
+        next_expiry_.store(heap_.empty() ? no_expiry : heap_.top()->expire_ms, std::memory_order_relaxed);
     }
 
     std::size_t local_weight() const noexcept { return window_.weight + probation_.weight + protect_.weight; }
@@ -423,6 +436,7 @@ private:
     std::uint64_t aged_at_ = 0;
     std::uint64_t rng_ = 1;
     std::atomic<std::uint64_t> weight_{0};
+    std::atomic<std::int64_t> next_expiry_{no_expiry};
     std::atomic<std::uint64_t> entries_{0};
     std::atomic<std::uint64_t> bytes_{0};
     std::atomic<std::uint64_t> evictions_{0};

@@ -59,6 +59,7 @@ public:
     std::size_t cleanup(std::int64_t now_ms) {
         std::size_t total = 0;
         for (std::size_t i = 0; i < shard_count_; ++i) {
+            if (shards_[i].next_expiry() > now_ms) continue;  // nothing due: leave its readers alone
             Graveyard dead;
             std::unique_lock lock(shards_[i].lock);
             total += shards_[i].expire(now_ms, static_cast<std::size_t>(-1), dead);
@@ -108,7 +109,7 @@ private:
         if (shard_count_ == 1) return;
         std::size_t i = sweep_cursor_.fetch_add(1, std::memory_order_relaxed) & (shard_count_ - 1);
         Shard& other = shards_[i];
-        if (!other.lock.try_lock()) return;
+        if (other.next_expiry() > now_ms || !other.lock.try_lock()) return;
         other.expire(now_ms, 16, dead);
         other.lock.unlock();
     }
