@@ -794,6 +794,36 @@ TEST_CASE("Sources are label paths: an L2 hit names cache.redis and refills L1")
     CHECK(v.calls == 0);
 }
 
+TEST_CASE("Other compositions: a Race read goes through the traced lookup; a three-tier fold names each tier") {
+    hitbox::ManualClock clock;
+    hitbox::InlineOffload offload;
+    Remote a{"a", clock}, b{"b", clock}, c{"c", clock};
+    const auto now = clock.now();
+    REQUIRE(c.set(key, hitbox::CacheValue<std::string>{"deep", now + 60s, std::nullopt, now}));
+
+    auto fold = hitbox::compose(a, b, c, offload);
+    hitbox::Cache folded{fold, offload, hitbox::NoMetrics{}, clock};
+    CHECK(folded.tier_paths() == std::vector<std::string>{"cache.a", "cache.b", "cache.c"});
+    auto deep = folded.get_or_compute<std::string>(key, [] { return std::string("never"); });
+    CHECK(deep.source == "cache.c");
+    CHECK(*deep == "deep");
+    CHECK(folded.get_or_compute<std::string>(key, [] { return std::string("never"); }).source == "cache.a");
+
+    Remote x{"x", clock}, y{"y", clock};
+    auto raced = hitbox::compose(x, y, offload).with_read(hitbox::RaceRead{}).with_label("race");
+    hitbox::CountingMetrics metrics;
+    hitbox::Cache cache{raced, offload, metrics, clock};
+    REQUIRE(y.set(key, hitbox::CacheValue<std::string>{"from y", now + 60s, std::nullopt, now}));
+    auto r = cache.get_or_compute<std::string>(key, [] { return std::string("never"); });
+    CHECK(r.status == CacheStatus::Hit);
+    CHECK(r.source == "race.y");
+    CHECK(cache.get_or_compute<std::string>(key, [] { return std::string("never"); }).source == "race.x");
+    auto snap = metrics.snapshot();
+    REQUIRE(snap.find("race.y"));
+    CHECK(snap.find("race.y")->hits == 1);
+    CHECK(snap.find("race.x")->hits == 1);
+}
+
 TEST_CASE("A cache can hold its backend by value or through std::ref; put and remove reach every tier") {
     hitbox::ManualClock clock;
     hitbox::InlineOffload offload;

@@ -11,6 +11,7 @@
 #include <concepts>
 #include <cstddef>
 #include <cstdint>
+#include <deque>
 #include <exception>
 #include <functional>
 #include <iostream>
@@ -104,8 +105,9 @@ struct CacheResult {
     /// The value; nullopt when not found, or when the load failed and nothing stale was held.
     std::optional<T> value;
     CacheStatus status = CacheStatus::Miss;
-    /// Label path of the tier that answered, or "upstream" when the loader did (or failed).
-    std::string source;
+    /// Label path of the tier that answered ("cache.memory"), or "upstream" when the loader did (or
+    /// failed). A view of a string the cache owns: valid while the cache exists.
+    std::string_view source;
     /// Why no value could be produced (the loader's error), or a config error for an invalid policy.
     std::optional<Error> error;
     /// Backend read and write errors this call survived, each attributed to its tier's label path.
@@ -252,8 +254,15 @@ template <class V>
 struct Loaded {
     Result<std::optional<V>> result;
     CacheStatus status = CacheStatus::Miss;
-    std::string source;
+    std::string_view source;  // a path the cache owns, or upstream_source
 };
+
+/// The checks of policy_problem without building a message (the hit path runs them on every call).
+constexpr bool policy_ok(const CachePolicy& p) noexcept {
+    return (!p.ttl || p.ttl->count() > 0) && (!p.stale || p.stale->count() >= 0) &&
+           (!p.stale || !p.ttl || *p.stale < *p.ttl) && p.concurrency != 0 && p.waiter_timeout.count() >= 0 &&
+           (!p.negative_ttl || p.negative_ttl->count() > 0);
+}
 
 /// Why a policy is invalid, or nullopt.
 inline std::optional<std::string> policy_problem(const CachePolicy& p) {
@@ -266,8 +275,12 @@ inline std::optional<std::string> policy_problem(const CachePolicy& p) {
     if (p.waiter_timeout.count() < 0) return "CachePolicy: waiter_timeout must not be negative, got " + ms(p.waiter_timeout);
     if (p.negative_ttl && p.negative_ttl->count() <= 0)
         return "CachePolicy: negative_ttl must be positive, got " + ms(*p.negative_ttl);
+    if (!policy_ok(p)) return std::string("CachePolicy: invalid");
     return std::nullopt;
 }
+
+/// The source of an answer that came from the loader.
+inline constexpr std::string_view upstream_source = "upstream";
 
 /// The default error handler: one line to std::clog per second at most; the lines skipped are counted.
 inline void log_cache_error(const CacheErrorEvent& e) {
@@ -310,6 +323,7 @@ struct CacheShared {
     CacheCounters counters;
     std::mutex tier_mutex;
     std::vector<TierErrors> tier_errors;
+    std::deque<std::string> interned;  // label paths that are not leaf tier paths (stable addresses)
     std::uint64_t id;
 
     CacheShared() : id(next_id()) {}
@@ -317,6 +331,14 @@ struct CacheShared {
     static std::uint64_t next_id() noexcept {
         static std::atomic<std::uint64_t> counter{0};
         return counter.fetch_add(1, std::memory_order_relaxed) + 1;
+    }
+
+    /// A view of `path` that lives as long as this state.
+    std::string_view intern(std::string_view path) {
+        std::lock_guard lock(tier_mutex);
+        for (const auto& p : interned)
+            if (p == path) return p;
+        return interned.emplace_back(path);
     }
 
     void count_tier_error(const std::string& backend, bool write) {
@@ -535,28 +557,59 @@ private:
     std::size_t source_id_(const CacheResult<V>& out) {
         if (out.status == CacheStatus::Miss) return upstream_id_;
         for (std::size_t i = 0; i < paths_.size(); ++i)
-            if (paths_[i] == out.source) return source_ids_[i];
+            if (paths_[i].data() == out.source.data()) return source_ids_[i];
         return metrics_.source_id(out.source);
     }
 
     // ---- the call ------------------------------------------------------------------------------------
 
+    /// True when the backend's L1 hit is a plain get: a leaf backend, or a sequential composition over a
+    /// leaf L1 (whose traced read can continue after that get).
+    template <class V>
+    static constexpr bool plain_l1_hit = !detail::is_compose<backend_type> ||
+                                         requires(backend_type& b, const CacheKey& k, Result<std::optional<CacheValue<V>>> r) {
+                                             b.template lookup_after_l1<V>(k, std::move(r));
+                                         };
+
     template <class V, class F>
     CacheResult<V> run_(const CacheKey& key, F&& loader, const CachePolicy& policy) {
         CacheResult<V> out;
-        if (auto problem = detail::policy_problem(policy)) {
-            out.error = Error(ErrorKind::config, std::move(*problem), label_());
+        if (!detail::policy_ok(policy)) [[unlikely]] {
+            out.error = Error(ErrorKind::config, *detail::policy_problem(policy), label_());
             return out;
         }
         const std::uint64_t epoch = shared_->flights.epoch(key);
-        auto cached = read_<V>(key, out);
+        if constexpr (plain_l1_hit<V>) {
+            // The hit path works on the tier's own answer object: no intermediate copy or move.
+            auto first = l1_get_<V>(key);
+            if (first && *first) [[likely]] {
+                CacheValue<V>& v = **first;
+                if (!v.stale || v.state(clock_.now()) == EntryState::Fresh) {
+                    out.value.emplace(std::move(v.data));
+                    out.status = CacheStatus::Hit;
+                    out.source = paths_.front();
+                    return out;
+                }
+            }
+            serve_(key, std::forward<F>(loader), policy, epoch, after_l1_<V>(key, std::move(first), out), out);
+        } else {
+            serve_(key, std::forward<F>(loader), policy, epoch, read_<V>(key, out), out);
+        }
+        return out;
+    }
+
+    /// What to do with what the read found (`cached`, named in out.source): serve it, serve it stale and
+    /// refresh, or load.
+    template <class V, class F>
+    void serve_(const CacheKey& key, F&& loader, const CachePolicy& policy, std::uint64_t epoch,
+                std::optional<CacheValue<V>>&& cached, CacheResult<V>& out) {
         std::optional<CacheValue<V>> fallback;  // a stale entry kept in case the reload fails
         if (cached) {
             const EntryState state = cached->stale ? cached->state(clock_.now()) : EntryState::Fresh;
             if (state == EntryState::Fresh) {
                 out.value.emplace(std::move(cached->data));
                 out.status = CacheStatus::Hit;
-                return out;
+                return;
             }
             if (state == EntryState::Stale) {
                 if (policy.stale_policy == StalePolicy::Revalidate) {
@@ -566,48 +619,56 @@ private:
                         spawn_revalidate_<V>(key, std::forward<F>(loader), policy);
                     out.value.emplace(std::move(cached->data));
                     out.status = CacheStatus::Stale;
-                    return out;
+                    return;
                 }
             }
         }
-        std::string fallback_source = std::move(out.source);
-        out.source.clear();
-        if (policy.negative_ttl && !fallback && read_negative_(key, out)) return out;
+        const std::string_view fallback_source = out.source;
+        out.source = {};
+        if (policy.negative_ttl && !fallback && read_negative_(key, out)) return;
         load_<V>(key, loader, policy, epoch, out);
         if (out.error && fallback) {  // stale-if-error
             detail::CacheCounters::bump(shared_->counters.stale_if_error);
             out.value.emplace(std::move(fallback->data));
             out.status = CacheStatus::Stale;
-            out.source = std::move(fallback_source);
+            out.source = fallback_source;
         }
-        return out;
+    }
+
+    /// The L1 get of a plain_l1_hit backend.
+    template <class V>
+    Result<std::optional<CacheValue<V>>> l1_get_(const CacheKey& key) {
+        if constexpr (detail::is_compose<backend_type>)
+            return backend().l1().template get<V>(key);
+        else
+            return backend().template get<V>(key);
+    }
+
+    /// The rest of a plain_l1_hit read after the L1 get answered `first` (a miss, an error, or a stale hit).
+    template <class V>
+    std::optional<CacheValue<V>> after_l1_(const CacheKey& key, Result<std::optional<CacheValue<V>>>&& first,
+                                           CacheResult<V>& out) {
+        if (first && *first) {
+            out.source = paths_.front();
+            return std::move(*first);
+        }
+        if constexpr (detail::is_compose<backend_type>) {
+            return traced_(key, backend().template lookup_after_l1<V>(key, std::move(first)), out);
+        } else {
+            if (!first)
+                note_error_(CacheOp::read, key, detail::attribute(first.error(), backend().label()), &out.backend_errors);
+            return std::nullopt;
+        }
     }
 
     /// The read, naming the tier that answered in `out.source`; a failing read is a miss whose error is
-    /// noted. An L1 hit (of a leaf backend, or of a sequential composition over a leaf L1) is a plain L1
-    /// get: the label path comes from the list computed at construction.
+    /// noted.
     template <class V>
     std::optional<CacheValue<V>> read_(const CacheKey& key, CacheResult<V>& out) {
-        if constexpr (!detail::is_compose<backend_type>) {
-            auto got = backend().template get<V>(key);
-            if (!got) [[unlikely]] {
-                note_error_(CacheOp::read, key, detail::attribute(got.error(), backend().label()), &out.backend_errors);
-                return std::nullopt;
-            }
-            if (*got) out.source = paths_.front();
-            return std::move(*got);
-        } else if constexpr (requires(Result<std::optional<CacheValue<V>>> first) {
-                                 backend().template lookup_after_l1<V>(key, std::move(first));
-                             }) {
-            auto first = backend().l1().template get<V>(key);
-            if (first && *first) [[likely]] {
-                out.source = paths_.front();
-                return std::move(*first);
-            }
-            return traced_(key, backend().template lookup_after_l1<V>(key, std::move(first)), out);
-        } else {
+        if constexpr (plain_l1_hit<V>)
+            return after_l1_<V>(key, l1_get_<V>(key), out);
+        else
             return traced_(key, hitbox::lookup<V>(backend(), key), out);
-        }
     }
 
     template <class V>
@@ -617,8 +678,16 @@ private:
             return std::nullopt;
         }
         for (const auto& e : found->errors) note_error_(CacheOp::read, key, e, &out.backend_errors);
-        if (found->value) out.source = std::move(found->source);
+        if (found->value) out.source = intern_(found->source);
         return std::move(found->value);
+    }
+
+    /// A stable view of a label path: one of the tier paths computed at construction, or (for a path not
+    /// among them) a copy kept for the cache's lifetime.
+    std::string_view intern_(std::string_view path) {
+        for (const auto& p : paths_)
+            if (p == path) return p;
+        return shared_->intern(path);
     }
 
     /// True (and `out` filled) when a cached "not found" answers the key.
@@ -633,7 +702,7 @@ private:
         if (!found->value || found->value->data != detail::negative_marker) return false;
         detail::CacheCounters::bump(shared_->counters.negative_hits);
         out.status = CacheStatus::Hit;
-        out.source = std::move(found->source);
+        out.source = intern_(found->source);
         return true;
     }
 
@@ -665,12 +734,12 @@ private:
                 auto hit = std::make_shared<detail::Loaded<V>>();
                 hit->result = std::optional<V>(std::move(again->data));
                 hit->status = CacheStatus::Hit;
-                hit->source = std::move(out.source);
+                hit->source = out.source;
                 take_(out, *hit);
                 flights.finish(key, ticket.flight, std::move(hit), true, policy.retries);
                 return;
             }
-            out.source.clear();
+            out.source = {};
         }
         auto loaded = load_and_write_<V>(key, loader, policy, out.backend_errors);
         take_(out, *loaded);
@@ -686,7 +755,7 @@ private:
         auto& c = shared_->counters;
         detail::CacheCounters::bump(c.loads);
         auto loaded = std::make_shared<detail::Loaded<V>>();
-        loaded->source = "upstream";
+        loaded->source = detail::upstream_source;
         if constexpr (Metrics::enabled) {
             const auto started = std::chrono::steady_clock::now();
             loaded->result = detail::call_loader<V>(loader);
@@ -815,7 +884,7 @@ private:
             auto hit = std::make_shared<detail::Loaded<V>>();
             hit->result = std::optional<V>(std::move(now->data));
             hit->status = CacheStatus::Hit;
-            hit->source = std::move(scratch.source);
+            hit->source = scratch.source;
             shared_->flights.finish(key, ticket.flight, std::move(hit), true, 0);
             detail::CacheCounters::bump(c.revalidations_skipped);
             return;
