@@ -4,13 +4,17 @@
 ///
 /// Callers format commands with hiredis's formatter and hand them to `execute`, which appends them to a
 /// shared output buffer and records the caller's reply slot in a FIFO, both under one lock, so the order
-/// of slots is the order of bytes on the wire. On an idle connection the caller sends its commands
-/// itself. While commands are in flight, new ones queue up; when the next replies arrive, the one I/O
-/// thread per connection sends everything queued in one `send` (automatic pipelining: one batch per round
-/// trip, as large as the concurrency), parses replies with hiredis's reader and hands the i-th reply to
-/// the i-th slot. It also finishes writes when the socket buffer is full. Callers wait on their own slot with
-/// a deadline; a caller that gives up leaves its slot in the FIFO, so a late reply lands there and is
-/// discarded: no reply is ever delivered to another caller.
+/// of slots is the order of bytes on the wire. Replies are parsed with hiredis's reader and the i-th reply
+/// goes to the i-th slot.
+///
+/// - Idle connection: the caller writes its commands and reads the replies itself (the "leader"), like a
+///   blocking client: no thread hand-off. Whatever others queue meanwhile, it sends and delivers too.
+/// - Busy connection: new commands queue up; when the next replies arrive, the reader (the leader, or the
+///   connection's one I/O thread once the leader has its replies) sends everything queued in one `send`
+///   (automatic pipelining: one batch per round trip, as large as the concurrency) and wakes the callers.
+///
+/// Callers wait on their own slot with a deadline; a caller that gives up leaves its slot in the FIFO, so
+/// a late reply lands there and is discarded: no reply is ever delivered to another caller.
 ///
 /// The connection is lazy: the first command starts connecting (AUTH and SELECT go first; user commands
 /// are held back until they succeed). When the socket drops, every command in flight fails with a
@@ -40,6 +44,7 @@
 
 #include <linux/futex.h>
 #include <poll.h>
+#include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
@@ -103,7 +108,10 @@ class ReplyBatch {
   public:
     explicit ReplyBatch(std::size_t expected) : expected_(expected) { replies_.reserve(expected); }
 
-    /// I/O thread: stores the next reply; true once all have arrived.
+    /// True once the replies (or an error) are published.
+    bool done() const noexcept { return state_.load(std::memory_order_acquire) == done_state; }
+
+    /// Reader: stores the next reply; true once all have arrived.
     bool add(ReplyPtr reply) {
         replies_.push_back(std::move(reply));
         return replies_.size() == expected_;
@@ -112,7 +120,7 @@ class ReplyBatch {
     /// I/O thread: publishes the replies, or `error` instead, and wakes the waiter if it sleeps.
     void complete(std::optional<Error> error) {
         error_ = std::move(error);
-        if (state_.exchange(done, std::memory_order_acq_rel) == sleeping) futex_wake_one(&state_);
+        if (state_.exchange(done_state, std::memory_order_acq_rel) == sleeping) futex_wake_one(&state_);
     }
 
     /// Caller: the replies, the error, or nullopt when `deadline` passed first (the slot is then
@@ -120,7 +128,7 @@ class ReplyBatch {
     std::optional<Result<std::vector<ReplyPtr>>> wait(std::chrono::steady_clock::time_point deadline) {
         for (;;) {
             std::uint32_t s = state_.load(std::memory_order_acquire);
-            if (s == done) {
+            if (s == done_state) {
                 if (error_) return Result<std::vector<ReplyPtr>>(fail(*error_));
                 return Result<std::vector<ReplyPtr>>(std::move(replies_));
             }
@@ -138,7 +146,7 @@ class ReplyBatch {
     }
 
   private:
-    static constexpr std::uint32_t pending = 0, sleeping = 1, done = 2, abandoned = 3;
+    static constexpr std::uint32_t pending = 0, sleeping = 1, done_state = 2, abandoned = 3;
 
     std::size_t expected_;
     std::vector<ReplyPtr> replies_;
@@ -150,7 +158,7 @@ class ReplyBatch {
 class NodeConnection {
   public:
     explicit NodeConnection(NodeSettings settings)
-        : settings_(std::move(settings)), address_(settings_.endpoint.address()) {
+        : settings_(std::move(settings)), address_(settings_.endpoint.address()), rbuf_(read_chunk) {
         const auto& ep = settings_.endpoint;
         if (ep.password) {
             if (ep.username)
@@ -180,6 +188,7 @@ class NodeConnection {
             wake_io();
             io_.join();
         }
+        if (epoll_fd_ >= 0) ::close(epoll_fd_);
         if (wake_fd_ >= 0) ::close(wake_fd_);
     }
 
@@ -188,6 +197,22 @@ class NodeConnection {
     /// connection does (connection, auth, protocol), on timeout, or after shutdown.
     Result<std::vector<ReplyPtr>> execute(std::string_view commands, std::size_t count) {
         if (count == 0) return std::vector<ReplyPtr>{};
+        auto pending = submit(commands, count);
+        if (!pending) return fail(pending.error());
+        return wait(*pending);
+    }
+
+    /// Commands handed to the connection by `submit`, whose replies `wait` collects.
+    struct Pending {
+        std::shared_ptr<ReplyBatch> batch;
+        std::chrono::steady_clock::time_point
+            deadline;                      ///< command timeout (+ connect timeout when it had to connect)
+        std::chrono::milliseconds budget;  ///< the time that deadline allows, for the timeout message
+    };
+
+    /// The first half of `execute` (count > 0): queues the commands without waiting, so a caller can
+    /// have commands in flight on several nodes at once (the Cluster policy's get_many).
+    Result<Pending> submit(std::string_view commands, std::size_t count) {
         auto batch = std::make_shared<ReplyBatch>(count);
         bool wake = false;
         bool connecting = false;
@@ -207,19 +232,42 @@ class NodeConnection {
             if (idle) progress_mark_ = now;
             outbuf_.append(commands);
             inflight_.push_back(batch);
-            // On an idle connection the caller writes at once. Otherwise its commands wait for the next
-            // reply, when the I/O thread writes everything queued meanwhile in one send: one batch per
-            // round trip, as large as the concurrency.
+            // Idle: write now (and `wait` reads the replies itself). Busy: the commands go out with the
+            // next batch, when the current reader gets replies.
             if (idle && can_write_locked()) write_locked(lk);
         }
         counters_.commands.fetch_add(count, std::memory_order_relaxed);
         if (wake) wake_io();
-        auto deadline = SteadyClock::now() + settings_.command_timeout;
-        if (connecting) deadline += settings_.connect_timeout;
-        if (auto r = batch->wait(deadline)) return std::move(*r);
-        counters_.timeouts.fetch_add(1, std::memory_order_relaxed);
-        auto waited = settings_.command_timeout +
+        auto budget = settings_.command_timeout +
                       (connecting ? settings_.connect_timeout : std::chrono::milliseconds(0));
+        return Pending{std::move(batch), SteadyClock::now() + budget, budget};
+    }
+
+    /// The second half of `execute`: the replies of `pending`, waiting until its deadline (or the earlier
+    /// `cap`, for a caller with an overall budget). When its batch is the only one in flight and nobody
+    /// reads, the caller reads the socket itself (see the file comment).
+    Result<std::vector<ReplyPtr>> wait(
+        Pending& pending, std::optional<std::chrono::steady_clock::time_point> cap = std::nullopt) {
+        const auto deadline = cap ? std::min(*cap, pending.deadline) : pending.deadline;
+        if (!pending.batch->done()) {
+            int lead_fd = -1;
+            {
+                std::lock_guard<std::mutex> lk(mu_);
+                if (inflight_.size() == 1 && inflight_.front() == pending.batch && state_ == State::ready &&
+                    read_claim_ == Claim::none && !closing_ && !io_writes_ && !writing_ &&
+                    write_errno_ == 0 && !pending_error_ && outbuf_.empty()) {
+                    read_claim_ = Claim::caller;
+                    disarm_locked();
+                    lead_fd = sock_;
+                }
+            }
+            if (lead_fd >= 0) lead(*pending.batch, lead_fd, deadline);
+        }
+        if (auto r = pending.batch->wait(deadline)) return std::move(*r);
+        counters_.timeouts.fetch_add(1, std::memory_order_relaxed);
+        auto waited = pending.budget;
+        if (deadline < pending.deadline)
+            waited -= std::chrono::ceil<std::chrono::milliseconds>(pending.deadline - deadline);
         return fail(ErrorKind::timeout,
                     "no reply from " + address_ + " within " + std::to_string(waited.count()) + " ms");
     }
@@ -244,6 +292,13 @@ class NodeConnection {
     using SteadyClock = std::chrono::steady_clock;
     enum class State : std::uint8_t { disconnected, connecting, ready };
     enum class Step : std::uint8_t { auth, select };
+    enum class Claim : std::uint8_t { none, io, caller };  // who reads the socket
+
+    /// Why the connection has to go, and whether the next attempt waits (failed connect or handshake).
+    struct Failure {
+        Error error;
+        bool backoff = false;
+    };
 
     static constexpr std::size_t read_chunk = 64 * 1024;
     static constexpr int max_write_rounds = 8;  // then the I/O thread takes over, so no caller writes forever
@@ -261,9 +316,9 @@ class NodeConnection {
     }
 
     /// Claims the socket for writing and sends everything queued (with mu_ released during each send),
-    /// looping while other threads queue more. On EAGAIN the rest is left to the I/O thread (POLLOUT); on
-    /// an error the I/O thread is told to drop the connection. Only one writer at a time, so the bytes
-    /// go out in queue order.
+    /// looping while other threads queue more. On EAGAIN the rest is left to the I/O thread (EPOLLOUT); on
+    /// an error the I/O thread is told to drop the connection. One writer at a time: bytes go out in
+    /// queue order.
     void write_locked(std::unique_lock<std::mutex>& lk) {
         writing_ = true;
         const int fd = sock_;
@@ -306,15 +361,42 @@ class NodeConnection {
             counters_.writes.fetch_add(1, std::memory_order_relaxed);
         }
         writing_ = false;
-        if (closing_) writer_done_.notify_all();
+        if (closing_) claims_released_.notify_all();
     }
 
-    // ---- caller side (mu_ held) ----
+    // ---- the I/O thread's interest in the socket (mu_ held) ----
+
+    void arm_locked() noexcept {
+        if (sock_ < 0 || epoll_fd_ < 0) return;
+        epoll_event ev{};
+        ev.events = EPOLLIN | EPOLLRDHUP | (io_writes_ ? EPOLLOUT : 0u);
+        ev.data.fd = sock_;
+        ::epoll_ctl(epoll_fd_, armed_ ? EPOLL_CTL_MOD : EPOLL_CTL_ADD, sock_, &ev);
+        armed_ = true;
+        armed_out_ = io_writes_;
+    }
+
+    void disarm_locked() noexcept {
+        if (!armed_) return;
+        ::epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, sock_, nullptr);
+        armed_ = false;
+    }
+
+    // ---- caller side ----
 
     Result<void> start_io_locked() {
         if (wake_fd_ < 0) {
             wake_fd_ = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
             if (wake_fd_ < 0) return fail(ErrorKind::connection, "eventfd: " + errno_text(errno));
+        }
+        if (epoll_fd_ < 0) {
+            epoll_fd_ = ::epoll_create1(EPOLL_CLOEXEC);
+            if (epoll_fd_ < 0) return fail(ErrorKind::connection, "epoll_create1: " + errno_text(errno));
+            epoll_event ev{};
+            ev.events = EPOLLIN;
+            ev.data.fd = wake_fd_;
+            if (::epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, wake_fd_, &ev) != 0)
+                return fail(ErrorKind::connection, "epoll_ctl: " + errno_text(errno));
         }
         try {
             io_ = std::thread([this] { run(); });
@@ -336,50 +418,98 @@ class NodeConnection {
         [[maybe_unused]] auto n = ::write(wake_fd_, &one, sizeof one);
     }
 
-    // ---- I/O thread: connects, reads and delivers replies, writes what callers could not ----
+    /// The leader's loop: reads and delivers until its own batch is answered or its deadline passes, then
+    /// gives the socket back to the I/O thread (which takes over any replies still due).
+    void lead(const ReplyBatch& mine, int fd, SteadyClock::time_point deadline) {
+        std::optional<Failure> failure;
+        while (!mine.done()) {
+            const int ms = remaining_ms(deadline);
+            if (ms <= 0) break;
+            pollfd p{fd, POLLIN, 0};
+            const int rc = ::poll(&p, 1, ms);
+            if (rc < 0 && errno != EINTR) {
+                failure =
+                    Failure{Error(ErrorKind::connection, "poll on " + address_ + ": " + errno_text(errno))};
+                break;
+            }
+            if (rc <= 0) continue;
+            if ((failure = read_and_deliver())) break;
+        }
+        std::lock_guard<std::mutex> lk(mu_);
+        read_claim_ = Claim::none;
+        if (failure) {
+            pending_error_ = std::move(failure->error);
+            wake_io();
+        } else if (!closing_) {
+            arm_locked();
+        }
+        if (closing_) claims_released_.notify_all();
+    }
+
+    // ---- the I/O thread: connects, watches the socket when no caller does, drops broken connections ----
 
     void run() {
-        std::vector<char> rbuf(read_chunk);
+        epoll_event events[4];
         for (;;) {
+            std::optional<Failure> failure;
             bool connect_now = false;
-            bool want_out = false;
-            int write_errno = 0;
             int timeout_ms = -1;
             {
                 std::unique_lock<std::mutex> lk(mu_);
                 if (stopping_) break;
-                connect_now = state_ == State::connecting && sock_ < 0;
-                write_errno = write_errno_;
-                want_out = io_writes_ && sock_ >= 0;
+                if (pending_error_) {
+                    failure = Failure{std::move(*pending_error_)};
+                    pending_error_.reset();
+                } else if (write_errno_ != 0) {
+                    failure = Failure{Error(ErrorKind::connection,
+                                            "write to " + address_ + ": " + errno_text(write_errno_))};
+                }
+                connect_now = !failure && state_ == State::connecting && sock_ < 0;
+                if (armed_ && armed_out_ != io_writes_) arm_locked();
                 timeout_ms = poll_timeout_locked();
             }
-            if (write_errno != 0) {
-                lose_connection(
-                    Error(ErrorKind::connection, "write to " + address_ + ": " + errno_text(write_errno)),
-                    false);
+            if (failure) {
+                lose_connection(failure->error, failure->backoff);
                 continue;
             }
             if (connect_now) {
                 open_connection();
                 continue;
             }
-            pollfd fds[2] = {{wake_fd_, POLLIN, 0}, {sock_, POLLIN, 0}};
-            if (want_out) fds[1].events |= POLLOUT;
-            int rc = ::poll(fds, sock_ >= 0 ? 2 : 1, timeout_ms);
-            if (rc > 0 && (fds[0].revents & POLLIN)) {
-                std::uint64_t v;
-                [[maybe_unused]] auto n = ::read(wake_fd_, &v, sizeof v);
+            const int n = ::epoll_wait(epoll_fd_, events, 4, timeout_ms);
+            bool readable = false, writable = false;
+            for (int i = 0; i < n; ++i) {
+                if (events[i].data.fd == wake_fd_) {
+                    std::uint64_t v;
+                    [[maybe_unused]] auto r = ::read(wake_fd_, &v, sizeof v);
+                } else {
+                    readable |= (events[i].events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) != 0;
+                    writable |= (events[i].events & EPOLLOUT) != 0;
+                }
             }
-            if (rc > 0 && sock_ >= 0 && (fds[1].revents & POLLOUT)) {
+            if (writable) {
                 std::unique_lock<std::mutex> lk(mu_);
                 if (io_writes_ && !writing_ && !closing_ && state_ == State::ready) {
                     io_writes_ = false;
                     write_locked(lk);
                 }
             }
-            if (rc > 0 && sock_ >= 0 && (fds[1].revents & (POLLIN | POLLHUP | POLLERR)) &&
-                !read_replies(rbuf))
-                continue;
+            if (readable) {
+                {
+                    std::lock_guard<std::mutex> lk(mu_);
+                    if (read_claim_ != Claim::none || sock_ < 0) continue;  // a leader reads
+                    read_claim_ = Claim::io;
+                }
+                auto f = read_and_deliver();
+                {
+                    std::lock_guard<std::mutex> lk(mu_);
+                    read_claim_ = Claim::none;
+                }
+                if (f) {
+                    lose_connection(f->error, f->backoff);
+                    continue;
+                }
+            }
             check_deadlines();
         }
         lose_connection(Error(ErrorKind::unavailable, "connection to " + address_ + " is shut down"), false);
@@ -394,8 +524,8 @@ class NodeConnection {
         if (state_ == State::connecting && sock_ >= 0) return until(handshake_deadline_);
         if (state_ != State::ready) return -1;
         if (!inflight_.empty()) return until(progress_mark_ + stall_timeout());
-        // Callers write without waking this thread, so look again within a command timeout: a stall is
-        // noticed at most one command timeout late.
+        // Callers write (and lead) without waking this thread, so look again within a command timeout: a
+        // stall is noticed at most one command timeout late.
         return static_cast<int>(settings_.command_timeout.count());
     }
 
@@ -413,6 +543,7 @@ class NodeConnection {
         {
             std::lock_guard<std::mutex> lk(mu_);
             sock_ = *fd;
+            arm_locked();
         }
         if (reader_ == nullptr) {
             lose_connection(Error(ErrorKind::connection, "out of memory creating a reply reader"), true);
@@ -443,14 +574,12 @@ class NodeConnection {
         if (can_write_locked()) write_locked(lk);
     }
 
-    /// Checks one handshake reply; false (after failing the connection) when it is an error.
-    bool handshake_reply(const redisReply& r) {
+    /// Checks one handshake reply (I/O thread, while connecting).
+    std::optional<Failure> handshake_reply(const redisReply& r) {
         const Step step = handshake_steps_[handshake_next_++];
-        if (r.type != REDIS_REPLY_ERROR && r.type != REDIS_REPLY_STATUS) {
-            lose_connection(Error(ErrorKind::protocol, "unexpected reply to the handshake from " + address_),
-                            true);
-            return false;
-        }
+        if (r.type != REDIS_REPLY_ERROR && r.type != REDIS_REPLY_STATUS)
+            return Failure{Error(ErrorKind::protocol, "unexpected reply to the handshake from " + address_),
+                           true};
         if (r.type == REDIS_REPLY_ERROR) {
             const auto& ep = settings_.endpoint;
             std::string server =
@@ -458,57 +587,47 @@ class NodeConnection {
             if (step == Step::auth) {
                 std::string who =
                     ep.username ? "user '" + *ep.username + "'" : std::string("the default user");
-                lose_connection(Error(ErrorKind::auth,
-                                      "authentication to " + address_ + " as " + who + " failed: " + server),
-                                true);
-            } else {
-                lose_connection(Error(ErrorKind::config, "SELECT " + std::to_string(ep.db) + " on " +
-                                                             address_ + " failed: " + server),
-                                true);
+                return Failure{Error(ErrorKind::auth,
+                                     "authentication to " + address_ + " as " + who + " failed: " + server),
+                               true};
             }
-            return false;
+            return Failure{Error(ErrorKind::config, "SELECT " + std::to_string(ep.db) + " on " + address_ +
+                                                        " failed: " + server),
+                           true};
         }
         if (handshake_next_ == handshake_steps_.size()) become_ready();
-        return true;
+        return std::nullopt;
     }
 
-    /// Reads what is available, parses replies and delivers them; false after dropping the connection.
-    bool read_replies(std::vector<char>& rbuf) {
+    /// The reader's step (the read claim held, mu_ not held): reads what is available, parses replies,
+    /// sends what queued up meanwhile, then wakes the callers whose replies are complete. A failure is
+    /// returned for the I/O thread to act on.
+    std::optional<Failure> read_and_deliver() {
         for (int round = 0; round < 16; ++round) {
-            auto n = ::recv(sock_, rbuf.data(), rbuf.size(), 0);
+            auto n = ::recv(sock_, rbuf_.data(), rbuf_.size(), 0);
             if (n > 0) {
-                if (redisReaderFeed(reader_, rbuf.data(), static_cast<std::size_t>(n)) != REDIS_OK) {
-                    lose_connection(Error(ErrorKind::protocol, "reply buffer error on " + address_), false);
-                    return false;
-                }
-                if (static_cast<std::size_t>(n) < rbuf.size()) break;
+                if (redisReaderFeed(reader_, rbuf_.data(), static_cast<std::size_t>(n)) != REDIS_OK)
+                    return Failure{Error(ErrorKind::protocol, "reply buffer error on " + address_)};
+                if (static_cast<std::size_t>(n) < rbuf_.size()) break;
                 continue;
             }
-            if (n == 0) {
-                lose_connection(
-                    Error(ErrorKind::connection, "connection to " + address_ + " closed by the server"),
-                    false);
-                return false;
-            }
+            if (n == 0)
+                return Failure{
+                    Error(ErrorKind::connection, "connection to " + address_ + " closed by the server")};
             if (errno == EINTR) continue;
             if (errno == EAGAIN || errno == EWOULDBLOCK) break;
-            lose_connection(Error(ErrorKind::connection, "read from " + address_ + ": " + errno_text(errno)),
-                            false);
-            return false;
+            return Failure{Error(ErrorKind::connection, "read from " + address_ + ": " + errno_text(errno))};
         }
         got_.clear();
         for (;;) {
             void* raw = nullptr;
-            if (redisReaderGetReply(reader_, &raw) != REDIS_OK) {
-                lose_connection(Error(ErrorKind::protocol,
-                                      "bad reply from " + address_ + ": " + std::string(reader_->errstr)),
-                                false);
-                return false;
-            }
+            if (redisReaderGetReply(reader_, &raw) != REDIS_OK)
+                return Failure{Error(ErrorKind::protocol,
+                                     "bad reply from " + address_ + ": " + std::string(reader_->errstr))};
             if (raw == nullptr) break;
             ReplyPtr reply(static_cast<redisReply*>(raw));
             if (handshake_next_ < handshake_steps_.size()) {
-                if (!handshake_reply(*reply)) return false;
+                if (auto f = handshake_reply(*reply)) return f;
                 continue;
             }
             got_.push_back(std::move(reply));
@@ -534,11 +653,8 @@ class NodeConnection {
         got_.clear();
         for (auto& b : done_) b->complete(std::nullopt);
         done_.clear();
-        if (unexpected) {
-            lose_connection(Error(ErrorKind::protocol, "unexpected reply from " + address_), false);
-            return false;
-        }
-        return true;
+        if (unexpected) return Failure{Error(ErrorKind::protocol, "unexpected reply from " + address_)};
+        return std::nullopt;
     }
 
     void check_deadlines() {
@@ -571,25 +687,28 @@ class NodeConnection {
             half + static_cast<std::int64_t>(rng_ % static_cast<std::uint64_t>(half + 1)));
     }
 
-    /// Closes the socket (after any writer has let go of it, so its descriptor is never reused under a
-    /// writer) and fails every command in flight or queued with `error`. `backoff`: the failure was a
-    /// connect or handshake; delay the next attempt. A connection that dies within a second of being
-    /// established is treated the same way, so a server that accepts and drops is not hammered.
+    /// I/O thread: closes the socket (after any writer or leader has let go of it, so its descriptor is
+    /// never reused under them) and fails every command in flight or queued with `error`. `backoff`: the
+    /// failure was a connect or handshake; delay the next attempt. A connection that dies within a second
+    /// of being established is treated the same way, so a server that accepts and drops is not hammered.
     void lose_connection(const Error& error, bool backoff) {
-        if (sock_ >= 0) ::shutdown(sock_, SHUT_RDWR);  // a writer in send() fails at once
+        if (sock_ >= 0)
+            ::shutdown(sock_, SHUT_RDWR);  // a writer in send() or a leader in poll() returns at once
         std::deque<std::shared_ptr<ReplyBatch>> failed;
         int fd = -1;
         {
             std::unique_lock<std::mutex> lk(mu_);
             closing_ = true;
-            writer_done_.wait(lk, [&] { return !writing_; });
+            claims_released_.wait(lk, [&] { return !writing_ && read_claim_ != Claim::caller; });
             closing_ = false;
+            disarm_locked();
             fd = sock_;
             sock_ = -1;
             wbuf_.clear();
             wpos_ = 0;
             io_writes_ = false;
             write_errno_ = 0;
+            pending_error_.reset();
             const auto now = SteadyClock::now();
             const bool was_ready = state_ == State::ready;
             if (was_ready && !stopping_) counters_.drops.fetch_add(1, std::memory_order_relaxed);
@@ -618,35 +737,43 @@ class NodeConnection {
     std::string handshake_;  // AUTH / SELECT, formatted; holds the password: never printed
     std::vector<Step> handshake_steps_;
 
-    mutable std::mutex mu_;  // guards the fields up to wake_fd_
+    mutable std::mutex mu_;  // guards the fields up to epoll_fd_
     State state_ = State::disconnected;
     bool stopping_ = false;
     std::string outbuf_;                                // commands queued, not yet claimed by a writer
     std::deque<std::shared_ptr<ReplyBatch>> inflight_;  // slots in wire order
     SteadyClock::time_point next_attempt_{};
-    SteadyClock::time_point progress_mark_{};  // last reply, or when the FIFO became non-empty
+    SteadyClock::time_point progress_mark_{};  // last bytes read, or when the FIFO became non-empty
     SteadyClock::time_point ready_since_{};
     std::chrono::milliseconds backoff_{0};
     std::optional<Error> last_error_;
-    int sock_ = -1;           // written by the I/O thread under mu_; writers read it under mu_
-    bool writing_ = false;    // a thread holds the write claim (and wbuf_)
-    bool io_writes_ = false;  // the I/O thread finishes the writing (socket full, or a writer's quota used)
-    bool closing_ = false;    // lose_connection waits for the writer to let go
-    int write_errno_ = 0;     // a writer's socket error, for the I/O thread to act on
-    std::condition_variable writer_done_;
+    int sock_ = -1;                   // written by the I/O thread under mu_
+    bool writing_ = false;            // a thread holds the write claim (and wbuf_)
+    Claim read_claim_ = Claim::none;  // who reads (owns rbuf_, reader_, got_, done_)
+    bool io_writes_ = false;          // the I/O thread finishes the writing (socket full, or a quota used)
+    bool closing_ = false;            // lose_connection waits for writer and leader to let go
+    bool armed_ = false;              // the socket is in the I/O thread's epoll set
+    bool armed_out_ = false;          // ... with EPOLLOUT
+    int write_errno_ = 0;             // a writer's socket error, for the I/O thread to act on
+    std::optional<Error> pending_error_;  // a leader's read failure, for the I/O thread to act on
+    std::condition_variable claims_released_;
     std::thread io_;
     int wake_fd_ = -1;
+    int epoll_fd_ = -1;
 
     // Owned by the write claim.
     std::string wbuf_;
     std::size_t wpos_ = 0;
 
-    // I/O thread only.
+    // Owned by the read claim (the I/O thread alone while connecting).
+    std::vector<char> rbuf_;
     redisReader* reader_ = nullptr;
-    std::size_t handshake_next_ = 0;
-    SteadyClock::time_point handshake_deadline_{};
     std::vector<ReplyPtr> got_;
     std::vector<std::shared_ptr<ReplyBatch>> done_;
+    std::size_t handshake_next_ = 0;
+
+    // I/O thread only.
+    SteadyClock::time_point handshake_deadline_{};
     std::uint64_t rng_ = 1;
 
     AtomicCounters counters_;
