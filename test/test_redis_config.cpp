@@ -183,6 +183,8 @@ TEST_CASE("Builder: defaults, policy types and validation") {
                        "backoff");
     check_config_error(hitbox::RedisBackend<>::builder().connection(single).username("app").build(),
                        "user, no pass");
+    check_config_error(hitbox::RedisBackend<>::builder().connection(single).max_reply_bytes(0).build(),
+                       "reply 0");
 }
 
 TEST_CASE("Builder credentials override the URL's, each on its own; errors never show them") {

@@ -288,3 +288,22 @@ TEST_CASE("ping connects explicitly; error replies are server errors on a live c
     CHECK(backend.connection().ping());  // the connection survived the error reply
     CHECK(backend.connection().counters().drops == 0);
 }
+
+TEST_CASE("A reply above max_reply_bytes is cut off with a capacity error; the connection recovers") {
+    RedisServer server;
+    auto writer = make_backend(server.url());
+    REQUIRE(writer.set(key_n("big", 1), hitbox::CacheValue<std::string>{std::string(3u << 20, 'x')}));
+    REQUIRE(writer.set(key_n("small", 1), hitbox::CacheValue<std::string>{"small"}));
+    auto b = Backend::builder()
+                 .connection(hitbox::ConnectionMode::single(server.url()))
+                 .command_timeout(500ms)
+                 .max_reply_bytes(1u << 20)
+                 .build();
+    REQUIRE(b);
+    auto r = b->get<std::string>(key_n("big", 1));
+    REQUIRE_FALSE(r);
+    CHECK(r.error().kind() == hitbox::ErrorKind::capacity);
+    CHECK(r.error().message().find("max_reply_bytes") != std::string::npos);
+    CHECK(eventually([&] { return bool(b->get<std::string>(key_n("small", 1))); }));
+    CHECK(b->get<std::string>(key_n("small", 1)).value()->data == "small");
+}

@@ -5,6 +5,7 @@
 /// what every mode shares (credentials, timeouts, backoff).
 
 #include <chrono>
+#include <cstddef>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -25,6 +26,10 @@ inline constexpr std::chrono::milliseconds default_reconnect_backoff_initial{100
 /// Default cap of the reconnect delay.
 inline constexpr std::chrono::milliseconds default_reconnect_backoff_max{5000};
 
+/// Default largest reply a connection accepts: the default decompression limit (64 MiB), so any entry the
+/// default policies can decode fits. A larger reply is cut off (a `capacity` error) before it is buffered.
+inline constexpr std::size_t default_max_reply_bytes = std::size_t{64} << 20;
+
 /// Settings every connection policy shares. Credentials set here override the ones in the URL, each on its
 /// own (a builder password with a URL user authenticates as that user with the builder's password).
 struct ConnectionOptions {
@@ -34,6 +39,7 @@ struct ConnectionOptions {
     std::chrono::milliseconds command_timeout = default_command_timeout;
     std::chrono::milliseconds reconnect_backoff_initial = default_reconnect_backoff_initial;
     std::chrono::milliseconds reconnect_backoff_max = default_reconnect_backoff_max;
+    std::size_t max_reply_bytes = default_max_reply_bytes;  ///< larger replies drop the connection
 };
 
 /// Monotonic counters of one node connection, for health checks and tests.

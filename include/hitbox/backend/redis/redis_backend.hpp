@@ -361,6 +361,7 @@ class RedisBackend {
 /// | connect_timeout | 2 s | connect + AUTH + SELECT |
 /// | command_timeout | 1 s | wait for a reply |
 /// | reconnect_backoff | 100 ms .. 5 s | delay after a failed connect, doubling with jitter |
+/// | max_reply_bytes | 64 MiB | larger replies are cut off (capacity error, connection reset) |
 template <class KeyFmt, class ValueFmt, class Comp, class Conn>
 class RedisBackendBuilder {
   public:
@@ -419,6 +420,12 @@ class RedisBackendBuilder {
                                            std::chrono::duration<R2, P2> max) {
         options_.reconnect_backoff_initial = std::chrono::ceil<std::chrono::milliseconds>(initial);
         options_.reconnect_backoff_max = std::chrono::ceil<std::chrono::milliseconds>(max);
+        return *this;
+    }
+    /// Largest reply accepted (default 64 MiB, the default decompression limit): a larger one is cut off
+    /// with a `capacity` error and the connection is reset, instead of being buffered.
+    RedisBackendBuilder& max_reply_bytes(std::size_t bytes) {
+        options_.max_reply_bytes = bytes;
         return *this;
     }
 

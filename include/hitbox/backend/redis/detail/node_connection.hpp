@@ -67,6 +67,8 @@ struct NodeSettings {
     std::chrono::milliseconds command_timeout{1000};  ///< wait for a reply
     std::chrono::milliseconds backoff_initial{100};   ///< first delay after a failed connect
     std::chrono::milliseconds backoff_max{5000};      ///< the delay doubles up to this
+    std::size_t max_reply_bytes =
+        default_max_reply_bytes;  ///< a reply buffering beyond this drops the connection
 };
 
 /// Checks `options` and merges its credentials over the URL's (each one set in the options wins).
@@ -84,8 +86,10 @@ inline Result<NodeSettings> make_node_settings(RedisEndpoint endpoint, const Con
     if (!positive(options.reconnect_backoff_initial) ||
         options.reconnect_backoff_max < options.reconnect_backoff_initial)
         return fail(ErrorKind::config, "reconnect backoff: need 0 < initial <= max");
-    return NodeSettings{std::move(endpoint), options.connect_timeout, options.command_timeout,
-                        options.reconnect_backoff_initial, options.reconnect_backoff_max};
+    if (options.max_reply_bytes == 0) return fail(ErrorKind::config, "max_reply_bytes must be positive");
+    return NodeSettings{std::move(endpoint),           options.connect_timeout,
+                        options.command_timeout,       options.reconnect_backoff_initial,
+                        options.reconnect_backoff_max, options.max_reply_bytes};
 }
 
 /// Blocks until `*word != expected`, a wake, or `timeout` (Linux futex; spurious returns are fine).
@@ -608,6 +612,13 @@ class NodeConnection {
             if (n > 0) {
                 if (redisReaderFeed(reader_, rbuf_.data(), static_cast<std::size_t>(n)) != REDIS_OK)
                     return Failure{Error(ErrorKind::protocol, "reply buffer error on " + address_)};
+                // Bytes buffered and not yet parsed: an unfinished reply (plus at most this round's complete
+                // ones). Cut a reply off at the limit instead of buffering whatever the peer sends.
+                if (reader_->len - reader_->pos > settings_.max_reply_bytes)
+                    return Failure{Error(ErrorKind::capacity, "reply from " + address_ +
+                                                                  " exceeds max_reply_bytes (" +
+                                                                  std::to_string(settings_.max_reply_bytes) +
+                                                                  " bytes); connection reset")};
                 if (static_cast<std::size_t>(n) < rbuf_.size()) break;
                 continue;
             }
