@@ -5,8 +5,7 @@
 // bench_compose.cpp (100 000 keys, 100-byte std::string values expiring in 24 h, no stale time, keys built
 // before timing, uniformly random access, 1 thread); its baselines: BM_ComposeL1Hit, and BM_CacheByHandHit
 // here, the get-or-load a user would otherwise write on the same composition. Target: <= 1.2x.
-// BM_CacheGetOrComputeHitCounting: the same with CountingMetrics (hit counters and latency histograms).
-// BM_CacheGetOrComputeHitStaleTime: entries that carry a stale time (one more clock read per hit).
+// BM_CacheGetOrComputeHitCounting: the same with CountingMetrics (two clock reads and two atomic additions).
 //
 // BM_CacheStampede/N: N threads call get_or_compute on the same cold key at once, a new key per iteration;
 // the loader takes ~1 ms. Counter loader_calls_per_miss must be 1 with the default concurrency limit. Its
@@ -69,12 +68,6 @@ struct CacheEnv {
     std::optional<hitbox::Cache<Tiers&, hitbox::OffloadManager, hitbox::CountingMetrics>> counting;
 };
 
-/// The same keys with a stale time, in tiers of their own (built on first use).
-struct StaleEnv {
-    std::optional<Tiers> tiers;
-    std::optional<hitbox::Cache<Tiers&, hitbox::OffloadManager>> cache;
-};
-
 hitbox::RedisBackend<> redis_backend() {
     const char* url = std::getenv("HITBOX_REDIS_URL");
     return *hitbox::RedisBackend<>::builder()
@@ -104,24 +97,6 @@ CacheEnv& env() {
     return e;
 }
 
-StaleEnv& stale_env() {
-    (void)env();  // constructed first, so destroyed after the tiers below that use its offload
-    static StaleEnv s;
-    static const bool ready = [] {
-        auto& e = env();
-        const auto now = hitbox::Clock::now();
-        auto memory = *hitbox::MemoryBackend::builder().max_entries(key_count).build();
-        for (std::size_t i = 0; i < key_count; ++i)
-            (void)memory.set(e.keys[i], hitbox::CacheValue<std::string>{value_for(i), now + std::chrono::hours(24),
-                                                                        now + std::chrono::hours(23), now});
-        s.tiers.emplace(std::move(memory), redis_backend(), *e.offload);
-        s.cache.emplace(*s.tiers, *e.offload);
-        return true;
-    }();
-    (void)ready;
-    return s;
-}
-
 const hitbox::CachePolicy hit_policy{.ttl = std::chrono::hours(24)};
 
 template <class C>
@@ -147,9 +122,6 @@ BENCHMARK(BM_CacheGetOrComputeHit)->Threads(1)->UseRealTime();
 
 void BM_CacheGetOrComputeHitCounting(benchmark::State& state) { cache_hits(state, *env().counting); }
 BENCHMARK(BM_CacheGetOrComputeHitCounting)->Threads(1)->UseRealTime();
-
-void BM_CacheGetOrComputeHitStaleTime(benchmark::State& state) { cache_hits(state, *stale_env().cache); }
-BENCHMARK(BM_CacheGetOrComputeHitStaleTime)->Threads(1)->UseRealTime();
 
 /// What a user writes without the cache front: get; on a miss, load and set.
 void BM_CacheByHandHit(benchmark::State& state) {

@@ -184,8 +184,10 @@ int run(Tiers& tiers, hitbox::OffloadManager& offload, hitbox::MemoryBackend& l1
     std::uint64_t total = 0, served = 0;
     for (const auto& s : snap.sources) {
         if (s.hits + s.stale + s.misses == 0) continue;
-        std::printf("  %-14s %8llu %8llu %8llu\n", s.backend.c_str(), static_cast<unsigned long long>(s.hits),
-                    static_cast<unsigned long long>(s.stale), static_cast<unsigned long long>(s.misses));
+        auto cell = [](std::uint64_t n, bool applies) { return applies ? std::to_string(n) : std::string("-"); };
+        const bool upstream = s.backend == "upstream";
+        std::printf("  %-14s %8s %8s %8s\n", s.backend.c_str(), cell(s.hits, !upstream).c_str(),
+                    cell(s.stale, !upstream).c_str(), cell(s.misses, upstream).c_str());
         total += s.hits + s.stale + s.misses;
         served += s.hits + s.stale;
     }

@@ -120,8 +120,8 @@ struct HistogramSnapshot {
     }
 };
 
-/// A latency histogram with fixed buckets (latency_bucket_bounds_ns): one relaxed atomic increment per
-/// bucket hit, plus count and sum. Thread-safe, never blocks.
+/// A latency histogram with fixed buckets (latency_bucket_bounds_ns): two relaxed atomic additions per
+/// observation (its bucket and the sum; the count is the bucket total). Thread-safe, never blocks.
 class LatencyHistogram {
 public:
     /// Records one duration (negative durations count as zero).
@@ -130,7 +130,6 @@ public:
         std::size_t i = 0;
         while (i < latency_bucket_bounds_ns.size() && ns > latency_bucket_bounds_ns[i]) ++i;
         buckets_[i].fetch_add(1, std::memory_order_relaxed);
-        count_.fetch_add(1, std::memory_order_relaxed);
         sum_ns_.fetch_add(static_cast<std::uint64_t>(ns), std::memory_order_relaxed);
     }
 
@@ -146,7 +145,6 @@ public:
 
 private:
     std::array<std::atomic<std::uint64_t>, HistogramSnapshot::bucket_count> buckets_{};
-    std::atomic<std::uint64_t> count_{0};
     std::atomic<std::uint64_t> sum_ns_{0};
 };
 
@@ -224,9 +222,8 @@ private:
 namespace detail {
 
 struct SourceSlot {
-    std::string name;  // written once, before `used` publishes the slot
-    std::atomic<std::uint64_t> counts[3] = {};
-    LatencyHistogram duration[3];
+    std::string name;             // written once, before `used` publishes the slot
+    LatencyHistogram duration[3];  // by CacheStatus; their counts are the hit / miss / stale counters
 };
 
 struct CountingState {
@@ -276,9 +273,7 @@ public:
 
     void record(CacheStatus status, std::size_t id, std::chrono::nanoseconds took) noexcept {
         auto& slot = state_->slots[std::min(id, detail::CountingState::max_sources - 1)];
-        const auto i = static_cast<std::size_t>(status);
-        slot.counts[i].fetch_add(1, std::memory_order_relaxed);
-        slot.duration[i].record(took);
+        slot.duration[static_cast<std::size_t>(status)].record(took);
     }
 
     void record_upstream(LoadResult result, std::chrono::nanoseconds took) noexcept {
@@ -294,10 +289,10 @@ public:
         for (std::size_t i = 0; i < used; ++i) {
             SourceMetrics m;
             m.backend = s.slots[i].name;
-            m.hits = s.slots[i].counts[0].load(std::memory_order_relaxed);
-            m.misses = s.slots[i].counts[1].load(std::memory_order_relaxed);
-            m.stale = s.slots[i].counts[2].load(std::memory_order_relaxed);
             for (std::size_t k = 0; k < 3; ++k) m.duration[k] = s.slots[i].duration[k].snapshot();
+            m.hits = m.duration[0].count;
+            m.misses = m.duration[1].count;
+            m.stale = m.duration[2].count;
             out.sources.push_back(std::move(m));
         }
         for (std::size_t k = 0; k < 3; ++k) out.upstream[k] = s.upstream[k].snapshot();
