@@ -338,14 +338,48 @@ public:
     virtual void* target() noexcept = 0;
 };
 
-/// A byte tier's side of the erasure: envelopes through read / write, the payload in the tier's format.
+/// A compressor chosen at run time: the id and name it writes into envelopes and its two functions.
+/// Copies share the compressor object.
+class AnyCompressor {
+public:
+    /// Wraps a Compressor policy object.
+    template <class C>
+    static AnyCompressor of(C c) {
+        AnyCompressor out;
+        out.id_ = C::id;
+        out.name_ = C::name;
+        out.self_ = std::make_shared<const C>(std::move(c));
+        out.compress_ = [](const void* self, std::string_view in) { return static_cast<const C*>(self)->compress(in); };
+        out.decompress_ = [](const void* self, std::string_view in) {
+            return static_cast<const C*>(self)->decompress(in);
+        };
+        return out;
+    }
+
+    std::uint8_t id() const noexcept { return id_; }
+    std::string_view name() const noexcept { return name_; }
+    Result<std::string> compress(std::string_view in) const { return compress_(self_.get(), in); }
+    Result<std::string> decompress(std::string_view in) const { return decompress_(self_.get(), in); }
+
+private:
+    std::uint8_t id_ = 0;
+    std::string_view name_;
+    std::shared_ptr<const void> self_;
+    Result<std::string> (*compress_)(const void*, std::string_view) = nullptr;
+    Result<std::string> (*decompress_)(const void*, std::string_view) = nullptr;
+};
+
+/// A byte tier's side of the erasure: envelopes through read / write, the payload in a hitbox value format
+/// (the tier's own by default) compressed by a compressor (the tier's own by default). The tier's codec
+/// only supplies the stored key: a RedisBackend used here does not need the value format and compressor
+/// in its type, which keeps the factory's instantiations few.
 template <class B>
 class AnyEnvelopeModel final : public AnyBackendConcept {
-    using Fmt = typename B::value_format;
-    using Comp = typename B::compressor_type;
-
 public:
-    explicit AnyEnvelopeModel(B b) : b_(std::move(b)) {}
+    explicit AnyEnvelopeModel(B b)
+        : b_(std::move(b)), format_id_(B::value_format::id), compressor_(AnyCompressor::of(b_.codec().compressor())) {}
+    AnyEnvelopeModel(B b, std::uint8_t format_id, AnyCompressor compressor)
+        : b_(std::move(b)), format_id_(format_id), compressor_(std::move(compressor)) {}
 
     Result<std::optional<CacheValue<AnyValue>>> get(const CacheKey& key) override {
         auto raw = b_.read(key);
@@ -354,18 +388,18 @@ public:
         auto env = parse_envelope(**raw);
         if (!env) return fail(env.error().in(label()));
         const auto& h = env->header;
-        if (h.format_id != Fmt::id || h.compressor_id != Comp::id)
+        if (h.format_id != format_id_ || h.compressor_id != compressor_.id())
             return fail(ErrorKind::decode,
                         "envelope: format id " + std::to_string(h.format_id) + ", compressor id " +
-                            std::to_string(h.compressor_id) + "; this tier uses " + std::string(Fmt::name) + " (" +
-                            std::to_string(Fmt::id) + ") and " + std::string(Comp::name) + " (" +
-                            std::to_string(Comp::id) + ")",
+                            std::to_string(h.compressor_id) + "; this tier uses " +
+                            std::string(any_format_name(format_id_)) + " (" + std::to_string(format_id_) + ") and " +
+                            std::string(compressor_.name()) + " (" + std::to_string(compressor_.id()) + ")",
                         std::string(label()));
         if (h.expire && *h.expire <= SystemClock::now()) return std::optional<CacheValue<AnyValue>>{};
-        auto payload = b_.codec().compressor().decompress(env->payload);
+        auto payload = compressor_.decompress(env->payload);
         if (!payload) return fail(payload.error().in(label()));
         return std::optional<CacheValue<AnyValue>>(
-            std::in_place, AnyValue::encoded(Fmt::id, std::move(*payload)), h.expire, h.stale, h.created);
+            std::in_place, AnyValue::encoded(format_id_, std::move(*payload)), h.expire, h.stale, h.created);
     }
 
     Result<Lookup<AnyValue>> lookup(const CacheKey& key) override {
@@ -387,13 +421,13 @@ public:
                 return {};
             }
         }
-        auto payload = value.data.encode(Fmt::id);
+        auto payload = value.data.encode(format_id_);
         if (!payload) return fail(payload.error().in(label()));
-        auto packed = b_.codec().compressor().compress(*payload);
+        auto packed = compressor_.compress(*payload);
         if (!packed) return fail(packed.error().in(label()));
         std::string envelope;
         envelope.reserve(envelope_fixed_size + 16 + packed->size());
-        write_envelope_header(envelope, {Fmt::id, Comp::id, value.created, value.stale, value.expire});
+        write_envelope_header(envelope, {format_id_, compressor_.id(), value.created, value.stale, value.expire});
         envelope.append(*packed);
         return b_.write(key, envelope, ttl);
     }
@@ -413,6 +447,8 @@ public:
 
 private:
     B b_;
+    std::uint8_t format_id_;
+    AnyCompressor compressor_;
 };
 
 /// A tier that stores CacheValue<AnyValue> as it stores any type (MemoryBackend, AnyBackend, Compose of
@@ -444,6 +480,13 @@ private:
     B b_;
 };
 
+}  // namespace detail
+
+class AnyBackend;
+
+namespace detail {
+template <class B>
+AnyBackend any_envelope_tier(B tier, std::uint8_t format_id, AnyCompressor compressor);
 }  // namespace detail
 
 /// A type-erased Backend: any tier or composition behind one type, chosen at run time (the factory in
@@ -553,6 +596,12 @@ public:
 
 private:
     template <class B>
+    friend AnyBackend detail::any_envelope_tier(B, std::uint8_t, detail::AnyCompressor);
+
+    struct FromImpl {};
+    AnyBackend(FromImpl, std::shared_ptr<detail::AnyBackendConcept> impl) noexcept : impl_(std::move(impl)) {}
+
+    template <class B>
     static std::shared_ptr<detail::AnyBackendConcept> make_(B backend) {
         using Tier = detail::tier_t<B>;
         if constexpr (detail::EnvelopeTier<Tier>) {
@@ -596,5 +645,18 @@ private:
 };
 
 static_assert(Backend<AnyBackend>);
+
+namespace detail {
+
+/// An erased byte tier whose value format and compressor are chosen at run time (the factory in
+/// hitbox/config.hpp): `tier` only supplies the raw layer and the stored keys.
+template <class B>
+AnyBackend any_envelope_tier(B tier, std::uint8_t format_id, AnyCompressor compressor) {
+    static_assert(EnvelopeTier<B>, "hitbox::detail::any_envelope_tier: B must have read / write / codec() (RedisBackend)");
+    return AnyBackend(AnyBackend::FromImpl{},
+                      std::make_shared<AnyEnvelopeModel<B>>(std::move(tier), format_id, std::move(compressor)));
+}
+
+}  // namespace detail
 
 }  // namespace hitbox

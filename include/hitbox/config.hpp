@@ -1,0 +1,217 @@
+#pragma once
+/// \file
+/// The run-time factory: hitbox::make_backend turns a BackendConfig (hitbox/backend_config.hpp: filled in
+/// code, parsed from text or read from the environment) into an AnyBackend, a tier or a composition of
+/// tiers. Every name the configuration takes (tier types, modes, key and value formats, compressors,
+/// read / write / refill policies) maps to the policy type of the same name; an unknown name is a `config`
+/// error listing the valid ones. Needs hiredis, libzstd and zlib (meson: `hitbox-redis`, `hitbox-zstd`,
+/// `hitbox-gzip`; pkg-config: `hitbox-config`), since any of them may be named at run time.
+///
+/// \code
+/// #include <hitbox/config.hpp>
+/// auto config = hitbox::parse_config(text);                 // or hitbox::config_from_env(environ)
+/// if (!config) return fail(config.error());
+/// hitbox::OffloadManager offload{config->offload};
+/// auto backend = hitbox::make_backend(*config, offload);   // Result<AnyBackend>
+/// hitbox::Cache cache{*backend, offload, hitbox::NoMetrics{}, hitbox::SystemClock{},
+///                     hitbox::CacheOptions{.policy = config->cache}};
+/// \endcode
+
+#include <concepts>
+#include <cstddef>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include <hitbox/any_backend.hpp>
+#include <hitbox/backend/memory/memory_backend.hpp>
+#include <hitbox/backend/redis.hpp>
+#include <hitbox/backend_config.hpp>
+#include <hitbox/compose/compose.hpp>
+#include <hitbox/compose/policies.hpp>
+#include <hitbox/compress/gzip.hpp>
+#include <hitbox/compress/passthrough.hpp>
+#include <hitbox/compress/zstd.hpp>
+#include <hitbox/core/concepts.hpp>
+#include <hitbox/core/error.hpp>
+#include <hitbox/format/binary.hpp>
+#include <hitbox/format/json.hpp>
+#include <hitbox/format/raw.hpp>
+#include <hitbox/format/xml.hpp>
+#include <hitbox/key_format/bitcode.hpp>
+#include <hitbox/key_format/url_encoded.hpp>
+
+namespace hitbox {
+
+/// The most tiers make_backend folds into one composition (deeper stacks: hitbox::compose of AnyBackends
+/// in code).
+inline constexpr std::size_t max_config_tiers = 3;
+
+namespace detail {
+
+/// Whether this build's RedisBackend has a cluster connection mode: `ConnectionMode::cluster(urls)` whose
+/// connection policy is a complete type (included by hitbox/backend/redis.hpp).
+template <class M>
+concept has_cluster_mode = requires(std::vector<std::string> urls) {
+    M::cluster(std::move(urls));
+    sizeof(typename decltype(M::cluster(std::vector<std::string>{}))::connection_type);
+};
+
+inline Result<AnyBackend> make_memory_tier(const TierConfig& t) {
+    auto b = MemoryBackend::builder();
+    b.label(t.name);
+    if (t.max_entries) b.max_entries(*t.max_entries);
+    if (t.max_bytes) b.max_bytes(*t.max_bytes);
+    if (t.shards) b.shards(*t.shards);
+    if (t.cleanup_interval) b.cleanup_interval(*t.cleanup_interval);
+    auto built = b.build();
+    if (!built) return fail(built.error());
+    return AnyBackend(std::move(*built));
+}
+
+/// The value format id of a configured name (validated before).
+inline std::uint8_t config_format_id(std::string_view name) noexcept {
+    if (name == "json") return JsonFormat::id;
+    if (name == "xml") return XmlFormat::id;
+    if (name == "raw") return RawFormat::id;
+    return BinaryFormat::id;
+}
+
+/// The compressor of a configured name (validated before).
+inline AnyCompressor config_compressor(const TierConfig& t) {
+    const std::size_t limit = t.max_decompressed.value_or(default_max_decompressed);
+    if (t.compressor == "gzip") return AnyCompressor::of(GzipCompressor{t.compression_level.value_or(6), limit});
+    if (t.compressor == "zstd") return AnyCompressor::of(ZstdCompressor{t.compression_level.value_or(3), limit});
+    return AnyCompressor::of(PassthroughCompressor{});
+}
+
+/// Builds the RedisBackend and erases it. Only the key format and the connection mode are in its type: the
+/// erased tier applies the value format and the compressor itself (the same envelope bytes the static
+/// RedisBackend<KeyFmt, ValueFmt, Compressor, Conn> writes), so the factory instantiates 4 RedisBackend
+/// types instead of 48.
+template <class Builder>
+Result<AnyBackend> finish_redis(const Builder& b, const TierConfig& t) {
+    auto built = b.build();
+    if (!built) return fail(built.error());
+    return any_envelope_tier(std::move(*built), config_format_id(t.value_format), config_compressor(t));
+}
+
+template <class Builder>
+Result<AnyBackend> redis_with_formats(const Builder& b, const TierConfig& t) {
+    if (t.key_format == "url") return finish_redis(b.template key_format<UrlEncoded>(), t);
+    return finish_redis(b, t);
+}
+
+/// A cluster tier, when M (ConnectionMode) has `cluster(urls)`; a config error naming the valid modes
+/// otherwise.
+template <class M, class Builder>
+Result<AnyBackend> redis_cluster(const Builder& b, const TierConfig& t) {
+    if constexpr (has_cluster_mode<M>) {
+        if constexpr (requires { M::cluster(t.urls, true); })
+            return redis_with_formats(b.connection(M::cluster(t.urls, t.read_from_replicas)), t);
+        else
+            return redis_with_formats(b.connection(M::cluster(t.urls)), t);
+    } else {
+        (void)b;
+        return fail(ErrorKind::config,
+                    "redis tier \"" + t.name + "\": mode cluster is not available in this build of hitbox; valid: single");
+    }
+}
+
+inline Result<AnyBackend> make_redis_tier(const TierConfig& t) {
+    auto b = RedisBackend<>::builder();
+    b.label(t.name).key_prefix(t.key_prefix);
+    if (t.username) b.username(*t.username);
+    if (t.password) b.password(*t.password);
+    if (t.connect_timeout) b.connect_timeout(*t.connect_timeout);
+    if (t.command_timeout) b.command_timeout(*t.command_timeout);
+    if (t.reconnect_backoff_initial || t.reconnect_backoff_max)
+        b.reconnect_backoff(t.reconnect_backoff_initial.value_or(default_reconnect_backoff_initial),
+                            t.reconnect_backoff_max.value_or(default_reconnect_backoff_max));
+    if (t.mode == "cluster") return redis_cluster<ConnectionMode>(b, t);
+    return redis_with_formats(b.connection(ConnectionMode::single(t.urls.front())), t);
+}
+
+/// Folds 2..max_config_tiers erased tiers like hitbox::compose(): the policies on the outer level, the
+/// inner level with the defaults and no label of its own (paths stay "cache.<tier>"). Each combination of
+/// policies is one Compose type per depth, which is what bounds the depth: 18 per depth, about a second
+/// of compile time each.
+template <class O, class R, class W, class F>
+Result<AnyBackend> fold_tiers(std::vector<AnyBackend>& t, O& offload, R r, W w, F f, const std::string& label) {
+    using A = AnyBackend;
+    using Inner = Compose<A, A, O>;
+    if (t.size() == 2) return A(Compose<A, A, O, R, W, F>(t[0], t[1], offload, r, w, f, label));
+    return A(Compose<A, Inner, O, R, W, F>(t[0], Inner(t[1], t[2], offload, {}, {}, {}, ""), offload, r, w, f, label));
+}
+
+template <class Fn>
+Result<AnyBackend> with_read_policy(const BackendConfig& c, Fn&& fn) {
+    const RaceLoser loser = c.race_loser == "drop" ? RaceLoser::drop : RaceLoser::offload;
+    if (c.read == "race") return fn(RaceRead{loser, c.steal_after});
+    if (c.read == "parallel") return fn(ParallelRead{});
+    return fn(SequentialRead{});
+}
+
+template <class Fn>
+Result<AnyBackend> with_write_policy(const BackendConfig& c, Fn&& fn) {
+    const RaceLoser loser = c.race_loser == "drop" ? RaceLoser::drop : RaceLoser::offload;
+    if (c.write == "race") return fn(RaceWrite{loser, c.steal_after});
+    if (c.write == "sequential") return fn(SequentialWrite{});
+    return fn(OptimisticParallelWrite{});
+}
+
+template <class Fn>
+Result<AnyBackend> with_refill_policy(const BackendConfig& c, Fn&& fn) {
+    if (c.refill == "never") return fn(RefillNever{});
+    return fn(RefillAlways{c.refill_offloaded});
+}
+
+}  // namespace detail
+
+/// Builds one tier from its configuration (validated first): a MemoryBackend or a RedisBackend with the
+/// named policies, erased. Never touches the network (Redis connects on first use).
+inline Result<AnyBackend> make_tier(const TierConfig& tier) {
+    BackendConfig alone;
+    alone.tiers.push_back(tier);
+    if (auto ok = validate_config(alone); !ok) return fail(ok.error());
+    if (tier.effective_type() == "memory") return detail::make_memory_tier(tier);
+    return detail::make_redis_tier(tier);
+}
+
+/// Builds the configured backend: the tier itself when there is one, otherwise the tiers folded, fastest
+/// first, into a composition with the configured read / write / refill policies (up to max_config_tiers
+/// tiers). The offload is held by reference: keep it alive longer than the backend (and any Cache on it).
+/// Every error is a `config` error from validation or a builder; nothing is thrown, nothing connects.
+///
+/// \code
+/// hitbox::OffloadManager offload{config.offload};
+/// auto backend = hitbox::make_backend(config, offload);   // Result<hitbox::AnyBackend>
+/// auto user = backend->get<User>(key);
+/// \endcode
+template <class O>
+Result<AnyBackend> make_backend(const BackendConfig& config, O& offload) {
+    static_assert(Offload<O>,
+                  "hitbox::make_backend(config, offload): offload must model hitbox::Offload (OffloadManager, "
+                  "InlineOffload or NoOffload)");
+    if (auto ok = validate_config(config); !ok) return fail(ok.error());
+    if (config.tiers.size() > max_config_tiers)
+        return fail(ErrorKind::config, "at most " + std::to_string(max_config_tiers) + " tiers can be composed, got " +
+                                           std::to_string(config.tiers.size()));
+    std::vector<AnyBackend> tiers;
+    tiers.reserve(config.tiers.size());
+    for (const auto& t : config.tiers) {
+        auto tier = t.effective_type() == "memory" ? detail::make_memory_tier(t) : detail::make_redis_tier(t);
+        if (!tier) return fail(tier.error());
+        tiers.push_back(std::move(*tier));
+    }
+    if (tiers.size() == 1) return std::move(tiers.front());
+    return detail::with_read_policy(config, [&](auto read) {
+        return detail::with_write_policy(config, [&](auto write) {
+            return detail::with_refill_policy(config, [&](auto refill) {
+                return detail::fold_tiers(tiers, offload, read, write, refill, config.label);
+            });
+        });
+    });
+}
+
+}  // namespace hitbox

@@ -1,0 +1,468 @@
+// Run-time configuration: hitbox::parse_config, config_from_env, validate_config (unknown names list the
+// valid ones) and the factory hitbox::make_backend / make_tier, which builds every combination the README
+// lists. Redis tiers here point at a closed port (building never connects); suite 'redis' runs the same
+// configurations against a real server (test_config_redis.cpp).
+#include <catch2/catch.hpp>
+
+#include <string>
+#include <vector>
+
+#include <hitbox/config.hpp>
+#include <hitbox/hitbox.hpp>
+
+#include "support/test_types.hpp"
+
+using namespace std::chrono_literals;
+using hitbox::BackendConfig;
+using hitbox::CacheKey;
+using hitbox::CacheValue;
+using hitbox::ErrorKind;
+using hitbox::TierConfig;
+
+namespace {
+
+/// A URL nothing listens on: connects are refused at once.
+const std::string closed_url = "redis://127.0.0.1:1/";
+
+TierConfig memory_tier(std::string name = "memory", std::uint64_t entries = 1000) {
+    TierConfig t;
+    if (name != "memory") t.type = "memory";
+    t.name = std::move(name);
+    t.max_entries = entries;
+    return t;
+}
+
+TierConfig redis_tier(std::string name = "redis") {
+    TierConfig t;
+    t.name = std::move(name);
+    t.urls = {closed_url};
+    t.connect_timeout = 200ms;
+    t.command_timeout = 200ms;
+    return t;
+}
+
+std::string error_of(const hitbox::Result<BackendConfig>& r) { return r ? std::string("(no error)") : r.error().message(); }
+
+template <class R>
+std::string message_of(const R& r) {
+    return r ? std::string("(no error)") : r.error().message();
+}
+
+const CacheKey key{"config", 1, {{"id", "1"}}};
+
+}  // namespace
+
+TEST_CASE("parse_config: every key lands in its field") {
+    auto c = hitbox::parse_config(R"(
+        # a comment, then blank lines
+
+        tiers = local, shared
+        label = users
+        read = race
+        write = sequential
+        refill = always
+        refill_offloaded = true
+        race_loser = drop
+        steal_after = 250us
+        offload.workers = 2
+        offload.max_queue = 64
+        offload.drain_timeout = 3s
+        cache.ttl = 60s
+        cache.stale = 45s
+        cache.stale_policy = offload_revalidate
+        cache.concurrency = 2
+        cache.waiter_timeout = 1500ms
+        cache.retries = 3
+        cache.negative_ttl = 5s
+        cache.negative_l1_only = yes
+        local.type = memory
+        local.max_bytes = 64MiB
+        local.shards = 8
+        local.cleanup_interval = 1m
+        shared.type = redis
+        shared.url = redis://cache.internal:6379/2
+        shared.username = app
+        shared.password = s3cret
+        shared.key_format = url
+        shared.value_format = json
+        shared.compressor = zstd
+        shared.compression_level = 5
+        shared.max_decompressed = 8MiB
+        shared.key_prefix = app:
+        shared.connect_timeout = 2s
+        shared.command_timeout = 250ms
+        shared.reconnect_backoff_initial = 50ms
+        shared.reconnect_backoff_max = 10s
+    )");
+    INFO(error_of(c));
+    REQUIRE(c);
+    CHECK(c->label == "users");
+    CHECK(c->read == "race");
+    CHECK(c->write == "sequential");
+    CHECK(c->refill == "always");
+    CHECK(c->refill_offloaded);
+    CHECK(c->race_loser == "drop");
+    CHECK(c->steal_after == 250us);
+    CHECK(c->offload.workers == 2);
+    CHECK(c->offload.max_queue == 64);
+    CHECK(c->offload.drain_timeout == 3s);
+    CHECK(c->cache.ttl == 60s);
+    CHECK(c->cache.stale == 45s);
+    CHECK(c->cache.stale_policy == hitbox::StalePolicy::OffloadRevalidate);
+    CHECK(c->cache.concurrency == 2);
+    CHECK(c->cache.waiter_timeout == 1500ms);
+    CHECK(c->cache.retries == 3);
+    CHECK(c->cache.negative_ttl == 5s);
+    CHECK(c->cache.negative_l1_only);
+    REQUIRE(c->tiers.size() == 2);
+    const TierConfig& local = c->tiers[0];
+    CHECK(local.name == "local");
+    CHECK(local.effective_type() == "memory");
+    CHECK(local.max_bytes == 64u << 20);
+    CHECK(local.shards == 8u);
+    CHECK(local.cleanup_interval == 60s);
+    const TierConfig& shared = c->tiers[1];
+    CHECK(shared.effective_type() == "redis");
+    CHECK(shared.urls == std::vector<std::string>{"redis://cache.internal:6379/2"});
+    CHECK(shared.username == "app");
+    CHECK(shared.password == "s3cret");
+    CHECK(shared.key_format == "url");
+    CHECK(shared.value_format == "json");
+    CHECK(shared.compressor == "zstd");
+    CHECK(shared.compression_level == 5);
+    CHECK(shared.max_decompressed == 8u << 20);
+    CHECK(shared.key_prefix == "app:");
+    CHECK(shared.connect_timeout == 2s);
+    CHECK(shared.command_timeout == 250ms);
+    CHECK(shared.reconnect_backoff_initial == 50ms);
+    CHECK(shared.reconnect_backoff_max == 10s);
+    CHECK(hitbox::validate_config(*c));
+}
+
+TEST_CASE("parse_config: mistakes are config errors that say where and what is valid") {
+    auto error = [](std::string_view text) {
+        auto c = hitbox::parse_config(text);
+        REQUIRE_FALSE(c);
+        CHECK(c.error().kind() == ErrorKind::config);
+        return c.error().message();
+    };
+    CHECK(error("memory.max_entries = 10") == "missing key \"tiers\" (the tiers, fastest first, e.g. tiers = memory, redis)");
+    CHECK(error("tiers = memory\nnonsense") == "line 2: expected key = value");
+    CHECK(error("tiers = memory, memory") == "tiers: \"memory\" is listed twice");
+    CHECK(error("tiers = memory\nredis.url = redis://x/") ==
+          "line 2: key \"redis.url\" names tier \"redis\", which is not in tiers (memory)");
+    const auto unknown_option = error("tiers = memory\nmemory.max_entires = 10");
+    CHECK(unknown_option.starts_with("line 2: unknown tier option \"max_entires\" (memory.max_entires); valid: type, "
+                                     "max_entries, max_bytes,"));
+    const auto unknown_key = error("tiers = memory\n\nreed = race");
+    CHECK(unknown_key.starts_with("line 3: unknown key \"reed\"; valid: tiers, label, read, write,"));
+    CHECK(unknown_key.find("<tier>.<option> with option one of: type, max_entries") != std::string::npos);
+    CHECK(error("tiers = memory\nmemory.max_entries = ten") ==
+          "line 2: memory.max_entries: expected a non-negative integer, got \"ten\"");
+    CHECK(error("tiers = memory\nmemory.max_bytes = 10 PB") ==
+          "line 2: memory.max_bytes: unknown size unit in \"10 PB\"; valid: B, KiB, MiB, GiB, kB, MB, GB (or none: bytes)");
+    CHECK(error("tiers = redis\nredis.command_timeout = 250") ==
+          "line 2: redis.command_timeout: expected a duration with a unit (us, ms, s, m, h), got \"250\"");
+    CHECK(error("tiers = memory\nrefill_offloaded = maybe") == "line 2: refill_offloaded: expected true or false, got \"maybe\"");
+    CHECK(error("tiers = memory\ncache.stale_policy = later") ==
+          "line 2: unknown cache.stale_policy \"later\"; valid: return, revalidate, offload_revalidate");
+}
+
+TEST_CASE("parse_config never repeats a password") {
+    auto c = hitbox::parse_config("tiers = redis\nredis.password = hunter2\nredis.compression_level = hunter2");
+    REQUIRE_FALSE(c);
+    CHECK(c.error().message().find("hunter2") != std::string::npos);  // compression_level is not a secret
+    auto d = hitbox::parse_config("tiers = redis\nredis.password = hunter2\nredis.nope = 1");
+    REQUIRE_FALSE(d);
+    CHECK(d.error().message().find("hunter2") == std::string::npos);
+    auto e = hitbox::parse_config("tiers = redis\nredis.url = redis://u:hunter2@host/\nredis.value_format = jsn");
+    REQUIRE(e);
+    auto built = hitbox::make_tier(e->tiers[0]);
+    REQUIRE_FALSE(built);
+    CHECK(built.error().message().find("hunter2") == std::string::npos);
+    CHECK(built.error().message().find("jsn") != std::string::npos);
+}
+
+TEST_CASE("config_from_env: HITBOX_ variables, tier options by tier name") {
+    std::vector<std::string> vars = {"PATH=/usr/bin",
+                                     "HITBOX_TIERS=memory,redis",
+                                     "HITBOX_READ=parallel",
+                                     "HITBOX_OFFLOAD_WORKERS=3",
+                                     "HITBOX_CACHE_TTL=30s",
+                                     "HITBOX_MEMORY_MAX_ENTRIES=500",
+                                     "HITBOX_REDIS_URL=redis://127.0.0.1:6380/",
+                                     "HITBOX_REDIS_VALUE_FORMAT=xml",
+                                     "HITBOX_REDIS_COMPRESSOR=gzip",
+                                     "OTHER_REDIS_URL=ignored"};
+    std::vector<char*> env;
+    for (auto& v : vars) env.push_back(v.data());
+    env.push_back(nullptr);
+    auto c = hitbox::config_from_env(env.data());
+    INFO(error_of(c));
+    REQUIRE(c);
+    CHECK(c->read == "parallel");
+    CHECK(c->offload.workers == 3);
+    CHECK(c->cache.ttl == 30s);
+    REQUIRE(c->tiers.size() == 2);
+    CHECK(c->tiers[0].max_entries == 500u);
+    CHECK(c->tiers[1].urls == std::vector<std::string>{"redis://127.0.0.1:6380/"});
+    CHECK(c->tiers[1].value_format == "xml");
+    CHECK(c->tiers[1].compressor == "gzip");
+    CHECK(hitbox::validate_config(*c));
+
+    std::vector<std::string> bad = {"HITBOX_TIERS=memory", "HITBOX_MEMORY_MAX_ENTRIES=5", "HITBOX_MEMORY_SIZE=9"};
+    std::vector<char*> env2;
+    for (auto& v : bad) env2.push_back(v.data());
+    env2.push_back(nullptr);
+    auto d = hitbox::config_from_env(env2.data());
+    REQUIRE_FALSE(d);
+    CHECK(d.error().message().starts_with("HITBOX_MEMORY_SIZE: unknown tier option \"size\" (memory.size); valid:"));
+}
+
+TEST_CASE("validate_config: every unknown name lists the valid ones") {
+    BackendConfig base;
+    base.tiers = {memory_tier(), redis_tier()};
+    REQUIRE(hitbox::validate_config(base));
+
+    auto error = [](const BackendConfig& c) {
+        auto r = hitbox::validate_config(c);
+        REQUIRE_FALSE(r);
+        CHECK(r.error().kind() == ErrorKind::config);
+        return r.error().message();
+    };
+    auto with = [&](auto change) {
+        BackendConfig c = base;
+        change(c);
+        return error(c);
+    };
+    CHECK(with([](BackendConfig& c) { c.tiers[1].value_format = "jsn"; }) ==
+          "unknown value_format \"jsn\" (tier redis); valid: binary, json, xml, raw");
+    CHECK(with([](BackendConfig& c) { c.tiers[1].key_format = "hex"; }) ==
+          "unknown key_format \"hex\" (tier redis); valid: bitcode, url");
+    CHECK(with([](BackendConfig& c) { c.tiers[1].compressor = "lz4"; }) ==
+          "unknown compressor \"lz4\" (tier redis); valid: passthrough, none, gzip, zstd");
+    CHECK(with([](BackendConfig& c) { c.tiers[1].mode = "sentinel"; }) ==
+          "unknown mode \"sentinel\" (tier redis); valid: single, cluster");
+    CHECK(with([](BackendConfig& c) { c.tiers[1].type = "memcached"; }) ==
+          "unknown tier type \"memcached\" (tier redis); valid: memory, redis");
+    CHECK(with([](BackendConfig& c) { c.read = "fastest"; }) ==
+          "unknown read policy \"fastest\"; valid: sequential, race, parallel");
+    CHECK(with([](BackendConfig& c) { c.write = "parallel"; }) ==
+          "unknown write policy \"parallel\"; valid: sequential, optimistic_parallel, race");
+    CHECK(with([](BackendConfig& c) { c.refill = "sometimes"; }) == "unknown refill policy \"sometimes\"; valid: always, never");
+    CHECK(with([](BackendConfig& c) { c.race_loser = "keep"; }) == "unknown race_loser \"keep\"; valid: offload, drop");
+    CHECK(with([](BackendConfig& c) {
+              c.tiers[0].name = "l1";
+              c.tiers[0].type.clear();
+          }) ==
+          "tier \"l1\" has no type (set l1.type); valid: memory, redis");
+    CHECK(with([](BackendConfig& c) { c.tiers[1].name = "memory"; }) == "tier name \"memory\" is used twice");
+    CHECK(with([](BackendConfig& c) { c.tiers[0].urls = {"redis://x/"}; }) ==
+          "option url/urls does not apply to memory tier \"memory\"");
+    CHECK(with([](BackendConfig& c) { c.tiers[1].max_entries = 5; }) ==
+          "option max_entries does not apply to redis tier \"redis\"");
+    CHECK(with([](BackendConfig& c) { c.tiers[0].max_entries.reset(); }) ==
+          "memory tier \"memory\" needs a bound: max_entries or max_bytes");
+    CHECK(with([](BackendConfig& c) { c.tiers[1].urls.clear(); }) ==
+          "redis tier \"redis\" needs a url (redis.url = redis://host:6379/)");
+    CHECK(with([](BackendConfig& c) { c.tiers[1].urls.push_back("redis://b/"); }) ==
+          "redis tier \"redis\" in single mode takes one url, got 2");
+    CHECK(with([](BackendConfig& c) { c.tiers[1].compression_level = 3; }) ==
+          "tier redis: compression_level and max_decompressed need compressor gzip or zstd");
+    CHECK(with([](BackendConfig& c) {
+              c.tiers[1].compressor = "gzip";
+              c.tiers[1].compression_level = 12;
+          }) == "tier redis: gzip compression_level must be 0..9, got 12");
+    CHECK(with([](BackendConfig& c) {
+              c.tiers[1].compressor = "zstd";
+              c.tiers[1].compression_level = 0;
+          }) == "tier redis: zstd compression_level must be 1..22, got 0");
+    CHECK(with([](BackendConfig& c) {
+              c.refill = "never";
+              c.refill_offloaded = true;
+          }) == "refill_offloaded needs refill = always");
+    CHECK(with([](BackendConfig& c) { c.offload.workers = 0; }) == "OffloadManager: workers must be 1..1024, got 0");
+    CHECK(with([](BackendConfig& c) {
+              c.cache.ttl = 10s;
+              c.cache.stale = 20s;
+          }) == "CachePolicy: stale (20000 ms) must be shorter than ttl (10000 ms)");
+    CHECK(error(BackendConfig{}) == "no tiers configured (list them fastest first)");
+}
+
+TEST_CASE("make_backend: a memory tier alone is the tier itself") {
+    hitbox::InlineOffload offload;
+    BackendConfig c;
+    c.tiers = {memory_tier("local")};
+    auto b = hitbox::make_backend(c, offload);
+    REQUIRE(b);
+    CHECK(b->label() == "local");
+    CHECK(b->target<hitbox::MemoryBackend>() != nullptr);
+    REQUIRE(b->set(key, CacheValue<hitbox_test::Profile>{hitbox_test::sample_profile()}));
+    auto hit = b->get<hitbox_test::Profile>(key);
+    REQUIRE(hit);
+    REQUIRE(hit->has_value());
+    CHECK((*hit)->data == hitbox_test::sample_profile());
+}
+
+TEST_CASE("make_backend: builder errors come back as config errors") {
+    hitbox::InlineOffload offload;
+    BackendConfig c;
+    c.tiers = {memory_tier()};
+    c.tiers[0].shards = 3;
+    auto b = hitbox::make_backend(c, offload);
+    REQUIRE_FALSE(b);
+    CHECK(b.error().kind() == ErrorKind::config);
+    CHECK(b.error().message() == "shards(n) must be a power of two from 1 to 1024, got 3");
+
+    c.tiers = {redis_tier()};
+    c.tiers[0].urls = {"http://example.com/"};
+    auto r = hitbox::make_backend(c, offload);
+    REQUIRE_FALSE(r);
+    CHECK(r.error().kind() == ErrorKind::config);
+    CHECK(r.error().backend() == "redis");
+
+    c.tiers = {memory_tier("a"), memory_tier("b"), memory_tier("c"), memory_tier("d")};
+    auto four = hitbox::make_backend(c, offload);
+    REQUIRE_FALSE(four);
+    CHECK(four.error().message() == "at most 3 tiers can be composed, got 4");
+}
+
+TEST_CASE("make_backend: cluster mode builds when this hitbox has it, and says so when not") {
+    hitbox::InlineOffload offload;
+    BackendConfig c;
+    c.tiers = {redis_tier()};
+    c.tiers[0].mode = "cluster";
+    c.tiers[0].urls = {"redis://127.0.0.1:1/", "redis://127.0.0.1:2/"};
+    auto b = hitbox::make_backend(c, offload);
+    if constexpr (hitbox::detail::has_cluster_mode<hitbox::ConnectionMode>) {
+        INFO(message_of(b));
+        CHECK(b);
+    } else {
+        REQUIRE_FALSE(b);
+        CHECK(b.error().message() == "redis tier \"redis\": mode cluster is not available in this build of hitbox; valid: single");
+    }
+}
+
+TEST_CASE("make_backend: every key format x value format x compressor of a Redis tier builds") {
+    hitbox::InlineOffload offload;
+    int built = 0;
+    for (auto kf : hitbox::config_names::key_formats)
+        for (auto vf : hitbox::config_names::value_formats)
+            for (auto comp : hitbox::config_names::compressors) {
+                BackendConfig c;
+                c.tiers = {redis_tier()};
+                c.tiers[0].key_format = std::string(kf);
+                c.tiers[0].value_format = std::string(vf);
+                c.tiers[0].compressor = std::string(comp);
+                auto b = hitbox::make_backend(c, offload);
+                INFO(std::string(kf) + " " + std::string(vf) + " " + std::string(comp) + ": " + message_of(b));
+                REQUIRE(b);
+                CHECK(b->label() == "redis");
+                // Nothing listens: an operation fails with a connection error, it does not hang or crash.
+                auto r = b->get<int>(key);
+                REQUIRE_FALSE(r);
+                CHECK(r.error().kind() == ErrorKind::connection);
+                ++built;
+            }
+    CHECK(built == 2 * 4 * 4);
+}
+
+TEST_CASE("make_backend: every read x write x refill policy over memory + redis builds and serves from L1") {
+    hitbox::InlineOffload offload;
+    int built = 0;
+    for (auto read : hitbox::config_names::reads)
+        for (auto write : hitbox::config_names::writes)
+            for (auto refill : hitbox::config_names::refills) {
+                BackendConfig c;
+                c.tiers = {memory_tier(), redis_tier()};
+                c.read = std::string(read);
+                c.write = std::string(write);
+                c.refill = std::string(refill);
+                auto b = hitbox::make_backend(c, offload);
+                INFO(std::string(read) + " " + std::string(write) + " " + std::string(refill) + ": " + message_of(b));
+                REQUIRE(b);
+                CHECK(b->label() == "cache");
+                // Redis is unreachable: the write lands in L1 (all but sequential writes succeed with one
+                // tier; sequential writes L1 first and reports L2's failure), and L1 answers the read.
+                auto stored = b->store(key, CacheValue<std::string>{"v"});
+                if (write == "sequential") {
+                    REQUIRE_FALSE(stored);
+                    CHECK(stored.error().backend() == "cache.redis");
+                } else {
+                    REQUIRE(stored);
+                    CHECK(stored->written.front() == "cache.memory");
+                }
+                auto found = b->lookup<std::string>(key);
+                REQUIRE(found);
+                REQUIRE(found->hit());
+                CHECK(found->source == "cache.memory");
+                CHECK(found->value->data == "v");
+                ++built;
+            }
+    CHECK(built == 3 * 3 * 2);
+}
+
+TEST_CASE("make_backend: three tiers fold with label paths per tier, under every outer policy") {
+    hitbox::InlineOffload offload;
+    for (auto read : hitbox::config_names::reads) {
+        const std::size_t n = 3;
+        BackendConfig c;
+        for (std::size_t i = 0; i < n; ++i) {
+            c.tiers.push_back(memory_tier("m" + std::to_string(i)));
+        }
+        c.label = "stack";
+        c.read = std::string(read);
+        auto b = hitbox::make_backend(c, offload);
+        INFO(read << ": " << message_of(b));
+        REQUIRE(b);
+        auto stored = b->store(key, CacheValue<int>{7});
+        REQUIRE(stored);
+        std::vector<std::string> expected;
+        for (std::size_t i = 0; i < n; ++i) expected.push_back("stack.m" + std::to_string(i));
+        CHECK(stored->written == expected);
+        auto found = b->lookup<int>(key);
+        REQUIRE(found);
+        CHECK(found->source == "stack.m0");
+        CHECK(found->value->data == 7);
+        auto removed = b->remove(key);
+        REQUIRE(removed);
+        CHECK(*removed);
+        auto gone = b->get<int>(key);
+        REQUIRE(gone);
+        CHECK_FALSE(gone->has_value());
+    }
+}
+
+TEST_CASE("make_backend: a parsed configuration sits under hitbox::Cache with its policy") {
+    auto c = hitbox::parse_config(R"(
+        tiers = memory, redis
+        memory.max_entries = 100
+        redis.url = redis://127.0.0.1:1/
+        redis.connect_timeout = 100ms
+        redis.value_format = json
+        cache.ttl = 60s
+    )");
+    REQUIRE(c);
+    hitbox::InlineOffload offload;
+    auto backend = hitbox::make_backend(*c, offload);
+    REQUIRE(backend);
+    std::vector<hitbox::Error> seen;
+    hitbox::Cache cache{*backend, offload, hitbox::NoMetrics{}, hitbox::SystemClock{},
+                        hitbox::CacheOptions{.policy = c->cache, .on_error = [&](const hitbox::CacheErrorEvent& e) {
+                                                 seen.push_back(e.error);
+                                             }}};
+    int loads = 0;
+    auto loader = [&] {
+        ++loads;
+        return hitbox_test::sample_profile();
+    };
+    auto first = cache.get_or_compute<hitbox_test::Profile>(key, loader);
+    REQUIRE(first);
+    CHECK(first.status == hitbox::CacheStatus::Miss);
+    auto second = cache.get_or_compute<hitbox_test::Profile>(key, loader);
+    REQUIRE(second);
+    CHECK(second.status == hitbox::CacheStatus::Hit);
+    CHECK(*second == hitbox_test::sample_profile());
+    CHECK(loads == 1);
+    CHECK_FALSE(seen.empty());  // Redis is down: reported, served anyway (fail-open)
+}

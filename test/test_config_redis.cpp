@@ -1,0 +1,194 @@
+// Suite 'redis': configurations built by hitbox::make_backend against a real redis-server (started on a free
+// loopback port): every key format x value format x compressor round-trips, entries interoperate with the
+// static RedisBackend of the same policies, and memory + redis serves L2 hits with a refill of L1.
+#include <catch2/catch.hpp>
+
+#include <string>
+
+#include <hitbox/config.hpp>
+#include <hitbox/hitbox.hpp>
+
+#include "support/redis_server.hpp"
+#include "support/test_types.hpp"
+
+using namespace std::chrono_literals;
+using hitbox::BackendConfig;
+using hitbox::CacheKey;
+using hitbox::CacheValue;
+using hitbox::TierConfig;
+
+namespace {
+
+[[maybe_unused]] const bool have_server = hitbox_test::require_redis_server();
+
+hitbox_test::RedisServer& server() {
+    static hitbox_test::RedisServer s;
+    return s;
+}
+
+TierConfig redis_tier(std::string prefix) {
+    TierConfig t;
+    t.name = "redis";
+    t.urls = {server().url()};
+    t.key_prefix = std::move(prefix);
+    return t;
+}
+
+template <class R>
+std::string message_of(const R& r) {
+    return r ? std::string("(no error)") : r.error().message();
+}
+
+}  // namespace
+
+TEST_CASE("config_redis: every key format x value format x compressor round-trips through a real server") {
+    hitbox::InlineOffload offload;
+    const auto profile = hitbox_test::sample_profile();
+    for (auto kf : hitbox::config_names::key_formats)
+        for (auto vf : hitbox::config_names::value_formats)
+            for (auto comp : hitbox::config_names::compressors) {
+                const std::string combo = std::string(kf) + "/" + std::string(vf) + "/" + std::string(comp);
+                BackendConfig c;
+                c.tiers = {redis_tier("cfg:" + combo + ":")};
+                c.tiers[0].key_format = std::string(kf);
+                c.tiers[0].value_format = std::string(vf);
+                c.tiers[0].compressor = std::string(comp);
+                auto b = hitbox::make_backend(c, offload);
+                INFO(combo << ": " << message_of(b));
+                REQUIRE(b);
+                const CacheKey key{"p", 1, {{"combo", combo}}};
+                const auto now = hitbox::Clock::now();
+                if (vf == "raw") {
+                    const CacheValue<hitbox_test::Point> v{{3, 4, 1.5}, now + 60s, now + 30s, now};
+                    REQUIRE(b->set(key, v));
+                    auto back = b->get<hitbox_test::Point>(key);
+                    INFO(message_of(back));
+                    REQUIRE(back);
+                    REQUIRE(back->has_value());
+                    CHECK(**back == v);
+                } else {
+                    const CacheValue<hitbox_test::Profile> v{profile, now + 60s, now + 30s, now};
+                    REQUIRE(b->set(key, v));
+                    auto back = b->get<hitbox_test::Profile>(key);
+                    INFO(message_of(back));
+                    REQUIRE(back);
+                    REQUIRE(back->has_value());
+                    CHECK(**back == v);
+                }
+                auto removed = b->remove(key);
+                REQUIRE(removed);
+                CHECK(*removed);
+            }
+}
+
+TEST_CASE("config_redis: a configured tier and the static RedisBackend of the same policies share entries") {
+    hitbox::InlineOffload offload;
+    BackendConfig c;
+    c.tiers = {redis_tier("interop:")};
+    c.tiers[0].key_format = "url";
+    c.tiers[0].value_format = "json";
+    c.tiers[0].compressor = "zstd";
+    c.tiers[0].compression_level = 7;
+    auto configured = hitbox::make_backend(c, offload);
+    REQUIRE(configured);
+    auto typed = hitbox::RedisBackend<>::builder()
+                     .connection(hitbox::ConnectionMode::single(server().url()))
+                     .key_prefix("interop:")
+                     .key_format<hitbox::UrlEncoded>()
+                     .value_format<hitbox::JsonFormat>()
+                     .compressor(hitbox::ZstdCompressor{7})
+                     .build();
+    REQUIRE(typed);
+    const CacheKey a{"user", 1, {{"id", "1"}}};
+    const CacheKey b{"user", 1, {{"id", "2"}}};
+    const auto now = hitbox::Clock::now();
+    const CacheValue<hitbox_test::Profile> va{hitbox_test::sample_profile("A"), now + 60s, std::nullopt, now};
+    const CacheValue<hitbox_test::Profile> vb{hitbox_test::sample_profile("B"), std::nullopt, std::nullopt, now};
+
+    REQUIRE(configured->set(a, va));
+    auto read_typed = typed->get<hitbox_test::Profile>(a);
+    REQUIRE(read_typed);
+    REQUIRE(read_typed->has_value());
+    CHECK(**read_typed == va);
+
+    REQUIRE(typed->set(b, vb));
+    auto read_configured = configured->get<hitbox_test::Profile>(b);
+    REQUIRE(read_configured);
+    REQUIRE(read_configured->has_value());
+    CHECK(**read_configured == vb);
+
+    // The expiry reached Redis as a PX in milliseconds; "no expiry" stayed no expiry.
+    const auto pttl_a = std::stoll(server().cli({"PTTL", "interop:user:v1:id=1"}));
+    CHECK(pttl_a > 55'000);
+    CHECK(pttl_a <= 60'000);
+    CHECK(server().cli({"PTTL", "interop:user:v1:id=2"}) == "-1");
+}
+
+TEST_CASE("config_redis: memory + redis from text: write-through, L2 hit refills L1") {
+    auto text = "tiers = memory, redis\nmemory.max_entries = 100\nredis.url = " + server().url() +
+                "\nredis.key_prefix = two:\nredis.value_format = binary\nredis.compressor = gzip\n";
+    auto c = hitbox::parse_config(text);
+    REQUIRE(c);
+    hitbox::OffloadManager offload{c->offload};
+    auto tiers = hitbox::make_backend(*c, offload);
+    REQUIRE(tiers);
+    const CacheKey key{"k", 1, {{"id", "9"}}};
+    const CacheValue<std::string> v{"value", hitbox::Clock::now() + 60s};
+    auto stored = tiers->store(key, v);
+    REQUIRE(stored);
+    CHECK(stored->written == std::vector<std::string>{"cache.memory", "cache.redis"});
+
+    // A second, independent configured backend over the same Redis sees the entry in L2 only.
+    hitbox::OffloadManager offload2{c->offload};
+    auto other = hitbox::make_backend(*c, offload2);
+    REQUIRE(other);
+    auto first = other->lookup<std::string>(key);
+    REQUIRE(first);
+    CHECK(first->source == "cache.redis");
+    CHECK(first->value->data == "value");
+    CHECK(first->value->expire == v.expire);
+    auto second = other->lookup<std::string>(key);
+    REQUIRE(second);
+    CHECK(second->source == "cache.memory");
+
+    auto removed = tiers->remove(key);
+    REQUIRE(removed);
+    CHECK(*removed);
+    auto direct = hitbox::RedisBackend<>::builder()
+                      .connection(hitbox::ConnectionMode::single(server().url()))
+                      .key_prefix("two:")
+                      .compressor(hitbox::GzipCompressor{})
+                      .build();
+    REQUIRE(direct);
+    auto gone = direct->get<std::string>(key);
+    REQUIRE(gone);
+    CHECK_FALSE(gone->has_value());
+}
+
+TEST_CASE("config_redis: three tiers (memory, memory, redis): an entry only in Redis is served from it and refills both") {
+    auto text = "tiers = near, far, redis\nnear.type = memory\nnear.max_entries = 10\nfar.type = memory\n"
+                "far.max_entries = 1000\nredis.url = " + server().url() + "\nredis.key_prefix = three:\n";
+    auto c = hitbox::parse_config(text);
+    REQUIRE(c);
+    hitbox::InlineOffload offload;
+    auto tiers = hitbox::make_backend(*c, offload);
+    REQUIRE(tiers);
+    auto direct = hitbox::RedisBackend<>::builder()
+                      .connection(hitbox::ConnectionMode::single(server().url()))
+                      .key_prefix("three:")
+                      .build();
+    REQUIRE(direct);
+    const CacheKey key{"k", 1, {{"id", "3"}}};
+    REQUIRE(direct->set(key, CacheValue<std::string>{"deep", hitbox::Clock::now() + 60s}));
+    auto first = tiers->lookup<std::string>(key);
+    REQUIRE(first);
+    CHECK(first->source == "cache.redis");
+    CHECK(first->value->data == "deep");
+    auto second = tiers->lookup<std::string>(key);
+    REQUIRE(second);
+    CHECK(second->source == "cache.near");
+    REQUIRE(tiers->remove(key));
+    auto gone = direct->get<std::string>(key);
+    REQUIRE(gone);
+    CHECK_FALSE(gone->has_value());
+}
