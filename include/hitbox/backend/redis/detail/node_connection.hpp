@@ -201,7 +201,7 @@ class NodeConnection {
     /// connection does (connection, auth, protocol), on timeout, or after shutdown.
     Result<std::vector<ReplyPtr>> execute(std::string_view commands, std::size_t count) {
         if (count == 0) return std::vector<ReplyPtr>{};
-        auto pending = submit(commands, count);
+        auto pending = submit_impl(commands, count, true);
         if (!pending) return fail(pending.error());
         return wait(*pending);
     }
@@ -212,39 +212,13 @@ class NodeConnection {
         std::chrono::steady_clock::time_point
             deadline;                      ///< command timeout (+ connect timeout when it had to connect)
         std::chrono::milliseconds budget;  ///< the time that deadline allows, for the timeout message
+        int lead_fd = -1;                  ///< execute only: the caller already holds the read claim
     };
 
     /// The first half of `execute` (count > 0): queues the commands without waiting, so a caller can
     /// have commands in flight on several nodes at once (the Cluster policy's get_many).
     Result<Pending> submit(std::string_view commands, std::size_t count) {
-        auto batch = std::make_shared<ReplyBatch>(count);
-        bool wake = false;
-        bool connecting = false;
-        {
-            std::unique_lock<std::mutex> lk(mu_);
-            if (stopping_) return fail(ErrorKind::unavailable, "connection to " + address_ + " is shut down");
-            if (!io_.joinable())
-                if (auto started = start_io_locked(); !started) return fail(started.error());
-            const auto now = SteadyClock::now();
-            if (state_ == State::disconnected) {
-                if (now < next_attempt_) return fail(backoff_error_locked(now));
-                state_ = State::connecting;
-                wake = true;
-            }
-            connecting = state_ != State::ready;
-            const bool idle = inflight_.empty();
-            if (idle) progress_mark_ = now;
-            outbuf_.append(commands);
-            inflight_.push_back(batch);
-            // Idle: write now (and `wait` reads the replies itself). Busy: the commands go out with the
-            // next batch, when the current reader gets replies.
-            if (idle && can_write_locked()) write_locked(lk);
-        }
-        counters_.commands.fetch_add(count, std::memory_order_relaxed);
-        if (wake) wake_io();
-        auto budget = settings_.command_timeout +
-                      (connecting ? settings_.connect_timeout : std::chrono::milliseconds(0));
-        return Pending{std::move(batch), SteadyClock::now() + budget, budget};
+        return submit_impl(commands, count, false);
     }
 
     /// The second half of `execute`: the replies of `pending`, waiting until its deadline (or the earlier
@@ -253,20 +227,13 @@ class NodeConnection {
     Result<std::vector<ReplyPtr>> wait(
         Pending& pending, std::optional<std::chrono::steady_clock::time_point> cap = std::nullopt) {
         const auto deadline = cap ? std::min(*cap, pending.deadline) : pending.deadline;
-        if (!pending.batch->done()) {
-            int lead_fd = -1;
-            {
-                std::lock_guard<std::mutex> lk(mu_);
-                if (inflight_.size() == 1 && inflight_.front() == pending.batch && state_ == State::ready &&
-                    read_claim_ == Claim::none && !closing_ && !io_writes_ && !writing_ &&
-                    write_errno_ == 0 && !pending_error_ && outbuf_.empty()) {
-                    read_claim_ = Claim::caller;
-                    disarm_locked();
-                    lead_fd = sock_;
-                }
-            }
-            if (lead_fd >= 0) lead(*pending.batch, lead_fd, deadline);
+        int lead_fd = std::exchange(pending.lead_fd, -1);
+        if (lead_fd < 0 && !pending.batch->done()) {
+            std::lock_guard<std::mutex> lk(mu_);
+            if (inflight_.size() == 1 && inflight_.front() == pending.batch && can_lead_locked())
+                lead_fd = claim_read_locked();
         }
+        if (lead_fd >= 0) lead(*pending.batch, lead_fd, deadline);
         if (auto r = pending.batch->wait(deadline)) return std::move(*r);
         counters_.timeouts.fetch_add(1, std::memory_order_relaxed);
         auto waited = pending.budget;
@@ -312,6 +279,54 @@ class NodeConnection {
         std::atomic<std::uint64_t> connect_attempts{0}, connects{0}, drops{0}, timeouts{0}, commands{0},
             writes{0};
     };
+
+    /// `submit`; with `lead_now` (execute) the caller of an idle connection claims the read before its
+    /// commands go out, so no other thread can pick its replies up first.
+    Result<Pending> submit_impl(std::string_view commands, std::size_t count, bool lead_now) {
+        auto batch = std::make_shared<ReplyBatch>(count);
+        bool wake = false;
+        bool connecting = false;
+        int lead_fd = -1;
+        {
+            std::unique_lock<std::mutex> lk(mu_);
+            if (stopping_) return fail(ErrorKind::unavailable, "connection to " + address_ + " is shut down");
+            if (!io_.joinable())
+                if (auto started = start_io_locked(); !started) return fail(started.error());
+            const auto now = SteadyClock::now();
+            if (state_ == State::disconnected) {
+                if (now < next_attempt_) return fail(backoff_error_locked(now));
+                state_ = State::connecting;
+                wake = true;
+            }
+            connecting = state_ != State::ready;
+            const bool idle = inflight_.empty();
+            if (idle) progress_mark_ = now;
+            outbuf_.append(commands);
+            inflight_.push_back(batch);
+            // Idle: write now (and read the replies in `wait`). Busy: the commands go out with the next
+            // batch, when the current reader gets replies.
+            if (idle && lead_now && can_lead_locked()) lead_fd = claim_read_locked();
+            if (idle && can_write_locked()) write_locked(lk);
+        }
+        counters_.commands.fetch_add(count, std::memory_order_relaxed);
+        if (wake) wake_io();
+        auto budget = settings_.command_timeout +
+                      (connecting ? settings_.connect_timeout : std::chrono::milliseconds(0));
+        return Pending{std::move(batch), SteadyClock::now() + budget, budget, lead_fd};
+    }
+
+    /// Whether a caller may take the read claim now (mu_ held).
+    bool can_lead_locked() const noexcept {
+        return state_ == State::ready && read_claim_ == Claim::none && !closing_ && !io_writes_ &&
+               !writing_ && write_errno_ == 0 && !pending_error_;
+    }
+
+    /// Takes the read claim for the calling thread and removes the socket from the I/O thread's set.
+    int claim_read_locked() noexcept {
+        read_claim_ = Claim::caller;
+        disarm_locked();
+        return sock_;
+    }
 
     // ---- writing (mu_ held on entry and exit) ----
 
@@ -430,6 +445,11 @@ class NodeConnection {
             const int ms = remaining_ms(deadline);
             if (ms <= 0) break;
             pollfd p{fd, POLLIN, 0};
+            {
+                // The socket is out of the I/O thread's set while we lead: writes it would finish are ours.
+                std::lock_guard<std::mutex> lk(mu_);
+                if (io_writes_) p.events |= POLLOUT;
+            }
             const int rc = ::poll(&p, 1, ms);
             if (rc < 0 && errno != EINTR) {
                 failure =
@@ -437,7 +457,14 @@ class NodeConnection {
                 break;
             }
             if (rc <= 0) continue;
-            if ((failure = read_and_deliver())) break;
+            if (p.revents & POLLOUT) {
+                std::unique_lock<std::mutex> lk(mu_);
+                if (io_writes_ && !writing_ && !closing_ && state_ == State::ready) {
+                    io_writes_ = false;
+                    write_locked(lk);
+                }
+            }
+            if ((p.revents & (POLLIN | POLLHUP | POLLERR)) && (failure = read_and_deliver())) break;
         }
         std::lock_guard<std::mutex> lk(mu_);
         read_claim_ = Claim::none;
