@@ -397,8 +397,9 @@ struct cache_backend_holder<B&> {
 /// metrics policy (NoMetrics by default: no cost; CountingMetrics) and the clock (SystemClock; the tiers
 /// should use the same clock, e.g. BasicMemoryBackend<ManualClock> with a ManualClock in tests).
 ///
-/// - **Hits** cost one traced read of the backend (`lookup`: which tier answered) and, for entries with a
-///   stale time, one clock read. No lock, no shared write with NoMetrics.
+/// - **Hits** of L1 (a leaf backend, or a sequential composition over a leaf L1) cost the L1 get plus a
+///   few checks; other reads use the traced `lookup` (which tier answered). Entries with a stale time
+///   cost one clock read. No lock, no shared write with NoMetrics.
 /// - **Misses** are coalesced per key in this process: the first caller loads, later callers wait (at most
 ///   `waiter_timeout`, then they load too) and get its outcome; up to `concurrency` loads run at once. A
 ///   failed load is retried by one waiter (`retries` times), the others wait for that retry. The loaded
