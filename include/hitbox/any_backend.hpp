@@ -196,15 +196,38 @@ inline bool any_same_type(const AnyTypeOps* ops, const AnyTypeOps& want) noexcep
     return ops == &want || *ops->type == *want.type;
 }
 
-/// The shared payload of an AnyValue. `bytes` / `format_id` never change after construction; the object
-/// and its ops are published once (ops last, with release) and never change after that.
+/// The shared payload of an AnyValue: the type's ops and a pointer to the object (published once: ops
+/// last, with release; never changed after), and the bytes' format (0 in object form). Small, so that a
+/// hit reads the control block, these fields and (in object form) the object from one or two cache lines.
 struct AnyPayload {
-    std::string bytes;
-    std::uint8_t format_id = 0;  // 0: no bytes (object form)
-    std::shared_ptr<const void> object;
     std::atomic<const AnyTypeOps*> ops{nullptr};
-    std::mutex decode_mutex;
+    const void* object = nullptr;  // inside this payload (object form) or owned by AnyBytesPayload::decoded
+    std::uint8_t format_id = 0;    // 0: object form; else the value format of AnyBytesPayload::bytes
 };
+
+/// Object form: the T lives inside the payload (one allocation with the shared_ptr's control block).
+template <class T>
+struct AnyObjectPayload final : AnyPayload {
+    explicit AnyObjectPayload(T v) : value(std::move(v)) {
+        object = &value;
+        ops.store(&any_type_ops<T>, std::memory_order_relaxed);  // published by the shared_ptr hand-off
+    }
+    const T value;
+};
+
+/// Bytes form: an encoded payload, and the object decoded from it by the first typed read.
+struct AnyBytesPayload final : AnyPayload {
+    AnyBytesPayload(std::uint8_t format, std::string b) : bytes(std::move(b)) { format_id = format; }
+    const std::string bytes;
+    std::shared_ptr<const void> decoded;
+};
+
+/// Serializes first decodes of bytes payloads (rare: once per entry read from a byte tier); striped by
+/// payload address so unrelated entries rarely share a lock.
+inline std::mutex& any_decode_mutex(const void* payload) noexcept {
+    static std::mutex stripes[16];
+    return stripes[(reinterpret_cast<std::uintptr_t>(payload) >> 6) % 16];
+}
 
 }  // namespace detail
 
@@ -220,18 +243,12 @@ public:
     template <class T>
     static AnyValue of(T value) {
         static_assert(!std::is_same_v<std::decay_t<T>, AnyValue>, "hitbox::AnyValue::of: already an AnyValue");
-        auto p = std::make_shared<detail::AnyPayload>();
-        p->object = std::make_shared<const T>(std::move(value));
-        p->ops.store(&detail::any_type_ops<T>, std::memory_order_release);
-        return AnyValue(std::move(p));
+        return AnyValue(std::make_shared<detail::AnyObjectPayload<T>>(std::move(value)));
     }
 
     /// Bytes form: a payload encoded in the value format `format_id` (decoded on the first typed read).
     static AnyValue encoded(std::uint8_t format_id, std::string bytes) {
-        auto p = std::make_shared<detail::AnyPayload>();
-        p->bytes = std::move(bytes);
-        p->format_id = format_id;
-        return AnyValue(std::move(p));
+        return AnyValue(std::make_shared<detail::AnyBytesPayload>(format_id, std::move(bytes)));
     }
 
     /// True when there is a payload.
@@ -258,21 +275,23 @@ public:
         const auto& want = detail::any_type_ops<T>;
         if (!payload_) return fail(ErrorKind::decode, "AnyValue: empty");
         const detail::AnyTypeOps* ops = payload_->ops.load(std::memory_order_acquire);
-        if (ops == nullptr) {
-            std::lock_guard lock(payload_->decode_mutex);
-            ops = payload_->ops.load(std::memory_order_relaxed);
+        if (ops == nullptr) {  // bytes form, not decoded yet
+            auto& bytes = static_cast<detail::AnyBytesPayload&>(*payload_);
+            std::lock_guard lock(detail::any_decode_mutex(&bytes));
+            ops = bytes.ops.load(std::memory_order_relaxed);
             if (ops == nullptr) {
-                auto object = want.decode(payload_->bytes, payload_->format_id);
+                auto object = want.decode(bytes.bytes, bytes.format_id);
                 if (!object) return fail(object.error());
-                payload_->object = std::move(*object);
-                payload_->ops.store(&want, std::memory_order_release);
-                return static_cast<const T*>(payload_->object.get());
+                bytes.decoded = std::move(*object);
+                bytes.object = bytes.decoded.get();
+                bytes.ops.store(&want, std::memory_order_release);
+                return static_cast<const T*>(bytes.object);
             }
         }
         if (!detail::any_same_type(ops, want))
             return fail(ErrorKind::type_mismatch, "entry holds " + detail::any_type_name(*ops->type) + ", read as " +
                                                       detail::any_type_name(typeid(T)));
-        return static_cast<const T*>(payload_->object.get());
+        return static_cast<const T*>(payload_->object);
     }
 
     /// The payload encoded in the value format `format_id`: the bytes held when they are in that format,
@@ -280,7 +299,8 @@ public:
     /// (an `encode` error): the type is unknown until someone reads them.
     Result<std::string> encode(std::uint8_t format_id) const {
         if (!payload_) return fail(ErrorKind::encode, "AnyValue: empty");
-        if (payload_->format_id == format_id) return payload_->bytes;
+        if (payload_->format_id != 0 && payload_->format_id == format_id)
+            return static_cast<const detail::AnyBytesPayload&>(*payload_).bytes;
         const detail::AnyTypeOps* ops = payload_->ops.load(std::memory_order_acquire);
         if (ops == nullptr)
             return fail(ErrorKind::encode, "AnyValue: bytes in " +
@@ -288,14 +308,19 @@ public:
                                                " format cannot be re-encoded as " +
                                                std::string(detail::any_format_name(format_id)) +
                                                " before they are read as a type");
-        return ops->encode(payload_->object.get(), format_id);
+        return ops->encode(payload_->object, format_id);
     }
 
     /// Heap memory the payload owns (what a memory tier's DefaultWeigher counts for it).
     std::size_t heap_bytes() const noexcept {
         if (!payload_) return 0;
-        std::size_t n = sizeof(detail::AnyPayload) + 16 + hitbox::heap_bytes(payload_->bytes);
-        if (const auto* ops = payload_->ops.load(std::memory_order_acquire)) n += ops->size + ops->heap_bytes(payload_->object.get());
+        std::size_t n = 16 + sizeof(detail::AnyPayload);  // control block and payload header
+        if (payload_->format_id != 0) {
+            n += sizeof(detail::AnyBytesPayload) - sizeof(detail::AnyPayload) +
+                 hitbox::heap_bytes(static_cast<const detail::AnyBytesPayload&>(*payload_).bytes);
+        }
+        if (const auto* ops = payload_->ops.load(std::memory_order_acquire))
+            n += ops->size + ops->heap_bytes(payload_->object);
         return n;
     }
 
