@@ -93,6 +93,7 @@ TEST_CASE("parse_config: every key lands in its field") {
         shared.command_timeout = 250ms
         shared.reconnect_backoff_initial = 50ms
         shared.reconnect_backoff_max = 10s
+        shared.max_reply_bytes = 16MiB
     )");
     INFO(error_of(c));
     REQUIRE(c);
@@ -136,6 +137,7 @@ TEST_CASE("parse_config: every key lands in its field") {
     CHECK(shared.command_timeout == 250ms);
     CHECK(shared.reconnect_backoff_initial == 50ms);
     CHECK(shared.reconnect_backoff_max == 10s);
+    CHECK(shared.max_reply_bytes == 16u << 20);
     CHECK(hitbox::validate_config(*c));
 }
 
@@ -327,20 +329,31 @@ TEST_CASE("make_backend: builder errors come back as config errors") {
     CHECK(four.error().message() == "at most 3 tiers can be composed, got 4");
 }
 
-TEST_CASE("make_backend: cluster mode builds when this hitbox has it, and says so when not") {
+TEST_CASE("make_backend: cluster mode builds (every key format, replica reads) when this hitbox has it") {
     hitbox::InlineOffload offload;
-    BackendConfig c;
-    c.tiers = {redis_tier()};
-    c.tiers[0].mode = "cluster";
-    c.tiers[0].urls = {"redis://127.0.0.1:1/", "redis://127.0.0.1:2/"};
-    auto b = hitbox::make_backend(c, offload);
-    if constexpr (hitbox::detail::has_cluster_mode<hitbox::ConnectionMode>) {
-        INFO(message_of(b));
-        CHECK(b);
-    } else {
-        REQUIRE_FALSE(b);
-        CHECK(b.error().message() == "redis tier \"redis\": mode cluster is not available in this build of hitbox; valid: single");
-    }
+    for (auto kf : hitbox::config_names::key_formats)
+        for (bool replicas : {false, true}) {
+            BackendConfig c;
+            c.tiers = {redis_tier()};
+            c.tiers[0].mode = "cluster";
+            c.tiers[0].urls = {"redis://127.0.0.1:1/", "redis://127.0.0.1:2/"};
+            c.tiers[0].key_format = std::string(kf);
+            c.tiers[0].read_from_replicas = replicas;
+            c.tiers[0].value_format = "json";
+            c.tiers[0].compressor = "zstd";
+            auto b = hitbox::make_backend(c, offload);
+            if constexpr (hitbox::detail::has_cluster_mode<hitbox::ConnectionMode>) {
+                INFO(message_of(b));
+                REQUIRE(b);
+                CHECK(b->label() == "redis");
+                auto r = b->get<int>(key);  // no node answers: an error, not a hang or a crash
+                CHECK_FALSE(r);
+            } else {
+                REQUIRE_FALSE(b);
+                CHECK(b.error().message() ==
+                      "redis tier \"redis\": mode cluster is not available in this build of hitbox; valid: single");
+            }
+        }
 }
 
 TEST_CASE("make_backend: every key format x value format x compressor of a Redis tier builds") {

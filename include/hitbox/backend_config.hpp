@@ -67,6 +67,7 @@ struct TierConfig {
     std::optional<std::chrono::milliseconds> command_timeout;            ///< default 1 s
     std::optional<std::chrono::milliseconds> reconnect_backoff_initial;  ///< default 100 ms
     std::optional<std::chrono::milliseconds> reconnect_backoff_max;      ///< default 5 s
+    std::optional<std::size_t> max_reply_bytes;                          ///< default 64 MiB
 
     /// The effective type: `type`, or the name when `type` is empty.
     std::string_view effective_type() const noexcept { return type.empty() ? std::string_view(name) : type; }
@@ -98,6 +99,7 @@ struct BackendConfig {
 
 /// Names accepted by the configuration, each list in the order error messages give it.
 namespace config_names {
+/// Tier types (TierConfig::type).
 inline constexpr std::string_view tier_types[] = {"memory", "redis"};
 inline constexpr std::string_view modes[] = {"single", "cluster"};
 inline constexpr std::string_view key_formats[] = {"bitcode", "url"};
@@ -120,7 +122,7 @@ inline constexpr std::string_view tier_keys[] = {
     "mode",        "url",              "urls",              "read_from_replicas", "username",    "password",
     "key_format",  "value_format",     "compressor",        "compression_level", "max_decompressed",
     "key_prefix",  "connect_timeout",  "command_timeout",   "reconnect_backoff_initial",
-    "reconnect_backoff_max"};
+    "reconnect_backoff_max", "max_reply_bytes"};
 }  // namespace config_names
 
 namespace detail {
@@ -278,6 +280,7 @@ inline Result<void> config_set_tier(TierConfig& t, std::string_view option, std:
     if (option == "command_timeout") return assign(t.command_timeout, config_ms(key, v));
     if (option == "reconnect_backoff_initial") return assign(t.reconnect_backoff_initial, config_ms(key, v));
     if (option == "reconnect_backoff_max") return assign(t.reconnect_backoff_max, config_ms(key, v));
+    if (option == "max_reply_bytes") return assign(t.max_reply_bytes, config_bytes(key, v));
     return config_unknown("tier option", option, key, config_names::tier_keys);
 }
 
@@ -490,7 +493,8 @@ inline Result<void> validate_config(const BackendConfig& c) {
                      {"connect_timeout", t.connect_timeout.has_value()},
                      {"command_timeout", t.command_timeout.has_value()},
                      {"reconnect_backoff_initial", t.reconnect_backoff_initial.has_value()},
-                     {"reconnect_backoff_max", t.reconnect_backoff_max.has_value()}})
+                     {"reconnect_backoff_max", t.reconnect_backoff_max.has_value()},
+                     {"max_reply_bytes", t.max_reply_bytes.has_value()}})
                 if (!wrong) wrong = misplaced(option, set);
             if (wrong) return fail(*wrong);
             if (!t.max_entries && !t.max_bytes)

@@ -128,6 +128,7 @@ inline Result<AnyBackend> make_redis_tier(const TierConfig& t) {
     if (t.reconnect_backoff_initial || t.reconnect_backoff_max)
         b.reconnect_backoff(t.reconnect_backoff_initial.value_or(default_reconnect_backoff_initial),
                             t.reconnect_backoff_max.value_or(default_reconnect_backoff_max));
+    if (t.max_reply_bytes) b.max_reply_bytes(*t.max_reply_bytes);
     if (t.mode == "cluster") return redis_cluster<ConnectionMode>(b, t);
     return redis_with_formats(b.connection(ConnectionMode::single(t.urls.front())), t);
 }
