@@ -132,6 +132,7 @@ enum class CacheOp : std::uint8_t {
     revalidate,  ///< a background refresh whose loader failed (the stale entry stays)
 };
 
+/// Stable lower-case name ("read", "write", "revalidate").
 constexpr std::string_view to_string(CacheOp op) noexcept {
     switch (op) {
         case CacheOp::read: return "read";
@@ -431,6 +432,7 @@ class Cache {
     using holder = detail::cache_backend_holder<B>;
 
 public:
+    /// The policies: the backend (looked through a reference wrapper or pointer), offload, metrics, clock.
     using backend_type = typename holder::backend_type;
     using offload_type = O;
     using metrics_type = Metrics;
@@ -475,6 +477,7 @@ public:
     Cache(const Cache&) = delete;
     Cache& operator=(const Cache&) = delete;
 
+    /// Waits for running background refreshes; queued ones become no-ops.
     ~Cache() { shared_->gate.close_and_wait(); }
 
     /// get_or_compute with the cache's default policy (CacheOptions::policy).
@@ -528,6 +531,7 @@ public:
         return *a || *b;
     }
 
+    /// The backend and the offload this cache uses.
     backend_type& backend() noexcept { return holder::get(backend_); }
     const backend_type& backend() const noexcept { return holder::get(backend_); }
     O& offload() const noexcept { return *offload_; }

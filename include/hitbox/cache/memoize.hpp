@@ -62,6 +62,7 @@ CacheKey key_of_args(std::string prefix, std::uint32_t version, const Args&... a
 template <class CacheT, class F>
 class Memoized {
 public:
+    /// Use hitbox::memoize() to make one.
     Memoized(CacheT& cache, F f, CachePolicy policy, std::string prefix, std::uint32_t version)
         : cache_(&cache),
           f_(std::make_shared<const F>(std::move(f))),
@@ -71,6 +72,7 @@ public:
 
     template <class... Args>
         requires std::invocable<const F&, const std::decay_t<Args>&...>
+    /// The CacheResult of f(args...), from the cache when it holds one.
     auto operator()(Args&&... args) const {
         using R = std::invoke_result_t<const F&, const std::decay_t<Args>&...>;
         using V = typename detail::loader_value<std::remove_cvref_t<R>>::type;

@@ -259,6 +259,7 @@ class Compose {
     friend class Compose;
 
 public:
+    /// The tiers (looked through reference wrappers and pointers), the offload and the policies.
     using l1_type = detail::tier_t<L1>;
     using l2_type = detail::tier_t<L2>;
     using offload_type = O;
@@ -296,6 +297,7 @@ public:
 
     Compose& operator=(Compose&&) = delete;
 
+    /// Waits for this composition's running background work; queued work becomes a no-op.
     ~Compose() { shared_->gate.close_and_wait(); }
 
     /// This level's label ("cache" unless changed); empty for the inner levels of a fold.
@@ -374,6 +376,7 @@ public:
         return out.existed;
     }
 
+    /// The tiers themselves and the offload.
     l1_type& l1() noexcept { return detail::tier_traits<L1>::get(l1_); }
     const l1_type& l1() const noexcept { return detail::tier_traits<L1>::get(l1_); }
     l2_type& l2() noexcept { return detail::tier_traits<L2>::get(l2_); }

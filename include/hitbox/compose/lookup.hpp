@@ -28,6 +28,7 @@ struct Lookup {
     /// and of a refill that could not be written; each attributed to its tier's label path.
     std::vector<Error> errors;
 
+    /// True when a tier answered.
     bool hit() const noexcept { return value.has_value(); }
 };
 

@@ -21,6 +21,7 @@ enum class RaceLoser : std::uint8_t {
     drop,     ///< a loser that has not started never runs; one already running is waited for by nobody
 };
 
+/// Stable lower-case name ("offload", "drop").
 constexpr std::string_view to_string(RaceLoser l) noexcept { return l == RaceLoser::offload ? "offload" : "drop"; }
 
 /// Default read policy: L1, then L2 when L1 misses or fails. An L1 hit costs exactly the L1 call.

@@ -119,6 +119,7 @@ struct GzipCompressor {
     explicit GzipCompressor(int lvl, std::size_t max_out = default_max_decompressed)
         : level(lvl), max_decompressed(max_out) {}
 
+    /// One gzip member of `in`; the stream back, refusing output past `max_decompressed`.
     Result<std::string> compress(std::string_view in) const { return detail::gzip_compress(in, level); }
     Result<std::string> decompress(std::string_view in) const {
         return detail::gzip_decompress(in, max_decompressed);

@@ -96,6 +96,7 @@ struct ZstdCompressor {
     explicit ZstdCompressor(int lvl, std::size_t max_out = default_max_decompressed)
         : level(lvl), max_decompressed(max_out) {}
 
+    /// One zstd frame of `in`; the bytes back, refusing output past `max_decompressed`.
     Result<std::string> compress(std::string_view in) const { return detail::zstd_compress(in, level); }
     Result<std::string> decompress(std::string_view in) const {
         return detail::zstd_decompress(in, max_decompressed);

@@ -46,9 +46,11 @@ using Clock = SystemClock;
 /// \endcode
 class ManualClock {
 public:
+    /// Starts at 2024-01-01T00:00:00Z, or at `start`.
     ManualClock() : ManualClock(from_unix_ms(1'704'067'200'000)) {}
     explicit ManualClock(TimePoint start) : now_ms_(std::make_shared<std::atomic<std::int64_t>>(to_unix_ms(start))) {}
 
+    /// The current time; set() jumps to `t`, advance() moves forward by `d` (seen by every copy).
     TimePoint now() const noexcept { return from_unix_ms(now_ms_->load(std::memory_order_acquire)); }
     void set(TimePoint t) noexcept { now_ms_->store(to_unix_ms(t), std::memory_order_release); }
     void advance(std::chrono::milliseconds d) noexcept { now_ms_->fetch_add(d.count(), std::memory_order_acq_rel); }

@@ -64,9 +64,11 @@ constexpr std::string_view to_string(ErrorKind kind) noexcept {
 /// \endcode
 class Error {
 public:
+    /// An error of `kind`; `backend` is the label of the tier it came from, if any.
     Error(ErrorKind kind, std::string message, std::string backend = {})
         : kind_(kind), message_(std::move(message)), backend_(std::move(backend)) {}
 
+    /// What went wrong, to branch on or count.
     ErrorKind kind() const noexcept { return kind_; }
     /// The description without kind or backend.
     const std::string& message() const noexcept { return message_; }
@@ -91,6 +93,7 @@ public:
     }
 
     friend bool operator==(const Error&, const Error&) = default;
+    /// Writes what().
     friend std::ostream& operator<<(std::ostream& os, const Error& e) { return os << e.what(); }
 
 private:
@@ -100,6 +103,7 @@ private:
 };
 
 #if HITBOX_STD_EXPECTED
+/// `expected<T, Error>`: std::expected where the library has it, tl::expected otherwise.
 template <class T>
 using Result = std::expected<T, Error>;
 using Unexpected = std::unexpected<Error>;
@@ -115,6 +119,7 @@ inline Unexpected fail(ErrorKind kind, std::string message, std::string backend 
     return Unexpected(Error(kind, std::move(message), std::move(backend)));
 }
 
+/// Returns an existing error: `return hitbox::fail(r.error());`
 inline Unexpected fail(Error error) { return Unexpected(std::move(error)); }
 
 }  // namespace hitbox

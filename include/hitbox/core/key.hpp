@@ -42,11 +42,13 @@ struct KeyPart {
 /// \endcode
 class CacheKey {
 public:
+    /// The empty key; a key of `prefix`, `version` and `parts`.
     CacheKey() : data_(empty_data()) {}
     explicit CacheKey(std::string prefix, std::uint32_t version = 0, std::vector<KeyPart> parts = {})
         : data_(std::make_shared<const Data>(std::move(prefix), version, std::move(parts))) {}
     CacheKey(std::string prefix, std::vector<KeyPart> parts) : CacheKey(std::move(prefix), 0, std::move(parts)) {}
 
+    /// The components, as given.
     const std::string& prefix() const noexcept { return data_->prefix; }
     std::uint32_t version() const noexcept { return data_->version; }
     const std::vector<KeyPart>& parts() const noexcept { return data_->parts; }
@@ -68,6 +70,7 @@ public:
         return nullptr;
     }
 
+    /// Equal when prefix, version and every part are equal.
     friend bool operator==(const CacheKey& a, const CacheKey& b) noexcept {
         if (a.data_ == b.data_) return true;
         return a.data_->hash == b.data_->hash && a.data_->prefix == b.data_->prefix &&
@@ -183,6 +186,7 @@ CacheKey key_of(const T& x, std::string prefix = {}, std::uint32_t version = 0) 
 
 }  // namespace hitbox
 
+/// Hashes a CacheKey by its precomputed hash(), for unordered containers.
 template <>
 struct std::hash<hitbox::CacheKey> {
     std::size_t operator()(const hitbox::CacheKey& k) const noexcept { return k.hash(); }

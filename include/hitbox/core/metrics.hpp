@@ -133,6 +133,7 @@ public:
         sum_ns_.fetch_add(static_cast<std::uint64_t>(ns), std::memory_order_relaxed);
     }
 
+    /// A copy of the counts (each read on its own; the count is the bucket total).
     HistogramSnapshot snapshot() const noexcept {
         HistogramSnapshot s;
         for (std::size_t i = 0; i < HistogramSnapshot::bucket_count; ++i)
@@ -195,6 +196,7 @@ struct MetricsSnapshot {
             if (s.backend == backend) return &s;
         return nullptr;
     }
+    /// Totals over every source.
     std::uint64_t hits() const noexcept { return sum_(&SourceMetrics::hits); }
     std::uint64_t misses() const noexcept { return sum_(&SourceMetrics::misses); }
     std::uint64_t stale() const noexcept { return sum_(&SourceMetrics::stale); }
@@ -250,6 +252,7 @@ class CountingMetrics {
 public:
     static constexpr bool enabled = true;
 
+    /// A new, empty set of counters (copies of this handle share it).
     CountingMetrics() : state_(std::make_shared<detail::CountingState>()) {}
 
     /// The id of `path`, registering it on first use.
@@ -271,11 +274,13 @@ public:
         return used;
     }
 
+    /// Counts one cache call of `status` answered by source `id`, with its latency.
     void record(CacheStatus status, std::size_t id, std::chrono::nanoseconds took) noexcept {
         auto& slot = state_->slots[std::min(id, detail::CountingState::max_sources - 1)];
         slot.duration[static_cast<std::size_t>(status)].record(took);
     }
 
+    /// Records one loader call and its latency.
     void record_upstream(LoadResult result, std::chrono::nanoseconds took) noexcept {
         state_->upstream[static_cast<std::size_t>(result)].record(took);
     }
@@ -372,6 +377,7 @@ public:
     /// Label name / value pairs; names must match [a-zA-Z_][a-zA-Z0-9_]*.
     using Labels = std::initializer_list<std::pair<std::string_view, std::string_view>>;
 
+    /// Adds one sample of a counter, gauge or histogram family (HELP and TYPE written once per family).
     void counter(std::string_view name, std::string_view help, Labels labels, std::uint64_t value) {
         auto& f = family_(name, help, "counter");
         sample_(f.samples, name, {}, labels, {});

@@ -19,6 +19,7 @@ enum class EntryState : std::uint8_t {
     Expired,  ///< at or after its expire time: never served
 };
 
+/// Stable lower-case name ("fresh", "stale", "expired").
 constexpr std::string_view to_string(EntryState s) noexcept {
     switch (s) {
         case EntryState::Fresh: return "fresh";

@@ -25,6 +25,7 @@ struct BinaryFormat {
     static constexpr std::uint8_t id = 1;
     static constexpr std::string_view name = "binary";
 
+    /// Encodes `value`; decode<T> reads it back (a decode error for corrupt or foreign bytes).
     template <class T>
     Result<std::string> encode(const T& value) const {
         return detail::cereal_guard(ErrorKind::encode, name, [&] {

@@ -22,6 +22,7 @@ struct JsonFormat {
     static constexpr std::uint8_t id = 2;
     static constexpr std::string_view name = "json";
 
+    /// Encodes `value`; decode<T> reads it back (a decode error for corrupt or foreign bytes).
     template <class T>
     Result<std::string> encode(const T& value) const {
         return detail::cereal_guard(ErrorKind::encode, name, [&] {

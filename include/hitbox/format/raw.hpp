@@ -33,6 +33,7 @@ struct RawFormat {
     static constexpr std::uint8_t id = 4;
     static constexpr std::string_view name = "raw";
 
+    /// The bytes of `value`; decode<T> checks the exact size.
     template <class T>
     Result<std::string> encode(const T& value) const {
         static_assert(detail::raw_storable<T>,

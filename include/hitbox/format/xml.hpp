@@ -21,6 +21,7 @@ struct XmlFormat {
     static constexpr std::uint8_t id = 3;
     static constexpr std::string_view name = "xml";
 
+    /// Encodes `value`; decode<T> reads it back (a decode error for corrupt or foreign bytes).
     template <class T>
     Result<std::string> encode(const T& value) const {
         return detail::cereal_guard(ErrorKind::encode, name, [&] {

@@ -105,6 +105,7 @@ private:
 /// counts them) and runs its Parallel/Race tier calls in order on the caller.
 class NoOffload {
 public:
+    /// Compositions run Parallel/Race tier calls in order on the caller with this offload.
     static constexpr bool runs_on_caller = true;
 
     NoOffload() = default;
@@ -121,6 +122,7 @@ public:
     /// Nothing is ever pending.
     bool wait_all(std::chrono::milliseconds) { return true; }
 
+    /// A snapshot of the counters (every spawn is counted as rejected).
     OffloadCounters counters() const {
         std::lock_guard lock(mutex_);
         return counters_;

@@ -41,15 +41,18 @@ namespace hitbox {
 ///   else waits for it as usual.
 class TimeoutPolicy {
 public:
+    /// The three behaviours; see the class comment.
     enum class Mode : std::uint8_t { none, cancel_wait, warn };
 
     constexpr TimeoutPolicy() noexcept = default;
+    /// The policies: no limit, cancel-wait after `after`, warn after `after`.
     static constexpr TimeoutPolicy none() noexcept { return {}; }
     static constexpr TimeoutPolicy cancel_wait(std::chrono::milliseconds after) noexcept {
         return {Mode::cancel_wait, after};
     }
     static constexpr TimeoutPolicy warn(std::chrono::milliseconds after) noexcept { return {Mode::warn, after}; }
 
+    /// Which behaviour.
     constexpr Mode mode() const noexcept { return mode_; }
     /// The limit; zero for none().
     constexpr std::chrono::milliseconds after() const noexcept { return after_; }
@@ -174,6 +177,7 @@ public:
     OffloadManager(const OffloadManager&) = delete;
     OffloadManager& operator=(const OffloadManager&) = delete;
 
+    /// Stops accepting work and drains (see shutdown()).
     ~OffloadManager() { shutdown(config_.drain_timeout); }
 
     /// Queues `task` under (kind, dedup_key) with the configured timeout (or `timeout`). Returns false
@@ -242,6 +246,7 @@ public:
         on_timeout_ = std::move(callback);
     }
 
+    /// The configuration it runs with.
     const OffloadConfig& config() const noexcept { return config_; }
 
 private:

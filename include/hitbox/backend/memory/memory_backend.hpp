@@ -186,6 +186,7 @@ class BasicMemoryBackend {
                   "BasicMemoryBackend<Clock, Weigher>: Weigher must be copy constructible");
 
 public:
+    /// The clock and weigher policies this backend was built with.
     using clock_type = Clock;
     using weigher_type = Weigher;
 

@@ -85,6 +85,7 @@ inline Error cluster_format_error() {
 /// connections and the slot map.
 class Cluster {
   public:
+    /// Connection policy identity: the mode name, and the ConnectionMode value the builder takes.
     static constexpr std::string_view mode = "cluster";
     using config_type = ClusterMode;
 

@@ -130,11 +130,13 @@ class EntryCodec {
                   "`Result<std::string> decompress(std::string_view) const`");
 
 public:
+    /// The three policies, as given.
     using key_format = KeyFmt;
     using value_format = ValueFmt;
     using compressor_type = Comp;
 
     EntryCodec() = default;
+    /// A codec of these policy objects; `key_prefix` is prepended to every stored key.
     EntryCodec(KeyFmt k, ValueFmt v, Comp c, std::string key_prefix = {})
         : keys_(std::move(k)), values_(std::move(v)), compressor_(std::move(c)), key_prefix_(std::move(key_prefix)) {}
 
@@ -180,6 +182,7 @@ public:
         return CacheValue<T>(std::move(*data), h.expire, h.stale, h.created);
     }
 
+    /// The policy objects and the key prefix in use.
     const KeyFmt& key_format_policy() const noexcept { return keys_; }
     const ValueFmt& value_format_policy() const noexcept { return values_; }
     const Comp& compressor() const noexcept { return compressor_; }

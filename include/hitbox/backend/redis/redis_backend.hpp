@@ -133,6 +133,7 @@ class RedisBackend {
                   "get_many and write_many (see hitbox/core/concepts.hpp)");
 
   public:
+    /// The policies, the codec built from them and the builder of this type.
     using key_format = KeyFmt;
     using value_format = ValueFmt;
     using compressor_type = Comp;
@@ -365,8 +366,10 @@ class RedisBackend {
 template <class KeyFmt, class ValueFmt, class Comp, class Conn>
 class RedisBackendBuilder {
   public:
+    /// The backend `build()` returns.
     using backend_type = RedisBackend<KeyFmt, ValueFmt, Comp, Conn>;
 
+    /// An empty builder: `.connection(...)` is required before build().
     RedisBackendBuilder() = default;
 
     /// The connection mode (required): `ConnectionMode::single("redis://host:6379/")`.

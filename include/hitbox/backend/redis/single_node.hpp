@@ -55,6 +55,7 @@ inline Result<bool> write_reply(const redisReply& r, const ConnectionWrite& w) {
 /// Copies share the connection.
 class SingleNode {
   public:
+    /// Connection policy identity: the mode name, and the ConnectionMode value the builder takes.
     static constexpr std::string_view mode = "single";
     using config_type = SingleNodeMode;
 
