@@ -230,7 +230,8 @@ class NodeConnection {
         int lead_fd = std::exchange(pending.lead_fd, -1);
         if (lead_fd < 0 && !pending.batch->done()) {
             std::lock_guard<std::mutex> lk(mu_);
-            if (inflight_.size() == 1 && inflight_.front() == pending.batch && can_lead_locked())
+            if (inflight_.size() == 1 && inflight_.front() == pending.batch && outbuf_.empty() &&
+                can_lead_locked())
                 lead_fd = claim_read_locked();
         }
         if (lead_fd >= 0) lead(*pending.batch, lead_fd, deadline);
@@ -446,8 +447,9 @@ class NodeConnection {
             if (ms <= 0) break;
             pollfd p{fd, POLLIN, 0};
             {
-                // The socket is out of the I/O thread's set while we lead: writes it would finish are ours.
-                std::lock_guard<std::mutex> lk(mu_);
+                // The socket is out of the I/O thread's set while we lead: writes it would do are ours.
+                std::unique_lock<std::mutex> lk(mu_);
+                if (can_write_locked()) write_locked(lk);
                 if (io_writes_) p.events |= POLLOUT;
             }
             const int rc = ::poll(&p, 1, ms);
