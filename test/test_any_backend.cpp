@@ -465,3 +465,33 @@ TEST_CASE("AnyBackend by reference: std::ref and shared_ptr keep the tier shared
     REQUIRE(by_ref.set(key, CacheValue<int>{1}));
     CHECK(counting.counts().sets == 1);
 }
+
+TEST_CASE("hitbox::Cache over an erased composition names the inner tier and counts per tier") {
+    hitbox::InlineOffload offload;
+    auto mem = memory();
+    ByteTier<hitbox::JsonFormat> bytes("redis");
+    AnyBackend tiers(hitbox::compose(AnyBackend(mem), AnyBackend(bytes), offload));
+    CHECK(tiers.tier_paths() == std::vector<std::string>{"cache.memory", "cache.redis"});
+    CHECK(AnyBackend(memory("solo")).tier_paths() == std::vector<std::string>{"solo"});
+
+    hitbox::CountingMetrics metrics;
+    hitbox::Cache cache{tiers, offload, metrics};
+    CHECK(cache.tier_paths() == std::vector<std::string>{"cache.memory", "cache.redis"});
+    auto loader = [] { return std::string("v"); };
+    auto miss = cache.get_or_compute<std::string>(key, loader, {.ttl = 60s});
+    REQUIRE(miss);
+    CHECK(miss.source == "upstream");
+    auto hit = cache.get_or_compute<std::string>(key, loader, {.ttl = 60s});
+    REQUIRE(hit);
+    CHECK(hit.status == hitbox::CacheStatus::Hit);
+    CHECK(hit.source == "cache.memory");
+    REQUIRE(mem.remove(key));
+    auto from_l2 = cache.get_or_compute<std::string>(key, loader, {.ttl = 60s});
+    REQUIRE(from_l2);
+    CHECK(from_l2.source == "cache.redis");
+    const auto m = metrics.snapshot();
+    REQUIRE(m.find("cache.memory") != nullptr);
+    CHECK(m.find("cache.memory")->hits == 1);
+    REQUIRE(m.find("cache.redis") != nullptr);
+    CHECK(m.find("cache.redis")->hits == 1);
+}

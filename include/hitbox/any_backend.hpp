@@ -41,6 +41,7 @@
 #include <type_traits>
 #include <typeinfo>
 #include <utility>
+#include <vector>
 
 #if defined(__GNUG__)
 #include <cxxabi.h>
@@ -361,7 +362,23 @@ public:
     virtual std::string_view label() const noexcept = 0;
     virtual const std::type_info& target_type() const noexcept = 0;
     virtual void* target() noexcept = 0;
+    virtual std::vector<std::string> tier_paths() const = 0;
 };
+
+/// Appends the label paths of `tier`'s leaf tiers under `prefix`: a Compose's leaves through its levels,
+/// an erased backend's own list, or the tier's label.
+template <class T>
+void any_leaf_paths(const T& tier, std::string_view prefix, std::vector<std::string>& out) {
+    if constexpr (requires { tier.tier_paths(); }) {
+        for (const auto& p : tier.tier_paths()) out.push_back(join_path(prefix, p));
+    } else if constexpr (is_compose<T>) {
+        const std::string path = join_path(prefix, tier.label());
+        any_leaf_paths(tier.l1(), path, out);
+        any_leaf_paths(tier.l2(), path, out);
+    } else {
+        out.push_back(join_path(prefix, tier.label()));
+    }
+}
 
 /// A compressor chosen at run time: the id and name it writes into envelopes and its two functions.
 /// Copies share the compressor object.
@@ -469,6 +486,7 @@ public:
     std::string_view label() const noexcept override { return b_.label(); }
     const std::type_info& target_type() const noexcept override { return typeid(B); }
     void* target() noexcept override { return &b_; }
+    std::vector<std::string> tier_paths() const override { return {std::string(b_.label())}; }
 
 private:
     B b_;
@@ -497,6 +515,11 @@ public:
     std::string_view label() const noexcept override { return tier().label(); }
     const std::type_info& target_type() const noexcept override { return typeid(tier_t<B>); }
     void* target() noexcept override { return &tier(); }
+    std::vector<std::string> tier_paths() const override {
+        std::vector<std::string> out;
+        any_leaf_paths(tier(), {}, out);
+        return out;
+    }
 
 private:
     tier_t<B>& tier() noexcept { return tier_traits<B>::get(b_); }
@@ -608,6 +631,11 @@ public:
 
     /// The wrapped backend's label ("memory", "redis", "cache", ...).
     std::string_view label() const noexcept { return impl_ ? impl_->label() : std::string_view(); }
+
+    /// Label paths of the wrapped backend's leaf tiers, in tier order: {"memory"} for a tier,
+    /// {"cache.memory", "cache.redis"} for a composition. hitbox::Cache uses them to name the tier that
+    /// answered (it reads an AnyBackend with lookup<T>).
+    std::vector<std::string> tier_paths() const { return impl_ ? impl_->tier_paths() : std::vector<std::string>{}; }
 
     /// The type of the wrapped backend (a reference wrapper or pointer is looked through).
     const std::type_info& target_type() const noexcept { return impl_ ? impl_->target_type() : typeid(void); }

@@ -368,8 +368,22 @@ struct CacheShared {
 
 /// Calls `f(path, tier)` for every level of a backend, outermost first: each composition level and each
 /// leaf tier, with the label path its answers carry ("cache", "cache.memory", ...).
+/// A backend that is not a Compose but traces its own reads (an AnyBackend over a composition): the cache
+/// reads it with lookup<V>, so answers name the inner tier ("cache.redis").
+template <class B, class V>
+concept traced_backend = requires(B& b, const CacheKey& k) {
+    { b.template lookup<V>(k) } -> std::same_as<Result<Lookup<V>>>;
+};
+
 template <class Tier, class F>
 void visit_tiers(Tier& tier, std::string_view prefix, F& f) {
+    if constexpr (requires { tier.tier_paths(); }) {  // an erased backend lists its own leaf tiers
+        for (const auto& p : tier.tier_paths()) {
+            const std::string leaf = join_path(prefix, p);
+            f(std::string_view(leaf), tier);
+        }
+        return;
+    }
     const std::string path = join_path(prefix, tier.label());
     f(std::string_view(path), tier);
     if constexpr (is_compose<std::remove_cv_t<Tier>>) {
@@ -571,7 +585,7 @@ private:
     /// True when the backend's L1 hit is a plain get: a leaf backend, or a sequential composition over a
     /// leaf L1 (whose traced read can continue after that get).
     template <class V>
-    static constexpr bool plain_l1_hit = !detail::is_compose<backend_type> ||
+    static constexpr bool plain_l1_hit = (!detail::is_compose<backend_type> && !detail::traced_backend<backend_type, V>) ||
                                          requires(backend_type& b, const CacheKey& k, Result<std::optional<CacheValue<V>>> r) {
                                              b.template lookup_after_l1<V>(k, std::move(r));
                                          };
