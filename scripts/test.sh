@@ -2,7 +2,8 @@
 # Installs what is missing (Debian 12, as root), then builds and runs every test suite:
 #   1. build-test:  g++ -Werror, all suites (unit, redis, cluster, fault, examples, bench-smoke, ...)
 #   2. build-fuzz:  clang-14 libFuzzer + ASan/UBSan, each decoder fuzzed for HITBOX_FUZZ_SECONDS (default 20)
-#   3. build-asan:  g++ ASan + UBSan, suites unit and redis (compile_fail checks the compiler, not run-time code: main build only)
+#   3. build-asan:  g++ ASan + UBSan (less the builtin check: rapidjson passes 0 to clz, see
+#                   test/fuzz/meson.build; suppressions do not reach that check), suites unit and redis (compile_fail checks the compiler, not run-time code: main build only)
 #   4. build-tsan:  g++ TSan, suites unit and redis
 # The last line is "N passed, N failed" (", N skipped" if any), counted from the meson test logs.
 # HITBOX_TEST_QUICK=1 runs only step 1.
@@ -41,7 +42,7 @@ if [ "${HITBOX_TEST_QUICK:-0}" != 1 ]; then
     "-Dfuzz=true -Dfuzz_seconds=${HITBOX_FUZZ_SECONDS:-20} -Dbenchmarks=false -Dexamples=false -Dbuildtype=debugoptimized" \
     "--suite fuzz" || status=1
   build_and_test build-asan "" \
-    "-Db_sanitize=address,undefined -Db_lundef=false -Dbenchmarks=false -Dexamples=false -Dbuildtype=debugoptimized" \
+    "-Db_sanitize=address,undefined -Db_lundef=false -Dcpp_args=-fno-sanitize=builtin -Dbenchmarks=false -Dexamples=false -Dbuildtype=debugoptimized" \
     "--suite unit --suite redis" || status=1
   build_and_test build-tsan "" \
     "-Db_sanitize=thread -Dbenchmarks=false -Dexamples=false -Dbuildtype=debugoptimized" \

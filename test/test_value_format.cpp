@@ -115,6 +115,20 @@ TEST_CASE("Text formats refuse input nested too deeply before parsing") {
     CHECK_FALSE(xml.decode<int>(xdeep));
 }
 
+TEST_CASE("Inputs found by the fuzzers stay decode errors") {
+    // fuzz_json_format: a number rapidjson's full-precision parser takes through __builtin_clzll(0)
+    hitbox::JsonFormat json;
+    auto r = json.decode<Profile>("{\"v1u6l2u66\":0e66v\"6");
+    REQUIRE_FALSE(r);
+    CHECK(r.error().kind() == hitbox::ErrorKind::decode);
+    CHECK_FALSE(json.decode<double>("{\"value\": 0e66}"));
+    CHECK_FALSE(json.decode<double>("{\"value\": -0.000E-400}"));
+    // ordinary numbers, and exponents with a non-zero digit, still parse
+    CHECK(*json.decode<double>("{\"value\": 1.5e3}") == 1500.0);
+    CHECK(*json.decode<double>("{\"value\": 0.25}") == 0.25);
+    CHECK(*json.decode<std::string>("{\"value\": \"0e66\"}") == "0e66");
+}
+
 TEST_CASE("JSON output is readable") {
     hitbox::JsonFormat fmt;
     auto enc = fmt.encode(Address{"Oslo", 150});

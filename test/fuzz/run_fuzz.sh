@@ -7,5 +7,6 @@ target=$1 seconds=$2 seeds=$3 work=$4
 mkdir -p "$work"
 here=$(cd "$(dirname "$0")" && pwd)
 export UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1:suppressions=$here/../sanitizer/ubsan.supp"
-exec "$target" -max_total_time="$seconds" -rss_limit_mb=2048 -malloc_limit_mb=512 -timeout=10 \
+# libFuzzer exits 77 on a finding by default, which meson would count as a skip: make it a failure.
+exec "$target" -error_exitcode=1 -timeout_exitcode=1 -max_total_time="$seconds" -rss_limit_mb=2048 -malloc_limit_mb=512 -timeout=10 \
   -print_final_stats=1 -artifact_prefix="$work/" "$work" "$seeds"

@@ -38,6 +38,8 @@ struct JsonFormat {
     template <class T>
     Result<T> decode(std::string_view bytes) const {
         if (!detail::json_nesting_ok(bytes)) return fail(ErrorKind::decode, "json decode: nesting too deep");
+        if (!detail::json_numbers_ok(bytes))
+            return fail(ErrorKind::decode, "json decode: a zero with an exponent (e.g. 0e5) is not accepted");
         return detail::cereal_guard(ErrorKind::decode, name, [&] {
             std::istringstream is{std::string(bytes)};
             cereal::JSONInputArchive ar(is);

@@ -28,6 +28,44 @@ inline bool json_nesting_ok(std::string_view s, std::size_t limit = max_text_nes
     return true;
 }
 
+/// True when `s` has no number whose digits are all zero but which carries an exponent ("0e66", "-0.00E5").
+/// rapidjson's full-precision parser (which cereal enables) takes such numbers through __builtin_clzll(0)
+/// and an out-of-range shift: undefined behaviour found by fuzzing. hitbox's own writer never emits them.
+inline bool json_numbers_ok(std::string_view s) noexcept {
+    bool in_string = false;
+    for (std::size_t i = 0; i < s.size(); ++i) {
+        char c = s[i];
+        if (in_string) {
+            if (c == '\\') ++i;
+            else if (c == '"') in_string = false;
+            continue;
+        }
+        if (c == '"') {
+            in_string = true;
+            continue;
+        }
+        const bool starts_number = (c == '-' || (c >= '0' && c <= '9')) &&
+                                   (i == 0 || !((s[i - 1] >= '0' && s[i - 1] <= '9') || s[i - 1] == '.' ||
+                                                s[i - 1] == 'e' || s[i - 1] == 'E' || s[i - 1] == '+' ||
+                                                s[i - 1] == '-'));
+        if (!starts_number) continue;
+        bool nonzero_digit = false, exponent = false;
+        std::size_t j = i;
+        for (; j < s.size(); ++j) {
+            char d = s[j];
+            if (d == 'e' || d == 'E') {
+                exponent = true;
+                break;
+            }
+            if (!((d >= '0' && d <= '9') || d == '.' || d == '-')) break;
+            if (d >= '1' && d <= '9') nonzero_digit = true;
+        }
+        if (exponent && !nonzero_digit) return false;
+        i = j;
+    }
+    return true;
+}
+
 inline bool xml_nesting_ok(std::string_view s, std::size_t limit = max_text_nesting) noexcept {
     std::size_t depth = 0;
     for (std::size_t i = 0; i + 1 < s.size(); ++i) {
