@@ -352,7 +352,7 @@ class RedisBackend {
 ///
 /// | option | default | meaning |
 /// |---|---|---|
-/// | connection | (required) | `ConnectionMode::single(url)` |
+/// | connection | (required) | `ConnectionMode::single(url)` or `ConnectionMode::cluster({urls})` |
 /// | username / password | none (URL's) | Redis 6+ ACL / requirepass credentials; override the URL's |
 /// | key_format<F>() | Bitcode | how a CacheKey becomes key bytes |
 /// | value_format<F>() | BinaryFormat | how values are serialized |
