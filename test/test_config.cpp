@@ -259,6 +259,10 @@ TEST_CASE("validate_config: every unknown name lists the valid ones") {
           }) ==
           "tier \"l1\" has no type (set l1.type); valid: memory, redis");
     CHECK(with([](BackendConfig& c) { c.tiers[1].name = "memory"; }) == "tier name \"memory\" is used twice");
+    CHECK(with([](BackendConfig& c) { c.tiers[1].name = "my.redis"; }) ==
+          "tier name \"my.redis\": use letters, digits, '_' and '-' only");
+    CHECK(with([](BackendConfig& c) { c.tiers[1].name = "offload"; }) ==
+          "tier name \"offload\" is reserved (cache.* and offload.* are settings)");
     CHECK(with([](BackendConfig& c) { c.tiers[0].urls = {"redis://x/"}; }) ==
           "option url/urls does not apply to memory tier \"memory\"");
     CHECK(with([](BackendConfig& c) { c.tiers[1].max_entries = 5; }) ==

@@ -460,6 +460,13 @@ inline Result<void> validate_config(const BackendConfig& c) {
     for (std::size_t i = 0; i < c.tiers.size(); ++i) {
         const TierConfig& t = c.tiers[i];
         if (t.name.empty()) return fail(ErrorKind::config, "tier " + std::to_string(i) + " has no name");
+        const bool name_ok = std::all_of(t.name.begin(), t.name.end(), [](char ch) {
+            return std::isalnum(static_cast<unsigned char>(ch)) || ch == '_' || ch == '-';
+        });
+        if (!name_ok)
+            return fail(ErrorKind::config, "tier name \"" + t.name + "\": use letters, digits, '_' and '-' only");
+        if (t.name == "cache" || t.name == "offload")
+            return fail(ErrorKind::config, "tier name \"" + t.name + "\" is reserved (cache.* and offload.* are settings)");
         for (std::size_t j = 0; j < i; ++j)
             if (c.tiers[j].name == t.name) return fail(ErrorKind::config, "tier name \"" + t.name + "\" is used twice");
         const std::string where = "tier " + t.name;
