@@ -1,6 +1,10 @@
 // Value formats: round trips of Hana structs and std types, and corrupt input.
 #include <catch2/catch.hpp>
 
+#include <cmath>
+#include <cstring>
+#include <limits>
+#include <optional>
 #include <random>
 
 #include <hitbox/format/binary.hpp>
@@ -127,6 +131,55 @@ TEST_CASE("Inputs found by the fuzzers stay decode errors") {
     CHECK(*json.decode<double>("{\"value\": 1.5e3}") == 1500.0);
     CHECK(*json.decode<double>("{\"value\": 0.25}") == 0.25);
     CHECK(*json.decode<std::string>("{\"value\": \"0e66\"}") == "0e66");
+
+    // fuzz_json_format: 400 zeros after the point put rapidjson's power-of-ten lookup out of bounds (a crash)
+    std::string tiny = "{\"value\": 0." + std::string(400, '0') + "118414764245331794}";
+    CHECK_FALSE(json.decode<double>(tiny));
+    CHECK_FALSE(json.decode<double>("{\"value\": 0." + std::string(30, '0') + "}"));  // zero significand
+    CHECK_FALSE(json.decode<double>("{\"value\": 1e-99999}"));
+    // ... and 21 significant digits round its 64-bit significand past 2^64 - 1 to zero
+    CHECK_FALSE(json.decode<double>("{\"value\": 0.0000000000184467440737095516157370955}"));
+    CHECK(*json.decode<double>("{\"value\": 0.18446744073709551615}") == 0.18446744073709551615);
+    CHECK_FALSE(json.decode<double>("{\"value\": " + std::string(41, '7') + "}"));
+    // fuzz_xml_format: a "nullopt" flag that is not true/false left cereal's flag uninitialised
+    hitbox::XmlFormat xml;
+    auto opt = xml.decode<std::optional<int>>(
+        "<?xml version=\"1.0\"?><cereal><value><nullopt>\xa0</nullopt><data>5</data></value></cereal>");
+    if (opt) CHECK((!*opt || **opt == 5));
+}
+
+TEST_CASE("The JSON number guard accepts every double and integer the writer emits") {
+    hitbox::JsonFormat json;
+    const double doubles[] = {0.0, -0.0, 1.0, 0.1, 1e-7, 1.5e-5, 123456.789, 1e21, 1e22,
+                              std::numeric_limits<double>::max(), std::numeric_limits<double>::lowest(),
+                              std::numeric_limits<double>::min(), std::numeric_limits<double>::denorm_min(),
+                              -std::numeric_limits<double>::denorm_min(), 4.9406564584124654e-324, 1e-310};
+    for (double d : doubles) {
+        auto enc = json.encode(d);
+        REQUIRE(enc);
+        auto dec = json.decode<double>(*enc);
+        INFO(*enc);
+        REQUIRE(dec);
+        CHECK(*dec == d);
+    }
+    std::mt19937_64 rng(7);
+    for (int i = 0; i < 20000; ++i) {
+        std::uint64_t bits = rng();
+        double d;
+        std::memcpy(&d, &bits, sizeof d);
+        if (!std::isfinite(d)) continue;
+        auto enc = json.encode(d);
+        REQUIRE(enc);
+        auto dec = json.decode<double>(*enc);
+        INFO(*enc);
+        REQUIRE(dec);
+        CHECK(*dec == d);
+    }
+    for (std::int64_t v : {std::numeric_limits<std::int64_t>::min(), std::int64_t{-1}, std::int64_t{0},
+                           std::numeric_limits<std::int64_t>::max()})
+        CHECK(*json.decode<std::int64_t>(*json.encode(v)) == v);
+    CHECK(*json.decode<std::uint64_t>(*json.encode(std::numeric_limits<std::uint64_t>::max())) ==
+          std::numeric_limits<std::uint64_t>::max());
 }
 
 TEST_CASE("JSON output is readable") {

@@ -3,6 +3,7 @@
 // Boost.Hana-adapted structs without a hand-written serialize().
 
 #include <exception>
+#include <optional>
 #include <string>
 #include <type_traits>
 
@@ -19,7 +20,6 @@
 #include <cereal/types/deque.hpp>
 #include <cereal/types/list.hpp>
 #include <cereal/types/map.hpp>
-#include <cereal/types/optional.hpp>
 #include <cereal/types/set.hpp>
 #include <cereal/types/string.hpp>
 #include <cereal/types/tuple.hpp>
@@ -39,6 +39,39 @@ concept has_own_cereal_member = requires(T& t, Archive& ar) { t.serialize(ar); }
                                 requires(T& t, Archive& ar) { t.load(ar); };
 
 }  // namespace hitbox::detail
+
+// std::optional: the same wire shape as cereal's <cereal/types/optional.hpp> ("nullopt" flag, then "data"),
+// but the flag is initialised before it is read. cereal's own load reads an uninitialised bool when an XML
+// node holds no parsable "true"/"false" (istream extraction then leaves the variable untouched): undefined
+// behaviour found by fuzz_xml_format. Defining cereal's include guard keeps its version out of the build;
+// a program that includes cereal's header before any hitbox header gets cereal's version instead.
+#ifndef CEREAL_TYPES_STD_OPTIONAL_
+#define CEREAL_TYPES_STD_OPTIONAL_
+namespace cereal {
+
+template <class Archive, class T>
+void CEREAL_SAVE_FUNCTION_NAME(Archive& ar, const std::optional<T>& optional) {
+    if (!optional) {
+        ar(CEREAL_NVP_("nullopt", true));
+    } else {
+        ar(CEREAL_NVP_("nullopt", false), CEREAL_NVP_("data", *optional));
+    }
+}
+
+template <class Archive, class T>
+void CEREAL_LOAD_FUNCTION_NAME(Archive& ar, std::optional<T>& optional) {
+    bool nullopt = true;
+    ar(CEREAL_NVP_("nullopt", nullopt));
+    if (nullopt) {
+        optional = std::nullopt;
+    } else {
+        optional.emplace();
+        ar(CEREAL_NVP_("data", *optional));
+    }
+}
+
+}  // namespace cereal
+#endif
 
 namespace cereal {
 

@@ -28,13 +28,26 @@ inline bool json_nesting_ok(std::string_view s, std::size_t limit = max_text_nes
     return true;
 }
 
-/// True when `s` has no number whose digits are all zero but which carries an exponent ("0e66", "-0.00E5").
-/// rapidjson's full-precision parser (which cereal enables) takes such numbers through __builtin_clzll(0)
-/// and an out-of-range shift: undefined behaviour found by fuzzing. hitbox's own writer never emits them.
+/// Longest number token JsonFormat reads: cereal's writer (rapidjson's shortest round-trip printer) emits at
+/// most 25 characters for a double and 20 for a 64-bit integer.
+inline constexpr std::size_t max_json_number_chars = 40;
+
+/// True when every number in `s` is one rapidjson 1.1's full-precision parser (which cereal enables) reads
+/// without undefined behaviour. Fuzzing found three shapes it mishandles, all refused here, none of which
+/// hitbox's own writer emits:
+///  - digits that are all zero with an exponent or more than 15 decimals ("0e66", "0.0000000000000000000000"):
+///    it normalises a zero significand (__builtin_clzll(0), shifts out of range);
+///  - a magnitude below 1e-330 or above 1e310 once leading zeros count ("0.<400 zeros>1"): it indexes its
+///    table of powers of ten out of bounds (a crash);
+///  - more than 20 significant digits ("0.184467440737095516157"): its 64-bit significand rounds up past
+///    2^64 - 1 to zero, the first case again;
+///  - tokens longer than max_json_number_chars, which bounds the cases above; exponents over 4 digits.
 inline bool json_numbers_ok(std::string_view s) noexcept {
+    auto digit = [](char c) { return c >= '0' && c <= '9'; };
+    auto number_char = [&](char c) { return digit(c) || c == '.' || c == 'e' || c == 'E' || c == '+' || c == '-'; };
     bool in_string = false;
     for (std::size_t i = 0; i < s.size(); ++i) {
-        char c = s[i];
+        const char c = s[i];
         if (in_string) {
             if (c == '\\') ++i;
             else if (c == '"') in_string = false;
@@ -44,24 +57,43 @@ inline bool json_numbers_ok(std::string_view s) noexcept {
             in_string = true;
             continue;
         }
-        const bool starts_number = (c == '-' || (c >= '0' && c <= '9')) &&
-                                   (i == 0 || !((s[i - 1] >= '0' && s[i - 1] <= '9') || s[i - 1] == '.' ||
-                                                s[i - 1] == 'e' || s[i - 1] == 'E' || s[i - 1] == '+' ||
-                                                s[i - 1] == '-'));
-        if (!starts_number) continue;
-        bool nonzero_digit = false, exponent = false;
+        if (!(c == '-' || digit(c)) || (i > 0 && number_char(s[i - 1]))) continue;
+        // One token: -? int ('.' frac)? ([eE] [+-]? exp)?
         std::size_t j = i;
-        for (; j < s.size(); ++j) {
-            char d = s[j];
-            if (d == 'e' || d == 'E') {
-                exponent = true;
-                break;
+        if (s[j] == '-') ++j;
+        // significant: from the first to the last non-zero digit (rapidjson trims zeros at both ends)
+        long int_digits = 0, frac_digits = 0, leading_zeros = 0, significant = 0, since_first = 0;
+        bool nonzero = false;
+        auto take_digit = [&](char d) {
+            if (d != '0') nonzero = true;
+            if (!nonzero) ++leading_zeros;
+            else if (++since_first, d != '0') significant = since_first;
+        };
+        for (; j < s.size() && digit(s[j]); ++j, ++int_digits) take_digit(s[j]);
+        if (j < s.size() && s[j] == '.')
+            for (++j; j < s.size() && digit(s[j]); ++j, ++frac_digits) take_digit(s[j]);
+        if (j - i > max_json_number_chars || significant > 20) return false;
+        bool has_exponent = false;
+        long exponent = 0;
+        if (j < s.size() && (s[j] == 'e' || s[j] == 'E')) {
+            has_exponent = true;
+            ++j;
+            bool negative = false;
+            if (j < s.size() && (s[j] == '+' || s[j] == '-')) negative = s[j++] == '-';
+            std::size_t exp_digits = 0;
+            for (; j < s.size() && digit(s[j]); ++j, ++exp_digits) {
+                if (exp_digits == 4) return false;
+                exponent = exponent * 10 + (s[j] - '0');
             }
-            if (!((d >= '0' && d <= '9') || d == '.' || d == '-')) break;
-            if (d >= '1' && d <= '9') nonzero_digit = true;
+            if (negative) exponent = -exponent;
         }
-        if (exponent && !nonzero_digit) return false;
-        i = j;
+        if (!nonzero) {
+            if (has_exponent || frac_digits > 15) return false;
+        } else {
+            const long magnitude = int_digits - leading_zeros - 1 + exponent;  // power of ten of the first digit
+            if (magnitude < -330 || magnitude > 310) return false;
+        }
+        i = j - 1;  // the loop's ++i moves past the token
     }
     return true;
 }
