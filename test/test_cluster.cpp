@@ -14,6 +14,7 @@
 #include <set>
 #include <string>
 #include <thread>
+#include <type_traits>
 #include <vector>
 
 #include <hitbox/backend/redis.hpp>
@@ -252,6 +253,70 @@ TEST_CASE("get_many and set_many split keys by node and return results in the ca
     }
     // One pipeline per master: a handful of socket writes for 600 GETs.
     CHECK(backend.connection().counters().connections.writes - before <= 6);
+}
+
+TEST_CASE("AnyConnection: the mode read at run time, cluster or single node behind one backend type", "[cluster]") {
+    using Any = hitbox::RedisBackend<hitbox::Bitcode, hitbox::BinaryFormat, hitbox::PassthroughCompressor,
+                                     hitbox::AnyConnection>;
+    auto build = [](hitbox::AnyMode mode, std::string prefix) {
+        auto b = hitbox::RedisBackend<>::builder()
+                     .connection(std::move(mode))
+                     .key_prefix(std::move(prefix))
+                     .connect_timeout(1000ms)
+                     .command_timeout(2000ms)
+                     .build();
+        static_assert(std::is_same_v<std::decay_t<decltype(*b)>, Any>);
+        REQUIRE(b);
+        return std::move(*b);
+    };
+    // The cluster, by name as a configuration file would give it.
+    flush_masters();
+    auto mode = hitbox::ConnectionMode::parse("cluster", cluster().urls());
+    REQUIRE(mode);
+    Any on_cluster = build(std::move(*mode), "any:");
+    CHECK(on_cluster.connection().active_mode() == "cluster");
+    REQUIRE(on_cluster.connection().cluster() != nullptr);
+    CHECK(on_cluster.connection().single() == nullptr);
+    constexpr int n = 600;
+    write_keys(on_cluster, "any", n);
+    std::vector<hitbox::CacheKey> keys;
+    for (int i = 0; i < n; ++i) keys.push_back(key_n("any", i));
+    auto got = on_cluster.get_many<std::string>(keys);
+    REQUIRE(got.size() == keys.size());
+    for (int i = 0; i < n; ++i) {
+        REQUIRE(got[static_cast<std::size_t>(i)]);
+        REQUIRE(*got[static_cast<std::size_t>(i)]);
+        CHECK((*got[static_cast<std::size_t>(i)])->data == value_for(i, 0));
+    }
+    for (auto m : cluster().masters()) CHECK(cluster().dbsize(m) > n / 10);  // routed by slot, not to one node
+    CHECK(on_cluster.connection().ping());
+    CHECK(on_cluster.connection().counters().connects >= 3);
+
+    // A single server, through the same type.
+    RedisServer server;
+    Any on_single = build(hitbox::ConnectionMode::any(hitbox::ConnectionMode::single(server.url())), "any:");
+    CHECK(on_single.connection().active_mode() == "single");
+    REQUIRE(on_single.connection().single() != nullptr);
+    REQUIRE(on_single.set(key_n("one", 1), hitbox::CacheValue<std::string>{"v1"}));
+    auto one = on_single.get<std::string>(key_n("one", 1));
+    REQUIRE(one);
+    REQUIRE(*one);
+    CHECK((*one)->data == "v1");
+    CHECK(server.cli({"DBSIZE"}).find('1') != std::string::npos);
+    CHECK(on_single.remove(key_n("one", 1)).value());
+    CHECK(on_single.connection().counters().connects == 1);
+
+    // Bad names and URL counts are config errors that say what is valid; no network is touched.
+    auto bad = hitbox::ConnectionMode::parse("sentinel", {"redis://127.0.0.1:1"});
+    REQUIRE_FALSE(bad);
+    CHECK(bad.error().kind() == hitbox::ErrorKind::config);
+    CHECK(bad.error().message().find("valid: single, cluster") != std::string::npos);
+    CHECK_FALSE(hitbox::ConnectionMode::parse("single", {"redis://a:1", "redis://b:2"}));
+    auto bad_url = hitbox::RedisBackend<>::builder()
+                       .connection(*hitbox::ConnectionMode::parse("cluster", {"redis://:s3cret@[::1"}))
+                       .build();
+    REQUIRE_FALSE(bad_url);
+    CHECK(bad_url.error().message().find("s3cret") == std::string::npos);
 }
 
 TEST_CASE("A hand-made slot migration: ASK during it, MOVED after it, never a wrong value", "[cluster]") {

@@ -235,3 +235,27 @@ TEST_CASE("Commands are framed by hiredis's formatter: binary-safe arguments (do
     REQUIRE(hitbox::detail::append_write(out, forever));
     CHECK(out == "*3\r\n$3\r\nSET\r\n$3\r\nkey\r\n$3\r\nval\r\n");
 }
+
+TEST_CASE("AnyConnection: the mode by name, validated by build() without touching the network") {
+    for (const char* name : {"single", "cluster"}) {
+        auto mode = hitbox::ConnectionMode::parse(name, {"redis://127.0.0.1:1"});
+        REQUIRE(mode);
+        auto b = hitbox::RedisBackend<>::builder().connection(std::move(*mode)).build();  // port 1: nothing listens
+        REQUIRE(b);
+        CHECK(b->connection().active_mode() == name);
+        CHECK(b->connection().counters().connect_attempts == 0);
+    }
+    auto unknown = hitbox::ConnectionMode::parse("Cluster", {"redis://127.0.0.1:1"});
+    REQUIRE_FALSE(unknown);
+    CHECK(unknown.error().message() == "unknown Redis mode \"Cluster\"; valid: single, cluster");
+    auto two = hitbox::ConnectionMode::parse("single", {"redis://a:1", "redis://b:2"});
+    REQUIRE_FALSE(two);
+    CHECK(two.error().kind() == hitbox::ErrorKind::config);
+    // The held policy's own checks apply: a cluster has only database 0.
+    auto db = hitbox::RedisBackend<>::builder()
+                  .connection(*hitbox::ConnectionMode::parse("cluster", {"redis://u:pw@127.0.0.1:7000/3"}))
+                  .build();
+    REQUIRE_FALSE(db);
+    CHECK(db.error().message().find("database 0") != std::string::npos);
+    CHECK(db.error().message().find("pw") == std::string::npos);
+}

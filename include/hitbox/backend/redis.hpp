@@ -11,6 +11,7 @@
 ///                  SingleNode>>
 /// \endcode
 
+#include <hitbox/backend/redis/any_connection.hpp>
 #include <hitbox/backend/redis/cluster.hpp>
 #include <hitbox/backend/redis/connection_mode.hpp>
 #include <hitbox/backend/redis/envelope.hpp>

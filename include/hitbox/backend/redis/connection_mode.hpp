@@ -9,13 +9,18 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <utility>
+#include <variant>
 #include <vector>
+
+#include <hitbox/core/error.hpp>
 
 namespace hitbox {
 
 class SingleNode;
 class Cluster;
+class AnyConnection;
 
 /// Default time to establish a connection (TCP connect + AUTH + SELECT).
 inline constexpr std::chrono::milliseconds default_connect_timeout{2000};
@@ -66,6 +71,14 @@ struct ClusterMode {
     bool read_from_replicas = false;  ///< GETs go to a replica of the slot (READONLY), writes to its master
 };
 
+/// Single node or cluster, decided at run time (for a mode read from configuration). Selects the
+/// AnyConnection policy (`#include <hitbox/backend/redis/any_connection.hpp>`, or the umbrella redis.hpp):
+/// one backend type for both modes, at the cost of one branch per command.
+struct AnyMode {
+    using connection_type = AnyConnection;
+    std::variant<SingleNodeMode, ClusterMode> mode;
+};
+
 /// Factories for the connection modes, used with `RedisBackend<>::builder().connection(...)`.
 ///
 /// \code
@@ -79,6 +92,22 @@ struct ConnectionMode {
     /// A Redis Cluster reached through any of the seed `urls`: `cluster({"redis://n1:6379", ...})`.
     static ClusterMode cluster(std::vector<std::string> urls, bool read_from_replicas = false) {
         return ClusterMode{std::move(urls), read_from_replicas};
+    }
+    /// Either mode behind one type (AnyConnection): `any(single(url))` or `any(cluster(urls))`.
+    static AnyMode any(SingleNodeMode mode) { return AnyMode{std::move(mode)}; }
+    static AnyMode any(ClusterMode mode) { return AnyMode{std::move(mode)}; }
+    /// The mode by name, as a configuration file spells it: "single" (exactly one URL) or "cluster" (seed
+    /// URLs). Anything else is a config error that lists the valid names; URLs are checked by build().
+    static Result<AnyMode> parse(std::string_view name, std::vector<std::string> urls,
+                                 bool read_from_replicas = false) {
+        if (name == "single") {
+            if (urls.size() != 1)
+                return fail(ErrorKind::config, "Redis mode \"single\" takes exactly one URL, got " +
+                                                   std::to_string(urls.size()));
+            return any(single(std::move(urls.front())));
+        }
+        if (name == "cluster") return any(cluster(std::move(urls), read_from_replicas));
+        return fail(ErrorKind::config, "unknown Redis mode \"" + std::string(name) + "\"; valid: single, cluster");
     }
 };
 
