@@ -49,14 +49,6 @@ inline constexpr std::size_t max_config_tiers = 3;
 
 namespace detail {
 
-/// Whether this build's RedisBackend has a cluster connection mode: `ConnectionMode::cluster(urls)` whose
-/// connection policy is a complete type (included by hitbox/backend/redis.hpp).
-template <class M>
-concept has_cluster_mode = requires(std::vector<std::string> urls) {
-    M::cluster(std::move(urls));
-    sizeof(typename decltype(M::cluster(std::vector<std::string>{}))::connection_type);
-};
-
 inline Result<AnyBackend> make_memory_tier(const TierConfig& t) {
     auto b = MemoryBackend::builder();
     b.label(t.name);
@@ -85,10 +77,10 @@ inline AnyCompressor config_compressor(const TierConfig& t) {
     return AnyCompressor::of(PassthroughCompressor{});
 }
 
-/// Builds the RedisBackend and erases it. Only the key format and the connection mode are in its type: the
-/// erased tier applies the value format and the compressor itself (the same envelope bytes the static
-/// RedisBackend<KeyFmt, ValueFmt, Compressor, Conn> writes), so the factory instantiates 4 RedisBackend
-/// types instead of 48.
+/// Builds the RedisBackend and erases it. Only the key format is in its type (the connection is an
+/// AnyConnection; the erased tier applies the value format and the compressor itself, the same envelope
+/// bytes the static RedisBackend<KeyFmt, ValueFmt, Compressor, Conn> writes), so the factory instantiates 2
+/// RedisBackend types instead of 48.
 template <class Builder>
 Result<AnyBackend> finish_redis(const Builder& b, const TierConfig& t) {
     auto built = b.build();
@@ -102,20 +94,10 @@ Result<AnyBackend> redis_with_formats(const Builder& b, const TierConfig& t) {
     return finish_redis(b, t);
 }
 
-/// A cluster tier, when M (ConnectionMode) has `cluster(urls)`; a config error naming the valid modes
-/// otherwise.
-template <class M, class Builder>
-Result<AnyBackend> redis_cluster(const Builder& b, const TierConfig& t) {
-    if constexpr (has_cluster_mode<M>) {
-        if constexpr (requires { M::cluster(t.urls, true); })
-            return redis_with_formats(b.connection(M::cluster(t.urls, t.read_from_replicas)), t);
-        else
-            return redis_with_formats(b.connection(M::cluster(t.urls)), t);
-    } else {
-        (void)b;
-        return fail(ErrorKind::config,
-                    "redis tier \"" + t.name + "\": mode cluster is not available in this build of hitbox; valid: single");
-    }
+/// The tier's connection mode (validated before), behind AnyConnection: one RedisBackend type serves both.
+inline AnyMode config_mode(const TierConfig& t) {
+    if (t.mode == "cluster") return ConnectionMode::any(ConnectionMode::cluster(t.urls, t.read_from_replicas));
+    return ConnectionMode::any(ConnectionMode::single(t.urls.front()));
 }
 
 inline Result<AnyBackend> make_redis_tier(const TierConfig& t) {
@@ -129,8 +111,7 @@ inline Result<AnyBackend> make_redis_tier(const TierConfig& t) {
         b.reconnect_backoff(t.reconnect_backoff_initial.value_or(default_reconnect_backoff_initial),
                             t.reconnect_backoff_max.value_or(default_reconnect_backoff_max));
     if (t.max_reply_bytes) b.max_reply_bytes(*t.max_reply_bytes);
-    if (t.mode == "cluster") return redis_cluster<ConnectionMode>(b, t);
-    return redis_with_formats(b.connection(ConnectionMode::single(t.urls.front())), t);
+    return redis_with_formats(b.connection(config_mode(t)), t);
 }
 
 /// Folds 2..max_config_tiers erased tiers like hitbox::compose(): the policies on the outer level, the

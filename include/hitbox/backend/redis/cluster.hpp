@@ -26,6 +26,7 @@
 #include <hitbox/backend/redis/connection_mode.hpp>
 #include <hitbox/backend/redis/detail/cluster_router.hpp>
 #include <hitbox/backend/redis/detail/crc16.hpp>
+#include <hitbox/backend/redis/detail/key_commands.hpp>
 #include <hitbox/backend/redis/detail/resp.hpp>
 #include <hitbox/backend/redis/detail/slot_map.hpp>
 #include <hitbox/backend/redis/detail/url.hpp>
@@ -72,18 +73,16 @@ inline Result<std::shared_ptr<ClusterRouter>> make_cluster_router(const ClusterM
     return std::make_shared<ClusterRouter>(std::move(seeds), std::move(*first), config.read_from_replicas);
 }
 
-inline Error cluster_format_error() {
-    return Error(ErrorKind::encode, "cannot format the Redis command (out of memory)");
-}
-
 }  // namespace detail
 
-/// Connection policy for a Redis Cluster (see hitbox::Connection and the file comment). Built by
+/// Connection policy for a Redis Cluster (see hitbox::Connection and the file comment). get / set_px / del /
+/// get_many / write_many come from detail::KeyCommands: single keys go to their slot's master (GETs to a
+/// replica when replica reads are on), batches are split by node and pipelined on every node at once. Built by
 /// RedisBackend's builder from `ConnectionMode::cluster({urls})`; construction validates the URLs and
 /// options but does not connect: the first operation reads the slot map from any reachable seed.
 /// Every node uses the first URL's credentials (or the builder's username / password). Copies share the
 /// connections and the slot map.
-class Cluster {
+class Cluster : public detail::KeyCommands<Cluster> {
   public:
     /// Connection policy identity: the mode name, and the ConnectionMode value the builder takes.
     static constexpr std::string_view mode = "cluster";
@@ -98,75 +97,6 @@ class Cluster {
 
     /// The hash slot (0..16383) of a stored key, as `CLUSTER KEYSLOT` computes it.
     static std::uint16_t slot_of(std::string_view stored_key) noexcept { return detail::key_slot(stored_key); }
-
-    /// GET key (from a replica when replica reads are on): the value, or nullopt when the key does not exist.
-    Result<std::optional<std::string>> get(std::string_view key) {
-        auto& buf = detail::command_scratch();
-        if (!detail::append_command(buf, {"GET", key})) return fail(detail::cluster_format_error());
-        auto reply = router_->run(detail::key_slot(key), buf, true, router_->deadline_from_now());
-        if (!reply) return fail(reply.error());
-        return detail::bulk_reply(**reply, "GET");
-    }
-
-    /// One `SET key value [PX px_ms]` on the key's master.
-    Result<void> set_px(std::string_view key, std::string_view value, std::optional<std::int64_t> px_ms) {
-        auto r = write_one(ConnectionWrite{key, value, px_ms, false});
-        if (!r) return fail(r.error());
-        return {};
-    }
-
-    /// DEL key: true when the key existed.
-    Result<bool> del(std::string_view key) { return write_one(ConnectionWrite{key, {}, std::nullopt, true}); }
-
-    /// GETs split by node and pipelined on every node at once; one result per key, in key order.
-    std::vector<Result<std::optional<std::string>>> get_many(std::span<const std::string> keys) {
-        std::vector<Result<std::optional<std::string>>> out;
-        out.reserve(keys.size());
-        if (keys.empty()) return out;
-        auto& buf = detail::command_scratch();
-        std::vector<std::uint16_t> slots;
-        std::vector<std::size_t> offsets{0};
-        slots.reserve(keys.size());
-        offsets.reserve(keys.size() + 1);
-        for (const auto& k : keys) {
-            if (!detail::append_command(buf, {"GET", k})) return fill(out, keys.size(), detail::cluster_format_error());
-            slots.push_back(detail::key_slot(k));
-            offsets.push_back(buf.size());
-        }
-        auto batch = router_->run_many(slots, buf, offsets, true, router_->deadline_from_now());
-        for (std::size_t i = 0; i < keys.size(); ++i) {
-            if (batch.errors[i])
-                out.push_back(fail(*batch.errors[i]));
-            else
-                out.push_back(detail::bulk_reply(*batch.replies[i], "GET"));
-        }
-        return out;
-    }
-
-    /// SET / DEL split by node and pipelined on every node at once; one result per write, in input order.
-    std::vector<Result<bool>> write_many(std::span<const ConnectionWrite> writes) {
-        std::vector<Result<bool>> out;
-        out.reserve(writes.size());
-        if (writes.empty()) return out;
-        auto& buf = detail::command_scratch();
-        std::vector<std::uint16_t> slots;
-        std::vector<std::size_t> offsets{0};
-        slots.reserve(writes.size());
-        offsets.reserve(writes.size() + 1);
-        for (const auto& w : writes) {
-            if (!detail::append_write(buf, w)) return fill(out, writes.size(), detail::cluster_format_error());
-            slots.push_back(detail::key_slot(w.key));
-            offsets.push_back(buf.size());
-        }
-        auto batch = router_->run_many(slots, buf, offsets, false, router_->deadline_from_now());
-        for (std::size_t i = 0; i < writes.size(); ++i) {
-            if (batch.errors[i])
-                out.push_back(fail(*batch.errors[i]));
-            else
-                out.push_back(detail::write_reply(*batch.replies[i], writes[i]));
-        }
-        return out;
-    }
 
     /// PING every master of the slot map (loading the map first): an explicit health check.
     Result<void> ping() {
@@ -225,19 +155,20 @@ class Cluster {
   private:
     explicit Cluster(std::shared_ptr<detail::ClusterRouter> router) : router_(std::move(router)) {}
 
-    Result<bool> write_one(const ConnectionWrite& w) {
-        auto& buf = detail::command_scratch();
-        if (!detail::append_write(buf, w)) return fail(detail::cluster_format_error());
-        auto reply = router_->run(detail::key_slot(w.key), buf, false, router_->deadline_from_now());
-        if (!reply) return fail(reply.error());
-        return detail::write_reply(**reply, w);
+    friend class detail::KeyCommands<Cluster>;
+
+    // GETs may go to a replica when replica reads are on; everything else goes to the slot's master.
+    Result<detail::ReplyPtr> exchange_one(std::string_view key, std::string_view command, bool read) {
+        return router_->run(detail::key_slot(key), command, read, router_->deadline_from_now());
     }
 
-    template <class R>
-    static std::vector<R> fill(std::vector<R>& out, std::size_t n, const Error& e) {
-        out.clear();
-        for (std::size_t i = 0; i < n; ++i) out.push_back(fail(e));
-        return std::move(out);
+    // Split by node, pipelined on every node at once.
+    detail::BatchReplies exchange_many(std::span<const std::string_view> keys, std::string_view buffer,
+                                       std::span<const std::size_t> offsets, bool read) {
+        std::vector<std::uint16_t> slots;
+        slots.reserve(keys.size());
+        for (auto k : keys) slots.push_back(detail::key_slot(k));
+        return router_->run_many(slots, buffer, offsets, read, router_->deadline_from_now());
     }
 
     std::shared_ptr<detail::ClusterRouter> router_;

@@ -158,12 +158,6 @@ class ClusterRouter {
         }
     }
 
-    /// Replies of a batch, in input order: reply i, or error i when it failed.
-    struct BatchReplies {
-        std::vector<ReplyPtr> replies;
-        std::vector<std::optional<Error>> errors;
-    };
-
     /// Runs `commands` (command i is bytes [offsets[i], offsets[i+1]) of `buffer`, for slot `slots[i]`):
     /// one pipeline per node, all nodes in flight at once; commands that are redirected or whose node
     /// failed are then run one by one through `run`. Replies in input order.

@@ -11,6 +11,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include <hiredis/hiredis.h>
 
@@ -27,6 +28,12 @@ struct ReplyDeleter {
 
 /// An owned hiredis reply.
 using ReplyPtr = std::unique_ptr<redisReply, ReplyDeleter>;
+
+/// The replies of a batch of commands, in command order: replies[i], or errors[i] when command i got none.
+struct BatchReplies {
+    std::vector<ReplyPtr> replies;
+    std::vector<std::optional<Error>> errors;
+};
 
 /// Appends the RESP form of `args` (at most 8 arguments) to `out`. False only when hiredis cannot allocate.
 inline bool append_command(std::string& out, std::initializer_list<std::string_view> args) {

@@ -1,0 +1,130 @@
+#pragma once
+// The key commands of the Connection concept (GET, SET [PX], DEL, pipelined batches of them), written once
+// for every connection policy. A policy derives from KeyCommands<Policy> and supplies how formatted
+// commands reach Redis:
+//   Result<ReplyPtr> exchange_one(std::string_view key, std::string_view command, bool read);
+//   BatchReplies exchange_many(std::span<const std::string_view> keys, std::string_view buffer,
+//                              std::span<const std::size_t> offsets, bool read);
+// (command i of a batch is bytes [offsets[i], offsets[i+1]) of buffer, on keys[i]; `read`: a GET, which a
+// cluster may send to a replica).
+
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <hitbox/backend/redis/detail/resp.hpp>
+#include <hitbox/core/concepts.hpp>
+#include <hitbox/core/error.hpp>
+
+namespace hitbox::detail {
+
+/// The calling thread's buffer for formatting commands (the connection copies it, so it is reusable at once).
+inline std::string& command_scratch() {
+    thread_local std::string buf;
+    if (buf.capacity() > (std::size_t{1} << 20)) std::string().swap(buf);  // do not pin a huge batch's buffer
+    buf.clear();
+    return buf;
+}
+
+inline Error format_error() {
+    return Error(ErrorKind::encode, "cannot format the Redis command (out of memory)");
+}
+
+inline bool append_write(std::string& out, const ConnectionWrite& w) {
+    if (w.remove) return append_command(out, {"DEL", w.key});
+    if (!w.px_ms) return append_command(out, {"SET", w.key, w.value});
+    const std::string px = std::to_string(*w.px_ms);
+    return append_command(out, {"SET", w.key, w.value, "PX", px});
+}
+
+inline Result<bool> write_reply(const redisReply& r, const ConnectionWrite& w) {
+    if (w.remove) return count_reply(r, "DEL");
+    auto ok = status_reply(r, "SET");
+    if (!ok) return fail(ok.error());
+    return true;
+}
+
+template <class Policy>
+class KeyCommands {
+  public:
+    /// GET key: the value, or nullopt when the key does not exist.
+    Result<std::optional<std::string>> get(std::string_view key) {
+        auto& buf = command_scratch();
+        if (!append_command(buf, {"GET", key})) return fail(format_error());
+        auto reply = self().exchange_one(key, buf, true);
+        if (!reply) return fail(reply.error());
+        return bulk_reply(**reply, "GET");
+    }
+
+    /// One `SET key value [PX px_ms]`.
+    Result<void> set_px(std::string_view key, std::string_view value, std::optional<std::int64_t> px_ms) {
+        auto r = write_one(ConnectionWrite{key, value, px_ms, false});
+        if (!r) return fail(r.error());
+        return {};
+    }
+
+    /// DEL key: true when the key existed.
+    Result<bool> del(std::string_view key) { return write_one(ConnectionWrite{key, {}, std::nullopt, true}); }
+
+    /// Pipelined GETs, one result per key in key order.
+    std::vector<Result<std::optional<std::string>>> get_many(std::span<const std::string> keys) {
+        return batch<std::optional<std::string>>(
+            keys, true, [](std::string& buf, const std::string& k) { return append_command(buf, {"GET", k}); },
+            [](const std::string& k) { return std::string_view(k); },
+            [](const redisReply& r, const std::string&) { return bulk_reply(r, "GET"); });
+    }
+
+    /// Pipelined SET / DEL, one result per write in input order.
+    std::vector<Result<bool>> write_many(std::span<const ConnectionWrite> writes) {
+        return batch<bool>(
+            writes, false, [](std::string& buf, const ConnectionWrite& w) { return append_write(buf, w); },
+            [](const ConnectionWrite& w) { return w.key; },
+            [](const redisReply& r, const ConnectionWrite& w) { return write_reply(r, w); });
+    }
+
+  private:
+    Policy& self() noexcept { return static_cast<Policy&>(*this); }
+
+    Result<bool> write_one(const ConnectionWrite& w) {
+        auto& buf = command_scratch();
+        if (!append_write(buf, w)) return fail(format_error());
+        auto reply = self().exchange_one(w.key, buf, false);
+        if (!reply) return fail(reply.error());
+        return write_reply(**reply, w);
+    }
+
+    template <class R, class Item, class Format, class KeyOf, class Decode>
+    std::vector<Result<R>> batch(std::span<const Item> items, bool read, Format format, KeyOf key_of,
+                                 Decode decode) {
+        std::vector<Result<R>> out;
+        out.reserve(items.size());
+        if (items.empty()) return out;
+        auto& buf = command_scratch();
+        std::vector<std::string_view> keys;
+        std::vector<std::size_t> offsets{0};
+        keys.reserve(items.size());
+        offsets.reserve(items.size() + 1);
+        for (const auto& item : items) {
+            if (!format(buf, item)) {
+                for (std::size_t i = 0; i < items.size(); ++i) out.push_back(fail(format_error()));
+                return out;
+            }
+            keys.push_back(key_of(item));
+            offsets.push_back(buf.size());
+        }
+        auto replies = self().exchange_many(keys, buf, offsets, read);
+        for (std::size_t i = 0; i < items.size(); ++i) {
+            if (replies.errors[i])
+                out.push_back(fail(*replies.errors[i]));
+            else
+                out.push_back(decode(*replies.replies[i], items[i]));
+        }
+        return out;
+    }
+};
+
+}  // namespace hitbox::detail
