@@ -7,6 +7,8 @@
 // (/1000: cache-resident, where the virtual call and the reference count show), 1 and 2 threads.
 #include <benchmark/benchmark.h>
 
+#include "bench_support.hpp"
+
 #include <chrono>
 #include <cstdint>
 #include <string>
@@ -19,50 +21,20 @@
 
 namespace {
 
-constexpr std::size_t key_count = 100'000;
-
-std::string value_for(std::size_t i) {
-    std::string v(100, 'v');
-    auto id = std::to_string(i);
-    v.replace(0, id.size(), id);
-    return v;
-}
-
-/// xorshift64 and a multiply-shift into [0, n), as in bench_memory.cpp.
-struct RandomIndex {
-    std::uint64_t x;
-    std::size_t next(std::size_t n) noexcept {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        return static_cast<std::size_t>(((x >> 32) * n) >> 32);
-    }
-};
-
-std::vector<hitbox::CacheKey> make_keys() {
-    std::vector<hitbox::CacheKey> keys;
-    keys.reserve(key_count);
-    for (std::size_t i = 0; i < key_count; ++i)
-        keys.emplace_back("bench", 1, std::vector<hitbox::KeyPart>{{"id", std::to_string(i)}});
-    return keys;
-}
+using namespace hitbox_bench;
 
 hitbox::MemoryBackend filled_memory(const std::vector<hitbox::CacheKey>& keys, std::string label, bool erased) {
     auto memory = *hitbox::MemoryBackend::builder().max_entries(key_count).label(std::move(label)).build();
-    const auto expire = hitbox::Clock::now() + std::chrono::hours(24);
     hitbox::AnyBackend any(memory);  // shares the store: writes through it store the erased form
-    for (std::size_t i = 0; i < keys.size(); ++i) {
-        hitbox::CacheValue<std::string> v{value_for(i), expire};
-        if (erased)
-            (void)any.set(keys[i], v);
-        else
-            (void)memory.set(keys[i], v);
-    }
+    if (erased)
+        fill_values(any, keys);
+    else
+        fill_values(memory, keys);
     return memory;
 }
 
 struct Fixture {
-    std::vector<hitbox::CacheKey> keys = make_keys();
+    std::vector<hitbox::CacheKey> keys = bench_keys();
     hitbox::MemoryBackend typed = filled_memory(keys, "memory", false);
     hitbox::AnyBackend any{filled_memory(keys, "memory", true)};
     hitbox::InlineOffload offload;

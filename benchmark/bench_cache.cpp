@@ -15,6 +15,8 @@
 // HITBOX_REDIS_URL when set, otherwise at a closed port.
 #include <benchmark/benchmark.h>
 
+#include "bench_support.hpp"
+
 #include <algorithm>
 #include <atomic>
 #include <barrier>
@@ -35,28 +37,10 @@
 
 namespace {
 
+using namespace hitbox_bench;
+
 using namespace std::chrono_literals;
 
-constexpr std::size_t key_count = 100'000;
-constexpr std::size_t value_size = 100;
-
-std::string value_for(std::size_t i) {
-    std::string v(value_size, 'v');
-    auto id = std::to_string(i);
-    v.replace(0, id.size(), id);
-    return v;
-}
-
-/// The generator of bench_memory.cpp / bench_compose.cpp: xorshift64 and a multiply-shift into [0, n).
-struct RandomIndex {
-    std::uint64_t x;
-    std::size_t next(std::size_t n) noexcept {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        return static_cast<std::size_t>(((x >> 32) * n) >> 32);
-    }
-};
 
 using Tiers = hitbox::Compose<hitbox::MemoryBackend, hitbox::RedisBackend<>, hitbox::OffloadManager>;
 
@@ -78,13 +62,9 @@ hitbox::RedisBackend<> redis_backend() {
 
 void fill(CacheEnv& e) {
     e.offload = std::make_unique<hitbox::OffloadManager>();
-    const auto expire = hitbox::Clock::now() + std::chrono::hours(24);
     auto memory = *hitbox::MemoryBackend::builder().max_entries(key_count).build();
-    e.keys.reserve(key_count);
-    for (std::size_t i = 0; i < key_count; ++i) {
-        e.keys.emplace_back("bench", 1, std::vector<hitbox::KeyPart>{{"id", std::to_string(i)}});
-        (void)memory.set(e.keys.back(), hitbox::CacheValue<std::string>{value_for(i), expire});
-    }
+    e.keys = bench_keys();
+    fill_values(memory, e.keys);
     e.tiers.emplace(std::move(memory), redis_backend(), *e.offload);
     e.cache.emplace(*e.tiers, *e.offload);
     e.counting.emplace(*e.tiers, *e.offload, hitbox::CountingMetrics{});

@@ -11,6 +11,8 @@
 // HITBOX_REDIS_URL; otherwise a redis-server is started on a free loopback port.
 #include <benchmark/benchmark.h>
 
+#include "bench_support.hpp"
+
 #include <cstdint>
 #include <cstdlib>
 #include <memory>
@@ -27,27 +29,9 @@
 
 namespace {
 
-constexpr std::size_t key_count = 100'000;
+using namespace hitbox_bench;
+
 constexpr std::size_t redis_key_count = 1000;
-constexpr std::size_t value_size = 100;
-
-std::string value_for(std::size_t i) {
-    std::string v(value_size, 'v');
-    auto id = std::to_string(i);
-    v.replace(0, id.size(), id);
-    return v;
-}
-
-/// The same generator as bench_memory.cpp: xorshift64 and a multiply-shift into [0, n).
-struct RandomIndex {
-    std::uint64_t x;
-    std::size_t next(std::size_t n) noexcept {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        return static_cast<std::size_t>(((x >> 32) * n) >> 32);
-    }
-};
 
 using Tiers = hitbox::Compose<hitbox::MemoryBackend, hitbox::RedisBackend<>, hitbox::OffloadManager>;
 
@@ -90,18 +74,15 @@ ComposeEnv& env() {
         // The L1-hit fixture never reaches L2: without a server its Redis tier points at a closed port.
         const std::string l2_url = e.url.empty() ? "redis://127.0.0.1:1/" : e.url;
 
-        const auto expire = hitbox::Clock::now() + std::chrono::hours(24);
         e.l1_hits.emplace(*hitbox::MemoryBackend::builder().max_entries(key_count).build());
-        e.keys.reserve(key_count);
-        for (std::size_t i = 0; i < key_count; ++i) {
-            e.keys.emplace_back("bench", 1, std::vector<hitbox::KeyPart>{{"id", std::to_string(i)}});
-            (void)e.l1_hits->set(e.keys.back(), hitbox::CacheValue<std::string>{value_for(i), expire});
-        }
+        e.keys = bench_keys();
+        fill_values(*e.l1_hits, e.keys);
         e.hit_tiers.emplace(*e.l1_hits, redis_backend(l2_url), *e.offload);
 
         if (e.redis_error.empty()) {
             e.redis.emplace(redis_backend(e.url));
             e.l1_empty.emplace(*hitbox::MemoryBackend::builder().max_entries(key_count).build());
+            const auto expire = hitbox::Clock::now() + std::chrono::hours(24);
             for (std::size_t i = 0; i < redis_key_count; ++i) {
                 if (auto r = e.redis->set(e.keys[i], hitbox::CacheValue<std::string>{value_for(i), expire}); !r) {
                     e.redis_error = r.error().what();

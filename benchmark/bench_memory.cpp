@@ -3,6 +3,8 @@
 // timing, uniformly random access, 1 and 2 threads sharing one cache. Compare items_per_second.
 #include <benchmark/benchmark.h>
 
+#include "bench_support.hpp"
+
 #include <cstdint>
 #include <list>
 #include <mutex>
@@ -16,26 +18,7 @@
 
 namespace {
 
-constexpr std::size_t key_count = 100'000;
-constexpr std::size_t value_size = 100;
-
-std::string value_for(std::size_t i) {
-    std::string v(value_size, 'v');
-    auto id = std::to_string(i);
-    v.replace(0, id.size(), id);
-    return v;
-}
-
-/// xorshift64, then a multiply-shift into [0, n): cheap enough not to dominate a hit.
-struct RandomIndex {
-    std::uint64_t x;
-    std::size_t next(std::size_t n) noexcept {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        return static_cast<std::size_t>(((x >> 32) * n) >> 32);
-    }
-};
+using namespace hitbox_bench;
 
 /// The baseline: what a C++ service hand-writes today.
 class MutexLru {
@@ -81,13 +64,8 @@ struct MemoryFixture {
 MemoryFixture& memory_fixture() {
     static MemoryFixture fixture = [] {
         auto cache = hitbox::MemoryBackend::builder().max_entries(key_count).build();
-        std::vector<hitbox::CacheKey> keys;
-        keys.reserve(key_count);
-        const auto expire = hitbox::Clock::now() + std::chrono::hours(24);
-        for (std::size_t i = 0; i < key_count; ++i) {
-            keys.emplace_back("bench", 1, std::vector<hitbox::KeyPart>{{"id", std::to_string(i)}});
-            (void)cache->set(keys.back(), hitbox::CacheValue<std::string>{value_for(i), expire});
-        }
+        std::vector<hitbox::CacheKey> keys = bench_keys();
+        fill_values(*cache, keys);
         return MemoryFixture{std::move(keys), std::move(*cache)};
     }();
     return fixture;
@@ -141,9 +119,7 @@ BENCHMARK(BM_MutexLruGetHit)->Threads(1)->Threads(2)->UseRealTime();
 /// Writes of new keys into a full cache (each one evicts), one thread: the cost of the policy.
 void BM_MemorySetEvict(benchmark::State& state) {
     auto cache = *hitbox::MemoryBackend::builder().max_entries(key_count / 10).build();
-    std::vector<hitbox::CacheKey> keys;
-    for (std::size_t i = 0; i < key_count; ++i)
-        keys.emplace_back("bench", 1, std::vector<hitbox::KeyPart>{{"id", std::to_string(i)}});
+    const std::vector<hitbox::CacheKey> keys = bench_keys();
     const std::string value = value_for(7);
     std::size_t i = 0;
     for (auto _ : state) {
