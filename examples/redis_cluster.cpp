@@ -3,7 +3,7 @@
 // a {hash tag} in the key prefix keeps related keys on one slot; get_many fans out to every node at once.
 //
 // Run: HITBOX_REDIS_CLUSTER_URLS=redis://127.0.0.1:7000,redis://127.0.0.1:7001 ./redis_cluster
-// (meson test runs it through with_redis_cluster, which starts a 3-master cluster for it)
+// (meson test runs it through `with_redis --cluster`, which starts a 3-master cluster for it)
 #include <chrono>
 #include <cstdint>
 #include <cstdlib>
