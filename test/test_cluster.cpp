@@ -8,6 +8,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <cstdio>
 #include <map>
 #include <memory>
 #include <random>
@@ -374,6 +375,9 @@ TEST_CASE("Resharding under load: 8 threads, no wrong value and no error reaches
     const std::string out = cluster().reshard(masters[0], masters[1], 400);
     std::this_thread::sleep_for(200ms);
     load.join();
+    std::printf("| cluster resharding: 400 slots moved under 8 threads | %llu ops | %llu wrong | %llu errors |\n",
+                static_cast<unsigned long long>(load.ops.load()), static_cast<unsigned long long>(load.wrong.load()),
+                static_cast<unsigned long long>(load.errors.load()));
     INFO("redis-cli: " << out.substr(out.size() > 400 ? out.size() - 400 : 0));
     INFO("errors: " << (load.error_samples.empty() ? std::string() : load.error_samples.front()));
     CHECK(load.wrong == 0);
@@ -497,6 +501,9 @@ TEST_CASE("Failover under load: a killed master's slots work again within node t
     }
     REQUIRE(promoted);
     INFO("client recovered after " << recovered->count() << " ms; replica promoted after " << promoted->count() << " ms");
+    std::printf("| cluster failover: master killed under 8 threads | replica promoted after %lld ms | client "
+                "recovered after %lld ms |\n",
+                static_cast<long long>(promoted->count()), static_cast<long long>(recovered->count()));
     // Redis 7.0 itself promotes the replica 3-4.6 s after the kill with cluster-node-timeout 2000 (failure
     // detection after the node timeout, then an election delay of 500-1000 ms): the issue's bound of node
     // timeout + 2 s is checked with that election delay added; the client's own share is checked tightly.
@@ -507,6 +514,10 @@ TEST_CASE("Failover under load: a killed master's slots work again within node t
     const auto errors_before = load.errors.load();
     std::this_thread::sleep_for(1000ms);
     load.join();
+    std::printf("| cluster failover: load after recovery | %llu ops | %llu wrong | %llu errors (all before "
+                "recovery) |\n",
+                static_cast<unsigned long long>(load.ops.load()), static_cast<unsigned long long>(load.wrong.load()),
+                static_cast<unsigned long long>(load.errors.load()));
     CHECK(load.wrong == 0);
     CHECK(load.errors == errors_before);
     CHECK(backend.connection().owner_of(hitbox::Cluster::slot_of(backend.codec().key(key_n("fo", probe)))) != victim);
