@@ -23,7 +23,8 @@ public:
         : shards_(std::make_unique<Shard[]>(shard_count)),
           shard_count_(shard_count),
           shard_bits_(static_cast<unsigned>(std::countr_zero(shard_count))),
-          capacity_(capacity) {
+          capacity_(capacity),
+          weighted_(weighted) {
         for (std::size_t i = 0; i < shard_count; ++i) {
             // The remainder goes to the first shards, so the shares add up to the bound exactly.
             std::size_t share = static_cast<std::size_t>(capacity / shard_count + (i < capacity % shard_count ? 1 : 0));
@@ -78,6 +79,10 @@ public:
     MemoryStats stats() const noexcept {
         MemoryStats out;
         for (std::size_t i = 0; i < shard_count_; ++i) shards_[i].collect(out);
+        // The shards are read one after another, so under concurrent writes their sum can count both an
+        // entry just stored in one shard and the victim it then evicted from another. The global weight is
+        // one atomic, exact at every moment; with an entry bound it is the entry count.
+        if (!weighted_) out.entries = weight_.load(std::memory_order_relaxed);
         return out;
     }
 
@@ -118,6 +123,7 @@ private:
     std::size_t shard_count_;
     unsigned shard_bits_;
     std::uint64_t capacity_;
+    bool weighted_;
     std::atomic<std::uint64_t> weight_{0};
     std::atomic<std::size_t> sweep_cursor_{0};
 };
