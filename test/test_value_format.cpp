@@ -140,6 +140,12 @@ TEST_CASE("Inputs found by the fuzzers stay decode errors") {
     // ... and 21 significant digits round its 64-bit significand past 2^64 - 1 to zero
     CHECK_FALSE(json.decode<double>("{\"value\": 0.0000000000184467440737095516157370955}"));
     CHECK(*json.decode<double>("{\"value\": 0.18446744073709551615}") == 0.18446744073709551615);
+    // ... and it reads a fraction after NaN / Infinity the same way
+    CHECK_FALSE(json.decode<double>("NaN.000000000000000000000000\xf0" "1847794772503399992a"));
+    CHECK_FALSE(json.decode<double>("{\"value\": -Infinity.0000000000000000000000001}"));
+    CHECK_FALSE(json.decode<double>("{\"value\": NaNe5}"));
+    // 20 significant digits whose first is at 10^-330: the lookup would start below rapidjson's table
+    CHECK_FALSE(json.decode<double>("{\"value\": 0.00000000012345678901234567891e-320}"));
     CHECK_FALSE(json.decode<double>("{\"value\": " + std::string(41, '7') + "}"));
     // fuzz_xml_format: a "nullopt" flag that is not true/false left cereal's flag uninitialised
     hitbox::XmlFormat xml;
@@ -175,6 +181,15 @@ TEST_CASE("The JSON number guard accepts every double and integer the writer emi
         REQUIRE(dec);
         CHECK(*dec == d);
     }
+    for (double d : {std::numeric_limits<double>::quiet_NaN(), std::numeric_limits<double>::infinity(),
+                     -std::numeric_limits<double>::infinity()}) {
+        auto enc = json.encode(d);
+        REQUIRE(enc);
+        auto dec = json.decode<double>(*enc);
+        INFO(*enc);
+        REQUIRE(dec);
+        CHECK((std::isnan(d) ? std::isnan(*dec) : *dec == d));
+    }
     for (std::int64_t v : {std::numeric_limits<std::int64_t>::min(), std::int64_t{-1}, std::int64_t{0},
                            std::numeric_limits<std::int64_t>::max()})
         CHECK(*json.decode<std::int64_t>(*json.encode(v)) == v);
@@ -188,4 +203,37 @@ TEST_CASE("JSON output is readable") {
     REQUIRE(enc);
     CHECK(enc->find("\"city\"") != std::string::npos);
     CHECK(enc->find("\"Oslo\"") != std::string::npos);
+}
+
+TEST_CASE("Numbers the JSON guard accepts go through rapidjson cleanly (checked by the ASan+UBSan build)") {
+    // Random number shapes around the guard's limits: leading zeros, up to 45 decimals, exponents of up to
+    // 5 digits, NaN / Infinity prefixes. Whatever json_numbers_ok lets through is parsed by JsonFormat;
+    // the sanitizer build turns any undefined behaviour in rapidjson into a failure.
+    hitbox::JsonFormat json;
+    std::mt19937_64 rng(20261126);
+    auto pick = [&](int n) { return static_cast<int>(rng() % static_cast<std::uint64_t>(n)); };
+    int accepted = 0, decoded = 0;
+    for (int it = 0; it < 200000; ++it) {
+        std::string num;
+        if (pick(10) == 0) num += pick(2) ? "NaN" : "Infinity";
+        if (pick(3) == 0) num += "-";
+        const int int_digits = pick(4) == 0 ? pick(30) : 1 + pick(2);
+        for (int i = 0; i < int_digits; ++i) num += static_cast<char>('0' + (pick(3) == 0 ? pick(10) : 0));
+        if (pick(2)) {
+            const int frac = 1 + pick(45), zeros = pick(frac + 1);
+            num += '.';
+            for (int i = 0; i < frac; ++i) num += static_cast<char>('0' + (i < zeros ? 0 : pick(10)));
+        }
+        if (pick(2)) {
+            num += pick(2) ? "e" : "E";
+            if (int sign = pick(3); sign != 0) num += sign == 1 ? "-" : "+";
+            for (int i = 0, n = 1 + pick(5); i < n; ++i) num += static_cast<char>('0' + pick(10));
+        }
+        const std::string doc = "{\"value\": " + num + "}";
+        if (!hitbox::detail::json_numbers_ok(doc)) continue;
+        ++accepted;
+        if (json.decode<double>(doc)) ++decoded;
+    }
+    CHECK(accepted > 50000);  // the guard refuses the broken shapes, not numbers at large
+    CHECK(decoded > 10000);
 }

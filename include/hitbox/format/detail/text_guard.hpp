@@ -37,11 +37,12 @@ inline constexpr std::size_t max_json_number_chars = 40;
 /// hitbox's own writer emits:
 ///  - digits that are all zero with an exponent or more than 15 decimals ("0e66", "0.0000000000000000000000"):
 ///    it normalises a zero significand (__builtin_clzll(0), shifts out of range);
-///  - a magnitude below 1e-330 or above 1e310 once leading zeros count ("0.<400 zeros>1"): it indexes its
+///  - a magnitude below 1e-328 or above 1e310 once leading zeros count ("0.<400 zeros>1"): it indexes its
 ///    table of powers of ten out of bounds (a crash);
 ///  - more than 20 significant digits ("0.184467440737095516157"): its 64-bit significand rounds up past
 ///    2^64 - 1 to zero, the first case again;
-///  - tokens longer than max_json_number_chars, which bounds the cases above; exponents over 4 digits.
+///  - tokens longer than max_json_number_chars, which bounds the cases above; exponents over 4 digits;
+///  - NaN / Inf / Infinity followed by a fraction or exponent, which it parses like the digits above.
 inline bool json_numbers_ok(std::string_view s) noexcept {
     auto digit = [](char c) { return c >= '0' && c <= '9'; };
     auto number_char = [&](char c) { return digit(c) || c == '.' || c == 'e' || c == 'E' || c == '+' || c == '-'; };
@@ -55,6 +56,18 @@ inline bool json_numbers_ok(std::string_view s) noexcept {
         }
         if (c == '"') {
             in_string = true;
+            continue;
+        }
+        if (c == 'N' || c == 'I') {
+            // NaN / Inf / Infinity (cereal writes them for non-finite doubles). rapidjson goes on to read a
+            // fraction or exponent after them ("NaN.000…184…") through the same broken path: refuse that.
+            const std::string_view rest = s.substr(i);
+            const std::size_t len = rest.starts_with("NaN")        ? 3
+                                    : rest.starts_with("Infinity") ? 8
+                                    : rest.starts_with("Inf")      ? 3
+                                                                   : 0;
+            if (len != 0 && i + len < s.size() && number_char(s[i + len])) return false;
+            i += len == 0 ? 0 : len - 1;
             continue;
         }
         if (!(c == '-' || digit(c)) || (i > 0 && number_char(s[i - 1]))) continue;
@@ -91,7 +104,9 @@ inline bool json_numbers_ok(std::string_view s) noexcept {
             if (has_exponent || frac_digits > 15) return false;
         } else {
             const long magnitude = int_digits - leading_zeros - 1 + exponent;  // power of ten of the first digit
-            if (magnitude < -330 || magnitude > 310) return false;
+            // rapidjson looks up 10^(magnitude + 1 - digits) with digits <= 20 in a table that starts at
+            // 10^-348: magnitude >= -328 keeps it inside (the smallest double is 4.9e-324).
+            if (magnitude < -328 || magnitude > 310) return false;
         }
         i = j - 1;  // the loop's ++i moves past the token
     }
