@@ -146,6 +146,8 @@ TEST_CASE("Inputs found by the fuzzers stay decode errors") {
     CHECK_FALSE(json.decode<double>("{\"value\": NaNe5}"));
     // 20 significant digits whose first is at 10^-330: the lookup would start below rapidjson's table
     CHECK_FALSE(json.decode<double>("{\"value\": 0.00000000012345678901234567891e-320}"));
+    // leading zeros up to a value past the largest double: rapidjson's correction step asserts
+    CHECK_FALSE(json.decode<double>("{\"value\": 0.0000000000000000000000000009413873845E336}"));
     CHECK_FALSE(json.decode<double>("{\"value\": " + std::string(41, '7') + "}"));
     // fuzz_xml_format: a "nullopt" flag that is not true/false left cereal's flag uninitialised
     hitbox::XmlFormat xml;

@@ -40,7 +40,7 @@ struct JsonFormat {
         if (!detail::json_nesting_ok(bytes)) return fail(ErrorKind::decode, "json decode: nesting too deep");
         if (!detail::json_numbers_ok(bytes))
             return fail(ErrorKind::decode, "json decode: a number hitbox does not read (all zeros with an exponent or over 15 decimals, "
-                                         "over 20 significant digits, beyond 1e-328..1e310, or over 40 characters)");
+                                         "over 20 significant digits, beyond 1e-328..1e308, or over 40 characters)");
         return detail::cereal_guard(ErrorKind::decode, name, [&] {
             std::istringstream is{std::string(bytes)};
             cereal::JSONInputArchive ar(is);

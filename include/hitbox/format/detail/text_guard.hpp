@@ -37,7 +37,7 @@ inline constexpr std::size_t max_json_number_chars = 40;
 /// hitbox's own writer emits:
 ///  - digits that are all zero with an exponent or more than 15 decimals ("0e66", "0.0000000000000000000000"):
 ///    it normalises a zero significand (__builtin_clzll(0), shifts out of range);
-///  - a magnitude below 1e-328 or above 1e310 once leading zeros count ("0.<400 zeros>1"): it indexes its
+///  - a magnitude below 1e-328 or from 1e309 once leading zeros count ("0.<400 zeros>1"): it indexes its
 ///    table of powers of ten out of bounds (a crash);
 ///  - more than 20 significant digits ("0.184467440737095516157"): its 64-bit significand rounds up past
 ///    2^64 - 1 to zero, the first case again;
@@ -106,7 +106,9 @@ inline bool json_numbers_ok(std::string_view s) noexcept {
             const long magnitude = int_digits - leading_zeros - 1 + exponent;  // power of ten of the first digit
             // rapidjson looks up 10^(magnitude + 1 - digits) with digits <= 20 in a table that starts at
             // 10^-348: magnitude >= -328 keeps it inside (the smallest double is 4.9e-324).
-            if (magnitude < -328 || magnitude > 310) return false;
+            // At the top of the range only the shape the writer uses (no leading zeros): rapidjson's
+            // correction step asserts on "0.<28 zeros>94e336", a value just past the largest double.
+            if (magnitude < -328 || magnitude > 308 || (magnitude == 308 && leading_zeros > 0)) return false;
         }
         i = j - 1;  // the loop's ++i moves past the token
     }
