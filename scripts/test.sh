@@ -5,7 +5,8 @@
 #   2. build-fuzz:  clang-14 libFuzzer + ASan/UBSan, each decoder fuzzed for HITBOX_FUZZ_SECONDS (default 20)
 #   3. build-asan:  g++ ASan + UBSan (less the builtin check: rapidjson passes 0 to clz, see
 #                   test/fuzz/meson.build; suppressions do not reach that check), suites unit and redis
-#   4. build-tsan:  g++ TSan, suites unit and redis less the tests that start no thread (single_threaded)
+#                   less the two run-time configuration tests (suite config: 4 min of compile each here)
+#   4. build-tsan:  g++ TSan, as 3. and less the tests that start no thread (suite single_threaded)
 # The sanitizer builds compile only what their suites run: the compile-time suites (headers, compile_fail)
 # check the compiler, not run-time code, and cluster / fault stay in the main build to keep CI near 35 min.
 # The last line is "N passed, N failed" (", N skipped" if any), counted from the meson test logs.
@@ -79,10 +80,10 @@ if [ "${HITBOX_TEST_QUICK:-0}" != 1 ]; then
   build_and_test build-fuzz "CXX=clang++-14" "--suite fuzz" \
     -Dfuzz=true -Dfuzz_seconds="${HITBOX_FUZZ_SECONDS:-20}" -Dbenchmarks=false -Dexamples=false \
     -Doptimization=2 -Ddebug=false -Dcpp_args=-g1 || status=1
-  build_and_test build-asan "" "--suite unit --suite redis" \
+  build_and_test build-asan "" "--suite unit --suite redis --no-suite config" \
     -Db_sanitize=address,undefined -Db_lundef=false "-Dcpp_args=-fno-sanitize=builtin -g1" \
     -Doptimization=1 -Ddebug=false -Dbenchmarks=false -Dexamples=false || status=1
-  build_and_test build-tsan "" "--suite unit --suite redis --no-suite single_threaded" \
+  build_and_test build-tsan "" "--suite unit --suite redis --no-suite single_threaded --no-suite config" \
     -Db_sanitize=thread -Dcpp_args=-g1 -Doptimization=1 -Ddebug=false -Dbenchmarks=false -Dexamples=false \
     || status=1
 fi
