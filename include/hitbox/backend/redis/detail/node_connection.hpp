@@ -9,9 +9,11 @@
 ///
 /// - Idle connection: the caller writes its commands and reads the replies itself (the "leader"), like a
 ///   blocking client: no thread hand-off. Whatever others queue meanwhile, it sends and delivers too.
-/// - Busy connection: new commands queue up; when the next replies arrive, the reader (the leader, or the
-///   connection's one I/O thread once the leader has its replies) sends everything queued in one `send`
-///   (automatic pipelining: one batch per round trip, as large as the concurrency) and wakes the callers.
+/// - Busy connection: the caller sends its commands at once, behind those in flight, unless another thread
+///   is sending; that thread's loop then sends them with everything else queued meanwhile in one `send`
+///   (automatic pipelining: commands never wait for earlier replies, writes coalesce under concurrency).
+///   The reader (the leader, or the connection's one I/O thread once the leader has its replies) delivers
+///   replies in order and wakes the callers.
 ///
 /// Callers wait on their own slot with a deadline; a caller that gives up leaves its slot in the FIFO, so
 /// a late reply lands there and is discarded: no reply is ever delivered to another caller.
@@ -304,10 +306,12 @@ class NodeConnection {
             if (idle) progress_mark_ = now;
             outbuf_.append(commands);
             inflight_.push_back(batch);
-            // Idle: write now (and read the replies in `wait`). Busy: the commands go out with the next
-            // batch, when the current reader gets replies.
+            // Write now unless another thread is writing (its loop then sends these too, with whatever else
+            // queued meanwhile): commands never wait for the replies of those in flight, so a busy
+            // connection pipelines instead of stopping and waiting a round trip per batch. Idle: the caller
+            // also claims the read and collects its replies in `wait`.
             if (idle && lead_now && can_lead_locked()) lead_fd = claim_read_locked();
-            if (idle && can_write_locked()) write_locked(lk);
+            if (can_write_locked()) write_locked(lk);
         }
         counters_.commands.fetch_add(count, std::memory_order_relaxed);
         if (wake) wake_io();
