@@ -105,19 +105,7 @@ BENCHMARK(BM_CacheGetOrComputeHitCounting)->Threads(1)->UseRealTime();
 
 /// BM_ComposeL1Hit's loop on this file's own composition (the one the caches above wrap): the same-fixture
 /// baseline, so the ratio shows the front's cost and not a difference between two fixtures' layouts.
-void BM_CacheFixtureComposeHit(benchmark::State& state) {
-    auto& e = env();
-    auto& tiers = *e.tiers;
-    RandomIndex rnd{0x9e3779b97f4a7c15ull * static_cast<std::uint64_t>(state.thread_index() + 1)};
-    std::size_t misses = 0;
-    for (auto _ : state) {
-        auto hit = tiers.get<std::string>(e.keys[rnd.next(key_count)]);
-        misses += (hit && hit->has_value()) ? 0 : 1;
-        benchmark::DoNotOptimize(hit);
-    }
-    if (misses != 0) state.SkipWithError("the composition missed a key held in L1");
-    state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations()));
-}
+void BM_CacheFixtureComposeHit(benchmark::State& state) { tier_hits(state, *env().tiers, env().keys); }
 BENCHMARK(BM_CacheFixtureComposeHit)->Threads(1)->UseRealTime();
 
 /// What a user writes without the cache front: get; on a miss, load and set.

@@ -97,19 +97,7 @@ ComposeEnv& env() {
     return e;
 }
 
-void BM_ComposeL1Hit(benchmark::State& state) {
-    auto& e = env();
-    auto& tiers = *e.hit_tiers;
-    RandomIndex rnd{0x9e3779b97f4a7c15ull * static_cast<std::uint64_t>(state.thread_index() + 1)};
-    std::size_t misses = 0;
-    for (auto _ : state) {
-        auto hit = tiers.get<std::string>(e.keys[rnd.next(key_count)]);
-        misses += (hit && hit->has_value()) ? 0 : 1;
-        benchmark::DoNotOptimize(hit);
-    }
-    if (misses != 0) state.SkipWithError("the composition missed a key held in L1");
-    state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations()));
-}
+void BM_ComposeL1Hit(benchmark::State& state) { tier_hits(state, *env().hit_tiers, env().keys); }
 BENCHMARK(BM_ComposeL1Hit)->Threads(1)->UseRealTime();
 
 void BM_ComposeL1HitBareMemory(benchmark::State& state) {

@@ -9,6 +9,8 @@
 #include <string>
 #include <vector>
 
+#include <benchmark/benchmark.h>
+
 #include <hitbox/core/clock.hpp>
 #include <hitbox/core/key.hpp>
 #include <hitbox/core/value.hpp>
@@ -52,6 +54,21 @@ void fill_values(Backend& backend, const std::vector<hitbox::CacheKey>& keys) {
     const auto expire = hitbox::Clock::now() + std::chrono::hours(24);
     for (std::size_t i = 0; i < keys.size(); ++i)
         (void)backend.set(keys[i], hitbox::CacheValue<std::string>{value_for(i), expire});
+}
+
+/// The L1-hit loop of BM_ComposeL1Hit and its same-fixture twin: get<std::string> of random keys held in
+/// `tiers`, the value left inside the result.
+template <class State, class Tiers>
+void tier_hits(State& state, Tiers& tiers, const std::vector<hitbox::CacheKey>& keys) {
+    RandomIndex rnd{0x9e3779b97f4a7c15ull * static_cast<std::uint64_t>(state.thread_index() + 1)};
+    std::size_t misses = 0;
+    for (auto _ : state) {
+        auto hit = tiers.template get<std::string>(keys[rnd.next(keys.size())]);
+        misses += (hit && hit->has_value()) ? 0 : 1;
+        benchmark::DoNotOptimize(hit);
+    }
+    if (misses != 0) state.SkipWithError("a key held in L1 missed");
+    state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations()));
 }
 
 }  // namespace hitbox_bench
