@@ -37,10 +37,15 @@ struct JsonFormat {
 
     template <class T>
     Result<T> decode(std::string_view bytes) const {
-        if (!detail::json_nesting_ok(bytes)) return fail(ErrorKind::decode, "json decode: nesting too deep");
-        if (!detail::json_numbers_ok(bytes))
-            return fail(ErrorKind::decode, "json decode: a number hitbox does not read (all zeros with an exponent or over 15 decimals, "
-                                         "over 20 significant digits, beyond 1e-328..1e308, or over 40 characters)");
+        switch (detail::json_input_check(bytes)) {
+            case detail::JsonCheck::too_deep: return fail(ErrorKind::decode, "json decode: nesting too deep");
+            case detail::JsonCheck::bad_number:
+                return fail(ErrorKind::decode,
+                            "json decode: a number hitbox does not read (all zeros with an exponent or over "
+                            "15 decimals, over 20 significant digits, beyond 1e-328..1e308, over 40 "
+                            "characters, or digits after NaN / Infinity)");
+            case detail::JsonCheck::ok: break;
+        }
         return detail::cereal_guard(ErrorKind::decode, name, [&] {
             std::istringstream is{std::string(bytes)};
             cereal::JSONInputArchive ar(is);

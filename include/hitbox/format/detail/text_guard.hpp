@@ -1,6 +1,7 @@
 #pragma once
 // Pre-parse checks for the text value formats: cereal's JSON and XML parsers recurse per nesting level, so
-// hostile input nested deeply enough would exhaust the stack. These scans bound the depth first.
+// hostile input nested deeply enough would exhaust the stack; these scans bound the depth first. JSON input
+// is also checked for the numbers rapidjson 1.1 mishandles, in the same pass.
 
 #include <cstddef>
 #include <string_view>
@@ -9,32 +10,17 @@ namespace hitbox::detail {
 
 inline constexpr std::size_t max_text_nesting = 256;
 
-inline bool json_nesting_ok(std::string_view s, std::size_t limit = max_text_nesting) noexcept {
-    std::size_t depth = 0;
-    bool in_string = false;
-    for (std::size_t i = 0; i < s.size(); ++i) {
-        char c = s[i];
-        if (in_string) {
-            if (c == '\\') ++i;
-            else if (c == '"') in_string = false;
-        } else if (c == '"') {
-            in_string = true;
-        } else if (c == '{' || c == '[') {
-            if (++depth > limit) return false;
-        } else if ((c == '}' || c == ']') && depth > 0) {
-            --depth;
-        }
-    }
-    return true;
-}
-
 /// Longest number token JsonFormat reads: cereal's writer (rapidjson's shortest round-trip printer) emits at
 /// most 25 characters for a double and 20 for a 64-bit integer.
 inline constexpr std::size_t max_json_number_chars = 40;
 
-/// True when every number in `s` is one rapidjson 1.1's full-precision parser (which cereal enables) reads
-/// without undefined behaviour. Fuzzing found three shapes it mishandles, all refused here, none of which
-/// hitbox's own writer emits:
+/// What json_input_check found.
+enum class JsonCheck { ok, too_deep, bad_number };
+
+/// One pass over JSON input before cereal parses it: `too_deep` when objects / arrays nest deeper than
+/// `limit`, `bad_number` when a number is one that rapidjson 1.1's full-precision parser (which cereal
+/// enables) does not read without undefined behaviour. Fuzzing found these shapes, none of which hitbox's
+/// own writer emits:
 ///  - digits that are all zero with an exponent or more than 15 decimals ("0e66", "0.0000000000000000000000"):
 ///    it normalises a zero significand (__builtin_clzll(0), shifts out of range);
 ///  - a magnitude below 1e-328 or from 1e309 once leading zeros count ("0.<400 zeros>1"): it indexes its
@@ -43,9 +29,10 @@ inline constexpr std::size_t max_json_number_chars = 40;
 ///    2^64 - 1 to zero, the first case again;
 ///  - tokens longer than max_json_number_chars, which bounds the cases above; exponents over 4 digits;
 ///  - NaN / Inf / Infinity followed by a fraction or exponent, which it parses like the digits above.
-inline bool json_numbers_ok(std::string_view s) noexcept {
+inline JsonCheck json_input_check(std::string_view s, std::size_t limit = max_text_nesting) noexcept {
     auto digit = [](char c) { return c >= '0' && c <= '9'; };
     auto number_char = [&](char c) { return digit(c) || c == '.' || c == 'e' || c == 'E' || c == '+' || c == '-'; };
+    std::size_t depth = 0;
     bool in_string = false;
     for (std::size_t i = 0; i < s.size(); ++i) {
         const char c = s[i];
@@ -58,6 +45,14 @@ inline bool json_numbers_ok(std::string_view s) noexcept {
             in_string = true;
             continue;
         }
+        if (c == '{' || c == '[') {
+            if (++depth > limit) return JsonCheck::too_deep;
+            continue;
+        }
+        if (c == '}' || c == ']') {
+            if (depth > 0) --depth;
+            continue;
+        }
         if (c == 'N' || c == 'I') {
             // NaN / Inf / Infinity (cereal writes them for non-finite doubles). rapidjson goes on to read a
             // fraction or exponent after them ("NaN.000…184…") through the same broken path: refuse that.
@@ -66,7 +61,7 @@ inline bool json_numbers_ok(std::string_view s) noexcept {
                                     : rest.starts_with("Infinity") ? 8
                                     : rest.starts_with("Inf")      ? 3
                                                                    : 0;
-            if (len != 0 && i + len < s.size() && number_char(s[i + len])) return false;
+            if (len != 0 && i + len < s.size() && number_char(s[i + len])) return JsonCheck::bad_number;
             i += len == 0 ? 0 : len - 1;
             continue;
         }
@@ -85,7 +80,7 @@ inline bool json_numbers_ok(std::string_view s) noexcept {
         for (; j < s.size() && digit(s[j]); ++j, ++int_digits) take_digit(s[j]);
         if (j < s.size() && s[j] == '.')
             for (++j; j < s.size() && digit(s[j]); ++j, ++frac_digits) take_digit(s[j]);
-        if (j - i > max_json_number_chars || significant > 20) return false;
+        if (j - i > max_json_number_chars || significant > 20) return JsonCheck::bad_number;
         bool has_exponent = false;
         long exponent = 0;
         if (j < s.size() && (s[j] == 'e' || s[j] == 'E')) {
@@ -95,24 +90,24 @@ inline bool json_numbers_ok(std::string_view s) noexcept {
             if (j < s.size() && (s[j] == '+' || s[j] == '-')) negative = s[j++] == '-';
             std::size_t exp_digits = 0;
             for (; j < s.size() && digit(s[j]); ++j, ++exp_digits) {
-                if (exp_digits == 4) return false;
+                if (exp_digits == 4) return JsonCheck::bad_number;
                 exponent = exponent * 10 + (s[j] - '0');
             }
             if (negative) exponent = -exponent;
         }
         if (!nonzero) {
-            if (has_exponent || frac_digits > 15) return false;
+            if (has_exponent || frac_digits > 15) return JsonCheck::bad_number;
         } else {
             const long magnitude = int_digits - leading_zeros - 1 + exponent;  // power of ten of the first digit
             // rapidjson looks up 10^(magnitude + 1 - digits) with digits <= 20 in a table that starts at
             // 10^-348: magnitude >= -328 keeps it inside (the smallest double is 4.9e-324).
             // At the top of the range only the shape the writer uses (no leading zeros): rapidjson's
             // correction step asserts on "0.<28 zeros>94e336", a value just past the largest double.
-            if (magnitude < -328 || magnitude > 308 || (magnitude == 308 && leading_zeros > 0)) return false;
+            if (magnitude < -328 || magnitude > 308 || (magnitude == 308 && leading_zeros > 0)) return JsonCheck::bad_number;
         }
         i = j - 1;  // the loop's ++i moves past the token
     }
-    return true;
+    return JsonCheck::ok;
 }
 
 inline bool xml_nesting_ok(std::string_view s, std::size_t limit = max_text_nesting) noexcept {
