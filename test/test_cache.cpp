@@ -45,6 +45,9 @@ using hitbox_test::Op;
 namespace {
 
 using Memory = hitbox::BasicMemoryBackend<hitbox::ManualClock>;
+// The cache front copies a fresh L1 value straight out of the entry (read_with); the tests below drive
+// that path (fresh, stale, expired, mismatched) through this tier.
+static_assert(hitbox::detail::reads_in_place<Memory, std::string>);
 using Remote = hitbox_test::BasicFailingBackend<hitbox::ManualClock>;
 using Tiers = hitbox::Compose<Memory, Remote, hitbox::InlineOffload>;
 
@@ -612,6 +615,28 @@ TEST_CASE("The default error handler writes one line per second to std::clog") {
     CHECK(std::count(text.begin(), text.end(), '\n') == 1);
     CHECK(text.find("hitbox cache: write failed for key k:v1:i=0: [cache.redis] connection: refused") == 0);
     CHECK(cache.stats().write_errors == 5);
+}
+
+TEST_CASE("An L1 entry of another type is a read error: counted, reported, and the loader's value served") {
+    Fixture f;
+    ErrorLog log;
+    hitbox::Cache cache{f.tiers, f.offload, hitbox::NoMetrics{}, f.clock, log.options()};
+    REQUIRE(f.l1.set(key, hitbox::CacheValue<int>{7, std::nullopt, std::nullopt, f.clock.now()}));
+    Versions v;
+
+    auto r = cache.get_or_compute<std::string>(key, v.loader(), fresh_stale_ttl);
+    CHECK(r.status == CacheStatus::Miss);
+    CHECK(r.source == "upstream");
+    CHECK(*r == "v1");
+    REQUIRE(r.backend_errors.size() == 1);
+    CHECK(r.backend_errors[0].kind() == ErrorKind::type_mismatch);
+    CHECK(log.count(hitbox::CacheOp::read) == 1);
+    // The load replaced the entry: the next call is an L1 hit of the new type.
+    auto again = cache.get_or_compute<std::string>(key, v.loader(), fresh_stale_ttl);
+    CHECK(again.status == CacheStatus::Hit);
+    CHECK(again.source == "cache.memory");
+    CHECK(*again == "v1");
+    CHECK(v.calls == 1);
 }
 
 // ---- negative caching -------------------------------------------------------------------------------

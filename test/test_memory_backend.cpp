@@ -153,6 +153,46 @@ TEST_CASE("MemoryBackend reports a type mismatch and keeps the entry") {
     CHECK(memory.stats().entries == 1);
 }
 
+TEST_CASE("MemoryBackend read_with hands the live entry to a function in place") {
+    hitbox::ManualClock clock;
+    auto memory = manual_backend(clock, 100);
+    const auto start = clock.now();
+    REQUIRE(memory.set(key(1), CacheValue<std::string>{"text", start + 10ms, start + 5ms, start}));
+
+    int calls = 0;
+    const std::string* seen = nullptr;
+    auto look = [&](const CacheValue<std::string>& v) {
+        ++calls;
+        seen = &v.data;
+        CHECK(v.data == "text");
+        CHECK(v.expire == start + 10ms);
+        CHECK(v.stale == start + 5ms);
+    };
+    auto hit = memory.read_with<std::string>(key(1), look);
+    REQUIRE(hit);
+    CHECK(*hit);
+    CHECK(calls == 1);
+    // The same object both times: the function sees the stored entry, not a copy.
+    const std::string* first = seen;
+    REQUIRE(*memory.read_with<std::string>(key(1), look));
+    CHECK(seen == first);
+
+    auto absent = memory.read_with<std::string>(key(2), look);
+    REQUIRE(absent);
+    CHECK_FALSE(*absent);
+    auto wrong = memory.read_with<int>(key(1), [&](const CacheValue<int>&) { ++calls; });
+    REQUIRE_FALSE(wrong);
+    CHECK(wrong.error().kind() == ErrorKind::type_mismatch);
+
+    clock.advance(10ms);
+    auto expired = memory.read_with<std::string>(key(1), look);
+    REQUIRE(expired);
+    CHECK_FALSE(*expired);
+    CHECK(calls == 2);
+    CHECK(memory.stats().hits == 2);
+    CHECK(memory.stats().misses == 3);
+}
+
 TEST_CASE("MemoryBackend expiry follows the clock to the millisecond") {
     hitbox::ManualClock clock;
     auto memory = manual_backend(clock, 100);

@@ -370,6 +370,12 @@ struct CacheShared {
 /// leaf tier, with the label path its answers carry ("cache", "cache.memory", ...).
 /// A backend that is not a Compose but traces its own reads (an AnyBackend over a composition): the cache
 /// reads it with lookup<V>, so answers name the inner tier ("cache.redis").
+/// The tier can hand its entry to a function in place (MemoryBackend::read_with).
+template <class B, class V>
+concept reads_in_place = requires(const B& b, const CacheKey& k, void (*f)(const CacheValue<V>&)) {
+    { b.template read_with<V>(k, f) } -> std::same_as<Result<bool>>;
+};
+
 template <class B, class V>
 concept traced_backend = requires(B& b, const CacheKey& k) {
     { b.template lookup<V>(k) } -> std::same_as<Result<Lookup<V>>>;
@@ -598,7 +604,25 @@ private:
             return out;
         }
         const std::uint64_t epoch = shared_->flights.epoch(key);
-        if constexpr (plain_l1_hit<V>) {
+        if constexpr (plain_l1_hit<V> && detail::reads_in_place<l1_type_, V>) {
+            // A fresh L1 entry's value is copied straight into the answer, under the tier's read lock; a
+            // stale one is copied whole for serve_.
+            std::optional<CacheValue<V>> held;
+            auto found = l1_().template read_with<V>(key, [&](const CacheValue<V>& v) {
+                if (!v.stale || v.state(clock_.now()) == EntryState::Fresh)
+                    out.value.emplace(v.data);
+                else
+                    held.emplace(v);
+            });
+            if (found && out.value) [[likely]] {
+                out.status = CacheStatus::Hit;
+                out.source = paths_.front();
+                return out;
+            }
+            Result<std::optional<CacheValue<V>>> first = std::move(held);
+            if (!found) first = fail(std::move(found).error());
+            serve_(key, std::forward<F>(loader), policy, epoch, after_l1_<V>(key, std::move(first), out), out);
+        } else if constexpr (plain_l1_hit<V>) {
             // The hit path works on the tier's own answer object: no intermediate copy or move.
             auto first = l1_get_<V>(key);
             if (first && *first) [[likely]] {
@@ -654,13 +678,19 @@ private:
         }
     }
 
+    /// The first tier: the backend itself, or a composition's L1.
+    auto& l1_() {
+        if constexpr (detail::is_compose<backend_type>)
+            return backend().l1();
+        else
+            return backend();
+    }
+    using l1_type_ = std::remove_reference_t<decltype(std::declval<Cache&>().l1_())>;
+
     /// The L1 get of a plain_l1_hit backend.
     template <class V>
     Result<std::optional<CacheValue<V>>> l1_get_(const CacheKey& key) {
-        if constexpr (detail::is_compose<backend_type>)
-            return backend().l1().template get<V>(key);
-        else
-            return backend().template get<V>(key);
+        return l1_().template get<V>(key);
     }
 
     /// The rest of a plain_l1_hit read after the L1 get answered `first` (a miss, an error, or a stale hit).

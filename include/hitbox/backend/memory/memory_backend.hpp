@@ -197,6 +197,18 @@ public:
     /// another type.
     template <class T>
     Result<std::optional<CacheValue<T>>> get(const CacheKey& key) const {
+        std::optional<CacheValue<T>> out;
+        auto found = read_with<T>(key, [&out](const CacheValue<T>& v) { out.emplace(v); });
+        if (!found) return fail(std::move(found).error());
+        return out;
+    }
+
+    /// Calls `f(const CacheValue<T>&)` on the entry of `key`, in place, when it holds a live `T`; true
+    /// when it did, false on a miss, `type_mismatch` as get<T>. Lets a caller copy only what it needs
+    /// (the cache front builds its answer straight from the entry). `f` runs under the shard's read lock:
+    /// keep it short, and it must not write to this backend (that would wait for the lock it holds).
+    template <class T, class F>
+    Result<bool> read_with(const CacheKey& key, F&& f) const {
         if (!state_) return moved_from();
         State& s = *state_;
         const std::uint64_t h = detail::mix_hash(key.hash());
@@ -207,11 +219,12 @@ public:
             const detail::NodeBase* n = shard.find(key, h);
             if (n == nullptr || (n->expire_ms != detail::no_expiry && detail::expired(s.clock, n->expire_ms))) {
                 detail::Shard::record_miss(guard.slot());
-                return std::optional<CacheValue<T>>{};
+                return false;
             }
             if (detail::same_type(*n->type, typeid(T))) {
                 detail::Shard::record_hit(n, guard.slot());
-                return std::optional<CacheValue<T>>(std::in_place, static_cast<const detail::TypedNode<T>*>(n)->value);
+                std::forward<F>(f)(static_cast<const detail::TypedNode<T>*>(n)->value);
+                return true;
             }
             stored = n->type;
             detail::Shard::record_miss(guard.slot());
