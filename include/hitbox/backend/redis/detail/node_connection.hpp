@@ -311,6 +311,17 @@ class NodeConnection {
             // connection pipelines instead of stopping and waiting a round trip per batch. Idle: the caller
             // also claims the read and collects its replies in `wait`.
             if (idle && lead_now && can_lead_locked()) lead_fd = claim_read_locked();
+            if (!idle && can_write_locked()) {
+                // Busy: hold the write claim and give the CPU away once, so callers that are ready to run
+                // (typically those whose replies just arrived) queue their commands first and one send
+                // carries them all. With an idle CPU this returns at once.
+                writing_ = true;
+                lk.unlock();
+                std::this_thread::yield();
+                lk.lock();
+                writing_ = false;
+                if (closing_) claims_released_.notify_all();
+            }
             if (can_write_locked()) write_locked(lk);
         }
         counters_.commands.fetch_add(count, std::memory_order_relaxed);
