@@ -307,3 +307,79 @@ TEST_CASE("A reply above max_reply_bytes is cut off with a capacity error; the c
     CHECK(eventually([&] { return bool(b->get<std::string>(key_n("small", 1))); }));
     CHECK(b->get<std::string>(key_n("small", 1)).value()->data == "small");
 }
+
+// ---- the hand-over of replies to waiting callers (no server) ---------------------------------------------
+
+namespace {
+
+/// A parsed integer reply, as the connection's reader makes them.
+hitbox::detail::ReplyPtr integer_reply(long long v) {
+    redisReader* reader = redisReaderCreate();
+    const std::string wire = ":" + std::to_string(v) + "\r\n";
+    REQUIRE(redisReaderFeed(reader, wire.data(), wire.size()) == REDIS_OK);
+    void* raw = nullptr;
+    REQUIRE(redisReaderGetReply(reader, &raw) == REDIS_OK);
+    redisReaderFree(reader);
+    REQUIRE(raw != nullptr);
+    return hitbox::detail::ReplyPtr(static_cast<redisReply*>(raw));
+}
+
+}  // namespace
+
+TEST_CASE("ReplyBatch: one grouped wake reaches every sleeping caller, also callers sharing a wake bit") {
+    using hitbox::detail::ReplyBatch;
+    constexpr int callers = 96;  // three callers per wake bit
+    hitbox::detail::WakeBoard board;
+    std::vector<std::shared_ptr<ReplyBatch>> batches;
+    for (int i = 0; i < callers; ++i)
+        batches.push_back(std::make_shared<ReplyBatch>(1, board, std::uint32_t{1} << (i % 32)));
+
+    std::vector<long long> got(callers, -1);
+    std::vector<std::string> errors(callers);
+    std::vector<SteadyClock::duration> waited(callers);
+    std::atomic<int> started{0};
+    std::vector<std::thread> threads;
+    for (int i = 0; i < callers; ++i)
+        threads.emplace_back([&, i] {
+            ++started;
+            const auto t0 = SteadyClock::now();
+            auto r = batches[i]->wait(t0 + 30s);
+            waited[i] = SteadyClock::now() - t0;
+            if (!r) return;  // deadline: got stays -1
+            if (*r)
+                got[i] = (**r).at(0)->integer;
+            else
+                errors[i] = r->error().message();
+        });
+    while (started.load() < callers) std::this_thread::yield();
+
+    // Complete in groups of 1..9 in a scrambled order, some while their callers sleep and some before
+    // they do, waking each group with one call; the last caller gets an error instead of a reply.
+    std::vector<int> order(callers);
+    for (int i = 0; i < callers; ++i) order[i] = (i * 37) % callers;
+    std::size_t at = 0;
+    for (int group = 1; at < order.size(); group = group % 9 + 1) {
+        std::uint32_t sleepers = 0;
+        for (int k = 0; k < group && at < order.size(); ++k, ++at) {
+            const int i = order[at];
+            if (i == callers - 1) {
+                sleepers |= batches[i]->complete(hitbox::Error(hitbox::ErrorKind::connection, "dropped"));
+            } else {
+                CHECK(batches[i]->add(integer_reply(1000 + i)));
+                sleepers |= batches[i]->complete(std::nullopt);
+            }
+        }
+        board.wake(sleepers);
+        if (group % 3 == 0) std::this_thread::sleep_for(200us);
+    }
+    for (auto& t : threads) t.join();
+
+    for (int i = 0; i < callers - 1; ++i) {
+        INFO("caller " << i);
+        CHECK(got[i] == 1000 + i);
+        // Woken, not left to its deadline: a lost wake-up would show as a 30 s wait here.
+        CHECK(waited[i] < 10s);
+    }
+    CHECK(got[callers - 1] == -1);
+    CHECK(errors[callers - 1] == "dropped");
+}

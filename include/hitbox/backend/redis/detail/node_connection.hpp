@@ -15,8 +15,13 @@
 ///   The reader (the leader, or the connection's one I/O thread once the leader has its replies) delivers
 ///   replies in order and wakes the callers.
 ///
+/// - Busy connection, many callers: a caller that is about to send yields the CPU once first (holding the
+///   write claim), so callers ready to run queue their commands and one `send` carries them all.
+///
 /// Callers wait on their own slot with a deadline; a caller that gives up leaves its slot in the FIFO, so
-/// a late reply lands there and is discarded: no reply is ever delivered to another caller.
+/// a late reply lands there and is discarded: no reply is ever delivered to another caller. Sleeping
+/// callers share one futex word (WakeBoard), so the reader wakes all the callers a read answered with one
+/// system call.
 ///
 /// The connection is lazy: the first command starts connecting (AUTH and SELECT go first; user commands
 /// are held back until they succeed). When the socket drops, every command in flight fails with a
@@ -30,6 +35,7 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <climits>
 #include <condition_variable>
 #include <cstdint>
 #include <ctime>
@@ -94,25 +100,45 @@ inline Result<NodeSettings> make_node_settings(RedisEndpoint endpoint, const Con
                         options.reconnect_backoff_max, options.max_reply_bytes};
 }
 
-/// Blocks until `*word != expected`, a wake, or `timeout` (Linux futex; spurious returns are fine).
-inline void futex_wait_for(std::atomic<std::uint32_t>* word, std::uint32_t expected,
-                           std::chrono::nanoseconds timeout) {
-    timespec ts{static_cast<time_t>(timeout.count() / 1'000'000'000),
-                static_cast<long>(timeout.count() % 1'000'000'000)};
-    ::syscall(SYS_futex, reinterpret_cast<std::uint32_t*>(word), FUTEX_WAIT_PRIVATE, expected, &ts, nullptr,
-              0);
-}
+/// Where the callers of one connection sleep: one futex word for all of them, each waiter tagged with
+/// one of 32 bits, so a reader that has completed many batches wakes all their callers with one system
+/// call (FUTEX_WAKE_BITSET) instead of one each. A waiter woken for another caller's bit (two in flight
+/// with the same bit) looks at its batch and sleeps again.
+class WakeBoard {
+public:
+    /// The counter a waiter reads before it checks its batch one last time and sleeps.
+    std::uint32_t sequence() const noexcept { return word_.load(std::memory_order_acquire); }
 
-/// Wakes one thread blocked in futex_wait_for on `word`.
-inline void futex_wake_one(std::atomic<std::uint32_t>* word) {
-    ::syscall(SYS_futex, reinterpret_cast<std::uint32_t*>(word), FUTEX_WAKE_PRIVATE, 1, nullptr, nullptr, 0);
-}
+    /// Sleeps while the counter still reads `seen`, until a wake of `bit` or `deadline` (spurious
+    /// returns are fine).
+    void sleep(std::uint32_t seen, std::uint32_t bit, std::chrono::steady_clock::time_point deadline) noexcept {
+        // FUTEX_WAIT_BITSET takes an absolute CLOCK_MONOTONIC time: steady_clock's clock on Linux.
+        const auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(deadline.time_since_epoch()).count();
+        timespec ts{static_cast<time_t>(ns / 1'000'000'000), static_cast<long>(ns % 1'000'000'000)};
+        ::syscall(SYS_futex, reinterpret_cast<std::uint32_t*>(&word_), FUTEX_WAIT_BITSET_PRIVATE, seen, &ts,
+                  nullptr, bit);
+    }
 
-/// The reply slot of one submission of `expected` commands. One atomic word is the whole handshake
-/// between the I/O thread and the waiter: a wake-up system call happens only if the waiter sleeps.
+    /// Wakes every waiter tagged with a bit of `bits` (after their batches were completed).
+    void wake(std::uint32_t bits) noexcept {
+        if (bits == 0) return;
+        word_.fetch_add(1, std::memory_order_acq_rel);
+        ::syscall(SYS_futex, reinterpret_cast<std::uint32_t*>(&word_), FUTEX_WAKE_BITSET_PRIVATE, INT_MAX,
+                  nullptr, nullptr, bits);
+    }
+
+private:
+    std::atomic<std::uint32_t> word_{0};
+};
+
+/// The reply slot of one submission of `expected` commands. One atomic word is the handshake between
+/// the reader and the waiter: a wake-up system call happens only if the waiter sleeps.
 class ReplyBatch {
   public:
-    explicit ReplyBatch(std::size_t expected) : expected_(expected) { replies_.reserve(expected); }
+    ReplyBatch(std::size_t expected, WakeBoard& board, std::uint32_t bit)
+        : expected_(expected), board_(&board), bit_(bit) {
+        replies_.reserve(expected);
+    }
 
     /// True once the replies (or an error) are published.
     bool done() const noexcept { return state_.load(std::memory_order_acquire) == done_state; }
@@ -123,10 +149,11 @@ class ReplyBatch {
         return replies_.size() == expected_;
     }
 
-    /// I/O thread: publishes the replies, or `error` instead, and wakes the waiter if it sleeps.
-    void complete(std::optional<Error> error) {
+    /// Reader: publishes the replies, or `error` instead. Returns the waiter's bit when it sleeps (the
+    /// caller then wakes it through the board, together with others), else 0.
+    [[nodiscard]] std::uint32_t complete(std::optional<Error> error) {
         error_ = std::move(error);
-        if (state_.exchange(done_state, std::memory_order_acq_rel) == sleeping) futex_wake_one(&state_);
+        return state_.exchange(done_state, std::memory_order_acq_rel) == sleeping ? bit_ : 0u;
     }
 
     /// Caller: the replies, the error, or nullopt when `deadline` passed first (the slot is then
@@ -140,14 +167,17 @@ class ReplyBatch {
             }
             if (s == pending && !state_.compare_exchange_strong(s, sleeping, std::memory_order_acq_rel))
                 continue;
-            const auto left = deadline - std::chrono::steady_clock::now();
-            if (left <= std::chrono::nanoseconds(0)) {
+            if (std::chrono::steady_clock::now() >= deadline) {
                 std::uint32_t expect = sleeping;
                 if (state_.compare_exchange_strong(expect, abandoned, std::memory_order_acq_rel))
                     return std::nullopt;
                 continue;  // completed meanwhile
             }
-            futex_wait_for(&state_, sleeping, left);
+            // A completion after this read bumps the counter before its wake, so the sleep below either
+            // sees the new count and returns at once, or is woken.
+            const std::uint32_t seen = board_->sequence();
+            if (state_.load(std::memory_order_acquire) == done_state) continue;
+            board_->sleep(seen, bit_, deadline);
         }
     }
 
@@ -155,6 +185,8 @@ class ReplyBatch {
     static constexpr std::uint32_t pending = 0, sleeping = 1, done_state = 2, abandoned = 3;
 
     std::size_t expected_;
+    WakeBoard* board_;
+    std::uint32_t bit_;
     std::vector<ReplyPtr> replies_;
     std::optional<Error> error_;
     std::atomic<std::uint32_t> state_{pending};
@@ -286,7 +318,7 @@ class NodeConnection {
     /// `submit`; with `lead_now` (execute) the caller of an idle connection claims the read before its
     /// commands go out, so no other thread can pick its replies up first.
     Result<Pending> submit_impl(std::string_view commands, std::size_t count, bool lead_now) {
-        auto batch = std::make_shared<ReplyBatch>(count);
+        auto batch = std::make_shared<ReplyBatch>(count, board_, std::uint32_t{1} << (next_bit_++ & 31u));
         bool wake = false;
         bool connecting = false;
         int lead_fd = -1;
@@ -706,7 +738,9 @@ class NodeConnection {
             if (!unexpected && can_write_locked()) write_locked(lk);
         }
         got_.clear();
-        for (auto& b : done_) b->complete(std::nullopt);
+        std::uint32_t sleepers = 0;
+        for (auto& b : done_) sleepers |= b->complete(std::nullopt);
+        board_.wake(sleepers);
         done_.clear();
         if (unexpected) return Failure{Error(ErrorKind::protocol, "unexpected reply from " + address_)};
         return std::nullopt;
@@ -784,7 +818,9 @@ class NodeConnection {
         if (reader_ != nullptr) redisReaderFree(reader_);
         reader_ = nullptr;
         handshake_next_ = handshake_steps_.size();
-        for (auto& b : failed) b->complete(error);
+        std::uint32_t sleepers = 0;
+        for (auto& b : failed) sleepers |= b->complete(error);
+        board_.wake(sleepers);
     }
 
     const NodeSettings settings_;
@@ -813,6 +849,8 @@ class NodeConnection {
     std::optional<Error> pending_error_;  // a leader's read failure, for the I/O thread to act on
     std::condition_variable claims_released_;
     std::thread io_;
+    WakeBoard board_;             // where callers sleep until their replies are delivered
+    std::uint32_t next_bit_ = 0;  // the wake bit of the next batch (mu_)
     int wake_fd_ = -1;
     int epoll_fd_ = -1;
 
