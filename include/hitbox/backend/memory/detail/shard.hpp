@@ -408,8 +408,9 @@ private:
         return std::min(15u, n->frequency.load(std::memory_order_relaxed) + sketch_.estimate(n->hash));
     }
 
-    /// Halves all counts (sketch and stored entries) after about ten accesses per tracked key, so old
-    /// popularity fades.
+    /// Halves all counts (sketch and stored entries) after ten events (hits and writes) per sketch word,
+    /// 20 to 40 per entry of the share, so old popularity fades. Shorter periods keep 4-bit counts too low
+    /// to tell the keys near the cache boundary apart (a key read once per period halves to nothing).
     void maybe_age() noexcept {
         const std::uint64_t events = lock.hits() + writes_;
         if (events - aged_at_ < 10 * sketch_.words()) return;
