@@ -31,9 +31,13 @@ class FrequencySketch {
 public:
     FrequencySketch() { resize(min_words); }
 
-    /// Sizes the table for about `entries` distinct keys (one word per key, a power of two); drops counts.
+    /// Sizes the table for a cache of `entries` entries: two words per entry, rounded up to a power of
+    /// two; drops counts. The keys worth counting are more than the stored ones (the candidates competing
+    /// for the last places), and the owner ages the sketch after a number of events proportional to its
+    /// size, so a larger table also lets the counts of keys near the cache boundary grow apart before
+    /// halving (on hitbox-hitratio's Zipf 0.99 traces, one word per entry gave 0.4 to 0.5 points less).
     void ensure_capacity(std::size_t entries) {
-        std::size_t want = std::bit_ceil(std::clamp<std::size_t>(entries, min_words, max_words));
+        std::size_t want = std::bit_ceil(std::clamp<std::size_t>(2 * entries, min_words, max_words));
         if (want > words_) resize(want);
     }
 
