@@ -197,10 +197,10 @@ public:
     /// another type.
     template <class T>
     Result<std::optional<CacheValue<T>>> get(const CacheKey& key) const {
-        std::optional<CacheValue<T>> out;
-        auto found = read_with<T>(key, [&out](const CacheValue<T>& v) { out.emplace(v); });
-        if (!found) return fail(std::move(found).error());
-        return out;
+        using R = Result<std::optional<CacheValue<T>>>;
+        return find_<T, R>(
+            key, [](const CacheValue<T>& v) -> R { return std::optional<CacheValue<T>>(std::in_place, v); },
+            [] { return R(std::optional<CacheValue<T>>{}); });
     }
 
     /// Calls `f(const CacheValue<T>&)` on the entry of `key`, in place, when it holds a live `T`; true
@@ -209,29 +209,13 @@ public:
     /// keep it short, and it must not write to this backend (that would wait for the lock it holds).
     template <class T, class F>
     Result<bool> read_with(const CacheKey& key, F&& f) const {
-        if (!state_) return moved_from();
-        State& s = *state_;
-        const std::uint64_t h = detail::mix_hash(key.hash());
-        detail::Shard& shard = s.store.shard_for(h);
-        const std::type_info* stored = nullptr;
-        {
-            detail::ReadGuard guard(shard.lock);
-            const detail::NodeBase* n = shard.find(key, h);
-            if (n == nullptr || (n->expire_ms != detail::no_expiry && detail::expired(s.clock, n->expire_ms))) {
-                detail::Shard::record_miss(guard.slot());
-                return false;
-            }
-            if (detail::same_type(*n->type, typeid(T))) {
-                detail::Shard::record_hit(n, guard.slot());
-                std::forward<F>(f)(static_cast<const detail::TypedNode<T>*>(n)->value);
+        return find_<T, Result<bool>>(
+            key,
+            [&f](const CacheValue<T>& v) -> Result<bool> {
+                std::forward<F>(f)(v);
                 return true;
-            }
-            stored = n->type;
-            detail::Shard::record_miss(guard.slot());
-        }
-        return fail(ErrorKind::type_mismatch,
-                    "entry stored as " + detail::type_name(*stored) + ", read as " + detail::type_name(typeid(T)),
-                    s.label);
+            },
+            [] { return Result<bool>(false); });
     }
 
     /// Stores a copy of `value` under `key`, replacing any entry of any type (the new expiry applies).
@@ -279,6 +263,34 @@ public:
 
 private:
     friend class MemoryBackendBuilder<Clock, Weigher>;
+
+    /// The lookup of get and read_with: `hit(entry)` under the shard's read lock when `key` holds a live
+    /// `T`, `miss()` when it holds nothing live, a `type_mismatch` error otherwise. Each returns an `R`.
+    template <class T, class R, class Hit, class Miss>
+    R find_(const CacheKey& key, Hit&& hit, Miss&& miss) const {
+        if (!state_) return moved_from();
+        State& s = *state_;
+        const std::uint64_t h = detail::mix_hash(key.hash());
+        detail::Shard& shard = s.store.shard_for(h);
+        const std::type_info* stored = nullptr;
+        {
+            detail::ReadGuard guard(shard.lock);
+            const detail::NodeBase* n = shard.find(key, h);
+            if (n == nullptr || (n->expire_ms != detail::no_expiry && detail::expired(s.clock, n->expire_ms))) {
+                detail::Shard::record_miss(guard.slot());
+                return miss();
+            }
+            if (detail::same_type(*n->type, typeid(T))) {
+                detail::Shard::record_hit(n, guard.slot());
+                return hit(static_cast<const detail::TypedNode<T>*>(n)->value);
+            }
+            stored = n->type;
+            detail::Shard::record_miss(guard.slot());
+        }
+        return fail(ErrorKind::type_mismatch,
+                    "entry stored as " + detail::type_name(*stored) + ", read as " + detail::type_name(typeid(T)),
+                    s.label);
+    }
 
     struct State {
         State(std::size_t shards, std::uint64_t bound, bool w, std::string l, Clock c, Weigher wg)
