@@ -9,14 +9,14 @@
 ///
 /// - Idle connection: the caller writes its commands and reads the replies itself (the "leader"), like a
 ///   blocking client: no thread hand-off. Whatever others queue meanwhile, it sends and delivers too.
-/// - Busy connection: the caller sends its commands at once, behind those in flight, unless another thread
-///   is sending; that thread's loop then sends them with everything else queued meanwhile in one `send`
+/// - Busy connection: the caller sends its commands behind those in flight, unless another thread is
+///   sending; that thread's loop then sends them with everything else queued meanwhile in one `send`
 ///   (automatic pipelining: commands never wait for earlier replies, writes coalesce under concurrency).
-///   The reader (the leader, or the connection's one I/O thread once the leader has its replies) delivers
-///   replies in order and wakes the callers.
-///
-/// - Busy connection, many callers: a caller that is about to send yields the CPU once first (holding the
-///   write claim), so callers ready to run queue their commands and one `send` carries them all.
+///   Before it sends, it yields the CPU once (holding the write claim), so callers ready to run queue
+///   their commands first and one `send` carries them all. A caller still waiting after a short spin (a
+///   few yields of the CPU) becomes the leader if nobody is reading; otherwise the reader (a leader, or
+///   the connection's one I/O thread when no caller reads) delivers replies in order and wakes the
+///   callers.
 ///
 /// Callers wait on their own slot with a deadline; a caller that gives up leaves its slot in the FIFO, so
 /// a late reply lands there and is discarded: no reply is ever delivered to another caller. Sleeping
@@ -156,14 +156,18 @@ class ReplyBatch {
         return state_.exchange(done_state, std::memory_order_acq_rel) == sleeping ? bit_ : 0u;
     }
 
-    /// Caller: the replies, the error, or nullopt when `deadline` passed first (the slot is then
+    /// Caller: gives the CPU away a few times while the replies are not there. On a busy machine they
+    /// often arrive meanwhile, and a caller that never slept needs no wake-up (on a virtual machine,
+    /// waking a sleeping thread costs more than the round trip it waits for). With nothing else to run,
+    /// each yield returns at once, so this costs at most a few microseconds of CPU.
+    void spin() const noexcept {
+        for (int i = 0; i < spin_yields && !done(); ++i) std::this_thread::yield();
+    }
+
+    /// Caller: the replies (after a spin()), the error, or nullopt when `deadline` passed first (the slot is then
     /// abandoned: whatever arrives later is dropped with it).
     std::optional<Result<std::vector<ReplyPtr>>> wait(std::chrono::steady_clock::time_point deadline) {
-        // Before sleeping, give the CPU away a few times: on a busy machine the reply often arrives
-        // meanwhile, and a caller that never slept needs no wake-up (on a virtual machine, waking a
-        // sleeping thread costs more than the round trip it waits for). With nothing else to run, each
-        // yield returns at once, so this costs at most a few microseconds of CPU.
-        for (int i = 0; i < spin_yields && !done(); ++i) std::this_thread::yield();
+        spin();
         for (;;) {
             std::uint32_t s = state_.load(std::memory_order_acquire);
             if (s == done_state) {
@@ -262,16 +266,17 @@ class NodeConnection {
     }
 
     /// The second half of `execute`: the replies of `pending`, waiting until its deadline (or the earlier
-    /// `cap`, for a caller with an overall budget). When its batch is the only one in flight and nobody
-    /// reads, the caller reads the socket itself (see the file comment).
+    /// `cap`, for a caller with an overall budget). A caller whose replies are not there after a short
+    /// spin reads the socket itself when nobody else does (see the file comment).
     Result<std::vector<ReplyPtr>> wait(
         Pending& pending, std::optional<std::chrono::steady_clock::time_point> cap = std::nullopt) {
         const auto deadline = cap ? std::min(*cap, pending.deadline) : pending.deadline;
         int lead_fd = std::exchange(pending.lead_fd, -1);
+        if (lead_fd < 0) pending.batch->spin();
         if (lead_fd < 0 && !pending.batch->done()) {
+            // Still waiting: read the socket itself when nobody else does (no hand-off from the I/O thread).
             std::lock_guard<std::mutex> lk(mu_);
-            if (inflight_.size() == 1 && inflight_.front() == pending.batch && outbuf_.empty() &&
-                can_lead_locked())
+            if (can_lead_locked())
                 lead_fd = claim_read_locked();
         }
         if (lead_fd >= 0) lead(*pending.batch, lead_fd, deadline);
