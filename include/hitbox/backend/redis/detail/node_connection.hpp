@@ -329,7 +329,7 @@ class NodeConnection {
     /// `submit`; with `lead_now` (execute) the caller of an idle connection claims the read before its
     /// commands go out, so no other thread can pick its replies up first.
     Result<Pending> submit_impl(std::string_view commands, std::size_t count, bool lead_now) {
-        auto batch = std::make_shared<ReplyBatch>(count, board_, std::uint32_t{1} << (next_bit_++ & 31u));
+        auto batch = std::make_shared<ReplyBatch>(count, board_, std::uint32_t{1} << (next_bit_.fetch_add(1, std::memory_order_relaxed) & 31u));
         bool wake = false;
         bool connecting = false;
         int lead_fd = -1;
@@ -861,7 +861,7 @@ class NodeConnection {
     std::condition_variable claims_released_;
     std::thread io_;
     WakeBoard board_;             // where callers sleep until their replies are delivered
-    std::uint32_t next_bit_ = 0;  // the wake bit of the next batch (mu_)
+    std::atomic<std::uint32_t> next_bit_{0};  // the wake bit of the next batch
     int wake_fd_ = -1;
     int epoll_fd_ = -1;
 
