@@ -2,7 +2,7 @@
 # Installs what is missing (Debian 12, as root), then builds and runs every test suite:
 #   1. build-test:  g++ -Werror, all suites (unit, redis, cluster, fault, examples, bench-smoke, consumer,
 #                   headers, compile_fail)
-#   2. build-fuzz:  clang-14 libFuzzer + ASan/UBSan, each decoder fuzzed for HITBOX_FUZZ_SECONDS (default 20)
+#   2. build-fuzz:  clang-14 libFuzzer + ASan/UBSan, each decoder fuzzed for HITBOX_FUZZ_SECONDS (default 30)
 #   3. build-asan:  g++ ASan + UBSan (less the builtin check: rapidjson passes 0 to clz, see
 #                   test/fuzz/meson.build; suppressions do not reach that check), suites unit and redis
 #                   less the two run-time configuration tests (suite config: 4 min of compile each here)
@@ -78,7 +78,7 @@ start=$(date +%s)
 build_and_test build-test "" "" -Dwerror=true -Doptimization=2 -Ddebug=false -Dcpp_args=-g1 || status=1
 if [ "${HITBOX_TEST_QUICK:-0}" != 1 ]; then
   build_and_test build-fuzz "CXX=clang++-14" "--suite fuzz" \
-    -Dfuzz=true -Dfuzz_seconds="${HITBOX_FUZZ_SECONDS:-20}" -Dbenchmarks=false -Dexamples=false \
+    -Dfuzz=true -Dfuzz_seconds="${HITBOX_FUZZ_SECONDS:-30}" -Dbenchmarks=false -Dexamples=false \
     -Doptimization=2 -Ddebug=false -Dcpp_args=-g1 || status=1
   build_and_test build-asan "" "--suite unit --suite redis --no-suite config" \
     -Db_sanitize=address,undefined -Db_lundef=false "-Dcpp_args=-fno-sanitize=builtin -g1" \
