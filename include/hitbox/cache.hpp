@@ -366,21 +366,21 @@ struct CacheShared {
     }
 };
 
-/// Calls `f(path, tier)` for every level of a backend, outermost first: each composition level and each
-/// leaf tier, with the label path its answers carry ("cache", "cache.memory", ...).
-/// A backend that is not a Compose but traces its own reads (an AnyBackend over a composition): the cache
-/// reads it with lookup<V>, so answers name the inner tier ("cache.redis").
 /// The tier can hand its entry to a function in place (MemoryBackend::read_with).
 template <class B, class V>
 concept reads_in_place = requires(const B& b, const CacheKey& k, void (*f)(const CacheValue<V>&)) {
     { b.template read_with<V>(k, f) } -> std::same_as<Result<bool>>;
 };
 
+/// A backend that is not a Compose but traces its own reads (an AnyBackend over a composition): the cache
+/// reads it with lookup<V>, so answers name the inner tier ("cache.redis").
 template <class B, class V>
 concept traced_backend = requires(B& b, const CacheKey& k) {
     { b.template lookup<V>(k) } -> std::same_as<Result<Lookup<V>>>;
 };
 
+/// Calls `f(path, tier)` for every level of a backend, outermost first: each composition level and each
+/// leaf tier, with the label path its answers carry ("cache", "cache.memory", ...).
 template <class Tier, class F>
 void visit_tiers(Tier& tier, std::string_view prefix, F& f) {
     if constexpr (requires { tier.tier_paths(); }) {  // an erased backend lists its own leaf tiers

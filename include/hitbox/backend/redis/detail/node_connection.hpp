@@ -164,8 +164,8 @@ class ReplyBatch {
         for (int i = 0; i < spin_yields && !done(); ++i) std::this_thread::yield();
     }
 
-    /// Caller: the replies (after a spin()), the error, or nullopt when `deadline` passed first (the slot is then
-    /// abandoned: whatever arrives later is dropped with it).
+    /// Caller: the replies (after a spin()), the error, or nullopt when `deadline` passed first (the slot
+    /// is then abandoned: whatever arrives later is dropped with it).
     std::optional<Result<std::vector<ReplyPtr>>> wait(std::chrono::steady_clock::time_point deadline) {
         spin();
         for (;;) {
@@ -329,7 +329,8 @@ class NodeConnection {
     /// `submit`; with `lead_now` (execute) the caller of an idle connection claims the read before its
     /// commands go out, so no other thread can pick its replies up first.
     Result<Pending> submit_impl(std::string_view commands, std::size_t count, bool lead_now) {
-        auto batch = std::make_shared<ReplyBatch>(count, board_, std::uint32_t{1} << (next_bit_.fetch_add(1, std::memory_order_relaxed) & 31u));
+        const std::uint32_t bit = std::uint32_t{1} << (next_bit_.fetch_add(1, std::memory_order_relaxed) & 31u);
+        auto batch = std::make_shared<ReplyBatch>(count, board_, bit);
         bool wake = false;
         bool connecting = false;
         int lead_fd = -1;
@@ -860,7 +861,7 @@ class NodeConnection {
     std::optional<Error> pending_error_;  // a leader's read failure, for the I/O thread to act on
     std::condition_variable claims_released_;
     std::thread io_;
-    WakeBoard board_;             // where callers sleep until their replies are delivered
+    WakeBoard board_;                         // where callers sleep until their replies are delivered
     std::atomic<std::uint32_t> next_bit_{0};  // the wake bit of the next batch
     int wake_fd_ = -1;
     int epoll_fd_ = -1;
