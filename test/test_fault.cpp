@@ -443,6 +443,10 @@ TEST_CASE("Fault: CLIENT KILL TYPE normal every 100 ms under 16 threads; no call
     CHECK(f.wrong == 0);
     CHECK(batches_checked > 100);
     CHECK(c.drops >= 5);  // the kills landed
+    // A killed connection that had been answering is not a flapping server: the next command reconnects
+    // at once, so only the commands in flight at a kill fail (no backoff period of failing fast).
+    INFO("succeeded " << f.ok.load() << " of " << f.ops.load());
+    CHECK(f.ok.load() * 5 >= f.ops.load() * 4);
     for (std::size_t k = 0; k < kind_count; ++k) {
         const auto kind = static_cast<ErrorKind>(k);
         if (kind != ErrorKind::connection && kind != ErrorKind::timeout) {

@@ -662,6 +662,7 @@ class NodeConnection {
         state_ = State::ready;
         ready_since_ = SteadyClock::now();
         progress_mark_ = ready_since_;
+        served_ = false;
         counters_.connects.fetch_add(1, std::memory_order_relaxed);
         if (can_write_locked()) write_locked(lk);
     }
@@ -746,6 +747,7 @@ class NodeConnection {
                 }
             }
             progress_mark_ = SteadyClock::now();  // bytes arrived: a long reply in transfer is not a stall
+            if (!got_.empty()) served_ = true;
             // Send what queued up during the round trip before waking the callers.
             if (!unexpected && can_write_locked()) write_locked(lk);
         }
@@ -791,7 +793,9 @@ class NodeConnection {
     /// I/O thread: closes the socket (after any writer or leader has let go of it, so its descriptor is
     /// never reused under them) and fails every command in flight or queued with `error`. `backoff`: the
     /// failure was a connect or handshake; delay the next attempt. A connection that dies within a second
-    /// of being established is treated the same way, so a server that accepts and drops is not hammered.
+    /// of being established without having answered a command is treated the same way, so a server that
+    /// accepts and drops is not hammered; one that was answering (a killed client, a restart) is
+    /// reconnected at once.
     void lose_connection(const Error& error, bool backoff) {
         if (sock_ >= 0)
             ::shutdown(sock_, SHUT_RDWR);  // a writer in send() or a leader in poll() returns at once
@@ -813,7 +817,7 @@ class NodeConnection {
             const auto now = SteadyClock::now();
             const bool was_ready = state_ == State::ready;
             if (was_ready && !stopping_) counters_.drops.fetch_add(1, std::memory_order_relaxed);
-            if (backoff || (was_ready && now - ready_since_ < flapping_window)) {
+            if (backoff || (was_ready && !served_ && now - ready_since_ < flapping_window)) {
                 backoff_ = backoff_.count() == 0 ? settings_.backoff_initial
                                                  : std::min(2 * backoff_, settings_.backoff_max);
                 next_attempt_ = now + jittered(backoff_);
@@ -848,6 +852,7 @@ class NodeConnection {
     SteadyClock::time_point next_attempt_{};
     SteadyClock::time_point progress_mark_{};  // last bytes read, or when the FIFO became non-empty
     SteadyClock::time_point ready_since_{};
+    bool served_ = false;  // a command was answered since ready_since_ (mu_)
     std::chrono::milliseconds backoff_{0};
     std::optional<Error> last_error_;
     int sock_ = -1;                   // written by the I/O thread under mu_
