@@ -604,15 +604,15 @@ private:
             return out;
         }
         const std::uint64_t epoch = shared_->flights.epoch(key);
-        if constexpr (plain_l1_hit<V> && detail::reads_in_place<l1_type_, V>) {
-            // A fresh L1 entry's value is copied straight into the answer, under the tier's read lock; a
-            // stale one is copied whole for serve_.
+        if constexpr (plain_l1_hit<V>) {
+            // A fresh L1 value goes straight into the answer (copied from the entry in place when the tier
+            // can read in place, moved out of its get's answer otherwise); a stale entry is kept for serve_.
             std::optional<CacheValue<V>> held;
-            auto found = l1_().template read_with<V>(key, [&](const CacheValue<V>& v) {
+            auto found = l1_read_<V>(key, [&]<class E>(E&& v) {
                 if (!v.stale || v.state(clock_.now()) == EntryState::Fresh)
-                    out.value.emplace(v.data);
+                    out.value.emplace(std::forward<E>(v).data);
                 else
-                    held.emplace(v);
+                    held.emplace(std::forward<E>(v));
             });
             if (found && out.value) [[likely]] {
                 out.status = CacheStatus::Hit;
@@ -621,19 +621,6 @@ private:
             }
             Result<std::optional<CacheValue<V>>> first = std::move(held);
             if (!found) first = fail(std::move(found).error());
-            serve_(key, std::forward<F>(loader), policy, epoch, after_l1_<V>(key, std::move(first), out), out);
-        } else if constexpr (plain_l1_hit<V>) {
-            // The hit path works on the tier's own answer object: no intermediate copy or move.
-            auto first = l1_get_<V>(key);
-            if (first && *first) [[likely]] {
-                CacheValue<V>& v = **first;
-                if (!v.stale || v.state(clock_.now()) == EntryState::Fresh) {
-                    out.value.emplace(std::move(v.data));
-                    out.status = CacheStatus::Hit;
-                    out.source = paths_.front();
-                    return out;
-                }
-            }
             serve_(key, std::forward<F>(loader), policy, epoch, after_l1_<V>(key, std::move(first), out), out);
         } else {
             serve_(key, std::forward<F>(loader), policy, epoch, read_<V>(key, out), out);
@@ -691,6 +678,22 @@ private:
     template <class V>
     Result<std::optional<CacheValue<V>>> l1_get_(const CacheKey& key) {
         return l1_().template get<V>(key);
+    }
+
+    /// Hands the L1 entry of `key`, when there is one, to `take`: as a const reference to the stored entry
+    /// when the tier reads in place (MemoryBackend::read_with), else as an rvalue of its get's answer. True
+    /// when it did, false on a miss, the tier's error otherwise.
+    template <class V, class Take>
+    Result<bool> l1_read_(const CacheKey& key, Take&& take) {
+        if constexpr (detail::reads_in_place<l1_type_, V>) {
+            return l1_().template read_with<V>(key, std::forward<Take>(take));
+        } else {
+            auto first = l1_get_<V>(key);
+            if (!first) return fail(std::move(first).error());
+            if (!*first) return false;
+            std::forward<Take>(take)(std::move(**first));
+            return true;
+        }
     }
 
     /// The rest of a plain_l1_hit read after the L1 get answered `first` (a miss, an error, or a stale hit).
