@@ -752,9 +752,7 @@ class NodeConnection {
             if (!unexpected && can_write_locked()) write_locked(lk);
         }
         got_.clear();
-        std::uint32_t sleepers = 0;
-        for (auto& b : done_) sleepers |= b->complete(std::nullopt);
-        board_.wake(sleepers);
+        complete_all(done_, std::nullopt);
         done_.clear();
         if (unexpected) return Failure{Error(ErrorKind::protocol, "unexpected reply from " + address_)};
         return std::nullopt;
@@ -834,8 +832,15 @@ class NodeConnection {
         if (reader_ != nullptr) redisReaderFree(reader_);
         reader_ = nullptr;
         handshake_next_ = handshake_steps_.size();
+        complete_all(failed, error);
+    }
+
+    /// Publishes `error` (or the replies they hold) to every batch of `batches`, then wakes their sleeping
+    /// callers with one call.
+    template <class Batches>
+    void complete_all(Batches& batches, const std::optional<Error>& error) {
         std::uint32_t sleepers = 0;
-        for (auto& b : failed) sleepers |= b->complete(error);
+        for (auto& b : batches) sleepers |= b->complete(error);
         board_.wake(sleepers);
     }
 
