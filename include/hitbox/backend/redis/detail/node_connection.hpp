@@ -2,10 +2,10 @@
 /// \file
 /// detail::NodeConnection: the one multiplexed connection to one Redis node, shared by every thread.
 ///
-/// Callers format commands with hiredis's formatter and hand them to `execute`, which appends them to a
-/// shared output buffer and records the caller's reply slot in a FIFO, both under one lock, so the order
-/// of slots is the order of bytes on the wire. Replies are parsed with hiredis's reader and the i-th reply
-/// goes to the i-th slot.
+/// Callers frame commands as RESP (detail::append_command) and hand them to `execute`, which appends them
+/// to a shared output buffer and records the caller's reply slot in a FIFO, both under one lock, so the
+/// order of slots is the order of bytes on the wire. Replies are parsed with hiredis's reader and the
+/// i-th reply goes to the i-th slot.
 ///
 /// - Idle connection: the caller writes its commands and reads the replies itself (the "leader"), like a
 ///   blocking client: no thread hand-off. Whatever others queue meanwhile, it sends and delivers too.

@@ -1,13 +1,16 @@
 #pragma once
 /// \file
-/// RESP glue over hiredis: owned replies, command formatting with hiredis's formatter (binary-safe: every
-/// argument is sent with its length, never spliced into a command string) and reply interpretation.
+/// RESP glue over hiredis: owned replies, command framing (binary-safe: every argument is sent with its
+/// length, never spliced into a command string; byte for byte what hiredis's formatter writes) and reply
+/// interpretation.
 /// Uses only hiredis APIs present in both 0.14 and 1.x.
 
+#include <charconv>
 #include <cstddef>
 #include <cstdlib>
 #include <initializer_list>
 #include <memory>
+#include <new>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -35,24 +38,34 @@ struct BatchReplies {
     std::vector<std::optional<Error>> errors;
 };
 
-/// Appends the RESP form of `args` (at most 8 arguments) to `out`. False only when hiredis cannot allocate.
+/// Appends the RESP form of `args` to `out`: an array of bulk strings, each sent with its length, so any
+/// bytes are safe. False only when memory runs out (nothing is appended then). The test suite checks the
+/// bytes against hiredis's own formatter (redisFormatCommandArgv).
 inline bool append_command(std::string& out, std::initializer_list<std::string_view> args) {
-    constexpr std::size_t max_args = 8;
-    const char* argv[max_args];
-    std::size_t lens[max_args];
-    std::size_t n = 0;
-    for (auto a : args) {
-        if (n == max_args) return false;
-        argv[n] = a.data();
-        lens[n] = a.size();
-        ++n;
+    const std::size_t before = out.size();
+    try {
+        auto header = [&out](char kind, std::size_t n) {
+            char buf[24];
+            buf[0] = kind;
+            auto [end, ec] = std::to_chars(buf + 1, buf + sizeof buf - 2, n);
+            *end++ = '\r';
+            *end++ = '\n';
+            out.append(buf, static_cast<std::size_t>(end - buf));
+        };
+        std::size_t total = 16;
+        for (auto a : args) total += a.size() + 24;
+        out.reserve(before + total);
+        header('*', args.size());
+        for (auto a : args) {
+            header('$', a.size());
+            out.append(a);
+            out.append("\r\n", 2);
+        }
+        return true;
+    } catch (const std::bad_alloc&) {
+        out.resize(before);
+        return false;
     }
-    char* formatted = nullptr;
-    int len = redisFormatCommandArgv(&formatted, static_cast<int>(n), argv, lens);
-    if (len < 0 || formatted == nullptr) return false;
-    out.append(formatted, static_cast<std::size_t>(len));
-    redisFreeCommand(formatted);
-    return true;
 }
 
 /// Replaces every occurrence of `secret` in `text` by "***" (no-op for an empty secret).
