@@ -219,6 +219,12 @@ TEST_CASE("32 threads share one connection: every reply reaches its own caller")
     CHECK(wrong == 0);
     CHECK(failed == 0);
     CHECK(checked == threads * rounds * 2 / 3);
+    // The backend's counters are kept per thread stripe; the snapshot adds up every thread's counts.
+    const auto stats = backend.stats();
+    CHECK(stats.reads == static_cast<std::uint64_t>(checked.load()));
+    CHECK(stats.writes == 64 + static_cast<std::uint64_t>(threads * rounds / 3));
+    CHECK(stats.hits + stats.misses == stats.reads);
+    CHECK(stats.error_total() == 0);
     auto c = backend.connection().counters();
     CHECK(c.connects == 1);
     CHECK(c.commands > c.writes);  // commands from different threads went out together

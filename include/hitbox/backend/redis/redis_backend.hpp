@@ -59,10 +59,23 @@ struct RedisStats {
 
 namespace detail {
 
-/// The live counters behind RedisStats.
+/// The live counters behind RedisStats, striped: each thread counts into one of `stripe_count` cache-line
+/// aligned copies (threads are dealt out in the order they first count), so threads on different cores do
+/// not fight over one cache line for every operation; a snapshot adds the stripes up.
 struct RedisCounters {
-    std::atomic<std::uint64_t> reads{0}, writes{0}, removes{0}, hits{0}, misses{0}, bytes_in{0}, bytes_out{0};
-    std::array<std::atomic<std::uint64_t>, error_kind_count> errors{};
+    struct alignas(64) Stripe {
+        std::atomic<std::uint64_t> reads{0}, writes{0}, removes{0}, hits{0}, misses{0}, bytes_in{0}, bytes_out{0};
+        std::array<std::atomic<std::uint64_t>, error_kind_count> errors{};
+    };
+    static constexpr std::size_t stripe_count = 16;
+    std::array<Stripe, stripe_count> stripes;
+
+    /// The calling thread's stripe.
+    Stripe& local() noexcept {
+        static std::atomic<std::size_t> next{0};
+        thread_local const std::size_t index = next.fetch_add(1, std::memory_order_relaxed) % stripe_count;
+        return stripes[index];
+    }
 
     static void bump(std::atomic<std::uint64_t>& c, std::uint64_t n = 1) noexcept {
         c.fetch_add(n, std::memory_order_relaxed);
@@ -70,15 +83,21 @@ struct RedisCounters {
 
     RedisStats snapshot() const noexcept {
         RedisStats s;
-        s.reads = reads.load(std::memory_order_relaxed);
-        s.writes = writes.load(std::memory_order_relaxed);
-        s.removes = removes.load(std::memory_order_relaxed);
-        s.hits = hits.load(std::memory_order_relaxed);
-        s.misses = misses.load(std::memory_order_relaxed);
-        s.bytes_in = bytes_in.load(std::memory_order_relaxed);
-        s.bytes_out = bytes_out.load(std::memory_order_relaxed);
-        for (std::size_t i = 0; i < error_kind_count; ++i)
-            s.errors[i] = errors[i].load(std::memory_order_relaxed);
+        auto sum = [&](const std::atomic<std::uint64_t> Stripe::*field) {
+            std::uint64_t n = 0;
+            for (const auto& stripe : stripes) n += (stripe.*field).load(std::memory_order_relaxed);
+            return n;
+        };
+        s.reads = sum(&Stripe::reads);
+        s.writes = sum(&Stripe::writes);
+        s.removes = sum(&Stripe::removes);
+        s.hits = sum(&Stripe::hits);
+        s.misses = sum(&Stripe::misses);
+        s.bytes_in = sum(&Stripe::bytes_in);
+        s.bytes_out = sum(&Stripe::bytes_out);
+        for (const auto& stripe : stripes)
+            for (std::size_t i = 0; i < error_kind_count; ++i)
+                s.errors[i] += stripe.errors[i].load(std::memory_order_relaxed);
         return s;
     }
 };
@@ -155,7 +174,7 @@ class RedisBackend {
     /// decode error (a composition treats it as a miss).
     template <class T>
     Result<std::optional<CacheValue<T>>> get(const CacheKey& key) {
-        bump(counters_->reads);
+        bump(counts().reads);
         auto raw = conn_.get(codec_.key(key));
         if (!raw) return fail(error(raw.error()));
         return decode_entry<T>(*raw, SystemClock::now());
@@ -166,7 +185,7 @@ class RedisBackend {
     /// caller's intent is that it holds nothing fresher.
     template <class T>
     Result<void> set(const CacheKey& key, const CacheValue<T>& value) {
-        bump(counters_->writes);
+        bump(counts().writes);
         const std::string stored_key = codec_.key(key);
         auto px = detail::px_until(value.expire, SystemClock::now());
         if (px && *px <= 0) {
@@ -178,7 +197,7 @@ class RedisBackend {
         if (!blob) return fail(error(blob.error()));
         auto r = conn_.set_px(stored_key, *blob, px);
         if (!r) return fail(error(r.error()));
-        bump(counters_->bytes_out, blob->size());
+        bump(counts().bytes_out, blob->size());
         return {};
     }
 
@@ -190,7 +209,7 @@ class RedisBackend {
 
     /// DEL: true when the key existed.
     Result<bool> remove(const CacheKey& key) {
-        bump(counters_->removes);
+        bump(counts().removes);
         auto r = conn_.del(codec_.key(key));
         if (!r) return fail(error(r.error()));
         return *r;
@@ -202,7 +221,7 @@ class RedisBackend {
     /// Pipelined lookups: one result per key, in key order (one round trip on a single node).
     template <class T>
     std::vector<Result<std::optional<CacheValue<T>>>> get_many(std::span<const CacheKey> keys) {
-        bump(counters_->reads, keys.size());
+        bump(counts().reads, keys.size());
         std::vector<std::string> stored;
         stored.reserve(keys.size());
         for (const auto& k : keys) stored.push_back(codec_.key(k));
@@ -222,7 +241,7 @@ class RedisBackend {
     /// Pipelined writes with set's semantics: one result per entry, in input order.
     template <class T>
     std::vector<Result<void>> set_many(std::span<const std::pair<CacheKey, CacheValue<T>>> entries) {
-        bump(counters_->writes, entries.size());
+        bump(counts().writes, entries.size());
         const auto now = SystemClock::now();
         std::vector<Result<void>> out(entries.size());
         std::vector<std::string> keys(entries.size()), blobs(entries.size());
@@ -252,7 +271,7 @@ class RedisBackend {
             if (!results[j])
                 out[index[j]] = fail(error(results[j].error()));
             else
-                bump(counters_->bytes_out, blobs[index[j]].size());
+                bump(counts().bytes_out, blobs[index[j]].size());
         }
         return out;
     }
@@ -265,14 +284,14 @@ class RedisBackend {
 
     /// The stored bytes (envelope + payload) under `key`, undecoded; nullopt when absent.
     Result<std::optional<std::string>> read(const CacheKey& key) {
-        bump(counters_->reads);
+        bump(counts().reads);
         auto raw = conn_.get(codec_.key(key));
         if (!raw) return fail(error(raw.error()));
         if (!*raw) {
-            bump(counters_->misses);
+            bump(counts().misses);
         } else {
-            bump(counters_->hits);
-            bump(counters_->bytes_in, (*raw)->size());
+            bump(counts().hits);
+            bump(counts().bytes_in, (*raw)->size());
         }
         return std::move(*raw);
     }
@@ -282,7 +301,7 @@ class RedisBackend {
     /// error; the format and compressor ids are not checked, so tools can copy entries of any policy.
     Result<void> write(const CacheKey& key, std::string_view envelope,
                        std::optional<std::chrono::milliseconds> ttl) {
-        bump(counters_->writes);
+        bump(counts().writes);
         if (auto parsed = parse_envelope(envelope); !parsed)
             return fail(error(Error(ErrorKind::encode, "write: " + parsed.error().message())));
         const std::string stored_key = codec_.key(key);
@@ -295,7 +314,7 @@ class RedisBackend {
         if (ttl) px = ttl->count();
         auto r = conn_.set_px(stored_key, envelope, px);
         if (!r) return fail(error(r.error()));
-        bump(counters_->bytes_out, envelope.size());
+        bump(counts().bytes_out, envelope.size());
         return {};
     }
 
@@ -313,26 +332,29 @@ class RedisBackend {
         detail::RedisCounters::bump(c, n);
     }
 
+    /// The calling thread's stripe of the counters.
+    detail::RedisCounters::Stripe& counts() const noexcept { return counters_->local(); }
+
     /// Counts `e` and attributes it to this backend's label.
     Error error(const Error& e) const {
-        detail::RedisCounters::bump(counters_->errors[static_cast<std::size_t>(e.kind())]);
+        detail::RedisCounters::bump(counts().errors[static_cast<std::size_t>(e.kind())]);
         return e.in(label_);
     }
 
     template <class T>
     Result<std::optional<CacheValue<T>>> decode_entry(const std::optional<std::string>& raw, TimePoint now) {
         if (!raw) {
-            bump(counters_->misses);
+            bump(counts().misses);
             return std::optional<CacheValue<T>>{};
         }
-        bump(counters_->bytes_in, raw->size());
+        bump(counts().bytes_in, raw->size());
         auto value = codec_.template decode<T>(*raw);
         if (!value) return fail(error(value.error()));
         if (value->state(now) == EntryState::Expired) {  // PX normally removes it first; clocks may differ
-            bump(counters_->misses);
+            bump(counts().misses);
             return std::optional<CacheValue<T>>{};
         }
-        bump(counters_->hits);
+        bump(counts().hits);
         return std::optional<CacheValue<T>>(std::move(*value));
     }
 
