@@ -13,10 +13,12 @@
 ///   sending; that thread's loop then sends them with everything else queued meanwhile in one `send`
 ///   (automatic pipelining: commands never wait for earlier replies, writes coalesce under concurrency).
 ///   Before it sends, it yields the CPU once (holding the write claim), so callers ready to run queue
-///   their commands first and one `send` carries them all. A caller still waiting after a short spin (a
-///   few yields of the CPU) becomes the leader if nobody is reading; otherwise the reader (a leader, or
-///   the connection's one I/O thread when no caller reads) delivers replies in order and wakes the
-///   callers.
+///   their commands first and one `send` carries them all. A waiting caller first spins: it yields the
+///   CPU a few times, and between yields reads the socket without blocking if nobody has done so for a
+///   few microseconds (the I/O thread leaves the socket to spinning callers; it never has to be woken).
+///   A caller still waiting after the spin becomes the leader if nobody is reading; otherwise the reader
+///   (a leader, a spinning caller, or the I/O thread when no caller reads) delivers replies in order and
+///   wakes the callers.
 ///
 /// Callers wait on their own slot with a deadline; a caller that gives up leaves its slot in the FIFO, so
 /// a late reply lands there and is discarded: no reply is ever delivered to another caller. Sleeping
@@ -100,6 +102,27 @@ inline Result<NodeSettings> make_node_settings(RedisEndpoint endpoint, const Con
                         options.reconnect_backoff_max, options.max_reply_bytes};
 }
 
+/// A std::mutex that first tries a few times, with the CPU's pause hint in between, before it sleeps: the
+/// connection's critical sections are shorter than a futex sleep and wake-up.
+class SpinMutex {
+  public:
+    void lock() {
+        for (int i = 0; i < spin_tries; ++i) {
+            if (mu_.try_lock()) return;
+#if defined(__x86_64__) || defined(__i386__)
+            __builtin_ia32_pause();
+#endif
+        }
+        mu_.lock();
+    }
+    bool try_lock() { return mu_.try_lock(); }
+    void unlock() { mu_.unlock(); }
+
+  private:
+    static constexpr int spin_tries = 100;
+    std::mutex mu_;
+};
+
 /// Where the callers of one connection sleep: one futex word for all of them, each waiter tagged with
 /// one of 32 bits, so a reader that has completed many batches wakes all their callers with one system
 /// call (FUTEX_WAKE_BITSET) instead of one each. A waiter woken for another caller's bit (two in flight
@@ -156,18 +179,9 @@ class ReplyBatch {
         return state_.exchange(done_state, std::memory_order_acq_rel) == sleeping ? bit_ : 0u;
     }
 
-    /// Caller: gives the CPU away a few times while the replies are not there. On a busy machine they
-    /// often arrive meanwhile, and a caller that never slept needs no wake-up (on a virtual machine,
-    /// waking a sleeping thread costs more than the round trip it waits for). With nothing else to run,
-    /// each yield returns at once, so this costs at most a few microseconds of CPU.
-    void spin() const noexcept {
-        for (int i = 0; i < spin_yields && !done(); ++i) std::this_thread::yield();
-    }
-
-    /// Caller: the replies (after a spin()), the error, or nullopt when `deadline` passed first (the slot
+    /// Caller: the replies, the error, or nullopt when `deadline` passed first (the slot
     /// is then abandoned: whatever arrives later is dropped with it).
     std::optional<Result<std::vector<ReplyPtr>>> wait(std::chrono::steady_clock::time_point deadline) {
-        spin();
         for (;;) {
             std::uint32_t s = state_.load(std::memory_order_acquire);
             if (s == done_state) {
@@ -192,7 +206,6 @@ class ReplyBatch {
 
   private:
     static constexpr std::uint32_t pending = 0, sleeping = 1, done_state = 2, abandoned = 3;
-    static constexpr int spin_yields = 16;
 
     std::size_t expected_;
     WakeBoard* board_;
@@ -229,7 +242,7 @@ class NodeConnection {
 
     ~NodeConnection() {
         {
-            std::lock_guard<std::mutex> lk(mu_);
+            std::lock_guard<SpinMutex> lk(mu_);
             stopping_ = true;
         }
         if (io_.joinable()) {
@@ -272,10 +285,10 @@ class NodeConnection {
         Pending& pending, std::optional<std::chrono::steady_clock::time_point> cap = std::nullopt) {
         const auto deadline = cap ? std::min(*cap, pending.deadline) : pending.deadline;
         int lead_fd = std::exchange(pending.lead_fd, -1);
-        if (lead_fd < 0) pending.batch->spin();
+        if (lead_fd < 0) spin(*pending.batch);
         if (lead_fd < 0 && !pending.batch->done()) {
             // Still waiting: read the socket itself when nobody else does (no hand-off from the I/O thread).
-            std::lock_guard<std::mutex> lk(mu_);
+            std::lock_guard<SpinMutex> lk(mu_);
             if (can_lead_locked())
                 lead_fd = claim_read_locked();
         }
@@ -309,7 +322,9 @@ class NodeConnection {
     using SteadyClock = std::chrono::steady_clock;
     enum class State : std::uint8_t { disconnected, connecting, ready };
     enum class Step : std::uint8_t { auth, select };
-    enum class Claim : std::uint8_t { none, io, caller };  // who reads the socket
+    // Who reads the socket: the I/O thread, a leading caller (blocks in poll; the socket is out of the I/O
+    // thread's set), or a spinning caller's one non-blocking read.
+    enum class Claim : std::uint8_t { none, io, caller, pump };
 
     /// Why the connection has to go, and whether the next attempt waits (failed connect or handshake).
     struct Failure {
@@ -320,6 +335,8 @@ class NodeConnection {
     static constexpr std::size_t read_chunk = 64 * 1024;
     static constexpr int max_write_rounds = 8;  // then the I/O thread takes over, so no caller writes forever
     static constexpr auto flapping_window = std::chrono::seconds(1);
+    static constexpr int spin_yields = 16;              // yields of a waiting caller before it sleeps
+    static constexpr std::int64_t pump_gap_ns = 5000;  // at most one spinner's read per 5 µs
 
     struct AtomicCounters {
         std::atomic<std::uint64_t> connect_attempts{0}, connects{0}, drops{0}, timeouts{0}, commands{0},
@@ -335,7 +352,7 @@ class NodeConnection {
         bool connecting = false;
         int lead_fd = -1;
         {
-            std::unique_lock<std::mutex> lk(mu_);
+            std::unique_lock<SpinMutex> lk(mu_);
             if (stopping_) return fail(ErrorKind::unavailable, "connection to " + address_ + " is shut down");
             if (!io_.joinable())
                 if (auto started = start_io_locked(); !started) return fail(started.error());
@@ -375,6 +392,55 @@ class NodeConnection {
         return Pending{std::move(batch), SteadyClock::now() + budget, budget, lead_fd};
     }
 
+    /// A waiting caller gives the CPU away a few times while its replies are not there (on a busy machine
+    /// they often arrive meanwhile, and a caller that never slept needs no wake-up: on a virtual machine,
+    /// waking a sleeping thread costs more than the round trip it waits for), and between yields reads the
+    /// socket itself, without blocking, when nobody has read it for `pump_gap_ns`. While callers spin the
+    /// I/O thread leaves the socket to them, so a reply needs no thread woken to be read. With nothing else
+    /// to run each yield returns at once, so a spin costs at most a few microseconds of CPU.
+    void spin(const ReplyBatch& batch) {
+        spinners_.fetch_add(1, std::memory_order_acq_rel);
+        for (int i = 0; i < spin_yields && !batch.done(); ++i) {
+            std::this_thread::yield();
+            if (!batch.done()) pump();
+        }
+        if (spinners_.fetch_sub(1, std::memory_order_acq_rel) == 1) {
+            // The last spinner leaves: if the I/O thread left the socket to the spinners, give it back.
+            std::lock_guard<SpinMutex> lk(mu_);
+            if (!armed_ && read_claim_ == Claim::none && !closing_ && state_ == State::ready) arm_locked();
+        }
+    }
+
+    /// One non-blocking read and delivery by a spinning caller, at most one every `pump_gap_ns` across all
+    /// callers (an empty read is a wasted system call), and only when nobody else holds the read claim.
+    void pump() {
+        const std::int64_t now =
+            std::chrono::duration_cast<std::chrono::nanoseconds>(SteadyClock::now().time_since_epoch()).count();
+        auto next = next_pump_.load(std::memory_order_relaxed);
+        if (now < next || !next_pump_.compare_exchange_strong(next, now + pump_gap_ns, std::memory_order_relaxed))
+            return;
+        {
+            std::lock_guard<SpinMutex> lk(mu_);
+            if (state_ != State::ready || read_claim_ != Claim::none || closing_ || sock_ < 0 || pending_error_ ||
+                write_errno_ != 0)
+                return;
+            read_claim_ = Claim::pump;
+        }
+        auto failure = read_and_deliver();
+        std::unique_lock<SpinMutex> lk(mu_);
+        read_claim_ = Claim::none;
+        if (failure) {
+            pending_error_ = std::move(failure->error);
+            wake_io();
+        } else if (io_writes_ && !writing_ && !closing_ && state_ == State::ready) {
+            // A send found the socket full earlier. The I/O thread may have left the socket to the
+            // spinners (and with it the wait for room), so try the rest of the output here.
+            io_writes_ = false;
+            write_locked(lk);
+        }
+        if (closing_) claims_released_.notify_all();
+    }
+
     /// Whether a caller may take the read claim now (mu_ held).
     bool can_lead_locked() const noexcept {
         return state_ == State::ready && read_claim_ == Claim::none && !closing_ && !io_writes_ &&
@@ -398,7 +464,7 @@ class NodeConnection {
     /// looping while other threads queue more. On EAGAIN the rest is left to the I/O thread (EPOLLOUT); on
     /// an error the I/O thread is told to drop the connection. One writer at a time: bytes go out in
     /// queue order.
-    void write_locked(std::unique_lock<std::mutex>& lk) {
+    void write_locked(std::unique_lock<SpinMutex>& lk) {
         writing_ = true;
         const int fd = sock_;
         for (int round = 0;; ++round) {
@@ -507,7 +573,7 @@ class NodeConnection {
             pollfd p{fd, POLLIN, 0};
             {
                 // The socket is out of the I/O thread's set while we lead: writes it would do are ours.
-                std::unique_lock<std::mutex> lk(mu_);
+                std::unique_lock<SpinMutex> lk(mu_);
                 if (can_write_locked()) write_locked(lk);
                 if (io_writes_) p.events |= POLLOUT;
             }
@@ -519,7 +585,7 @@ class NodeConnection {
             }
             if (rc <= 0) continue;
             if (p.revents & POLLOUT) {
-                std::unique_lock<std::mutex> lk(mu_);
+                std::unique_lock<SpinMutex> lk(mu_);
                 if (io_writes_ && !writing_ && !closing_ && state_ == State::ready) {
                     io_writes_ = false;
                     write_locked(lk);
@@ -527,7 +593,7 @@ class NodeConnection {
             }
             if ((p.revents & (POLLIN | POLLHUP | POLLERR)) && (failure = read_and_deliver())) break;
         }
-        std::lock_guard<std::mutex> lk(mu_);
+        std::lock_guard<SpinMutex> lk(mu_);
         read_claim_ = Claim::none;
         if (failure) {
             pending_error_ = std::move(failure->error);
@@ -547,7 +613,7 @@ class NodeConnection {
             bool connect_now = false;
             int timeout_ms = -1;
             {
-                std::unique_lock<std::mutex> lk(mu_);
+                std::unique_lock<SpinMutex> lk(mu_);
                 if (stopping_) break;
                 if (pending_error_) {
                     failure = Failure{std::move(*pending_error_)};
@@ -580,7 +646,7 @@ class NodeConnection {
                 }
             }
             if (writable) {
-                std::unique_lock<std::mutex> lk(mu_);
+                std::unique_lock<SpinMutex> lk(mu_);
                 if (io_writes_ && !writing_ && !closing_ && state_ == State::ready) {
                     io_writes_ = false;
                     write_locked(lk);
@@ -588,13 +654,17 @@ class NodeConnection {
             }
             if (readable) {
                 {
-                    std::lock_guard<std::mutex> lk(mu_);
+                    std::lock_guard<SpinMutex> lk(mu_);
+                    if (read_claim_ == Claim::pump) {  // waiting callers read: leave the socket to them
+                        disarm_locked();
+                        continue;
+                    }
                     if (read_claim_ != Claim::none || sock_ < 0) continue;  // a leader reads
                     read_claim_ = Claim::io;
                 }
                 auto f = read_and_deliver();
                 {
-                    std::lock_guard<std::mutex> lk(mu_);
+                    std::lock_guard<SpinMutex> lk(mu_);
                     read_claim_ = Claim::none;
                 }
                 if (f) {
@@ -633,7 +703,7 @@ class NodeConnection {
         }
         reader_ = redisReaderCreate();
         {
-            std::lock_guard<std::mutex> lk(mu_);
+            std::lock_guard<SpinMutex> lk(mu_);
             sock_ = *fd;
             arm_locked();
         }
@@ -658,7 +728,7 @@ class NodeConnection {
 
     /// Marks the connection usable and writes what callers queued while it was being established.
     void become_ready() {
-        std::unique_lock<std::mutex> lk(mu_);
+        std::unique_lock<SpinMutex> lk(mu_);
         state_ = State::ready;
         ready_since_ = SteadyClock::now();
         progress_mark_ = ready_since_;
@@ -735,7 +805,7 @@ class NodeConnection {
         done_.clear();
         bool unexpected = false;
         {
-            std::unique_lock<std::mutex> lk(mu_);
+            std::unique_lock<SpinMutex> lk(mu_);
             for (auto& reply : got_) {
                 if (inflight_.empty()) {
                     unexpected = true;
@@ -769,7 +839,7 @@ class NodeConnection {
         }
         bool stalled = false;
         {
-            std::lock_guard<std::mutex> lk(mu_);
+            std::lock_guard<SpinMutex> lk(mu_);
             stalled = state_ == State::ready && !inflight_.empty() && now - progress_mark_ >= stall_timeout();
         }
         if (stalled)
@@ -800,9 +870,10 @@ class NodeConnection {
         std::deque<std::shared_ptr<ReplyBatch>> failed;
         int fd = -1;
         {
-            std::unique_lock<std::mutex> lk(mu_);
+            std::unique_lock<SpinMutex> lk(mu_);
             closing_ = true;
-            claims_released_.wait(lk, [&] { return !writing_ && read_claim_ != Claim::caller; });
+            claims_released_.wait(
+                lk, [&] { return !writing_ && read_claim_ != Claim::caller && read_claim_ != Claim::pump; });
             closing_ = false;
             disarm_locked();
             fd = sock_;
@@ -849,7 +920,7 @@ class NodeConnection {
     std::string handshake_;  // AUTH / SELECT, formatted; holds the password: never printed
     std::vector<Step> handshake_steps_;
 
-    mutable std::mutex mu_;  // guards the fields up to epoll_fd_
+    mutable SpinMutex mu_;  // guards the fields up to epoll_fd_
     State state_ = State::disconnected;
     bool stopping_ = false;
     std::string outbuf_;                                // commands queued, not yet claimed by a writer
@@ -869,10 +940,12 @@ class NodeConnection {
     bool armed_out_ = false;          // ... with EPOLLOUT
     int write_errno_ = 0;             // a writer's socket error, for the I/O thread to act on
     std::optional<Error> pending_error_;  // a leader's read failure, for the I/O thread to act on
-    std::condition_variable claims_released_;
+    std::condition_variable_any claims_released_;
     std::thread io_;
     WakeBoard board_;                         // where callers sleep until their replies are delivered
     std::atomic<std::uint32_t> next_bit_{0};  // the wake bit of the next batch
+    std::atomic<int> spinners_{0};            // callers in spin()
+    std::atomic<std::int64_t> next_pump_{0};  // steady_clock ns before which no spinner reads
     int wake_fd_ = -1;
     int epoll_fd_ = -1;
 
