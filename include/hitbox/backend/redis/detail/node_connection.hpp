@@ -351,12 +351,13 @@ class NodeConnection {
         bool wake = false;
         bool connecting = false;
         int lead_fd = -1;
+        SteadyClock::time_point now;
         {
             std::unique_lock<SpinMutex> lk(mu_);
             if (stopping_) return fail(ErrorKind::unavailable, "connection to " + address_ + " is shut down");
             if (!io_.joinable())
                 if (auto started = start_io_locked(); !started) return fail(started.error());
-            const auto now = SteadyClock::now();
+            now = SteadyClock::now();  // also the start of the deadline (one clock read per command)
             if (state_ == State::disconnected) {
                 if (now < next_attempt_) return fail(backoff_error_locked(now));
                 state_ = State::connecting;
@@ -389,7 +390,7 @@ class NodeConnection {
         if (wake) wake_io();
         auto budget = settings_.command_timeout +
                       (connecting ? settings_.connect_timeout : std::chrono::milliseconds(0));
-        return Pending{std::move(batch), SteadyClock::now() + budget, budget, lead_fd};
+        return Pending{std::move(batch), now + budget, budget, lead_fd};
     }
 
     /// A waiting caller gives the CPU away a few times while its replies are not there (on a busy machine
