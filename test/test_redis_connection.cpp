@@ -233,6 +233,32 @@ TEST_CASE("32 threads share one connection: every reply reaches its own caller")
     CHECK(std::count(clients.begin(), clients.end(), '\n') + 1 == 2);
 }
 
+TEST_CASE("After a burst read by spinning callers, the I/O thread watches the idle socket again") {
+    // Under load the waiting callers read the socket themselves and the I/O thread leaves it to them; the
+    // last caller to stop spinning must hand it back, or an idle connection's drop would go unnoticed.
+    RedisServer server;
+    auto backend = make_backend(server.url());
+    REQUIRE(backend.set(key_n("burst", 0), hitbox::CacheValue<std::string>{"v"}));
+    std::atomic<int> failed{0};
+    std::vector<std::thread> pool;
+    for (int t = 0; t < 32; ++t)
+        pool.emplace_back([&] {
+            for (int i = 0; i < 300; ++i)
+                if (auto r = backend.get<std::string>(key_n("burst", 0)); !r || !*r) ++failed;
+        });
+    for (auto& th : pool) th.join();
+    CHECK(failed == 0);
+    std::this_thread::sleep_for(50ms);
+    REQUIRE(backend.connection().counters().drops == 0);
+    server.cli({"CLIENT", "KILL", "TYPE", "normal"});
+    // No command is issued: only the I/O thread can notice the close.
+    CHECK(eventually([&] { return backend.connection().counters().drops == 1; }, 2000ms));
+    auto r = backend.get<std::string>(key_n("burst", 0));
+    REQUIRE(r);
+    CHECK(*r);
+    CHECK(backend.connection().counters().connects == 2);
+}
+
 TEST_CASE("CLIENT KILL under load: errors, reconnects, and never another caller's reply") {
     RedisServer server;
     auto backend = make_backend(server.url(), 20ms);
