@@ -5,10 +5,13 @@
 
 #include <atomic>
 #include <chrono>
+#include <memory>
 #include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
+
+#include <netdb.h>
 
 #include <hitbox/backend/redis.hpp>
 #include <hitbox/key_format/url_encoded.hpp>
@@ -231,6 +234,54 @@ TEST_CASE("32 threads share one connection: every reply reaches its own caller")
     // One connection from the backend plus redis-cli's own.
     auto clients = server.cli({"CLIENT", "LIST"});
     CHECK(std::count(clients.begin(), clients.end(), '\n') + 1 == 2);
+}
+
+TEST_CASE("Host name resolution is bounded by the connect timeout; numeric addresses skip the resolver") {
+    using hitbox::detail::resolve_until;
+    // A resolver that answers only after 1.5 s (a DNS server that does not answer, say).
+    auto slow = [](const char*, const char*, const addrinfo*, addrinfo** out) {
+        std::this_thread::sleep_for(1500ms);
+        *out = nullptr;
+        return EAI_AGAIN;
+    };
+    const auto started = SteadyClock::now();
+    auto r = resolve_until("cache.example", "6379", started + 200ms, 200ms, "connect to cache.example:6379",
+                           slow);
+    const auto took = since(started);
+    REQUIRE_FALSE(r);
+    CHECK(r.error().kind() == hitbox::ErrorKind::connection);
+    CHECK_THAT(r.error().message(), Catch::Contains("not resolved within the connect timeout (200 ms)"));
+    CHECK(took >= 190ms);
+    CHECK(took < 1000ms);
+
+    // A resolver's own failure is reported with its text.
+    auto refuses = [](const char*, const char*, const addrinfo*, addrinfo** out) {
+        *out = nullptr;
+        return EAI_NONAME;
+    };
+    auto no = resolve_until("nowhere.example", "6379", SteadyClock::now() + 1s, 1000ms, "connect", refuses);
+    REQUIRE_FALSE(no);
+    CHECK_THAT(no.error().message(), Catch::Contains(gai_strerror(EAI_NONAME)));
+
+    // Numeric addresses never reach the resolver.
+    auto called = std::make_shared<std::atomic<int>>(0);
+    auto counting = [called](const char*, const char*, const addrinfo*, addrinfo** out) {
+        ++*called;
+        *out = nullptr;
+        return EAI_FAIL;
+    };
+    for (const char* host : {"127.0.0.1", "::1"}) {
+        auto list = resolve_until(host, "6379", SteadyClock::now() + 1s, 1000ms, "connect", counting);
+        REQUIRE(list);
+        CHECK(*list != nullptr);
+    }
+    CHECK(*called == 0);
+
+    // A name the system resolves (from /etc/hosts) goes through the helper thread and works.
+    auto local =
+        resolve_until("localhost", "6379", SteadyClock::now() + 2s, 2000ms, "connect", &::getaddrinfo);
+    REQUIRE(local);
+    CHECK(*local != nullptr);
 }
 
 TEST_CASE("After a burst read by spinning callers, the I/O thread watches the idle socket again") {

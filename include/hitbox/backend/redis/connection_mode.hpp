@@ -22,7 +22,7 @@ class SingleNode;
 class Cluster;
 class AnyConnection;
 
-/// Default time to establish a connection (TCP connect + AUTH + SELECT).
+/// Default time to establish a connection (host name lookup + TCP connect + AUTH + SELECT).
 inline constexpr std::chrono::milliseconds default_connect_timeout{2000};
 /// Default time to wait for a reply once a command is sent.
 inline constexpr std::chrono::milliseconds default_command_timeout{1000};

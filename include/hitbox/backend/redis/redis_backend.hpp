@@ -381,7 +381,7 @@ class RedisBackend {
 /// | compressor(c) | PassthroughCompressor | payload compression |
 /// | label | "redis" | name in errors and label paths |
 /// | key_prefix | "" | prepended to every stored key |
-/// | connect_timeout | 2 s | connect + AUTH + SELECT |
+/// | connect_timeout | 2 s | host name lookup + connect + AUTH + SELECT |
 /// | command_timeout | 1 s | wait for a reply |
 /// | reconnect_backoff | 100 ms .. 5 s | delay after a failed connect, doubling with jitter |
 /// | max_reply_bytes | 64 MiB | larger replies are cut off (capacity error, connection reset) |

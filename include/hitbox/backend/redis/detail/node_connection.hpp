@@ -73,7 +73,7 @@ namespace hitbox::detail {
 /// Settings of one node connection.
 struct NodeSettings {
     RedisEndpoint endpoint;                           ///< address, credentials, database
-    std::chrono::milliseconds connect_timeout{2000};  ///< TCP connect + AUTH/SELECT
+    std::chrono::milliseconds connect_timeout{2000};  ///< host name lookup + TCP connect + AUTH/SELECT
     std::chrono::milliseconds command_timeout{1000};  ///< wait for a reply
     std::chrono::milliseconds backoff_initial{100};   ///< first delay after a failed connect
     std::chrono::milliseconds backoff_max{5000};      ///< the delay doubles up to this

@@ -4,9 +4,13 @@
 
 #include <cerrno>
 #include <chrono>
+#include <condition_variable>
 #include <cstring>
 #include <memory>
+#include <mutex>
 #include <string>
+#include <system_error>
+#include <thread>
 
 #include <fcntl.h>
 #include <netdb.h>
@@ -79,8 +83,67 @@ inline Result<void> connect_until(int fd, const sockaddr* addr, socklen_t len,
     }
 }
 
+/// An owned getaddrinfo result.
+using AddressList = std::unique_ptr<addrinfo, decltype(&::freeaddrinfo)>;
+
+/// The TCP addresses of `host`:`port`, or a connection error by `deadline` (`timeout` is that deadline's
+/// budget, for the message). A numeric address is converted at once; a host name is looked up by
+/// `lookup` (getaddrinfo's signature) on a helper thread, so a slow resolver costs the caller no more than
+/// the deadline: the helper finishes on its own and frees a result nobody waits for any more.
+template <class Lookup>
+Result<AddressList> resolve_until(const std::string& host, const std::string& port,
+                                  std::chrono::steady_clock::time_point deadline,
+                                  std::chrono::milliseconds timeout, const std::string& what, Lookup lookup) {
+    addrinfo hints{};
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    {
+        addrinfo numeric = hints;
+        numeric.ai_flags = AI_NUMERICHOST;
+        addrinfo* found = nullptr;
+        if (::getaddrinfo(host.c_str(), port.c_str(), &numeric, &found) == 0)
+            return AddressList(found, &::freeaddrinfo);
+    }
+    struct LookupState {
+        std::mutex mu;
+        std::condition_variable done_cv;
+        bool done = false, abandoned = false;
+        int rc = 0;
+        addrinfo* found = nullptr;
+    };
+    auto state = std::make_shared<LookupState>();
+    try {
+        std::thread([state, host, port, hints, lookup]() mutable {
+            addrinfo* found = nullptr;
+            const int rc = lookup(host.c_str(), port.c_str(), &hints, &found);
+            std::lock_guard<std::mutex> lk(state->mu);
+            if (state->abandoned) {
+                if (found != nullptr) ::freeaddrinfo(found);
+                return;
+            }
+            state->rc = rc;
+            state->found = found;
+            state->done = true;
+            state->done_cv.notify_one();
+        }).detach();
+    } catch (const std::system_error& e) {
+        return fail(ErrorKind::connection, what + ": cannot start name resolution: " + e.what());
+    }
+    std::unique_lock<std::mutex> lk(state->mu);
+    if (!state->done_cv.wait_until(lk, deadline, [&] { return state->done; })) {
+        state->abandoned = true;
+        return fail(ErrorKind::connection, what + ": host name not resolved within the connect timeout (" +
+                                               std::to_string(timeout.count()) + " ms)");
+    }
+    AddressList list(state->found, &::freeaddrinfo);
+    if (state->rc != 0)
+        return fail(ErrorKind::connection, what + ": cannot resolve host: " + ::gai_strerror(state->rc));
+    if (!list) return fail(ErrorKind::connection, what + ": cannot resolve host: no address");
+    return list;
+}
+
 /// A connected, non-blocking, close-on-exec socket to `ep` (TCP_NODELAY and keep-alive on TCP), or a
-/// connection error once `timeout` has passed. Name resolution uses getaddrinfo (blocking).
+/// connection error once `timeout` has passed, name resolution included.
 inline Result<int> connect_socket(const RedisEndpoint& ep, std::chrono::milliseconds timeout) {
     const auto deadline = std::chrono::steady_clock::now() + timeout;
     const std::string what = "connect to " + ep.address();
@@ -99,16 +162,10 @@ inline Result<int> connect_socket(const RedisEndpoint& ep, std::chrono::millisec
         return fd.release();
     }
 
-    addrinfo hints{};
-    hints.ai_family = AF_UNSPEC;
-    hints.ai_socktype = SOCK_STREAM;
-    addrinfo* found = nullptr;
-    const std::string port = std::to_string(ep.port);
-    if (int rc = ::getaddrinfo(ep.host.c_str(), port.c_str(), &hints, &found); rc != 0)
-        return fail(ErrorKind::connection, what + ": cannot resolve host: " + ::gai_strerror(rc));
-    std::unique_ptr<addrinfo, decltype(&::freeaddrinfo)> list(found, &::freeaddrinfo);
+    auto list = resolve_until(ep.host, std::to_string(ep.port), deadline, timeout, what, &::getaddrinfo);
+    if (!list) return fail(list.error());
     Error last(ErrorKind::connection, what + ": no address");
-    for (auto* ai = list.get(); ai != nullptr; ai = ai->ai_next) {
+    for (auto* ai = list->get(); ai != nullptr; ai = ai->ai_next) {
         FdGuard fd(::socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, ai->ai_protocol));
         if (fd.get() < 0) {
             last = Error(ErrorKind::connection, what + ": " + errno_text(errno));
