@@ -284,6 +284,44 @@ TEST_CASE("Host name resolution is bounded by the connect timeout; numeric addre
     CHECK(*local != nullptr);
 }
 
+TEST_CASE("16 threads with 2 MiB values: writes that fill the socket finish while callers spin") {
+    // Sets from many threads together are larger than the socket buffers, so sends stop on a full socket
+    // and finish later (by the I/O thread, a leader, or a spinning caller, whichever holds the socket; in
+    // one run, 301 sends stopped and spinning callers finished 298 of them). Every value read back must be
+    // the thread's own latest one.
+    RedisServer server;
+    auto b = Backend::builder()
+                 .connection(hitbox::ConnectionMode::single(server.url()))
+                 .command_timeout(5s)
+                 .build();
+    REQUIRE(b);
+    auto& backend = *b;
+    constexpr int threads = 16, rounds = 4;
+    std::atomic<int> wrong{0}, failed{0};
+    std::vector<std::thread> pool;
+    for (int t = 0; t < threads; ++t)
+        pool.emplace_back([&, t] {
+            for (int round = 0; round < rounds; ++round) {
+                std::string value(2 << 20, static_cast<char>('a' + (t + round) % 26));
+                value += std::to_string(t) + "/" + std::to_string(round);
+                const auto key = key_n("big" + std::to_string(t), 0);
+                if (!backend.set(key, hitbox::CacheValue<std::string>{value})) {
+                    ++failed;
+                    continue;
+                }
+                auto got = backend.get<std::string>(key);
+                if (!got)
+                    ++failed;
+                else if (!*got || (*got)->data != value)
+                    ++wrong;
+            }
+        });
+    for (auto& th : pool) th.join();
+    CHECK(failed == 0);
+    CHECK(wrong == 0);
+    CHECK(backend.connection().counters().connects == 1);
+}
+
 TEST_CASE("After a burst read by spinning callers, the I/O thread watches the idle socket again") {
     // Under load the waiting callers read the socket themselves and the I/O thread leaves it to them; the
     // last caller to stop spinning must hand it back, or an idle connection's drop would go unnoticed.
