@@ -213,6 +213,44 @@ TEST_CASE("Round trip of thousands of keys spread over every master", "[cluster]
     CHECK(backend.connection().ping());
 }
 
+TEST_CASE("Seeds given by host name: their connections close once the topology's own nodes serve", "[cluster]") {
+    // The cluster announces 127.0.0.1; seeds named "localhost" are other addresses to the client. The seed
+    // that answered CLUSTER SLOTS must not stay connected (with an I/O thread) beside the node that serves.
+    std::vector<std::string> seeds;
+    for (auto i : cluster().masters())
+        seeds.push_back("redis://localhost:" + std::to_string(cluster().node(i).port()));
+    auto b = Readable::builder_type{}
+                 .connection(hitbox::ConnectionMode::cluster(seeds))
+                 .key_prefix("seeds:")
+                 .connect_timeout(1000ms)
+                 .command_timeout(2000ms)
+                 .build();
+    REQUIRE(b);
+    auto& backend = *b;
+    for (int i = 0; i < 50; ++i) REQUIRE(backend.set(key_n("s", i), hitbox::CacheValue<int>{i}));
+    for (int i = 0; i < 50; ++i) {
+        auto r = backend.get<int>(key_n("s", i));
+        REQUIRE(r);
+        REQUIRE(*r);
+        CHECK((*r)->data == i);
+    }
+    // A connection whose last command was CLUSTER SLOTS is a seed's (the serving ones ran GET / SET).
+    auto seed_connections = [&] {
+        int n = 0;
+        for (auto i : cluster().masters()) {
+            const auto list = cluster().node(i).cli({"CLIENT", "LIST"});
+            for (std::size_t at = list.find("cmd=cluster"); at != std::string::npos;
+                 at = list.find("cmd=cluster", at + 1))
+                ++n;
+        }
+        return n;
+    };
+    CHECK(seed_connections() == 0);
+    // One seed connection opened (and closed) beside the three masters', and the backend keeps working.
+    CHECK(backend.connection().counters().connections.connects == 4);
+    REQUIRE(backend.set(key_n("s", 0), hitbox::CacheValue<int>{7}));
+}
+
 TEST_CASE("A {hash tag} in the key prefix keeps every key on one slot and one master", "[cluster]") {
     flush_masters();
     auto backend = make_backend("{tenant42}:");

@@ -382,12 +382,28 @@ class ClusterRouter {
             }
             install(*ranges);
             loaded_.store(true, std::memory_order_release);
+            close_seeds_outside(*ranges);
             return {};
         }
         counters_.refresh_failures.fetch_add(1, std::memory_order_relaxed);
         Error e = last ? *last : Error(ErrorKind::connection, "no cluster node known");
         return fail(Error(e.kind(), "cannot read the cluster topology from any of " +
                                         std::to_string(candidates.size()) + " nodes; last: " + e.message()));
+    }
+
+    /// Closes the connection of every seed that the topology does not list under the same address (a seed
+    /// given by host name, say, while the cluster announces IP addresses): the topology's own node serves
+    /// its slots, and the seed's connection would only sit idle with its I/O thread. The node object stays
+    /// (it is asked again if every known node fails) and reconnects on its next command.
+    void close_seeds_outside(const std::vector<ClusterSlotRange>& ranges) {
+        for (const auto& seed : seeds_) {
+            const ClusterAddress where{seed.host, seed.port};
+            const bool listed = std::any_of(ranges.begin(), ranges.end(), [&](const ClusterSlotRange& r) {
+                return r.master == where ||
+                       std::find(r.replicas.begin(), r.replicas.end(), where) != r.replicas.end();
+            });
+            if (!listed) node_for(where)->conn.close_if_idle();
+        }
     }
 
     /// Points each slot of `ranges` at its master (and first replica); slots not listed keep their node.

@@ -302,6 +302,23 @@ class NodeConnection {
                     "no reply from " + address_ + " within " + std::to_string(waited.count()) + " ms");
     }
 
+    /// Closes the socket and stops the I/O thread if no command is queued or in flight; true if it did.
+    /// The next command connects again (and starts a new I/O thread). For a connection that has done
+    /// its job, such as a cluster seed whose address the topology does not list; a command submitted by
+    /// another thread while this runs fails as after a shutdown.
+    bool close_if_idle() {
+        {
+            std::lock_guard<SpinMutex> lk(mu_);
+            if (stopping_ || !io_.joinable() || !inflight_.empty()) return false;
+            stopping_ = true;
+        }
+        wake_io();
+        io_.join();
+        std::lock_guard<SpinMutex> lk(mu_);
+        stopping_ = false;
+        return true;
+    }
+
     /// A snapshot of the counters.
     ConnectionCounters counters() const noexcept {
         ConnectionCounters c;
