@@ -439,9 +439,7 @@ class NodeConnection {
             return;
         {
             std::lock_guard<SpinMutex> lk(mu_);
-            if (state_ != State::ready || read_claim_ != Claim::none || closing_ || sock_ < 0 || pending_error_ ||
-                write_errno_ != 0)
-                return;
+            if (!can_read_locked()) return;
             read_claim_ = Claim::pump;
         }
         auto failure = read_and_deliver();
@@ -450,20 +448,24 @@ class NodeConnection {
         if (failure) {
             pending_error_ = std::move(failure->error);
             wake_io();
-        } else if (io_writes_ && !writing_ && !closing_ && state_ == State::ready) {
-            // A send found the socket full earlier. The I/O thread may have left the socket to the
-            // spinners (and with it the wait for room), so try the rest of the output here.
-            io_writes_ = false;
-            write_locked(lk);
+        } else {
+            // A send may have found the socket full earlier. The I/O thread may have left the socket to
+            // the spinners (and with it the wait for room), so try the rest of the output here.
+            resume_write_locked(lk);
         }
         if (closing_) claims_released_.notify_all();
     }
 
-    /// Whether a caller may take the read claim now (mu_ held).
-    bool can_lead_locked() const noexcept {
-        return state_ == State::ready && read_claim_ == Claim::none && !closing_ && !io_writes_ &&
-               !writing_ && write_errno_ == 0 && !pending_error_;
+    /// Whether anyone may take the read claim now: a live connection nobody reads, with no failure
+    /// waiting for the I/O thread (mu_ held).
+    bool can_read_locked() const noexcept {
+        return state_ == State::ready && sock_ >= 0 && read_claim_ == Claim::none && !closing_ &&
+               write_errno_ == 0 && !pending_error_;
     }
+
+    /// Whether a caller may take the read claim to lead: it also takes over the writing, so nobody may be
+    /// writing or waiting for room (mu_ held).
+    bool can_lead_locked() const noexcept { return can_read_locked() && !io_writes_ && !writing_; }
 
     /// Takes the read claim for the calling thread and removes the socket from the I/O thread's set.
     int claim_read_locked() noexcept {
@@ -473,6 +475,14 @@ class NodeConnection {
     }
 
     // ---- writing (mu_ held on entry and exit) ----
+
+    /// Finishes a send that found the socket full (io_writes_), once the socket has room or someone
+    /// tries again (mu_ held on entry and exit).
+    void resume_write_locked(std::unique_lock<SpinMutex>& lk) {
+        if (!io_writes_ || writing_ || closing_ || state_ != State::ready) return;
+        io_writes_ = false;
+        write_locked(lk);
+    }
 
     bool can_write_locked() const noexcept {
         return state_ == State::ready && !writing_ && !io_writes_ && !closing_ && !outbuf_.empty();
@@ -604,10 +614,7 @@ class NodeConnection {
             if (rc <= 0) continue;
             if (p.revents & POLLOUT) {
                 std::unique_lock<SpinMutex> lk(mu_);
-                if (io_writes_ && !writing_ && !closing_ && state_ == State::ready) {
-                    io_writes_ = false;
-                    write_locked(lk);
-                }
+                resume_write_locked(lk);
             }
             if ((p.revents & (POLLIN | POLLHUP | POLLERR)) && (failure = read_and_deliver())) break;
         }
@@ -665,10 +672,7 @@ class NodeConnection {
             }
             if (writable) {
                 std::unique_lock<SpinMutex> lk(mu_);
-                if (io_writes_ && !writing_ && !closing_ && state_ == State::ready) {
-                    io_writes_ = false;
-                    write_locked(lk);
-                }
+                resume_write_locked(lk);
             }
             if (readable) {
                 {
