@@ -348,6 +348,51 @@ TEST_CASE("After a burst read by spinning callers, the I/O thread watches the id
     CHECK(backend.connection().counters().connects == 2);
 }
 
+TEST_CASE("close_if_idle while other threads send: their commands wait for the close, none fails") {
+    // The Cluster policy closes a seed's idle connection after a topology refresh while other threads may
+    // be sending to the same node. A command that arrives during the close waits for it and reconnects.
+    RedisServer server;
+    hitbox::detail::NodeSettings settings;
+    settings.endpoint.host = "127.0.0.1";
+    settings.endpoint.port = server.port();
+    settings.command_timeout = 2000ms;
+    hitbox::detail::NodeConnection conn(settings);
+    std::string ping;
+    REQUIRE(hitbox::detail::append_command(ping, {"PING"}));
+    std::atomic<bool> stop{false};
+    std::atomic<int> ok{0};
+    std::mutex errors_mu;
+    std::vector<std::string> errors;
+    std::vector<std::thread> pool;
+    for (int t = 0; t < 4; ++t)
+        pool.emplace_back([&] {
+            while (!stop.load()) {
+                auto r = conn.execute(ping, 1);
+                if (r && (*r)[0]->type == REDIS_REPLY_STATUS) {
+                    ++ok;
+                } else {
+                    std::lock_guard<std::mutex> lk(errors_mu);
+                    errors.push_back(r ? "unexpected reply" : r.error().what());
+                }
+                std::this_thread::sleep_for(std::chrono::microseconds(200));
+            }
+        });
+    int closes = 0;
+    const auto until = SteadyClock::now() + 1500ms;
+    while (SteadyClock::now() < until && closes < 200) {
+        if (conn.close_if_idle()) ++closes;
+        std::this_thread::sleep_for(std::chrono::microseconds(100));
+    }
+    stop = true;
+    for (auto& th : pool) th.join();
+    INFO("closes " << closes << ", commands answered " << ok.load()
+                   << (errors.empty() ? std::string() : ", first error: " + errors.front()));
+    CHECK(closes >= 10);  // the close did race with the senders
+    CHECK(ok > 0);
+    CHECK(errors.empty());
+    CHECK(conn.counters().connects == conn.counters().connect_attempts);
+}
+
 TEST_CASE("CLIENT KILL under load: errors, reconnects, and never another caller's reply") {
     RedisServer server;
     auto backend = make_backend(server.url(), 20ms);

@@ -304,18 +304,23 @@ class NodeConnection {
 
     /// Closes the socket and stops the I/O thread if no command is queued or in flight; true if it did.
     /// The next command connects again (and starts a new I/O thread). For a connection that has done
-    /// its job, such as a cluster seed whose address the topology does not list; a command submitted by
-    /// another thread while this runs fails as after a shutdown.
+    /// its job, such as a cluster seed whose address the topology does not list. A command submitted by
+    /// another thread meanwhile waits for the close (an idle I/O thread stops at once) and reconnects.
     bool close_if_idle() {
         {
             std::lock_guard<SpinMutex> lk(mu_);
             if (stopping_ || !io_.joinable() || !inflight_.empty()) return false;
             stopping_ = true;
+            idle_close_ = true;
         }
         wake_io();
         io_.join();
-        std::lock_guard<SpinMutex> lk(mu_);
-        stopping_ = false;
+        {
+            std::lock_guard<SpinMutex> lk(mu_);
+            stopping_ = false;
+            idle_close_ = false;
+        }
+        idle_closed_.notify_all();
         return true;
     }
 
@@ -371,6 +376,7 @@ class NodeConnection {
         SteadyClock::time_point now;
         {
             std::unique_lock<SpinMutex> lk(mu_);
+            idle_closed_.wait(lk, [this] { return !idle_close_; });
             if (stopping_) return fail(ErrorKind::unavailable, "connection to " + address_ + " is shut down");
             if (!io_.joinable())
                 if (auto started = start_io_locked(); !started) return fail(started.error());
@@ -945,6 +951,8 @@ class NodeConnection {
     mutable SpinMutex mu_;  // guards the fields up to epoll_fd_
     State state_ = State::disconnected;
     bool stopping_ = false;
+    bool idle_close_ = false;  // close_if_idle is stopping the I/O thread; new commands wait for it
+    std::condition_variable_any idle_closed_;
     std::string outbuf_;                                // commands queued, not yet claimed by a writer
     std::deque<std::shared_ptr<ReplyBatch>> inflight_;  // slots in wire order
     SteadyClock::time_point next_attempt_{};
