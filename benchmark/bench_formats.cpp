@@ -56,6 +56,35 @@ BENCHMARK_TEMPLATE(BM_FormatRoundTrip, hitbox::BinaryFormat);
 BENCHMARK_TEMPLATE(BM_FormatRoundTrip, hitbox::JsonFormat);
 BENCHMARK_TEMPLATE(BM_FormatRoundTrip, hitbox::XmlFormat);
 
+/// Decode only (what a cache hit pays), of the ~1 KiB Order.
+template <class Format>
+void BM_FormatDecode(benchmark::State& state) {
+    Format fmt;
+    const auto enc = *fmt.encode(sample_order());
+    for (auto _ : state) {
+        auto dec = fmt.template decode<Order>(enc);
+        benchmark::DoNotOptimize(dec);
+    }
+    state.SetBytesProcessed(static_cast<std::int64_t>(state.iterations() * enc.size()));
+    state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations()));
+}
+BENCHMARK_TEMPLATE(BM_FormatDecode, hitbox::BinaryFormat);
+
+/// Decode of many small elements (1000 strings of 0..15 bytes): the most bookkeeping per input byte.
+void BM_FormatDecodeSmallStrings(benchmark::State& state) {
+    hitbox::BinaryFormat fmt;
+    std::vector<std::string> v;
+    for (int i = 0; i < 1000; ++i) v.emplace_back(static_cast<std::size_t>(i % 16), 'a');
+    const auto enc = *fmt.encode(v);
+    for (auto _ : state) {
+        auto dec = fmt.decode<std::vector<std::string>>(enc);
+        benchmark::DoNotOptimize(dec);
+    }
+    state.SetBytesProcessed(static_cast<std::int64_t>(state.iterations() * enc.size()));
+    state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations()));
+}
+BENCHMARK(BM_FormatDecodeSmallStrings);
+
 void BM_FormatRoundTripRawBaseline(benchmark::State& state) {
     hitbox::RawFormat fmt;
     RawOrder raw{};
