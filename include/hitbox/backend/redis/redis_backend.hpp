@@ -18,6 +18,7 @@
 #include <vector>
 
 #include <hitbox/backend/redis/connection_mode.hpp>
+#include <hitbox/backend/redis/detail/deadline.hpp>
 #include <hitbox/backend/redis/envelope.hpp>
 #include <hitbox/backend/redis/single_node.hpp>
 #include <hitbox/compress/passthrough.hpp>
@@ -427,24 +428,26 @@ class RedisBackendBuilder {
         key_prefix_ = std::move(prefix);
         return *this;
     }
-    /// Time allowed for connect + AUTH + SELECT (default 2 s; rounded up to whole ms).
+    /// Time allowed for connect + AUTH + SELECT (default 2 s; rounded up to whole ms; `max()` of any
+    /// duration type: no limit).
     template <class Rep, class Period>
     RedisBackendBuilder& connect_timeout(std::chrono::duration<Rep, Period> d) {
-        options_.connect_timeout = std::chrono::ceil<std::chrono::milliseconds>(d);
+        options_.connect_timeout = detail::saturating_ms(d);
         return *this;
     }
-    /// Time a caller waits for a reply (default 1 s; rounded up to whole ms).
+    /// Time a caller waits for a reply (default 1 s; rounded up to whole ms; `max()`: no limit, and no
+    /// stall reset either).
     template <class Rep, class Period>
     RedisBackendBuilder& command_timeout(std::chrono::duration<Rep, Period> d) {
-        options_.command_timeout = std::chrono::ceil<std::chrono::milliseconds>(d);
+        options_.command_timeout = detail::saturating_ms(d);
         return *this;
     }
     /// Delay after a failed connect (doubling with jitter up to `max`); operations during it fail at once.
     template <class R1, class P1, class R2, class P2>
     RedisBackendBuilder& reconnect_backoff(std::chrono::duration<R1, P1> initial,
                                            std::chrono::duration<R2, P2> max) {
-        options_.reconnect_backoff_initial = std::chrono::ceil<std::chrono::milliseconds>(initial);
-        options_.reconnect_backoff_max = std::chrono::ceil<std::chrono::milliseconds>(max);
+        options_.reconnect_backoff_initial = detail::saturating_ms(initial);
+        options_.reconnect_backoff_max = detail::saturating_ms(max);
         return *this;
     }
     /// Largest reply accepted (default 64 MiB, the default decompression limit): a larger one is cut off

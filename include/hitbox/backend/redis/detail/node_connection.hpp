@@ -63,6 +63,8 @@
 #include <hiredis/hiredis.h>
 
 #include <hitbox/backend/redis/connection_mode.hpp>
+#include <hitbox/backend/redis/detail/deadline.hpp>
+#include <hitbox/backend/redis/detail/reply_reader.hpp>
 #include <hitbox/backend/redis/detail/resp.hpp>
 #include <hitbox/backend/redis/detail/socket.hpp>
 #include <hitbox/backend/redis/detail/url.hpp>
@@ -86,8 +88,7 @@ inline Result<NodeSettings> make_node_settings(RedisEndpoint endpoint, const Con
     if (options.username) endpoint.username = options.username;
     if (options.password) endpoint.password = options.password;
     if (endpoint.username && !endpoint.password)
-        return fail(ErrorKind::config, "user '" + *endpoint.username +
-                                           "' is set without a password (Redis ACL AUTH needs both)");
+        return fail(ErrorKind::config, "a user name is set without a password (Redis ACL AUTH needs both)");
     auto positive = [](std::chrono::milliseconds d) { return d.count() > 0; };
     if (!positive(options.connect_timeout))
         return fail(ErrorKind::config, "connect_timeout must be positive");
@@ -219,7 +220,7 @@ class ReplyBatch {
 class NodeConnection {
   public:
     explicit NodeConnection(NodeSettings settings)
-        : settings_(std::move(settings)), address_(settings_.endpoint.address()), rbuf_(read_chunk) {
+        : settings_(std::move(settings)), address_(settings_.endpoint.address()) {
         const auto& ep = settings_.endpoint;
         if (ep.password) {
             if (ep.username)
@@ -310,6 +311,10 @@ class NodeConnection {
         {
             std::lock_guard<SpinMutex> lk(mu_);
             if (stopping_ || !io_.joinable() || !inflight_.empty()) return false;
+            if (io_idle_exit_) {  // already stopped by itself
+                release_io_locked();
+                return true;
+            }
             stopping_ = true;
             idle_close_ = true;
         }
@@ -317,6 +322,7 @@ class NodeConnection {
         io_.join();
         {
             std::lock_guard<SpinMutex> lk(mu_);
+            release_io_locked();
             stopping_ = false;
             idle_close_ = false;
         }
@@ -378,11 +384,12 @@ class NodeConnection {
             std::unique_lock<SpinMutex> lk(mu_);
             idle_closed_.wait(lk, [this] { return !idle_close_; });
             if (stopping_) return fail(ErrorKind::unavailable, "connection to " + address_ + " is shut down");
+            if (io_idle_exit_) release_io_locked();  // the I/O thread stopped, idle and disconnected
+            now = SteadyClock::now();  // also the start of the deadline (one clock read per command)
+            if (state_ == State::disconnected && now < next_attempt_) return fail(backoff_error_locked(now));
             if (!io_.joinable())
                 if (auto started = start_io_locked(); !started) return fail(started.error());
-            now = SteadyClock::now();  // also the start of the deadline (one clock read per command)
             if (state_ == State::disconnected) {
-                if (now < next_attempt_) return fail(backoff_error_locked(now));
                 state_ = State::connecting;
                 wake = true;
             }
@@ -411,9 +418,9 @@ class NodeConnection {
         }
         counters_.commands.fetch_add(count, std::memory_order_relaxed);
         if (wake) wake_io();
-        auto budget = settings_.command_timeout +
-                      (connecting ? settings_.connect_timeout : std::chrono::milliseconds(0));
-        return Pending{std::move(batch), now + budget, budget, lead_fd};
+        auto budget = connecting ? saturating_sum(settings_.command_timeout, settings_.connect_timeout)
+                                 : settings_.command_timeout;
+        return Pending{std::move(batch), deadline_after(now, budget), budget, lead_fd};
     }
 
     /// A waiting caller gives the CPU away a few times while its replies are not there (on a busy machine
@@ -563,6 +570,16 @@ class NodeConnection {
 
     // ---- caller side ----
 
+    /// Joins an I/O thread that stopped by itself and closes its descriptors (mu_ held; the thread
+    /// touches nothing once it set io_idle_exit_).
+    void release_io_locked() {
+        if (io_.joinable()) io_.join();
+        io_idle_exit_ = false;
+        if (epoll_fd_ >= 0) ::close(epoll_fd_);
+        if (wake_fd_ >= 0) ::close(wake_fd_);
+        epoll_fd_ = wake_fd_ = -1;
+    }
+
     Result<void> start_io_locked() {
         if (wake_fd_ < 0) {
             wake_fd_ = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
@@ -646,6 +663,13 @@ class NodeConnection {
             {
                 std::unique_lock<SpinMutex> lk(mu_);
                 if (stopping_) break;
+                if (state_ == State::disconnected && inflight_.empty() && !pending_error_ && write_errno_ == 0) {
+                    // Nothing to watch and nothing to do: stop (the next command starts a new thread), so
+                    // a node nobody uses holds no thread and no descriptor. Past this point the thread
+                    // touches nothing of *this.
+                    io_idle_exit_ = true;
+                    return;
+                }
                 if (pending_error_) {
                     failure = Failure{std::move(*pending_error_)};
                     pending_error_.reset();
@@ -707,19 +731,16 @@ class NodeConnection {
 
     int poll_timeout_locked() const {
         auto now = SteadyClock::now();
-        auto until = [&](SteadyClock::time_point t) {
-            return std::max(1,
-                            static_cast<int>(std::chrono::ceil<std::chrono::milliseconds>(t - now).count()));
-        };
+        auto until = [&](SteadyClock::time_point t) { return std::max(1, clamp_ms(now, t)); };
         if (state_ == State::connecting && sock_ >= 0) return until(handshake_deadline_);
         if (state_ != State::ready) return -1;
-        if (!inflight_.empty()) return until(progress_mark_ + stall_timeout());
+        if (!inflight_.empty()) return until(deadline_after(progress_mark_, stall_timeout()));
         // Callers write (and lead) without waking this thread, so look again within a command timeout: a
         // stall is noticed at most one command timeout late.
-        return static_cast<int>(settings_.command_timeout.count());
+        return std::max(1, clamp_ms(settings_.command_timeout));
     }
 
-    std::chrono::milliseconds stall_timeout() const { return 2 * settings_.command_timeout; }
+    std::chrono::milliseconds stall_timeout() const { return saturating_twice(settings_.command_timeout); }
 
     void open_connection() {
         counters_.connect_attempts.fetch_add(1, std::memory_order_relaxed);
@@ -729,7 +750,10 @@ class NodeConnection {
             lose_connection(fd.error(), true);
             return;
         }
-        reader_ = redisReaderCreate();
+        // The read buffer exists from the first connect on: a node that is never used costs none.
+        if (rbuf_.empty()) rbuf_.resize(read_chunk);
+        reader_ = std::make_unique<ReplyReader>(settings_.max_reply_bytes);
+        if (!reader_->ok()) reader_.reset();
         {
             std::lock_guard<SpinMutex> lk(mu_);
             sock_ = *fd;
@@ -751,7 +775,7 @@ class NodeConnection {
             return;
         }
         handshake_next_ = 0;
-        handshake_deadline_ = started + settings_.connect_timeout;
+        handshake_deadline_ = deadline_after(started, settings_.connect_timeout);
     }
 
     /// Marks the connection usable and writes what callers queued while it was being established.
@@ -765,6 +789,22 @@ class NodeConnection {
         if (can_write_locked()) write_locked(lk);
     }
 
+    /// The failure for a reply the reader refused (too large, not RESP): the connection is reset.
+    Failure reply_failure(const Error& e) const {
+        return Failure{Error(e.kind(), "reply from " + address_ + ": " + e.message() + "; connection reset")};
+    }
+
+    /// The secrets scrubbed from server text: the password, and a user name of three or more characters
+    /// (a shorter one would mask ordinary letters of every message).
+    std::string_view password_view() const noexcept {
+        const auto& p = settings_.endpoint.password;
+        return p ? std::string_view(*p) : std::string_view{};
+    }
+    std::string_view username_secret() const noexcept {
+        const auto& u = settings_.endpoint.username;
+        return u && u->size() >= 3 ? std::string_view(*u) : std::string_view{};
+    }
+
     /// Checks one handshake reply (I/O thread, while connecting).
     std::optional<Failure> handshake_reply(const redisReply& r) {
         const Step step = handshake_steps_[handshake_next_++];
@@ -773,11 +813,10 @@ class NodeConnection {
                            true};
         if (r.type == REDIS_REPLY_ERROR) {
             const auto& ep = settings_.endpoint;
-            std::string server =
-                scrub(std::string(reply_text(r)), ep.password ? *ep.password : std::string_view{});
+            std::string server(reply_text(r));  // scrubbed of the credentials when it was read
             if (step == Step::auth) {
-                std::string who =
-                    ep.username ? "user '" + *ep.username + "'" : std::string("the default user");
+                // The user name is a credential too: messages say which kind of user, never its name.
+                std::string who = ep.username ? "the configured ACL user" : "the default user";
                 return Failure{Error(ErrorKind::auth,
                                      "authentication to " + address_ + " as " + who + " failed: " + server),
                                true};
@@ -797,15 +836,10 @@ class NodeConnection {
         for (int round = 0; round < 16; ++round) {
             auto n = ::recv(sock_, rbuf_.data(), rbuf_.size(), 0);
             if (n > 0) {
-                if (redisReaderFeed(reader_, rbuf_.data(), static_cast<std::size_t>(n)) != REDIS_OK)
-                    return Failure{Error(ErrorKind::protocol, "reply buffer error on " + address_)};
-                // Bytes buffered and not yet parsed: an unfinished reply (plus at most this round's complete
-                // ones). Cut a reply off at the limit instead of buffering whatever the peer sends.
-                if (reader_->len - reader_->pos > settings_.max_reply_bytes)
-                    return Failure{Error(ErrorKind::capacity, "reply from " + address_ +
-                                                                  " exceeds max_reply_bytes (" +
-                                                                  std::to_string(settings_.max_reply_bytes) +
-                                                                  " bytes); connection reset")};
+                // Bytes buffered and not yet parsed, with the objects of the reply in progress, are cut
+                // off at the limit instead of buffering whatever the peer sends.
+                if (auto fed = reader_->feed(rbuf_.data(), static_cast<std::size_t>(n)); !fed)
+                    return reply_failure(fed.error());
                 if (static_cast<std::size_t>(n) < rbuf_.size()) break;
                 continue;
             }
@@ -818,12 +852,12 @@ class NodeConnection {
         }
         got_.clear();
         for (;;) {
-            void* raw = nullptr;
-            if (redisReaderGetReply(reader_, &raw) != REDIS_OK)
-                return Failure{Error(ErrorKind::protocol,
-                                     "bad reply from " + address_ + ": " + std::string(reader_->errstr))};
-            if (raw == nullptr) break;
-            ReplyPtr reply(static_cast<redisReply*>(raw));
+            auto next = reader_->next();
+            if (!next) return reply_failure(next.error());
+            ReplyPtr reply = std::move(*next);
+            if (!reply) break;
+            // Server text never carries the credentials further (error texts may echo a command's bytes).
+            scrub_secrets(*reply, {password_view(), username_secret()});
             if (handshake_next_ < handshake_steps_.size()) {
                 if (auto f = handshake_reply(*reply)) return f;
                 continue;
@@ -844,8 +878,12 @@ class NodeConnection {
                     inflight_.pop_front();
                 }
             }
-            progress_mark_ = SteadyClock::now();  // bytes arrived: a long reply in transfer is not a stall
-            if (!got_.empty()) served_ = true;
+            // Progress is a reply completed, not bytes read: a server that trickles bytes without ever
+            // finishing a reply, or a read that found nothing, does not hold the stall reset off.
+            if (!got_.empty()) {
+                progress_mark_ = SteadyClock::now();
+                served_ = true;
+            }
             // Send what queued up during the round trip before waking the callers.
             if (!unexpected && can_write_locked()) write_locked(lk);
         }
@@ -868,7 +906,7 @@ class NodeConnection {
         bool stalled = false;
         {
             std::lock_guard<SpinMutex> lk(mu_);
-            stalled = state_ == State::ready && !inflight_.empty() && now - progress_mark_ >= stall_timeout();
+            stalled = state_ == State::ready && !inflight_.empty() && now >= deadline_after(progress_mark_, stall_timeout());
         }
         if (stalled)
             lose_connection(Error(ErrorKind::timeout, "no reply from " + address_ + " for " +
@@ -916,8 +954,8 @@ class NodeConnection {
             if (was_ready && !stopping_) counters_.drops.fetch_add(1, std::memory_order_relaxed);
             if (backoff || (was_ready && !served_ && now - ready_since_ < flapping_window)) {
                 backoff_ = backoff_.count() == 0 ? settings_.backoff_initial
-                                                 : std::min(2 * backoff_, settings_.backoff_max);
-                next_attempt_ = now + jittered(backoff_);
+                                                 : std::min(saturating_twice(backoff_), settings_.backoff_max);
+                next_attempt_ = deadline_after(now, jittered(backoff_));
             } else {
                 backoff_ = std::chrono::milliseconds(0);
                 next_attempt_ = now;
@@ -928,8 +966,7 @@ class NodeConnection {
             outbuf_.clear();
         }
         if (fd >= 0) ::close(fd);
-        if (reader_ != nullptr) redisReaderFree(reader_);
-        reader_ = nullptr;
+        reader_.reset();
         handshake_next_ = handshake_steps_.size();
         complete_all(failed, error);
     }
@@ -952,6 +989,7 @@ class NodeConnection {
     State state_ = State::disconnected;
     bool stopping_ = false;
     bool idle_close_ = false;  // close_if_idle is stopping the I/O thread; new commands wait for it
+    bool io_idle_exit_ = false;  // the I/O thread stopped by itself (disconnected, nothing queued)
     std::condition_variable_any idle_closed_;
     std::string outbuf_;                                // commands queued, not yet claimed by a writer
     std::deque<std::shared_ptr<ReplyBatch>> inflight_;  // slots in wire order
@@ -985,7 +1023,7 @@ class NodeConnection {
 
     // Owned by the read claim (the I/O thread alone while connecting).
     std::vector<char> rbuf_;
-    redisReader* reader_ = nullptr;
+    std::unique_ptr<ReplyReader> reader_;
     std::vector<ReplyPtr> got_;
     std::vector<std::shared_ptr<ReplyBatch>> done_;
     std::size_t handshake_next_ = 0;

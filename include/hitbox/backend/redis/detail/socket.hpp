@@ -21,6 +21,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <hitbox/backend/redis/detail/deadline.hpp>
 #include <hitbox/backend/redis/detail/url.hpp>
 #include <hitbox/core/error.hpp>
 
@@ -57,9 +58,7 @@ inline std::string errno_text(int err) {
 }
 
 inline int remaining_ms(std::chrono::steady_clock::time_point deadline) {
-    auto left =
-        std::chrono::ceil<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now()).count();
-    return left < 0 ? 0 : static_cast<int>(left);
+    return clamp_ms(std::chrono::steady_clock::now(), deadline);
 }
 
 /// Starts a non-blocking connect of `fd` to `addr` and waits for it until `deadline`.
@@ -145,7 +144,7 @@ Result<AddressList> resolve_until(const std::string& host, const std::string& po
 /// A connected, non-blocking, close-on-exec socket to `ep` (TCP_NODELAY and keep-alive on TCP), or a
 /// connection error once `timeout` has passed, name resolution included.
 inline Result<int> connect_socket(const RedisEndpoint& ep, std::chrono::milliseconds timeout) {
-    const auto deadline = std::chrono::steady_clock::now() + timeout;
+    const auto deadline = deadline_after(std::chrono::steady_clock::now(), timeout);
     const std::string what = "connect to " + ep.address();
     if (ep.transport == RedisEndpoint::Transport::unix_socket) {
         sockaddr_un addr{};
