@@ -110,7 +110,44 @@ TEST_CASE("Bad URLs are config errors that never show the password") {
     auto ep = parse_redis_url("redis://app:hunter2-very-secret@host:notaport/");
     REQUIRE_FALSE(ep);
     CHECK(ep.error().message().find("hunter2") == std::string::npos);
-    CHECK(ep.error().message().find("app:***@host") != std::string::npos);
+    CHECK(ep.error().message().find("app") == std::string::npos);  // the whole userinfo is redacted
+    CHECK(ep.error().message().find("redis://***@host") != std::string::npos);
+}
+
+TEST_CASE("URL authority ends at the first '/': an '@' in the path never names the host") {
+    auto ep = parse_redis_url("redis://cache.internal:6379/0@evil.example");
+    REQUIRE_FALSE(ep);  // "0@evil.example" is not a database number
+    CHECK(ep.error().kind() == hitbox::ErrorKind::config);
+    for (const char* url : {"redis://cache.internal/x@evil.example:6379", "redis://cache.internal?a@evil.example"}) {
+        INFO(url);
+        CHECK_FALSE(parse_redis_url(url));
+    }
+    // An '@' before the first '/' still separates the credentials, and a password may contain '@'.
+    auto ok = parse_redis_url("redis://u:p@ss@cache.internal:6380/2");
+    REQUIRE(ok);
+    CHECK(ok->host == "cache.internal");
+    CHECK(ok->port == 6380);
+    CHECK(ok->password == "p@ss");
+    CHECK(hitbox::detail::redact_url("redis://cache.internal:6379/0@evil.example") ==
+          "redis://cache.internal:6379/0@evil.example");  // nothing to redact: no userinfo
+}
+
+TEST_CASE("A userinfo without ':' is a password alone, and no message shows it") {
+    auto ep = parse_redis_url("redis://s3cr3t-token@cache.internal:6379/");
+    REQUIRE(ep);
+    CHECK(ep->password == "s3cr3t-token");
+    CHECK_FALSE(ep->username);
+    auto bad = parse_redis_url("redis://s3cr3t-token@cache.internal:notaport/");
+    REQUIRE_FALSE(bad);
+    CHECK(bad.error().message().find("s3cr3t") == std::string::npos);
+    // A user name without a password is refused without naming it.
+    auto b = hitbox::RedisBackend<>::builder()
+                 .connection(hitbox::ConnectionMode::single("redis://127.0.0.1:6379/"))
+                 .username("alice-the-admin")
+                 .build();
+    REQUIRE_FALSE(b);
+    CHECK(b.error().kind() == hitbox::ErrorKind::config);
+    CHECK(b.error().what().find("alice") == std::string::npos);
 }
 
 TEST_CASE("rediss:// says TLS is not supported by this build") {

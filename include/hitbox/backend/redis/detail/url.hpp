@@ -6,6 +6,7 @@
 #include <charconv>
 #include <cstdint>
 #include <optional>
+#include <utility>
 #include <string>
 #include <string_view>
 
@@ -34,15 +35,21 @@ struct RedisEndpoint {
     }
 };
 
-/// The URL with any password replaced by `***`, safe to put in a message.
+/// Where the authority of `url` (`[userinfo@]host[:port]`) starts and ends: after `scheme://` (or at 0
+/// without one) up to the first `/` or `?` (RFC 3986: an `@` after that is path, not userinfo).
+inline std::pair<std::size_t, std::size_t> url_authority(std::string_view url) {
+    const auto scheme_end = url.find("://");
+    const std::size_t start = scheme_end == std::string_view::npos ? 0 : scheme_end + 3;
+    const auto end = url.find_first_of("/?", start);
+    return {start, end == std::string_view::npos ? url.size() : end};
+}
+
+/// The URL with its whole userinfo (user name and password) replaced by `***`, safe to put in a message.
 inline std::string redact_url(std::string_view url) {
-    auto scheme_end = url.find("://");
-    std::size_t start = scheme_end == std::string_view::npos ? 0 : scheme_end + 3;
-    auto at = url.rfind('@');
-    if (at == std::string_view::npos || at < start) return std::string(url);
-    auto colon = url.find(':', start);
-    if (colon == std::string_view::npos || colon > at) return std::string(url);
-    return std::string(url.substr(0, colon + 1)) + "***" + std::string(url.substr(at));
+    const auto [start, end] = url_authority(url);
+    const auto at = url.substr(start, end - start).rfind('@');
+    if (at == std::string_view::npos) return std::string(url);
+    return std::string(url.substr(0, start)) + "***" + std::string(url.substr(start + at));
 }
 
 inline bool percent_decode(std::string_view in, std::string& out) {
@@ -77,8 +84,12 @@ inline bool parse_decimal(std::string_view s, Int& out) {
 }
 
 /// Parses a Redis URL. Accepted forms:
-/// - `redis://[user[:password]@]host[:port][/db]`: host is a name, an IPv4 literal or `[IPv6]`; port
-///   defaults to 6379, db to 0; user and password may be percent-escaped.
+/// - `redis://[[user]:password@]host[:port][/db]`: host is a name, an IPv4 literal or `[IPv6]`; port
+///   defaults to 6379, db to 0; user and password may be percent-escaped. The authority ends at the first
+///   `/` or `?` (RFC 3986), so `redis://host:6379/0@other` is a bad database path, never a connection to
+///   `other`. A userinfo without `:` (`redis://secret@host`) is a password alone (the default user), as
+///   some clients accept it; a user name needs the colon form (`redis://user:password@host`). No message
+///   ever shows the userinfo.
 /// - `unix://[user[:password]@]/absolute/path.sock[?db=N]` (also `redis+unix://`).
 /// - `rediss://...` is a config error: this build has no TLS.
 inline Result<RedisEndpoint> parse_redis_url(std::string_view url) {
@@ -99,18 +110,22 @@ inline Result<RedisEndpoint> parse_redis_url(std::string_view url) {
                    "' (expected redis, rediss, unix or redis+unix)");
 
     auto rest = url.substr(scheme_end + 3);
-    // Credentials: everything up to the last '@' (a password may itself contain '@' when not escaped).
-    if (auto at = rest.rfind('@'); at != std::string_view::npos) {
+    // Credentials: the authority (up to the first '/' or '?') up to its last '@' (a password may itself
+    // contain '@' when not escaped, but never '/').
+    const auto authority_end = url_authority(url).second - (scheme_end + 3);
+    if (auto at = rest.substr(0, authority_end).rfind('@'); at != std::string_view::npos) {
         auto userinfo = rest.substr(0, at);
         rest = rest.substr(at + 1);
         auto colon = userinfo.find(':');
         std::string user, pass;
-        if (!percent_decode(userinfo.substr(0, colon), user)) return bad("bad %-escape in the user name");
-        if (!user.empty()) ep.username = std::move(user);
-        if (colon != std::string_view::npos) {
-            if (!percent_decode(userinfo.substr(colon + 1), pass)) return bad("bad %-escape in the password");
-            if (!pass.empty()) ep.password = std::move(pass);
+        if (colon == std::string_view::npos) {  // password only
+            if (!percent_decode(userinfo, pass)) return bad("bad %-escape in the credentials");
+        } else {
+            if (!percent_decode(userinfo.substr(0, colon), user)) return bad("bad %-escape in the credentials");
+            if (!percent_decode(userinfo.substr(colon + 1), pass)) return bad("bad %-escape in the credentials");
         }
+        if (!user.empty()) ep.username = std::move(user);
+        if (!pass.empty()) ep.password = std::move(pass);
     }
 
     std::string_view query;
@@ -164,7 +179,7 @@ inline Result<RedisEndpoint> parse_redis_url(std::string_view url) {
     }
     if (ep.host.empty()) return bad("missing host");
     for (char c : ep.host)
-        if (static_cast<unsigned char>(c) <= ' ' || c == '/' || c == '@' || c == '[' || c == ']')
+        if (static_cast<unsigned char>(c) <= ' ' || c == '/' || c == '@' || c == '[' || c == ']' || c == '#')
             return bad("invalid character in host");
     if (!port_text.empty()) {
         unsigned port = 0;
