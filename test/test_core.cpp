@@ -143,3 +143,35 @@ TEST_CASE("Error renders kind, backend and message in one place") {
     REQUIRE_FALSE(r.has_value());
     CHECK(r.error().kind() == hitbox::ErrorKind::capacity);
 }
+
+TEST_CASE("Saturating time arithmetic: sums and differences clamp instead of overflowing") {
+    using hitbox::TimePoint;
+    using std::chrono::milliseconds;
+    using std::chrono::nanoseconds;
+    const TimePoint now = hitbox::from_unix_ms(1'704'067'200'000);
+    CHECK(hitbox::detail::saturating_add(now, milliseconds(5)) == now + milliseconds(5));
+    CHECK(hitbox::detail::saturating_add(now, milliseconds::max()) == TimePoint::max());
+    CHECK(hitbox::detail::saturating_add(hitbox::from_unix_ms(-5), milliseconds::min()) == TimePoint::min());
+    CHECK(hitbox::detail::saturating_add(now, milliseconds::min()) == TimePoint(now.time_since_epoch() + milliseconds::min()));
+    CHECK(hitbox::detail::saturating_add(TimePoint::max(), milliseconds(1)) == TimePoint::max());
+    // Into a finer unit: milliseconds::max() is past nanoseconds' range.
+    const auto steady = std::chrono::steady_clock::time_point(std::chrono::seconds(1000));
+    CHECK(hitbox::detail::saturating_add(steady, milliseconds::max()) == std::chrono::steady_clock::time_point::max());
+    CHECK(hitbox::detail::saturating_add(steady, milliseconds(1)) == steady + milliseconds(1));
+    CHECK(hitbox::detail::saturating_duration_cast<nanoseconds>(milliseconds::max()) == nanoseconds::max());
+    CHECK(hitbox::detail::saturating_duration_cast<nanoseconds>(milliseconds::min()) == nanoseconds::min());
+    CHECK(hitbox::detail::saturating_duration_cast<nanoseconds>(milliseconds(3)) == nanoseconds(3'000'000));
+    CHECK(hitbox::detail::saturating_sub(TimePoint::max(), TimePoint::min()) == milliseconds::max());
+    CHECK(hitbox::detail::saturating_sub(TimePoint::min(), now) == milliseconds::min());
+    CHECK(hitbox::detail::saturating_sub(now, now - milliseconds(7)) == milliseconds(7));
+    CHECK(hitbox::detail::deadline_after(milliseconds::max()) == std::chrono::steady_clock::time_point::max());
+    CHECK(hitbox::detail::deadline_after(std::chrono::microseconds::max()) == std::chrono::steady_clock::time_point::max());
+    CHECK(hitbox::detail::deadline_after(milliseconds(10)) > std::chrono::steady_clock::now());
+
+    // CacheValue::ttl on times a decoded entry may carry.
+    const hitbox::CacheValue<int> forever(1, TimePoint::max(), std::nullopt, now);
+    CHECK(forever.ttl(TimePoint::min()) == milliseconds::max());
+    const hitbox::CacheValue<int> ancient(1, TimePoint::min(), std::nullopt, now);
+    CHECK(ancient.ttl(now) == milliseconds::min());
+    CHECK(ancient.state(now) == hitbox::EntryState::Expired);
+}

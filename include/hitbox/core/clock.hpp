@@ -7,6 +7,7 @@
 #include <concepts>
 #include <cstdint>
 #include <memory>
+#include <type_traits>
 
 namespace hitbox {
 
@@ -22,6 +23,68 @@ constexpr TimePoint to_time_point(std::chrono::time_point<std::chrono::system_cl
 /// Milliseconds since the Unix epoch, as stored in the Redis envelope.
 constexpr std::int64_t to_unix_ms(TimePoint t) noexcept { return t.time_since_epoch().count(); }
 constexpr TimePoint from_unix_ms(std::int64_t ms) noexcept { return TimePoint(std::chrono::milliseconds(ms)); }
+
+namespace detail {
+
+/// `d` in the finer-or-equal duration `To`, clamped to To's range instead of overflowing (a
+/// `milliseconds::max()` in nanoseconds is `nanoseconds::max()`).
+template <class To, class Rep, class Period>
+constexpr To saturating_duration_cast(std::chrono::duration<Rep, Period> d) noexcept {
+    using From = std::chrono::duration<Rep, Period>;
+    static_assert(std::is_same_v<std::common_type_t<To, From>, To>,
+                  "saturating_duration_cast: To must be at least as fine as the source duration");
+    // To's bounds in the source unit: a division, which cannot overflow.
+    constexpr From hi = std::chrono::duration_cast<From>(To::max());
+    constexpr From lo = std::chrono::duration_cast<From>(To::min());
+    if (d > hi) return To::max();
+    if (d < lo) return To::min();
+    return To(d);
+}
+
+/// `t + d` clamped to the time point's range: where the sum would overflow, the time point's max() (or
+/// min() for a negative `d`). Deadlines and expiry times built with it never wrap; a result equal to
+/// max() means "never".
+template <class Clock, class Dur, class Rep, class Period>
+constexpr auto saturating_add(std::chrono::time_point<Clock, Dur> t, std::chrono::duration<Rep, Period> d) noexcept {
+    using Common = std::common_type_t<Dur, std::chrono::duration<Rep, Period>>;
+    using Point = std::chrono::time_point<Clock, Common>;
+    const Common base = saturating_duration_cast<Common>(t.time_since_epoch());
+    const Common step = saturating_duration_cast<Common>(d);
+    if (step > Common::zero() && base > Common::max() - step) return Point(Common::max());
+    if (step < Common::zero() && base < Common::min() - step) return Point(Common::min());
+    return Point(base + step);
+}
+
+/// `a - b` clamped to the duration's range (two far-apart time points, e.g. a decoded expiry against now).
+template <class Clock, class Dur>
+constexpr Dur saturating_sub(std::chrono::time_point<Clock, Dur> a, std::chrono::time_point<Clock, Dur> b) noexcept {
+    const Dur x = a.time_since_epoch(), y = b.time_since_epoch();
+    if (y < Dur::zero() && x > Dur::max() + y) return Dur::max();
+    if (y > Dur::zero() && x < Dur::min() + y) return Dur::min();
+    return x - y;
+}
+
+/// The steady-clock deadline `d` from now, saturated: `steady_clock::time_point::max()` (wait without
+/// limit) when `d` reaches past the clock's range, as `milliseconds::max()` does.
+template <class Rep, class Period>
+inline std::chrono::steady_clock::time_point deadline_after(std::chrono::duration<Rep, Period> d) noexcept {
+    return std::chrono::time_point_cast<std::chrono::steady_clock::duration>(
+        saturating_add(std::chrono::steady_clock::now(),
+                       saturating_duration_cast<std::chrono::steady_clock::duration>(d)));
+}
+
+/// `cv.wait_until(lock, deadline, pred)`, or `cv.wait(lock, pred)` for the saturated deadline
+/// `steady_clock::time_point::max()` (no limit). True when `pred` holds.
+template <class Cv, class Lock, class Pred>
+bool wait_until_deadline(Cv& cv, Lock& lock, std::chrono::steady_clock::time_point deadline, Pred pred) {
+    if (deadline == std::chrono::steady_clock::time_point::max()) {
+        cv.wait(lock, pred);
+        return true;
+    }
+    return cv.wait_until(lock, deadline, pred);
+}
+
+}  // namespace detail
 
 /// A clock policy: anything with `now()` returning a TimePoint. Copies of a clock must observe the same
 /// time (a ManualClock shares its state).

@@ -3,6 +3,7 @@
 /// hitbox::Error and hitbox::Result<T>: the one error type of the cache path.
 
 #include <cstdint>
+#include <exception>
 #include <ostream>
 #include <string>
 #include <string_view>
@@ -32,7 +33,7 @@ enum class ErrorKind : std::uint8_t {
     capacity,       ///< a bound was reached (queue full, value too large)
     cluster_down,   ///< Redis Cluster reported CLUSTERDOWN / TRYAGAIN past the retry budget
     server,         ///< the server answered with an error reply
-    unavailable,    ///< every tier of a composition failed, or the backend is shut down
+    unavailable,    ///< every tier of a composition failed, the backend is shut down, or a callback threw
 };
 
 /// Stable lower-case name of an error kind ("connection", "decode", ...), used in messages and metrics.
@@ -121,5 +122,24 @@ inline Unexpected fail(ErrorKind kind, std::string message, std::string backend 
 
 /// Returns an existing error: `return hitbox::fail(r.error());`
 inline Unexpected fail(Error error) { return Unexpected(std::move(error)); }
+
+namespace detail {
+
+/// The exception being handled as an Error: kind `unavailable`, message "<what> threw: <e.what()>". Call
+/// it only inside a catch block. It is how a callback's exception (a loader, a tier, a weigher, a
+/// value's copy) becomes an error result instead of leaving the cache path.
+inline Error exception_error(std::string_view what, std::string backend = {}) {
+    std::string message(what);
+    try {
+        throw;
+    } catch (const std::exception& e) {
+        message.append(" threw: ").append(e.what());
+    } catch (...) {
+        message.append(" threw an exception that is not a std::exception");
+    }
+    return Error(ErrorKind::unavailable, std::move(message), std::move(backend));
+}
+
+}  // namespace detail
 
 }  // namespace hitbox

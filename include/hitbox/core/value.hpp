@@ -57,9 +57,11 @@ struct CacheValue {
     }
 
     /// Time left before expiry at `now`: nullopt when the value never expires, zero or negative once expired.
+    /// Saturates at milliseconds::max() / min() for an expiry too far from `now` to subtract (a decoded
+    /// entry may carry any time).
     std::optional<std::chrono::milliseconds> ttl(TimePoint now) const noexcept {
         if (!expire) return std::nullopt;
-        return *expire - now;
+        return detail::saturating_sub(*expire, now);
     }
 
     /// The same times with other data (used when a tier converts representations).
