@@ -7,6 +7,8 @@
 #include <cstdint>
 #include <map>
 #include <mutex>
+#include <optional>
+#include <stdexcept>
 #include <string>
 #include <thread>
 #include <vector>
@@ -14,6 +16,7 @@
 #include <hitbox/backend/memory/memory_backend.hpp>
 #include <hitbox/core/concepts.hpp>
 
+#include "support/test_backends.hpp"
 #include "support/test_types.hpp"
 
 using namespace std::chrono_literals;
@@ -538,4 +541,143 @@ TEST_CASE("Shard lock: readers never see a writer's half-done update, writers ex
     CHECK(lock.hits() == reads.load());
     CHECK(lock.try_lock());
     lock.unlock();
+}
+
+// ---- callbacks that throw, weights and durations at the edges ---------------------------------------
+
+TEST_CASE("MemoryBackend: a weigher that throws makes set an unavailable error that stores nothing") {
+    hitbox::ManualClock clock;
+    auto weigher = [](const CacheKey&, const std::string& v) -> std::size_t {
+        if (v == "unweighable") throw std::runtime_error("cannot weigh");
+        return v.size() + 100;
+    };
+    auto built = hitbox::MemoryBackend::builder().max_bytes(1 << 20).shards(1).clock(clock).weigher(weigher).build();
+    REQUIRE(built);
+    auto& m = *built;
+    const CacheKey fresh{"w", 1, {{"k", "fresh"}}};
+    const CacheKey held{"w", 1, {{"k", "held"}}};
+
+    auto refused = m.set(fresh, CacheValue<std::string>("unweighable", clock.now() + 60s, std::nullopt, clock.now()));
+    REQUIRE_FALSE(refused);
+    CHECK(refused.error().kind() == ErrorKind::unavailable);
+    CHECK(refused.error().what() == "[memory] unavailable: weigher threw: cannot weigh");
+    CHECK(m.stats().entries == 0);
+    CHECK(m.stats().weighted_bytes == 0);
+    CHECK(*m.get<std::string>(fresh) == std::nullopt);
+
+    // Over an existing entry: the failed set leaves neither value behind (as a capacity error does).
+    REQUIRE(m.set(held, CacheValue<std::string>("ok", clock.now() + 60s, std::nullopt, clock.now())));
+    CHECK(m.stats().weighted_bytes == 102);
+    CHECK_FALSE(m.set(held, CacheValue<std::string>("unweighable", clock.now() + 60s, std::nullopt, clock.now())));
+    CHECK(m.stats().entries == 0);
+    CHECK(m.stats().weighted_bytes == 0);
+    CHECK(*m.get<std::string>(held) == std::nullopt);
+    // The backend works on.
+    REQUIRE(m.set(held, CacheValue<std::string>("again", clock.now() + 60s, std::nullopt, clock.now())));
+    CHECK(m.get<std::string>(held)->value().data == "again");
+}
+
+TEST_CASE("MemoryBackend: a value whose copy throws is an unavailable error on set and on get") {
+    using hitbox_test::ThrowingCopy;
+    hitbox::ManualClock clock;
+    auto m = manual_backend(clock, 100);
+    const CacheKey k{"copy", 1, {{"k", "1"}}};
+    const CacheValue<ThrowingCopy> v(ThrowingCopy(7), clock.now() + 60s, std::nullopt, clock.now());
+    {
+        ThrowingCopy::Refusing refusing;
+        auto stored = m.set(k, v);  // the const& overload copies the value into the entry
+        REQUIRE_FALSE(stored);
+        CHECK(stored.error().kind() == ErrorKind::unavailable);
+        CHECK(stored.error().message() == "storing a copy of the value threw: copy refused");
+    }
+    CHECK(m.stats().entries == 0);
+    CHECK(m.stats().weighted_bytes == 0);
+
+    REQUIRE(m.set(k, v));
+    {
+        ThrowingCopy::Refusing refusing;
+        auto got = m.get<ThrowingCopy>(k);
+        REQUIRE_FALSE(got);
+        CHECK(got.error().kind() == ErrorKind::unavailable);
+        CHECK(got.error().message() == "copying the value out threw: copy refused");
+    }
+    auto got = m.get<ThrowingCopy>(k);
+    REQUIRE(got);
+    REQUIRE(*got);
+    CHECK((*got)->data.n == 7);
+}
+
+TEST_CASE("MemoryBackend: SIZE_MAX weights under max_bytes(UINT64_MAX) keep the totals exact") {
+    constexpr std::uint64_t cap = std::uint64_t{1} << 56;  // where bounds and weights saturate
+    auto weigher = [](const CacheKey& key, const std::string&) -> std::size_t {
+        return key.parts().front().value == std::optional<std::string>("huge") ? SIZE_MAX : 100;
+    };
+    for (std::size_t shards : {std::size_t{1}, std::size_t{4}}) {
+        CAPTURE(shards);
+        hitbox::ManualClock clock;
+        auto built =
+            hitbox::MemoryBackend::builder().max_bytes(UINT64_MAX).shards(shards).clock(clock).weigher(weigher).build();
+        REQUIRE(built);
+        auto& m = *built;
+        auto put = [&](const char* name) {
+            return m.set(CacheKey{"w", 1, {{"k", name}}}, CacheValue<std::string>(name, std::nullopt, std::nullopt, clock.now()));
+        };
+        auto has = [&](const char* name) { return m.get<std::string>(CacheKey{"w", 1, {{"k", name}}})->has_value(); };
+        REQUIRE(put("a"));
+        REQUIRE(put("b"));
+        CHECK(m.stats().weighted_bytes == 200);
+        REQUIRE(put("huge"));  // weighs the whole (saturated) bound: stored, counted as 2^56
+        for (int round = 0; round < 3; ++round) {
+            const auto s = m.stats();
+            const std::uint64_t expected = (has("huge") ? cap : 0) + (has("a") ? 100 : 0) + (has("b") ? 100 : 0);
+            CHECK(s.weighted_bytes == expected);
+            CHECK(s.weighted_bytes <= cap);
+            CHECK(s.entries == std::uint64_t{has("huge")} + has("a") + has("b"));
+            REQUIRE(put(round == 1 ? "huge" : "a"));  // overwrites: the deltas stay exact
+        }
+        CHECK(m.remove(CacheKey{"w", 1, {{"k", "huge"}}}));
+        CHECK(m.stats().weighted_bytes == (has("a") ? 100u : 0u) + (has("b") ? 100u : 0u));
+        m.clear();
+        CHECK(m.stats().weighted_bytes == 0);
+        CHECK(m.stats().entries == 0);
+        REQUIRE(put("a"));
+        CHECK(m.stats().weighted_bytes == 100);
+    }
+}
+
+TEST_CASE("MemoryBackend: max_entries(UINT64_MAX) builds without sizing for it, and works") {
+    auto built = hitbox::MemoryBackend::builder().max_entries(UINT64_MAX).shards(2).build();
+    REQUIRE(built);
+    for (int i = 0; i < 100; ++i)
+        REQUIRE(built->set(CacheKey{"n", 1, {{"i", std::to_string(i)}}}, CacheValue<int>(i)));
+    CHECK(built->stats().entries == 100);
+    CHECK(built->get<int>(CacheKey{"n", 1, {{"i", "42"}}})->value().data == 42);
+}
+
+TEST_CASE("MemoryBackend: far-future expiry and a cleanup_interval of milliseconds::max() do not overflow") {
+    const CacheKey k{"far", 1, {{"k", "1"}}};
+    {
+        // System clock: the coarse-clock shortcut subtracts from the expiry.
+        auto m = hitbox::MemoryBackend::builder().max_entries(10).cleanup_interval(std::chrono::milliseconds::max()).build();
+        REQUIRE(m);
+        REQUIRE(m->set(k, CacheValue<int>(1, hitbox::TimePoint::max() - 1ms)));
+        CHECK(m->get<int>(k)->has_value());
+        REQUIRE(m->set(k, CacheValue<int>(2, hitbox::TimePoint::max())));
+        CHECK(m->get<int>(k)->value().data == 2);
+        CHECK(m->cleanup() == 0);
+        // A past expiry far back is already expired: nothing stored.
+        REQUIRE(m->set(k, CacheValue<int>(3, hitbox::TimePoint::min())));
+        CHECK_FALSE(m->get<int>(k)->has_value());
+    }
+    // An interval past the steady clock's range: the reaper sleeps without limit and still stops at once.
+    const auto started = std::chrono::steady_clock::now();
+    {
+        auto m = hitbox::MemoryBackend::builder()
+                     .max_entries(10)
+                     .cleanup_interval(std::chrono::milliseconds::max() - 1ms)
+                     .build();
+        REQUIRE(m);
+        REQUIRE(m->set(k, CacheValue<int>(4, hitbox::Clock::now() + 60s)));
+    }
+    CHECK(std::chrono::steady_clock::now() - started < 5s);
 }

@@ -19,6 +19,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <stdexcept>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -316,5 +317,36 @@ using EnvelopeBackend = BasicEnvelopeBackend<>;
 static_assert(hitbox::Backend<CountingBackend>);
 static_assert(hitbox::Backend<FailingBackend>);
 static_assert(hitbox::Backend<EnvelopeBackend>);
+
+/// A value whose copy constructor throws std::runtime_error("copy refused") while `refuse` is set (moves
+/// never throw): a user type that fails to copy, for the paths that copy values (a tier storing one,
+/// a tier handing one out, the cache front handing one to each caller).
+struct ThrowingCopy {
+    static inline std::atomic<bool> refuse{false};
+
+    int n = 0;
+
+    ThrowingCopy() = default;
+    explicit ThrowingCopy(int v) : n(v) {}
+    ThrowingCopy(const ThrowingCopy& o) : n(o.n) {
+        if (refuse.load()) throw std::runtime_error("copy refused");
+    }
+    ThrowingCopy(ThrowingCopy&&) noexcept = default;
+    ThrowingCopy& operator=(const ThrowingCopy& o) {
+        if (refuse.load()) throw std::runtime_error("copy refused");
+        n = o.n;
+        return *this;
+    }
+    ThrowingCopy& operator=(ThrowingCopy&&) noexcept = default;
+    friend bool operator==(const ThrowingCopy&, const ThrowingCopy&) = default;
+
+    /// Sets `refuse` for one scope.
+    struct Refusing {
+        Refusing() { refuse = true; }
+        ~Refusing() { refuse = false; }
+        Refusing(const Refusing&) = delete;
+        Refusing& operator=(const Refusing&) = delete;
+    };
+};
 
 }  // namespace hitbox_test

@@ -79,7 +79,9 @@ public:
         max_entries_ = n;
         return *this;
     }
-    /// Bound by bytes as the weigher counts them (DefaultWeigher: node + key + heap_bytes(value)).
+    /// Bound by bytes as the weigher counts them (DefaultWeigher: node + key + heap_bytes(value)). Bounds
+    /// and weights saturate at 2^56 (64 PiB): a larger bound (UINT64_MAX) means "no bound" in practice, and
+    /// an entry the weigher says weighs more counts as 2^56, so totals never wrap.
     MemoryBackendBuilder& max_bytes(std::uint64_t n) {
         max_bytes_ = n;
         return *this;
@@ -97,6 +99,8 @@ public:
     }
     /// Starts a background thread that reclaims expired entries every `every` (default: no thread;
     /// writes and cleanup() reclaim). The thread stops when the last handle to the backend goes away.
+    /// milliseconds::max() means never, so no thread is started; an interval past the steady clock's
+    /// range waits without limit.
     MemoryBackendBuilder& cleanup_interval(std::chrono::milliseconds every) {
         cleanup_interval_ = every;
         return *this;
@@ -120,7 +124,7 @@ public:
         if (max_entries_ && max_bytes_)
             return error("MemoryBackend takes one bound, max_entries(n) or max_bytes(n), not both");
         const bool weighted = max_bytes_.has_value();
-        const std::uint64_t bound = weighted ? *max_bytes_ : *max_entries_;
+        const std::uint64_t bound = weighted ? std::min(*max_bytes_, detail::max_weight) : *max_entries_;
         if (bound == 0) return error(weighted ? "max_bytes must be at least 1" : "max_entries must be at least 1");
         if (label_.empty()) return error("label must not be empty");
         std::size_t shards = shards_.value_or(detail::default_shard_count(bound, weighted));
@@ -194,19 +198,27 @@ public:
     static MemoryBackendBuilder<Clock, Weigher> builder() { return {}; }
 
     /// The value stored under `key`, if any and not expired; `type_mismatch` when it was stored as
-    /// another type.
+    /// another type; `unavailable` when copying the value out threw.
     template <class T>
     Result<std::optional<CacheValue<T>>> get(const CacheKey& key) const {
         using R = Result<std::optional<CacheValue<T>>>;
         return find_<T, R>(
-            key, [](const CacheValue<T>& v) -> R { return std::optional<CacheValue<T>>(std::in_place, v); },
+            key,
+            [this](const CacheValue<T>& v) -> R {
+                try {
+                    return std::optional<CacheValue<T>>(std::in_place, v);
+                } catch (...) {
+                    return fail(detail::exception_error("copying the value out", state_->label));
+                }
+            },
             [] { return R(std::optional<CacheValue<T>>{}); });
     }
 
     /// Calls `f(const CacheValue<T>&)` on the entry of `key`, in place, when it holds a live `T`; true
     /// when it did, false on a miss, `type_mismatch` as get<T>. Lets a caller copy only what it needs
     /// (the cache front builds its answer straight from the entry). `f` runs under the shard's read lock:
-    /// keep it short, and it must not write to this backend (that would wait for the lock it holds).
+    /// keep it short, and it must not write to this backend (that would wait for the lock it holds). An
+    /// exception `f` throws reaches the caller, the lock released.
     template <class T, class F>
     Result<bool> read_with(const CacheKey& key, F&& f) const {
         return find_<T, Result<bool>>(
@@ -220,7 +232,8 @@ public:
 
     /// Stores a copy of `value` under `key`, replacing any entry of any type (the new expiry applies).
     /// A value already expired is not stored and removes the old entry. A value heavier than `max_bytes`
-    /// is a `capacity` error, and also removes the old entry.
+    /// is a `capacity` error, and also removes the old entry. A weigher or a copy of the value that throws
+    /// is an `unavailable` error ("weigher threw: ..."): nothing is stored and the old entry is removed.
     template <class T>
     Result<void> set(const CacheKey& key, const CacheValue<T>& value) {
         return put<T>(key, value);
@@ -299,7 +312,8 @@ private:
         void start_reaper(std::chrono::milliseconds every) {
             reaper = std::jthread([this, every](std::stop_token stop) {
                 std::unique_lock lock(reaper_mutex);
-                while (!reaper_wake.wait_for(lock, stop, every, [] { return false; }) && !stop.stop_requested()) {
+                while (!reaper_wake.wait_until(lock, stop, detail::deadline_after(every), [] { return false; }) &&
+                       !stop.stop_requested()) {
                     lock.unlock();
                     store.cleanup(to_unix_ms(clock.now()));
                     lock.lock();
@@ -321,7 +335,8 @@ private:
                        Weigher weigher, std::optional<std::chrono::milliseconds> cleanup_interval)
         : state_(std::make_shared<State>(shards, bound, weighted, std::move(label), std::move(clock),
                                          std::move(weigher))) {
-        if (cleanup_interval) state_->start_reaper(*cleanup_interval);
+        if (cleanup_interval && *cleanup_interval != std::chrono::milliseconds::max())
+            state_->start_reaper(*cleanup_interval);
     }
 
     static Unexpected moved_from() {
@@ -346,12 +361,15 @@ private:
             s.store.erase(shard, key, h, now_ms, dead);
             return {};
         }
-        const std::size_t bytes = [&] {  // guarded: a wrong weigher is reported by the static_assert alone
-            if constexpr (WeigherFor<Weigher, T>)
-                return static_cast<std::size_t>(s.weigher(key, std::as_const(value.data)));
-            else
-                return std::size_t{0};
-        }();
+        std::size_t bytes = 0;
+        try {
+            if constexpr (WeigherFor<Weigher, T>)  // guarded: a wrong weigher is reported by the static_assert alone
+                bytes = static_cast<std::size_t>(s.weigher(key, std::as_const(value.data)));
+        } catch (...) {
+            s.store.erase(shard, key, h, now_ms, dead);
+            return fail(detail::exception_error("weigher", s.label));
+        }
+        bytes = static_cast<std::size_t>(std::min<std::uint64_t>(bytes, detail::max_weight));
         const std::size_t weight = s.weighted ? std::max<std::size_t>(bytes, 1) : 1;
         if (weight > s.store.capacity()) {
             s.store.erase(shard, key, h, now_ms, dead);
@@ -360,7 +378,13 @@ private:
                             std::to_string(s.store.capacity()) + ")",
                         s.label);
         }
-        auto* node = new detail::TypedNode<T>(key, h, expire_ms, bytes, weight, std::forward<V>(value));
+        detail::TypedNode<T>* node = nullptr;
+        try {
+            node = new detail::TypedNode<T>(key, h, expire_ms, bytes, weight, std::forward<V>(value));
+        } catch (...) {
+            s.store.erase(shard, key, h, now_ms, dead);
+            return fail(detail::exception_error("storing a copy of the value", s.label));
+        }
         s.store.put(shard, node, now_ms, dead);
         return {};
     }

@@ -95,12 +95,16 @@ public:
         rng_ = seed | 1;
         total_weight_ = total_weight;
         total_capacity_ = total_capacity;
+        // An entry bound sizes the table, sketch and ghosts up front, up to presize_limit entries (a huge
+        // bound such as max_entries(UINT64_MAX) must not allocate for it); past that, inserts grow them as
+        // they do under a byte bound.
+        presized_ = weighted ? 0 : std::min(share, presize_limit);
         if (!weighted) {
-            table_.reserve(share);
-            sketch_.ensure_capacity(share);
+            table_.reserve(presized_);
+            sketch_.ensure_capacity(presized_);
         }
-        window_ghosts_.ensure_capacity(weighted ? 0 : ghost_horizon(share));
-        main_ghosts_.ensure_capacity(weighted ? 0 : ghost_horizon(share));
+        window_ghosts_.ensure_capacity(ghost_horizon(presized_));
+        main_ghosts_.ensure_capacity(ghost_horizon(presized_));
         min_window_ = std::max<std::size_t>(weighted ? 0 : 1, share / 100);
         set_window(min_window_);
     }
@@ -146,7 +150,7 @@ public:
             bump(entries_, 1);
             bump(bytes_, static_cast<std::int64_t>(fresh->bytes));
             add_weight(static_cast<std::int64_t>(fresh->weight));
-            if (weighted_) {
+            if (table_.size() > presized_) {
                 sketch_.ensure_capacity(table_.size());
                 window_ghosts_.ensure_capacity(ghost_horizon(table_.size()));
                 main_ghosts_.ensure_capacity(ghost_horizon(table_.size()));
@@ -227,6 +231,7 @@ public:
 
 private:
     static constexpr std::size_t write_expiry_budget = 64;
+    static constexpr std::size_t presize_limit = std::size_t{1} << 20;
 
     /// How many recent drops each ghost list remembers: a tenth of the entries. A ghost hit should mean
     /// "a few more entries on this side would have kept it", the marginal value of moving the boundary;
@@ -440,6 +445,7 @@ private:
     GhostList main_ghosts_;
     std::size_t protected_max_ = 0;
     bool weighted_ = false;
+    std::size_t presized_ = 0;
     std::uint64_t writes_ = 0;
     std::uint64_t aged_at_ = 0;
     std::uint64_t rng_ = 1;

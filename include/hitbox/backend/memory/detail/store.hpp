@@ -16,6 +16,11 @@
 
 namespace hitbox::detail {
 
+/// The largest bound and the largest entry weight, 2^56: bounds and weights above it are clamped to it, so
+/// the shards' and the store's sums of weights (the bound plus what concurrent writes add before they
+/// evict) cannot wrap, and the signed deltas of a weight change stay exact.
+inline constexpr std::uint64_t max_weight = std::uint64_t{1} << 56;
+
 class Store {
 public:
     /// `shard_count` is a power of two; `capacity` is entries, or bytes when `weighted`.
