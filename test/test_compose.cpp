@@ -840,3 +840,74 @@ TEST_CASE("Race and Parallel calls made from the offload's own worker cannot dea
     REQUIRE(offload.wait_all(10s));
     CHECK(done == 1);
 }
+
+// ---- callbacks that throw, durations at the edges -----------------------------------------------------
+
+TEST_CASE("A tier that throws is a failing tier: get, set and remove report an unavailable error") {
+    hitbox::ManualClock clock;
+    hitbox::InlineOffload offload;
+    Tier l1{"memory", clock}, l2{"redis", clock};
+    hitbox::Compose tiers{l1, l2, offload};
+    const Str value("v", clock.now() + 60s, std::nullopt, clock.now());
+    for (Op op : {Op::get, Op::set, Op::remove})
+        l1.on(op, [](const CacheKey&) { throw std::runtime_error("l1 on fire"); });
+
+    // The write reaches L2; L1's exception is its error.
+    auto stored = tiers.store(key, value);
+    REQUIRE(stored);
+    CHECK(stored->written == std::vector<std::string>{"cache.redis"});
+    REQUIRE(stored->errors.size() == 1);
+    CHECK(stored->errors[0].what() == "[cache.memory] unavailable: write threw: l1 on fire");
+    // A read on the hit path (get) and a traced one (lookup) go on to L2.
+    auto got = tiers.get<std::string>(key);
+    REQUIRE(got);
+    REQUIRE(*got);
+    CHECK((*got)->data == "v");
+    auto found = tiers.lookup<std::string>(key);
+    REQUIRE(found);
+    CHECK(found->source == "cache.redis");
+    REQUIRE_FALSE(found->errors.empty());
+    CHECK(found->errors[0].what() == "[cache.memory] unavailable: read threw: l1 on fire");
+    CHECK(tiers.stats().l1_read_errors == 2);
+    // Remove: L2's key goes; the call fails with L1's error.
+    auto removed = tiers.remove(key);
+    REQUIRE_FALSE(removed);
+    CHECK(removed.error().what() == "[cache.memory] unavailable: remove threw: l1 on fire");
+    CHECK_FALSE(l2.contains(key));
+}
+
+TEST_CASE("Race with steal_after = microseconds::max(): calls the offload refuses run on the caller at once") {
+    hitbox::ManualClock clock;
+    hitbox::OffloadManager offload{{.workers = 1}};
+    Tier l1{"memory", clock}, l2{"redis", clock};
+    REQUIRE(l2.set(key, Str("from l2", clock.now() + 60s, std::nullopt, clock.now())));
+    offload.shutdown(0ms);  // refuses every task from now on
+    constexpr auto forever = std::chrono::microseconds::max();
+    auto tiers = hitbox::Compose{l1, l2, offload}
+                     .with_read(hitbox::RaceRead{.steal_after = forever})
+                     .with_write(hitbox::RaceWrite{.steal_after = forever});
+    const auto started = std::chrono::steady_clock::now();
+    auto got = tiers.get<std::string>(key);
+    REQUIRE(got);
+    REQUIRE(*got);
+    CHECK((*got)->data == "from l2");
+    CHECK(tiers.set(key, Str("both", clock.now() + 60s, std::nullopt, clock.now())));
+    CHECK(std::chrono::steady_clock::now() - started < 5s);
+}
+
+TEST_CASE("A far-future expiry refills L1 with the same (remaining) time, no overflow") {
+    hitbox::ManualClock clock;
+    hitbox::InlineOffload offload;
+    Tier l1{"memory", clock}, l2{"redis", clock};
+    hitbox::Compose tiers{l1, l2, offload};
+    const auto far = hitbox::TimePoint::max() - 1ms;
+    REQUIRE(l2.set(key, Str("far", far, far - 1ms, clock.now())));
+    auto found = tiers.lookup<std::string>(key);
+    REQUIRE(found);
+    CHECK(found->source == "cache.redis");
+    REQUIRE(l1.peek<std::string>(key));
+    CHECK(l1.peek<std::string>(key)->expire == far);
+    CHECK(l1.peek<std::string>(key)->stale == far - 1ms);
+    CHECK(found->value->ttl(clock.now()) == far - clock.now());
+    CHECK(found->value->ttl(hitbox::TimePoint::min()) == std::chrono::milliseconds::max());
+}

@@ -202,6 +202,18 @@ inline Error composed_failure(std::string_view label, std::string_view what, con
     return Error(ErrorKind::unavailable, std::move(message), std::string(label));
 }
 
+/// Calls a leaf tier (`call()` returns an R); an exception it throws (the tier, a weigher, a value's
+/// copy) becomes that tier's `unavailable` error ("<what> threw: ..."), so a throwing tier is a failing
+/// tier like any other.
+template <class R, class Tier, class Call>
+R call_tier(const Tier& tier, std::string_view what, Call&& call) {
+    try {
+        return std::forward<Call>(call)();
+    } catch (...) {
+        return fail(exception_error(what, std::string(tier.label())));
+    }
+}
+
 /// True when `a` stays alive longer than `b` (no expiry is the longest life).
 template <class T>
 bool lives_longer(const CacheValue<T>& a, const CacheValue<T>& b) noexcept {
@@ -220,7 +232,8 @@ bool lives_longer(const CacheValue<T>& a, const CacheValue<T>& b) noexcept {
 ///
 /// Tiers are held by value (moved in), or by reference through std::reference_wrapper, a pointer,
 /// shared_ptr or unique_ptr. The Offload is held by reference and must outlive the composition. Rules:
-/// a failing tier counts as a miss (counted, listed in `Lookup::errors`); a call fails only when every tier
+/// a failing tier (a throwing one too: its exception is an `unavailable` error, "read threw: ...") counts
+/// as a miss (counted, listed in `Lookup::errors`); a call fails only when every tier
 /// it needs failed, with an error naming each. Deletes go to every tier (L2 first, then L1, so a
 /// concurrent read cannot refill L1 from an L2 copy that is about to go); `remove` fails if any tier failed.
 ///
@@ -309,7 +322,10 @@ public:
     Result<std::optional<CacheValue<T>>> get(const CacheKey& key) {
         if constexpr (Read::mode == ReadMode::sequential && !detail::is_compose<l1_type>) {
             // The hit path: L1's answer is the result object itself (one named return, so no move).
-            Result<std::optional<CacheValue<T>>> result = l1().template get<T>(key);
+            Result<std::optional<CacheValue<T>>> result =
+                detail::call_tier<Result<std::optional<CacheValue<T>>>>(l1(), "read", [&] {
+                    return l1().template get<T>(key);
+                });
             if (!result || !*result) [[unlikely]]
                 result = after_l1_miss_<T>(key, std::move(result));
             return result;
@@ -478,7 +494,8 @@ private:
         if constexpr (detail::is_compose<Tier>)
             out = tier.template read_impl_<T, Traced>(key);
         else
-            out = leaf_outcome_<T, Traced>(tier, tier.template get<T>(key));
+            out = leaf_outcome_<T, Traced>(tier, detail::call_tier<Result<std::optional<CacheValue<T>>>>(
+                                                     tier, "read", [&] { return tier.template get<T>(key); }));
         if (out.failed) detail::ComposeCounters::bump(errors);
         return out;
     }
@@ -620,7 +637,8 @@ private:
         if constexpr (detail::is_compose<Tier>) {
             out = tier.template write_impl_<T, Traced>(key, value);
         } else {
-            auto done = tier.template set<T>(key, value);
+            auto done = detail::call_tier<Result<void>>(tier, "write",
+                                                        [&] { return tier.template set<T>(key, value); });
             if (!done) {
                 out.failed = true;
                 out.errors.push_back(detail::attribute(done.error(), tier.label()));
@@ -716,7 +734,7 @@ private:
         if constexpr (detail::is_compose<Tier>) {
             out = tier.remove_impl_(key);
         } else {
-            auto gone = tier.remove(key);
+            auto gone = detail::call_tier<Result<bool>>(tier, "remove", [&] { return tier.remove(key); });
             if (gone) {
                 out.existed = *gone;
             } else {
@@ -750,7 +768,10 @@ private:
             (void)pair, (void)i, (void)kind;
             return false;
         } else {
-            return offload_->spawn(kind, std::string{}, [pair, shared = shared_, i] {
+            // Dropped unrun (refused now, or discarded by the offload's shutdown later), the task hands the
+            // slot back to the waiting caller through its SlotTask.
+            auto slot = std::make_shared<detail::SlotTask>(pair, pair->fork, i);
+            return offload_->spawn(kind, std::string{}, [pair, slot, shared = shared_, i] {
                 detail::GatePass pass(shared->gate);
                 if (!pass) {
                     pair->fork.cancel(i);

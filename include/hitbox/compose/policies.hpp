@@ -32,7 +32,9 @@ struct SequentialRead {
 /// Both tiers at once; the first hit wins. A miss or error waits for the other tier. The winning call
 /// returns without waiting for the loser, which is offloaded (default) or dropped. Tier calls run on the
 /// composition's Offload; if a call is still queued after `steal_after`, the caller runs it itself, so a
-/// saturated executor degrades Race to Sequential instead of deadlocking.
+/// saturated executor degrades Race to Sequential instead of deadlocking. A call the Offload refused or
+/// discarded runs on the caller at once; so `steal_after = microseconds::max()` (no limit) means "leave
+/// queued calls to the workers", never a wait for a call nobody will make.
 struct RaceRead {
     static constexpr ReadMode mode = ReadMode::race;
     RaceLoser loser = RaceLoser::offload;
@@ -60,7 +62,7 @@ struct OptimisticParallelWrite {
 };
 
 /// Both tiers at once; returns on the first success, the loser offloaded (default) or dropped. Both
-/// failing is an `unavailable` error naming each.
+/// failing is an `unavailable` error naming each. `steal_after` as in RaceRead (max(): no limit).
 struct RaceWrite {
     static constexpr WriteMode mode = WriteMode::race;
     RaceLoser loser = RaceLoser::offload;

@@ -6,7 +6,10 @@
 #include <condition_variable>
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <mutex>
+
+#include <hitbox/core/clock.hpp>
 
 namespace hitbox::detail {
 
@@ -57,7 +60,10 @@ private:
 /// Two tier calls (slot 0 = L1, slot 1 = L2) that may run on a worker or on the caller. Each slot runs at
 /// most once: pending -> running -> done, or pending -> cancelled. The caller waits for both, or for the
 /// first success (Race); a slot still pending after `steal_after` is run by the caller itself, so a
-/// saturated or refusing executor can never leave the caller waiting for a call nobody will make.
+/// saturated executor can never leave the caller waiting for a call nobody will make. A slot whose task
+/// the executor dropped unrun (refused, or discarded at shutdown: see SlotTask) is run by the caller at
+/// once, whatever `steal_after` says, so `steal_after` may be as long as microseconds::max() (never
+/// steal from a worker that will run it).
 class Fork {
 public:
     enum class Slot : std::uint8_t { pending, running, done, cancelled };
@@ -92,6 +98,16 @@ public:
         return true;
     }
 
+    /// Slot i's background task is gone without running it: the waiting caller runs the slot now.
+    void orphan(int i) {
+        {
+            std::lock_guard lock(mutex_);
+            if (state_[i] != Slot::pending) return;
+            orphaned_[i] = true;
+        }
+        cv_.notify_all();
+    }
+
     /// Cancels slot i if it has not started; true when it was cancelled by this call.
     bool cancel(int i) {
         Body dropped;
@@ -108,19 +124,27 @@ public:
     /// Waits until both slots have finished, or (until_success) one has succeeded. Slots still pending
     /// once `steal_after` has passed are run here, in slot order.
     void wait(bool until_success, std::chrono::microseconds steal_after) {
-        const auto steal_at = std::chrono::steady_clock::now() + steal_after;
+        const auto steal_at = deadline_after(steal_after);  // saturated: max() never steals from a worker
+        constexpr auto never = std::chrono::steady_clock::time_point::max();
         std::unique_lock lock(mutex_);
         for (;;) {
             if (until_success && winner_ >= 0) return;
             if (finished_(0) && finished_(1)) return;
-            const int pending = state_[0] == Slot::pending ? 0 : state_[1] == Slot::pending ? 1 : -1;
-            if (pending >= 0 && std::chrono::steady_clock::now() >= steal_at) {
+            int pending = -1, steal = -1;
+            for (int i = 0; i < 2; ++i) {
+                if (state_[i] != Slot::pending) continue;
+                if (pending < 0) pending = i;
+                if (steal < 0 && orphaned_[i]) steal = i;
+            }
+            if (steal < 0 && pending >= 0 && steal_at != never && std::chrono::steady_clock::now() >= steal_at)
+                steal = pending;
+            if (steal >= 0) {
                 lock.unlock();
-                run(pending);
+                run(steal);
                 lock.lock();
                 continue;
             }
-            if (pending >= 0)
+            if (pending >= 0 && steal_at != never)
                 cv_.wait_until(lock, steal_at);
             else
                 cv_.wait(lock);
@@ -145,7 +169,24 @@ private:
     std::condition_variable cv_;
     Body body_[2];
     Slot state_[2] = {Slot::pending, Slot::pending};
+    bool orphaned_[2] = {false, false};
     int winner_ = -1;
+};
+
+/// What a background task of a fork slot holds (shared by the task's copies): when the last copy goes
+/// without the slot having run (the executor refused the task or discarded it), the slot is handed back to
+/// the waiting caller (Fork::orphan). `keep` owns the fork.
+class SlotTask {
+public:
+    SlotTask(std::shared_ptr<void> keep, Fork& fork, int slot) noexcept : keep_(std::move(keep)), fork_(fork), slot_(slot) {}
+    SlotTask(const SlotTask&) = delete;
+    SlotTask& operator=(const SlotTask&) = delete;
+    ~SlotTask() { fork_.orphan(slot_); }
+
+private:
+    std::shared_ptr<void> keep_;
+    Fork& fork_;
+    int slot_;
 };
 
 }  // namespace hitbox::detail
