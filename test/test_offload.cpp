@@ -334,3 +334,34 @@ TEST_CASE("OffloadKind and timeout names are stable") {
     CHECK(hitbox::to_string(hitbox::TimeoutPolicy::Mode::cancel_wait) == "cancel_wait");
     CHECK(hitbox::detail::printable_key(std::string("a\x01\xff", 3)) == "a\\x01\\xff");
 }
+
+TEST_CASE("OffloadManager and InlineOffload: milliseconds::max() as a task timeout, wait_all and drain means no limit") {
+    constexpr auto forever = std::chrono::milliseconds::max();
+    const auto started = std::chrono::steady_clock::now();
+    for (auto policy : {hitbox::TimeoutPolicy::cancel_wait(forever), hitbox::TimeoutPolicy::warn(forever)}) {
+        std::atomic<int> timeouts{0};
+        hitbox::OffloadCounters counters;
+        {
+            OffloadManager offload{{.workers = 1,
+                                    .timeout = policy,
+                                    .drain_timeout = forever,
+                                    .on_timeout = [&](const hitbox::OffloadTimeout&) { ++timeouts; }}};
+            REQUIRE(offload.spawn(OffloadKind::refill, "a", [] { std::this_thread::sleep_for(30ms); }));
+            CHECK(offload.wait_all(forever));
+            // The destructor's endless drain waits for the queued task instead of discarding it.
+            REQUIRE(offload.spawn(OffloadKind::refill, "b", [] { std::this_thread::sleep_for(30ms); }));
+            REQUIRE(offload.spawn(OffloadKind::refill, "c", [] {}));
+            CHECK(offload.shutdown(forever));
+            counters = offload.counters();
+        }
+        CHECK(counters.completed == 3);
+        CHECK(counters.discarded == 0);
+        CHECK(counters.timed_out == 0);
+        CHECK(timeouts == 0);
+    }
+    hitbox::InlineOffload inline_offload;
+    CHECK(inline_offload.spawn(OffloadKind::refill, "a", [] {}));
+    CHECK(inline_offload.wait_all(forever));
+    CHECK(hitbox::NoOffload{}.wait_all(forever));
+    CHECK(std::chrono::steady_clock::now() - started < 10s);
+}

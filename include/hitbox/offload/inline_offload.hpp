@@ -13,6 +13,7 @@
 #include <string>
 #include <utility>
 
+#include <hitbox/core/clock.hpp>
 #include <hitbox/core/concepts.hpp>
 
 namespace hitbox {
@@ -84,7 +85,8 @@ public:
     /// Waits until tasks running on other threads have returned; true when none is left.
     bool wait_all(std::chrono::milliseconds timeout) {
         std::unique_lock lock(mutex_);
-        return idle_.wait_for(lock, timeout, [&] { return counters_.active == 0; });
+        return detail::wait_until_deadline(idle_, lock, detail::deadline_after(timeout),
+                                           [&] { return counters_.active == 0; });
     }
 
     /// A snapshot of the counters (queued is always 0).

@@ -33,7 +33,8 @@ namespace hitbox {
 /// What happens when a task runs longer than its limit (measured from the moment a worker starts it).
 /// A running function cannot be killed, so "cancel" means: stop waiting for it.
 ///
-/// - `none()`: no limit.
+/// - `none()`: no limit. A limit of milliseconds::max() (or any past the steady clock's range) is no
+///   limit too: the task never times out.
 /// - `cancel_wait(d)`: after d the task is counted `timed_out`, its stop_token is signalled, its dedup key
 ///   is released (a new task for the same key is accepted) and `wait_all` / the destructor's drain stop
 ///   waiting for it. The worker stays busy until the function returns.
@@ -88,7 +89,7 @@ struct OffloadConfig {
     std::size_t workers = 4;                        ///< worker threads, 1..1024
     std::size_t max_queue = 1024;                   ///< tasks waiting for a worker; beyond it spawn refuses
     TimeoutPolicy timeout{};                        ///< default per-task limit (spawn can override)
-    std::chrono::milliseconds drain_timeout{5000};  ///< how long the destructor waits for queued work
+    std::chrono::milliseconds drain_timeout{5000};  ///< how long the destructor waits for queued work (max(): until done)
     /// Called (on the manager's supervisor thread) for each task that passes its limit; when empty, one
     /// line goes to std::clog.
     std::function<void(const OffloadTimeout&)> on_timeout{};
@@ -199,20 +200,23 @@ public:
     }
 
     /// Waits until no accepted task is queued or running (tasks abandoned by a cancel-wait timeout do not
-    /// count); true when that happened within `timeout`. Do not call it from one of this manager's tasks.
+    /// count); true when that happened within `timeout` (milliseconds::max(): no limit). Do not call it
+    /// from one of this manager's tasks.
     bool wait_all(std::chrono::milliseconds timeout) {
         std::unique_lock lock(mutex_);
-        return idle_cv_.wait_for(lock, timeout, [&] { return counters_.active == 0; });
+        return detail::wait_until_deadline(idle_cv_, lock, detail::deadline_after(timeout),
+                                           [&] { return counters_.active == 0; });
     }
 
     /// Stops accepting work and drains as the destructor does (the destructor calls it); true when every
-    /// task finished within `drain_timeout`. Later calls return at once.
+    /// task finished within `drain_timeout` (milliseconds::max(): no limit). Later calls return at once.
     bool shutdown(std::chrono::milliseconds drain_timeout) {
         std::lock_guard once(shutdown_mutex_);
         std::unique_lock lock(mutex_);
         if (exit_) return counters_.active == 0;
         stopping_ = true;
-        bool drained = idle_cv_.wait_for(lock, drain_timeout, [&] { return counters_.active == 0; });
+        bool drained = detail::wait_until_deadline(idle_cv_, lock, detail::deadline_after(drain_timeout),
+                                                   [&] { return counters_.active == 0; });
         std::deque<std::unique_ptr<Task>> dropped;
         if (!drained) {
             dropped.swap(queue_);
@@ -309,7 +313,7 @@ private:
             ++counters_.running;
             running_.push_back(task.get());
             if (task->timeout.mode() != TimeoutPolicy::Mode::none) {
-                task->deadline = std::chrono::steady_clock::now() + task->timeout.after();
+                task->deadline = detail::deadline_after(task->timeout.after());
                 supervisor_cv_.notify_one();
             }
             lock.unlock();
@@ -336,7 +340,7 @@ private:
             for (const Task* t : running_)
                 if (t->timeout.mode() != TimeoutPolicy::Mode::none && !t->timed_out && (!next || t->deadline < *next))
                     next = t->deadline;
-            if (next)
+            if (next && *next != std::chrono::steady_clock::time_point::max())
                 supervisor_cv_.wait_until(lock, *next);
             else
                 supervisor_cv_.wait(lock);
@@ -344,7 +348,9 @@ private:
             const auto now = std::chrono::steady_clock::now();
             std::vector<OffloadTimeout> events;
             for (Task* t : running_) {
-                if (t->timeout.mode() == TimeoutPolicy::Mode::none || t->timed_out || t->deadline > now) continue;
+                if (t->timeout.mode() == TimeoutPolicy::Mode::none || t->timed_out || t->deadline > now ||
+                    t->deadline == std::chrono::steady_clock::time_point::max())
+                    continue;
                 t->timed_out = true;
                 ++counters_.timed_out;
                 if (t->timeout.mode() == TimeoutPolicy::Mode::cancel_wait) {
