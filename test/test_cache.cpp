@@ -1054,3 +1054,260 @@ TEST_CASE("memoize with OffloadRevalidate keeps copies of the arguments for the 
     CHECK(fresh.status == CacheStatus::Hit);
     CHECK(*fresh == "hello ada #2");
 }
+
+// ---- callbacks that throw, durations at the edges -----------------------------------------------------
+
+namespace {
+
+/// A metrics policy whose record_upstream throws while `throws_left` > 0: an exception that leaves the
+/// load itself, after the loader, before anything is published.
+struct ThrowingMetrics {
+    static constexpr bool enabled = true;
+    std::shared_ptr<std::atomic<int>> throws_left = std::make_shared<std::atomic<int>>(0);
+    std::size_t source_id(std::string_view) { return 0; }
+    void record(CacheStatus, std::size_t, std::chrono::nanoseconds) {}
+    void record_upstream(hitbox::LoadResult, std::chrono::nanoseconds) {
+        if (throws_left->fetch_sub(1) > 0) throw std::runtime_error("metrics sink down");
+    }
+};
+
+const CachePolicy patient{.ttl = 60s, .waiter_timeout = 30s};
+
+}  // namespace
+
+TEST_CASE("A tier whose set throws: the value is served with an unavailable write error and the key is not left in flight") {
+    hitbox::ManualClock clock;
+    hitbox::InlineOffload offload;
+    Remote tier{"redis", clock};
+    tier.on(Op::set, [](const CacheKey&) { throw std::runtime_error("disk on fire"); });
+    ErrorLog log;
+    hitbox::Cache cache{tier, offload, hitbox::NoMetrics{}, clock, log.options()};
+    Versions v;
+
+    hitbox::CacheResult<std::string> first;
+    REQUIRE_NOTHROW(first = cache.get_or_compute<std::string>(key, v.loader(), patient));
+    CHECK(first.value == std::optional<std::string>("v1"));
+    CHECK(first.ok());
+    REQUIRE(first.backend_errors.size() == 1);
+    CHECK(first.backend_errors[0].kind() == ErrorKind::unavailable);
+    CHECK(first.backend_errors[0].what() == "[redis] unavailable: write threw: disk on fire");
+    CHECK(cache.stats().write_errors == 1);
+    CHECK(log.count(hitbox::CacheOp::write) == 1);
+    CHECK(cache.loads_in_flight() == 0);
+
+    // The next caller of the key loads at once: no flight was left behind for it to wait 30 s on.
+    const auto started = std::chrono::steady_clock::now();
+    auto second = cache.get_or_compute<std::string>(key, v.loader(), patient);
+    CHECK(std::chrono::steady_clock::now() - started < 5s);
+    CHECK(second.value == std::optional<std::string>("v2"));
+    CHECK(cache.stats().waiter_timeouts == 0);
+
+    // A waiter of a leader whose write throws gets the leader's value when the leader is done.
+    Signal in_load, release;
+    tier.on(Op::set, [&](const CacheKey&) {
+        in_load.open();
+        release.wait();
+        throw std::runtime_error("disk on fire");
+    });
+    const CacheKey other{"user", 1, {{"id", "43"}}};
+    hitbox::CacheResult<std::string> leader_result;
+    std::atomic<bool> escaped{false};
+    std::thread leader([&] {
+        try {
+            leader_result = cache.get_or_compute<std::string>(other, v.loader(), patient);
+        } catch (...) {
+            escaped = true;
+        }
+    });
+    REQUIRE(in_load.wait());
+    std::thread opener([&] {
+        eventually([&] { return cache.stats().waiting == 1; });
+        release.open();
+    });
+    const auto waited_from = std::chrono::steady_clock::now();
+    auto waiter = cache.get_or_compute<std::string>(other, v.loader(), patient);
+    CHECK(std::chrono::steady_clock::now() - waited_from < 5s);
+    opener.join();
+    leader.join();
+    CHECK_FALSE(escaped);
+    CHECK(leader_result.value == std::optional<std::string>("v3"));
+    CHECK(waiter.value == std::optional<std::string>("v3"));
+    CHECK(cache.stats().coalesced == 1);
+    CHECK(cache.loads_in_flight() == 0);
+}
+
+TEST_CASE("A tier of a composition whose set or get throws is a failing tier; the value is served") {
+    Fixture f;
+    f.l2.on(Op::set, [](const CacheKey&) { throw std::runtime_error("disk on fire"); });
+    hitbox::Cache cache{f.tiers, f.offload, hitbox::NoMetrics{}, f.clock};
+    auto r = cache.get_or_compute<std::string>(key, [] { return std::string("value"); }, patient);
+    CHECK(r.value == std::optional<std::string>("value"));
+    REQUIRE(r.backend_errors.size() == 1);
+    CHECK(r.backend_errors[0].what() == "[cache.redis] unavailable: write threw: disk on fire");
+    CHECK(f.tiers.stats().l2_write_errors == 1);
+    CHECK(cache.loads_in_flight() == 0);
+
+    // L1 lost the entry; L2's get throws: a read error, then a load.
+    f.l1.clear();
+    f.l2.on(Op::get, [](const CacheKey&) { throw std::runtime_error("socket on fire"); });
+    auto again = cache.get_or_compute<std::string>(key, [] { return std::string("reloaded"); }, patient);
+    CHECK(again.value == std::optional<std::string>("reloaded"));
+    CHECK(again.status == CacheStatus::Miss);
+    REQUIRE(again.backend_errors.size() >= 1);
+    CHECK(again.backend_errors[0].what() == "[cache.redis] unavailable: read threw: socket on fire");
+    CHECK(cache.loads_in_flight() == 0);
+}
+
+TEST_CASE("A value whose copy throws: an unavailable error result, nothing left in flight") {
+    using hitbox_test::ThrowingCopy;
+    hitbox::ManualClock clock;
+    hitbox::InlineOffload offload;
+    Memory memory = memory_on(clock);
+    hitbox::Cache cache{memory, offload, hitbox::NoMetrics{}, clock};
+    std::atomic<int> calls{0};
+    auto loader = [&] { return ThrowingCopy(++calls); };
+
+    {
+        ThrowingCopy::Refusing refusing;
+        hitbox::CacheResult<ThrowingCopy> r;
+        REQUIRE_NOTHROW(r = cache.get_or_compute<ThrowingCopy>(key, loader, patient));
+        CHECK_FALSE(r.found());
+        REQUIRE(r.error);
+        CHECK(r.error->kind() == ErrorKind::unavailable);
+        CHECK(r.error->message() == "get_or_compute: handing the value over threw: copy refused");
+        // Storing a copy threw too: a write error of the tier, nothing stored.
+        REQUIRE(r.backend_errors.empty());  // the answer that listed it is the one that could not be built
+        CHECK(cache.stats().write_errors == 1);
+        CHECK(memory.stats().entries == 0);
+        CHECK(cache.loads_in_flight() == 0);
+    }
+    // Copies work again: the next caller is not held up and gets a value.
+    const auto started = std::chrono::steady_clock::now();
+    auto ok = cache.get_or_compute<ThrowingCopy>(key, loader, patient);
+    CHECK(std::chrono::steady_clock::now() - started < 5s);
+    REQUIRE(ok.found());
+    CHECK(ok->n == 2);
+    CHECK(ok.status == CacheStatus::Miss);
+
+    // A hit whose copy out of the tier throws is a read error; the reload's answer fails the same way.
+    {
+        ThrowingCopy::Refusing refusing;
+        auto hit = cache.get_or_compute<ThrowingCopy>(key, loader, patient);
+        CHECK_FALSE(hit.found());
+        REQUIRE(hit.error);
+        CHECK(hit.error->kind() == ErrorKind::unavailable);
+        CHECK(cache.loads_in_flight() == 0);
+    }
+    auto hit = cache.get_or_compute<ThrowingCopy>(key, loader, patient);
+    REQUIRE(hit.found());
+    CHECK(hit.status == CacheStatus::Hit);
+}
+
+TEST_CASE("An exception that leaves a load (a throwing metrics policy) finishes the flight: a waiter retries at once") {
+    hitbox::ManualClock clock;
+    hitbox::InlineOffload offload;
+    Memory memory = memory_on(clock);
+    ThrowingMetrics metrics;
+    hitbox::Cache cache{memory, offload, metrics, clock};
+    *metrics.throws_left = 1;
+    std::atomic<int> calls{0};
+    Signal release;
+    auto loader = [&] {
+        const int n = ++calls;
+        if (n == 1) release.wait();
+        return "load " + std::to_string(n);
+    };
+    hitbox::CacheResult<std::string> leader_result;
+    std::atomic<bool> escaped{false};
+    std::thread leader([&] {
+        try {
+            leader_result = cache.get_or_compute<std::string>(key, loader, patient);
+        } catch (...) {
+            escaped = true;
+        }
+    });
+    REQUIRE(eventually([&] { return calls == 1; }));
+    std::thread opener([&] {
+        eventually([&] { return cache.stats().waiting == 1; });
+        release.open();
+    });
+    const auto started = std::chrono::steady_clock::now();
+    auto waiter = cache.get_or_compute<std::string>(key, loader, patient);
+    const auto waited = std::chrono::steady_clock::now() - started;
+    opener.join();
+    leader.join();
+
+    CHECK_FALSE(escaped);
+    REQUIRE(leader_result.error);
+    CHECK(leader_result.error->kind() == ErrorKind::unavailable);
+    CHECK(leader_result.error->message() == "get_or_compute: handing the value over threw: metrics sink down");
+    CHECK(waited < 5s);  // the waiter took the retry instead of waiting out its 30 s
+    CHECK(waiter.value == std::optional<std::string>("load 2"));
+    CHECK(cache.stats().retries == 1);
+    CHECK(cache.loads_in_flight() == 0);
+}
+
+TEST_CASE("milliseconds::max() as ttl, stale, negative_ttl and waiter_timeout means no limit") {
+    constexpr auto forever = std::chrono::milliseconds::max();
+    Fixture f;
+    hitbox::Cache cache{f.tiers, f.offload, hitbox::NoMetrics{}, f.clock};
+    const CacheKey k1{"forever", 1, {{"k", "ttl"}}};
+    const CacheKey k2{"forever", 1, {{"k", "stale"}}};
+    const CacheKey k3{"forever", 1, {{"k", "negative"}}};
+    Versions v;
+
+    // ttl: the entry never expires (no expiry time at all, as with no ttl).
+    auto r = cache.get_or_compute<std::string>(k1, v.loader(), {.ttl = forever});
+    CHECK(r.value == std::optional<std::string>("v1"));
+    REQUIRE(f.l2.peek<std::string>(k1));
+    CHECK(f.l2.peek<std::string>(k1)->expire == std::nullopt);
+    // stale just under an endless ttl: never stale either.
+    CHECK(cache.get_or_compute<std::string>(k2, v.loader(), {.ttl = forever, .stale = forever - 1ms}).value ==
+          std::optional<std::string>("v2"));
+    REQUIRE(f.l2.peek<std::string>(k2));
+    CHECK(f.l2.peek<std::string>(k2)->stale == std::nullopt);
+    CHECK(f.l2.peek<std::string>(k2)->expire == std::nullopt);
+    // A ttl short of max() whose expiry still passes TimePoint::max(): saturated to "never" as well.
+    CHECK(cache.put(k2, std::string("put"), {.ttl = forever - 1000ms}));
+    CHECK(f.l2.peek<std::string>(k2)->expire == std::nullopt);
+    // negative_ttl: the cached "not found" never expires.
+    auto none = cache.get_or_compute<std::string>(k3, [] { return std::optional<std::string>(); },
+                                                  {.ttl = 60s, .negative_ttl = forever});
+    CHECK_FALSE(none.found());
+    CHECK(none.ok());
+
+    f.clock.advance(std::chrono::hours(24 * 365 * 100));
+    auto later = cache.get_or_compute<std::string>(k1, v.loader(), {.ttl = forever});
+    CHECK(later.status == CacheStatus::Hit);
+    CHECK(later.value == std::optional<std::string>("v1"));
+    auto still_none = cache.get_or_compute<std::string>(k3, v.loader(), {.ttl = 60s, .negative_ttl = forever});
+    CHECK(still_none.status == CacheStatus::Hit);
+    CHECK_FALSE(still_none.found());
+    CHECK(v.calls == 2);
+
+    // waiter_timeout: the waiter waits for the leader however long it takes, then takes its value.
+    std::atomic<int> calls{0};
+    Signal release;
+    auto slow = [&] {
+        ++calls;
+        release.wait();
+        return std::string("slow");
+    };
+    const CachePolicy waits_forever{.ttl = 60s, .waiter_timeout = forever};
+    const CacheKey k4{"forever", 1, {{"k", "waiter"}}};
+    hitbox::CacheResult<std::string> leader_result;
+    std::thread leader([&] { leader_result = cache.get_or_compute<std::string>(k4, slow, waits_forever); });
+    REQUIRE(eventually([&] { return calls == 1; }));
+    std::thread opener([&] {
+        eventually([&] { return cache.stats().waiting == 1; });
+        std::this_thread::sleep_for(50ms);
+        release.open();
+    });
+    auto waiter = cache.get_or_compute<std::string>(k4, slow, waits_forever);
+    opener.join();
+    leader.join();
+    CHECK(waiter.value == std::optional<std::string>("slow"));
+    CHECK(calls == 1);
+    CHECK(cache.stats().waiter_timeouts == 0);
+    CHECK(cache.stats().coalesced == 1);
+}

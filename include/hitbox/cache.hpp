@@ -65,21 +65,29 @@ constexpr std::string_view to_string(StalePolicy p) noexcept {
 ///
 /// Checked on every call (a `config` error, the loader is not called): ttl > 0; 0 <= stale < ttl;
 /// concurrency >= 1; waiter_timeout >= 0; negative_ttl > 0.
+///
+/// Durations saturate: `std::chrono::milliseconds::max()` means "no limit" for each of them, and so does
+/// any duration that reaches past the range of hitbox::TimePoint (ttl, stale, negative_ttl) or of the
+/// steady clock (waiter_timeout). Nothing overflows.
 struct CachePolicy {
-    /// Life of a written entry; nullopt: it never expires.
+    /// Life of a written entry; nullopt: it never expires. A ttl whose expiry time lies past
+    /// TimePoint::max() (milliseconds::max()) is the same as nullopt.
     std::optional<std::chrono::milliseconds> ttl{};
-    /// Offset from the write after which the entry is stale; nullopt: never stale. Must be below ttl.
+    /// Offset from the write after which the entry is stale; nullopt: never stale. Must be below ttl. One
+    /// past TimePoint::max() (milliseconds::max() without a ttl) is the same as nullopt.
     std::optional<std::chrono::milliseconds> stale{};
     /// What to do with a stale entry.
     StalePolicy stale_policy = StalePolicy::Return;
     /// Loader calls allowed at once for one key in this process; further callers wait for one of them.
     std::size_t concurrency = 1;
-    /// How long a caller waits for another caller's load before it loads itself.
+    /// How long a caller waits for another caller's load before it loads itself; milliseconds::max():
+    /// as long as the load takes.
     std::chrono::milliseconds waiter_timeout{5000};
     /// After a failed load, how many times the next attempt is handed to one waiting caller (the others
     /// keep waiting for its outcome); when they are used up the waiters get the last error.
     std::size_t retries = 1;
     /// Cache "not found" (a loader returning std::nullopt) for this long; nullopt: do not.
+    /// milliseconds::max(): cached "not found" entries never expire.
     std::optional<std::chrono::milliseconds> negative_ttl{};
     /// Write cached "not found" entries to the first tier of a composition only (keep them out of L2).
     bool negative_l1_only = false;
@@ -97,9 +105,12 @@ struct CachePolicy {
 /// | load failed | nullopt | Miss | "upstream" | the loader's error (an exception: kind unavailable, backend "upstream") |
 /// | load failed, stale entry held (Revalidate) | the stale value | Stale | tier label path | the loader's error |
 /// | invalid policy | nullopt | Miss | "" | kind config |
+/// | a value's copy threw (handing it to this caller) | nullopt | Miss | "" | kind unavailable, message "... threw: ..." |
 ///
 /// Backend errors never make a call fail (fail-open): they are listed in `backend_errors`, counted and
-/// reported to the cache's error handler.
+/// reported to the cache's error handler. A tier (or its weigher, or the value's copy into it) that
+/// throws is such an error too: kind unavailable, message "read threw: ..." or "write threw: ...",
+/// attributed to the backend.
 template <class T>
 struct CacheResult {
     /// The value; nullopt when not found, or when the load failed and nothing stale was held.
@@ -249,6 +260,40 @@ Result<std::optional<V>> call_loader(F& loader) noexcept {
         return fail(ErrorKind::unavailable, "loader threw an exception that is not a std::exception", "upstream");
     }
 }
+
+/// `now + d` as an expiry or stale time; nullopt ("never") when it reaches TimePoint::max(), as
+/// milliseconds::max() does.
+inline std::optional<TimePoint> time_after(TimePoint now, std::chrono::milliseconds d) noexcept {
+    const TimePoint t = saturating_add(now, d);
+    if (t == TimePoint::max()) return std::nullopt;
+    return t;
+}
+
+/// Finishes the flight a caller leads when an exception leaves its load before it published anything:
+/// the failure is handed to a waiter or, past the retries, the waiters are told to load on their own
+/// (a null outcome). So no key stays in flight and nobody waits for a load that will never finish.
+class LeadGuard {
+public:
+    LeadGuard(FlightTable& table, const CacheKey& key, std::shared_ptr<Flight> flight, std::size_t retries) noexcept
+        : table_(table), key_(key), flight_(std::move(flight)), retries_(retries) {}
+    LeadGuard(const LeadGuard&) = delete;
+    LeadGuard& operator=(const LeadGuard&) = delete;
+    ~LeadGuard() {
+        if (flight_) table_.finish(key_, flight_, nullptr, false, retries_);
+    }
+
+    /// Publishes the outcome of the load (see FlightTable::finish); the guard has nothing left to do.
+    void finish(std::shared_ptr<const void> outcome, bool ok) {
+        auto flight = std::move(flight_);
+        table_.finish(key_, flight, std::move(outcome), ok, retries_);
+    }
+
+private:
+    FlightTable& table_;
+    const CacheKey& key_;
+    std::shared_ptr<Flight> flight_;
+    std::size_t retries_;
+};
 
 /// A load outcome as the flight publishes it to waiters.
 template <class V>
@@ -509,7 +554,10 @@ public:
     /// The value of `key`: from the backend when it holds a usable entry, otherwise from `loader` (called
     /// at most once per key at a time in this process, up to `policy.concurrency`), written back with the
     /// policy's ttl and stale times. `T` may be left out when the loader's return type says it. See
-    /// CacheResult for every outcome; nothing is thrown (a throwing loader is an error result).
+    /// CacheResult for every outcome. Nothing is thrown and an exception leaves no state behind: a
+    /// throwing loader is an error result; a throwing tier, weigher or value copy is a backend error (or,
+    /// when the value cannot be handed to this caller, an error result); the key's load is finished
+    /// either way, so the next caller does not wait for it.
     template <class T = detail::DeduceValue, class F>
     CacheResult<detail::cache_value_t<T, F>> get_or_compute(const CacheKey& key, F&& loader, const CachePolicy& policy) {
         using V = detail::cache_value_t<T, F>;
@@ -519,13 +567,17 @@ public:
                       "hitbox::Result<std::optional<T>>");
         static_assert(std::is_copy_constructible_v<V>,
                       "hitbox::Cache::get_or_compute<T>: T must be copy constructible (waiters get copies)");
-        if constexpr (Metrics::enabled) {
-            const auto started = std::chrono::steady_clock::now();
-            auto out = run_<V>(key, std::forward<F>(loader), policy);
-            metrics_.record(out.status, source_id_(out), std::chrono::steady_clock::now() - started);
-            return out;
-        } else {
-            return run_<V>(key, std::forward<F>(loader), policy);
+        try {
+            if constexpr (Metrics::enabled) {
+                const auto started = std::chrono::steady_clock::now();
+                auto out = run_<V>(key, std::forward<F>(loader), policy);
+                metrics_.record(out.status, source_id_(out), std::chrono::steady_clock::now() - started);
+                return out;
+            } else {
+                return run_<V>(key, std::forward<F>(loader), policy);
+            }
+        } catch (...) {
+            return thrown_<V>();
         }
     }
 
@@ -578,6 +630,35 @@ private:
 
     std::string label_() const { return std::string(backend().label()); }
 
+    /// The answer of a call that an exception left (a value's copy into the answer, most likely): every
+    /// tier call and the loader are guarded on their own, and the flight was finished on the way out.
+    template <class V>
+    HITBOX_COLD CacheResult<V> thrown_() {
+        CacheResult<V> out;
+        out.error = detail::exception_error("get_or_compute: handing the value over", label_());
+        return out;
+    }
+
+    /// A tier read that throws is a failed read (a miss whose error is noted).
+    template <class R, class Read>
+    R guarded_read_(Read&& read) {
+        try {
+            return std::forward<Read>(read)();
+        } catch (...) {
+            return fail(detail::exception_error("read", label_()));
+        }
+    }
+
+    /// A tier write that throws (the tier, its weigher, the value's copy) is a failed write of `label`.
+    template <class Write>
+    Result<StoreReport> guarded_write_(Write&& write, std::string_view label) {
+        try {
+            return std::forward<Write>(write)();
+        } catch (...) {
+            return fail(detail::exception_error("write", std::string(label)));
+        }
+    }
+
     template <class V>
     std::size_t source_id_(const CacheResult<V>& out) {
         if (out.status == CacheStatus::Miss) return upstream_id_;
@@ -608,11 +689,13 @@ private:
             // A fresh L1 value goes straight into the answer (copied from the entry in place when the tier
             // can read in place, moved out of its get's answer otherwise); a stale entry is kept for serve_.
             std::optional<CacheValue<V>> held;
-            auto found = l1_read_<V>(key, [&]<class E>(E&& v) {
-                if (!v.stale || v.state(clock_.now()) == EntryState::Fresh)
-                    out.value.emplace(std::forward<E>(v).data);
-                else
-                    held.emplace(std::forward<E>(v));
+            auto found = guarded_read_<Result<bool>>([&] {
+                return l1_read_<V>(key, [&]<class E>(E&& v) {
+                    if (!v.stale || v.state(clock_.now()) == EntryState::Fresh)
+                        out.value.emplace(std::forward<E>(v).data);
+                    else
+                        held.emplace(std::forward<E>(v));
+                });
             });
             if (found && out.value) [[likely]] {
                 out.status = CacheStatus::Hit;
@@ -718,9 +801,10 @@ private:
     template <class V>
     std::optional<CacheValue<V>> read_(const CacheKey& key, CacheResult<V>& out) {
         if constexpr (plain_l1_hit<V>)
-            return after_l1_<V>(key, l1_get_<V>(key), out);
+            return after_l1_<V>(key, guarded_read_<Result<std::optional<CacheValue<V>>>>([&] { return l1_get_<V>(key); }),
+                                out);
         else
-            return traced_(key, hitbox::lookup<V>(backend(), key), out);
+            return traced_(key, guarded_read_<Result<Lookup<V>>>([&] { return hitbox::lookup<V>(backend(), key); }), out);
     }
 
     template <class V>
@@ -745,7 +829,8 @@ private:
     /// True (and `out` filled) when a cached "not found" answers the key.
     template <class V>
     bool read_negative_(const CacheKey& key, CacheResult<V>& out) {
-        auto found = hitbox::lookup<std::string>(backend(), key.with(std::string(detail::negative_part)));
+        auto found = guarded_read_<Result<Lookup<std::string>>>(
+            [&] { return hitbox::lookup<std::string>(backend(), key.with(std::string(detail::negative_part))); });
         if (!found) {
             note_error_(CacheOp::read, key, found.error(), &out.backend_errors);
             return false;
@@ -775,28 +860,36 @@ private:
             auto w = flights.wait(key, ticket, policy.waiter_timeout);
             c.waiting.fetch_sub(1, std::memory_order_relaxed);
             if (w.kind == detail::FlightWait::Kind::outcome) {
+                if (!w.outcome) {  // the leader's load ended in an exception and published nothing
+                    auto loaded = load_and_write_<V>(key, loader, policy, out.backend_errors);
+                    take_(out, *loaded);
+                    return;
+                }
                 detail::CacheCounters::bump(c.coalesced);
                 take_(out, *std::static_pointer_cast<const detail::Loaded<V>>(w.outcome));
                 return;
             }
             detail::CacheCounters::bump(w.kind == detail::FlightWait::Kind::handoff ? c.retries : c.waiter_timeouts);
-        } else if (ticket.recheck) {
+        }
+        // This caller leads a load of the flight now: whatever happens, the flight is finished before the
+        // answer is taken (a copy that throws there cannot leave the key in flight).
+        detail::LeadGuard lead(flights, key, ticket.flight, policy.retries);
+        if (ticket.role == detail::FlightTicket::Role::lead && ticket.recheck) {
             // A load of this shard finished after our read: the entry may be there now.
             if (auto again = read_<V>(key, out); again && again->state(clock_.now()) == EntryState::Fresh) {
                 auto hit = std::make_shared<detail::Loaded<V>>();
                 hit->result = std::optional<V>(std::move(again->data));
                 hit->status = CacheStatus::Hit;
                 hit->source = out.source;
+                lead.finish(hit, true);
                 take_(out, *hit);
-                flights.finish(key, ticket.flight, std::move(hit), true, policy.retries);
                 return;
             }
             out.source = {};
         }
         auto loaded = load_and_write_<V>(key, loader, policy, out.backend_errors);
+        lead.finish(loaded, loaded->result.has_value());
         take_(out, *loaded);
-        const bool ok = loaded->result.has_value();
-        flights.finish(key, ticket.flight, std::move(loaded), ok, policy.retries);
     }
 
     /// Calls the loader and writes what it produced (a value, or a "not found" when negative caching is
@@ -838,31 +931,39 @@ private:
 
     // ---- writes --------------------------------------------------------------------------------------
 
-    /// Writes `value` with the policy's times; false when the backend as a whole refused it.
+    /// Writes `value` with the policy's times (saturated: a time past TimePoint::max() is "never"); false
+    /// when the backend as a whole refused it. Exceptions of the tier, its weigher or the value's copy
+    /// are a failed write.
     template <class V>
-    bool write_value_(const CacheKey& key, V value, const CachePolicy& policy, std::vector<Error>& errors) {
+    bool write_value_(const CacheKey& key, const V& value, const CachePolicy& policy, std::vector<Error>& errors) {
         const TimePoint now = clock_.now();
         std::optional<TimePoint> expire, stale;
-        if (policy.ttl) expire = now + *policy.ttl;
-        if (policy.stale) stale = now + *policy.stale;
-        const CacheValue<V> entry(std::move(value), expire, stale, now);
-        return report_write_(key, hitbox::store(backend(), key, entry), errors);
+        if (policy.ttl) expire = detail::time_after(now, *policy.ttl);
+        if (policy.stale) stale = detail::time_after(now, *policy.stale);
+        return report_write_(key, guarded_write_([&] {
+                                 const CacheValue<V> entry(value, expire, stale, now);
+                                 return hitbox::store(backend(), key, entry);
+                             },
+                                            backend().label()),
+                             errors);
     }
 
     void write_negative_(const CacheKey& key, const CachePolicy& policy, std::vector<Error>& errors) {
         const TimePoint now = clock_.now();
-        const CacheValue<std::string> entry(std::string(detail::negative_marker), now + *policy.negative_ttl,
-                                            std::nullopt, now);
+        const CacheValue<std::string> entry(std::string(detail::negative_marker),
+                                            detail::time_after(now, *policy.negative_ttl), std::nullopt, now);
         const CacheKey marker_key = key.with(std::string(detail::negative_part));
         if constexpr (detail::is_compose<backend_type>) {
             if (policy.negative_l1_only) {
-                auto done = hitbox::store(backend().l1(), marker_key, entry);
+                auto done = guarded_write_([&] { return hitbox::store(backend().l1(), marker_key, entry); },
+                                           backend().l1().label());
                 if (!done) done = fail(done.error().in(backend().label()));
                 report_write_(key, std::move(done), errors);
                 return;
             }
         }
-        report_write_(key, hitbox::store(backend(), marker_key, entry), errors);
+        report_write_(key, guarded_write_([&] { return hitbox::store(backend(), marker_key, entry); }, backend().label()),
+                      errors);
     }
 
     bool report_write_(const CacheKey& key, Result<StoreReport>&& done, std::vector<Error>& errors) {
@@ -905,16 +1006,19 @@ private:
         auto& c = shared_->counters;
         using L = std::decay_t<F>;
         if constexpr (std::is_constructible_v<L, F&&>) {
-            auto held = std::make_shared<L>(std::forward<F>(loader));
-            auto task = [this, shared = shared_, key, held, policy] {
-                detail::GatePass pass(shared->gate);
-                if (!pass) return;
-                revalidate_<V>(key, *held, policy);
-            };
-            if (offload_->spawn(OffloadKind::revalidate, revalidate_key_(key), std::move(task)))
-                detail::CacheCounters::bump(c.revalidations);
-            else
-                detail::CacheCounters::bump(c.revalidations_dropped);
+            bool accepted = false;
+            try {  // the loader's copy, or the offload, may throw: the stale value is served anyway
+                auto held = std::make_shared<L>(std::forward<F>(loader));
+                auto task = [this, shared = shared_, key, held, policy] {
+                    detail::GatePass pass(shared->gate);
+                    if (!pass) return;
+                    revalidate_<V>(key, *held, policy);
+                };
+                accepted = offload_->spawn(OffloadKind::revalidate, revalidate_key_(key), std::move(task));
+            } catch (...) {
+                accepted = false;
+            }
+            detail::CacheCounters::bump(accepted ? c.revalidations : c.revalidations_dropped);
         } else {
             (void)key, (void)loader, (void)policy;
             detail::CacheCounters::bump(c.revalidations_dropped);  // a const move-only loader cannot be kept
@@ -931,20 +1035,20 @@ private:
             detail::CacheCounters::bump(c.revalidations_skipped);
             return;
         }
+        detail::LeadGuard lead(shared_->flights, key, ticket.flight, 0);  // finished even if an exception leaves
         CacheResult<V> scratch;
         if (auto now = read_<V>(key, scratch); now && now->state(clock_.now()) == EntryState::Fresh) {
             auto hit = std::make_shared<detail::Loaded<V>>();
             hit->result = std::optional<V>(std::move(now->data));
             hit->status = CacheStatus::Hit;
             hit->source = scratch.source;
-            shared_->flights.finish(key, ticket.flight, std::move(hit), true, 0);
+            lead.finish(std::move(hit), true);
             detail::CacheCounters::bump(c.revalidations_skipped);
             return;
         }
         auto loaded = load_and_write_<V>(key, loader, policy, scratch.backend_errors);
         if (!loaded->result) note_error_(CacheOp::revalidate, key, loaded->result.error(), nullptr);
-        const bool ok = loaded->result.has_value();
-        shared_->flights.finish(key, ticket.flight, std::move(loaded), ok, 0);
+        lead.finish(loaded, loaded->result.has_value());
         detail::CacheCounters::bump(c.revalidations_done);
     }
 

@@ -15,6 +15,7 @@
 #include <unordered_map>
 #include <utility>
 
+#include <hitbox/core/clock.hpp>
 #include <hitbox/core/key.hpp>
 
 namespace hitbox::detail {
@@ -120,13 +121,15 @@ public:
         return t;
     }
 
-    /// Waits (at most `timeout`) for the outcome of the flight the ticket joined.
+    /// Waits (at most `timeout`; without limit for milliseconds::max()) for the outcome of the flight the
+    /// ticket joined.
     FlightWait wait(const CacheKey& key, const FlightTicket& ticket, std::chrono::milliseconds timeout) {
         Shard& s = shard_(key);
         Flight& f = *ticket.flight;
         std::unique_lock lock(s.mutex);
-        const auto deadline = std::chrono::steady_clock::now() + timeout;
-        f.cv.wait_until(lock, deadline, [&] { return f.generation != ticket.generation || f.handoffs > 0; });
+        // milliseconds::max() (any timeout past the steady clock's range) waits without limit.
+        wait_until_deadline(f.cv, lock, deadline_after(timeout),
+                            [&] { return f.generation != ticket.generation || f.handoffs > 0; });
         --f.waiters;
         FlightWait w;
         if (f.generation != ticket.generation) {
