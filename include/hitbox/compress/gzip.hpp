@@ -5,8 +5,13 @@
 #include <algorithm>
 #include <cstddef>
 #include <cstdint>
+#include <exception>
+#include <limits>
+#include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 
 #include <zlib.h>
 
@@ -76,38 +81,111 @@ inline Result<std::string> gzip_compress(std::string_view in, int level) {
     return out;
 }
 
+/// Inflates the stream's pending input into out[0, cap) until zlib stops: Z_STREAM_END (the member is
+/// complete), Z_BUF_ERROR (no progress: the output is full or the input ran out) or an error. Feeds zlib at
+/// most 4 GiB - 1 of room per call (its counters are 32-bit).
+struct InflateRun {
+    int rc = Z_OK;
+    std::size_t produced = 0;
+};
+
+inline InflateRun inflate_into(z_stream* zs, char* out, std::size_t cap) {
+    InflateRun run;
+    while (run.rc == Z_OK) {
+        const std::size_t room = std::min<std::size_t>(cap - run.produced, std::numeric_limits<uInt>::max());
+        zs->next_out = reinterpret_cast<Bytef*>(out + run.produced);
+        zs->avail_out = static_cast<uInt>(room);
+        run.rc = inflate(zs, Z_NO_FLUSH);
+        run.produced += room - zs->avail_out;
+    }
+    return run;
+}
+
+inline void inflate_restart(z_stream* zs, std::string_view in) {
+    inflateReset(zs);
+    zs->next_in = reinterpret_cast<Bytef*>(const_cast<char*>(in.data()));
+    zs->avail_in = static_cast<uInt>(in.size());
+}
+
+inline Unexpected gzip_too_large(std::size_t limit) {
+    return fail(ErrorKind::compression,
+                "gzip: decompressed size exceeds the limit of " + std::to_string(limit) + " bytes");
+}
+
+inline Unexpected gzip_failed(const InflateRun& run, const z_stream* zs) {
+    return fail(ErrorKind::compression, run.rc == Z_STREAM_END && zs->avail_in != 0
+                                            ? "gzip: trailing bytes after the stream"
+                                            : "gzip: corrupt or truncated stream");
+}
+
+/// The member's decompressed size, by inflating it into a small scratch buffer, output thrown away: used
+/// when the trailer's size is wrong, so that a bomb is refused without allocating output.
+inline Result<std::size_t> gzip_measure(z_stream* zs, std::string_view in, std::size_t limit) {
+    inflate_restart(zs, in);
+    constexpr std::size_t room = std::size_t{64} << 10;
+    const std::unique_ptr<char[]> scratch(new char[room]);
+    std::size_t total = 0;
+    while (true) {
+        const InflateRun run = inflate_into(zs, scratch.get(), room);
+        total += run.produced;
+        if (total > limit) return gzip_too_large(limit);
+        if (run.rc == Z_STREAM_END && zs->avail_in == 0) return total;
+        if (run.rc != Z_BUF_ERROR || run.produced < room) return gzip_failed(run, zs);
+    }
+}
+
+/// Decompresses one gzip member into `out`, allocated once at `size` (+1 byte that shows more output).
+/// Returns the run, or nothing when `size` cannot be allocated.
+inline std::optional<InflateRun> gzip_inflate_sized(z_stream* zs, std::string_view in, std::size_t size,
+                                                    std::string& out) {
+    out = std::string();
+    try {
+        out.resize(size < std::numeric_limits<std::size_t>::max() ? size + 1 : size);
+    } catch (const std::exception&) {
+        return std::nullopt;
+    }
+    inflate_restart(zs, in);
+    return inflate_into(zs, out.data(), out.size());
+}
+
+/// One gzip member, exactly: trailing bytes are an error. The output is allocated once, at the size the
+/// trailer states (ISIZE, the size modulo 2^32: a valid member's size is ISIZE + k * 2^32, so ISIZE past the
+/// limit is refused before inflating). When the member yields more than ISIZE (a lying trailer, or 4 GiB
+/// more) the buffer is freed and the member measured first (gzip_measure). So a refused bomb never holds
+/// more than a buffer of at most the limit, never nearly twice the limit as growth by doubling did.
 inline Result<std::string> gzip_decompress(std::string_view in, std::size_t limit) {
     z_stream* zs = gzip_streams().inflater();
     if (!zs) return fail(ErrorKind::compression, "gzip: inflateInit failed");
+    if (in.size() < 18 || in.size() > std::numeric_limits<uInt>::max())  // header 10 + deflate 2 + trailer 8
+        return fail(ErrorKind::compression, "gzip: corrupt or truncated stream");
+    const auto* tail = reinterpret_cast<const unsigned char*>(in.data() + in.size() - 4);
+    const std::uint32_t isize = std::uint32_t{tail[0]} | std::uint32_t{tail[1]} << 8 |
+                                std::uint32_t{tail[2]} << 16 | std::uint32_t{tail[3]} << 24;
+    if (isize > limit)
+        return fail(ErrorKind::compression, "gzip: the stream's trailer states " + std::to_string(isize) +
+                                                " bytes, past the decompression limit of " + std::to_string(limit));
     std::string out;
-    out.resize(std::min<std::size_t>(limit, std::max<std::size_t>(256, in.size() * 4)));
-    zs->next_in = reinterpret_cast<Bytef*>(const_cast<char*>(in.data()));
-    zs->avail_in = static_cast<uInt>(in.size());
-    int rc = Z_OK;
-    while (true) {
-        if (zs->total_out == out.size()) {
-            if (out.size() >= limit)
-                return fail(ErrorKind::compression,
-                            "gzip: decompressed size exceeds the limit of " + std::to_string(limit) + " bytes");
-            out.resize(std::min(limit, out.size() * 2));
-        }
-        zs->next_out = reinterpret_cast<Bytef*>(out.data() + zs->total_out);
-        zs->avail_out = static_cast<uInt>(out.size() - zs->total_out);
-        rc = inflate(zs, Z_NO_FLUSH);
-        if (rc != Z_OK) break;  // Z_STREAM_END, or an error (Z_BUF_ERROR here means the input ended early)
+    std::size_t size = isize;
+    auto run = gzip_inflate_sized(zs, in, size, out);
+    if (run && run->rc == Z_BUF_ERROR && run->produced == out.size()) {  // more output than ISIZE
+        out = std::string();
+        auto measured = gzip_measure(zs, in, limit);
+        if (!measured) return fail(std::move(measured.error()));
+        size = *measured;
+        run = gzip_inflate_sized(zs, in, size, out);
     }
-    const bool complete = rc == Z_STREAM_END && zs->avail_in == 0;
-    out.resize(zs->total_out);
-    if (!complete)
-        return fail(ErrorKind::compression, rc == Z_STREAM_END ? "gzip: trailing bytes after the stream"
-                                                                : "gzip: corrupt or truncated stream");
+    if (!run) return fail(ErrorKind::compression, "gzip: cannot allocate " + std::to_string(size) + " bytes");
+    if (run->rc != Z_STREAM_END || zs->avail_in != 0) return gzip_failed(*run, zs);
+    out.resize(run->produced);
     return out;
 }
 
 }  // namespace detail
 
-/// gzip (RFC 1952) through zlib. Level 1 (fast) to 9 (small), default 6. Decompression stops with a
-/// compression error once output would pass `max_decompressed` (default 64 MiB).
+/// gzip (RFC 1952) through zlib. Level 1 (fast) to 9 (small), default 6. Decompression refuses output past
+/// `max_decompressed` (default 64 MiB; SIZE_MAX: no limit) with a compression error, and allocates its
+/// output once, at the size the stream's trailer states: a refused bomb holds at most one buffer no larger
+/// than the limit. Only one gzip member per value (what compress() writes).
 struct GzipCompressor {
     static constexpr std::uint8_t id = 1;
     static constexpr std::string_view name = "gzip";

@@ -8,6 +8,7 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <utility>
 
 #include <zstd.h>
 
@@ -45,46 +46,92 @@ inline Result<std::string> zstd_compress(std::string_view in, int level) {
     return out;
 }
 
+inline Unexpected zstd_too_large(std::size_t limit) {
+    return fail(ErrorKind::compression,
+                "zstd: decompressed size exceeds the limit of " + std::to_string(limit) + " bytes");
+}
+
+/// The content size of the frame `in` by decompressing it into a small scratch buffer, output thrown away: a
+/// frame that does not state its size (streamed by another writer) is measured before its output is
+/// allocated, so a bomb costs at most the decoder's window pages it touches before the limit, never an
+/// output buffer. A context that grew a window past 16 MiB (a hostile header can ask for 128 MiB) is
+/// replaced, so no thread keeps it.
+inline Result<std::size_t> zstd_measure(ZstdContexts& ctx, std::string_view in, std::size_t limit) {
+    ZSTD_DCtx_reset(ctx.d.get(), ZSTD_reset_session_only);
+    const std::size_t room = ZSTD_DStreamOutSize();
+    const std::unique_ptr<char[]> scratch(new char[room]);
+    ZSTD_inBuffer src{in.data(), in.size(), 0};
+    std::size_t produced = 0;
+    Result<std::size_t> r = 0;
+    while (true) {
+        ZSTD_outBuffer dst{scratch.get(), room, 0};
+        const std::size_t rc = ZSTD_decompressStream(ctx.d.get(), &dst, &src);
+        produced += dst.pos;
+        if (ZSTD_isError(rc)) {
+            r = fail(ErrorKind::compression, std::string("zstd: ") + ZSTD_getErrorName(rc));
+        } else if (produced > limit) {
+            r = zstd_too_large(limit);
+        } else if (rc == 0) {
+            r = produced;
+        } else if (src.pos == src.size && dst.pos < dst.size) {
+            r = fail(ErrorKind::compression, "zstd: truncated frame");
+        } else {
+            continue;
+        }
+        break;
+    }
+    if (ZSTD_sizeof_DCtx(ctx.d.get()) > (std::size_t{16} << 20)) ctx.d.reset(ZSTD_createDCtx());
+    return r;
+}
+
+/// One frame, exactly: trailing bytes are an error. The output is allocated once, at its final size: the
+/// size the frame header states (zstd_compress always writes it), else the size zstd_measure finds. So a
+/// refused bomb allocates no output at all, and an accepted frame costs one buffer of its own size; peak
+/// memory never nears twice the limit as growing a buffer by doubling (copy + zero fill) does.
 inline Result<std::string> zstd_decompress(std::string_view in, std::size_t limit) {
     auto& ctx = zstd_contexts();
     if (!ctx.d) return fail(ErrorKind::compression, "zstd: cannot create context");
-    ZSTD_DCtx_reset(ctx.d.get(), ZSTD_reset_session_only);
-    // The frame header may state the size; it is only a hint (it can lie), used to refuse early.
-    unsigned long long declared = ZSTD_getFrameContentSize(in.data(), in.size());
-    if (declared != ZSTD_CONTENTSIZE_ERROR && declared != ZSTD_CONTENTSIZE_UNKNOWN && declared > limit)
-        return fail(ErrorKind::compression,
-                    "zstd: decompressed size exceeds the limit of " + std::to_string(limit) + " bytes");
-    std::size_t first = declared == ZSTD_CONTENTSIZE_ERROR || declared == ZSTD_CONTENTSIZE_UNKNOWN
-                            ? std::max<std::size_t>(256, in.size() * 4)
-                            : static_cast<std::size_t>(declared) + 1;
-    std::string out;
-    out.resize(std::min(limit + 1, first));
-    ZSTD_inBuffer src{in.data(), in.size(), 0};
-    std::size_t produced = 0;
-    std::size_t rc = 1;
-    while (true) {
-        ZSTD_outBuffer dst{out.data(), out.size(), produced};
-        rc = ZSTD_decompressStream(ctx.d.get(), &dst, &src);
-        produced = dst.pos;
-        if (ZSTD_isError(rc)) return fail(ErrorKind::compression, std::string("zstd: ") + ZSTD_getErrorName(rc));
-        if (produced > limit)
-            return fail(ErrorKind::compression,
-                        "zstd: decompressed size exceeds the limit of " + std::to_string(limit) + " bytes");
-        if (rc == 0 && src.pos == src.size) break;  // frame complete, input consumed
-        if (rc == 0) return fail(ErrorKind::compression, "zstd: trailing bytes after the frame");
-        if (produced < out.size() && src.pos == src.size)
-            return fail(ErrorKind::compression, "zstd: truncated frame");
-        if (produced == out.size()) out.resize(std::min(limit + 1, out.size() * 2));
+    const std::size_t frame = ZSTD_findFrameCompressedSize(in.data(), in.size());
+    if (ZSTD_isError(frame))
+        return fail(ErrorKind::compression, std::string("zstd: corrupt or truncated frame: ") + ZSTD_getErrorName(frame));
+    if (frame != in.size()) return fail(ErrorKind::compression, "zstd: trailing bytes after the frame");
+    // The header's size can lie; a lie is caught by the decompression below, which checks it. It cannot
+    // exceed what the frame's blocks can hold (each takes at least 3 bytes and yields at most 128 KiB).
+    const unsigned long long declared = ZSTD_getFrameContentSize(in.data(), in.size());
+    std::size_t size = 0;
+    if (declared == ZSTD_CONTENTSIZE_ERROR) return fail(ErrorKind::compression, "zstd: not a zstd frame");
+    if (declared == ZSTD_CONTENTSIZE_UNKNOWN) {
+        auto measured = zstd_measure(ctx, in, limit);
+        if (!measured) return fail(std::move(measured.error()));
+        if (!ctx.d) return fail(ErrorKind::compression, "zstd: cannot create context");
+        size = *measured;
+    } else if (declared > limit) {
+        return zstd_too_large(limit);
+    } else if (declared / ZSTD_BLOCKSIZE_MAX > in.size() / 3 + 1) {
+        return fail(ErrorKind::compression, "zstd: frame header states more content than the frame holds");
+    } else {
+        size = static_cast<std::size_t>(declared);
     }
-    out.resize(produced);
+    std::string out;
+    try {
+        out.resize(size);
+    } catch (const std::exception&) {
+        return fail(ErrorKind::compression, "zstd: cannot allocate " + std::to_string(size) + " bytes");
+    }
+    ZSTD_DCtx_reset(ctx.d.get(), ZSTD_reset_session_only);
+    const std::size_t n = ZSTD_decompressDCtx(ctx.d.get(), out.data(), out.size(), in.data(), in.size());
+    if (ZSTD_isError(n)) return fail(ErrorKind::compression, std::string("zstd: ") + ZSTD_getErrorName(n));
+    if (n != size) return fail(ErrorKind::compression, "zstd: frame content shorter than measured");
     return out;
 }
 
 }  // namespace detail
 
 /// Zstandard with a content checksum. Level 1..19 (default 3): better ratio and speed than gzip for most
-/// payloads. Decompression
-/// stops with a compression error once output would pass `max_decompressed` (default 64 MiB).
+/// payloads. Decompression refuses output past `max_decompressed` (default 64 MiB; SIZE_MAX: no limit) with
+/// a compression error, and allocates its output once, at the final size: a refused bomb allocates none,
+/// at most the decoder window pages it touches (never more than the limit). A frame that does not state its
+/// size (not one compress() wrote) is decompressed twice: once to measure it, once into its buffer.
 struct ZstdCompressor {
     static constexpr std::uint8_t id = 2;
     static constexpr std::string_view name = "zstd";
