@@ -1,6 +1,7 @@
 // Compressors: round trips, levels, and the decompression-bomb limit.
 #include <catch2/catch.hpp>
 
+#include <cstdint>
 #include <random>
 
 #include <hitbox/compress/gzip.hpp>
@@ -71,4 +72,25 @@ TEMPLATE_TEST_CASE("Decompressors reject corrupt, truncated and trailing input",
         auto r = c.decompress(junk);
         if (!r) CHECK(r.error().kind() == hitbox::ErrorKind::compression);
     }
+}
+
+TEMPLATE_TEST_CASE("Decompression with no limit (SIZE_MAX) works", "[compress]", hitbox::GzipCompressor,
+                   hitbox::ZstdCompressor) {
+    // limit + 1 once wrapped to 0 here, and every decompression failed
+    TestType c(3, SIZE_MAX);
+    for (const std::string& s : {std::string(), binary_string(), large_string(3 << 20)}) {
+        auto back = c.decompress(*c.compress(s));
+        REQUIRE(back);
+        CHECK(*back == s);
+    }
+}
+
+TEST_CASE("A zstd header stating an impossible size is a compression error, not an allocation", "[compress]") {
+    // magic, single-segment frame with an 8-byte content size of 2^60, then one empty last raw block
+    std::string frame("\x28\xb5\x2f\xfd\xe0", 5);
+    for (int i = 0; i < 8; ++i) frame.push_back(static_cast<char>((std::uint64_t{1} << 60) >> (8 * i)));
+    frame += std::string("\x01\x00\x00", 3);
+    auto r = hitbox::ZstdCompressor(3, SIZE_MAX).decompress(frame);
+    REQUIRE_FALSE(r);
+    CHECK(r.error().kind() == hitbox::ErrorKind::compression);
 }
