@@ -69,7 +69,7 @@ public:
                                     std::to_string(remaining()) + " left");
         char* p = static_cast<char*>(data);
         if constexpr (std::endian::native == std::endian::little) {
-            std::memcpy(p, in_.data() + pos_, size);
+            if (size != 0) std::memcpy(p, in_.data() + pos_, size);  // an empty vector's data() may be null
         } else {
             for (std::size_t i = 0; i < size; i += element_size)
                 for (std::size_t j = 0; j < element_size; ++j) p[i + j] = in_[pos_ + i + element_size - 1 - j];
