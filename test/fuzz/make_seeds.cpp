@@ -11,6 +11,7 @@
 #include <hitbox/format/xml.hpp>
 #include <hitbox/key_format/url_encoded.hpp>
 
+#include "fuzz_deep.hpp"
 #include "fuzz_record.hpp"
 
 namespace {
@@ -39,6 +40,33 @@ int main() {
     put("json_format", "empty", *hitbox::JsonFormat{}.encode(empty));
     put("xml_format", "record", *hitbox::XmlFormat{}.encode(rec));
     put("xml_format", "empty", *hitbox::XmlFormat{}.encode(empty));
+    // binary_limits: a nested Tree and a filled Heavy (each input is decoded as both types)
+    hitbox_fuzz::Tree tree;
+    tree.tag = 1;
+    tree.label = "root";
+    tree.index["k"] = {1, 2, 3};
+    hitbox_fuzz::Tree* at = &tree;
+    for (int d = 0; d < 20; ++d) at = &at->children.emplace_back();
+    tree.next = std::make_unique<hitbox_fuzz::Tree>();
+    tree.next->next = std::make_unique<hitbox_fuzz::Tree>();
+    put("binary_limits", "tree", *hitbox::BinaryFormat{}.encode(tree));
+    hitbox_fuzz::Heavy heavy;
+    heavy.strings = {"", "a", "abc"};
+    heavy.nested = {{}, {1, 2}};
+    heavy.blocks.emplace_back();
+    heavy.blocks.emplace_back(std::array<char, 256>{});
+    heavy.pairs = {{"x", 1.5}};
+    heavy.by_id = {{7, "seven"}};
+    heavy.tags = {"t1", "t2"};
+    heavy.variants = {std::monostate{}, std::array<std::uint64_t, 32>{}, std::string("v")};
+    heavy.flags = {true, false, true};
+    heavy.boxes.push_back(std::make_unique<std::array<char, 512>>());
+    heavy.boxes.emplace_back();
+    heavy.queue = {1, 2};
+    heavy.shared = {std::make_shared<hitbox_fuzz::Tree>(), nullptr};
+    heavy.shared.push_back(heavy.shared[0]);
+    put("binary_limits", "heavy", *hitbox::BinaryFormat{}.encode(heavy));
+    put("binary_limits", "empty_heavy", *hitbox::BinaryFormat{}.encode(hitbox_fuzz::Heavy{}));
     auto now = hitbox::from_unix_ms(1'700'000'000'000);
     hitbox::CacheValue<hitbox_fuzz::Record> v{rec, now + std::chrono::seconds(60), now + std::chrono::seconds(45), now};
     put("envelope", "plain", *hitbox::EntryCodec<>{}.encode(v));
