@@ -1075,7 +1075,7 @@ const CachePolicy patient{.ttl = 60s, .waiter_timeout = 30s};
 
 }  // namespace
 
-TEST_CASE("A tier whose set throws: the value is served with an unavailable write error and the key is not left in flight") {
+TEST_CASE("A tier whose set throws: value served, write error, no flight left") {
     hitbox::ManualClock clock;
     hitbox::InlineOffload offload;
     Remote tier{"redis", clock};
@@ -1136,7 +1136,7 @@ TEST_CASE("A tier whose set throws: the value is served with an unavailable writ
     CHECK(cache.loads_in_flight() == 0);
 }
 
-TEST_CASE("A tier of a composition whose set or get throws is a failing tier; the value is served") {
+TEST_CASE("A composed tier whose set or get throws is a failing tier") {
     Fixture f;
     f.l2.on(Op::set, [](const CacheKey&) { throw std::runtime_error("disk on fire"); });
     hitbox::Cache cache{f.tiers, f.offload, hitbox::NoMetrics{}, f.clock};
@@ -1158,7 +1158,7 @@ TEST_CASE("A tier of a composition whose set or get throws is a failing tier; th
     CHECK(cache.loads_in_flight() == 0);
 }
 
-TEST_CASE("A value whose copy throws: an unavailable error result, nothing left in flight") {
+TEST_CASE("A value whose copy throws: an error result, no flight left") {
     using hitbox_test::ThrowingCopy;
     hitbox::ManualClock clock;
     hitbox::InlineOffload offload;
@@ -1203,7 +1203,7 @@ TEST_CASE("A value whose copy throws: an unavailable error result, nothing left 
     CHECK(hit.status == CacheStatus::Hit);
 }
 
-TEST_CASE("An exception that leaves a load (a throwing metrics policy) finishes the flight: a waiter retries at once") {
+TEST_CASE("An exception leaving a load finishes the flight; a waiter retries") {
     hitbox::ManualClock clock;
     hitbox::InlineOffload offload;
     Memory memory = memory_on(clock);
@@ -1247,7 +1247,7 @@ TEST_CASE("An exception that leaves a load (a throwing metrics policy) finishes 
     CHECK(cache.loads_in_flight() == 0);
 }
 
-TEST_CASE("milliseconds::max() as ttl, stale, negative_ttl and waiter_timeout means no limit") {
+TEST_CASE("milliseconds::max() for ttl, stale, negative_ttl, waiter_timeout") {
     constexpr auto forever = std::chrono::milliseconds::max();
     Fixture f;
     hitbox::Cache cache{f.tiers, f.offload, hitbox::NoMetrics{}, f.clock};

@@ -144,7 +144,7 @@ TEST_CASE("Error renders kind, backend and message in one place") {
     CHECK(r.error().kind() == hitbox::ErrorKind::capacity);
 }
 
-TEST_CASE("Saturating time arithmetic: sums and differences clamp instead of overflowing") {
+TEST_CASE("Saturating time arithmetic clamps instead of overflowing") {
     using hitbox::TimePoint;
     using std::chrono::milliseconds;
     using std::chrono::nanoseconds;

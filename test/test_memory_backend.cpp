@@ -545,7 +545,7 @@ TEST_CASE("Shard lock: readers never see a writer's half-done update, writers ex
 
 // ---- callbacks that throw, weights and durations at the edges ---------------------------------------
 
-TEST_CASE("MemoryBackend: a weigher that throws makes set an unavailable error that stores nothing") {
+TEST_CASE("MemoryBackend: a throwing weigher fails set, stores nothing") {
     hitbox::ManualClock clock;
     auto weigher = [](const CacheKey&, const std::string& v) -> std::size_t {
         if (v == "unweighable") throw std::runtime_error("cannot weigh");
@@ -577,7 +577,7 @@ TEST_CASE("MemoryBackend: a weigher that throws makes set an unavailable error t
     CHECK(m.get<std::string>(held)->value().data == "again");
 }
 
-TEST_CASE("MemoryBackend: a value whose copy throws is an unavailable error on set and on get") {
+TEST_CASE("MemoryBackend: a throwing copy fails set and get") {
     using hitbox_test::ThrowingCopy;
     hitbox::ManualClock clock;
     auto m = manual_backend(clock, 100);
@@ -607,7 +607,7 @@ TEST_CASE("MemoryBackend: a value whose copy throws is an unavailable error on s
     CHECK((*got)->data.n == 7);
 }
 
-TEST_CASE("MemoryBackend: SIZE_MAX weights under max_bytes(UINT64_MAX) keep the totals exact") {
+TEST_CASE("MemoryBackend: SIZE_MAX weights under max_bytes(UINT64_MAX)") {
     constexpr std::uint64_t cap = std::uint64_t{1} << 56;  // where bounds and weights saturate
     auto weigher = [](const CacheKey& key, const std::string&) -> std::size_t {
         return key.parts().front().value == std::optional<std::string>("huge") ? SIZE_MAX : 100;
@@ -645,7 +645,7 @@ TEST_CASE("MemoryBackend: SIZE_MAX weights under max_bytes(UINT64_MAX) keep the 
     }
 }
 
-TEST_CASE("MemoryBackend: max_entries(UINT64_MAX) builds without sizing for it, and works") {
+TEST_CASE("MemoryBackend: max_entries(UINT64_MAX) builds and works") {
     auto built = hitbox::MemoryBackend::builder().max_entries(UINT64_MAX).shards(2).build();
     REQUIRE(built);
     for (int i = 0; i < 100; ++i)
@@ -654,7 +654,7 @@ TEST_CASE("MemoryBackend: max_entries(UINT64_MAX) builds without sizing for it, 
     CHECK(built->get<int>(CacheKey{"n", 1, {{"i", "42"}}})->value().data == 42);
 }
 
-TEST_CASE("MemoryBackend: far-future expiry and a cleanup_interval of milliseconds::max() do not overflow") {
+TEST_CASE("MemoryBackend: far-future expiry, cleanup_interval max()") {
     const CacheKey k{"far", 1, {{"k", "1"}}};
     {
         // System clock: the coarse-clock shortcut subtracts from the expiry.

@@ -335,7 +335,7 @@ TEST_CASE("OffloadKind and timeout names are stable") {
     CHECK(hitbox::detail::printable_key(std::string("a\x01\xff", 3)) == "a\\x01\\xff");
 }
 
-TEST_CASE("OffloadManager and InlineOffload: milliseconds::max() as a task timeout, wait_all and drain means no limit") {
+TEST_CASE("Offload: milliseconds::max() timeouts, wait_all and drain: no limit") {
     constexpr auto forever = std::chrono::milliseconds::max();
     const auto started = std::chrono::steady_clock::now();
     for (auto policy : {hitbox::TimeoutPolicy::cancel_wait(forever), hitbox::TimeoutPolicy::warn(forever)}) {
