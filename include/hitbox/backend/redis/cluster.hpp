@@ -39,7 +39,8 @@ namespace hitbox {
 /// Counters of a Cluster connection: the routing layer's and the sum over its node connections.
 struct ClusterCounters {
     ConnectionCounters connections;  ///< summed over every node connection
-    std::uint64_t nodes = 0;         ///< node connections known (open or not)
+    std::uint64_t nodes = 0;         ///< nodes known now (connected or not; at most ClusterMode::max_nodes)
+    std::uint64_t nodes_dropped = 0;  ///< nodes that left the topology, closed and freed
     std::uint64_t moved = 0;         ///< MOVED redirections followed
     std::uint64_t ask = 0;           ///< ASK redirections followed
     std::uint64_t retries = 0;       ///< TRYAGAIN / CLUSTERDOWN replies retried
@@ -52,6 +53,7 @@ namespace detail {
 /// Builds the router's seeds and node settings from the mode and options (no network access).
 inline Result<std::shared_ptr<ClusterRouter>> make_cluster_router(const ClusterMode& config,
                                                                   const ConnectionOptions& options) {
+    if (config.max_nodes == 0) return fail(ErrorKind::config, "cluster mode: max_nodes must be positive");
     if (config.urls.empty())
         return fail(ErrorKind::config, "cluster mode needs at least one seed node URL (redis://host:port)");
     std::vector<RedisEndpoint> seeds;
@@ -70,7 +72,8 @@ inline Result<std::shared_ptr<ClusterRouter>> make_cluster_router(const ClusterM
         if (!first) first = std::move(*settings);
         seeds.push_back(std::move(*endpoint));
     }
-    return std::make_shared<ClusterRouter>(std::move(seeds), std::move(*first), config.read_from_replicas);
+    return std::make_shared<ClusterRouter>(std::move(seeds), std::move(*first), config.read_from_replicas,
+                                           config.max_nodes);
 }
 
 }  // namespace detail
@@ -99,20 +102,15 @@ class Cluster : public detail::KeyCommands<Cluster> {
     static std::uint16_t slot_of(std::string_view stored_key) noexcept { return detail::key_slot(stored_key); }
 
     /// PING every master of the slot map (loading the map first): an explicit health check.
-    Result<void> ping() {
-        if (auto ok = router_->ensure_map(); !ok) return fail(ok.error());
-        std::string command;
-        detail::append_command(command, {"PING"});
-        for (auto* node : router_->masters()) {
-            auto replies = router_->exchange(*node, command, 1, router_->deadline_from_now());
-            if (!replies) return fail(replies.error());
-            if (auto ok = detail::status_reply(*replies->front(), "PING"); !ok) return fail(ok.error());
-        }
-        return {};
-    }
+    Result<void> ping() { return router_->ping_masters(); }
 
-    /// Reloads the slot map from any node now (the router also does this by itself on MOVED and failures).
+    /// Reloads the slot map from any node now (the router also does this by itself on MOVED and failures),
+    /// within connect + command timeout, and drops the nodes that left the topology.
     Result<void> refresh_topology() { return router_->refresh(); }
+
+    /// "host:port" of every node known now (the topology's masters, replicas in use, seeds not yet
+    /// dropped, redirection targets).
+    std::vector<std::string> nodes() const { return router_->node_addresses(); }
 
     /// The slot map as ranges of consecutive slots with their master ("host:port"); empty before first use.
     std::vector<std::pair<std::pair<std::uint16_t, std::uint16_t>, std::string>> slot_map() const {
@@ -137,15 +135,10 @@ class Cluster : public detail::KeyCommands<Cluster> {
         c.retries = rc.retries.load(std::memory_order_relaxed);
         c.refreshes = rc.refreshes.load(std::memory_order_relaxed);
         c.refresh_failures = rc.refresh_failures.load(std::memory_order_relaxed);
-        for (const auto& [address, n] : router_->node_counters()) {
-            ++c.nodes;
-            c.connections.connect_attempts += n.connect_attempts;
-            c.connections.connects += n.connects;
-            c.connections.drops += n.drops;
-            c.connections.timeouts += n.timeouts;
-            c.connections.commands += n.commands;
-            c.connections.writes += n.writes;
-        }
+        c.nodes_dropped = rc.nodes_dropped.load(std::memory_order_relaxed);
+        const auto census = router_->census();
+        c.nodes = census.live;
+        c.connections = census.totals;
         return c;
     }
 

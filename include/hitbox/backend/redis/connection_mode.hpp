@@ -57,6 +57,10 @@ struct ConnectionCounters {
     std::uint64_t writes = 0;  ///< socket flushes; commands / writes shows how much pipelining happened
 };
 
+/// Default most nodes a Cluster connection knows at once (ClusterMode::max_nodes): far above any real
+/// cluster's size (Redis advises at most 1000 nodes), far below what a bogus topology could name (16384).
+inline constexpr std::size_t default_cluster_max_nodes = 1000;
+
 /// One Redis server, given by URL. Selects the SingleNode connection policy.
 struct SingleNodeMode {
     using connection_type = SingleNode;
@@ -69,6 +73,10 @@ struct ClusterMode {
     using connection_type = Cluster;
     std::vector<std::string> urls;    ///< `redis://[user[:password]@]host[:port]` of some nodes (db 0 only)
     bool read_from_replicas = false;  ///< GETs go to a replica of the slot (READONLY), writes to its master
+    /// Most nodes known at once. A CLUSTER SLOTS reply naming more is not used, and a redirection to one
+    /// more node fails, both with a `capacity` error; nodes that left the topology do not count (they are
+    /// closed and dropped).
+    std::size_t max_nodes = default_cluster_max_nodes;
 };
 
 /// Single node or cluster, decided at run time (for a mode read from configuration). Selects the
