@@ -248,6 +248,10 @@ TEST_CASE("Seeds given by host name: their connections close once the topology's
     CHECK(seed_connections() == 0);
     // One seed connection opened (and closed) beside the three masters', and the backend keeps working.
     CHECK(backend.connection().counters().connections.connects == 4);
+    // The seed that answered is no node of the topology: dropped (its counters stay in the sums above).
+    CHECK(backend.connection().counters().nodes == 3);
+    CHECK(backend.connection().counters().nodes_dropped == 1);
+    for (const auto& address : backend.connection().nodes()) CHECK(address.rfind("127.0.0.1:", 0) == 0);
     REQUIRE(backend.set(key_n("s", 0), hitbox::CacheValue<int>{7}));
 }
 
