@@ -141,13 +141,13 @@ template <class T>
 inline constexpr bool is_cereal_wrapper<cereal::BinaryData<T>> = true;
 
 template <class T>
-inline constexpr bool is_basic_string = false;
+inline constexpr bool is_std_basic_string = false;
 template <class C, class Tr, class A>
-inline constexpr bool is_basic_string<std::basic_string<C, Tr, A>> = true;
+inline constexpr bool is_std_basic_string<std::basic_string<C, Tr, A>> = true;
 
 /// A level of nesting, as JSON counts `{` and `[`: objects and containers, not strings or numbers.
 template <class T>
-inline constexpr bool counts_as_level = std::is_class_v<T> && !is_cereal_wrapper<T> && !is_basic_string<T>;
+inline constexpr bool counts_as_level = std::is_class_v<T> && !is_cereal_wrapper<T> && !is_std_basic_string<T>;
 
 /// A container that cereal loads through a size tag (not std::array, whose size is in its type).
 template <class T>
