@@ -52,18 +52,15 @@
 #include <utility>
 #include <vector>
 
-#include <linux/futex.h>
 #include <poll.h>
-#include <sys/epoll.h>
-#include <sys/eventfd.h>
 #include <sys/socket.h>
-#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <hiredis/hiredis.h>
 
 #include <hitbox/backend/redis/connection_mode.hpp>
 #include <hitbox/backend/redis/detail/deadline.hpp>
+#include <hitbox/backend/redis/detail/platform.hpp>
 #include <hitbox/backend/redis/detail/reply_reader.hpp>
 #include <hitbox/backend/redis/detail/resp.hpp>
 #include <hitbox/backend/redis/detail/socket.hpp>
@@ -102,58 +99,6 @@ inline Result<NodeSettings> make_node_settings(RedisEndpoint endpoint, const Con
                         options.command_timeout,       options.reconnect_backoff_initial,
                         options.reconnect_backoff_max, options.max_reply_bytes};
 }
-
-/// A std::mutex that first tries a few times, with the CPU's pause hint in between, before it sleeps: the
-/// connection's critical sections are shorter than a futex sleep and wake-up.
-class SpinMutex {
-  public:
-    void lock() {
-        for (int i = 0; i < spin_tries; ++i) {
-            if (mu_.try_lock()) return;
-#if defined(__x86_64__) || defined(__i386__)
-            __builtin_ia32_pause();
-#endif
-        }
-        mu_.lock();
-    }
-    bool try_lock() { return mu_.try_lock(); }
-    void unlock() { mu_.unlock(); }
-
-  private:
-    static constexpr int spin_tries = 100;
-    std::mutex mu_;
-};
-
-/// Where the callers of one connection sleep: one futex word for all of them, each waiter tagged with
-/// one of 32 bits, so a reader that has completed many batches wakes all their callers with one system
-/// call (FUTEX_WAKE_BITSET) instead of one each. A waiter woken for another caller's bit (two in flight
-/// with the same bit) looks at its batch and sleeps again.
-class WakeBoard {
-public:
-    /// The counter a waiter reads before it checks its batch one last time and sleeps.
-    std::uint32_t sequence() const noexcept { return word_.load(std::memory_order_acquire); }
-
-    /// Sleeps while the counter still reads `seen`, until a wake of `bit` or `deadline` (spurious
-    /// returns are fine).
-    void sleep(std::uint32_t seen, std::uint32_t bit, std::chrono::steady_clock::time_point deadline) noexcept {
-        // FUTEX_WAIT_BITSET takes an absolute CLOCK_MONOTONIC time: steady_clock's clock on Linux.
-        const auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(deadline.time_since_epoch()).count();
-        timespec ts{static_cast<time_t>(ns / 1'000'000'000), static_cast<long>(ns % 1'000'000'000)};
-        ::syscall(SYS_futex, reinterpret_cast<std::uint32_t*>(&word_), FUTEX_WAIT_BITSET_PRIVATE, seen, &ts,
-                  nullptr, bit);
-    }
-
-    /// Wakes every waiter tagged with a bit of `bits` (after their batches were completed).
-    void wake(std::uint32_t bits) noexcept {
-        if (bits == 0) return;
-        word_.fetch_add(1, std::memory_order_acq_rel);
-        ::syscall(SYS_futex, reinterpret_cast<std::uint32_t*>(&word_), FUTEX_WAKE_BITSET_PRIVATE, INT_MAX,
-                  nullptr, nullptr, bits);
-    }
-
-private:
-    std::atomic<std::uint32_t> word_{0};
-};
 
 /// The reply slot of one submission of `expected` commands. One atomic word is the handshake between
 /// the reader and the waiter: a wake-up system call happens only if the waiter sleeps.
@@ -250,8 +195,6 @@ class NodeConnection {
             wake_io();
             io_.join();
         }
-        if (epoll_fd_ >= 0) ::close(epoll_fd_);
-        if (wake_fd_ >= 0) ::close(wake_fd_);
     }
 
     /// Sends `count` RESP-formatted commands (concatenated in `commands`) as one unit and waits for their
@@ -553,18 +496,15 @@ class NodeConnection {
     // ---- the I/O thread's interest in the socket (mu_ held) ----
 
     void arm_locked() noexcept {
-        if (sock_ < 0 || epoll_fd_ < 0) return;
-        epoll_event ev{};
-        ev.events = EPOLLIN | EPOLLRDHUP | (io_writes_ ? EPOLLOUT : 0u);
-        ev.data.fd = sock_;
-        ::epoll_ctl(epoll_fd_, armed_ ? EPOLL_CTL_MOD : EPOLL_CTL_ADD, sock_, &ev);
+        if (sock_ < 0 || !waiter_.is_open()) return;
+        waiter_.watch(sock_, io_writes_);
         armed_ = true;
         armed_out_ = io_writes_;
     }
 
     void disarm_locked() noexcept {
         if (!armed_) return;
-        ::epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, sock_, nullptr);
+        waiter_.unwatch();
         armed_ = false;
     }
 
@@ -575,25 +515,11 @@ class NodeConnection {
     void release_io_locked() {
         if (io_.joinable()) io_.join();
         io_idle_exit_ = false;
-        if (epoll_fd_ >= 0) ::close(epoll_fd_);
-        if (wake_fd_ >= 0) ::close(wake_fd_);
-        epoll_fd_ = wake_fd_ = -1;
+        waiter_.close();
     }
 
     Result<void> start_io_locked() {
-        if (wake_fd_ < 0) {
-            wake_fd_ = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-            if (wake_fd_ < 0) return fail(ErrorKind::connection, "eventfd: " + errno_text(errno));
-        }
-        if (epoll_fd_ < 0) {
-            epoll_fd_ = ::epoll_create1(EPOLL_CLOEXEC);
-            if (epoll_fd_ < 0) return fail(ErrorKind::connection, "epoll_create1: " + errno_text(errno));
-            epoll_event ev{};
-            ev.events = EPOLLIN;
-            ev.data.fd = wake_fd_;
-            if (::epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, wake_fd_, &ev) != 0)
-                return fail(ErrorKind::connection, "epoll_ctl: " + errno_text(errno));
-        }
+        if (auto opened = waiter_.open(); !opened) return opened;
         try {
             io_ = std::thread([this] { run(); });
         } catch (const std::system_error& e) {
@@ -609,10 +535,7 @@ class NodeConnection {
         return Error(kind, msg + " (next connection attempt in " + std::to_string(left) + " ms)");
     }
 
-    void wake_io() noexcept {
-        std::uint64_t one = 1;
-        [[maybe_unused]] auto n = ::write(wake_fd_, &one, sizeof one);
-    }
+    void wake_io() noexcept { waiter_.wake(); }
 
     /// The leader's loop: reads and delivers until its own batch is answered or its deadline passes, then
     /// gives the socket back to the I/O thread (which takes over any replies still due).
@@ -655,7 +578,6 @@ class NodeConnection {
     // ---- the I/O thread: connects, watches the socket when no caller does, drops broken connections ----
 
     void run() {
-        epoll_event events[4];
         for (;;) {
             std::optional<Failure> failure;
             bool connect_now = false;
@@ -689,17 +611,7 @@ class NodeConnection {
                 open_connection();
                 continue;
             }
-            const int n = ::epoll_wait(epoll_fd_, events, 4, timeout_ms);
-            bool readable = false, writable = false;
-            for (int i = 0; i < n; ++i) {
-                if (events[i].data.fd == wake_fd_) {
-                    std::uint64_t v;
-                    [[maybe_unused]] auto r = ::read(wake_fd_, &v, sizeof v);
-                } else {
-                    readable |= (events[i].events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) != 0;
-                    writable |= (events[i].events & EPOLLOUT) != 0;
-                }
-            }
+            const auto [readable, writable] = waiter_.wait(timeout_ms);
             if (writable) {
                 std::unique_lock<SpinMutex> lk(mu_);
                 resume_write_locked(lk);
@@ -985,7 +897,7 @@ class NodeConnection {
     std::string handshake_;  // AUTH / SELECT, formatted; holds the password: never printed
     std::vector<Step> handshake_steps_;
 
-    mutable SpinMutex mu_;  // guards the fields up to epoll_fd_
+    mutable SpinMutex mu_;  // guards the fields up to waiter_
     State state_ = State::disconnected;
     bool stopping_ = false;
     bool idle_close_ = false;  // close_if_idle is stopping the I/O thread; new commands wait for it
@@ -1014,8 +926,7 @@ class NodeConnection {
     std::atomic<std::uint32_t> next_bit_{0};  // the wake bit of the next batch
     std::atomic<int> spinners_{0};            // callers in spin()
     std::atomic<std::int64_t> next_pump_{0};  // steady_clock ns before which no spinner reads
-    int wake_fd_ = -1;
-    int epoll_fd_ = -1;
+    IoWaiter waiter_;  // the I/O thread's wait for the socket and for wake-ups
 
     // Owned by the write claim.
     std::string wbuf_;
