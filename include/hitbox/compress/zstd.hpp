@@ -3,6 +3,7 @@
 /// hitbox::ZstdCompressor. Needs libzstd: use the `hitbox-zstd` meson dependency.
 
 #include <algorithm>
+#include <bit>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -11,6 +12,7 @@
 #include <utility>
 
 #include <zstd.h>
+#include <zstd_errors.h>
 
 #include <hitbox/compress/passthrough.hpp>
 #include <hitbox/core/error.hpp>
@@ -53,11 +55,16 @@ inline Unexpected zstd_too_large(std::size_t limit) {
 
 /// The content size of the frame `in` by decompressing it into a small scratch buffer, output thrown away: a
 /// frame that does not state its size (streamed by another writer) is measured before its output is
-/// allocated, so a bomb costs at most the decoder's window pages it touches before the limit, never an
-/// output buffer. A context that grew a window past 16 MiB (a hostile header can ask for 128 MiB) is
-/// replaced, so no thread keeps it.
+/// allocated, so a bomb costs the decoder's window and a scratch buffer, never an output buffer. The window
+/// a frame may ask for is capped at the largest power of two within the limit (at most zstd's default cap,
+/// 128 MiB): a window larger than the output it may produce serves no valid frame. A context that grew a
+/// window past 16 MiB is replaced, so no thread keeps it.
 inline Result<std::size_t> zstd_measure(ZstdContexts& ctx, std::string_view in, std::size_t limit) {
     ZSTD_DCtx_reset(ctx.d.get(), ZSTD_reset_session_only);
+    constexpr int min_window_log = 10, default_max_window_log = 27;  // zstd's own bounds (static-linking API)
+    const int window_log =
+        std::clamp(static_cast<int>(std::bit_width(limit)) - 1, min_window_log, default_max_window_log);
+    ZSTD_DCtx_setParameter(ctx.d.get(), ZSTD_d_windowLogMax, window_log);
     const std::size_t room = ZSTD_DStreamOutSize();
     const std::unique_ptr<char[]> scratch(new char[room]);
     ZSTD_inBuffer src{in.data(), in.size(), 0};
@@ -67,7 +74,10 @@ inline Result<std::size_t> zstd_measure(ZstdContexts& ctx, std::string_view in, 
         ZSTD_outBuffer dst{scratch.get(), room, 0};
         const std::size_t rc = ZSTD_decompressStream(ctx.d.get(), &dst, &src);
         produced += dst.pos;
-        if (ZSTD_isError(rc)) {
+        if (ZSTD_isError(rc) && ZSTD_getErrorCode(rc) == ZSTD_error_frameParameter_windowTooLarge) {
+            r = fail(ErrorKind::compression, "zstd: the frame's window is larger than the decompression limit of " +
+                                                 std::to_string(limit) + " bytes");
+        } else if (ZSTD_isError(rc)) {
             r = fail(ErrorKind::compression, std::string("zstd: ") + ZSTD_getErrorName(rc));
         } else if (produced > limit) {
             r = zstd_too_large(limit);
@@ -130,8 +140,9 @@ inline Result<std::string> zstd_decompress(std::string_view in, std::size_t limi
 /// Zstandard with a content checksum. Level 1..19 (default 3): better ratio and speed than gzip for most
 /// payloads. Decompression refuses output past `max_decompressed` (default 64 MiB; SIZE_MAX: no limit) with
 /// a compression error, and allocates its output once, at the final size: a refused bomb allocates none,
-/// at most the decoder window pages it touches (never more than the limit). A frame that does not state its
-/// size (not one compress() wrote) is decompressed twice: once to measure it, once into its buffer.
+/// only the decoder's window. A frame that does not state its size (not one compress() wrote) is
+/// decompressed twice, once to measure it and once into its buffer, and may use a window of at most the
+/// largest power of two within the limit (and 128 MiB, zstd's default).
 struct ZstdCompressor {
     static constexpr std::uint8_t id = 2;
     static constexpr std::string_view name = "zstd";
