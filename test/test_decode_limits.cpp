@@ -10,6 +10,9 @@
 #include <catch2/catch.hpp>
 
 #include <sys/wait.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 #include <unistd.h>
 
 #include <array>
@@ -76,6 +79,9 @@ ChildRun in_child(const std::function<std::string()>& body) {
     REQUIRE(pid >= 0);
     if (pid == 0) {
         close(fds[0]);
+#ifdef __GLIBC__
+        malloc_trim(0);  // drop free heap pages inherited from the parent, so that reusing them shows as growth
+#endif
         { std::ofstream("/proc/self/clear_refs") << "5"; }  // peak RSS := current RSS
         const long start = status_kib("VmRSS:");
         const bool reset = status_kib("VmHWM:") <= start + 1024;  // KiB
