@@ -1,7 +1,7 @@
 # Sourced by the scripts: installs the Debian 12 packages hitbox needs for building, testing and the
 # demo, asking apt only for what is missing (run as root).
 hitbox_packages=(g++ meson ninja-build pkg-config cmake python3 libboost-dev libhiredis-dev libzstd-dev zlib1g-dev
-  libcereal-dev libexpected-dev catch2 libbenchmark-dev redis-server redis-tools)
+  libcereal-dev libexpected-dev catch2 libbenchmark-dev redis-server redis-tools libssl-dev openssl)
 
 install_deps() {
   local missing=() p

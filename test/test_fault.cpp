@@ -40,7 +40,7 @@ const bool redis_available = hitbox_test::require_redis_server();
 constexpr int threads = 16;
 constexpr auto command_timeout = 250ms;
 constexpr auto connect_timeout = 250ms;
-constexpr std::size_t kind_count = static_cast<std::size_t>(ErrorKind::unavailable) + 1;
+constexpr std::size_t kind_count = hitbox::error_kind_count;
 
 hitbox::RedisBackend<> redis_at(const std::string& url, const std::string& prefix) {
     auto r = hitbox::RedisBackend<>::builder()

@@ -150,19 +150,36 @@ TEST_CASE("A userinfo without ':' is a password alone, and no message shows it")
     CHECK(b.error().what().find("alice") == std::string::npos);
 }
 
-TEST_CASE("rediss:// says TLS is not supported by this build") {
+TEST_CASE("rediss:// is TLS, or a config error saying how to enable it") {
     auto ep = parse_redis_url("rediss://user:topsecret@host:6380/");
-    REQUIRE_FALSE(ep);
-    CHECK(ep.error().kind() == hitbox::ErrorKind::config);
-    CHECK(ep.error().message().find("TLS not supported by this build") != std::string::npos);
-    CHECK(ep.error().message().find("topsecret") == std::string::npos);
-
     auto b = hitbox::RedisBackend<>::builder()
                  .connection(hitbox::ConnectionMode::single("rediss://h:6380/"))
                  .build();
-    REQUIRE_FALSE(b);
-    CHECK(b.error().kind() == hitbox::ErrorKind::config);
-    CHECK(b.error().backend() == "redis");
+    auto with_option = hitbox::RedisBackend<>::builder()
+                           .connection(hitbox::ConnectionMode::single("redis://h:6380/"))
+                           .tls(hitbox::TlsOptions{})
+                           .build();
+    if constexpr (hitbox::tls_available()) {
+        REQUIRE(ep);
+        CHECK(ep->tls);
+        CHECK(ep->host == "host");
+        CHECK(ep->port == 6380);
+        CHECK(b);  // lazy: nothing is opened yet
+        CHECK(with_option);
+        CHECK_FALSE(parse_redis_url("redis://host:6380/")->tls);
+    } else {
+        REQUIRE_FALSE(ep);
+        CHECK(ep.error().kind() == hitbox::ErrorKind::config);
+        CHECK(ep.error().message().find("TLS is not available in this build") != std::string::npos);
+        CHECK(ep.error().message().find("-Dtls=enabled") != std::string::npos);
+        CHECK(ep.error().message().find("topsecret") == std::string::npos);
+        REQUIRE_FALSE(b);
+        CHECK(b.error().kind() == hitbox::ErrorKind::config);
+        CHECK(b.error().backend() == "redis");
+        REQUIRE_FALSE(with_option);
+        CHECK(with_option.error().kind() == hitbox::ErrorKind::config);
+        CHECK(with_option.error().message().find("TLS") != std::string::npos);
+    }
 }
 
 static_assert(hitbox::Backend<hitbox::RedisBackend<>>);

@@ -2,6 +2,7 @@
 /// \file
 /// hitbox::Error and hitbox::Result<T>: the one error type of the cache path.
 
+#include <cstddef>
 #include <cstdint>
 #include <exception>
 #include <ostream>
@@ -34,7 +35,12 @@ enum class ErrorKind : std::uint8_t {
     cluster_down,   ///< Redis Cluster reported CLUSTERDOWN / TRYAGAIN past the retry budget
     server,         ///< the server answered with an error reply
     unavailable,    ///< every tier of a composition failed, the backend is shut down, or a callback threw
+    tls,            ///< a TLS handshake or session failed: the peer's certificate did not verify (expired,
+                    ///< unknown CA, host name mismatch), no common protocol, or a TLS alert
 };
+
+/// Number of ErrorKind values: the size of arrays indexed by kind (RedisStats::errors). New kinds go last.
+inline constexpr std::size_t error_kind_count = static_cast<std::size_t>(ErrorKind::tls) + 1;
 
 /// Stable lower-case name of an error kind ("connection", "decode", ...), used in messages and metrics.
 constexpr std::string_view to_string(ErrorKind kind) noexcept {
@@ -52,6 +58,7 @@ constexpr std::string_view to_string(ErrorKind kind) noexcept {
         case ErrorKind::cluster_down: return "cluster_down";
         case ErrorKind::server: return "server";
         case ErrorKind::unavailable: return "unavailable";
+        case ErrorKind::tls: return "tls";
     }
     return "unknown";
 }

@@ -14,6 +14,7 @@
 #include <variant>
 #include <vector>
 
+#include <hitbox/backend/redis/tls.hpp>
 #include <hitbox/core/error.hpp>
 
 namespace hitbox {
@@ -45,6 +46,8 @@ struct ConnectionOptions {
     std::chrono::milliseconds reconnect_backoff_initial = default_reconnect_backoff_initial;
     std::chrono::milliseconds reconnect_backoff_max = default_reconnect_backoff_max;
     std::size_t max_reply_bytes = default_max_reply_bytes;  ///< larger replies drop the connection
+    /// TLS for every node (set by `.tls(...)`); a `rediss://` URL without it means TLS with the defaults.
+    std::optional<TlsOptions> tls;
 };
 
 /// Monotonic counters of one node connection, for health checks and tests.
@@ -64,7 +67,7 @@ inline constexpr std::size_t default_cluster_max_nodes = 1000;
 /// One Redis server, given by URL. Selects the SingleNode connection policy.
 struct SingleNodeMode {
     using connection_type = SingleNode;
-    std::string url;  ///< `redis://[user[:password]@]host[:port][/db]` or `unix:///path[?db=N]`
+    std::string url;  ///< `redis[s]://[user[:password]@]host[:port][/db]` or `unix:///path[?db=N]`
 };
 
 /// A Redis Cluster, given by seed node URLs (any reachable one yields the topology). Selects the Cluster

@@ -21,6 +21,7 @@
 #include <hitbox/backend/redis/detail/deadline.hpp>
 #include <hitbox/backend/redis/envelope.hpp>
 #include <hitbox/backend/redis/single_node.hpp>
+#include <hitbox/backend/redis/tls.hpp>
 #include <hitbox/compress/passthrough.hpp>
 #include <hitbox/core/clock.hpp>
 #include <hitbox/core/concepts.hpp>
@@ -31,9 +32,6 @@
 #include <hitbox/key_format/bitcode.hpp>
 
 namespace hitbox {
-
-/// Number of ErrorKind values (the size of RedisStats::errors).
-inline constexpr std::size_t error_kind_count = static_cast<std::size_t>(ErrorKind::unavailable) + 1;
 
 /// A snapshot of a RedisBackend's counters (shared by its copies). Plain values: copy, diff, export.
 struct RedisStats {
@@ -377,6 +375,7 @@ class RedisBackend {
 /// |---|---|---|
 /// | connection | (required) | `ConnectionMode::single(url)` or `ConnectionMode::cluster({urls})` |
 /// | username / password | none (URL's) | Redis 6+ ACL / requirepass credentials; override the URL's |
+/// | tls | off (on for `rediss://`) | TlsOptions: CA, client certificate, server name, verification |
 /// | key_format<F>() | Bitcode | how a CacheKey becomes key bytes |
 /// | value_format<F>() | BinaryFormat | how values are serialized |
 /// | compressor(c) | PassthroughCompressor | payload compression |
@@ -416,6 +415,13 @@ class RedisBackendBuilder {
     /// Password for AUTH (overrides the URL's). Never appears in errors, logs or metrics.
     RedisBackendBuilder& password(std::string pass) {
         options_.password = std::move(pass);
+        return *this;
+    }
+    /// TLS for every connection (needs a build with TLS: tls_available()), also for a `redis://` URL;
+    /// `rediss://` alone means TLS with the default options (verification on, the system's CAs).
+    /// `.tls({.ca_file = "ca.crt", .cert_file = "client.crt", .key_file = "client.key"})`.
+    RedisBackendBuilder& tls(TlsOptions options) {
+        options_.tls = std::move(options);
         return *this;
     }
     /// The backend's label (default "redis").
@@ -487,6 +493,11 @@ class RedisBackendBuilder {
             return fail(ErrorKind::config,
                         "RedisBackend: no connection configured: call "
                         ".connection(hitbox::ConnectionMode::single(\"redis://host:6379/\")) before build()",
+                        label_);
+        if (options_.tls && !tls_available())
+            return fail(ErrorKind::config,
+                        "RedisBackend: .tls(...) needs hitbox built with OpenSSL (meson -Dtls=enabled, "
+                        "libssl-dev) and the hitbox-tls dependency",
                         label_);
         auto conn = Conn::create(*mode_, options_);
         if (!conn) return fail(conn.error().in(label_));

@@ -1,6 +1,7 @@
 #pragma once
 /// \file
-/// Redis URL parsing: `redis://[user[:password]@]host[:port][/db]`, `unix:///path/to/redis.sock[?db=N]`.
+/// Redis URL parsing: `redis://[user[:password]@]host[:port][/db]`, `rediss://` (the same over TLS),
+/// `unix:///path/to/redis.sock[?db=N]`.
 /// Non-generic: plain inline functions. Messages never contain the password.
 
 #include <charconv>
@@ -10,6 +11,7 @@
 #include <string>
 #include <string_view>
 
+#include <hitbox/backend/redis/tls.hpp>
 #include <hitbox/core/error.hpp>
 
 namespace hitbox::detail {
@@ -26,6 +28,7 @@ struct RedisEndpoint {
     std::optional<std::string> username;  ///< Redis 6+ ACL user
     std::optional<std::string> password;  ///< never printed
     std::int64_t db = 0;                  ///< logical database selected after connecting
+    bool tls = false;                     ///< `rediss://`: the connection must be TLS (tcp only)
 
     /// "host:port", "[::1]:6379" or "unix:/path": for messages; never contains credentials.
     std::string address() const {
@@ -91,7 +94,8 @@ inline bool parse_decimal(std::string_view s, Int& out) {
 ///   some clients accept it; a user name needs the colon form (`redis://user:password@host`). No message
 ///   ever shows the userinfo.
 /// - `unix://[user[:password]@]/absolute/path.sock[?db=N]` (also `redis+unix://`).
-/// - `rediss://...` is a config error: this build has no TLS.
+/// - `rediss://...`: as `redis://`, with `tls` set; the port still defaults to 6379. In a build without
+///   TLS (tls_available() is false) it is a config error that says how to enable TLS.
 inline Result<RedisEndpoint> parse_redis_url(std::string_view url) {
     auto bad = [&](const std::string& what) {
         return fail(ErrorKind::config, "Redis URL '" + redact_url(url) + "': " + what);
@@ -101,9 +105,12 @@ inline Result<RedisEndpoint> parse_redis_url(std::string_view url) {
     if (scheme_end == std::string_view::npos)
         return bad("expected redis://host:port/db, unix:///path/to/socket or rediss:// (TLS)");
     auto scheme = url.substr(0, scheme_end);
-    if (scheme == "rediss")
-        return bad("TLS not supported by this build (rediss:// needs a hitbox built with TLS support)");
-    if (scheme == "unix" || scheme == "redis+unix")
+    if (scheme == "rediss") {
+        if (!tls_available())
+            return bad("TLS is not available in this build: rediss:// needs hitbox built with OpenSSL "
+                       "(meson -Dtls=enabled, libssl-dev) and the hitbox-tls dependency");
+        ep.tls = true;
+    } else if (scheme == "unix" || scheme == "redis+unix")
         ep.transport = RedisEndpoint::Transport::unix_socket;
     else if (scheme != "redis")
         return bad("unknown scheme '" + std::string(scheme) +
