@@ -1,6 +1,7 @@
 #pragma once
 /// \file
-/// Non-blocking sockets for the Redis transport: connect with a deadline (TCP or unix), POSIX only.
+/// Non-blocking sockets for the Redis transport: connect with a deadline (TCP or unix), POSIX only. The
+/// transport (detail/transport.hpp) wraps the connected descriptor, in TLS when the endpoint asks for it.
 
 #include <cerrno>
 #include <chrono>
@@ -142,9 +143,10 @@ Result<AddressList> resolve_until(const std::string& host, const std::string& po
 }
 
 /// A connected, non-blocking, close-on-exec socket to `ep` (TCP_NODELAY and keep-alive on TCP), or a
-/// connection error once `timeout` has passed, name resolution included.
-inline Result<int> connect_socket(const RedisEndpoint& ep, std::chrono::milliseconds timeout) {
-    const auto deadline = deadline_after(std::chrono::steady_clock::now(), timeout);
+/// connection error at `deadline`, name resolution included (`timeout` is the deadline's budget, for the
+/// message). Plain bytes: `ep.tls` is the caller's business (open_transport wraps the socket in TLS).
+inline Result<int> connect_plain(const RedisEndpoint& ep, std::chrono::steady_clock::time_point deadline,
+                                 std::chrono::milliseconds timeout) {
     const std::string what = "connect to " + ep.address();
     if (ep.transport == RedisEndpoint::Transport::unix_socket) {
         sockaddr_un addr{};
@@ -182,6 +184,15 @@ inline Result<int> connect_socket(const RedisEndpoint& ep, std::chrono::millisec
         return fd.release();
     }
     return fail(std::move(last));
+}
+
+/// connect_plain with a deadline `timeout` from now, for a plain endpoint only: a TLS endpoint
+/// (`rediss://`) is refused, so a caller that does not speak TLS never talks plain text to it.
+inline Result<int> connect_socket(const RedisEndpoint& ep, std::chrono::milliseconds timeout) {
+    if (ep.tls)
+        return fail(ErrorKind::config, "connect to " + ep.address() +
+                                           ": a TLS endpoint (rediss://) must be opened with open_transport");
+    return connect_plain(ep, deadline_after(std::chrono::steady_clock::now(), timeout), timeout);
 }
 
 }  // namespace hitbox::detail
