@@ -61,7 +61,7 @@
 #include <hitbox/backend/redis/connection_mode.hpp>
 #include <hitbox/backend/redis/detail/deadline.hpp>
 #include <hitbox/backend/redis/detail/platform.hpp>
-#include <hitbox/backend/redis/detail/reply_reader.hpp>
+#include <hitbox/backend/redis/detail/reply_pipe.hpp>
 #include <hitbox/backend/redis/detail/resp.hpp>
 #include <hitbox/backend/redis/detail/socket.hpp>
 #include <hitbox/backend/redis/detail/url.hpp>
@@ -100,72 +100,13 @@ inline Result<NodeSettings> make_node_settings(RedisEndpoint endpoint, const Con
                         options.reconnect_backoff_max, options.max_reply_bytes};
 }
 
-/// The reply slot of one submission of `expected` commands. One atomic word is the handshake between
-/// the reader and the waiter: a wake-up system call happens only if the waiter sleeps.
-class ReplyBatch {
-  public:
-    ReplyBatch(std::size_t expected, WakeBoard& board, std::uint32_t bit)
-        : expected_(expected), board_(&board), bit_(bit) {
-        replies_.reserve(expected);
-    }
-
-    /// True once the replies (or an error) are published.
-    bool done() const noexcept { return state_.load(std::memory_order_acquire) == done_state; }
-
-    /// Reader: stores the next reply; true once all have arrived.
-    bool add(ReplyPtr reply) {
-        replies_.push_back(std::move(reply));
-        return replies_.size() == expected_;
-    }
-
-    /// Reader: publishes the replies, or `error` instead. Returns the waiter's bit when it sleeps (the
-    /// caller then wakes it through the board, together with others), else 0.
-    [[nodiscard]] std::uint32_t complete(std::optional<Error> error) {
-        error_ = std::move(error);
-        return state_.exchange(done_state, std::memory_order_acq_rel) == sleeping ? bit_ : 0u;
-    }
-
-    /// Caller: the replies, the error, or nullopt when `deadline` passed first (the slot
-    /// is then abandoned: whatever arrives later is dropped with it).
-    std::optional<Result<std::vector<ReplyPtr>>> wait(std::chrono::steady_clock::time_point deadline) {
-        for (;;) {
-            std::uint32_t s = state_.load(std::memory_order_acquire);
-            if (s == done_state) {
-                if (error_) return Result<std::vector<ReplyPtr>>(fail(*error_));
-                return Result<std::vector<ReplyPtr>>(std::move(replies_));
-            }
-            if (s == pending && !state_.compare_exchange_strong(s, sleeping, std::memory_order_acq_rel))
-                continue;
-            if (std::chrono::steady_clock::now() >= deadline) {
-                std::uint32_t expect = sleeping;
-                if (state_.compare_exchange_strong(expect, abandoned, std::memory_order_acq_rel))
-                    return std::nullopt;
-                continue;  // completed meanwhile
-            }
-            // A completion after this read bumps the counter before its wake, so the sleep below either
-            // sees the new count and returns at once, or is woken.
-            const std::uint32_t seen = board_->sequence();
-            if (state_.load(std::memory_order_acquire) == done_state) continue;
-            board_->sleep(seen, bit_, deadline);
-        }
-    }
-
-  private:
-    static constexpr std::uint32_t pending = 0, sleeping = 1, done_state = 2, abandoned = 3;
-
-    std::size_t expected_;
-    WakeBoard* board_;
-    std::uint32_t bit_;
-    std::vector<ReplyPtr> replies_;
-    std::optional<Error> error_;
-    std::atomic<std::uint32_t> state_{pending};
-};
-
 /// One multiplexed, automatically pipelined connection to one Redis node (see the file comment).
 class NodeConnection {
   public:
     explicit NodeConnection(NodeSettings settings)
-        : settings_(std::move(settings)), address_(settings_.endpoint.address()) {
+        : settings_(std::move(settings)),
+          address_(settings_.endpoint.address()),
+          pipe_(settings_.endpoint.password.value_or(""), settings_.endpoint.username.value_or("")) {
         const auto& ep = settings_.endpoint;
         if (ep.password) {
             if (ep.username)
@@ -253,7 +194,7 @@ class NodeConnection {
     bool close_if_idle() {
         {
             std::lock_guard<SpinMutex> lk(mu_);
-            if (stopping_ || !io_.joinable() || !inflight_.empty()) return false;
+            if (stopping_ || !io_.joinable() || !pipe_.empty()) return false;
             if (io_idle_exit_) {  // already stopped by itself
                 release_io_locked();
                 return true;
@@ -337,10 +278,10 @@ class NodeConnection {
                 wake = true;
             }
             connecting = state_ != State::ready;
-            const bool idle = inflight_.empty();
+            const bool idle = pipe_.empty();
             if (idle) progress_mark_ = now;
             outbuf_.append(commands);
-            inflight_.push_back(batch);
+            pipe_.push(batch);
             // Write now unless another thread is writing (its loop then sends these too, with whatever else
             // queued meanwhile): commands never wait for the replies of those in flight, so a busy
             // connection pipelines instead of stopping and waiting a round trip per batch. Idle: the caller
@@ -585,7 +526,7 @@ class NodeConnection {
             {
                 std::unique_lock<SpinMutex> lk(mu_);
                 if (stopping_) break;
-                if (state_ == State::disconnected && inflight_.empty() && !pending_error_ && write_errno_ == 0) {
+                if (state_ == State::disconnected && pipe_.empty() && !pending_error_ && write_errno_ == 0) {
                     // Nothing to watch and nothing to do: stop (the next command starts a new thread), so
                     // a node nobody uses holds no thread and no descriptor. Past this point the thread
                     // touches nothing of *this.
@@ -646,7 +587,7 @@ class NodeConnection {
         auto until = [&](SteadyClock::time_point t) { return std::max(1, clamp_ms(now, t)); };
         if (state_ == State::connecting && sock_ >= 0) return until(handshake_deadline_);
         if (state_ != State::ready) return -1;
-        if (!inflight_.empty()) return until(deadline_after(progress_mark_, stall_timeout()));
+        if (!pipe_.empty()) return until(deadline_after(progress_mark_, stall_timeout()));
         // Callers write (and lead) without waking this thread, so look again within a command timeout: a
         // stall is noticed at most one command timeout late.
         return std::max(1, clamp_ms(settings_.command_timeout));
@@ -664,14 +605,13 @@ class NodeConnection {
         }
         // The read buffer exists from the first connect on: a node that is never used costs none.
         if (rbuf_.empty()) rbuf_.resize(read_chunk);
-        reader_ = std::make_unique<ReplyReader>(settings_.max_reply_bytes);
-        if (!reader_->ok()) reader_.reset();
+        const bool reader_ok = pipe_.reset(settings_.max_reply_bytes);
         {
             std::lock_guard<SpinMutex> lk(mu_);
             sock_ = *fd;
             arm_locked();
         }
-        if (reader_ == nullptr) {
+        if (!reader_ok) {
             lose_connection(Error(ErrorKind::connection, "out of memory creating a reply reader"), true);
             return;
         }
@@ -704,17 +644,6 @@ class NodeConnection {
     /// The failure for a reply the reader refused (too large, not RESP): the connection is reset.
     Failure reply_failure(const Error& e) const {
         return Failure{Error(e.kind(), "reply from " + address_ + ": " + e.message() + "; connection reset")};
-    }
-
-    /// The secrets scrubbed from server text: the password, and a user name of three or more characters
-    /// (a shorter one would mask ordinary letters of every message).
-    std::string_view password_view() const noexcept {
-        const auto& p = settings_.endpoint.password;
-        return p ? std::string_view(*p) : std::string_view{};
-    }
-    std::string_view username_secret() const noexcept {
-        const auto& u = settings_.endpoint.username;
-        return u && u->size() >= 3 ? std::string_view(*u) : std::string_view{};
     }
 
     /// Checks one handshake reply (I/O thread, while connecting).
@@ -750,7 +679,7 @@ class NodeConnection {
             if (n > 0) {
                 // Bytes buffered and not yet parsed, with the objects of the reply in progress, are cut
                 // off at the limit instead of buffering whatever the peer sends.
-                if (auto fed = reader_->feed(rbuf_.data(), static_cast<std::size_t>(n)); !fed)
+                if (auto fed = pipe_.feed(rbuf_.data(), static_cast<std::size_t>(n)); !fed)
                     return reply_failure(fed.error());
                 if (static_cast<std::size_t>(n) < rbuf_.size()) break;
                 continue;
@@ -764,12 +693,10 @@ class NodeConnection {
         }
         got_.clear();
         for (;;) {
-            auto next = reader_->next();
+            auto next = pipe_.next();  // scrubbed: server text never carries the credentials further
             if (!next) return reply_failure(next.error());
             ReplyPtr reply = std::move(*next);
             if (!reply) break;
-            // Server text never carries the credentials further (error texts may echo a command's bytes).
-            scrub_secrets(*reply, {password_view(), username_secret()});
             if (handshake_next_ < handshake_steps_.size()) {
                 if (auto f = handshake_reply(*reply)) return f;
                 continue;
@@ -780,16 +707,7 @@ class NodeConnection {
         bool unexpected = false;
         {
             std::unique_lock<SpinMutex> lk(mu_);
-            for (auto& reply : got_) {
-                if (inflight_.empty()) {
-                    unexpected = true;
-                    break;
-                }
-                if (inflight_.front()->add(std::move(reply))) {
-                    done_.push_back(std::move(inflight_.front()));
-                    inflight_.pop_front();
-                }
-            }
+            unexpected = !pipe_.deliver(got_, done_);
             // Progress is a reply completed, not bytes read: a server that trickles bytes without ever
             // finishing a reply, or a read that found nothing, does not hold the stall reset off.
             if (!got_.empty()) {
@@ -818,7 +736,7 @@ class NodeConnection {
         bool stalled = false;
         {
             std::lock_guard<SpinMutex> lk(mu_);
-            stalled = state_ == State::ready && !inflight_.empty() && now >= deadline_after(progress_mark_, stall_timeout());
+            stalled = state_ == State::ready && !pipe_.empty() && now >= deadline_after(progress_mark_, stall_timeout());
         }
         if (stalled)
             lose_connection(Error(ErrorKind::timeout, "no reply from " + address_ + " for " +
@@ -874,22 +792,18 @@ class NodeConnection {
             }
             last_error_ = error;
             state_ = State::disconnected;
-            failed.swap(inflight_);
+            failed = pipe_.take_all();
             outbuf_.clear();
         }
         if (fd >= 0) ::close(fd);
-        reader_.reset();
+        pipe_.close();
         handshake_next_ = handshake_steps_.size();
         complete_all(failed, error);
     }
 
-    /// Publishes `error` (or the replies they hold) to every batch of `batches`, then wakes their sleeping
-    /// callers with one call.
     template <class Batches>
     void complete_all(Batches& batches, const std::optional<Error>& error) {
-        std::uint32_t sleepers = 0;
-        for (auto& b : batches) sleepers |= b->complete(error);
-        board_.wake(sleepers);
+        ReplyPipe::complete_all(batches, error, board_);
     }
 
     const NodeSettings settings_;
@@ -904,7 +818,7 @@ class NodeConnection {
     bool io_idle_exit_ = false;  // the I/O thread stopped by itself (disconnected, nothing queued)
     std::condition_variable_any idle_closed_;
     std::string outbuf_;                                // commands queued, not yet claimed by a writer
-    std::deque<std::shared_ptr<ReplyBatch>> inflight_;  // slots in wire order
+    ReplyPipe pipe_;  // the batches in wire order (mu_); its reader belongs to the read claim
     SteadyClock::time_point next_attempt_{};
     SteadyClock::time_point progress_mark_{};  // last bytes read, or when the FIFO became non-empty
     SteadyClock::time_point ready_since_{};
@@ -913,7 +827,7 @@ class NodeConnection {
     std::optional<Error> last_error_;
     int sock_ = -1;                   // written by the I/O thread under mu_
     bool writing_ = false;            // a thread holds the write claim (and wbuf_)
-    Claim read_claim_ = Claim::none;  // who reads (owns rbuf_, reader_, got_, done_)
+    Claim read_claim_ = Claim::none;  // who reads (owns rbuf_, pipe_'s reader, got_, done_)
     bool io_writes_ = false;          // the I/O thread finishes the writing (socket full, or a quota used)
     bool closing_ = false;            // lose_connection waits for writer and leader to let go
     bool armed_ = false;              // the socket is in the I/O thread's epoll set
@@ -934,7 +848,6 @@ class NodeConnection {
 
     // Owned by the read claim (the I/O thread alone while connecting).
     std::vector<char> rbuf_;
-    std::unique_ptr<ReplyReader> reader_;
     std::vector<ReplyPtr> got_;
     std::vector<std::shared_ptr<ReplyBatch>> done_;
     std::size_t handshake_next_ = 0;
