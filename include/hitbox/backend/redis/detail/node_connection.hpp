@@ -64,6 +64,7 @@
 #include <hitbox/backend/redis/detail/reply_pipe.hpp>
 #include <hitbox/backend/redis/detail/resp.hpp>
 #include <hitbox/backend/redis/detail/socket.hpp>
+#include <hitbox/backend/redis/detail/transport.hpp>
 #include <hitbox/backend/redis/detail/url.hpp>
 #include <hitbox/core/error.hpp>
 
@@ -78,6 +79,7 @@ struct NodeSettings {
     std::chrono::milliseconds backoff_max{5000};      ///< the delay doubles up to this
     std::size_t max_reply_bytes =
         default_max_reply_bytes;  ///< a reply buffering beyond this drops the connection
+    std::shared_ptr<const TlsContext> tls;  ///< TLS for this node (shared by a backend's nodes), or plain
 };
 
 /// Checks `options` and merges its credentials over the URL's (each one set in the options wins).
@@ -95,9 +97,12 @@ inline Result<NodeSettings> make_node_settings(RedisEndpoint endpoint, const Con
         options.reconnect_backoff_max < options.reconnect_backoff_initial)
         return fail(ErrorKind::config, "reconnect backoff: need 0 < initial <= max");
     if (options.max_reply_bytes == 0) return fail(ErrorKind::config, "max_reply_bytes must be positive");
+    auto tls = tls_context_for(endpoint, options);
+    if (!tls) return fail(tls.error());
     return NodeSettings{std::move(endpoint),           options.connect_timeout,
                         options.command_timeout,       options.reconnect_backoff_initial,
-                        options.reconnect_backoff_max, options.max_reply_bytes};
+                        options.reconnect_backoff_max, options.max_reply_bytes,
+                        std::move(*tls)};
 }
 
 /// One multiplexed, automatically pipelined connection to one Redis node (see the file comment).
@@ -187,14 +192,16 @@ class NodeConnection {
                     "no reply from " + address_ + " within " + std::to_string(waited.count()) + " ms");
     }
 
-    /// Closes the socket and stops the I/O thread if no command is queued or in flight; true if it did.
+    /// Closes the socket and stops the I/O thread if no command is queued or in flight; true if the
+    /// connection is closed now (also when nothing was running), false while commands are in flight.
     /// The next command connects again (and starts a new I/O thread). For a connection that has done
     /// its job, such as a cluster seed whose address the topology does not list. A command submitted by
     /// another thread meanwhile waits for the close (an idle I/O thread stops at once) and reconnects.
     bool close_if_idle() {
         {
             std::lock_guard<SpinMutex> lk(mu_);
-            if (stopping_ || !io_.joinable() || !pipe_.empty()) return false;
+            if (stopping_ || !pipe_.empty()) return false;
+            if (!io_.joinable()) return true;  // nothing runs: closed already
             if (io_idle_exit_) {  // already stopped by itself
                 release_io_locked();
                 return true;
@@ -299,9 +306,11 @@ class NodeConnection {
                 if (closing_) claims_released_.notify_all();
             }
             if (can_write_locked()) write_locked(lk);
+            // Under the lock: once it is released, the I/O thread may connect, fail, stop by itself and
+            // have its descriptors closed by another caller (release_io_locked) before a late wake.
+            if (wake) wake_io();
         }
         counters_.commands.fetch_add(count, std::memory_order_relaxed);
-        if (wake) wake_io();
         auto budget = connecting ? saturating_sum(settings_.command_timeout, settings_.connect_timeout)
                                  : settings_.command_timeout;
         return Pending{std::move(batch), deadline_after(now, budget), budget, lead_fd};
@@ -357,7 +366,7 @@ class NodeConnection {
     /// waiting for the I/O thread (mu_ held).
     bool can_read_locked() const noexcept {
         return state_ == State::ready && sock_ >= 0 && read_claim_ == Claim::none && !closing_ &&
-               write_errno_ == 0 && !pending_error_;
+               !write_error_ && !pending_error_;
     }
 
     /// Whether a caller may take the read claim to lead: it also takes over the writing, so nobody may be
@@ -371,13 +380,35 @@ class NodeConnection {
         return sock_;
     }
 
+    // ---- the transport: one thread at a time when it is TLS (an SSL object is not safe for concurrent
+    // use: a writer and a reader take io_mu_ in turn, each for one non-blocking call) ----
+
+    IoResult io_read(Transport& t, char* buf, std::size_t n) {
+        if (!settings_.tls) return t.read(buf, n);
+        std::lock_guard<std::mutex> lk(io_mu_);
+        return t.read(buf, n);
+    }
+    IoResult io_write(Transport& t, const char* buf, std::size_t n) {
+        if (!settings_.tls) return t.write(buf, n);
+        std::lock_guard<std::mutex> lk(io_mu_);
+        return t.write(buf, n);
+    }
+    /// Decrypted bytes held by TLS (always 0 for plain; read claim only).
+    std::size_t io_buffered() {
+        if (!settings_.tls || !transport_) return 0;
+        std::lock_guard<std::mutex> lk(io_mu_);
+        return transport_->buffered();
+    }
+
     // ---- writing (mu_ held on entry and exit) ----
 
     /// Finishes a send that found the socket full (io_writes_), once the socket has room or someone
     /// tries again (mu_ held on entry and exit).
     void resume_write_locked(std::unique_lock<SpinMutex>& lk) {
-        if (!io_writes_ || writing_ || closing_ || state_ != State::ready) return;
+        if (!io_writes_ && !write_wants_read_) return;
+        if (writing_ || closing_ || state_ != State::ready) return;
         io_writes_ = false;
+        write_wants_read_ = false;
         write_locked(lk);
     }
 
@@ -391,7 +422,7 @@ class NodeConnection {
     /// queue order.
     void write_locked(std::unique_lock<SpinMutex>& lk) {
         writing_ = true;
-        const int fd = sock_;
+        Transport& out = *transport_;  // replaced only after every claim is released
         for (int round = 0;; ++round) {
             if (wpos_ == wbuf_.size()) {
                 wbuf_.clear();
@@ -405,26 +436,28 @@ class NodeConnection {
                 wbuf_.swap(outbuf_);
             }
             lk.unlock();
-            int err = 0;
-            bool blocked = false;
+            std::optional<Error> err;
+            IoStatus blocked = IoStatus::moved;
             while (wpos_ < wbuf_.size()) {
-                auto n = ::send(fd, wbuf_.data() + wpos_, wbuf_.size() - wpos_, MSG_NOSIGNAL);
-                if (n > 0) {
-                    wpos_ += static_cast<std::size_t>(n);
-                } else if (n < 0 && errno == EINTR) {
-                    continue;
-                } else if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-                    blocked = true;
+                auto r = io_write(out, wbuf_.data() + wpos_, wbuf_.size() - wpos_);
+                if (r.status == IoStatus::moved) {
+                    wpos_ += r.bytes;
+                } else if (r.status == IoStatus::want_read || r.status == IoStatus::want_write) {
+                    blocked = r.status;
                     break;
                 } else {
-                    err = n < 0 ? errno : EPIPE;
+                    err = r.error ? std::move(*r.error)
+                                  : Error(ErrorKind::connection, "write to " + address_ + ": connection closed");
                     break;
                 }
             }
             lk.lock();
-            if (err != 0 || blocked) {
-                if (err != 0) write_errno_ = err;
-                if (blocked) io_writes_ = true;
+            if (err || blocked != IoStatus::moved) {
+                if (err) write_error_ = std::move(err);
+                // Socket full: the I/O thread waits for room. TLS that must read first: the next read
+                // (whoever reads) resumes the write.
+                if (blocked == IoStatus::want_write) io_writes_ = true;
+                if (blocked == IoStatus::want_read) write_wants_read_ = true;
                 wake_io();
                 break;
             }
@@ -438,10 +471,14 @@ class NodeConnection {
 
     void arm_locked() noexcept {
         if (sock_ < 0 || !waiter_.is_open()) return;
-        waiter_.watch(sock_, io_writes_);
+        waiter_.watch(sock_, wants_out_locked());
         armed_ = true;
-        armed_out_ = io_writes_;
+        armed_out_ = wants_out_locked();
     }
+
+    /// The I/O thread watches for room to write: a send found the socket full, or a TLS read needs to
+    /// write first.
+    bool wants_out_locked() const noexcept { return io_writes_ || read_wants_write_; }
 
     void disarm_locked() noexcept {
         if (!armed_) return;
@@ -490,9 +527,11 @@ class NodeConnection {
                 // The socket is out of the I/O thread's set while we lead: writes it would do are ours.
                 std::unique_lock<SpinMutex> lk(mu_);
                 if (can_write_locked()) write_locked(lk);
-                if (io_writes_) p.events |= POLLOUT;
+                if (wants_out_locked()) p.events |= POLLOUT;
             }
-            const int rc = ::poll(&p, 1, ms);
+            // TLS may hold decrypted bytes that no poll would announce: read them first.
+            const int rc = io_buffered() > 0 ? 1 : ::poll(&p, 1, ms);
+            if (rc == 1 && io_buffered() > 0) p.revents |= POLLIN;
             if (rc < 0 && errno != EINTR) {
                 failure =
                     Failure{Error(ErrorKind::connection, "poll on " + address_ + ": " + errno_text(errno))};
@@ -501,6 +540,10 @@ class NodeConnection {
             if (rc <= 0) continue;
             if (p.revents & POLLOUT) {
                 std::unique_lock<SpinMutex> lk(mu_);
+                if (read_wants_write_) {
+                    read_wants_write_ = false;
+                    p.revents |= POLLIN;
+                }
                 resume_write_locked(lk);
             }
             if ((p.revents & (POLLIN | POLLHUP | POLLERR)) && (failure = read_and_deliver())) break;
@@ -526,7 +569,7 @@ class NodeConnection {
             {
                 std::unique_lock<SpinMutex> lk(mu_);
                 if (stopping_) break;
-                if (state_ == State::disconnected && pipe_.empty() && !pending_error_ && write_errno_ == 0) {
+                if (state_ == State::disconnected && pipe_.empty() && !pending_error_ && !write_error_) {
                     // Nothing to watch and nothing to do: stop (the next command starts a new thread), so
                     // a node nobody uses holds no thread and no descriptor. Past this point the thread
                     // touches nothing of *this.
@@ -536,12 +579,12 @@ class NodeConnection {
                 if (pending_error_) {
                     failure = Failure{std::move(*pending_error_)};
                     pending_error_.reset();
-                } else if (write_errno_ != 0) {
-                    failure = Failure{Error(ErrorKind::connection,
-                                            "write to " + address_ + ": " + errno_text(write_errno_))};
+                } else if (write_error_) {
+                    failure = Failure{std::move(*write_error_)};
+                    write_error_.reset();
                 }
                 connect_now = !failure && state_ == State::connecting && sock_ < 0;
-                if (armed_ && armed_out_ != io_writes_) arm_locked();
+                if (armed_ && armed_out_ != wants_out_locked()) arm_locked();
                 timeout_ms = poll_timeout_locked();
             }
             if (failure) {
@@ -553,11 +596,16 @@ class NodeConnection {
                 continue;
             }
             const auto [readable, writable] = waiter_.wait(timeout_ms);
+            bool read_now = readable;
             if (writable) {
                 std::unique_lock<SpinMutex> lk(mu_);
+                if (read_wants_write_) {
+                    read_wants_write_ = false;
+                    read_now = true;
+                }
                 resume_write_locked(lk);
             }
-            if (readable) {
+            if (read_now) {
                 {
                     std::lock_guard<SpinMutex> lk(mu_);
                     if (read_claim_ == Claim::pump) {  // waiting callers read: leave the socket to them
@@ -598,9 +646,10 @@ class NodeConnection {
     void open_connection() {
         counters_.connect_attempts.fetch_add(1, std::memory_order_relaxed);
         const auto started = SteadyClock::now();
-        auto fd = connect_socket(settings_.endpoint, settings_.connect_timeout);
-        if (!fd) {
-            lose_connection(fd.error(), true);
+        auto opened = open_transport(settings_.endpoint, settings_.tls.get(),
+                                     deadline_after(started, settings_.connect_timeout), settings_.connect_timeout);
+        if (!opened) {
+            lose_connection(opened.error(), true);
             return;
         }
         // The read buffer exists from the first connect on: a node that is never used costs none.
@@ -608,7 +657,8 @@ class NodeConnection {
         const bool reader_ok = pipe_.reset(settings_.max_reply_bytes);
         {
             std::lock_guard<SpinMutex> lk(mu_);
-            sock_ = *fd;
+            transport_ = std::move(*opened);
+            sock_ = transport_->fd();
             arm_locked();
         }
         if (!reader_ok) {
@@ -620,8 +670,8 @@ class NodeConnection {
             return;
         }
         // A few hundred bytes to a fresh socket: the send buffer always has room.
-        if (::send(sock_, handshake_.data(), handshake_.size(), MSG_NOSIGNAL) !=
-            static_cast<ssize_t>(handshake_.size())) {
+        auto sent = io_write(*transport_, handshake_.data(), handshake_.size());
+        if (sent.status != IoStatus::moved || sent.bytes != handshake_.size()) {
             lose_connection(
                 Error(ErrorKind::connection, "connect to " + address_ + ": cannot send the handshake"), true);
             return;
@@ -674,22 +724,31 @@ class NodeConnection {
     /// sends what queued up meanwhile, then wakes the callers whose replies are complete. A failure is
     /// returned for the I/O thread to act on.
     std::optional<Failure> read_and_deliver() {
-        for (int round = 0; round < 16; ++round) {
-            auto n = ::recv(sock_, rbuf_.data(), rbuf_.size(), 0);
-            if (n > 0) {
+        Transport& in = *transport_;  // replaced only after every claim is released
+        // At most 16 reads from the socket per step; bytes TLS already holds decrypted are always taken
+        // (no poll would announce them).
+        for (int round = 0; round < 16 || io_buffered() > 0; ++round) {
+            auto r = io_read(in, rbuf_.data(), rbuf_.size());
+            if (r.status == IoStatus::moved) {
                 // Bytes buffered and not yet parsed, with the objects of the reply in progress, are cut
                 // off at the limit instead of buffering whatever the peer sends.
-                if (auto fed = pipe_.feed(rbuf_.data(), static_cast<std::size_t>(n)); !fed)
-                    return reply_failure(fed.error());
-                if (static_cast<std::size_t>(n) < rbuf_.size()) break;
+                if (auto fed = pipe_.feed(rbuf_.data(), r.bytes); !fed) return reply_failure(fed.error());
+                if (r.bytes < rbuf_.size() && io_buffered() == 0) break;
                 continue;
             }
-            if (n == 0)
+            if (r.status == IoStatus::closed)
                 return Failure{
                     Error(ErrorKind::connection, "connection to " + address_ + " closed by the server")};
-            if (errno == EINTR) continue;
-            if (errno == EAGAIN || errno == EWOULDBLOCK) break;
-            return Failure{Error(ErrorKind::connection, "read from " + address_ + ": " + errno_text(errno))};
+            if (r.status == IoStatus::want_read) break;
+            if (r.status == IoStatus::want_write) {  // TLS must write first: watch for room
+                std::lock_guard<SpinMutex> lk(mu_);
+                read_wants_write_ = true;
+                if (armed_) arm_locked();
+                wake_io();
+                break;
+            }
+            return Failure{r.error ? std::move(*r.error)
+                                   : Error(ErrorKind::connection, "read from " + address_ + " failed")};
         }
         got_.clear();
         for (;;) {
@@ -715,6 +774,10 @@ class NodeConnection {
                 served_ = true;
             }
             // Send what queued up during the round trip before waking the callers.
+            if (write_wants_read_) {
+                write_wants_read_ = false;
+                resume_write_locked(lk);
+            }
             if (!unexpected && can_write_locked()) write_locked(lk);
         }
         got_.clear();
@@ -761,10 +824,13 @@ class NodeConnection {
     /// accepts and drops is not hammered; one that was answering (a killed client, a restart) is
     /// reconnected at once.
     void lose_connection(const Error& error, bool backoff) {
-        if (sock_ >= 0)
-            ::shutdown(sock_, SHUT_RDWR);  // a writer in send() or a leader in poll() returns at once
+        {
+            // A writer in send() or a leader in poll() returns at once.
+            std::lock_guard<SpinMutex> lk(mu_);
+            if (transport_) transport_->shutdown();
+        }
         std::deque<std::shared_ptr<ReplyBatch>> failed;
-        int fd = -1;
+        std::unique_ptr<Transport> gone;
         {
             std::unique_lock<SpinMutex> lk(mu_);
             closing_ = true;
@@ -772,12 +838,14 @@ class NodeConnection {
                 lk, [&] { return !writing_ && read_claim_ != Claim::caller && read_claim_ != Claim::pump; });
             closing_ = false;
             disarm_locked();
-            fd = sock_;
+            gone = std::move(transport_);
             sock_ = -1;
             wbuf_.clear();
             wpos_ = 0;
             io_writes_ = false;
-            write_errno_ = 0;
+            write_error_.reset();
+            write_wants_read_ = false;
+            read_wants_write_ = false;
             pending_error_.reset();
             const auto now = SteadyClock::now();
             const bool was_ready = state_ == State::ready;
@@ -795,7 +863,7 @@ class NodeConnection {
             failed = pipe_.take_all();
             outbuf_.clear();
         }
-        if (fd >= 0) ::close(fd);
+        gone.reset();  // closes the socket (after the TLS close_notify, if any)
         pipe_.close();
         handshake_next_ = handshake_steps_.size();
         complete_all(failed, error);
@@ -825,14 +893,17 @@ class NodeConnection {
     bool served_ = false;  // a command was answered since ready_since_ (mu_)
     std::chrono::milliseconds backoff_{0};
     std::optional<Error> last_error_;
-    int sock_ = -1;                   // written by the I/O thread under mu_
+    std::unique_ptr<Transport> transport_;  // set and reset by the I/O thread under mu_, with every claim released
+    int sock_ = -1;                         // transport_'s descriptor, or -1
     bool writing_ = false;            // a thread holds the write claim (and wbuf_)
     Claim read_claim_ = Claim::none;  // who reads (owns rbuf_, pipe_'s reader, got_, done_)
     bool io_writes_ = false;          // the I/O thread finishes the writing (socket full, or a quota used)
     bool closing_ = false;            // lose_connection waits for writer and leader to let go
     bool armed_ = false;              // the socket is in the I/O thread's epoll set
     bool armed_out_ = false;          // ... with EPOLLOUT
-    int write_errno_ = 0;             // a writer's socket error, for the I/O thread to act on
+    std::optional<Error> write_error_;  // a writer's transport error, for the I/O thread to act on
+    bool write_wants_read_ = false;     // a TLS write waits for a read (the next read resumes it)
+    bool read_wants_write_ = false;     // a TLS read waits for room to write (watch for writability)
     std::optional<Error> pending_error_;  // a leader's read failure, for the I/O thread to act on
     std::condition_variable_any claims_released_;
     std::thread io_;
@@ -841,6 +912,7 @@ class NodeConnection {
     std::atomic<int> spinners_{0};            // callers in spin()
     std::atomic<std::int64_t> next_pump_{0};  // steady_clock ns before which no spinner reads
     IoWaiter waiter_;  // the I/O thread's wait for the socket and for wake-ups
+    std::mutex io_mu_;  // TLS only: one transport call at a time
 
     // Owned by the write claim.
     std::string wbuf_;
