@@ -127,6 +127,31 @@ TEST_CASE("Millisecond TTL: PX from the expire time, metadata preserved; no expi
     CHECK(shared_server().cli({"PTTL", stored}) == "-1");
 }
 
+TEST_CASE("Far-future expiry: stored without PX (Redis refuses an expire near the int64 limit), kept exactly") {
+    auto backend = readable_backend(shared_server().url(), "far:");
+    const hitbox::CacheKey key{"item", 1, {{"id", "far"}}};
+    const std::string stored = "far:item:v1:id=far";
+    const auto now = hitbox::Clock::now();
+    for (auto expire : {hitbox::TimePoint::max(), now + std::chrono::hours(24 * 365 * 5000)}) {
+        hitbox::CacheValue<std::string> v{"far", expire, std::nullopt, now};
+        auto w = backend.set(key, v);
+        INFO((w ? std::string("ok") : w.error().what()));
+        REQUIRE(w);
+        CHECK(shared_server().cli({"PTTL", stored}) == "-1");
+        auto back = backend.get<std::string>(key);
+        REQUIRE(back);
+        REQUIRE(*back);
+        CHECK((*back)->expire == expire);
+    }
+    // A TTL of ~3 000 years is still a real PX.
+    hitbox::CacheValue<std::string> v{"far", now + std::chrono::hours(24 * 365 * 3000), std::nullopt, now};
+    REQUIRE(backend.set(key, v));
+    CHECK(std::stoll(shared_server().cli({"PTTL", stored})) > 0);
+    // An expiry at TimePoint::min() is long past: the entry is removed, nothing overflows.
+    REQUIRE(backend.set(key, hitbox::CacheValue<std::string>{"gone", hitbox::TimePoint::min(), std::nullopt, now}));
+    CHECK(shared_server().cli({"EXISTS", stored}) == "0");
+}
+
 TEST_CASE("Golden stored bytes (doc/wire-format.md)") {
     auto backend = readable_backend(shared_server().url(), "golden:");
     const hitbox::CacheKey key{"user", 1, {{"id", "42"}}};

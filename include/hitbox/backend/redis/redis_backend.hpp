@@ -101,10 +101,17 @@ struct RedisCounters {
     }
 };
 
-/// The PX of an entry expiring at `expire`: nullopt when it never expires; zero or negative when it has.
+/// Longest PX hitbox sends (about 3 170 years): Redis refuses an expire time near the int64 limit, so an
+/// entry expiring later than this is stored without PX (its envelope keeps the exact expiry).
+inline constexpr std::int64_t max_px_ms = std::int64_t{100'000'000'000'000};
+
+/// The PX of an entry expiring at `expire`: nullopt when it never expires (or not within max_px_ms); zero
+/// or negative when it has. Saturating: any expiry, TimePoint::min() to max(), is safe.
 inline std::optional<std::int64_t> px_until(std::optional<TimePoint> expire, TimePoint now) noexcept {
     if (!expire) return std::nullopt;
-    return (*expire - now).count();
+    const std::int64_t px = saturating_sub(*expire, now).count();
+    if (px > max_px_ms) return std::nullopt;
+    return px;
 }
 
 }  // namespace detail

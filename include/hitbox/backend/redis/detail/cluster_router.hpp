@@ -215,7 +215,12 @@ class ClusterRouter {
     /// The latest time an operation started now may finish: connect + command timeout (a command may have
     /// to connect to the node it is redirected to, or to read the topology first).
     SteadyClock::time_point deadline_from_now() const {
-        return SteadyClock::now() + template_.connect_timeout + template_.command_timeout;
+        return deadline_after(SteadyClock::now(), operation_budget());
+    }
+
+    /// connect + command timeout, saturated (either may be milliseconds::max(): no limit).
+    std::chrono::milliseconds operation_budget() const noexcept {
+        return saturating_sum(template_.connect_timeout, template_.command_timeout);
     }
 
     /// Runs one formatted command for `slot` and returns its reply (a non-redirect error reply is returned
@@ -651,7 +656,7 @@ class ClusterRouter {
                 flip_waiting_ = true;
             }
             // A connect started by a late user is over by then, so freeing never waits for one.
-            const auto linger = 2 * (template_.connect_timeout + template_.command_timeout);
+            const auto linger = saturating_twice(operation_budget());
             for (auto& r : retired_) {
                 if (r.stage != Retired::Stage::unreachable) continue;
                 NodeConnection* c = r.node->conn_if_created();
@@ -659,7 +664,7 @@ class ClusterRouter {
                 // idle yet, once a connection that nobody uses has finished or reset itself).
                 const bool still_closed =
                     c != nullptr && r.closed_at_commands && c->counters().commands == *r.closed_at_commands;
-                if (c == nullptr || still_closed || c->close_if_idle() || now - r.since >= linger) {
+                if (c == nullptr || still_closed || c->close_if_idle() || now >= deadline_after(r.since, linger)) {
                     if (c != nullptr) add_counters(dropped_totals_, c->counters());
                     freed.push_back(std::move(r.node));
                 }
@@ -709,7 +714,7 @@ class ClusterRouter {
     std::string waited_too_long() const {
         return "the Redis Cluster topology was still being read by another caller at this operation's "
                "deadline (connect + command timeout, " +
-               std::to_string((template_.connect_timeout + template_.command_timeout).count()) + " ms)";
+               std::to_string(operation_budget().count()) + " ms)";
     }
 
     /// Runs a refresh as the one refreshing caller (refresh_mu_ held by `lk` on entry and exit, released
