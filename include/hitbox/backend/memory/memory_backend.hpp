@@ -169,8 +169,9 @@ private:
 ///   write is in progress; a write in progress may exceed it by its own entry until it has evicted (so the
 ///   slack is at most one entry per concurrently writing thread).
 /// - **Eviction**: adaptive W-TinyLFU per shard (see detail/shard.hpp): frequency-based admission over a
-///   segmented LRU, with the admission window sized by hill climbing, so scans do not flush hot entries
-///   and recency-heavy loads still behave like LRU.
+///   segmented LRU, with the admission window sized from ghost hits (a re-inserted recent candidate grows
+///   it, a re-inserted evicted victim shrinks it, as ARC adapts), so scans do not flush hot entries and
+///   recency-heavy loads still behave like LRU.
 /// - **Expiry**: per entry, millisecond precision, from `CacheValue::expire` and the Clock policy. An
 ///   expired entry is never returned; it is reclaimed by writes (to its shard, plus a round-robin sweep of
 ///   another shard on every write), by `cleanup()`, and by an optional background thread.
