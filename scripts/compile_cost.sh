@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Compile-time cost of hitbox: times compiling each translation unit below N times (default 5), once with
 # -fsyntax-only (parsing and template instantiation) and once with -c -O2 (code generation too), and
-# prints the medians in seconds as a Markdown table (the README's "Compile-time cost" table).
+# prints the medians in seconds as a Markdown table (the "Compile-time cost" table of doc/performance.md).
 #
 #   deps only      a TU that includes just what hitbox builds on: the Boost.Hana, cereal (binary, JSON,
 #                  XML archives and std types), tl-expected, hiredis, zstd and zlib headers hitbox includes
