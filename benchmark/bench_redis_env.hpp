@@ -1,0 +1,114 @@
+#pragma once
+// The Redis benchmarks' shared setup: a redis-server (or HITBOX_REDIS_URL), one RedisBackend, 1000 keys
+// with 100-byte values written once, and a blocking hiredis connection as a user would open one.
+#include <benchmark/benchmark.h>
+
+#include <cstdlib>
+#include <memory>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include <hiredis/hiredis.h>
+
+#include <hitbox/backend/redis.hpp>
+
+#include "support/redis_server.hpp"
+
+namespace bench_redis {
+
+constexpr int key_count = 1000;
+constexpr std::size_t value_size = 100;
+
+struct RedisBenchEnv {
+    std::unique_ptr<hitbox_test::RedisServer> server;  // when HITBOX_REDIS_URL is not set
+    std::string url;
+    hitbox::detail::RedisEndpoint endpoint;
+    std::optional<hitbox::RedisBackend<>> backend;
+    std::vector<hitbox::CacheKey> keys;
+    std::vector<std::string> stored_keys;  // the bytes the backend stores under, for the hiredis baselines
+    std::string error;
+};
+
+inline RedisBenchEnv& env() {
+    static RedisBenchEnv e;
+    return e;
+}
+
+/// Benchmark Setup hook (runs on the main thread before each benchmark run): starts or finds the server,
+/// builds the shared backend and writes the keys once.
+inline void setup_env(const benchmark::State&) {
+    auto& e = env();
+    if (e.backend || !e.error.empty()) return;
+    try {
+        if (const char* url = std::getenv("HITBOX_REDIS_URL"); url && *url) {
+            e.url = url;
+        } else {
+            if (!hitbox_test::find_executable("redis-server"))
+                throw std::runtime_error("redis-server not found");
+            e.server = std::make_unique<hitbox_test::RedisServer>();
+            e.url = e.server->url();
+        }
+    } catch (const std::exception& ex) {
+        e.error = ex.what();
+        return;
+    }
+    auto ep = hitbox::detail::parse_redis_url(e.url);
+    if (!ep) {
+        e.error = ep.error().what();
+        return;
+    }
+    e.endpoint = *ep;
+    auto b = hitbox::RedisBackend<>::builder()
+                 .connection(hitbox::ConnectionMode::single(e.url))
+                 .key_prefix("bench:")
+                 .build();
+    if (!b) {
+        e.error = b.error().what();
+        return;
+    }
+    e.backend.emplace(std::move(*b));
+    const std::string value(value_size, 'v');
+    for (int i = 0; i < key_count; ++i) {
+        e.keys.push_back(hitbox::CacheKey{"item", 1, {{"id", std::to_string(i)}}});
+        e.stored_keys.push_back(e.backend->codec().key(e.keys.back()));
+        if (auto r = e.backend->set(e.keys.back(), hitbox::CacheValue<std::string>{value}); !r) {
+            e.error = r.error().what();
+            e.backend.reset();
+            return;
+        }
+    }
+}
+
+inline bool ready(benchmark::State& state) {
+    if (env().backend) return true;
+    state.SkipWithError(("no Redis: " + env().error).c_str());
+    return false;
+}
+
+/// A blocking hiredis connection, as a user would open one per thread.
+inline redisContext* connect_hiredis() {
+    const auto& ep = env().endpoint;
+    timeval tv{2, 0};
+    redisContext* c = ep.transport == hitbox::detail::RedisEndpoint::Transport::unix_socket
+                          ? redisConnectUnixWithTimeout(ep.path.c_str(), tv)
+                          : redisConnectWithTimeout(ep.host.c_str(), ep.port, tv);
+    if (c == nullptr || c->err) {
+        if (c) redisFree(c);
+        return nullptr;
+    }
+    if (ep.password) {
+        auto* r = static_cast<redisReply*>(
+            ep.username ? redisCommand(c, "AUTH %s %s", ep.username->c_str(), ep.password->c_str())
+                        : redisCommand(c, "AUTH %s", ep.password->c_str()));
+        if (r) freeReplyObject(r);
+    }
+    if (ep.db != 0) {
+        auto* r = static_cast<redisReply*>(redisCommand(c, "SELECT %lld", static_cast<long long>(ep.db)));
+        if (r) freeReplyObject(r);
+    }
+    return c;
+}
+
+}  // namespace bench_redis
