@@ -243,6 +243,9 @@ TEST_CASE("Builder: defaults, policy types and validation") {
                        "user, no pass");
     check_config_error(hitbox::RedisBackend<>::builder().connection(single).max_reply_bytes(0).build(),
                        "reply 0");
+    hitbox::ConnectionTuning bad_tuning;
+    bad_tuning.max_write_rounds = 0;
+    check_config_error(hitbox::RedisBackend<>::builder().connection(single).tuning(bad_tuning).build(), "tuning");
 }
 
 TEST_CASE("Builder credentials override the URL's, each on its own; errors never show them") {

@@ -28,12 +28,14 @@ const bool redis_available = require_redis_server();
 
 using Backend = hitbox::RedisBackend<hitbox::UrlEncoded>;
 
-Backend make_backend(const std::string& url, std::chrono::milliseconds backoff = 50ms) {
+Backend make_backend(const std::string& url, std::chrono::milliseconds backoff = 50ms,
+                     hitbox::ConnectionTuning tuning = {}) {
     auto b = Backend::builder()
                  .connection(hitbox::ConnectionMode::single(url))
                  .connect_timeout(500ms)
                  .command_timeout(500ms)
                  .reconnect_backoff(backoff, 4 * backoff)
+                 .tuning(tuning)
                  .build();
     REQUIRE(b);
     return std::move(*b);
@@ -177,8 +179,12 @@ TEST_CASE("A handshake that gets no answer fails within the connect timeout") {
 }
 
 TEST_CASE("32 threads share one connection: every reply reaches its own caller") {
+    // Both waiting strategies: spinning callers that read the socket themselves (default), and plain
+    // sleeping callers woken by whoever reads (ConnectionTuning::plain()).
+    const bool plain = GENERATE(false, true);
+    INFO((plain ? "plain tuning" : "spinning tuning"));
     RedisServer server;
-    auto backend = make_backend(server.url());
+    auto backend = make_backend(server.url(), 50ms, plain ? hitbox::ConnectionTuning::plain() : hitbox::ConnectionTuning{});
     constexpr int threads = 32, keys_per_thread = 8, rounds = 150;
     for (int i = 0; i < 64; ++i)
         REQUIRE(

@@ -36,6 +36,30 @@ inline constexpr std::chrono::milliseconds default_reconnect_backoff_max{5000};
 /// default policies can decode fits. A larger reply is cut off (a `capacity` error) before it is buffered.
 inline constexpr std::size_t default_max_reply_bytes = std::size_t{64} << 20;
 
+/// How a connection's callers wait for their replies. The default spins: a waiting caller yields the CPU a
+/// few times and meanwhile reads the socket itself, a busy writer yields once so ready callers join its
+/// send, and the connection lock tries a while before it sleeps. That avoids waking sleeping threads,
+/// which costs more than a loopback round trip on some virtual machines (doc/internals/connection.md).
+/// `plain()` turns all of it off: callers sleep at once and are woken by whoever reads their replies.
+struct ConnectionTuning {
+    bool spin = true;                               ///< false: none of the spinning below
+    int spin_yields = 16;                           ///< yields of a waiting caller before it sleeps
+    std::chrono::nanoseconds pump_gap{5000};        ///< at most one spinning caller's socket read per gap
+    bool writer_yield = true;                       ///< a busy writer yields once before it sends
+    int lock_spins = 100;                           ///< tries of the connection lock before it sleeps
+    int max_write_rounds = 8;                       ///< sends by one caller before the I/O thread takes over
+
+    /// No spinning at all: the waiting strategy of a plain multiplexer.
+    static ConnectionTuning plain() noexcept {
+        ConnectionTuning t;
+        t.spin = false;
+        t.spin_yields = 0;
+        t.writer_yield = false;
+        t.lock_spins = 0;
+        return t;
+    }
+};
+
 /// Settings every connection policy shares. Credentials set here override the ones in the URL, each on its
 /// own (a builder password with a URL user authenticates as that user with the builder's password).
 struct ConnectionOptions {
@@ -46,6 +70,7 @@ struct ConnectionOptions {
     std::chrono::milliseconds reconnect_backoff_initial = default_reconnect_backoff_initial;
     std::chrono::milliseconds reconnect_backoff_max = default_reconnect_backoff_max;
     std::size_t max_reply_bytes = default_max_reply_bytes;  ///< larger replies drop the connection
+    ConnectionTuning tuning{};  ///< how callers wait (spinning by default; ConnectionTuning::plain())
     /// TLS for every node (set by `.tls(...)`); a `rediss://` URL without it means TLS with the defaults.
     std::optional<TlsOptions> tls;
 };

@@ -392,6 +392,7 @@ class RedisBackend {
 /// | command_timeout | 1 s | wait for a reply |
 /// | reconnect_backoff | 100 ms .. 5 s | delay after a failed connect, doubling with jitter |
 /// | max_reply_bytes | 64 MiB | larger replies are cut off (capacity error, connection reset) |
+/// | tuning | spinning | how callers wait for replies; ConnectionTuning::plain() never spins |
 template <class KeyFmt, class ValueFmt, class Comp, class Conn>
 class RedisBackendBuilder {
   public:
@@ -469,6 +470,12 @@ class RedisBackendBuilder {
         options_.max_reply_bytes = bytes;
         return *this;
     }
+    /// How callers wait for replies (default: spinning, see ConnectionTuning; `ConnectionTuning::plain()`
+    /// sleeps at once).
+    RedisBackendBuilder& tuning(ConnectionTuning t) {
+        options_.tuning = t;
+        return *this;
+    }
 
     /// Key format policy (default Bitcode).
     template <class F>
@@ -503,7 +510,7 @@ class RedisBackendBuilder {
                         label_);
         if (options_.tls && !tls_available())
             return fail(ErrorKind::config,
-                        "RedisBackend: .tls(...) needs hitbox built with OpenSSL (meson -Dtls=enabled, "
+                        "RedisBackend: .tls(...) needs TLS support: hitbox built with OpenSSL (meson -Dtls=enabled, "
                         "libssl-dev) and the hitbox-tls dependency",
                         label_);
         auto conn = Conn::create(*mode_, options_);

@@ -80,6 +80,7 @@ struct NodeSettings {
     std::size_t max_reply_bytes =
         default_max_reply_bytes;  ///< a reply buffering beyond this drops the connection
     std::shared_ptr<const TlsContext> tls;  ///< TLS for this node (shared by a backend's nodes), or plain
+    ConnectionTuning tuning{};              ///< how callers wait
 };
 
 /// Checks `options` and merges its credentials over the URL's (each one set in the options wins).
@@ -97,12 +98,16 @@ inline Result<NodeSettings> make_node_settings(RedisEndpoint endpoint, const Con
         options.reconnect_backoff_max < options.reconnect_backoff_initial)
         return fail(ErrorKind::config, "reconnect backoff: need 0 < initial <= max");
     if (options.max_reply_bytes == 0) return fail(ErrorKind::config, "max_reply_bytes must be positive");
+    const auto& t = options.tuning;
+    if (t.spin_yields < 0 || t.lock_spins < 0 || t.max_write_rounds < 1 || t.pump_gap.count() < 0)
+        return fail(ErrorKind::config, "tuning: need spin_yields >= 0, lock_spins >= 0, max_write_rounds >= 1, "
+                                       "pump_gap >= 0");
     auto tls = tls_context_for(endpoint, options);
     if (!tls) return fail(tls.error());
     return NodeSettings{std::move(endpoint),           options.connect_timeout,
                         options.command_timeout,       options.reconnect_backoff_initial,
                         options.reconnect_backoff_max, options.max_reply_bytes,
-                        std::move(*tls)};
+                        std::move(*tls),               options.tuning};
 }
 
 /// One multiplexed, automatically pipelined connection to one Redis node (see the file comment).
@@ -111,6 +116,7 @@ class NodeConnection {
     explicit NodeConnection(NodeSettings settings)
         : settings_(std::move(settings)),
           address_(settings_.endpoint.address()),
+          mu_(settings_.tuning.spin ? settings_.tuning.lock_spins : 0),
           pipe_(settings_.endpoint.password.value_or(""), settings_.endpoint.username.value_or("")) {
         const auto& ep = settings_.endpoint;
         if (ep.password) {
@@ -252,10 +258,7 @@ class NodeConnection {
     };
 
     static constexpr std::size_t read_chunk = 64 * 1024;
-    static constexpr int max_write_rounds = 8;  // then the I/O thread takes over, so no caller writes forever
     static constexpr auto flapping_window = std::chrono::seconds(1);
-    static constexpr int spin_yields = 16;              // yields of a waiting caller before it sleeps
-    static constexpr std::int64_t pump_gap_ns = 5000;  // at most one spinner's read per 5 µs
 
     struct AtomicCounters {
         std::atomic<std::uint64_t> connect_attempts{0}, connects{0}, drops{0}, timeouts{0}, commands{0},
@@ -294,7 +297,7 @@ class NodeConnection {
             // connection pipelines instead of stopping and waiting a round trip per batch. Idle: the caller
             // also claims the read and collects its replies in `wait`.
             if (idle && lead_now && can_lead_locked()) lead_fd = claim_read_locked();
-            if (!idle && can_write_locked()) {
+            if (!idle && settings_.tuning.writer_yield && can_write_locked()) {
                 // Busy: hold the write claim and give the CPU away once, so callers that are ready to run
                 // (typically those whose replies just arrived) queue their commands first and one send
                 // carries them all. With an idle CPU this returns at once.
@@ -319,12 +322,14 @@ class NodeConnection {
     /// A waiting caller gives the CPU away a few times while its replies are not there (on a busy machine
     /// they often arrive meanwhile, and a caller that never slept needs no wake-up: on a virtual machine,
     /// waking a sleeping thread costs more than the round trip it waits for), and between yields reads the
-    /// socket itself, without blocking, when nobody has read it for `pump_gap_ns`. While callers spin the
+    /// socket itself, without blocking, when nobody has read it for `tuning.pump_gap`. While callers spin the
     /// I/O thread leaves the socket to them, so a reply needs no thread woken to be read. With nothing else
     /// to run each yield returns at once, so a spin costs at most a few microseconds of CPU.
     void spin(const ReplyBatch& batch) {
+        const int yields = settings_.tuning.spin ? settings_.tuning.spin_yields : 0;
+        if (yields == 0) return;
         spinners_.fetch_add(1, std::memory_order_acq_rel);
-        for (int i = 0; i < spin_yields && !batch.done(); ++i) {
+        for (int i = 0; i < yields && !batch.done(); ++i) {
             std::this_thread::yield();
             if (!batch.done()) pump();
         }
@@ -335,13 +340,14 @@ class NodeConnection {
         }
     }
 
-    /// One non-blocking read and delivery by a spinning caller, at most one every `pump_gap_ns` across all
+    /// One non-blocking read and delivery by a spinning caller, at most one every `tuning.pump_gap` across all
     /// callers (an empty read is a wasted system call), and only when nobody else holds the read claim.
     void pump() {
         const std::int64_t now =
             std::chrono::duration_cast<std::chrono::nanoseconds>(SteadyClock::now().time_since_epoch()).count();
         auto next = next_pump_.load(std::memory_order_relaxed);
-        if (now < next || !next_pump_.compare_exchange_strong(next, now + pump_gap_ns, std::memory_order_relaxed))
+        if (now < next ||
+            !next_pump_.compare_exchange_strong(next, now + settings_.tuning.pump_gap.count(), std::memory_order_relaxed))
             return;
         {
             std::lock_guard<SpinMutex> lk(mu_);
@@ -428,7 +434,7 @@ class NodeConnection {
                 wbuf_.clear();
                 wpos_ = 0;
                 if (outbuf_.empty() || closing_) break;
-                if (round == max_write_rounds) {
+                if (round == settings_.tuning.max_write_rounds) {
                     io_writes_ = true;
                     wake_io();
                     break;
