@@ -62,6 +62,90 @@ inline bool require_redis_server() {
     std::exit(in_ci() ? 1 : 77);
 }
 
+/// What a child process printed and how it ended.
+struct CommandResult {
+    int exit_code = -1;  ///< the exit status, or -1 when it was killed (by a signal or the time limit)
+    std::string output;  ///< stdout (and stderr when asked), without the trailing newline
+};
+
+/// Runs `argv` (found in PATH) with `input` on stdin. With `limit`, a child still running after it is
+/// killed (exit_code -1), so a hung tool never hangs the test.
+inline CommandResult run_command(const std::vector<std::string>& argv, std::string_view input = {},
+                                 std::optional<std::chrono::milliseconds> limit = std::nullopt,
+                                 bool with_stderr = false) {
+    int in_pipe[2], out_pipe[2];
+    if (::pipe2(in_pipe, O_CLOEXEC) != 0) throw std::runtime_error("pipe failed");
+    if (::pipe2(out_pipe, O_CLOEXEC) != 0) {
+        ::close(in_pipe[0]);
+        ::close(in_pipe[1]);
+        throw std::runtime_error("pipe failed");
+    }
+    std::vector<char*> cargv;  // built before fork: the child only execs
+    for (const auto& a : argv) cargv.push_back(const_cast<char*>(a.c_str()));
+    cargv.push_back(nullptr);
+    pid_t pid = ::fork();
+    if (pid < 0) throw std::runtime_error("fork failed");
+    if (pid == 0) {
+        ::dup2(in_pipe[0], 0);
+        ::dup2(out_pipe[1], 1);
+        if (with_stderr) ::dup2(out_pipe[1], 2);
+        ::close(in_pipe[0]);
+        ::close(in_pipe[1]);
+        ::close(out_pipe[0]);
+        ::close(out_pipe[1]);
+        ::execvp(cargv[0], cargv.data());
+        ::_exit(127);
+    }
+    ::close(in_pipe[0]);
+    ::close(out_pipe[1]);
+    std::size_t off = 0;
+    while (off < input.size()) {
+        auto n = ::write(in_pipe[1], input.data() + off, input.size() - off);
+        if (n <= 0) break;
+        off += static_cast<std::size_t>(n);
+    }
+    ::close(in_pipe[1]);
+    const auto deadline = std::chrono::steady_clock::now() + limit.value_or(std::chrono::milliseconds(0));
+    bool killed = false;
+    std::string out;
+    char buf[4096];
+    for (;;) {
+        if (limit) {
+            const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline -
+                                                                                    std::chrono::steady_clock::now());
+            pollfd p{out_pipe[0], POLLIN, 0};
+            const int ready = left.count() > 0 ? ::poll(&p, 1, static_cast<int>(left.count()) + 1) : 0;
+            if (ready < 0 && errno == EINTR) continue;
+            if (ready == 0) {  // time is up: the child's stdout stays open only while it runs
+                ::kill(pid, SIGKILL);
+                killed = true;
+                break;
+            }
+        }
+        auto n = ::read(out_pipe[0], buf, sizeof buf);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) break;
+        out.append(buf, static_cast<std::size_t>(n));
+    }
+    ::close(out_pipe[0]);
+    int status = 0;
+    ::waitpid(pid, &status, 0);
+    if (!out.empty() && out.back() == '\n') out.pop_back();
+    return {killed || !WIFEXITED(status) ? -1 : WEXITSTATUS(status), std::move(out)};
+}
+
+/// TLS on a test server: its one port speaks TLS only (`port 0`, `tls-port` on the picked port).
+struct RedisServerTls {
+    std::string cert_file;     ///< the server's certificate (PEM)
+    std::string key_file;      ///< its key
+    std::string ca_cert_file;  ///< CAs that sign client certificates (tls-ca-cert-file, required by Redis)
+    std::string auth_clients = "no";  ///< tls-auth-clients: "no", "yes" (mutual TLS) or "optional"
+    std::string client_cert_file;     ///< for redis-cli (readiness check, cli()) when clients must show one
+    std::string client_key_file;      ///< its key
+    bool cluster = false;             ///< tls-cluster yes: the cluster bus over TLS too
+    bool replication = false;         ///< tls-replication yes: a replica connects to its master over TLS
+};
+
 /// What kind of server to start.
 struct RedisServerOptions {
     std::optional<std::string> acl_user{};      ///< with acl_password: an ACL user with every permission
@@ -70,6 +154,7 @@ struct RedisServerOptions {
     std::vector<std::string> extra_config{};    ///< raw redis.conf lines
     bool cluster_bus = false;                   ///< pick a port <= 55535 whose +10000 twin is free too
     bool die_with_parent = true;  ///< the kernel kills the server when the starting thread exits
+    std::optional<RedisServerTls> tls{};  ///< a TLS-only server; redis-cli talks to it with --tls
 };
 
 /// One redis-server process. Not copyable; the destructor kills it and removes its directory.
@@ -104,8 +189,10 @@ class RedisServer {
     }
 
     std::uint16_t port() const noexcept { return port_; }
-    /// `redis://127.0.0.1:PORT/` (no credentials).
-    std::string url() const { return "redis://127.0.0.1:" + std::to_string(port_) + "/"; }
+    /// `redis://127.0.0.1:PORT/` (no credentials), `rediss://` for a TLS server.
+    std::string url() const {
+        return (options_.tls ? "rediss://127.0.0.1:" : "redis://127.0.0.1:") + std::to_string(port_) + "/";
+    }
     /// The server's unix socket.
     std::string unix_socket() const { return (dir_ / "redis.sock").string(); }
     const std::filesystem::path& dir() const noexcept { return dir_; }
@@ -164,7 +251,7 @@ class RedisServer {
     /// Runs `redis-cli -h 127.0.0.1 -p PORT [auth] args...` with `input` on stdin; returns its stdout
     /// without the trailing newline. `-x` as first arg reads the last argument from stdin.
     std::string cli(const std::vector<std::string>& args, std::string_view input = {}) const {
-        std::vector<std::string> argv = {"redis-cli", "-h", "127.0.0.1", "-p", std::to_string(port_)};
+        std::vector<std::string> argv = cli_base();
         if (options_.acl_user && options_.acl_password) {
             argv.insert(argv.end(), {"--user", *options_.acl_user, "--pass", *options_.acl_password,
                                      "--no-auth-warning"});
@@ -187,6 +274,20 @@ class RedisServer {
     }
 
   private:
+    /// `redis-cli -h 127.0.0.1 -p PORT`, with `--tls` for a TLS server. The certificate is not checked
+    /// (--insecure): a test server may carry an expired or misnamed one on purpose.
+    std::vector<std::string> cli_base() const {
+        std::vector<std::string> argv = {"redis-cli", "-h", "127.0.0.1", "-p", std::to_string(port_)};
+        if (options_.tls) {
+            argv.insert(argv.end(), {"--tls", "--insecure"});
+            if (!options_.tls->ca_cert_file.empty()) argv.insert(argv.end(), {"--cacert", options_.tls->ca_cert_file});
+            if (!options_.tls->client_cert_file.empty())
+                argv.insert(argv.end(),
+                            {"--cert", options_.tls->client_cert_file, "--key", options_.tls->client_key_file});
+        }
+        return argv;
+    }
+
     static bool port_free(std::uint16_t port) {
         int fd = ::socket(AF_INET, SOCK_STREAM, 0);
         if (fd < 0) return false;
@@ -223,8 +324,20 @@ class RedisServer {
 
     void write_config() const {
         std::ofstream conf(dir_ / "redis.conf");
-        conf << "port " << port_ << "\n"
-             << "bind 127.0.0.1\n"
+        if (options_.tls) {
+            const auto& t = *options_.tls;
+            conf << "port 0\n"
+                 << "tls-port " << port_ << "\n"
+                 << "tls-cert-file " << t.cert_file << "\n"
+                 << "tls-key-file " << t.key_file << "\n"
+                 << "tls-ca-cert-file " << t.ca_cert_file << "\n"
+                 << "tls-auth-clients " << t.auth_clients << "\n";
+            if (t.cluster) conf << "tls-cluster yes\n";
+            if (t.replication) conf << "tls-replication yes\n";
+        } else {
+            conf << "port " << port_ << "\n";
+        }
+        conf << "bind 127.0.0.1\n"
              << "protected-mode no\n"
              << "dir " << dir_.string() << "\n"
              << "save \"\"\n"
@@ -242,6 +355,12 @@ class RedisServer {
     }
 
     bool answers_ping() const {
+        if (options_.tls) {  // redis-cli speaks TLS; bounded, so a server stuck in a handshake is retried
+            auto argv = cli_base();
+            argv.push_back("PING");
+            const auto r = run_command(argv, {}, std::chrono::milliseconds(2000), true);  // quiet while it starts
+            return r.output == "PONG" || r.output.rfind("NOAUTH", 0) == 0;
+        }
         int fd = ::socket(AF_INET, SOCK_STREAM, 0);
         if (fd < 0) return false;
         sockaddr_in a{};
@@ -281,46 +400,7 @@ class RedisServer {
     }
 
     static std::string run_capture(const std::vector<std::string>& argv, std::string_view input) {
-        int in_pipe[2], out_pipe[2];
-        if (::pipe2(in_pipe, O_CLOEXEC) != 0 || ::pipe2(out_pipe, O_CLOEXEC) != 0)
-            throw std::runtime_error("pipe failed");
-        std::vector<char*> cargv;  // built before fork: the child only execs
-        for (const auto& a : argv) cargv.push_back(const_cast<char*>(a.c_str()));
-        cargv.push_back(nullptr);
-        pid_t pid = ::fork();
-        if (pid < 0) throw std::runtime_error("fork failed");
-        if (pid == 0) {
-            ::dup2(in_pipe[0], 0);
-            ::dup2(out_pipe[1], 1);
-            ::close(in_pipe[0]);
-            ::close(in_pipe[1]);
-            ::close(out_pipe[0]);
-            ::close(out_pipe[1]);
-            ::execvp(cargv[0], cargv.data());
-            ::_exit(127);
-        }
-        ::close(in_pipe[0]);
-        ::close(out_pipe[1]);
-        std::size_t off = 0;
-        while (off < input.size()) {
-            auto n = ::write(in_pipe[1], input.data() + off, input.size() - off);
-            if (n <= 0) break;
-            off += static_cast<std::size_t>(n);
-        }
-        ::close(in_pipe[1]);
-        std::string out;
-        char buf[4096];
-        for (;;) {
-            auto n = ::read(out_pipe[0], buf, sizeof buf);
-            if (n < 0 && errno == EINTR) continue;
-            if (n <= 0) break;
-            out.append(buf, static_cast<std::size_t>(n));
-        }
-        ::close(out_pipe[0]);
-        int status = 0;
-        ::waitpid(pid, &status, 0);
-        if (!out.empty() && out.back() == '\n') out.pop_back();
-        return out;
+        return run_command(argv, input).output;
     }
 
     RedisServerOptions options_;
