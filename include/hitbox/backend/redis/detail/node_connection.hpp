@@ -32,6 +32,12 @@
 /// dead server. If the server stops answering for twice the command timeout while commands are in flight
 /// (a paused or wedged server), the connection is reset.
 ///
+/// The parts it is built from, each in its own header: the transport (plain or TLS byte stream), the reply
+/// pipe (bytes in, replies out in FIFO order, under the reply budget), the platform layer (lock, sleeping,
+/// polling) and the tuning of the waiting strategy. This file is the link (connect, handshake, backoff,
+/// stall reset) and the multiplexer (the claims). doc/internals/connection.md has the table of who may
+/// touch what.
+///
 /// Non-generic code: the Cluster policy reuses one NodeConnection per node.
 
 #include <algorithm>
