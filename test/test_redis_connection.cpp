@@ -555,3 +555,44 @@ TEST_CASE("ReplyBatch: one grouped wake reaches every sleeping caller, also call
     CHECK(got[callers - 1] == -1);
     CHECK(errors[callers - 1] == "dropped");
 }
+
+TEST_CASE("An endpoint source is asked on every connect: after a server dies the link follows its answer") {
+    // Two real servers with different values under one key; the source answers A, then B from the second
+    // connect on (as a Sentinel would name a new master after a failover).
+    RedisServer a, b;
+    a.cli({"SET", "where", "a"});
+    b.cli({"SET", "where", "b"});
+    struct Switching : hitbox::detail::EndpointSource {
+        std::uint16_t first, second;
+        std::atomic<int> asked{0};
+        Switching(std::uint16_t f, std::uint16_t s) : first(f), second(s) {}
+        hitbox::Result<hitbox::detail::RedisEndpoint> endpoint() override {
+            hitbox::detail::RedisEndpoint ep;
+            ep.host = "127.0.0.1";
+            ep.port = asked++ == 0 ? first : second;
+            return ep;
+        }
+    };
+    auto source = std::make_shared<Switching>(a.port(), b.port());
+    hitbox::detail::NodeSettings settings;
+    settings.endpoint.host = "127.0.0.1";
+    settings.endpoint.port = 1;  // never used: the source decides
+    settings.command_timeout = 1000ms;
+    settings.backoff_initial = 10ms;
+    settings.backoff_max = 20ms;
+    settings.source = source;
+    hitbox::detail::NodeConnection conn(settings);
+    std::string get;
+    REQUIRE(hitbox::detail::append_command(get, {"GET", "where"}));
+    auto value = [&]() -> std::string {
+        auto r = conn.execute(get, 1);
+        if (!r || (*r)[0]->type != REDIS_REPLY_STRING) return "";
+        return std::string((*r)[0]->str, (*r)[0]->len);
+    };
+    CHECK(value() == "a");
+    a.kill();
+    std::string seen;
+    CHECK(eventually([&] { return (seen = value()) == "b"; }));
+    CHECK(seen == "b");
+    CHECK(source->asked.load() >= 2);
+}

@@ -76,6 +76,17 @@
 
 namespace hitbox::detail {
 
+/// Where a link connects, asked on every connect (doc/internals/connection.md): a fixed address by default;
+/// Sentinel (the current master) or cluster re-resolution plug in here without touching the multiplexer.
+/// Only the address is taken from the answer (host, port, or unix path; TLS or not); credentials and
+/// database stay the node's. Called on the connection's I/O thread; it may block up to the connect timeout.
+class EndpointSource {
+  public:
+    virtual ~EndpointSource() = default;
+    /// The address to connect to now, or why there is none (the connect then fails and backs off).
+    virtual Result<RedisEndpoint> endpoint() = 0;
+};
+
 /// Settings of one node connection.
 struct NodeSettings {
     RedisEndpoint endpoint;                           ///< address, credentials, database
@@ -87,6 +98,7 @@ struct NodeSettings {
         default_max_reply_bytes;  ///< a reply buffering beyond this drops the connection
     std::shared_ptr<const TlsContext> tls;  ///< TLS for this node (shared by a backend's nodes), or plain
     ConnectionTuning tuning{};              ///< how callers wait
+    std::shared_ptr<EndpointSource> source;  ///< where to connect each time; null: `endpoint`, fixed
 };
 
 /// Checks `options` and merges its credentials over the URL's (each one set in the options wins).
@@ -113,7 +125,8 @@ inline Result<NodeSettings> make_node_settings(RedisEndpoint endpoint, const Con
     return NodeSettings{std::move(endpoint),           options.connect_timeout,
                         options.command_timeout,       options.reconnect_backoff_initial,
                         options.reconnect_backoff_max, options.max_reply_bytes,
-                        std::move(*tls),               options.tuning};
+                        std::move(*tls),               options.tuning,
+                        nullptr};
 }
 
 /// One multiplexed, automatically pipelined connection to one Redis node (see the file comment).
@@ -251,7 +264,11 @@ class NodeConnection {
 
   private:
     using SteadyClock = std::chrono::steady_clock;
-    enum class State : std::uint8_t { disconnected, connecting, ready };
+    /// The link's life (doc/internals/connection.md). down: no socket, may connect now; backoff: no socket,
+    /// commands fail at once until next_attempt_; connecting: the I/O thread opens the transport;
+    /// handshaking: AUTH / SELECT sent, their replies awaited; ready: commands flow; closing:
+    /// lose_connection waits for every claim to be released before it closes the transport.
+    enum class State : std::uint8_t { down, backoff, connecting, handshaking, ready, closing };
     enum class Step : std::uint8_t { auth, select };
     // Who reads the socket: the I/O thread, a leading caller (blocks in poll; the socket is out of the I/O
     // thread's set), or a spinning caller's one non-blocking read.
@@ -286,10 +303,10 @@ class NodeConnection {
             if (stopping_) return fail(ErrorKind::unavailable, "connection to " + address_ + " is shut down");
             if (io_idle_exit_) release_io_locked();  // the I/O thread stopped, idle and disconnected
             now = SteadyClock::now();  // also the start of the deadline (one clock read per command)
-            if (state_ == State::disconnected && now < next_attempt_) return fail(backoff_error_locked(now));
+            if (state_ == State::backoff && now < next_attempt_) return fail(backoff_error_locked(now));
             if (!io_.joinable())
                 if (auto started = start_io_locked(); !started) return fail(started.error());
-            if (state_ == State::disconnected) {
+            if (state_ == State::down || state_ == State::backoff) {
                 state_ = State::connecting;
                 wake = true;
             }
@@ -312,7 +329,7 @@ class NodeConnection {
                 std::this_thread::yield();
                 lk.lock();
                 writing_ = false;
-                if (closing_) claims_released_.notify_all();
+                if (closing_locked()) claims_released_.notify_all();
             }
             if (can_write_locked()) write_locked(lk);
             // Under the lock: once it is released, the I/O thread may connect, fail, stop by itself and
@@ -342,7 +359,7 @@ class NodeConnection {
         if (spinners_.fetch_sub(1, std::memory_order_acq_rel) == 1) {
             // The last spinner leaves: if the I/O thread left the socket to the spinners, give it back.
             std::lock_guard<SpinMutex> lk(mu_);
-            if (!armed_ && read_claim_ == Claim::none && !closing_ && state_ == State::ready) arm_locked();
+            if (!armed_ && read_claim_ == Claim::none && !closing_locked() && state_ == State::ready) arm_locked();
         }
     }
 
@@ -371,13 +388,13 @@ class NodeConnection {
             // the spinners (and with it the wait for room), so try the rest of the output here.
             resume_write_locked(lk);
         }
-        if (closing_) claims_released_.notify_all();
+        if (closing_locked()) claims_released_.notify_all();
     }
 
     /// Whether anyone may take the read claim now: a live connection nobody reads, with no failure
     /// waiting for the I/O thread (mu_ held).
     bool can_read_locked() const noexcept {
-        return state_ == State::ready && sock_ >= 0 && read_claim_ == Claim::none && !closing_ &&
+        return state_ == State::ready && sock_ >= 0 && read_claim_ == Claim::none && !closing_locked() &&
                !write_error_ && !pending_error_;
     }
 
@@ -418,14 +435,17 @@ class NodeConnection {
     /// tries again (mu_ held on entry and exit).
     void resume_write_locked(std::unique_lock<SpinMutex>& lk) {
         if (!io_writes_ && !write_wants_read_) return;
-        if (writing_ || closing_ || state_ != State::ready) return;
+        if (writing_ || closing_locked() || state_ != State::ready) return;
         io_writes_ = false;
         write_wants_read_ = false;
         write_locked(lk);
     }
 
+    /// lose_connection is waiting for the claims to be released (mu_ held).
+    bool closing_locked() const noexcept { return state_ == State::closing; }
+
     bool can_write_locked() const noexcept {
-        return state_ == State::ready && !writing_ && !io_writes_ && !closing_ && !outbuf_.empty();
+        return state_ == State::ready && !writing_ && !io_writes_ && !closing_locked() && !outbuf_.empty();
     }
 
     /// Claims the socket for writing and sends everything queued (with mu_ released during each send),
@@ -439,7 +459,7 @@ class NodeConnection {
             if (wpos_ == wbuf_.size()) {
                 wbuf_.clear();
                 wpos_ = 0;
-                if (outbuf_.empty() || closing_) break;
+                if (outbuf_.empty() || closing_locked()) break;
                 if (round == settings_.tuning.max_write_rounds) {
                     io_writes_ = true;
                     wake_io();
@@ -476,7 +496,7 @@ class NodeConnection {
             counters_.writes.fetch_add(1, std::memory_order_relaxed);
         }
         writing_ = false;
-        if (closing_) claims_released_.notify_all();
+        if (closing_locked()) claims_released_.notify_all();
     }
 
     // ---- the I/O thread's interest in the socket (mu_ held) ----
@@ -565,10 +585,10 @@ class NodeConnection {
         if (failure) {
             pending_error_ = std::move(failure->error);
             wake_io();
-        } else if (!closing_) {
+        } else if (!closing_locked()) {
             arm_locked();
         }
-        if (closing_) claims_released_.notify_all();
+        if (closing_locked()) claims_released_.notify_all();
     }
 
     // ---- the I/O thread: connects, watches the socket when no caller does, drops broken connections ----
@@ -581,7 +601,8 @@ class NodeConnection {
             {
                 std::unique_lock<SpinMutex> lk(mu_);
                 if (stopping_) break;
-                if (state_ == State::disconnected && pipe_.empty() && !pending_error_ && !write_error_) {
+                if ((state_ == State::down || state_ == State::backoff) && pipe_.empty() && !pending_error_ &&
+                    !write_error_) {
                     // Nothing to watch and nothing to do: stop (the next command starts a new thread), so
                     // a node nobody uses holds no thread and no descriptor. Past this point the thread
                     // touches nothing of *this.
@@ -595,7 +616,7 @@ class NodeConnection {
                     failure = Failure{std::move(*write_error_)};
                     write_error_.reset();
                 }
-                connect_now = !failure && state_ == State::connecting && sock_ < 0;
+                connect_now = !failure && state_ == State::connecting;
                 if (armed_ && armed_out_ != wants_out_locked()) arm_locked();
                 timeout_ms = poll_timeout_locked();
             }
@@ -645,7 +666,7 @@ class NodeConnection {
     int poll_timeout_locked() const {
         auto now = SteadyClock::now();
         auto until = [&](SteadyClock::time_point t) { return std::max(1, clamp_ms(now, t)); };
-        if (state_ == State::connecting && sock_ >= 0) return until(handshake_deadline_);
+        if (state_ == State::handshaking) return until(handshake_deadline_);
         if (state_ != State::ready) return -1;
         if (!pipe_.empty()) return until(deadline_after(progress_mark_, stall_timeout()));
         // Callers write (and lead) without waking this thread, so look again within a command timeout: a
@@ -658,8 +679,13 @@ class NodeConnection {
     void open_connection() {
         counters_.connect_attempts.fetch_add(1, std::memory_order_relaxed);
         const auto started = SteadyClock::now();
-        auto opened = open_transport(settings_.endpoint, settings_.tls.get(),
-                                     deadline_after(started, settings_.connect_timeout), settings_.connect_timeout);
+        auto where = connect_address();
+        if (!where) {
+            lose_connection(where.error(), true);
+            return;
+        }
+        auto opened = open_transport(*where, settings_.tls.get(), deadline_after(started, settings_.connect_timeout),
+                                     settings_.connect_timeout);
         if (!opened) {
             lose_connection(opened.error(), true);
             return;
@@ -671,6 +697,7 @@ class NodeConnection {
             std::lock_guard<SpinMutex> lk(mu_);
             transport_ = std::move(*opened);
             sock_ = transport_->fd();
+            if (!handshake_steps_.empty()) state_ = State::handshaking;
             arm_locked();
         }
         if (!reader_ok) {
@@ -690,6 +717,21 @@ class NodeConnection {
         }
         handshake_next_ = 0;
         handshake_deadline_ = deadline_after(started, settings_.connect_timeout);
+    }
+
+    /// The address of this connect: the endpoint source's answer with the node's credentials and database,
+    /// or the fixed endpoint.
+    Result<RedisEndpoint> connect_address() const {
+        if (!settings_.source) return settings_.endpoint;
+        auto answer = settings_.source->endpoint();
+        if (!answer) return fail(answer.error());
+        RedisEndpoint where = settings_.endpoint;
+        where.transport = answer->transport;
+        where.host = std::move(answer->host);
+        where.port = answer->port;
+        where.path = std::move(answer->path);
+        where.tls = answer->tls;
+        return where;
     }
 
     /// Marks the connection usable and writes what callers queued while it was being established.
@@ -845,10 +887,10 @@ class NodeConnection {
         std::unique_ptr<Transport> gone;
         {
             std::unique_lock<SpinMutex> lk(mu_);
-            closing_ = true;
+            const bool was_ready = state_ == State::ready;
+            state_ = State::closing;
             claims_released_.wait(
                 lk, [&] { return !writing_ && read_claim_ != Claim::caller && read_claim_ != Claim::pump; });
-            closing_ = false;
             disarm_locked();
             gone = std::move(transport_);
             sock_ = -1;
@@ -860,7 +902,6 @@ class NodeConnection {
             read_wants_write_ = false;
             pending_error_.reset();
             const auto now = SteadyClock::now();
-            const bool was_ready = state_ == State::ready;
             if (was_ready && !stopping_) counters_.drops.fetch_add(1, std::memory_order_relaxed);
             if (backoff || (was_ready && !served_ && now - ready_since_ < flapping_window)) {
                 backoff_ = backoff_.count() == 0 ? settings_.backoff_initial
@@ -871,7 +912,7 @@ class NodeConnection {
                 next_attempt_ = now;
             }
             last_error_ = error;
-            state_ = State::disconnected;
+            state_ = next_attempt_ > now ? State::backoff : State::down;
             failed = pipe_.take_all();
             outbuf_.clear();
         }
@@ -892,7 +933,7 @@ class NodeConnection {
     std::vector<Step> handshake_steps_;
 
     mutable SpinMutex mu_;  // guards the fields up to waiter_
-    State state_ = State::disconnected;
+    State state_ = State::down;
     bool stopping_ = false;
     bool idle_close_ = false;  // close_if_idle is stopping the I/O thread; new commands wait for it
     bool io_idle_exit_ = false;  // the I/O thread stopped by itself (disconnected, nothing queued)
@@ -910,7 +951,6 @@ class NodeConnection {
     bool writing_ = false;            // a thread holds the write claim (and wbuf_)
     Claim read_claim_ = Claim::none;  // who reads (owns rbuf_, pipe_'s reader, got_, done_)
     bool io_writes_ = false;          // the I/O thread finishes the writing (socket full, or a quota used)
-    bool closing_ = false;            // lose_connection waits for writer and leader to let go
     bool armed_ = false;              // the socket is in the I/O thread's epoll set
     bool armed_out_ = false;          // ... with EPOLLOUT
     std::optional<Error> write_error_;  // a writer's transport error, for the I/O thread to act on
