@@ -7,6 +7,8 @@
 #                   test/fuzz/meson.build; suppressions do not reach that check), suites unit and redis
 #                   less the two run-time configuration tests (suite config: 4 min of compile each here)
 #   4. build-tsan:  g++ TSan, as 3. and less the tests that start no thread (suite single_threaded)
+#   5. build-portable: the Redis connection's portable platform layer (-Dplatform=portable: condition
+#                   variable, poll, pipe instead of futex, epoll, eventfd), suite platform
 # The sanitizer builds compile only what their suites run: the compile-time suites (headers, compile_fail)
 # check the compiler, not run-time code, and cluster / fault stay in the main build to keep CI near 35 min.
 # The last line is "N passed, N failed" (", N skipped" if any), counted from the meson test logs.
@@ -22,6 +24,7 @@ export UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1:suppressions=$supp"
 export ASAN_OPTIONS="detect_leaks=1:abort_on_error=1"
 export TSAN_OPTIONS="halt_on_error=1:second_deadlock_stack=1"
 logs=()
+phases=()   # "name build_s test_s" per build, for the time table at the end
 status=0
 
 # build_and_test DIR "ENV ASSIGNMENTS" "MESON TEST ARGS" MESON-SETUP-ARG...
@@ -40,11 +43,13 @@ build_and_test() {
   # Build only the executables the chosen suites run (the sanitizer builds skip cluster, fault, ...).
   targets=$(suite_targets "$dir" $testargs) || return 1
   ninja -C "$dir" -j "$jobs" $targets >"$dir/ninja.log" 2>&1 || { tail -n 60 "$dir/ninja.log"; return 1; }
-  echo "=== $dir: built in $(( SECONDS - t0 )) s"
+  local built=$(( SECONDS - t0 ))
+  echo "=== $dir: built in $built s"
   t0=$SECONDS
   meson test -C "$dir" --no-rebuild --print-errorlogs --num-processes "$jobs" $testargs
   rc=$?
   echo "=== $dir: tests ran in $(( SECONDS - t0 )) s"
+  phases+=("$dir $built $(( SECONDS - t0 ))")
   return $rc
 }
 
@@ -86,8 +91,12 @@ if [ "${HITBOX_TEST_QUICK:-0}" != 1 ]; then
   build_and_test build-tsan "" "--suite unit --suite redis --no-suite single_threaded --no-suite config" \
     -Db_sanitize=thread -Dcpp_args=-g1 -Doptimization=1 -Ddebug=false -Dbenchmarks=false -Dexamples=false \
     || status=1
+  build_and_test build-portable "" "--suite platform" -Dplatform=portable -Dcpp_args=-g1 -Doptimization=1 \
+    -Ddebug=false -Dbenchmarks=false -Dexamples=false || status=1
 fi
 echo "=== all builds and suites took $(( $(date +%s) - start )) s"
+printf '=== time per phase\n| phase | build s | tests s |\n|---|---|---|\n'
+for p in "${phases[@]}"; do set -- $p; printf '| %s | %s | %s |\n' "$1" "$2" "$3"; done
 
 python3 - "${logs[@]}" <<'PY'
 import json, sys
