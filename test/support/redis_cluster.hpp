@@ -12,6 +12,7 @@
 #include <sstream>
 #include <stdexcept>
 #include <string>
+#include <optional>
 #include <string_view>
 #include <thread>
 #include <vector>
@@ -25,6 +26,7 @@ struct RedisClusterOptions {
     int masters = 3;
     int replicas_per_master = 1;
     int node_timeout_ms = 2000;  ///< cluster-node-timeout: a dead master's replica takes over after ~this
+    std::optional<RedisServerTls> tls{};  ///< every node TLS-only, the cluster bus and replication too
 };
 
 /// A running Redis Cluster. Node indices are stable (a killed node keeps its index and can be restarted).
@@ -49,7 +51,8 @@ class RedisCluster {
     std::vector<std::string> urls() const {
         std::vector<std::string> out;
         for (const auto& n : nodes_)
-            if (n->running()) out.push_back("redis://127.0.0.1:" + std::to_string(n->port()));
+            if (n->running())
+                out.push_back((options_.tls ? "rediss://127.0.0.1:" : "redis://127.0.0.1:") + std::to_string(n->port()));
         return out;
     }
     /// "127.0.0.1:PORT" of node i (the form the client reports).
@@ -163,6 +166,11 @@ class RedisCluster {
     std::unique_ptr<RedisServer> start_node() const {
         RedisServerOptions o;
         o.cluster_bus = true;
+        if (options_.tls) {
+            o.tls = options_.tls;
+            o.tls->cluster = true;
+            o.tls->replication = true;
+        }
         o.extra_config = {"cluster-enabled yes",
                           "cluster-config-file nodes.conf",
                           "cluster-node-timeout " + std::to_string(options_.node_timeout_ms),

@@ -334,6 +334,11 @@ class RedisServer {
                  << "tls-auth-clients " << t.auth_clients << "\n";
             if (t.cluster) conf << "tls-cluster yes\n";
             if (t.replication) conf << "tls-replication yes\n";
+            // The cluster bus and replication always ask the connecting node for a certificate: a node shows
+            // this client certificate (a server certificate made for serverAuth only would be refused).
+            if ((t.cluster || t.replication) && !t.client_cert_file.empty())
+                conf << "tls-client-cert-file " << t.client_cert_file << "\n"
+                     << "tls-client-key-file " << t.client_key_file << "\n";
         } else {
             conf << "port " << port_ << "\n";
         }
