@@ -59,6 +59,23 @@ void BM_RedisGet(benchmark::State& state) {
 }
 BENCHMARK(BM_RedisGet)->Setup(setup_env)->Threads(1)->Threads(8)->Threads(32)->UseRealTime();
 
+/// BM_RedisGet with ConnectionTuning::plain(): callers sleep at once and are woken by whoever reads.
+void BM_RedisGetPlainTuning(benchmark::State& state) {
+    if (!ready(state)) return;
+    auto& backend = *env().plain_backend;
+    const auto& keys = env().keys;
+    int i = state.thread_index() * 31;
+    for (auto _ : state) {
+        auto r = backend.get<std::string>(keys[static_cast<std::size_t>(i++ % key_count)]);
+        if (!r || !*r || (*r)->data.size() != value_size) {
+            state.SkipWithError("RedisBackend GET failed");
+            break;
+        }
+    }
+    state.SetItemsProcessed(state.iterations());
+}
+BENCHMARK(BM_RedisGetPlainTuning)->Setup(setup_env)->Threads(1)->Threads(8)->Threads(32)->UseRealTime();
+
 void BM_HiredisConnPerThreadGet(benchmark::State& state) {
     if (!ready(state)) return;
     redisContext* c = connect_hiredis();

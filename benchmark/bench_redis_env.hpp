@@ -26,6 +26,7 @@ struct RedisBenchEnv {
     std::string url;
     hitbox::detail::RedisEndpoint endpoint;
     std::optional<hitbox::RedisBackend<>> backend;
+    std::optional<hitbox::RedisBackend<>> plain_backend;  // ConnectionTuning::plain(): callers never spin
     std::vector<hitbox::CacheKey> keys;
     std::vector<std::string> stored_keys;  // the bytes the backend stores under, for the hiredis baselines
     std::string error;
@@ -69,6 +70,17 @@ inline void setup_env(const benchmark::State&) {
         return;
     }
     e.backend.emplace(std::move(*b));
+    auto plain = hitbox::RedisBackend<>::builder()
+                     .connection(hitbox::ConnectionMode::single(e.url))
+                     .key_prefix("bench:")
+                     .tuning(hitbox::ConnectionTuning::plain())
+                     .build();
+    if (!plain) {
+        e.error = plain.error().what();
+        e.backend.reset();
+        return;
+    }
+    e.plain_backend.emplace(std::move(*plain));
     const std::string value(value_size, 'v');
     for (int i = 0; i < key_count; ++i) {
         e.keys.push_back(hitbox::CacheKey{"item", 1, {{"id", std::to_string(i)}}});
