@@ -33,17 +33,17 @@ constexpr bool tls_available() noexcept { return HITBOX_WITH_TLS != 0; }
 struct TlsOptions {
     /// PEM file of CA certificates that may sign the server's certificate. With neither `ca_file` nor
     /// `ca_path`, the system's default store (OpenSSL's default paths) is used.
-    std::string ca_file;
+    std::string ca_file{};
     /// Directory of hashed CA certificates (`openssl rehash`), in addition to `ca_file`.
-    std::string ca_path;
+    std::string ca_path{};
     /// PEM client certificate (chain) for mutual TLS (`tls-auth-clients yes` on the server); needs `key_file`.
-    std::string cert_file;
+    std::string cert_file{};
     /// PEM private key of `cert_file`, unencrypted (a passphrase-protected key is refused, never prompted for).
-    std::string key_file;
+    std::string key_file{};
     /// The name to send as SNI and to check the certificate against, instead of the URL's host (for a
     /// server reached by IP address or through a tunnel). An IP literal is checked against the
     /// certificate's IP addresses and sent without SNI.
-    std::string server_name;
+    std::string server_name{};
     /// Check the server's certificate chain and name (default). `false` accepts any certificate: the
     /// traffic is encrypted but anyone on the path can impersonate the server. Insecure; for tests only.
     bool verify_peer = true;
