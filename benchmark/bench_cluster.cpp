@@ -16,6 +16,8 @@
 
 #include <hitbox/backend/redis.hpp>
 
+#include "bench_redis_env.hpp"
+
 #include "support/redis_cluster.hpp"
 
 namespace {
@@ -65,14 +67,10 @@ void setup_cluster(const benchmark::State&) {
         return;
     }
     e.backend.emplace(std::move(*b));
-    const std::string value(cluster_value_size, 'v');
-    for (int i = 0; i < cluster_key_count; ++i) {
-        e.keys.push_back(hitbox::CacheKey{"item", 1, {{"id", std::to_string(i)}}});
-        if (auto r = e.backend->set(e.keys.back(), hitbox::CacheValue<std::string>{value}); !r) {
-            e.error = r.error().what();
-            e.backend.reset();
-            return;
-        }
+    if (auto failed = bench_redis::write_keys(*e.backend, e.keys, cluster_key_count, cluster_value_size);
+        !failed.empty()) {
+        e.error = failed;
+        e.backend.reset();
     }
 }
 
@@ -84,17 +82,7 @@ bool cluster_ready(benchmark::State& state) {
 
 void BM_ClusterGet(benchmark::State& state) {
     if (!cluster_ready(state)) return;
-    auto& backend = *cluster_env().backend;
-    const auto& keys = cluster_env().keys;
-    int i = state.thread_index() * 31;
-    for (auto _ : state) {
-        auto r = backend.get<std::string>(keys[static_cast<std::size_t>(i++ % cluster_key_count)]);
-        if (!r || !*r || (*r)->data.size() != cluster_value_size) {
-            state.SkipWithError("Cluster GET failed");
-            break;
-        }
-    }
-    state.SetItemsProcessed(state.iterations());
+    bench_redis::get_loop(state, *cluster_env().backend, cluster_env().keys, cluster_value_size);
 }
 BENCHMARK(BM_ClusterGet)->Setup(setup_cluster)->Threads(1)->Threads(8)->Threads(32)->UseRealTime();
 

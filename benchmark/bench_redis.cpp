@@ -43,36 +43,16 @@ struct PipelineMeter {
 
 void BM_RedisGet(benchmark::State& state) {
     if (!ready(state)) return;
-    auto& backend = *env().backend;
-    const auto& keys = env().keys;
     PipelineMeter meter(state);
-    int i = state.thread_index() * 31;
-    for (auto _ : state) {
-        auto r = backend.get<std::string>(keys[static_cast<std::size_t>(i++ % key_count)]);
-        if (!r || !*r || (*r)->data.size() != value_size) {
-            state.SkipWithError("RedisBackend GET failed");
-            break;
-        }
-    }
+    bench_redis::get_loop(state, *env().backend, env().keys, value_size);
     meter.report(state);
-    state.SetItemsProcessed(state.iterations());
 }
 BENCHMARK(BM_RedisGet)->Setup(setup_env)->Threads(1)->Threads(8)->Threads(32)->UseRealTime();
 
 /// BM_RedisGet with ConnectionTuning::plain(): callers sleep at once and are woken by whoever reads.
 void BM_RedisGetPlainTuning(benchmark::State& state) {
     if (!ready(state)) return;
-    auto& backend = *env().plain_backend;
-    const auto& keys = env().keys;
-    int i = state.thread_index() * 31;
-    for (auto _ : state) {
-        auto r = backend.get<std::string>(keys[static_cast<std::size_t>(i++ % key_count)]);
-        if (!r || !*r || (*r)->data.size() != value_size) {
-            state.SkipWithError("RedisBackend GET failed");
-            break;
-        }
-    }
-    state.SetItemsProcessed(state.iterations());
+    bench_redis::get_loop(state, *env().plain_backend, env().keys, value_size);
 }
 BENCHMARK(BM_RedisGetPlainTuning)->Setup(setup_env)->Threads(1)->Threads(8)->Threads(32)->UseRealTime();
 

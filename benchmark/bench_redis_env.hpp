@@ -37,6 +37,35 @@ inline RedisBenchEnv& env() {
     return e;
 }
 
+/// Writes `count` keys ("item", version 1, id=<i>) with a `size`-byte value into `keys` and the backend:
+/// empty, or what failed.
+template <class Backend>
+std::string write_keys(Backend& backend, std::vector<hitbox::CacheKey>& keys, int count, std::size_t size) {
+    const std::string value(size, 'v');
+    for (int i = 0; i < count; ++i) {
+        keys.push_back(hitbox::CacheKey{"item", 1, {{"id", std::to_string(i)}}});
+        if (auto r = backend.set(keys.back(), hitbox::CacheValue<std::string>{value}); !r) return r.error().what();
+    }
+    return {};
+}
+
+/// The GET loop of the Redis benchmarks: each thread reads `keys` round robin (from its own offset) and
+/// checks the value's size.
+template <class Backend>
+void get_loop(benchmark::State& state, Backend& backend, const std::vector<hitbox::CacheKey>& keys,
+              std::size_t size) {
+    int i = state.thread_index() * 31;
+    const int n = static_cast<int>(keys.size());
+    for (auto _ : state) {
+        auto r = backend.template get<std::string>(keys[static_cast<std::size_t>(i++ % n)]);
+        if (!r || !*r || (*r)->data.size() != size) {
+            state.SkipWithError("GET failed");
+            break;
+        }
+    }
+    state.SetItemsProcessed(state.iterations());
+}
+
 /// Benchmark Setup hook (runs on the main thread before each benchmark run): starts or finds the server,
 /// builds the shared backend and writes the keys once.
 inline void setup_env(const benchmark::State&) {
@@ -81,16 +110,12 @@ inline void setup_env(const benchmark::State&) {
         return;
     }
     e.plain_backend.emplace(std::move(*plain));
-    const std::string value(value_size, 'v');
-    for (int i = 0; i < key_count; ++i) {
-        e.keys.push_back(hitbox::CacheKey{"item", 1, {{"id", std::to_string(i)}}});
-        e.stored_keys.push_back(e.backend->codec().key(e.keys.back()));
-        if (auto r = e.backend->set(e.keys.back(), hitbox::CacheValue<std::string>{value}); !r) {
-            e.error = r.error().what();
-            e.backend.reset();
-            return;
-        }
+    if (auto failed = write_keys(*e.backend, e.keys, key_count, value_size); !failed.empty()) {
+        e.error = failed;
+        e.backend.reset();
+        return;
     }
+    for (const auto& k : e.keys) e.stored_keys.push_back(e.backend->codec().key(k));
 }
 
 inline bool ready(benchmark::State& state) {

@@ -11,7 +11,7 @@
 
 #include <hitbox/backend/redis.hpp>
 
-#include "support/redis_server.hpp"
+#include "bench_redis_env.hpp"
 #include "support/tls_certs.hpp"
 
 namespace {
@@ -68,14 +68,9 @@ void setup_tls_env(const benchmark::State&) {
         return;
     }
     e.backend.emplace(std::move(*b));
-    const std::string value(value_size, 'v');
-    for (int i = 0; i < key_count; ++i) {
-        e.keys.push_back(hitbox::CacheKey{"item", 1, {{"id", std::to_string(i)}}});
-        if (auto r = e.backend->set(e.keys.back(), hitbox::CacheValue<std::string>{value}); !r) {
-            e.error = r.error().what();
-            e.backend.reset();
-            return;
-        }
+    if (auto failed = bench_redis::write_keys(*e.backend, e.keys, key_count, value_size); !failed.empty()) {
+        e.error = failed;
+        e.backend.reset();
     }
 }
 
@@ -87,17 +82,7 @@ bool tls_ready(benchmark::State& state) {
 
 void BM_RedisGetTls(benchmark::State& state) {
     if (!tls_ready(state)) return;
-    auto& backend = *tls_env().backend;
-    const auto& keys = tls_env().keys;
-    int i = state.thread_index() * 31;
-    for (auto _ : state) {
-        auto r = backend.get<std::string>(keys[static_cast<std::size_t>(i++ % key_count)]);
-        if (!r || !*r || (*r)->data.size() != value_size) {
-            state.SkipWithError("GET over TLS failed");
-            break;
-        }
-    }
-    state.SetItemsProcessed(state.iterations());
+    bench_redis::get_loop(state, *tls_env().backend, tls_env().keys, value_size);
 }
 BENCHMARK(BM_RedisGetTls)->Setup(setup_tls_env)->Threads(1)->Threads(8)->Threads(32)->UseRealTime();
 

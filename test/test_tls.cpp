@@ -39,21 +39,13 @@ using SteadyClock = std::chrono::steady_clock;
 namespace {
 
 const bool redis_available = hitbox_test::require_redis_server();
-const bool openssl_available = [] {
-    if (hitbox_test::openssl_cli_available()) return true;
-    std::fprintf(stderr, "openssl not found in PATH: %s\n",
-                 hitbox_test::in_ci() ? "FAILING (CI=true requires it)" : "skipping (exit 77)");
-    std::exit(hitbox_test::in_ci() ? 1 : 77);
-}();
+const bool openssl_available = hitbox_test::require_openssl();
 
 constexpr auto connect_timeout = 1000ms;
 constexpr auto slack = 1500ms;  // a busy 2-core machine
 const std::string secret = "hunter2-do-not-print";
 
-const TlsCertificates& certs() {
-    static const TlsCertificates c;
-    return c;
-}
+const TlsCertificates& certs() { return hitbox_test::test_certificates(); }
 
 std::unique_ptr<RedisServer> tls_server(std::string cert = {}, std::string auth_clients = "no") {
     RedisServerOptions o;

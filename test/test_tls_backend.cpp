@@ -32,17 +32,9 @@ using SteadyClock = std::chrono::steady_clock;
 namespace {
 
 const bool redis_available = hitbox_test::require_redis_server();
-const bool openssl_available = [] {
-    if (hitbox_test::openssl_cli_available()) return true;
-    std::fprintf(stderr, "openssl not found in PATH: %s\n",
-                 hitbox_test::in_ci() ? "FAILING (CI=true requires it)" : "skipping (exit 77)");
-    std::exit(hitbox_test::in_ci() ? 1 : 77);
-}();
+const bool openssl_available = hitbox_test::require_openssl();
 
-const TlsCertificates& certs() {
-    static const TlsCertificates c;
-    return c;
-}
+const TlsCertificates& certs() { return hitbox_test::test_certificates(); }
 
 TlsOptions trusting_ca() {
     TlsOptions o;

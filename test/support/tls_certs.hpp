@@ -17,6 +17,9 @@
 
 #include <stdlib.h>
 
+#include <cstdio>
+#include <cstdlib>
+
 #include "redis_server.hpp"
 
 namespace hitbox_test {
@@ -159,5 +162,19 @@ class TlsCertificates {
 
     std::filesystem::path dir_;
 };
+
+/// Ends the program unless the openssl command is installed: exit 77 (meson: skipped), or exit 1 under
+/// CI=true. Call it from a namespace-scope initializer, like require_redis_server().
+inline bool require_openssl() {
+    if (openssl_cli_available()) return true;
+    std::fprintf(stderr, "openssl not found in PATH: %s\n", in_ci() ? "FAILING (CI=true requires it)" : "skipping (exit 77)");
+    std::exit(in_ci() ? 1 : 77);
+}
+
+/// One certificate set per test program, made on first use.
+inline const TlsCertificates& test_certificates() {
+    static const TlsCertificates certs;
+    return certs;
+}
 
 }  // namespace hitbox_test
