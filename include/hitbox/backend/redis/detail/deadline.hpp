@@ -8,6 +8,8 @@
 #include <climits>
 #include <ratio>
 
+#include <hitbox/core/clock.hpp>
+
 namespace hitbox::detail {
 
 /// `a + b` for non-negative durations, clamped at milliseconds::max().
@@ -21,12 +23,11 @@ constexpr std::chrono::milliseconds saturating_twice(std::chrono::milliseconds d
     return saturating_sum(d, d);
 }
 
-/// `from + d` (d >= 0), clamped at the clock's last time point: a deadline that never comes.
+/// `from + d` (d >= 0), clamped at the clock's last time point: a deadline that never comes (core's
+/// saturating_add; deadline_after(d) in core/clock.hpp is the same from now).
 inline std::chrono::steady_clock::time_point deadline_after(std::chrono::steady_clock::time_point from,
                                                             std::chrono::milliseconds d) noexcept {
-    using tp = std::chrono::steady_clock::time_point;
-    const auto room = std::chrono::duration_cast<std::chrono::milliseconds>(tp::max() - from);
-    return d >= room ? tp::max() : from + std::chrono::duration_cast<tp::duration>(d);
+    return std::chrono::time_point_cast<std::chrono::steady_clock::duration>(saturating_add(from, d));
 }
 
 /// Milliseconds from `now` to `deadline` for poll / epoll_wait: 0 when it passed, at most INT_MAX.
