@@ -72,13 +72,15 @@ constexpr bool rss_meaningful = true;
 
 TEST_CASE("Hostile: an array header claiming a billion elements is a capacity error at once, no allocation") {
     auto store = std::make_shared<TinyStore>();
-    HostileServer server(store_except(store, [](HostileConn& c, const std::vector<std::string>& cmd) {
+    auto handler = store_except(store, [](HostileConn& c, const std::vector<std::string>& cmd) {
         if (!is_get(cmd)) return false;
         c.send(resp_array_header(1'000'000'000));  // 13 bytes that ask for 8 GB of element pointers
         c.hold();
         return true;
-    }));
+    });
+    // The server starts in the child: a fork must not copy a process whose other threads may hold locks.
     const auto run = run_in_child([&] {
+        HostileServer server(handler);
         auto redis = backend_for(server.url(), {.command = 5000ms});
         REQUIRE(redis.connection().ping());  // connected: the time below is the reply's alone
         const auto started = SteadyClock::now();
@@ -125,8 +127,8 @@ TEST_CASE("Hostile: an array of small elements is cut off at max_reply_bytes of 
     // each against 4 B on the wire: ~112 MB for an 8 MB stream, if nothing counted them.
     constexpr std::size_t limit = std::size_t{16} << 20;
     auto sent = std::make_shared<std::atomic<std::size_t>>(0);
-    HostileServer server(endless_array(2'000'000, 0ms, sent));
     const auto run = run_in_child([&] {
+        HostileServer server(endless_array(2'000'000, 0ms, sent));
         auto redis = backend_for(server.url(), {.command = 5000ms, .max_reply = limit});
         auto r = redis.get<std::string>(CacheKey{"endless", 0});
         std::printf("hostile: endless array: %s\n", r ? "a value" : r.error().what().c_str());
@@ -142,8 +144,8 @@ TEST_CASE("Hostile: an array of small elements is cut off at max_reply_bytes of 
 TEST_CASE("Hostile: a reply streamed after its caller timed out is still bounded, and resets the connection") {
     constexpr std::size_t limit = std::size_t{16} << 20;
     auto sent = std::make_shared<std::atomic<std::size_t>>(0);
-    HostileServer server(endless_array(2'000'000, 300ms, sent));
     const auto run = run_in_child([&] {
+        HostileServer server(endless_array(2'000'000, 300ms, sent));
         auto redis = backend_for(server.url(), {.command = 100ms, .max_reply = limit});
         REQUIRE(redis.connection().ping());
         auto r = redis.get<std::string>(CacheKey{"late", 0});

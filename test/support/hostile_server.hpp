@@ -319,10 +319,14 @@ struct ChildRun {
 
 /// Runs `scenario` in a forked child (its return value is the child's exit code) and measures how far
 /// the child's peak resident set grew over its resident set at the start (the peak is reset first through
-/// /proc/self/clear_refs). Only this thread exists in the child: the scenario starts whatever it needs.
+/// /proc/self/clear_refs). Only this thread exists in the child: the scenario starts whatever it needs,
+/// servers included (fork a process with no other thread running: another thread may hold a lock, of
+/// malloc or a sanitizer, that the child would wait for forever). A child still running after `limit` is
+/// killed (exit code -1).
 /// Under ThreadSanitizer, which does not support threads started in the child of a threaded process, the
 /// scenario runs in this process and no growth is measured.
-inline ChildRun run_in_child(const std::function<int()>& scenario) {
+inline ChildRun run_in_child(const std::function<int()>& scenario,
+                             std::chrono::milliseconds limit = std::chrono::seconds(60)) {
 #if defined(__SANITIZE_THREAD__)
     return ChildRun{scenario(), -1};
 #endif
@@ -351,11 +355,15 @@ inline ChildRun run_in_child(const std::function<int()>& scenario) {
     ::close(fds[1]);
     ChildRun out;
     long growth = -1;
-    if (::read(fds[0], &growth, sizeof growth) == static_cast<ssize_t>(sizeof growth)) out.rss_growth_kb = growth;
+    pollfd p{fds[0], POLLIN, 0};
+    const bool answered = ::poll(&p, 1, static_cast<int>(limit.count())) == 1;
+    if (answered && ::read(fds[0], &growth, sizeof growth) == static_cast<ssize_t>(sizeof growth))
+        out.rss_growth_kb = growth;
     ::close(fds[0]);
+    if (!answered) ::kill(pid, SIGKILL);  // hung: never wait for it
     int status = 0;
     ::waitpid(pid, &status, 0);
-    out.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+    out.exit_code = !answered ? -1 : WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
     return out;
 }
 
