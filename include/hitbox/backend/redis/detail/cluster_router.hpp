@@ -567,6 +567,14 @@ class ClusterRouter {
     /// A MOVED: the slot's master is now `target`, its replica unknown.
     void patch(std::uint16_t slot, ClusterNode* target) {
         std::lock_guard<std::mutex> lk(nodes_mu_);
+        // Another caller may have collected the target (no slot pointed at it yet) since node_for returned
+        // it: a slot must point only at a linked node, or it would outlive the node's retirement. This
+        // operation may still use the target (its pin keeps it), but the slot gets the linked node.
+        if (std::none_of(nodes_.begin(), nodes_.end(), [&](const auto& n) { return n.get() == target; })) {
+            auto linked = node_for_locked(target->address, "a redirection", true);
+            if (!linked) return;
+            target = *linked;
+        }
         set_slot_locked(slots_, slot, target);
         if (replicas_) set_slot_locked(*replicas_, slot, nullptr);
     }
