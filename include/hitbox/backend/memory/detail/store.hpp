@@ -86,8 +86,12 @@ public:
         for (std::size_t i = 0; i < shard_count_; ++i) shards_[i].collect(out);
         // The shards are read one after another, so under concurrent writes their sum can count both an
         // entry just stored in one shard and the victim it then evicted from another. The global weight is
-        // one atomic, exact at every moment; with an entry bound it is the entry count.
-        if (!weighted_) out.entries = weight_.load(std::memory_order_relaxed);
+        // one atomic, exact at every moment; with an entry bound it is the entry count, with a byte bound
+        // the weighed bytes (an entry that weighs 0 bytes counts 1, as the bound counts it).
+        if (weighted_)
+            out.weighted_bytes = weight_.load(std::memory_order_relaxed);
+        else
+            out.entries = weight_.load(std::memory_order_relaxed);
         return out;
     }
 
