@@ -52,7 +52,7 @@
 #include <cereal/details/traits.hpp>
 
 #include <hitbox/backend/memory/weigher.hpp>
-#include <hitbox/backend/redis/envelope.hpp>
+#include <hitbox/codec/entry_codec.hpp>
 #include <hitbox/compose/compose.hpp>
 #include <hitbox/compose/lookup.hpp>
 #include <hitbox/core/clock.hpp>
@@ -427,16 +427,9 @@ public:
         auto raw = b_.read(key);
         if (!raw) return fail(raw.error());
         if (!*raw) return std::optional<CacheValue<AnyValue>>{};
-        auto env = parse_envelope(**raw);
+        auto env = open_entry(**raw, policies());
         if (!env) return fail(env.error().in(label()));
         const auto& h = env->header;
-        if (h.format_id != format_id_ || h.compressor_id != compressor_.id())
-            return fail(ErrorKind::decode,
-                        "envelope: format id " + std::to_string(h.format_id) + ", compressor id " +
-                            std::to_string(h.compressor_id) + "; this tier uses " +
-                            std::string(any_format_name(format_id_)) + " (" + std::to_string(format_id_) + ") and " +
-                            std::string(compressor_.name()) + " (" + std::to_string(compressor_.id()) + ")",
-                        std::string(label()));
         if (h.expire && *h.expire <= SystemClock::now()) return std::optional<CacheValue<AnyValue>>{};
         auto payload = compressor_.decompress(env->payload);
         if (!payload) return fail(payload.error().in(label()));
@@ -454,24 +447,20 @@ public:
     }
 
     Result<void> set(const CacheKey& key, const CacheValue<AnyValue>& value) override {
-        std::optional<std::chrono::milliseconds> ttl;
-        if (value.expire) {
-            ttl = *value.expire - SystemClock::now();
-            if (ttl->count() <= 0) {  // already expired: nothing fresher is held, so the key goes
-                auto gone = b_.remove(key);
-                if (!gone) return fail(gone.error());
-                return {};
-            }
+        const StoreTtl ttl = store_ttl(value.expire, SystemClock::now());
+        if (ttl.expired) {  // the one TTL rule: nothing fresher is held, so the key goes
+            auto gone = b_.remove(key);
+            if (!gone) return fail(gone.error());
+            return {};
         }
         auto payload = value.data.encode(format_id_);
         if (!payload) return fail(payload.error().in(label()));
         auto packed = compressor_.compress(*payload);
         if (!packed) return fail(packed.error().in(label()));
-        std::string envelope;
-        envelope.reserve(envelope_fixed_size + 16 + packed->size());
-        write_envelope_header(envelope, {format_id_, compressor_.id(), value.created, value.stale, value.expire});
-        envelope.append(*packed);
-        return b_.write(key, envelope, ttl);
+        std::optional<std::chrono::milliseconds> px;
+        if (ttl.px) px = std::chrono::milliseconds(*ttl.px);
+        return b_.write(key, seal_entry({format_id_, compressor_.id(), value.created, value.stale, value.expire}, *packed),
+                        px);
     }
 
     Result<StoreReport> store(const CacheKey& key, const CacheValue<AnyValue>& value) override {
@@ -489,6 +478,10 @@ public:
     std::vector<std::string> tier_paths() const override { return {std::string(b_.label())}; }
 
 private:
+    EntryPolicies policies() const noexcept {
+        return {format_id_, any_format_name(format_id_), compressor_.id(), compressor_.name()};
+    }
+
     B b_;
     std::uint8_t format_id_;
     AnyCompressor compressor_;

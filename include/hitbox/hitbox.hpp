@@ -9,7 +9,7 @@
 #include <boost/hana/define_struct.hpp>
 
 #include <hitbox/backend/memory/memory_backend.hpp>
-#include <hitbox/backend/redis/envelope.hpp>
+#include <hitbox/codec/entry_codec.hpp>
 #include <hitbox/cache.hpp>
 #include <hitbox/compose/compose.hpp>
 #include <hitbox/compose/lookup.hpp>

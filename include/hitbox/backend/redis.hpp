@@ -14,6 +14,7 @@
 #include <hitbox/backend/redis/any_connection.hpp>
 #include <hitbox/backend/redis/cluster.hpp>
 #include <hitbox/backend/redis/connection_mode.hpp>
-#include <hitbox/backend/redis/envelope.hpp>
 #include <hitbox/backend/redis/redis_backend.hpp>
 #include <hitbox/backend/redis/single_node.hpp>
+#include <hitbox/codec/entry_codec.hpp>
+#include <hitbox/codec/envelope.hpp>

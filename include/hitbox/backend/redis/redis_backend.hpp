@@ -19,7 +19,7 @@
 
 #include <hitbox/backend/redis/connection_mode.hpp>
 #include <hitbox/backend/redis/detail/deadline.hpp>
-#include <hitbox/backend/redis/envelope.hpp>
+#include <hitbox/codec/entry_codec.hpp>
 #include <hitbox/backend/redis/single_node.hpp>
 #include <hitbox/backend/redis/tls.hpp>
 #include <hitbox/compress/passthrough.hpp>
@@ -101,19 +101,6 @@ struct RedisCounters {
     }
 };
 
-/// Longest PX hitbox sends (about 3 170 years): Redis refuses an expire time near the int64 limit, so an
-/// entry expiring later than this is stored without PX (its envelope keeps the exact expiry).
-inline constexpr std::int64_t max_px_ms = std::int64_t{100'000'000'000'000};
-
-/// The PX of an entry expiring at `expire`: nullopt when it never expires (or not within max_px_ms); zero
-/// or negative when it has. Saturating: any expiry, TimePoint::min() to max(), is safe.
-inline std::optional<std::int64_t> px_until(std::optional<TimePoint> expire, TimePoint now) noexcept {
-    if (!expire) return std::nullopt;
-    const std::int64_t px = saturating_sub(*expire, now).count();
-    if (px > max_px_ms) return std::nullopt;
-    return px;
-}
-
 }  // namespace detail
 
 template <class KeyFmt, class ValueFmt, class Comp, class Conn>
@@ -193,15 +180,15 @@ class RedisBackend {
     Result<void> set(const CacheKey& key, const CacheValue<T>& value) {
         bump(counts().writes);
         const std::string stored_key = codec_.key(key);
-        auto px = detail::px_until(value.expire, SystemClock::now());
-        if (px && *px <= 0) {
+        const StoreTtl ttl = store_ttl(value.expire, SystemClock::now());
+        if (ttl.expired) {
             auto r = conn_.del(stored_key);
             if (!r) return fail(error(r.error()));
             return {};
         }
         auto blob = codec_.encode(value);
         if (!blob) return fail(error(blob.error()));
-        auto r = conn_.set_px(stored_key, *blob, px);
+        auto r = conn_.set_px(stored_key, *blob, ttl.px);
         if (!r) return fail(error(r.error()));
         bump(counts().bytes_out, blob->size());
         return {};
@@ -258,8 +245,8 @@ class RedisBackend {
         for (std::size_t i = 0; i < entries.size(); ++i) {
             const auto& [key, value] = entries[i];
             keys[i] = codec_.key(key);
-            auto px = detail::px_until(value.expire, now);
-            if (px && *px <= 0) {
+            const StoreTtl ttl = store_ttl(value.expire, now);
+            if (ttl.expired) {
                 ops.push_back(ConnectionWrite{keys[i], {}, std::nullopt, true});
             } else {
                 auto blob = codec_.encode(value);
@@ -268,7 +255,7 @@ class RedisBackend {
                     continue;
                 }
                 blobs[i] = std::move(*blob);
-                ops.push_back(ConnectionWrite{keys[i], blobs[i], px, false});
+                ops.push_back(ConnectionWrite{keys[i], blobs[i], ttl.px, false});
             }
             index.push_back(i);
         }
@@ -311,14 +298,13 @@ class RedisBackend {
         if (auto parsed = parse_envelope(envelope); !parsed)
             return fail(error(Error(ErrorKind::encode, "write: " + parsed.error().message())));
         const std::string stored_key = codec_.key(key);
-        if (ttl && ttl->count() <= 0) {
+        const StoreTtl rule = store_ttl(ttl);
+        if (rule.expired) {
             auto r = conn_.del(stored_key);
             if (!r) return fail(error(r.error()));
             return {};
         }
-        std::optional<std::int64_t> px;
-        if (ttl) px = ttl->count();
-        auto r = conn_.set_px(stored_key, envelope, px);
+        auto r = conn_.set_px(stored_key, envelope, rule.px);
         if (!r) return fail(error(r.error()));
         bump(counts().bytes_out, envelope.size());
         return {};
