@@ -1,13 +1,15 @@
 #pragma once
 /// \file
 /// The umbrella header: core types, key and value formats, the passthrough compressor, the entry codec,
-/// the memory tier, compositions, offloads, the cache front (get_or_compute, memoize) and metrics.
+/// the byte-tier host (ByteBackend), the memory tier, compositions, offloads, the cache front
+/// (get_or_compute, memoize) and metrics.
 /// Nothing here needs hiredis, zstd or zlib: include <hitbox/backend/redis.hpp>,
 /// <hitbox/compress/zstd.hpp> or <hitbox/compress/gzip.hpp> for those.
 
 #include <boost/hana/adapt_struct.hpp>
 #include <boost/hana/define_struct.hpp>
 
+#include <hitbox/backend/byte_backend.hpp>
 #include <hitbox/backend/memory/memory_backend.hpp>
 #include <hitbox/codec/entry_codec.hpp>
 #include <hitbox/cache.hpp>

@@ -112,8 +112,29 @@ struct ConnectionWrite {
     bool remove = false;                ///< DEL instead of SET (value and px_ms ignored)
 };
 
-/// Connection: the Redis connection policy (SingleNode, Cluster, AnyConnection). It owns the sockets and
-/// decides which node a command goes to; RedisBackend owns keys, TTLs and framing.
+/// ByteStore: where a ByteBackend keeps its entries' bytes (Redis through a Connection, a file, another
+/// key-value service). The host (ByteBackend) owns keys, TTLs, framing and counters; a store only moves
+/// bytes under a key.
+///
+/// Minimal complete definition:
+/// - `Result<std::optional<std::string>> get(std::string_view key)`: the bytes under key; nullopt if none;
+/// - `Result<void> set_px(std::string_view key, std::string_view value, std::optional<std::int64_t> px_ms)`:
+///   replaces the whole entry; `px_ms` (always positive) is its time to live in ms, nullopt: none;
+/// - `Result<bool> del(std::string_view key)`: removes; true when the key existed.
+/// Optional: `get_many` and `write_many` with Connection's signatures, for stores that batch (the host
+/// loops over get / set_px / del otherwise).
+/// Laws: after `set_px(k, v, px)`, `get(k)` returns `v` until px ms have passed or `k` is written or
+/// removed again (a store may drop an entry earlier, e.g. to bound memory: that is a miss, never wrong
+/// bytes); keys and values are binary-safe.
+template <class S>
+concept ByteStore = requires(S& s, std::string_view key, std::string_view value, std::optional<std::int64_t> px) {
+    { s.get(key) } -> std::same_as<Result<std::optional<std::string>>>;
+    { s.set_px(key, value, px) } -> std::same_as<Result<void>>;
+    { s.del(key) } -> std::same_as<Result<bool>>;
+};
+
+/// Connection: the Redis connection policy (SingleNode, Cluster, AnyConnection), a ByteStore that batches.
+/// It owns the sockets and decides which node a command goes to; RedisBackend owns keys, TTLs and framing.
 ///
 /// Minimal complete definition: `static constexpr std::string_view mode` ("single", "cluster", ...), and
 /// - `Result<std::optional<std::string>> get(std::string_view key)`: GET; nullopt for a missing key;

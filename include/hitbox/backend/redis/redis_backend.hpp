@@ -1,8 +1,8 @@
 #pragma once
 /// \file
 /// hitbox::RedisBackend<KeyFmt, ValueFmt, Compressor, Connection>: a cache tier stored in Redis, assembled
-/// at compile time from policies, and its builder. The backend owns keys, TTLs and framing (EntryCodec);
-/// the Connection policy owns sockets and routing.
+/// at compile time from policies, and its builder. Its host, ByteBackend, owns keys, TTLs and framing
+/// (EntryCodec); the Connection policy, its store, owns sockets and routing.
 
 #include <array>
 #include <atomic>
@@ -17,11 +17,12 @@
 #include <utility>
 #include <vector>
 
+#include <hitbox/backend/byte_backend.hpp>
 #include <hitbox/backend/redis/connection_mode.hpp>
 #include <hitbox/backend/redis/detail/deadline.hpp>
-#include <hitbox/codec/entry_codec.hpp>
 #include <hitbox/backend/redis/single_node.hpp>
 #include <hitbox/backend/redis/tls.hpp>
+#include <hitbox/codec/entry_codec.hpp>
 #include <hitbox/compress/passthrough.hpp>
 #include <hitbox/core/clock.hpp>
 #include <hitbox/core/concepts.hpp>
@@ -33,73 +34,20 @@
 
 namespace hitbox {
 
-/// A snapshot of a RedisBackend's counters (shared by its copies). Plain values: copy, diff, export.
-struct RedisStats {
-    std::uint64_t reads = 0;  ///< keys looked up (get, each key of get_many, read)
-    std::uint64_t writes =
-        0;  ///< entries written (set, each entry of set_many, write), expired ones included
-    std::uint64_t removes = 0;  ///< remove calls
-    std::uint64_t hits = 0;     ///< lookups that returned a value
-    std::uint64_t misses = 0;   ///< lookups of a missing (or expired) key
-    std::uint64_t bytes_in =
-        0;  ///< stored bytes received (envelope + payload; keys and RESP framing excluded)
-    std::uint64_t bytes_out = 0;                           ///< stored bytes sent (envelope + payload)
-    std::array<std::uint64_t, error_kind_count> errors{};  ///< failed operations, indexed by ErrorKind
-
-    /// Failures of one kind.
-    std::uint64_t errors_of(ErrorKind kind) const noexcept { return errors[static_cast<std::size_t>(kind)]; }
-    /// Failures of every kind.
-    std::uint64_t error_total() const noexcept {
-        std::uint64_t n = 0;
-        for (auto e : errors) n += e;
-        return n;
-    }
-};
+/// The counters of a RedisBackend: those of its host, ByteBackend.
+using RedisStats = ByteStats;
 
 namespace detail {
 
-/// The live counters behind RedisStats, striped: each thread counts into one of `stripe_count` cache-line
-/// aligned copies (threads are dealt out in the order they first count), so threads on different cores do
-/// not fight over one cache line for every operation; a snapshot adds the stripes up.
-struct RedisCounters {
-    struct alignas(64) Stripe {
-        std::atomic<std::uint64_t> reads{0}, writes{0}, removes{0}, hits{0}, misses{0}, bytes_in{0}, bytes_out{0};
-        std::array<std::atomic<std::uint64_t>, error_kind_count> errors{};
-    };
-    static constexpr std::size_t stripe_count = 16;
-    std::array<Stripe, stripe_count> stripes;
+/// RedisBackend's policies all valid: only then is its host instantiated (otherwise its static_asserts
+/// say which one is wrong, and the host would only repeat them).
+template <class KeyFmt, class ValueFmt, class Comp, class Conn>
+inline constexpr bool redis_policies_hold =
+    holds<KeyFormat<KeyFmt> && ValueFormat<ValueFmt> && Compressor<Comp> && Connection<Conn>>;
 
-    /// The calling thread's stripe.
-    Stripe& local() noexcept {
-        static std::atomic<std::size_t> next{0};
-        thread_local const std::size_t index = next.fetch_add(1, std::memory_order_relaxed) % stripe_count;
-        return stripes[index];
-    }
-
-    static void bump(std::atomic<std::uint64_t>& c, std::uint64_t n = 1) noexcept {
-        c.fetch_add(n, std::memory_order_relaxed);
-    }
-
-    RedisStats snapshot() const noexcept {
-        RedisStats s;
-        auto sum = [&](const std::atomic<std::uint64_t> Stripe::*field) {
-            std::uint64_t n = 0;
-            for (const auto& stripe : stripes) n += (stripe.*field).load(std::memory_order_relaxed);
-            return n;
-        };
-        s.reads = sum(&Stripe::reads);
-        s.writes = sum(&Stripe::writes);
-        s.removes = sum(&Stripe::removes);
-        s.hits = sum(&Stripe::hits);
-        s.misses = sum(&Stripe::misses);
-        s.bytes_in = sum(&Stripe::bytes_in);
-        s.bytes_out = sum(&Stripe::bytes_out);
-        for (const auto& stripe : stripes)
-            for (std::size_t i = 0; i < error_kind_count; ++i)
-                s.errors[i] += stripe.errors[i].load(std::memory_order_relaxed);
-        return s;
-    }
-};
+template <class KeyFmt, class ValueFmt, class Comp, class Conn>
+using redis_host_t = std::conditional_t<redis_policies_hold<KeyFmt, ValueFmt, Comp, Conn>,
+                                        ByteBackend<KeyFmt, ValueFmt, Comp, Conn>, InvalidPolicy>;
 
 }  // namespace detail
 
@@ -109,6 +57,9 @@ class RedisBackendBuilder;
 /// A cache tier in Redis. Each entry is one Redis string holding a versioned envelope (format and
 /// compressor ids, created/stale/expire in ms) followed by the payload, written with one
 /// `SET key blob [PX ms]` and read with one `GET`. The stored key is `key_prefix + KeyFmt::encode(key)`.
+/// The operations (get, set, remove, get_many, set_many, read, write, stats, codec) are those of its host,
+/// ByteBackend<KeyFmt, ValueFmt, Comp, Conn> (hitbox/backend/byte_backend.hpp), with the Connection as
+/// its store; this type adds the builder and `connection()`.
 ///
 /// Policies: KeyFmt (Bitcode), ValueFmt (BinaryFormat), Comp (PassthroughCompressor) and Conn (SingleNode).
 /// Copies share the connection and the counters. Thread-safe; no operation throws.
@@ -123,7 +74,7 @@ class RedisBackendBuilder;
 /// \endcode
 template <class KeyFmt = Bitcode, class ValueFmt = BinaryFormat, class Comp = PassthroughCompressor,
           class Conn = SingleNode>
-class RedisBackend {
+class RedisBackend : public detail::redis_host_t<KeyFmt, ValueFmt, Comp, Conn> {
     static_assert(
         detail::holds<KeyFormat<KeyFmt>>,
         "hitbox: RedisBackend<KeyFmt, ValueFmt, Compressor, Connection>: KeyFmt must model "
@@ -158,206 +109,12 @@ class RedisBackend {
 
     /// Assembles a backend from parts; the builder is the usual way.
     RedisBackend(Conn connection, codec_type codec, std::string label)
-        : conn_(std::move(connection)),
-          codec_(std::move(codec)),
-          label_(std::move(label)),
-          counters_(std::make_shared<detail::RedisCounters>()) {}
-
-    /// The entry under `key`: nullopt when there is none or it has expired. Corrupt or foreign bytes are a
-    /// decode error (a composition treats it as a miss).
-    template <class T>
-    Result<std::optional<CacheValue<T>>> get(const CacheKey& key) {
-        bump(counts().reads);
-        auto raw = conn_.get(codec_.key(key));
-        if (!raw) return fail(error(raw.error()));
-        return decode_entry<T>(*raw, SystemClock::now());
-    }
-
-    /// Writes `value` under `key` with one `SET key blob [PX ms]`, replacing any old entry and its
-    /// metadata. A value that has already expired is not written: the key is deleted instead, since the
-    /// caller's intent is that it holds nothing fresher.
-    template <class T>
-    Result<void> set(const CacheKey& key, const CacheValue<T>& value) {
-        bump(counts().writes);
-        const std::string stored_key = codec_.key(key);
-        const StoreTtl ttl = store_ttl(value.expire, SystemClock::now());
-        if (ttl.expired) {
-            auto r = conn_.del(stored_key);
-            if (!r) return fail(error(r.error()));
-            return {};
-        }
-        auto blob = codec_.encode(value);
-        if (!blob) return fail(error(blob.error()));
-        auto r = conn_.set_px(stored_key, *blob, ttl.px);
-        if (!r) return fail(error(r.error()));
-        bump(counts().bytes_out, blob->size());
-        return {};
-    }
-
-    /// Same as the const& overload (the value is only read).
-    template <class T>
-    Result<void> set(const CacheKey& key, CacheValue<T>&& value) {
-        return set<T>(key, static_cast<const CacheValue<T>&>(value));
-    }
-
-    /// DEL: true when the key existed.
-    Result<bool> remove(const CacheKey& key) {
-        bump(counts().removes);
-        auto r = conn_.del(codec_.key(key));
-        if (!r) return fail(error(r.error()));
-        return *r;
-    }
-
-    /// The backend's label ("redis" unless configured), used in errors and composed label paths.
-    std::string_view label() const noexcept { return label_; }
-
-    /// Pipelined lookups: one result per key, in key order (one round trip on a single node).
-    template <class T>
-    std::vector<Result<std::optional<CacheValue<T>>>> get_many(std::span<const CacheKey> keys) {
-        bump(counts().reads, keys.size());
-        std::vector<std::string> stored;
-        stored.reserve(keys.size());
-        for (const auto& k : keys) stored.push_back(codec_.key(k));
-        auto raws = conn_.get_many(stored);
-        const auto now = SystemClock::now();
-        std::vector<Result<std::optional<CacheValue<T>>>> out;
-        out.reserve(raws.size());
-        for (auto& raw : raws) {
-            if (!raw)
-                out.push_back(fail(error(raw.error())));
-            else
-                out.push_back(decode_entry<T>(*raw, now));
-        }
-        return out;
-    }
-
-    /// Pipelined writes with set's semantics: one result per entry, in input order.
-    template <class T>
-    std::vector<Result<void>> set_many(std::span<const std::pair<CacheKey, CacheValue<T>>> entries) {
-        bump(counts().writes, entries.size());
-        const auto now = SystemClock::now();
-        std::vector<Result<void>> out(entries.size());
-        std::vector<std::string> keys(entries.size()), blobs(entries.size());
-        std::vector<ConnectionWrite> ops;
-        std::vector<std::size_t> index;
-        ops.reserve(entries.size());
-        index.reserve(entries.size());
-        for (std::size_t i = 0; i < entries.size(); ++i) {
-            const auto& [key, value] = entries[i];
-            keys[i] = codec_.key(key);
-            const StoreTtl ttl = store_ttl(value.expire, now);
-            if (ttl.expired) {
-                ops.push_back(ConnectionWrite{keys[i], {}, std::nullopt, true});
-            } else {
-                auto blob = codec_.encode(value);
-                if (!blob) {
-                    out[i] = fail(error(blob.error()));
-                    continue;
-                }
-                blobs[i] = std::move(*blob);
-                ops.push_back(ConnectionWrite{keys[i], blobs[i], ttl.px, false});
-            }
-            index.push_back(i);
-        }
-        auto results = conn_.write_many(ops);
-        for (std::size_t j = 0; j < results.size(); ++j) {
-            if (!results[j])
-                out[index[j]] = fail(error(results[j].error()));
-            else
-                bump(counts().bytes_out, blobs[index[j]].size());
-        }
-        return out;
-    }
-
-    /// `set_many` for a vector of (key, value) pairs, deducing T.
-    template <class T>
-    std::vector<Result<void>> set_many(const std::vector<std::pair<CacheKey, CacheValue<T>>>& entries) {
-        return set_many<T>(std::span<const std::pair<CacheKey, CacheValue<T>>>(entries));
-    }
-
-    /// The stored bytes (envelope + payload) under `key`, undecoded; nullopt when absent.
-    Result<std::optional<std::string>> read(const CacheKey& key) {
-        bump(counts().reads);
-        auto raw = conn_.get(codec_.key(key));
-        if (!raw) return fail(error(raw.error()));
-        if (!*raw) {
-            bump(counts().misses);
-        } else {
-            bump(counts().hits);
-            bump(counts().bytes_in, (*raw)->size());
-        }
-        return std::move(*raw);
-    }
-
-    /// Stores `envelope` under `key` as is, with `SET ... PX ttl` (no expiry when ttl is nullopt; a ttl
-    /// of zero or less deletes the key). Bytes that do not parse as an envelope are refused with an encode
-    /// error; the format and compressor ids are not checked, so tools can copy entries of any policy.
-    Result<void> write(const CacheKey& key, std::string_view envelope,
-                       std::optional<std::chrono::milliseconds> ttl) {
-        bump(counts().writes);
-        if (auto parsed = parse_envelope(envelope); !parsed)
-            return fail(error(Error(ErrorKind::encode, "write: " + parsed.error().message())));
-        const std::string stored_key = codec_.key(key);
-        const StoreTtl rule = store_ttl(ttl);
-        if (rule.expired) {
-            auto r = conn_.del(stored_key);
-            if (!r) return fail(error(r.error()));
-            return {};
-        }
-        auto r = conn_.set_px(stored_key, envelope, rule.px);
-        if (!r) return fail(error(r.error()));
-        bump(counts().bytes_out, envelope.size());
-        return {};
-    }
-
-    /// A snapshot of the counters (shared with copies of this backend).
-    RedisStats stats() const noexcept { return counters_->snapshot(); }
+        : detail::redis_host_t<KeyFmt, ValueFmt, Comp, Conn>(std::move(connection), std::move(codec),
+                                                            std::move(label)) {}
 
     /// The connection policy (e.g. SingleNode::ping(), SingleNode::counters()).
-    Conn& connection() noexcept { return conn_; }
-    const Conn& connection() const noexcept { return conn_; }
-    /// The codec: stored key bytes and envelope encoding, e.g. for tools reading entries directly.
-    const codec_type& codec() const noexcept { return codec_; }
-
-  private:
-    static void bump(std::atomic<std::uint64_t>& c, std::uint64_t n = 1) noexcept {
-        detail::RedisCounters::bump(c, n);
-    }
-
-    /// The calling thread's stripe of the counters.
-    detail::RedisCounters::Stripe& counts() const noexcept { return counters_->local(); }
-
-    /// Counts `e` and attributes it to this backend's label.
-    Error error(const Error& e) const {
-        detail::RedisCounters::bump(counts().errors[static_cast<std::size_t>(e.kind())]);
-        return e.in(label_);
-    }
-
-    template <class T>
-    Result<std::optional<CacheValue<T>>> decode_entry(const std::optional<std::string>& raw, TimePoint now) {
-        if (!raw) {
-            bump(counts().misses);
-            return std::optional<CacheValue<T>>{};
-        }
-        bump(counts().bytes_in, raw->size());
-        auto value = codec_.template decode<T>(*raw);
-        if (!value) return fail(error(value.error()));
-        if (value->state(now) == EntryState::Expired) {  // PX normally removes it first; clocks may differ
-            bump(counts().misses);
-            return std::optional<CacheValue<T>>{};
-        }
-        bump(counts().hits);
-        return std::optional<CacheValue<T>>(std::move(*value));
-    }
-
-    Conn conn_;
-    // The codec, or a placeholder when a format policy is invalid: the static_asserts above said which,
-    // and an EntryCodec of it would only repeat them.
-    std::conditional_t<detail::holds<KeyFormat<KeyFmt> && ValueFormat<ValueFmt> && Compressor<Comp>>, codec_type,
-                       detail::InvalidPolicy>
-        codec_;
-    std::string label_;
-    std::shared_ptr<detail::RedisCounters> counters_;
+    Conn& connection() noexcept { return this->store(); }
+    const Conn& connection() const noexcept { return this->store(); }
 };
 
 /// Configures a RedisBackend. Options that choose a policy (`connection`, `key_format`, `value_format`,
