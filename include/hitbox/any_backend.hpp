@@ -8,7 +8,7 @@
 /// `CacheValue<AnyValue>`, where an AnyValue is a shared, immutable payload in one of two forms:
 ///
 /// - **object**: a `T` the caller wrote (in-process tiers keep it as it is: no serialization), or
-/// - **bytes**: a payload in one of hitbox's value formats (binary, json, xml, raw), as a byte tier such as
+/// - **bytes**: a payload in one of hitbox's value formats (builtin_value_formats), as a byte tier such as
 ///   Redis returns it; it is decoded on the first typed read and the decoded object is kept in the shared
 ///   payload, so an entry refilled into a memory tier is decoded once, not on every hit.
 ///
@@ -20,9 +20,10 @@
 ///
 /// What an AnyBackend can wrap: a tier that stores CacheValue<AnyValue> natively (MemoryBackend, another
 /// AnyBackend, a Compose whose tiers are AnyBackends, any Backend that stores values by type), or a byte
-/// tier with the raw layer (`read(key)`, `write(key, envelope, ttl)`, `codec()`: RedisBackend) whose
-/// value format is one of hitbox's four. A static Compose with a RedisBackend tier inside cannot be
-/// wrapped as a whole: wrap each tier (`compose(AnyBackend(memory), AnyBackend(redis), offload)`).
+/// tier with the raw layer (`read(key)`, `write(key, envelope, ttl)`, `codec()`: ByteBackend, so
+/// RedisBackend) whose value format is a built-in one (builtin_value_formats). A static Compose with a
+/// RedisBackend tier inside cannot be wrapped as a whole: wrap each tier
+/// (`compose(AnyBackend(memory), AnyBackend(redis), offload)`).
 ///
 /// Cost: one virtual call and one shared_ptr copy per operation beside the static backend
 /// (`BM_AnyBackendGetHit` against `BM_MemoryGetHit` in benchmark/bench_any.cpp).
@@ -47,10 +48,6 @@
 #include <cxxabi.h>
 #endif
 
-#include <cereal/archives/json.hpp>
-#include <cereal/archives/xml.hpp>
-#include <cereal/details/traits.hpp>
-
 #include <hitbox/backend/memory/weigher.hpp>
 #include <hitbox/codec/entry_codec.hpp>
 #include <hitbox/compose/compose.hpp>
@@ -60,10 +57,8 @@
 #include <hitbox/core/error.hpp>
 #include <hitbox/core/key.hpp>
 #include <hitbox/core/value.hpp>
-#include <hitbox/format/binary.hpp>
-#include <hitbox/format/json.hpp>
-#include <hitbox/format/raw.hpp>
-#include <hitbox/format/xml.hpp>
+#include <hitbox/core/type_list.hpp>
+#include <hitbox/format/builtin.hpp>
 
 namespace hitbox {
 
@@ -95,40 +90,11 @@ struct AnyTypeOps {
 };
 
 /// Names of the value formats an AnyValue can be stored in by a byte tier.
-inline std::string_view any_format_name(std::uint8_t id) noexcept {
-    switch (id) {
-        case BinaryFormat::id: return BinaryFormat::name;
-        case JsonFormat::id: return JsonFormat::name;
-        case XmlFormat::id: return XmlFormat::name;
-        case RawFormat::id: return RawFormat::name;
-        default: return "unknown";
-    }
-}
+inline std::string_view any_format_name(std::uint8_t id) noexcept { return builtin_format_name(id); }
 
-/// True when F is one of the value formats AnyValue encodes and decodes.
+/// True when F is one of the value formats AnyValue encodes and decodes (hitbox::builtin_value_formats).
 template <class F>
-inline constexpr bool any_supported_format = std::is_same_v<F, BinaryFormat> || std::is_same_v<F, JsonFormat> ||
-                                             std::is_same_v<F, XmlFormat> || std::is_same_v<F, RawFormat>;
-
-template <class T, class Out, class In>
-inline constexpr bool cereal_roundtrips = cereal::traits::is_output_serializable<T, Out>::value &&
-                                          cereal::traits::is_input_serializable<T, In>::value &&
-                                          std::is_default_constructible_v<T>;
-
-/// Whether format F can store a T, decided at compile time so that an unsupported pair is a run-time
-/// encode / decode error instead of a compile error.
-template <class F, class T>
-constexpr bool any_format_can(bool decoding) {
-    if constexpr (std::is_same_v<F, RawFormat>) {
-        return raw_storable<T> && (!decoding || std::is_default_constructible_v<T>);
-    } else if constexpr (std::is_same_v<F, BinaryFormat>) {
-        return cereal_roundtrips<T, BinaryOutputArchive, BinaryInputArchive>;
-    } else if constexpr (std::is_same_v<F, JsonFormat>) {
-        return cereal_roundtrips<T, cereal::JSONOutputArchive, cereal::JSONInputArchive>;
-    } else {
-        return cereal_roundtrips<T, cereal::XMLOutputArchive, cereal::XMLInputArchive>;
-    }
-}
+inline constexpr bool any_supported_format = type_list_contains<F>(builtin_value_formats{});
 
 inline Unexpected any_unsupported(ErrorKind kind, std::string_view format, const std::type_info& t) {
     return fail(kind, std::string(format) + " format cannot " + (kind == ErrorKind::encode ? "encode " : "decode ") +
@@ -136,13 +102,12 @@ inline Unexpected any_unsupported(ErrorKind kind, std::string_view format, const
 }
 
 inline Unexpected any_unknown_format(ErrorKind kind, std::uint8_t id) {
-    return fail(kind, "AnyValue: value format id " + std::to_string(id) +
-                          " is not one of binary (1), json (2), xml (3), raw (4)");
+    return fail(kind, "AnyValue: value format id " + std::to_string(id) + " is not one of " + builtin_format_list());
 }
 
 template <class F, class T>
 Result<std::string> any_encode_with(const void* object) {
-    if constexpr (any_format_can<F, T>(false)) {
+    if constexpr (format_encodes<F, T>()) {
         return F{}.encode(*static_cast<const T*>(object));
     } else {
         (void)object;
@@ -152,7 +117,7 @@ Result<std::string> any_encode_with(const void* object) {
 
 template <class F, class T>
 Result<std::shared_ptr<const void>> any_decode_with(std::string_view bytes) {
-    if constexpr (any_format_can<F, T>(true)) {
+    if constexpr (format_decodes<F, T>()) {
         auto value = F{}.template decode<T>(bytes);
         if (!value) return fail(value.error());
         return std::shared_ptr<const void>(std::make_shared<const T>(std::move(*value)));
@@ -164,24 +129,26 @@ Result<std::shared_ptr<const void>> any_decode_with(std::string_view bytes) {
 
 template <class T>
 Result<std::string> any_encode(const void* object, std::uint8_t format_id) {
-    switch (format_id) {
-        case BinaryFormat::id: return any_encode_with<BinaryFormat, T>(object);
-        case JsonFormat::id: return any_encode_with<JsonFormat, T>(object);
-        case XmlFormat::id: return any_encode_with<XmlFormat, T>(object);
-        case RawFormat::id: return any_encode_with<RawFormat, T>(object);
-        default: return any_unknown_format(ErrorKind::encode, format_id);
-    }
+    Result<std::string> out = any_unknown_format(ErrorKind::encode, format_id);
+    find_type(builtin_value_formats{}, [&](auto f) {
+        using F = typename decltype(f)::type;
+        if (F::id != format_id) return false;
+        out = any_encode_with<F, T>(object);
+        return true;
+    });
+    return out;
 }
 
 template <class T>
 Result<std::shared_ptr<const void>> any_decode(std::string_view bytes, std::uint8_t format_id) {
-    switch (format_id) {
-        case BinaryFormat::id: return any_decode_with<BinaryFormat, T>(bytes);
-        case JsonFormat::id: return any_decode_with<JsonFormat, T>(bytes);
-        case XmlFormat::id: return any_decode_with<XmlFormat, T>(bytes);
-        case RawFormat::id: return any_decode_with<RawFormat, T>(bytes);
-        default: return any_unknown_format(ErrorKind::decode, format_id);
-    }
+    Result<std::shared_ptr<const void>> out = any_unknown_format(ErrorKind::decode, format_id);
+    find_type(builtin_value_formats{}, [&](auto f) {
+        using F = typename decltype(f)::type;
+        if (F::id != format_id) return false;
+        out = any_decode_with<F, T>(bytes);
+        return true;
+    });
+    return out;
 }
 
 template <class T>
@@ -652,8 +619,8 @@ private:
         using Tier = detail::tier_t<B>;
         if constexpr (detail::EnvelopeTier<Tier>) {
             static_assert(detail::holds<detail::any_supported_format<typename Tier::value_format>>,
-                          "hitbox::AnyBackend(b): a byte tier must use one of hitbox's value formats (BinaryFormat, "
-                          "JsonFormat, XmlFormat or RawFormat) to hold erased values");
+                          "hitbox::AnyBackend(b): a byte tier must use one of hitbox::builtin_value_formats "
+                          "(hitbox/format/builtin.hpp) to hold erased values");
             static_assert(std::is_same_v<B, Tier>,
                           "hitbox::AnyBackend(b): hold a byte tier (RedisBackend) by value; its copies share the "
                           "connection");

@@ -19,6 +19,7 @@
 /// \endcode
 
 #include <algorithm>
+#include <array>
 #include <cctype>
 #include <charconv>
 #include <chrono>
@@ -32,6 +33,9 @@
 #include <vector>
 
 #include <hitbox/cache.hpp>
+#include <hitbox/compress/builtin.hpp>
+#include <hitbox/core/type_list.hpp>
+#include <hitbox/format/builtin.hpp>
 #include <hitbox/core/error.hpp>
 #include <hitbox/offload/offload_manager.hpp>
 
@@ -58,8 +62,8 @@ struct TierConfig {
     std::optional<std::string> username;                  ///< ACL user; overrides the URL's
     std::optional<std::string> password;                  ///< overrides the URL's; never printed
     std::string key_format = "bitcode";                   ///< "bitcode" or "url"
-    std::string value_format = "binary";                  ///< "binary", "json", "xml" or "raw"
-    std::string compressor = "passthrough";               ///< "passthrough" (or "none"), "gzip" or "zstd"
+    std::string value_format = "binary";                  ///< builtin_value_formats: binary, json, xml, raw
+    std::string compressor = "passthrough";               ///< builtin_compressors: passthrough (none), gzip, zstd
     std::optional<int> compression_level;                 ///< gzip 0..9 (default 6), zstd 1..22 (default 3)
     std::optional<std::size_t> max_decompressed;          ///< decompression limit; default 64 MiB
     std::string key_prefix;                               ///< prepended to every stored key
@@ -103,8 +107,19 @@ namespace config_names {
 inline constexpr std::string_view tier_types[] = {"memory", "redis"};
 inline constexpr std::string_view modes[] = {"single", "cluster"};
 inline constexpr std::string_view key_formats[] = {"bitcode", "url"};
-inline constexpr std::string_view value_formats[] = {"binary", "json", "xml", "raw"};
-inline constexpr std::string_view compressors[] = {"passthrough", "none", "gzip", "zstd"};
+/// The names of hitbox::builtin_value_formats.
+inline constexpr auto value_formats = type_list_names(builtin_value_formats{});
+/// The names of hitbox::builtin_compressors, and "none" for passthrough.
+inline constexpr auto compressors = [] {
+    constexpr auto names = type_list_names(builtin_compressors{});
+    std::array<std::string_view, names.size() + 1> out{};
+    std::size_t n = 0;
+    for (auto name : names) {
+        out[n++] = name;
+        if (name == PassthroughCompressor::name) out[n++] = "none";
+    }
+    return out;
+}();
 inline constexpr std::string_view reads[] = {"sequential", "race", "parallel"};
 inline constexpr std::string_view writes[] = {"sequential", "optimistic_parallel", "race"};
 inline constexpr std::string_view refills[] = {"always", "never"};
@@ -127,26 +142,25 @@ inline constexpr std::string_view tier_keys[] = {
 
 namespace detail {
 
-/// "a, b, c" from a list of names.
-template <std::size_t N>
-std::string config_list(const std::string_view (&names)[N]) {
+/// "a, b, c" from a list of names (an array of string_view).
+template <class Names>
+std::string config_list(const Names& names) {
     std::string out;
-    for (std::size_t i = 0; i < N; ++i) {
-        if (i) out += ", ";
-        out += names[i];
+    for (std::string_view name : names) {
+        if (!out.empty()) out += ", ";
+        out += name;
     }
     return out;
 }
 
-template <std::size_t N>
-bool config_has(const std::string_view (&names)[N], std::string_view name) {
+template <class Names>
+bool config_has(const Names& names, std::string_view name) {
     return std::find(std::begin(names), std::end(names), name) != std::end(names);
 }
 
 /// A config error for an unknown name: `unknown value_format "jsn" (tier redis); valid: binary, json, ...`.
-template <std::size_t N>
-Unexpected config_unknown(std::string_view what, std::string_view name, std::string_view where,
-                          const std::string_view (&valid)[N]) {
+template <class Names>
+Unexpected config_unknown(std::string_view what, std::string_view name, std::string_view where, const Names& valid) {
     std::string msg = "unknown " + std::string(what) + " \"" + std::string(name) + "\"";
     if (!where.empty()) msg += " (" + std::string(where) + ")";
     msg += "; valid: " + config_list(valid);
@@ -452,6 +466,38 @@ inline Result<BackendConfig> config_from_env(char** environ_vars, std::string_vi
     return detail::config_from_pairs(pairs, [&](std::size_t i) { return names[i]; });
 }
 
+namespace detail {
+
+/// What is wrong with a tier's compression_level / max_decompressed for its (known) compressor: both need
+/// a compressor that takes a level (builtin_compressors), and the level must be in its range.
+inline std::optional<std::string> compressor_config_problem(const TierConfig& t) {
+    std::optional<std::string> problem;
+    std::string leveled;  // "gzip or zstd"
+    bool takes_level = false;
+    find_type(builtin_compressors{}, [&](auto c) {
+        using C = typename decltype(c)::type;
+        if constexpr (compressor_leveled<C>) leveled += (leveled.empty() ? "" : " or ") + std::string(C::name);
+        return false;
+    });
+    find_type(builtin_compressors{}, [&](auto c) {
+        using C = typename decltype(c)::type;
+        if (t.compressor != C::name) return false;
+        if constexpr (compressor_leveled<C>) {
+            takes_level = true;
+            if (t.compression_level && (*t.compression_level < C::min_level || *t.compression_level > C::max_level))
+                problem = "tier " + t.name + ": " + std::string(C::name) + " compression_level must be " +
+                          std::to_string(C::min_level) + ".." + std::to_string(C::max_level) + ", got " +
+                          std::to_string(*t.compression_level);
+        }
+        return true;
+    });
+    if (!takes_level && (t.compression_level || t.max_decompressed))
+        return "tier " + t.name + ": compression_level and max_decompressed need compressor " + leveled;
+    return problem;
+}
+
+}  // namespace detail
+
 /// Checks a configuration without building anything: known names (an unknown one lists the valid ones),
 /// options that belong to the tier's type, unique tier names, ranges. The factory calls it first.
 inline Result<void> validate_config(const BackendConfig& c) {
@@ -528,16 +574,7 @@ inline Result<void> validate_config(const BackendConfig& c) {
             if (t.mode == "single" && t.urls.size() != 1)
                 return fail(ErrorKind::config, "redis tier \"" + t.name + "\" in single mode takes one url, got " +
                                                    std::to_string(t.urls.size()));
-            const bool compressed = t.compressor == "gzip" || t.compressor == "zstd";
-            if (!compressed && (t.compression_level || t.max_decompressed))
-                return fail(ErrorKind::config, "tier " + t.name + ": compression_level and max_decompressed need compressor gzip or zstd");
-            if (t.compression_level) {
-                const int lvl = *t.compression_level;
-                if (t.compressor == "gzip" && (lvl < 0 || lvl > 9))
-                    return fail(ErrorKind::config, "tier " + t.name + ": gzip compression_level must be 0..9, got " + std::to_string(lvl));
-                if (t.compressor == "zstd" && (lvl < 1 || lvl > 22))
-                    return fail(ErrorKind::config, "tier " + t.name + ": zstd compression_level must be 1..22, got " + std::to_string(lvl));
-            }
+            if (auto problem = detail::compressor_config_problem(t)) return fail(ErrorKind::config, *problem);
             if (t.max_decompressed && *t.max_decompressed == 0)
                 return fail(ErrorKind::config, "tier " + t.name + ": max_decompressed must be positive");
         }

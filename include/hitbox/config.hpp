@@ -29,15 +29,14 @@
 #include <hitbox/backend_config.hpp>
 #include <hitbox/compose/compose.hpp>
 #include <hitbox/compose/policies.hpp>
-#include <hitbox/compress/gzip.hpp>
+#include <hitbox/compress/builtin.hpp>
+#include <hitbox/compress/gzip.hpp>  // the compressors of builtin_compressors that need a library
 #include <hitbox/compress/passthrough.hpp>
 #include <hitbox/compress/zstd.hpp>
 #include <hitbox/core/concepts.hpp>
 #include <hitbox/core/error.hpp>
-#include <hitbox/format/binary.hpp>
-#include <hitbox/format/json.hpp>
-#include <hitbox/format/raw.hpp>
-#include <hitbox/format/xml.hpp>
+#include <hitbox/core/type_list.hpp>
+#include <hitbox/format/builtin.hpp>
 #include <hitbox/key_format/bitcode.hpp>
 #include <hitbox/key_format/url_encoded.hpp>
 
@@ -61,20 +60,34 @@ inline Result<AnyBackend> make_memory_tier(const TierConfig& t) {
     return AnyBackend(std::move(*built));
 }
 
-/// The value format id of a configured name (validated before).
+/// The value format id of a configured name (validated before): one of builtin_value_formats.
 inline std::uint8_t config_format_id(std::string_view name) noexcept {
-    if (name == "json") return JsonFormat::id;
-    if (name == "xml") return XmlFormat::id;
-    if (name == "raw") return RawFormat::id;
-    return BinaryFormat::id;
+    std::uint8_t id = BinaryFormat::id;
+    find_type(builtin_value_formats{}, [&](auto f) {
+        using F = typename decltype(f)::type;
+        if (name != F::name) return false;
+        id = F::id;
+        return true;
+    });
+    return id;
 }
 
-/// The compressor of a configured name (validated before).
+/// The compressor of a configured name (validated before): one of builtin_compressors ("none" is
+/// passthrough), with the configured level (or its default) and decompression limit.
 inline AnyCompressor config_compressor(const TierConfig& t) {
     const std::size_t limit = t.max_decompressed.value_or(default_max_decompressed);
-    if (t.compressor == "gzip") return AnyCompressor::of(GzipCompressor{t.compression_level.value_or(6), limit});
-    if (t.compressor == "zstd") return AnyCompressor::of(ZstdCompressor{t.compression_level.value_or(3), limit});
-    return AnyCompressor::of(PassthroughCompressor{});
+    AnyCompressor out = AnyCompressor::of(PassthroughCompressor{});
+    find_type(builtin_compressors{}, [&](auto spec) {
+        using S = typename decltype(spec)::type;
+        using C = typename compressor_of<S>::type;
+        if (t.compressor != S::name) return false;
+        if constexpr (compressor_leveled<S>)
+            out = AnyCompressor::of(C{t.compression_level.value_or(S::default_level), limit});
+        else
+            out = AnyCompressor::of(C{});
+        return true;
+    });
+    return out;
 }
 
 /// Builds the RedisBackend and erases it. Only the key format is in its type (the connection is an

@@ -15,6 +15,7 @@
 
 #include <zlib.h>
 
+#include <hitbox/compress/builtin.hpp>
 #include <hitbox/compress/passthrough.hpp>
 #include <hitbox/core/error.hpp>
 
@@ -187,10 +188,10 @@ inline Result<std::string> gzip_decompress(std::string_view in, std::size_t limi
 /// output once, at the size the stream's trailer states: a refused bomb holds at most one buffer no larger
 /// than the limit. Only one gzip member per value (what compress() writes).
 struct GzipCompressor {
-    static constexpr std::uint8_t id = 1;
-    static constexpr std::string_view name = "gzip";
+    static constexpr std::uint8_t id = GzipSpec::id;
+    static constexpr std::string_view name = GzipSpec::name;
 
-    int level = 6;
+    int level = GzipSpec::default_level;
     std::size_t max_decompressed = default_max_decompressed;
 
     GzipCompressor() = default;

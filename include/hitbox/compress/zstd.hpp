@@ -14,6 +14,7 @@
 #include <zstd.h>
 #include <zstd_errors.h>
 
+#include <hitbox/compress/builtin.hpp>
 #include <hitbox/compress/passthrough.hpp>
 #include <hitbox/core/error.hpp>
 
@@ -144,10 +145,10 @@ inline Result<std::string> zstd_decompress(std::string_view in, std::size_t limi
 /// decompressed twice, once to measure it and once into its buffer, and may use a window of at most the
 /// largest power of two within the limit (and 128 MiB, zstd's default).
 struct ZstdCompressor {
-    static constexpr std::uint8_t id = 2;
-    static constexpr std::string_view name = "zstd";
+    static constexpr std::uint8_t id = ZstdSpec::id;
+    static constexpr std::string_view name = ZstdSpec::name;
 
-    int level = 3;
+    int level = ZstdSpec::default_level;
     std::size_t max_decompressed = default_max_decompressed;
 
     ZstdCompressor() = default;

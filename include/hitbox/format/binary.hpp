@@ -37,6 +37,13 @@ namespace hitbox {
 struct BinaryFormat {
     static constexpr std::uint8_t id = 1;
     static constexpr std::string_view name = "binary";
+    /// Whether encode<T> / decode<T> compile for T: AnyBackend turns the other types into run-time
+    /// encode / decode errors instead of compile errors (see hitbox/format/builtin.hpp).
+    template <class T>
+    static constexpr bool can_encode =
+        detail::cereal_roundtrips<T, detail::BinaryOutputArchive, detail::BinaryInputArchive>;
+    template <class T>
+    static constexpr bool can_decode = can_encode<T>;
     /// Memory any decode may create, whatever its input size.
     static constexpr std::size_t decode_budget_floor = std::size_t{64} << 10;
 

@@ -21,6 +21,13 @@ namespace hitbox {
 struct JsonFormat {
     static constexpr std::uint8_t id = 2;
     static constexpr std::string_view name = "json";
+    /// Whether encode<T> / decode<T> compile for T: AnyBackend turns the other types into run-time
+    /// encode / decode errors instead of compile errors (see hitbox/format/builtin.hpp).
+    template <class T>
+    static constexpr bool can_encode =
+        detail::cereal_roundtrips<T, cereal::JSONOutputArchive, cereal::JSONInputArchive>;
+    template <class T>
+    static constexpr bool can_decode = can_encode<T>;
 
     /// Encodes `value`; decode<T> reads it back (a decode error for corrupt or foreign bytes).
     template <class T>

@@ -32,6 +32,12 @@ inline constexpr bool raw_storable = is_byte_string<T> || std::is_trivially_copy
 struct RawFormat {
     static constexpr std::uint8_t id = 4;
     static constexpr std::string_view name = "raw";
+    /// Whether encode<T> / decode<T> compile for T: AnyBackend turns the other types into run-time
+    /// encode / decode errors instead of compile errors (see hitbox/format/builtin.hpp).
+    template <class T>
+    static constexpr bool can_encode = detail::raw_storable<T>;
+    template <class T>
+    static constexpr bool can_decode = detail::raw_storable<T> && std::is_default_constructible_v<T>;
 
     /// The bytes of `value`; decode<T> checks the exact size.
     template <class T>

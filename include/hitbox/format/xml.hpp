@@ -20,6 +20,13 @@ namespace hitbox {
 struct XmlFormat {
     static constexpr std::uint8_t id = 3;
     static constexpr std::string_view name = "xml";
+    /// Whether encode<T> / decode<T> compile for T: AnyBackend turns the other types into run-time
+    /// encode / decode errors instead of compile errors (see hitbox/format/builtin.hpp).
+    template <class T>
+    static constexpr bool can_encode =
+        detail::cereal_roundtrips<T, cereal::XMLOutputArchive, cereal::XMLInputArchive>;
+    template <class T>
+    static constexpr bool can_decode = can_encode<T>;
 
     /// Encodes `value`; decode<T> reads it back (a decode error for corrupt or foreign bytes).
     template <class T>

@@ -102,4 +102,11 @@ auto cereal_guard(ErrorKind kind, std::string_view format, F&& f) -> Result<decl
     }
 }
 
+/// Whether T saves to archive Out and loads from In (and can be default-constructed to load into): what
+/// the cereal formats' `can_encode` / `can_decode` say.
+template <class T, class Out, class In>
+inline constexpr bool cereal_roundtrips = cereal::traits::is_output_serializable<T, Out>::value &&
+                                          cereal::traits::is_input_serializable<T, In>::value &&
+                                          std::is_default_constructible_v<T>;
+
 }  // namespace hitbox::detail
