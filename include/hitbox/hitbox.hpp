@@ -31,3 +31,4 @@
 #include <hitbox/key_format/url_encoded.hpp>
 #include <hitbox/offload/inline_offload.hpp>
 #include <hitbox/offload/offload_manager.hpp>
+#include <hitbox/resilience/circuit_breaker.hpp>
