@@ -80,18 +80,81 @@ struct TwoTiers {
     }
 };
 
+// Each policy test runs twice: with the static policy, and with Dynamic<P>, which is the run-time policy of
+// P's mode carrying P's members (DynamicRead{ReadMode::race, loser, steal_after} for RaceRead, ...). Both must
+// behave alike in every case: the dynamic policies are what hitbox::make_backend builds.
+template <class P>
+struct Dynamic {};
+
+template <class C>
+struct case_traits {
+    using policy = C;
+    static constexpr bool dynamic = false;
+};
+template <class P>
+struct case_traits<Dynamic<P>> {
+    using policy = P;
+    static constexpr bool dynamic = true;
+};
+/// The static policy whose behaviour a case checks.
+template <class C>
+using fixed_policy = typename case_traits<C>::policy;
+
+template <hitbox::ReadPolicy P>
+hitbox::DynamicRead to_dynamic(const P& p) {
+    hitbox::DynamicRead out{.mode = P::mode};
+    if constexpr (requires { p.loser; }) out.loser = p.loser, out.steal_after = p.steal_after;
+    return out;
+}
+template <hitbox::WritePolicy P>
+hitbox::DynamicWrite to_dynamic(const P& p) {
+    hitbox::DynamicWrite out{.mode = P::mode};
+    if constexpr (requires { p.loser; }) out.loser = p.loser, out.steal_after = p.steal_after;
+    return out;
+}
+template <hitbox::RefillPolicy P>
+hitbox::DynamicRefill to_dynamic(const P& p) {
+    if constexpr (P::enabled)
+        return {.enabled = true, .offloaded = p.offloaded};
+    else
+        return {.enabled = false};
+}
+
+/// The policy case C runs: `p` itself, or its run-time twin.
+template <class C, class P>
+auto policy_for(const P& p) {
+    if constexpr (case_traits<C>::dynamic)
+        return to_dynamic(p);
+    else
+        return p;
+}
+
+/// compose(l1, l2, offload) with case C's three policies (the defaults but for `read` / `write` / `refill`):
+/// all static, or all run-time.
+template <class C, class L1, class L2, class O, class R = hitbox::SequentialRead,
+          class W = hitbox::OptimisticParallelWrite, class F = hitbox::RefillAlways>
+auto compose_case(L1 l1, L2 l2, O& offload, R read = {}, W write = {}, F refill = {}) {
+    auto out = hitbox::compose(std::move(l1), std::move(l2), offload)
+                   .with_read(policy_for<C>(read))
+                   .with_write(policy_for<C>(write))
+                   .with_refill(policy_for<C>(refill));
+    static_assert(std::is_same_v<typename decltype(out)::read_policy, hitbox::DynamicRead> == case_traits<C>::dynamic);
+    return out;
+}
+
 template <class ReadP>
 constexpr bool is_race = std::is_same_v<ReadP, hitbox::RaceRead>;
 template <class ReadP>
 constexpr bool is_parallel = std::is_same_v<ReadP, hitbox::ParallelRead>;
 
 /// One cell of the read matrix, with an offload that runs on the caller (deterministic) or a manager.
-template <class ReadP, class Off>
+template <class Case, class Off>
 void check_read(State s1, State s2, Off& offload, bool threaded) {
+    using ReadP = fixed_policy<Case>;
     INFO("L1 " << name(s1) << ", L2 " << name(s2));
     TwoTiers t;
     t.prepare(s1, s2);
-    auto tiers = hitbox::compose(t.l1, t.l2, offload).with_read(ReadP{});
+    auto tiers = compose_case<Case>(t.l1, t.l2, offload, ReadP{});
     auto found = tiers.template lookup<std::string>(key);
     if constexpr (requires { offload.wait_all(1s); }) REQUIRE(offload.wait_all(10s));
 
@@ -148,7 +211,8 @@ void check_read(State s1, State s2, Off& offload, bool threaded) {
 }  // namespace
 
 TEMPLATE_TEST_CASE("Read policies over hit / miss / error in each tier", "", hitbox::SequentialRead, hitbox::RaceRead,
-                   hitbox::ParallelRead) {
+                   hitbox::ParallelRead, Dynamic<hitbox::SequentialRead>, Dynamic<hitbox::RaceRead>,
+                   Dynamic<hitbox::ParallelRead>) {
     auto s1 = GENERATE(State::hit, State::miss, State::error);
     auto s2 = GENERATE(State::hit, State::miss, State::error);
     SECTION("offload on the caller") {
@@ -165,14 +229,15 @@ namespace {
 
 enum class WState { ok, error };
 
-template <class WriteP, class Off>
+template <class Case, class Off>
 void check_write(WState s1, WState s2, Off& offload) {
+    using WriteP = fixed_policy<Case>;
     INFO("L1 " << (s1 == WState::ok ? "ok" : "error") << ", L2 " << (s2 == WState::ok ? "ok" : "error"));
     hitbox::ManualClock clock;
     Tier l1{"l1", clock}, l2{"l2", clock};
     if (s1 == WState::error) l1.fail(Op::set, ErrorKind::connection, "l1 down");
     if (s2 == WState::error) l2.fail(Op::set, ErrorKind::timeout, "l2 slow");
-    auto tiers = hitbox::compose(l1, l2, offload).with_write(WriteP{});
+    auto tiers = compose_case<Case>(l1, l2, offload, hitbox::SequentialRead{}, WriteP{});
     const Str value{"v", clock.now() + 60s, clock.now() + 30s, clock.now()};
     auto stored = tiers.store(key, value);
     if constexpr (requires { offload.wait_all(1s); }) REQUIRE(offload.wait_all(10s));
@@ -229,7 +294,8 @@ void check_write(WState s1, WState s2, Off& offload) {
 }  // namespace
 
 TEMPLATE_TEST_CASE("Write policies over success / error in each tier", "", hitbox::SequentialWrite,
-                   hitbox::OptimisticParallelWrite, hitbox::RaceWrite) {
+                   hitbox::OptimisticParallelWrite, hitbox::RaceWrite, Dynamic<hitbox::SequentialWrite>,
+                   Dynamic<hitbox::OptimisticParallelWrite>, Dynamic<hitbox::RaceWrite>) {
     auto s1 = GENERATE(WState::ok, WState::error);
     auto s2 = GENERATE(WState::ok, WState::error);
     SECTION("offload on the caller") {
@@ -282,13 +348,14 @@ TEST_CASE("Compose is a Backend and get/set/remove behave as one") {
     CHECK_FALSE(*again);
 }
 
-TEST_CASE("A hit in L1 is the L1 call and nothing else") {
+TEMPLATE_TEST_CASE("A hit in L1 is the L1 call and nothing else", "", hitbox::SequentialRead,
+                   Dynamic<hitbox::SequentialRead>) {
     hitbox::OffloadManager offload{{.workers = 1}};
     hitbox::ManualClock clock;
     Tier l1{"memory", clock}, l2{"redis", clock};
     REQUIRE(l1.set(key, Str{"v", clock.now() + 60s, std::nullopt, clock.now()}));
-    auto tiers = hitbox::compose(l1, l2, offload);
-    for (int i = 0; i < 10; ++i) REQUIRE(tiers.get<std::string>(key)->has_value());
+    auto tiers = compose_case<TestType>(l1, l2, offload);
+    for (int i = 0; i < 10; ++i) REQUIRE(tiers.template get<std::string>(key)->has_value());
     CHECK(l1.counts().gets == 10);
     CHECK(l2.counts().gets == 0);
     CHECK(offload.counters().spawned == 0);
@@ -342,14 +409,15 @@ TEST_CASE("A stale L2 hit is returned stale and refilled stale") {
     CHECK(in_l1->expire == std::optional<hitbox::TimePoint>(t0 + 60s));
 }
 
-TEST_CASE("RefillNever leaves L1 alone") {
+TEMPLATE_TEST_CASE("RefillNever leaves L1 alone", "", hitbox::RefillNever, Dynamic<hitbox::RefillNever>) {
     hitbox::InlineOffload offload;
     hitbox::ManualClock clock;
     Tier l1{"memory", clock}, l2{"redis", clock};
     REQUIRE(l2.set(key, Str{"v", clock.now() + 60s, std::nullopt, clock.now()}));
-    auto tiers = hitbox::compose(l1, l2, offload).with_refill(hitbox::RefillNever{});
-    REQUIRE(tiers.get<std::string>(key)->has_value());
-    REQUIRE(tiers.get<std::string>(key)->has_value());
+    auto tiers = compose_case<TestType>(l1, l2, offload, hitbox::SequentialRead{}, hitbox::OptimisticParallelWrite{},
+                                        hitbox::RefillNever{});
+    REQUIRE(tiers.template get<std::string>(key)->has_value());
+    REQUIRE(tiers.template get<std::string>(key)->has_value());
     CHECK_FALSE(l1.contains(key));
     CHECK(l1.counts().sets == 0);
     CHECK(l2.counts().gets == 2);
@@ -371,17 +439,18 @@ TEST_CASE("A refill L1 refuses is counted and listed, and the read still succeed
     CHECK(tiers.stats().refill_errors == 1);
 }
 
-TEST_CASE("Offloaded refill: inline, on a manager with dedup, and disabled") {
+TEMPLATE_TEST_CASE("Offloaded refill: inline, on a manager with dedup, and disabled", "", hitbox::RefillAlways,
+                   Dynamic<hitbox::RefillAlways>) {
     hitbox::ManualClock clock;
     const Str value{"v", clock.now() + 60s, std::nullopt, clock.now()};
-    hitbox::RefillAlways offloaded{.offloaded = true};
+    const auto offloaded = policy_for<TestType>(hitbox::RefillAlways{.offloaded = true});
 
     SECTION("InlineOffload runs the refill before the read returns") {
         hitbox::InlineOffload offload;
         Tier l1{"memory", clock}, l2{"redis", clock};
         REQUIRE(l2.set(key, value));
         auto tiers = hitbox::compose(l1, l2, offload).with_refill(offloaded);
-        REQUIRE(tiers.get<std::string>(key)->has_value());
+        REQUIRE(tiers.template get<std::string>(key)->has_value());
         CHECK(l1.peek<std::string>(key) == std::optional<Str>(value));
         CHECK(offload.counters().spawned == 1);
         CHECK(tiers.stats().refills == 1);
@@ -397,8 +466,8 @@ TEST_CASE("Offloaded refill: inline, on a manager with dedup, and disabled") {
         }));
         REQUIRE(blocker_started.wait());
         auto tiers = hitbox::compose(l1, l2, offload).with_refill(offloaded);
-        REQUIRE(tiers.get<std::string>(key)->has_value());  // refill queued behind the blocker
-        REQUIRE(tiers.get<std::string>(key)->has_value());  // same key: the second refill is a duplicate
+        REQUIRE(tiers.template get<std::string>(key)->has_value());  // refill queued behind the blocker
+        REQUIRE(tiers.template get<std::string>(key)->has_value());  // same key: the second refill is a duplicate
         CHECK_FALSE(l1.contains(key));
         CHECK(tiers.stats().refills == 1);
         CHECK(tiers.stats().refills_dropped == 1);
@@ -413,7 +482,7 @@ TEST_CASE("Offloaded refill: inline, on a manager with dedup, and disabled") {
         Tier l1{"memory", clock}, l2{"redis", clock};
         REQUIRE(l2.set(key, value));
         auto tiers = hitbox::compose(l1, l2, offload).with_refill(offloaded);
-        REQUIRE(tiers.get<std::string>(key)->has_value());
+        REQUIRE(tiers.template get<std::string>(key)->has_value());
         CHECK_FALSE(l1.contains(key));
         CHECK(tiers.stats().refills_dropped == 1);
         CHECK(offload.counters().rejected == 1);
@@ -644,7 +713,8 @@ TEST_CASE("hitbox::lookup and hitbox::store work on any Backend") {
     CHECK(traced->source == "cache.memory");
 }
 
-TEST_CASE("Race read on workers: the first hit wins, the loser is offloaded or dropped") {
+TEMPLATE_TEST_CASE("Race read on workers: the first hit wins, the loser is offloaded or dropped", "", hitbox::RaceRead,
+                   Dynamic<hitbox::RaceRead>) {
     hitbox::ManualClock clock;
     const Str value{"v", clock.now() + 60s, std::nullopt, clock.now()};
 
@@ -655,8 +725,8 @@ TEST_CASE("Race read on workers: the first hit wins, the loser is offloaded or d
         REQUIRE(l2.set(key, value));
         Signal release;
         l1.on(Op::get, [&](const CacheKey&) { release.wait(); });
-        auto tiers = hitbox::compose(l1, l2, offload).with_read(hitbox::RaceRead{.steal_after = 10s});
-        auto found = tiers.lookup<std::string>(key);
+        auto tiers = hitbox::compose(l1, l2, offload).with_read(policy_for<TestType>(hitbox::RaceRead{.steal_after = 10s}));
+        auto found = tiers.template lookup<std::string>(key);
         REQUIRE(found);
         CHECK(found->source == "cache.redis");  // L1 is still blocked: L2 answered first
         CHECK(tiers.stats().race_losers_offloaded == 1);
@@ -675,8 +745,9 @@ TEST_CASE("Race read on workers: the first hit wins, the loser is offloaded or d
         }));
         REQUIRE(started.wait());
         auto tiers = hitbox::compose(l1, l2, offload)
-                         .with_read(hitbox::RaceRead{.loser = hitbox::RaceLoser::drop, .steal_after = 0us});
-        auto found = tiers.lookup<std::string>(key);  // the caller runs L1 itself: the worker is busy
+                         .with_read(policy_for<TestType>(
+                             hitbox::RaceRead{.loser = hitbox::RaceLoser::drop, .steal_after = 0us}));
+        auto found = tiers.template lookup<std::string>(key);  // the caller runs L1 itself: the worker is busy
         REQUIRE(found);
         CHECK(found->source == "cache.memory");
         CHECK(tiers.stats().race_losers_dropped == 1);
@@ -688,13 +759,13 @@ TEST_CASE("Race read on workers: the first hit wins, the loser is offloaded or d
         hitbox::InlineOffload offload;
         Tier l1{"memory", clock}, l2{"redis", clock};
         REQUIRE(l1.set(key, value));
-        auto offloaded = hitbox::compose(std::ref(l1), std::ref(l2), offload).with_read(hitbox::RaceRead{});
-        REQUIRE(offloaded.get<std::string>(key)->has_value());
+        auto offloaded = hitbox::compose(std::ref(l1), std::ref(l2), offload).with_read(policy_for<TestType>(hitbox::RaceRead{}));
+        REQUIRE(offloaded.template get<std::string>(key)->has_value());
         CHECK(l2.counts().gets == 1);
         CHECK(offloaded.stats().race_losers_offloaded == 1);
         auto dropped = hitbox::compose(std::ref(l1), std::ref(l2), offload)
-                           .with_read(hitbox::RaceRead{.loser = hitbox::RaceLoser::drop});
-        REQUIRE(dropped.get<std::string>(key)->has_value());
+                           .with_read(policy_for<TestType>(hitbox::RaceRead{.loser = hitbox::RaceLoser::drop}));
+        REQUIRE(dropped.template get<std::string>(key)->has_value());
         CHECK(l2.counts().gets == 1);
         CHECK(dropped.stats().race_losers_dropped == 1);
     }

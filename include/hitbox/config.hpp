@@ -127,38 +127,30 @@ inline Result<AnyBackend> make_redis_tier(const TierConfig& t) {
     return redis_with_formats(b.connection(config_mode(t)), t);
 }
 
-/// Folds 2..max_config_tiers erased tiers like hitbox::compose(): the policies on the outer level, the
-/// inner level with the defaults and no label of its own (paths stay "cache.<tier>"). Each combination of
-/// policies is one Compose type per depth, which is what bounds the depth: 18 per depth, about a second
-/// of compile time each.
-template <class O, class R, class W, class F>
-Result<AnyBackend> fold_tiers(std::vector<AnyBackend>& t, O& offload, R r, W w, F f, const std::string& label) {
+/// The configured policies as run-time values (names validated before): one Compose type serves them all.
+inline ComposePolicies<DynamicRead, DynamicWrite, DynamicRefill> config_policies(const BackendConfig& c) {
+    const RaceLoser loser = c.race_loser == "drop" ? RaceLoser::drop : RaceLoser::offload;
+    DynamicRead read{ReadMode::sequential, loser, c.steal_after};
+    if (c.read == "race") read.mode = ReadMode::race;
+    if (c.read == "parallel") read.mode = ReadMode::parallel;
+    DynamicWrite write{WriteMode::optimistic_parallel, loser, c.steal_after};
+    if (c.write == "race") write.mode = WriteMode::race;
+    if (c.write == "sequential") write.mode = WriteMode::sequential;
+    return {read, write, DynamicRefill{c.refill != "never", c.refill_offloaded}};
+}
+
+/// Folds 2..max_config_tiers erased tiers like hitbox::compose(): the configured policies on the outer
+/// level, the inner level with the defaults and no label of its own (paths stay "cache.<tier>"). The
+/// policies are run-time values (DynamicRead, ...), so this is one Compose type per depth, and the inner
+/// level of three tiers is the same type as a level of two.
+template <class O>
+Result<AnyBackend> fold_tiers(std::vector<AnyBackend>& t, O& offload, const BackendConfig& config) {
     using A = AnyBackend;
-    using Inner = Compose<A, A, O>;
-    if (t.size() == 2) return A(Compose<A, A, O, R, W, F>(t[0], t[1], offload, r, w, f, label));
-    return A(Compose<A, Inner, O, R, W, F>(t[0], Inner(t[1], t[2], offload, {}, {}, {}, ""), offload, r, w, f, label));
-}
-
-template <class Fn>
-Result<AnyBackend> with_read_policy(const BackendConfig& c, Fn&& fn) {
-    const RaceLoser loser = c.race_loser == "drop" ? RaceLoser::drop : RaceLoser::offload;
-    if (c.read == "race") return fn(RaceRead{loser, c.steal_after});
-    if (c.read == "parallel") return fn(ParallelRead{});
-    return fn(SequentialRead{});
-}
-
-template <class Fn>
-Result<AnyBackend> with_write_policy(const BackendConfig& c, Fn&& fn) {
-    const RaceLoser loser = c.race_loser == "drop" ? RaceLoser::drop : RaceLoser::offload;
-    if (c.write == "race") return fn(RaceWrite{loser, c.steal_after});
-    if (c.write == "sequential") return fn(SequentialWrite{});
-    return fn(OptimisticParallelWrite{});
-}
-
-template <class Fn>
-Result<AnyBackend> with_refill_policy(const BackendConfig& c, Fn&& fn) {
-    if (c.refill == "never") return fn(RefillNever{});
-    return fn(RefillAlways{c.refill_offloaded});
+    using Level = Compose<A, A, O, DynamicRead, DynamicWrite, DynamicRefill>;
+    auto [read, write, refill] = config_policies(config);
+    if (t.size() == 2) return A(Level(t[0], t[1], offload, read, write, refill, config.label));
+    return A(Compose<A, Level, O, DynamicRead, DynamicWrite, DynamicRefill>(
+        t[0], Level(t[1], t[2], offload, {}, {}, {}, ""), offload, read, write, refill, config.label));
 }
 
 }  // namespace detail
@@ -200,13 +192,7 @@ Result<AnyBackend> make_backend(const BackendConfig& config, O& offload) {
         tiers.push_back(std::move(*tier));
     }
     if (tiers.size() == 1) return std::move(tiers.front());
-    return detail::with_read_policy(config, [&](auto read) {
-        return detail::with_write_policy(config, [&](auto write) {
-            return detail::with_refill_policy(config, [&](auto refill) {
-                return detail::fold_tiers(tiers, offload, read, write, refill, config.label);
-            });
-        });
-    });
+    return detail::fold_tiers(tiers, offload, config);
 }
 
 }  // namespace hitbox

@@ -1,5 +1,5 @@
 // Compose's Read slot given a type that is not a read policy (here: a write policy).
-// expect: Read must model hitbox::ReadPolicy (SequentialRead, RaceRead or ParallelRead)
+// expect: Read must model hitbox::ReadPolicy (SequentialRead, RaceRead, ParallelRead or DynamicRead)
 #include "compose_support.hpp"
 
 #ifdef HITBOX_COMPILE_FAIL

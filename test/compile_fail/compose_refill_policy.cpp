@@ -1,5 +1,5 @@
 // Compose's Refill slot given a type that is not a refill policy.
-// expect: Refill must model hitbox::RefillPolicy (RefillAlways or RefillNever)
+// expect: Refill must model hitbox::RefillPolicy (RefillAlways, RefillNever or DynamicRefill)
 #include "compose_support.hpp"
 
 #ifdef HITBOX_COMPILE_FAIL

@@ -1,5 +1,5 @@
 // Compose's Write slot given a type that is not a write policy (here: a read policy).
-// expect: Write must model hitbox::WritePolicy (SequentialWrite, OptimisticParallelWrite or RaceWrite)
+// expect: Write must model hitbox::WritePolicy (SequentialWrite, OptimisticParallelWrite, RaceWrite or DynamicWrite)
 #include "compose_support.hpp"
 
 #ifdef HITBOX_COMPILE_FAIL

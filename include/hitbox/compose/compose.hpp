@@ -214,6 +214,48 @@ R call_tier(const Tier& tier, std::string_view what, Call&& call) {
     }
 }
 
+/// Calls `f` with the read policy's mode as a std::integral_constant: at compile time for a static policy
+/// (nothing at run time), through one switch for DynamicRead. Either way a mode runs the same template.
+template <class P, class F>
+decltype(auto) with_read_mode(const P& policy, F&& f) {
+    if constexpr (fixed_read_mode<P>) {
+        (void)policy;
+        return f(std::integral_constant<ReadMode, P::mode>{});
+    } else {
+        switch (policy.mode) {
+            case ReadMode::race: return f(std::integral_constant<ReadMode, ReadMode::race>{});
+            case ReadMode::parallel: return f(std::integral_constant<ReadMode, ReadMode::parallel>{});
+            case ReadMode::sequential: break;
+        }
+        return f(std::integral_constant<ReadMode, ReadMode::sequential>{});
+    }
+}
+
+/// with_read_mode for write policies.
+template <class P, class F>
+decltype(auto) with_write_mode(const P& policy, F&& f) {
+    if constexpr (fixed_write_mode<P>) {
+        (void)policy;
+        return f(std::integral_constant<WriteMode, P::mode>{});
+    } else {
+        switch (policy.mode) {
+            case WriteMode::sequential: return f(std::integral_constant<WriteMode, WriteMode::sequential>{});
+            case WriteMode::race: return f(std::integral_constant<WriteMode, WriteMode::race>{});
+            case WriteMode::optimistic_parallel: break;
+        }
+        return f(std::integral_constant<WriteMode, WriteMode::optimistic_parallel>{});
+    }
+}
+
+/// True for a refill policy that is off by its type (RefillNever): no refill code at all.
+template <class P>
+constexpr bool never_refills() noexcept {
+    if constexpr (fixed_refill<P>)
+        return !P::enabled;
+    else
+        return false;
+}
+
 /// True when `a` stays alive longer than `b` (no expiry is the longest life).
 template <class T>
 bool lives_longer(const CacheValue<T>& a, const CacheValue<T>& b) noexcept {
@@ -260,13 +302,13 @@ class Compose {
                   "(use OffloadManager, InlineOffload or NoOffload)");
     static_assert(detail::holds<ReadPolicy<Read>>,
                   "hitbox::Compose<L1, L2, Offload, Read>: Read must model hitbox::ReadPolicy "
-                  "(SequentialRead, RaceRead or ParallelRead)");
+                  "(SequentialRead, RaceRead, ParallelRead or DynamicRead)");
     static_assert(detail::holds<WritePolicy<Write>>,
                   "hitbox::Compose<L1, L2, Offload, Read, Write>: Write must model hitbox::WritePolicy "
-                  "(SequentialWrite, OptimisticParallelWrite or RaceWrite)");
+                  "(SequentialWrite, OptimisticParallelWrite, RaceWrite or DynamicWrite)");
     static_assert(detail::holds<RefillPolicy<Refill>>,
                   "hitbox::Compose<L1, L2, Offload, Read, Write, Refill>: Refill must model hitbox::RefillPolicy "
-                  "(RefillAlways or RefillNever)");
+                  "(RefillAlways, RefillNever or DynamicRefill)");
 
     template <class, class, class, class, class, class>
     friend class Compose;
@@ -320,20 +362,7 @@ public:
     /// Fails (kind unavailable, naming each tier's error) only when every tier failed.
     template <class T>
     Result<std::optional<CacheValue<T>>> get(const CacheKey& key) {
-        if constexpr (Read::mode == ReadMode::sequential && !detail::is_compose<l1_type>) {
-            // The hit path: L1's answer is the result object itself (one named return, so no move).
-            Result<std::optional<CacheValue<T>>> result =
-                detail::call_tier<Result<std::optional<CacheValue<T>>>>(l1(), "read", [&] {
-                    return l1().template get<T>(key);
-                });
-            if (!result || !*result) [[unlikely]]
-                result = after_l1_miss_<T>(key, std::move(result));
-            return result;
-        } else {
-            auto out = read_impl_<T, false>(key);
-            if (out.failed) return fail(failure_("read", out.errors));
-            return std::move(out.value);
-        }
+        return detail::with_read_mode(read_policy_, [&](auto mode) { return get_<decltype(mode)::value, T>(key); });
     }
 
     /// get<T> that also says which tier answered (label path) and which tiers failed on the way.
@@ -352,7 +381,7 @@ public:
     /// continues with L2 and the refill exactly as lookup() would, without reading L1 again. The cache
     /// front uses it so that its L1 hit path is a plain L1 get.
     template <class T>
-        requires(Read::mode == ReadMode::sequential && !detail::is_compose<l1_type>)
+        requires(detail::fixed_read_mode<Read> && Read::mode == ReadMode::sequential && !detail::is_compose<l1_type>)
     Result<Lookup<T>> lookup_after_l1(const CacheKey& key, Result<std::optional<CacheValue<T>>> first) {
         auto a = leaf_outcome_<T, true>(l1(), std::move(first));
         if (a.failed) detail::ComposeCounters::bump(counters_().l1_read_errors);
@@ -463,6 +492,25 @@ private:
 
     // ---- reads ---------------------------------------------------------------------------------------
 
+    /// get<T> under read mode M.
+    template <ReadMode M, class T>
+    Result<std::optional<CacheValue<T>>> get_(const CacheKey& key) {
+        if constexpr (M == ReadMode::sequential && !detail::is_compose<l1_type>) {
+            // The hit path: L1's answer is the result object itself (one named return, so no move).
+            Result<std::optional<CacheValue<T>>> result =
+                detail::call_tier<Result<std::optional<CacheValue<T>>>>(l1(), "read", [&] {
+                    return l1().template get<T>(key);
+                });
+            if (!result || !*result) [[unlikely]]
+                result = after_l1_miss_<T>(key, std::move(result));
+            return result;
+        } else {
+            auto out = read_mode_<M, T, false>(key);
+            if (out.failed) return fail(failure_("read", out.errors));
+            return std::move(out.value);
+        }
+    }
+
     /// get<T>'s Sequential path once a leaf L1 missed or failed; kept out of line so the hit path inlines.
     template <class T>
     HITBOX_COLD Result<std::optional<CacheValue<T>>> after_l1_miss_(const CacheKey& key, Result<std::optional<CacheValue<T>>>&& first) {
@@ -500,15 +548,25 @@ private:
         return out;
     }
 
+    /// A read through both tiers as the read policy says, with this level's label on the source and errors.
     template <class T, bool Traced>
     detail::ReadOutcome<T> read_impl_(const CacheKey& key) {
-        detail::ReadOutcome<T> out;
-        if constexpr (Read::mode == ReadMode::sequential)
-            out = sequential_after_l1_<T, Traced>(key, read_tier_<T, Traced>(l1(), key, counters_().l1_read_errors));
-        else if constexpr (Read::mode == ReadMode::parallel)
-            out = read_parallel_<T, Traced>(key);
-        else
-            out = read_race_<T, Traced>(key);
+        return detail::with_read_mode(read_policy_,
+                                      [&](auto mode) { return read_mode_<decltype(mode)::value, T, Traced>(key); });
+    }
+
+    /// read_impl_ under read mode M.
+    template <ReadMode M, class T, bool Traced>
+    detail::ReadOutcome<T> read_mode_(const CacheKey& key) {
+        auto out = [&] {
+            if constexpr (M == ReadMode::sequential)
+                return sequential_after_l1_<T, Traced>(key,
+                                                       read_tier_<T, Traced>(l1(), key, counters_().l1_read_errors));
+            else if constexpr (M == ReadMode::parallel)
+                return read_parallel_<T, Traced>(key);
+            else
+                return read_race_<T, Traced>(key);
+        }();
         if constexpr (Traced)
             if (out.value && !label_.empty()) out.source = detail::join_path(label_, out.source);
         detail::prefix_errors(out.errors, label_);
@@ -603,7 +661,9 @@ private:
 
     template <class T>
     void refill_(const CacheKey& key, const CacheValue<T>& value, std::vector<Error>& errors) {
-        if constexpr (Refill::enabled) {
+        if constexpr (!detail::never_refills<Refill>()) {
+            if constexpr (!detail::fixed_refill<Refill>)
+                if (!refill_policy_.enabled) return;
             auto& c = counters_();
             if constexpr (std::copy_constructible<T>) {
                 if (refill_policy_.offloaded) {
@@ -660,26 +720,35 @@ private:
         return out;
     }
 
+    /// A write to both tiers as the write policy says, with this level's label on the paths and the errors.
     template <class T, bool Traced>
     detail::WriteOutcome write_impl_(const CacheKey& key, const CacheValue<T>& value) {
-        detail::WriteOutcome out;
-        if constexpr (Write::mode == WriteMode::sequential) {
-            out = write_tier_<T, Traced>(l1(), key, value, counters_().l1_write_errors);
-            if (!out.failed) {
-                auto b = write_tier_<T, Traced>(l2(), key, value, counters_().l2_write_errors);
-                const bool failed = b.failed;
-                out = combine_writes_(std::move(out), std::move(b), failed);
-            }
-        } else if constexpr (Write::mode == WriteMode::optimistic_parallel) {
-            out = write_parallel_<T, Traced>(key, value);
-        } else {
-            out = write_race_<T, Traced>(key, value);
-        }
+        auto out = detail::with_write_mode(write_policy_, [&](auto mode) {
+            return write_mode_<decltype(mode)::value, T, Traced>(key, value);
+        });
         if constexpr (Traced)
             if (!label_.empty())
                 for (auto& w : out.written) w = detail::join_path(label_, w);
         detail::prefix_errors(out.errors, label_);
         return out;
+    }
+
+    /// The write algorithm of mode M.
+    template <WriteMode M, class T, bool Traced>
+    detail::WriteOutcome write_mode_(const CacheKey& key, const CacheValue<T>& value) {
+        if constexpr (M == WriteMode::sequential) {
+            auto out = write_tier_<T, Traced>(l1(), key, value, counters_().l1_write_errors);
+            if (!out.failed) {
+                auto b = write_tier_<T, Traced>(l2(), key, value, counters_().l2_write_errors);
+                const bool failed = b.failed;
+                out = combine_writes_(std::move(out), std::move(b), failed);
+            }
+            return out;
+        } else if constexpr (M == WriteMode::optimistic_parallel) {
+            return write_parallel_<T, Traced>(key, value);
+        } else {
+            return write_race_<T, Traced>(key, value);
+        }
     }
 
     template <class T, bool Traced>

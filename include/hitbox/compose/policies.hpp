@@ -1,12 +1,15 @@
 #pragma once
 /// \file
 /// The read, write and refill policies of hitbox::Compose. A policy is a small value type: its type picks
-/// the algorithm at compile time (no virtual call), its members tune it. See doc/policies.md.
+/// the algorithm at compile time (no virtual call), its members tune it. DynamicRead, DynamicWrite and
+/// DynamicRefill hold the choice as a value instead, for configuration read at run time: one Compose type
+/// serves every mode, at the cost of one switch per call. See doc/policies.md.
 
 #include <chrono>
 #include <concepts>
 #include <cstdint>
 #include <string_view>
+#include <type_traits>
 
 namespace hitbox {
 
@@ -23,6 +26,20 @@ enum class RaceLoser : std::uint8_t {
 
 /// Stable lower-case name ("offload", "drop").
 constexpr std::string_view to_string(RaceLoser l) noexcept { return l == RaceLoser::offload ? "offload" : "drop"; }
+
+namespace detail {
+
+/// True when a policy's mode is a constant of its type (`static constexpr`: the static policies), false when
+/// it is a data member (the Dynamic ones). Compose selects a fixed mode's algorithm with `if constexpr`, so a
+/// static policy costs nothing at run time.
+template <class P>
+concept fixed_read_mode = requires { requires std::is_same_v<decltype(&P::mode), const ReadMode*>; };
+template <class P>
+concept fixed_write_mode = requires { requires std::is_same_v<decltype(&P::mode), const WriteMode*>; };
+template <class P>
+concept fixed_refill = requires { requires std::is_same_v<decltype(&P::enabled), const bool*>; };
+
+}  // namespace detail
 
 /// Default read policy: L1, then L2 when L1 misses or fails. An L1 hit costs exactly the L1 call.
 struct SequentialRead {
@@ -84,23 +101,63 @@ struct RefillNever {
     static constexpr bool enabled = false;
 };
 
-/// A read policy: SequentialRead, RaceRead or ParallelRead (a type with `static constexpr ReadMode mode`;
-/// race policies also carry `loser` and `steal_after`).
-template <class P>
-concept ReadPolicy = std::copy_constructible<P> && requires {
-    { P::mode } -> std::convertible_to<ReadMode>;
+/// Run-time-selected read policy: the mode is a member, so one `Compose<..., DynamicRead>` serves every read
+/// algorithm (hitbox::make_backend uses it). Each mode behaves exactly as its static policy (the same code
+/// runs: Compose switches on `mode` once per call, then takes the static policy's path); `loser` and
+/// `steal_after` as in RaceRead, used in `ReadMode::race` only. The defaults are SequentialRead's.
+///
+/// \code
+/// hitbox::DynamicRead read{.mode = hitbox::ReadMode::race, .loser = hitbox::RaceLoser::drop};
+/// auto tiers = hitbox::compose(std::move(l1), std::move(l2), offload).with_read(read);
+/// \endcode
+struct DynamicRead {
+    ReadMode mode = ReadMode::sequential;
+    RaceLoser loser = RaceLoser::offload;
+    std::chrono::microseconds steal_after{1000};
 };
 
-/// A write policy: SequentialWrite, OptimisticParallelWrite or RaceWrite.
-template <class P>
-concept WritePolicy = std::copy_constructible<P> && requires {
-    { P::mode } -> std::convertible_to<WriteMode>;
+/// Run-time-selected write policy: `mode` picks SequentialWrite's, OptimisticParallelWrite's (default) or
+/// RaceWrite's algorithm at run time; `loser` and `steal_after` as in RaceWrite, used in `WriteMode::race`.
+struct DynamicWrite {
+    WriteMode mode = WriteMode::optimistic_parallel;
+    RaceLoser loser = RaceLoser::offload;
+    std::chrono::microseconds steal_after{1000};
 };
 
-/// A refill policy: RefillAlways or RefillNever.
+/// Run-time-selected refill policy: `enabled` is RefillAlways (true, default, with `offloaded` as there) or
+/// RefillNever (false).
+struct DynamicRefill {
+    bool enabled = true;
+    bool offloaded = false;
+};
+
+/// A read policy: SequentialRead, RaceRead, ParallelRead (`static constexpr ReadMode mode`: the algorithm
+/// is fixed by the type; race policies also carry `loser` and `steal_after`) or DynamicRead (`mode` a data
+/// member, with `loser` and `steal_after`, since any call may race).
+///
+/// Laws: a policy whose `mode` is a data member behaves, call by call, as the static policy of that mode.
 template <class P>
-concept RefillPolicy = std::copy_constructible<P> && requires {
-    { P::enabled } -> std::convertible_to<bool>;
+concept ReadPolicy = std::copy_constructible<P> && requires(const P& p) {
+    { p.mode } -> std::convertible_to<ReadMode>;
+} && (detail::fixed_read_mode<P> || requires(const P& p) {
+    { p.loser } -> std::convertible_to<RaceLoser>;
+    { p.steal_after } -> std::convertible_to<std::chrono::microseconds>;
+});
+
+/// A write policy: SequentialWrite, OptimisticParallelWrite, RaceWrite or DynamicWrite (as for ReadPolicy).
+template <class P>
+concept WritePolicy = std::copy_constructible<P> && requires(const P& p) {
+    { p.mode } -> std::convertible_to<WriteMode>;
+} && (detail::fixed_write_mode<P> || requires(const P& p) {
+    { p.loser } -> std::convertible_to<RaceLoser>;
+    { p.steal_after } -> std::convertible_to<std::chrono::microseconds>;
+});
+
+/// A refill policy: RefillAlways, RefillNever (`static constexpr bool enabled`) or DynamicRefill (`enabled`
+/// a data member). A policy that may be enabled carries `bool offloaded`.
+template <class P>
+concept RefillPolicy = std::copy_constructible<P> && requires(const P& p) {
+    { p.enabled } -> std::convertible_to<bool>;
 };
 
 /// The three policies as one value, for `Compose::with_policies` and reuse across compositions (Compose
