@@ -213,6 +213,38 @@ TEST_CASE("Round trip of thousands of keys spread over every master", "[cluster]
     CHECK(backend.connection().ping());
 }
 
+TEST_CASE("SET NX PX and compare-and-delete go to each key's master", "[cluster]") {
+    flush_masters();
+    auto backend = make_backend<hitbox::RedisBackend<hitbox::Bitcode, hitbox::BinaryFormat,
+                                                     hitbox::PassthroughCompressor, hitbox::Cluster>>("lk:");
+    auto& conn = backend.connection();
+    constexpr int n = 60;  // spread over the three masters
+    for (int i = 0; i < n; ++i) {
+        const std::string key = "lock:" + std::to_string(i);
+        auto taken = conn.set_nx_px(key, "owner", 10'000);
+        REQUIRE(taken);
+        CHECK(*taken);
+        auto again = conn.set_nx_px(key, "other", 10'000);
+        REQUIRE(again);
+        CHECK_FALSE(*again);
+        auto not_mine = conn.del_if_equal(key, "other");
+        REQUIRE(not_mine);
+        CHECK_FALSE(*not_mine);
+    }
+    long long held = 0;
+    for (auto m : cluster().masters()) {
+        CHECK(cluster().dbsize(m) > 0);
+        held += cluster().dbsize(m);
+    }
+    CHECK(held == n);
+    for (int i = 0; i < n; ++i) {
+        auto released = conn.del_if_equal("lock:" + std::to_string(i), "owner");
+        REQUIRE(released);
+        CHECK(*released);
+    }
+    for (auto m : cluster().masters()) CHECK(cluster().dbsize(m) == 0);
+}
+
 TEST_CASE("Seeds given by host name: their connections close once the topology's own nodes serve", "[cluster]") {
     // The cluster announces 127.0.0.1; seeds named "localhost" are other addresses to the client. The seed
     // that answered CLUSTER SLOTS must not stay connected (with an I/O thread) beside the node that serves.

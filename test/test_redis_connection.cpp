@@ -596,3 +596,50 @@ TEST_CASE("An endpoint source is asked on every connect: after a server dies the
     CHECK(seen == "b");
     CHECK(source->asked.load() >= 2);
 }
+
+TEST_CASE("SingleNode: SET NX PX and compare-and-delete, the primitives of a lock that expires by itself") {
+    if (!redis_available) return;
+    RedisServer server;
+    auto backend = make_backend(server.url());
+    auto& conn = backend.connection();
+    auto first = conn.set_nx_px("lock:a", "token-1", 10'000);
+    REQUIRE(first);
+    CHECK(*first);
+    auto second = conn.set_nx_px("lock:a", "token-2", 10'000);
+    REQUIRE(second);
+    CHECK_FALSE(*second);  // held by token-1
+    auto wrong = conn.del_if_equal("lock:a", "token-2");
+    REQUIRE(wrong);
+    CHECK_FALSE(*wrong);  // not the owner: the lock stays
+    auto held = conn.get("lock:a");
+    REQUIRE(held);
+    REQUIRE(*held);
+    CHECK(**held == "token-1");
+    auto released = conn.del_if_equal("lock:a", "token-1");
+    REQUIRE(released);
+    CHECK(*released);
+    auto gone = conn.get("lock:a");
+    REQUIRE(gone);
+    CHECK_FALSE(*gone);
+    // A lock expires by itself: a crashed owner does not hold it for ever.
+    REQUIRE(conn.set_nx_px("lock:b", "token-1", 50));
+    CHECK(eventually([&] {
+        auto again = conn.set_nx_px("lock:b", "token-2", 10'000);
+        return again && *again;
+    }));
+    auto late = conn.del_if_equal("lock:b", "token-1");  // the first owner, too late: must not free token-2's
+    REQUIRE(late);
+    CHECK_FALSE(*late);
+    auto still = conn.get("lock:b");
+    REQUIRE(still);
+    REQUIRE(*still);
+    CHECK(**still == "token-2");
+    // Binary-safe keys and tokens.
+    const std::string key("lock:\0\r\n", 8), token("t\0k\r\n", 5);
+    auto bin = conn.set_nx_px(key, token, 10'000);
+    REQUIRE(bin);
+    CHECK(*bin);
+    auto bin_release = conn.del_if_equal(key, token);
+    REQUIRE(bin_release);
+    CHECK(*bin_release);
+}

@@ -64,6 +64,12 @@ class AnyConnection {
     Result<bool> del(std::string_view key) {
         return std::visit([&](auto& c) { return c.del(key); }, conn_);
     }
+    Result<bool> set_nx_px(std::string_view key, std::string_view value, std::int64_t px_ms) {
+        return std::visit([&](auto& c) { return c.set_nx_px(key, value, px_ms); }, conn_);
+    }
+    Result<bool> del_if_equal(std::string_view key, std::string_view value) {
+        return std::visit([&](auto& c) { return c.del_if_equal(key, value); }, conn_);
+    }
     std::vector<Result<std::optional<std::string>>> get_many(std::span<const std::string> keys) {
         return std::visit([&](auto& c) { return c.get_many(keys); }, conn_);
     }

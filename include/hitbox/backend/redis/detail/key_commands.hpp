@@ -70,6 +70,33 @@ class KeyCommands {
     /// DEL key: true when the key existed.
     Result<bool> del(std::string_view key) { return write_one(ConnectionWrite{key, {}, std::nullopt, true}); }
 
+    /// `SET key value NX PX px_ms`: true when this call set the key, false when it already existed. The
+    /// primitive of a lock held by `value` (a token only its owner knows) that expires by itself.
+    Result<bool> set_nx_px(std::string_view key, std::string_view value, std::int64_t px_ms) {
+        auto& buf = command_scratch();
+        const std::string px = std::to_string(px_ms < 1 ? 1 : px_ms);
+        if (!append_command(buf, {"SET", key, value, "NX", "PX", px})) return fail(format_error());
+        auto reply = self().exchange_one(key, buf, false);
+        if (!reply) return fail(reply.error());
+        if ((*reply)->type == REDIS_REPLY_NIL) return false;
+        auto ok = status_reply(**reply, "SET");
+        if (!ok) return fail(ok.error());
+        return true;
+    }
+
+    /// Deletes `key` only while it holds `value`, atomically on the server (one EVAL of a compare-and-delete
+    /// script): true when it was deleted. Releases a lock taken by set_nx_px without touching a lock that
+    /// expired and was taken by someone else since.
+    Result<bool> del_if_equal(std::string_view key, std::string_view value) {
+        static constexpr std::string_view script =
+            "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) else return 0 end";
+        auto& buf = command_scratch();
+        if (!append_command(buf, {"EVAL", script, "1", key, value})) return fail(format_error());
+        auto reply = self().exchange_one(key, buf, false);
+        if (!reply) return fail(reply.error());
+        return count_reply(**reply, "EVAL");
+    }
+
     /// Pipelined GETs, one result per key in key order.
     std::vector<Result<std::optional<std::string>>> get_many(std::span<const std::string> keys) {
         return batch<std::optional<std::string>>(
