@@ -11,6 +11,7 @@
 #include <vector>
 
 #include <hitbox/backend/memory/memory_backend.hpp>
+#include <hitbox/cache.hpp>
 #include <hitbox/compose/compose.hpp>
 #include <hitbox/core/error.hpp>
 #include <hitbox/core/metrics.hpp>
@@ -239,4 +240,159 @@ TEST_CASE("write_backend_stats renders memory, Redis-shaped and composition coun
     CHECK(p.value("hitbox_offload_tasks_spawned_total", {{"backend", "cache"}}) == 1.0);
     CHECK(p.value("hitbox_offload_tasks_completed_total", {{"backend", "cache"}}) == 1.0);
     CHECK(p.value("hitbox_offload_tasks_active", {{"backend", "cache"}}) == 0.0);
+}
+
+// ---- golden text ---------------------------------------------------------------------------------------
+// The exposition text of the built-in tiers, byte for byte: metric names, HELP lines, label order and the
+// order of families are what dashboards and alerts are written against, so a refactoring of the export
+// must leave them exactly as they are.
+
+namespace {
+
+const std::string golden_text = R"golden(# HELP hitbox_upstream_requests_total Loader calls.
+# TYPE hitbox_upstream_requests_total counter
+hitbox_upstream_requests_total{backend="cache"} 1
+# HELP hitbox_upstream_errors_total Loader calls that returned an error or threw.
+# TYPE hitbox_upstream_errors_total counter
+hitbox_upstream_errors_total{backend="cache"} 0
+# HELP hitbox_cache_coalesced_total Callers that took the outcome of another caller's load.
+# TYPE hitbox_cache_coalesced_total counter
+hitbox_cache_coalesced_total{backend="cache"} 0
+# HELP hitbox_cache_waiter_timeouts_total Waiters that stopped waiting and loaded themselves.
+# TYPE hitbox_cache_waiter_timeouts_total counter
+hitbox_cache_waiter_timeouts_total{backend="cache"} 0
+# HELP hitbox_cache_load_retries_total Failed loads handed to one waiter to retry.
+# TYPE hitbox_cache_load_retries_total counter
+hitbox_cache_load_retries_total{backend="cache"} 0
+# HELP hitbox_cache_negative_hits_total Calls answered by a cached "not found".
+# TYPE hitbox_cache_negative_hits_total counter
+hitbox_cache_negative_hits_total{backend="cache"} 0
+# HELP hitbox_cache_stale_if_error_total Stale values served because their reload failed.
+# TYPE hitbox_cache_stale_if_error_total counter
+hitbox_cache_stale_if_error_total{backend="cache"} 0
+# HELP hitbox_cache_waiters Callers waiting for another caller's load.
+# TYPE hitbox_cache_waiters gauge
+hitbox_cache_waiters{backend="cache"} 0
+# HELP hitbox_offload_revalidation_spawned_total Background refreshes the offload accepted.
+# TYPE hitbox_offload_revalidation_spawned_total counter
+hitbox_offload_revalidation_spawned_total{backend="cache"} 0
+# HELP hitbox_offload_revalidation_dropped_total Background refreshes the offload refused.
+# TYPE hitbox_offload_revalidation_dropped_total counter
+hitbox_offload_revalidation_dropped_total{backend="cache"} 0
+# HELP hitbox_offload_revalidation_skipped_total Accepted refreshes that found the entry fresh or a load running.
+# TYPE hitbox_offload_revalidation_skipped_total counter
+hitbox_offload_revalidation_skipped_total{backend="cache"} 0
+# HELP hitbox_offload_revalidation_completed_total Background refreshes whose load finished.
+# TYPE hitbox_offload_revalidation_completed_total counter
+hitbox_offload_revalidation_completed_total{backend="cache"} 0
+# HELP hitbox_backend_read_total Reads (key lookups) per backend.
+# TYPE hitbox_backend_read_total counter
+hitbox_backend_read_total{backend="cache.l1"} 3
+hitbox_backend_read_total{backend="cache.l2"} 2
+hitbox_backend_read_total{backend="cache.l3"} 2
+hitbox_backend_read_total{backend="cache.redis"} 10
+# HELP hitbox_backend_hits_total Reads that found an entry, per backend.
+# TYPE hitbox_backend_hits_total counter
+hitbox_backend_hits_total{backend="cache.l1"} 1
+hitbox_backend_hits_total{backend="cache.l2"} 0
+hitbox_backend_hits_total{backend="cache.l3"} 1
+hitbox_backend_hits_total{backend="cache.redis"} 7
+# HELP hitbox_backend_misses_total Reads that found no entry, per backend.
+# TYPE hitbox_backend_misses_total counter
+hitbox_backend_misses_total{backend="cache.l1"} 2
+hitbox_backend_misses_total{backend="cache.l2"} 2
+hitbox_backend_misses_total{backend="cache.l3"} 1
+hitbox_backend_misses_total{backend="cache.redis"} 3
+# HELP hitbox_backend_entries Entries held by an in-process tier.
+# TYPE hitbox_backend_entries gauge
+hitbox_backend_entries{backend="cache.l1"} 1
+hitbox_backend_entries{backend="cache.l2"} 1
+hitbox_backend_entries{backend="cache.l3"} 1
+# HELP hitbox_backend_evictions_total Entries evicted to honour the bound.
+# TYPE hitbox_backend_evictions_total counter
+hitbox_backend_evictions_total{backend="cache.l1"} 0
+hitbox_backend_evictions_total{backend="cache.l2"} 0
+hitbox_backend_evictions_total{backend="cache.l3"} 0
+# HELP hitbox_backend_expirations_total Expired entries reclaimed.
+# TYPE hitbox_backend_expirations_total counter
+hitbox_backend_expirations_total{backend="cache.l1"} 0
+hitbox_backend_expirations_total{backend="cache.l2"} 0
+hitbox_backend_expirations_total{backend="cache.l3"} 0
+# HELP hitbox_compose_refills_total L2 hits written back to L1, per composition.
+# TYPE hitbox_compose_refills_total counter
+hitbox_compose_refills_total{backend="cache"} 2
+# HELP hitbox_compose_refills_dropped_total Offloaded refills the offload refused.
+# TYPE hitbox_compose_refills_dropped_total counter
+hitbox_compose_refills_dropped_total{backend="cache"} 0
+# HELP hitbox_compose_unavailable_total Calls that failed in every tier, per composition.
+# TYPE hitbox_compose_unavailable_total counter
+hitbox_compose_unavailable_total{backend="cache"} 0
+# HELP hitbox_offload_tasks_spawned_total Background tasks accepted.
+# TYPE hitbox_offload_tasks_spawned_total counter
+hitbox_offload_tasks_spawned_total{backend="cache"} 0
+# HELP hitbox_offload_tasks_completed_total Background tasks that returned.
+# TYPE hitbox_offload_tasks_completed_total counter
+hitbox_offload_tasks_completed_total{backend="cache"} 0
+# HELP hitbox_offload_tasks_failed_total Background tasks that threw.
+# TYPE hitbox_offload_tasks_failed_total counter
+hitbox_offload_tasks_failed_total{backend="cache"} 0
+# HELP hitbox_offload_tasks_deduplicated_total Tasks refused: the same (kind, key) was pending.
+# TYPE hitbox_offload_tasks_deduplicated_total counter
+hitbox_offload_tasks_deduplicated_total{backend="cache"} 0
+# HELP hitbox_offload_tasks_rejected_total Tasks refused: queue full, shut down or disabled.
+# TYPE hitbox_offload_tasks_rejected_total counter
+hitbox_offload_tasks_rejected_total{backend="cache"} 0
+# HELP hitbox_offload_tasks_timeout_total Tasks that ran past their timeout.
+# TYPE hitbox_offload_tasks_timeout_total counter
+hitbox_offload_tasks_timeout_total{backend="cache"} 0
+# HELP hitbox_offload_tasks_discarded_total Tasks dropped unrun at shutdown.
+# TYPE hitbox_offload_tasks_discarded_total counter
+hitbox_offload_tasks_discarded_total{backend="cache"} 0
+# HELP hitbox_offload_tasks_active Accepted tasks not finished.
+# TYPE hitbox_offload_tasks_active gauge
+hitbox_offload_tasks_active{backend="cache"} 0
+# HELP hitbox_offload_tasks_queued Tasks waiting for a worker.
+# TYPE hitbox_offload_tasks_queued gauge
+hitbox_offload_tasks_queued{backend="cache"} 0
+# HELP hitbox_backend_write_total Writes per backend.
+# TYPE hitbox_backend_write_total counter
+hitbox_backend_write_total{backend="cache.redis"} 4
+# HELP hitbox_backend_read_bytes_total Stored bytes read per backend.
+# TYPE hitbox_backend_read_bytes_total counter
+hitbox_backend_read_bytes_total{backend="cache.redis"} 700
+# HELP hitbox_backend_write_bytes_total Stored bytes written per backend.
+# TYPE hitbox_backend_write_bytes_total counter
+hitbox_backend_write_bytes_total{backend="cache.redis"} 400
+# HELP hitbox_backend_errors_total Failed backend operations by error kind.
+# TYPE hitbox_backend_errors_total counter
+hitbox_backend_errors_total{backend="cache.redis",kind="connection"} 2
+)golden";
+
+}  // namespace
+
+TEST_CASE("The Prometheus text of a cache over three memory tiers and of Redis counters is pinned byte for byte") {
+    auto tier = [](const char* label) {
+        auto b = hitbox::MemoryBackend::builder().max_entries(100).label(label).build();
+        REQUIRE(b);
+        return std::move(*b);
+    };
+    hitbox::InlineOffload offload;
+    auto tiers = hitbox::compose(tier("l1"), tier("l2"), tier("l3"), offload);
+    hitbox::Cache cache{tiers, offload};
+    const hitbox::CacheKey key{"user", 1, {{"id", "7"}}};
+    auto load = [] { return std::string("seven"); };
+    REQUIRE(cache.get_or_compute<std::string>(key, load).status == CacheStatus::Miss);
+    REQUIRE(cache.get_or_compute<std::string>(key, load).status == CacheStatus::Hit);
+    REQUIRE(tiers.l1().remove(key));
+    REQUIRE(tiers.l2().l1().remove(key));
+    REQUIRE(cache.get_or_compute<std::string>(key, load).source == "cache.l3");  // refills l2, then l1
+
+    RedisShapedStats redis;
+    redis.errors[static_cast<std::size_t>(hitbox::ErrorKind::connection)] = 2;
+
+    hitbox::PrometheusWriter out;
+    hitbox::write_metrics(out, cache);
+    hitbox::write_backend_stats(out, "cache.redis", redis);
+    const std::string text = out.str();
+    CHECK(text == golden_text);
 }
