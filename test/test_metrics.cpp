@@ -2,19 +2,29 @@
 // parser of the text format) and the rendering of tiers' and offloads' own counters.
 #include <catch2/catch.hpp>
 
+#include <any>
 #include <array>
 #include <chrono>
 #include <cmath>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 #include <type_traits>
 #include <vector>
 
+#include <boost/hana/adapt_struct.hpp>
+
 #include <hitbox/backend/memory/memory_backend.hpp>
+#include <hitbox/backend/byte_stats.hpp>
 #include <hitbox/cache.hpp>
 #include <hitbox/compose/compose.hpp>
 #include <hitbox/core/error.hpp>
 #include <hitbox/core/metrics.hpp>
+#include <hitbox/core/stats.hpp>
+#include <hitbox/key_format/bitcode.hpp>
 #include <hitbox/offload/inline_offload.hpp>
 
 #include "support/prometheus_parse.hpp"
@@ -190,17 +200,7 @@ TEST_CASE("write_metrics renders a CountingMetrics snapshot with the Rust hitbox
     CHECK_FALSE(p.value("hitbox_upstream_duration_seconds_count", {{"result", "error"}}).has_value());
 }
 
-namespace {
-
-/// The shape of RedisStats (which needs hiredis): the renderer recognises it by its members.
-struct RedisShapedStats {
-    std::uint64_t reads = 10, writes = 4, removes = 0, hits = 7, misses = 3, bytes_in = 700, bytes_out = 400;
-    std::array<std::uint64_t, 13> errors{};
-};
-
-}  // namespace
-
-TEST_CASE("write_backend_stats renders memory, Redis-shaped and composition counters by label") {
+TEST_CASE("write_backend_stats renders memory, Redis and composition counters by label") {
     auto memory = hitbox::MemoryBackend::builder().max_entries(100).build();
     REQUIRE(memory);
     hitbox::CacheKey key{"k", 1, {{"id", "1"}}};
@@ -208,7 +208,8 @@ TEST_CASE("write_backend_stats renders memory, Redis-shaped and composition coun
     (void)memory->get<std::string>(key);
     (void)memory->get<std::string>(hitbox::CacheKey{"absent"});
 
-    RedisShapedStats redis;
+    hitbox::ByteStats redis;
+    redis.reads = 10, redis.writes = 4, redis.hits = 7, redis.misses = 3, redis.bytes_in = 700, redis.bytes_out = 400;
     redis.errors[static_cast<std::size_t>(hitbox::ErrorKind::connection)] = 2;
     redis.errors[static_cast<std::size_t>(hitbox::ErrorKind::timeout)] = 1;
 
@@ -387,7 +388,8 @@ TEST_CASE("The Prometheus text of a cache over three memory tiers and of Redis c
     REQUIRE(tiers.l2().l1().remove(key));
     REQUIRE(cache.get_or_compute<std::string>(key, load).source == "cache.l3");  // refills l2, then l1
 
-    RedisShapedStats redis;
+    hitbox::ByteStats redis;
+    redis.reads = 10, redis.writes = 4, redis.hits = 7, redis.misses = 3, redis.bytes_in = 700, redis.bytes_out = 400;
     redis.errors[static_cast<std::size_t>(hitbox::ErrorKind::connection)] = 2;
 
     hitbox::PrometheusWriter out;
@@ -395,4 +397,156 @@ TEST_CASE("The Prometheus text of a cache over three memory tiers and of Redis c
     hitbox::write_backend_stats(out, "cache.redis", redis);
     const std::string text = out.str();
     CHECK(text == golden_text);
+}
+
+// ---- tiers hitbox does not know ------------------------------------------------------------------------
+// Tiers defined here only (no edit under include/): their stats are exported by prometheus_text through the
+// customization point, or, for a CounterStruct without a hook, member by member.
+
+namespace toy {
+
+/// Counters declared once: the struct, its Hana adaptation (below, at global scope), and nothing else.
+struct DiskStats {
+    std::uint64_t reads = 0;
+    std::uint64_t writes = 0;
+    std::uint64_t fsyncs = 0;
+};
+
+/// A CounterStruct with a hook of its own: the hook wins over the member-by-member export.
+struct QueueStats {
+    std::uint64_t depth = 0;
+};
+
+inline void hitbox_write_stats(hitbox::PrometheusWriter& out, std::string_view backend, const QueueStats& s) {
+    out.gauge("toy_queue_depth", "Entries waiting in the toy queue.", {{"backend", backend}}, static_cast<double>(s.depth));
+}
+
+/// Counters whose adaptation forgets a member: not a CounterStruct (it would be neither snapshotted nor
+/// exported in full).
+struct Partial {
+    std::uint64_t named = 0;
+    std::uint64_t forgotten = 0;
+};
+
+struct NoExport {
+    std::uint64_t n = 0;
+};
+
+}  // namespace toy
+
+BOOST_HANA_ADAPT_STRUCT(toy::DiskStats, reads, writes, fsyncs);
+BOOST_HANA_ADAPT_STRUCT(toy::QueueStats, depth);
+BOOST_HANA_ADAPT_STRUCT(toy::Partial, named);
+
+namespace toy {
+
+/// A Backend of its own: entries in a map, counted in AtomicStats<DiskStats>.
+class DiskTier {
+public:
+    template <class T>
+    hitbox::Result<std::optional<hitbox::CacheValue<T>>> get(const hitbox::CacheKey& key) {
+        s_->stats.bump(&DiskStats::reads);
+        std::lock_guard lock(s_->mutex);
+        auto it = s_->entries.find(hitbox::Bitcode{}.encode(key));
+        if (it == s_->entries.end()) return std::optional<hitbox::CacheValue<T>>{};
+        const auto* v = std::any_cast<hitbox::CacheValue<T>>(&it->second);
+        if (!v) return hitbox::fail(hitbox::ErrorKind::type_mismatch, "stored as another type", "disk");
+        return std::optional<hitbox::CacheValue<T>>(*v);
+    }
+    template <class T>
+    hitbox::Result<void> set(const hitbox::CacheKey& key, const hitbox::CacheValue<T>& value) {
+        s_->stats.bump(&DiskStats::writes);
+        s_->stats.bump(&DiskStats::fsyncs, 2);
+        std::lock_guard lock(s_->mutex);
+        s_->entries[hitbox::Bitcode{}.encode(key)] = value;
+        return {};
+    }
+    hitbox::Result<bool> remove(const hitbox::CacheKey& key) {
+        std::lock_guard lock(s_->mutex);
+        return s_->entries.erase(hitbox::Bitcode{}.encode(key)) > 0;
+    }
+    std::string_view label() const noexcept { return "disk"; }
+    DiskStats stats() const noexcept { return s_->stats.snapshot(); }
+
+private:
+    struct State {
+        std::mutex mutex;
+        std::map<std::string, std::any> entries;
+        hitbox::AtomicStats<DiskStats> stats;
+    };
+    std::shared_ptr<State> s_ = std::make_shared<State>();
+};
+
+}  // namespace toy
+
+static_assert(hitbox::CounterStruct<toy::DiskStats>);
+static_assert(hitbox::CounterStruct<hitbox::MemoryStats>);
+static_assert(hitbox::CounterStruct<hitbox::ComposeStats>);
+static_assert(!hitbox::CounterStruct<toy::Partial>);
+static_assert(!hitbox::CounterStruct<hitbox::ByteStats>);  // (RedisStats) an array of errors by kind: it has its hook
+static_assert(hitbox::ExportableStats<toy::DiskStats> && hitbox::ExportableStats<toy::QueueStats>);
+static_assert(hitbox::ExportableStats<hitbox::ByteStats> && hitbox::ExportableStats<hitbox::MemoryStats>);
+static_assert(!hitbox::ExportableStats<toy::NoExport> && !hitbox::ExportableStats<toy::Partial>);
+static_assert(hitbox::Backend<toy::DiskTier> && hitbox::ReportsStats<toy::DiskTier>);
+
+TEST_CASE("prometheus_text exports the stats of a tier defined outside hitbox, member by member") {
+    auto memory = hitbox::MemoryBackend::builder().max_entries(10).build();
+    REQUIRE(memory);
+    hitbox::InlineOffload offload;
+    auto tiers = hitbox::compose(std::move(*memory), toy::DiskTier{}, offload);
+    hitbox::Cache cache{tiers, offload};
+    const hitbox::CacheKey key{"doc", 1, {{"id", "3"}}};
+    REQUIRE(*cache.get_or_compute<std::string>(key, [] { return std::string("three"); }) == "three");
+    REQUIRE(tiers.l1().remove(key));
+    auto again = cache.get_or_compute<std::string>(key, [] { return std::string("never"); });
+    REQUIRE(again.source == "cache.disk");
+    CHECK(*again == "three");
+
+    const std::string text = hitbox::prometheus_text(cache);
+    INFO(text);
+    auto p = hitbox_test::parse_prometheus(text);
+    for (const auto& problem : p.problems) FAIL_CHECK(problem);
+    CHECK(p.value("hitbox_backend_reads_total", {{"backend", "cache.disk"}}) == 2.0);
+    CHECK(p.value("hitbox_backend_writes_total", {{"backend", "cache.disk"}}) == 1.0);
+    CHECK(p.value("hitbox_backend_fsyncs_total", {{"backend", "cache.disk"}}) == 2.0);
+    CHECK(text.find("# HELP hitbox_backend_fsyncs_total Counter fsyncs of a tier's stats(), per backend.\n"
+                    "# TYPE hitbox_backend_fsyncs_total counter\n") != std::string::npos);
+    // The built-in tiers beside it keep their own series.
+    CHECK(p.value("hitbox_backend_hits_total", {{"backend", "cache.memory"}}) == 0.0);
+    CHECK(p.value("hitbox_compose_refills_total", {{"backend", "cache"}}) == 1.0);
+}
+
+TEST_CASE("A stats struct's own hitbox_write_stats, found by argument-dependent lookup, wins over the member export") {
+    hitbox::PrometheusWriter out;
+    hitbox::write_backend_stats(out, "jobs", toy::QueueStats{7});
+    CHECK(out.str() ==
+          "# HELP toy_queue_depth Entries waiting in the toy queue.\n# TYPE toy_queue_depth gauge\n"
+          "toy_queue_depth{backend=\"jobs\"} 7\n");
+}
+
+TEST_CASE("AtomicStats keeps the counters of a CounterStruct: bump, drop, snapshot, restore, reset") {
+    hitbox::AtomicStats<toy::DiskStats> live;
+    live.bump(&toy::DiskStats::reads);
+    live.bump(&toy::DiskStats::reads, 4);
+    live.bump(&toy::DiskStats::fsyncs, 3);
+    live.drop(&toy::DiskStats::fsyncs);
+    CHECK(live.load(&toy::DiskStats::reads) == 5);
+    auto s = live.snapshot();
+    CHECK((s.reads == 5 && s.writes == 0 && s.fsyncs == 2));
+    live.restore({1, 2, 3});
+    s = live.snapshot();
+    CHECK((s.reads == 1 && s.writes == 2 && s.fsyncs == 3));
+    hitbox::add_counters(s, toy::DiskStats{10, 20, 30});
+    CHECK((s.reads == 11 && s.writes == 22 && s.fsyncs == 33));
+    live.reset();
+    s = live.snapshot();
+    CHECK((s.reads == 0 && s.writes == 0 && s.fsyncs == 0));
+
+    std::vector<std::thread> threads;
+    for (int t = 0; t < 4; ++t)
+        threads.emplace_back([&] {
+            for (int i = 0; i < 10'000; ++i) live.bump(&toy::DiskStats::writes);
+        });
+    for (auto& t : threads) t.join();
+    CHECK(live.snapshot().writes == 40'000);
 }

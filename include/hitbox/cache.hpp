@@ -34,6 +34,7 @@
 #include <hitbox/core/error.hpp>
 #include <hitbox/core/key.hpp>
 #include <hitbox/core/metrics.hpp>
+#include <hitbox/core/stats.hpp>
 #include <hitbox/core/value.hpp>
 #include <hitbox/key_format/bitcode.hpp>
 #include <hitbox/key_format/url_encoded.hpp>
@@ -442,6 +443,40 @@ void visit_tiers(Tier& tier, std::string_view prefix, F& f) {
         visit_tiers(tier.l2(), path, f);
     }
 }
+
+/// Stats snapshots of the levels of tiered backends, by label path: a level at a path already held, with
+/// stats of the same CounterStruct type, is added to it (the unlabelled inner levels of a fold share their
+/// parent's path); written in the order the paths were first seen.
+class LevelStats {
+public:
+    template <class S>
+    void add(std::string_view path, const S& stats) {
+        if constexpr (CounterStruct<S>) {
+            for (auto& level : levels_)
+                if (level.path == path && *level.type == typeid(S)) {
+                    add_counters(*static_cast<S*>(level.stats.get()), stats);
+                    return;
+                }
+        }
+        levels_.push_back(Level{std::string(path), &typeid(S), std::make_shared<S>(stats),
+                                [](PrometheusWriter& out, std::string_view p, const void* s) {
+                                    write_backend_stats(out, p, *static_cast<const S*>(s));
+                                }});
+    }
+
+    void write(PrometheusWriter& out) const {
+        for (const auto& level : levels_) level.write(out, level.path, level.stats.get());
+    }
+
+private:
+    struct Level {
+        std::string path;
+        const std::type_info* type;
+        std::shared_ptr<void> stats;
+        void (*write)(PrometheusWriter&, std::string_view, const void*);
+    };
+    std::vector<Level> levels_;
+};
 
 template <class B>
 struct cache_backend_holder {
@@ -1113,27 +1148,21 @@ void write_metrics(PrometheusWriter& out, const Cache<B, O, M, C>& cache) {
         out.counter("hitbox_backend_write_errors_total", "Backend write errors the cache front reported.",
                     {{"backend", t.backend}}, t.write_errors);
     }
-    // Tier counters; composition levels sharing a path (the unlabelled inner levels of a fold) are summed.
-    std::vector<std::pair<std::string, ComposeStats>> levels;
+    // Tier counters, each through its stats' export hook; levels of a tiered backend (a composition) are
+    // written after the leaf tiers, those sharing a path (the unlabelled inner levels of a fold) summed.
+    detail::LevelStats levels;
     auto visit = [&](std::string_view path, const auto& tier) {
         using Tier = std::remove_cvref_t<decltype(tier)>;
-        if constexpr (detail::is_compose<Tier>) {
-            const ComposeStats cs = tier.stats();
-            for (auto& [p, sum] : levels)
-                if (p == path) {
-                    sum.refills += cs.refills;
-                    sum.refills_dropped += cs.refills_dropped;
-                    sum.unavailable += cs.unavailable;
-                    return;
-                }
-            levels.emplace_back(std::string(path), cs);
-        } else if constexpr (requires { tier.stats(); }) {
-            write_backend_stats(out, path, tier.stats());
+        if constexpr (ReportsStats<Tier>) {
+            if constexpr (TieredBackend<Tier>)
+                levels.add(path, tier.stats());
+            else
+                write_backend_stats(out, path, tier.stats());
         }
     };
     detail::visit_tiers(cache.backend(), {}, visit);
-    for (const auto& [path, cs] : levels) write_backend_stats(out, path, cs);
-    if constexpr (requires { cache.offload().counters(); })
+    levels.write(out);
+    if constexpr (CountingOffload<O>)
         write_offload_counters(out, label, cache.offload().counters());
 }
 

@@ -1,14 +1,17 @@
 #pragma once
 /// \file
-/// hitbox::ByteStats, the counters of a byte-storing tier (ByteBackend, RedisBackend), and the striped live
-/// counters behind them. Needs no hiredis.
+/// hitbox::ByteStats, the counters of a byte-storing tier (ByteBackend, RedisBackend), its Prometheus export
+/// (the `hitbox_write_stats` customization point, see hitbox::ExportableStats) and the striped live counters
+/// behind them. Needs no hiredis.
 
 #include <array>
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
+#include <string_view>
 
 #include <hitbox/core/error.hpp>
+#include <hitbox/core/prometheus.hpp>
 
 namespace hitbox {
 
@@ -35,6 +38,23 @@ struct ByteStats {
         return n;
     }
 };
+
+/// `hitbox_backend_{read,write,read_bytes,write_bytes,hits,misses}_total` and
+/// `hitbox_backend_errors_total{kind}` (kinds with no failure left out), labelled `backend`.
+inline void hitbox_write_stats(PrometheusWriter& out, std::string_view backend, const ByteStats& s) {
+    const PrometheusWriter::Labels labels = {{"backend", backend}};
+    out.counter("hitbox_backend_read_total", "Reads (key lookups) per backend.", labels, s.reads);
+    out.counter("hitbox_backend_write_total", "Writes per backend.", labels, s.writes);
+    out.counter("hitbox_backend_read_bytes_total", "Stored bytes read per backend.", labels, s.bytes_in);
+    out.counter("hitbox_backend_write_bytes_total", "Stored bytes written per backend.", labels, s.bytes_out);
+    out.counter("hitbox_backend_hits_total", "Reads that found an entry, per backend.", labels, s.hits);
+    out.counter("hitbox_backend_misses_total", "Reads that found no entry, per backend.", labels, s.misses);
+    for (std::size_t k = 0; k < s.errors.size(); ++k) {
+        if (s.errors[k] == 0) continue;
+        out.counter("hitbox_backend_errors_total", "Failed backend operations by error kind.",
+                    {{"backend", backend}, {"kind", to_string(static_cast<ErrorKind>(k))}}, s.errors[k]);
+    }
+}
 
 namespace detail {
 

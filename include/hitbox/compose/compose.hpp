@@ -22,6 +22,7 @@
 #include <hitbox/compose/detail/fork.hpp>
 #include <hitbox/compose/lookup.hpp>
 #include <hitbox/compose/policies.hpp>
+#include <hitbox/compose/stats.hpp>
 #include <hitbox/core/concepts.hpp>
 #include <hitbox/core/error.hpp>
 #include <hitbox/core/key.hpp>
@@ -42,25 +43,6 @@ namespace hitbox {
 template <class L1, class L2, class O, class Read = SequentialRead, class Write = OptimisticParallelWrite,
           class Refill = RefillAlways>
 class Compose;
-
-/// A snapshot of one composition's counters (its own level; a nested composition has its own). Hits and
-/// misses per tier are not counted here, to keep the hit path free of shared writes: `lookup()` names the
-/// tier that answered, and the cache front counts them.
-struct ComposeStats {
-    std::uint64_t l1_read_errors = 0;         ///< L1 reads that failed (each treated as a miss)
-    std::uint64_t l2_read_errors = 0;         ///< L2 reads that failed
-    std::uint64_t l1_write_errors = 0;        ///< L1 writes that failed (refills not included)
-    std::uint64_t l2_write_errors = 0;        ///< L2 writes that failed
-    std::uint64_t remove_errors = 0;          ///< tier removes that failed
-    std::uint64_t refills = 0;                ///< L2 hits written to L1 (or accepted by the offload)
-    std::uint64_t refill_errors = 0;          ///< refills L1 refused
-    std::uint64_t refills_dropped = 0;        ///< offloaded refills the Offload refused (duplicate, full, disabled)
-    std::uint64_t race_losers_offloaded = 0;  ///< Race losers left to finish in the background
-    std::uint64_t race_losers_dropped = 0;    ///< Race losers cancelled or abandoned
-    std::uint64_t unavailable = 0;            ///< calls that failed as a whole (every tier needed failed)
-
-    friend bool operator==(const ComposeStats&, const ComposeStats&) = default;
-};
 
 namespace detail {
 

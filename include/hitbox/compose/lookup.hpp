@@ -11,35 +11,12 @@
 #include <vector>
 
 #include <hitbox/core/concepts.hpp>
+#include <hitbox/core/trace.hpp>
 #include <hitbox/core/error.hpp>
 #include <hitbox/core/key.hpp>
 #include <hitbox/core/value.hpp>
 
 namespace hitbox {
-
-/// The answer of a traced read.
-template <class T>
-struct Lookup {
-    /// The value, or nullopt on a miss.
-    std::optional<CacheValue<T>> value;
-    /// Label path of the tier that answered ("cache.redis"); empty on a miss.
-    std::string source;
-    /// Errors of tiers that failed while the read as a whole succeeded (a failing tier counts as a miss),
-    /// and of a refill that could not be written; each attributed to its tier's label path.
-    std::vector<Error> errors;
-
-    /// True when a tier answered.
-    bool hit() const noexcept { return value.has_value(); }
-};
-
-/// The answer of a traced write that succeeded (in at least one tier, as the write policy allows).
-struct StoreReport {
-    /// Label paths of the tiers that took the write, in tier order (for Race: the tiers known to have
-    /// taken it when the call returned).
-    std::vector<std::string> written;
-    /// Errors of tiers that failed while the write as a whole succeeded.
-    std::vector<Error> errors;
-};
 
 /// Traced read on any Backend: uses the backend's own `lookup<T>` when it has one (Compose does), and
 /// otherwise its `get<T>`, naming the backend's label as the source of a hit.

@@ -5,16 +5,26 @@
 /// the slot, so a wrong type gives one readable message.
 
 #include <concepts>
+#include <cstddef>
 #include <cstdint>
 #include <functional>
 #include <optional>
 #include <span>
 #include <string>
 #include <string_view>
+#include <type_traits>
+#include <utility>
 #include <vector>
+
+#include <boost/hana/accessors.hpp>
+#include <boost/hana/concept/struct.hpp>
+#include <boost/hana/for_each.hpp>
+#include <boost/hana/length.hpp>
+#include <boost/hana/second.hpp>
 
 #include <hitbox/core/error.hpp>
 #include <hitbox/core/key.hpp>
+#include <hitbox/core/trace.hpp>
 #include <hitbox/core/value.hpp>
 
 namespace hitbox {
@@ -162,6 +172,127 @@ concept Connection = requires(C& c, std::string_view key, std::string_view value
     { c.write_many(writes) } -> std::same_as<std::vector<Result<bool>>>;
 };
 
+// ---- optional capabilities ------------------------------------------------------------------------------
+// What a host may use when a tier has it, and does without otherwise. The cache front (hitbox/cache/) and the
+// traced calls (compose/lookup.hpp) reach tiers only through these names and the Backend concept.
+
+/// TracedBackend<B, T>: B says which of its tiers answered a read (Compose, AnyBackend).
+///
+/// Minimal complete definition: `template <class T> Result<Lookup<T>> lookup(const CacheKey&)`.
+/// Laws: `lookup<T>(k)` answers what `get<T>(k)` would, plus the label path of the tier that answered
+/// (relative to B, starting with B's label) and the errors of tiers that failed on the way.
+template <class B, class T>
+concept TracedBackend = requires(B& b, const CacheKey& key) {
+    { b.template lookup<T>(key) } -> std::same_as<Result<Lookup<T>>>;
+};
+
+/// TracedStore<B, T>: B says which of its tiers took a write.
+///
+/// Minimal complete definition: `template <class T> Result<StoreReport> store(const CacheKey&, const
+/// CacheValue<T>&)`. Laws: it writes what `set<T>` would; `written` lists the label paths that took it.
+template <class B, class T>
+concept TracedStore = requires(B& b, const CacheKey& key, const CacheValue<T>& value) {
+    { b.template store<T>(key, value) } -> std::same_as<Result<StoreReport>>;
+};
+
+/// TieredBackend: a Backend made of two tiers, L1 first (Compose). Hosts walk it to name every tier.
+///
+/// Minimal complete definition: `l1()` and `l2()` (const and non-const) returning the tiers, each a
+/// Backend. Laws: the tiers live as long as B; label paths of answers are B's label joined with the tier's.
+template <class B>
+concept TieredBackend = requires(B& b, const B& cb) {
+    b.l1();
+    b.l2();
+    cb.l1();
+    cb.l2();
+};
+
+/// ResumableRead<B, T>: a TieredBackend whose read can continue after its caller read L1 itself
+/// (Compose with SequentialRead over a leaf L1), so a front can make its L1 hit a plain L1 get.
+///
+/// Minimal complete definition: `Result<Lookup<T>> lookup_after_l1(const CacheKey&,
+/// Result<std::optional<CacheValue<T>>> first)`. Laws: given L1's answer to `get<T>(k)`, it returns what
+/// `lookup<T>(k)` would have returned without reading L1 again.
+template <class B, class T>
+concept ResumableRead = TieredBackend<B> && requires(B& b, const CacheKey& key, Result<std::optional<CacheValue<T>>> first) {
+    { b.template lookup_after_l1<T>(key, std::move(first)) } -> std::same_as<Result<Lookup<T>>>;
+};
+
+/// ReadsInPlace<B, T>: B can hand a stored entry to a function without copying it out (MemoryBackend).
+///
+/// Minimal complete definition: `template <class T, class F> Result<bool> read_with(const CacheKey&, F&& f)`
+/// calling `f(const CacheValue<T>&)` on a hit. Laws: true when f was called (a live entry of type T), false
+/// on a miss; f runs while the entry cannot change and must not call back into B.
+template <class B, class T>
+concept ReadsInPlace = requires(const B& b, const CacheKey& key, void (*f)(const CacheValue<T>&)) {
+    { b.template read_with<T>(key, f) } -> std::same_as<Result<bool>>;
+};
+
+/// ListsTierPaths: a Backend that names its own leaf tiers (AnyBackend over a composition), so a host that
+/// cannot see its type still reports per tier.
+///
+/// Minimal complete definition: `tier_paths()` returning a range of label paths ("cache.memory", ...),
+/// relative to the backend and in tier order.
+template <class B>
+concept ListsTierPaths = requires(const B& b) {
+    { *std::begin(b.tier_paths()) } -> std::convertible_to<std::string_view>;
+};
+
+namespace detail {
+
+template <class S>
+constexpr bool all_counters() {
+    if constexpr (!boost::hana::Struct<S>::value) {
+        return false;
+    } else {
+        bool ok = true;
+        boost::hana::for_each(boost::hana::accessors<S>(), [&](auto accessor) {
+            using M = std::remove_cvref_t<decltype(boost::hana::second(accessor)(std::declval<S&>()))>;
+            ok = ok && std::is_same_v<M, std::uint64_t>;
+        });
+        // A member left out of the adaptation would be neither exported nor snapshotted: refuse it.
+        constexpr std::size_t n = decltype(boost::hana::length(boost::hana::accessors<S>()))::value;
+        return ok && sizeof(S) == n * sizeof(std::uint64_t);
+    }
+}
+
+}  // namespace detail
+
+/// CounterStruct: a stats snapshot whose members are all counters, declared once (core/stats.hpp walks
+/// them to snapshot, restore, sum and export).
+///
+/// Minimal complete definition: an aggregate whose members are all `std::uint64_t`, adapted with
+/// Boost.Hana (`BOOST_HANA_ADAPT_STRUCT(S, member...)` at global scope, or `BOOST_HANA_DEFINE_STRUCT`),
+/// naming every member. Laws: a value-initialized S is all zeros; member names are stable (they become
+/// metric names when S has no export hook of its own, see ExportableStats).
+template <class S>
+concept CounterStruct = std::is_aggregate_v<S> && detail::all_counters<S>();
+
+class PrometheusWriter;
+
+/// ExportableStats: a stats snapshot that `prometheus_text` / `write_backend_stats` can render: the
+/// customization point `hitbox_write_stats`, found by argument-dependent lookup next to the struct (as
+/// `hitbox_heap_bytes` is for the memory tier's weigher).
+///
+/// Minimal complete definition: `void hitbox_write_stats(hitbox::PrometheusWriter& out, std::string_view
+/// backend, const S& s)` in S's namespace, adding S's series labelled `backend` (MemoryStats, RedisStats
+/// and ComposeStats have one next to them). A CounterStruct needs none: core/prometheus.hpp exports each
+/// member `m` as the counter `hitbox_backend_<m>_total{backend}`.
+/// Laws: it only adds samples to `out`; the same S always gives the same metric names, types and HELP.
+template <class S>
+concept ExportableStats = requires(PrometheusWriter& out, std::string_view backend, const S& s) {
+    hitbox_write_stats(out, backend, s);
+};
+
+/// ReportsStats: a tier with a stats snapshot to export (MemoryBackend, RedisBackend, Compose, or a
+/// tier of your own).
+///
+/// Minimal complete definition: `stats() const` returning an ExportableStats snapshot.
+template <class B>
+concept ReportsStats = requires(const B& b) {
+    { b.stats() } -> ExportableStats;
+};
+
 /// What a piece of background work is for; with the key it forms the deduplication identity.
 enum class OffloadKind : std::uint8_t {
     refill,      ///< copy an L2 hit into L1 (Compose with RefillAlways{.offloaded = true})
@@ -197,6 +328,17 @@ constexpr std::string_view to_string(OffloadKind kind) noexcept {
 template <class O>
 concept Offload = requires(O& o, std::string dedup_key, std::function<void()> task) {
     { o.spawn(OffloadKind::refill, std::move(dedup_key), std::move(task)) } -> std::same_as<bool>;
+};
+
+/// CountingOffload: an Offload that reports its counters (OffloadManager, InlineOffload, NoOffload), which
+/// the cache front exports as `hitbox_offload_tasks_*`.
+///
+/// Minimal complete definition: `counters() const` returning a struct with the members of
+/// OffloadCounters (offload/inline_offload.hpp).
+template <class O>
+concept CountingOffload = Offload<O> && requires(const O& o) {
+    o.counters().spawned;
+    o.counters().active;
 };
 
 /// True when the Offload O runs accepted work on the caller's thread (or runs nothing): see Offload.

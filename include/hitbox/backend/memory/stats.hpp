@@ -1,8 +1,13 @@
 #pragma once
 /// \file
-/// hitbox::MemoryStats: the counters of the in-process tier, as a plain struct.
+/// hitbox::MemoryStats: the counters of the in-process tier, as a plain struct, and its Prometheus export
+/// (the `hitbox_write_stats` customization point, see hitbox::ExportableStats).
 
 #include <cstdint>
+#include <string_view>
+
+#include <hitbox/core/prometheus.hpp>
+#include <hitbox/core/stats.hpp>
 
 namespace hitbox {
 
@@ -20,4 +25,19 @@ struct MemoryStats {
     friend bool operator==(const MemoryStats&, const MemoryStats&) = default;
 };
 
+/// `hitbox_backend_{read,hits,misses,evictions,expirations}_total` and the gauge `hitbox_backend_entries`,
+/// labelled `backend`.
+inline void hitbox_write_stats(PrometheusWriter& out, std::string_view backend, const MemoryStats& s) {
+    const PrometheusWriter::Labels labels = {{"backend", backend}};
+    out.counter("hitbox_backend_read_total", "Reads (key lookups) per backend.", labels, s.hits + s.misses);
+    out.counter("hitbox_backend_hits_total", "Reads that found an entry, per backend.", labels, s.hits);
+    out.counter("hitbox_backend_misses_total", "Reads that found no entry, per backend.", labels, s.misses);
+    out.gauge("hitbox_backend_entries", "Entries held by an in-process tier.", labels, static_cast<double>(s.entries));
+    out.counter("hitbox_backend_evictions_total", "Entries evicted to honour the bound.", labels, s.evictions);
+    out.counter("hitbox_backend_expirations_total", "Expired entries reclaimed.", labels, s.expirations);
+}
+
 }  // namespace hitbox
+
+BOOST_HANA_ADAPT_STRUCT(hitbox::MemoryStats, entries, weighted_bytes, hits, misses, evictions, expirations,
+                        rejected_admissions);

@@ -1,0 +1,48 @@
+#pragma once
+/// \file
+/// hitbox::ComposeStats: the counters of one composition level, as a plain struct (a CounterStruct), and
+/// its Prometheus export (the `hitbox_write_stats` customization point, see hitbox::ExportableStats).
+
+#include <cstdint>
+#include <string_view>
+
+#include <hitbox/core/prometheus.hpp>
+#include <hitbox/core/stats.hpp>
+
+namespace hitbox {
+
+/// A snapshot of one composition's counters (its own level; a nested composition has its own). Hits and
+/// misses per tier are not counted here, to keep the hit path free of shared writes: `lookup()` names the
+/// tier that answered, and the cache front counts them.
+struct ComposeStats {
+    std::uint64_t l1_read_errors = 0;         ///< L1 reads that failed (each treated as a miss)
+    std::uint64_t l2_read_errors = 0;         ///< L2 reads that failed
+    std::uint64_t l1_write_errors = 0;        ///< L1 writes that failed (refills not included)
+    std::uint64_t l2_write_errors = 0;        ///< L2 writes that failed
+    std::uint64_t remove_errors = 0;          ///< tier removes that failed
+    std::uint64_t refills = 0;                ///< L2 hits written to L1 (or accepted by the offload)
+    std::uint64_t refill_errors = 0;          ///< refills L1 refused
+    std::uint64_t refills_dropped = 0;        ///< offloaded refills the Offload refused (duplicate, full, disabled)
+    std::uint64_t race_losers_offloaded = 0;  ///< Race losers left to finish in the background
+    std::uint64_t race_losers_dropped = 0;    ///< Race losers cancelled or abandoned
+    std::uint64_t unavailable = 0;            ///< calls that failed as a whole (every tier needed failed)
+
+    friend bool operator==(const ComposeStats&, const ComposeStats&) = default;
+};
+
+/// `hitbox_compose_{refills,refills_dropped,unavailable}_total`, labelled `backend` (the composition's
+/// label path). Levels sharing a path (the unlabelled inner levels of a fold) are summed by the caller.
+inline void hitbox_write_stats(PrometheusWriter& out, std::string_view backend, const ComposeStats& s) {
+    const PrometheusWriter::Labels labels = {{"backend", backend}};
+    out.counter("hitbox_compose_refills_total", "L2 hits written back to L1, per composition.", labels, s.refills);
+    out.counter("hitbox_compose_refills_dropped_total", "Offloaded refills the offload refused.", labels,
+                s.refills_dropped);
+    out.counter("hitbox_compose_unavailable_total", "Calls that failed in every tier, per composition.", labels,
+                s.unavailable);
+}
+
+}  // namespace hitbox
+
+BOOST_HANA_ADAPT_STRUCT(hitbox::ComposeStats, l1_read_errors, l2_read_errors, l1_write_errors, l2_write_errors,
+                        remove_errors, refills, refill_errors, refills_dropped, race_losers_offloaded,
+                        race_losers_dropped, unavailable);
