@@ -47,9 +47,12 @@ namespace {
 using Memory = hitbox::BasicMemoryBackend<hitbox::ManualClock>;
 // The cache front copies a fresh L1 value straight out of the entry (read_with); the tests below drive
 // that path (fresh, stale, expired, mismatched) through this tier.
-static_assert(hitbox::detail::reads_in_place<Memory, std::string>);
+static_assert(hitbox::ReadsInPlace<Memory, std::string>);
 using Remote = hitbox_test::BasicFailingBackend<hitbox::ManualClock>;
 using Tiers = hitbox::Compose<Memory, Remote, hitbox::InlineOffload>;
+// The capabilities the front reads a composition through (core/concepts.hpp).
+static_assert(hitbox::TieredBackend<Tiers> && hitbox::ResumableRead<Tiers, std::string> && hitbox::TracedBackend<Tiers, std::string>);
+static_assert(!hitbox::TieredBackend<Memory> && !hitbox::TracedBackend<Memory, std::string>);
 
 const CacheKey key{"user", 1, {{"id", "42"}}};
 

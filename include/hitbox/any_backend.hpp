@@ -52,6 +52,7 @@
 #include <hitbox/codec/entry_codec.hpp>
 #include <hitbox/compose/compose.hpp>
 #include <hitbox/compose/lookup.hpp>
+#include <hitbox/compose/visit.hpp>
 #include <hitbox/core/clock.hpp>
 #include <hitbox/core/concepts.hpp>
 #include <hitbox/core/error.hpp>
@@ -332,19 +333,14 @@ public:
     virtual std::vector<std::string> tier_paths() const = 0;
 };
 
-/// Appends the label paths of `tier`'s leaf tiers under `prefix`: a Compose's leaves through its levels,
-/// an erased backend's own list, or the tier's label.
+/// Appends the label paths of `tier`'s leaf tiers under `prefix` (visit_tiers: a tiered backend's leaves
+/// through its levels, an erased backend's own list, or the tier's label).
 template <class T>
 void any_leaf_paths(const T& tier, std::string_view prefix, std::vector<std::string>& out) {
-    if constexpr (requires { tier.tier_paths(); }) {
-        for (const auto& p : tier.tier_paths()) out.push_back(join_path(prefix, p));
-    } else if constexpr (is_compose<T>) {
-        const std::string path = join_path(prefix, tier.label());
-        any_leaf_paths(tier.l1(), path, out);
-        any_leaf_paths(tier.l2(), path, out);
-    } else {
-        out.push_back(join_path(prefix, tier.label()));
-    }
+    auto leaf = [&](std::string_view path, const auto& level) {
+        if constexpr (!TieredBackend<std::remove_cvref_t<decltype(level)>>) out.emplace_back(path);
+    };
+    visit_tiers(tier, prefix, leaf);
 }
 
 /// A compressor chosen at run time: the id and name it writes into envelopes and its two functions.

@@ -17,7 +17,7 @@
 #include <utility>
 #include <vector>
 
-#include <hitbox/cache.hpp>
+#include <hitbox/cache/front.hpp>
 #include <hitbox/core/key.hpp>
 
 namespace hitbox {

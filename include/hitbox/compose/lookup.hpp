@@ -27,7 +27,7 @@ namespace hitbox {
 /// \endcode
 template <class T, class B>
 Result<Lookup<T>> lookup(B& backend, const CacheKey& key) {
-    if constexpr (requires { { backend.template lookup<T>(key) } -> std::same_as<Result<Lookup<T>>>; }) {
+    if constexpr (TracedBackend<B, T>) {
         return backend.template lookup<T>(key);
     } else {
         static_assert(BackendFor<B, T>, "hitbox::lookup<T>(backend, key): backend must model hitbox::Backend");
@@ -44,7 +44,7 @@ Result<Lookup<T>> lookup(B& backend, const CacheKey& key) {
 /// otherwise its `set<T>`, naming the backend's label as the one tier written.
 template <class T, class B>
 Result<StoreReport> store(B& backend, const CacheKey& key, const CacheValue<T>& value) {
-    if constexpr (requires { { backend.template store<T>(key, value) } -> std::same_as<Result<StoreReport>>; }) {
+    if constexpr (TracedStore<B, T>) {
         return backend.template store<T>(key, value);
     } else {
         static_assert(BackendFor<B, T>, "hitbox::store<T>(backend, key, value): backend must model hitbox::Backend");

@@ -1,0 +1,704 @@
+#pragma once
+/// \file
+/// hitbox::Cache: the get_or_compute front. Reads the tiers (through the capabilities of cache/tiers.hpp),
+/// decides what to serve (fresh, stale, negative), coalesces loads per key (cache/detail/flight.hpp, the
+/// loader side in cache/loader.hpp), writes loaded values back and refreshes stale ones in the background.
+#include <atomic>
+#include <chrono>
+#include <concepts>
+#include <cstddef>
+#include <cstdint>
+#include <deque>
+#include <exception>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <type_traits>
+#include <typeinfo>
+#include <utility>
+#include <vector>
+
+#include <hitbox/cache/detail/flight.hpp>
+#include <hitbox/cache/errors.hpp>
+#include <hitbox/cache/loader.hpp>
+#include <hitbox/cache/policy.hpp>
+#include <hitbox/cache/result.hpp>
+#include <hitbox/cache/stats.hpp>
+#include <hitbox/cache/tiers.hpp>
+#include <hitbox/compose/detail/fork.hpp>
+#include <hitbox/compose/lookup.hpp>
+#include <hitbox/core/clock.hpp>
+#include <hitbox/core/concepts.hpp>
+#include <hitbox/core/error.hpp>
+#include <hitbox/core/key.hpp>
+#include <hitbox/core/metrics.hpp>
+#include <hitbox/core/value.hpp>
+#include <hitbox/key_format/bitcode.hpp>
+
+namespace hitbox {
+
+namespace detail {
+
+/// The suffix part that marks the key of a cached "not found".
+inline constexpr std::string_view negative_part = "hitbox.not_found";
+/// The value stored under it.
+inline constexpr std::string_view negative_marker = "hitbox:not-found";
+
+/// What a cache shares with its background refreshes: the lifetime gate, the flights and the counters.
+struct CacheShared {
+    Gate gate;
+    FlightTable flights;
+    CacheCounters counters;
+    std::mutex tier_mutex;
+    std::vector<TierErrors> tier_errors;
+    std::deque<std::string> interned;  // label paths that are not leaf tier paths (stable addresses)
+    std::uint64_t id;
+
+    CacheShared() : id(next_id()) {}
+
+    static std::uint64_t next_id() noexcept {
+        static std::atomic<std::uint64_t> counter{0};
+        return counter.fetch_add(1, std::memory_order_relaxed) + 1;
+    }
+
+    /// A view of `path` that lives as long as this state.
+    std::string_view intern(std::string_view path) {
+        std::lock_guard lock(tier_mutex);
+        for (const auto& p : interned)
+            if (p == path) return p;
+        return interned.emplace_back(path);
+    }
+
+    void count_tier_error(const std::string& backend, bool write) {
+        std::lock_guard lock(tier_mutex);
+        for (auto& t : tier_errors)
+            if (t.backend == backend) {
+                ++(write ? t.write_errors : t.read_errors);
+                return;
+            }
+        tier_errors.push_back(TierErrors{backend, write ? 0u : 1u, write ? 1u : 0u});
+    }
+
+    CacheStats snapshot() {
+        CacheStats s;
+        static_cast<CacheCounts&>(s) = counters.snapshot();
+        std::lock_guard lock(tier_mutex);
+        s.tiers = tier_errors;
+        return s;
+    }
+};
+
+}  // namespace detail
+
+/// The get_or_compute front over any Backend (a tier or a composition) and an Offload. Policies: the
+/// metrics policy (NoMetrics by default: no cost; CountingMetrics) and the clock (SystemClock; the tiers
+/// should use the same clock, e.g. BasicMemoryBackend<ManualClock> with a ManualClock in tests).
+///
+/// - **Hits** of L1 (a leaf backend, or a sequential composition over a leaf L1) cost the L1 get plus a
+///   few checks; other reads use the traced `lookup` (which tier answered). Entries with a stale time
+///   cost one clock read. No lock, no shared write with NoMetrics.
+/// - **Misses** are coalesced per key in this process: the first caller loads, later callers wait (at most
+///   `waiter_timeout`, then they load too) and get its outcome; up to `concurrency` loads run at once. A
+///   failed load is retried by one waiter (`retries` times), the others wait for that retry. The loaded
+///   value is written to the backend before the waiters are woken, so a caller arriving later reads it.
+/// - **Fail-open**: a backend read error is a miss; a write error is counted and reported to the error
+///   handler while the loaded value is served. Neither is thrown; both are listed in the result.
+/// - **Stale**: see StalePolicy. OffloadRevalidate hands the refresh to the Offload as
+///   `OffloadKind::revalidate`, deduplicated per key; the refresh re-reads the entry first and does nothing
+///   if it has become fresh, so a key is refreshed once however many callers saw it stale.
+/// - **Negative caching**: a loader's std::nullopt is cached for `negative_ttl` under the key plus a part
+///   named "hitbox.not_found" (optionally in L1 only); only read after the key itself missed.
+///
+/// The backend is held by reference when passed as an lvalue (`Cache cache{tiers, offload}`), by value
+/// when moved in (or through std::ref / a pointer / a smart pointer); the offload by reference. Both must
+/// outlive the cache. Background refreshes run inside a lifetime gate: the destructor waits for running
+/// ones and turns queued ones into no-ops. Not copyable, not movable. Thread-safe.
+///
+/// \code
+/// hitbox::OffloadManager offload;
+/// auto tiers = hitbox::compose(std::move(*memory), std::move(*redis), offload);
+/// hitbox::Cache cache{tiers, offload};
+/// auto u = cache.get_or_compute<User>(key, [&] { return db.load_user(42); },
+///                                     {.ttl = 60s, .stale = 45s,
+///                                      .stale_policy = hitbox::StalePolicy::OffloadRevalidate});
+/// if (u) std::cout << u->name << " from " << u.source << '\n';   // "cache.memory", "cache.redis", "upstream"
+/// \endcode
+template <class B, class O, class Metrics = NoMetrics, class Clock = SystemClock>
+class Cache {
+    using holder = detail::cache_backend_holder<B>;
+
+public:
+    /// The policies: the backend (looked through a reference wrapper or pointer), offload, metrics, clock.
+    using backend_type = typename holder::backend_type;
+    using offload_type = O;
+    using metrics_type = Metrics;
+    using clock_type = Clock;
+
+private:
+    static_assert(detail::holds<Backend<backend_type>>,
+                  "hitbox::Cache<Backend, Offload, Metrics, Clock>: Backend must model hitbox::Backend: it needs "
+                  "get<T>, set<T>, remove, label() (a tier such as MemoryBackend, or a Compose)");
+    static_assert(detail::holds<Offload<O>>,
+                  "hitbox::Cache<Backend, Offload, Metrics, Clock>: Offload must model hitbox::Offload: it needs "
+                  "bool spawn(OffloadKind, std::string dedup_key, std::function<void()>) "
+                  "(use OffloadManager, InlineOffload or NoOffload)");
+    static_assert(detail::holds<MetricsPolicy<Metrics>>,
+                  "hitbox::Cache<Backend, Offload, Metrics, Clock>: Metrics must model hitbox::MetricsPolicy "
+                  "(NoMetrics or CountingMetrics)");
+    static_assert(detail::holds<ClockSource<Clock>>,
+                  "hitbox::Cache<Backend, Offload, Metrics, Clock>: Clock must model hitbox::ClockSource: a "
+                  "copyable type with now() const returning hitbox::TimePoint");
+
+public:
+    /// Takes the backend (see the class comment for how it is held), the offload, the metrics policy, the
+    /// clock and the options.
+    Cache(B&& backend, O& offload, Metrics metrics = {}, Clock clock = {}, CacheOptions options = {})
+        : shared_(std::make_shared<detail::CacheShared>()),
+          backend_(hold_(std::forward<B>(backend))),
+          offload_(&offload),
+          metrics_(std::move(metrics)),
+          clock_(std::move(clock)),
+          options_(std::move(options)) {
+        auto collect = [this](std::string_view path, auto& tier) {
+            if constexpr (!TieredBackend<std::remove_cvref_t<decltype(tier)>>)
+                paths_.emplace_back(path);
+        };
+        detail::visit_tiers(this->backend(), {}, collect);
+        if constexpr (Metrics::enabled) {
+            upstream_id_ = metrics_.source_id("upstream");
+            for (const auto& p : paths_) source_ids_.push_back(metrics_.source_id(p));
+        }
+    }
+
+    Cache(const Cache&) = delete;
+    Cache& operator=(const Cache&) = delete;
+
+    /// Waits for running background refreshes; queued ones become no-ops.
+    ~Cache() { shared_->gate.close_and_wait(); }
+
+    /// get_or_compute with the cache's default policy (CacheOptions::policy).
+    template <class T = detail::DeduceValue, class F>
+    CacheResult<detail::cache_value_t<T, F>> get_or_compute(const CacheKey& key, F&& loader) {
+        return get_or_compute<T>(key, std::forward<F>(loader), options_.policy);
+    }
+
+    /// The value of `key`: from the backend when it holds a usable entry, otherwise from `loader` (called
+    /// at most once per key at a time in this process, up to `policy.concurrency`), written back with the
+    /// policy's ttl and stale times. `T` may be left out when the loader's return type says it. See
+    /// CacheResult for every outcome. Nothing is thrown and an exception leaves no state behind: a
+    /// throwing loader is an error result; a throwing tier, weigher or value copy is a backend error (or,
+    /// when the value cannot be handed to this caller, an error result); the key's load is finished
+    /// either way, so the next caller does not wait for it.
+    template <class T = detail::DeduceValue, class F>
+    CacheResult<detail::cache_value_t<T, F>> get_or_compute(const CacheKey& key, F&& loader, const CachePolicy& policy) {
+        using V = detail::cache_value_t<T, F>;
+        static_assert(detail::holds<detail::LoaderFor<F, V>>,
+                      "hitbox::Cache::get_or_compute<T>(key, loader): loader must be callable with no arguments and "
+                      "return T (or something convertible to it), std::optional<T>, hitbox::Result<T> or "
+                      "hitbox::Result<std::optional<T>>");
+        static_assert(std::is_copy_constructible_v<V>,
+                      "hitbox::Cache::get_or_compute<T>: T must be copy constructible (waiters get copies)");
+        try {
+            if constexpr (Metrics::enabled) {
+                const auto started = std::chrono::steady_clock::now();
+                auto out = run_<V>(key, std::forward<F>(loader), policy);
+                metrics_.record(out.status, source_id_(out), std::chrono::steady_clock::now() - started);
+                return out;
+            } else {
+                return run_<V>(key, std::forward<F>(loader), policy);
+            }
+        } catch (...) {
+            return thrown_<V>();
+        }
+    }
+
+    /// Writes `value` under `key` with the policy's ttl and stale times (created now), as a load would.
+    /// Fails only when the backend refused it; a partial failure of a composition is reported to the error
+    /// handler and counted.
+    template <class T>
+    Result<void> put(const CacheKey& key, T value, const CachePolicy& policy) {
+        if (auto problem = detail::policy_problem(policy)) return fail(ErrorKind::config, *problem, label_());
+        std::vector<Error> errors;
+        if (!write_value_<T>(key, std::move(value), policy, errors))
+            return fail(errors.empty() ? Error(ErrorKind::unavailable, "write failed", label_()) : errors.back());
+        return {};
+    }
+
+    /// Removes `key` and its cached "not found" from every tier. True when either existed; fails when a
+    /// tier failed.
+    Result<bool> remove(const CacheKey& key) {
+        auto a = backend().remove(key);
+        auto b = backend().remove(key.with(std::string(detail::negative_part)));
+        if (!a) return fail(a.error());
+        if (!b) return fail(b.error());
+        return *a || *b;
+    }
+
+    /// The backend and the offload this cache uses.
+    backend_type& backend() noexcept { return holder::get(backend_); }
+    const backend_type& backend() const noexcept { return holder::get(backend_); }
+    O& offload() const noexcept { return *offload_; }
+    /// The metrics policy object (a handle for CountingMetrics: `metrics().snapshot()`).
+    const Metrics& metrics() const noexcept { return metrics_; }
+    const Clock& clock() const noexcept { return clock_; }
+    const CacheOptions& options() const noexcept { return options_; }
+    /// Label paths of the leaf tiers, in tier order ("cache.memory", "cache.redis").
+    const std::vector<std::string>& tier_paths() const noexcept { return paths_; }
+
+    /// The cache front's own counters (always kept; rare events only).
+    CacheStats stats() const { return shared_->snapshot(); }
+
+    /// Keys with a load in progress now.
+    std::size_t loads_in_flight() const { return shared_->flights.in_flight(); }
+
+private:
+    static typename holder::type hold_(B&& b) {
+        if constexpr (std::is_lvalue_reference_v<B>)
+            return &b;
+        else
+            return std::move(b);
+    }
+
+    std::string label_() const { return std::string(backend().label()); }
+
+    /// The answer of a call that an exception left (a value's copy into the answer, most likely): every
+    /// tier call and the loader are guarded on their own, and the flight was finished on the way out.
+    template <class V>
+    HITBOX_COLD CacheResult<V> thrown_() {
+        CacheResult<V> out;
+        out.error = detail::exception_error("get_or_compute: handing the value over", label_());
+        return out;
+    }
+
+    /// A tier read that throws is a failed read (a miss whose error is noted).
+    template <class R, class Read>
+    R guarded_read_(Read&& read) {
+        try {
+            return std::forward<Read>(read)();
+        } catch (...) {
+            return fail(detail::exception_error("read", label_()));
+        }
+    }
+
+    /// A tier write that throws (the tier, its weigher, the value's copy) is a failed write of `label`.
+    template <class Write>
+    Result<StoreReport> guarded_write_(Write&& write, std::string_view label) {
+        try {
+            return std::forward<Write>(write)();
+        } catch (...) {
+            return fail(detail::exception_error("write", std::string(label)));
+        }
+    }
+
+    template <class V>
+    std::size_t source_id_(const CacheResult<V>& out) {
+        if (out.status == CacheStatus::Miss) return upstream_id_;
+        for (std::size_t i = 0; i < paths_.size(); ++i)
+            if (paths_[i].data() == out.source.data()) return source_ids_[i];
+        return metrics_.source_id(out.source);
+    }
+
+    // ---- the call ------------------------------------------------------------------------------------
+
+    /// True when the backend's L1 hit is a plain get: a leaf backend, or a sequential composition over a
+    /// leaf L1 (whose traced read can continue after that get).
+    template <class V>
+    static constexpr bool plain_l1_hit =
+        (!TieredBackend<backend_type> && !TracedBackend<backend_type, V>) || ResumableRead<backend_type, V>;
+
+    template <class V, class F>
+    CacheResult<V> run_(const CacheKey& key, F&& loader, const CachePolicy& policy) {
+        CacheResult<V> out;
+        if (!detail::policy_ok(policy)) [[unlikely]] {
+            out.error = Error(ErrorKind::config, *detail::policy_problem(policy), label_());
+            return out;
+        }
+        const std::uint64_t epoch = shared_->flights.epoch(key);
+        if constexpr (plain_l1_hit<V>) {
+            // A fresh L1 value goes straight into the answer (copied from the entry in place when the tier
+            // can read in place, moved out of its get's answer otherwise); a stale entry is kept for serve_.
+            std::optional<CacheValue<V>> held;
+            auto found = guarded_read_<Result<bool>>([&] {
+                return l1_read_<V>(key, [&]<class E>(E&& v) {
+                    if (!v.stale || v.state(clock_.now()) == EntryState::Fresh)
+                        out.value.emplace(std::forward<E>(v).data);
+                    else
+                        held.emplace(std::forward<E>(v));
+                });
+            });
+            if (found && out.value) [[likely]] {
+                out.status = CacheStatus::Hit;
+                out.source = paths_.front();
+                return out;
+            }
+            Result<std::optional<CacheValue<V>>> first = std::move(held);
+            if (!found) first = fail(std::move(found).error());
+            serve_(key, std::forward<F>(loader), policy, epoch, after_l1_<V>(key, std::move(first), out), out);
+        } else {
+            serve_(key, std::forward<F>(loader), policy, epoch, read_<V>(key, out), out);
+        }
+        return out;
+    }
+
+    /// What to do with what the read found (`cached`, named in out.source): serve it, serve it stale and
+    /// refresh, or load.
+    template <class V, class F>
+    void serve_(const CacheKey& key, F&& loader, const CachePolicy& policy, std::uint64_t epoch,
+                std::optional<CacheValue<V>>&& cached, CacheResult<V>& out) {
+        std::optional<CacheValue<V>> fallback;  // a stale entry kept in case the reload fails
+        if (cached) {
+            const EntryState state = cached->stale ? cached->state(clock_.now()) : EntryState::Fresh;
+            if (state == EntryState::Fresh) {
+                out.value.emplace(std::move(cached->data));
+                out.status = CacheStatus::Hit;
+                return;
+            }
+            if (state == EntryState::Stale) {
+                if (policy.stale_policy == StalePolicy::Revalidate) {
+                    fallback = std::move(cached);
+                } else {
+                    if (policy.stale_policy == StalePolicy::OffloadRevalidate)
+                        spawn_revalidate_<V>(key, std::forward<F>(loader), policy);
+                    out.value.emplace(std::move(cached->data));
+                    out.status = CacheStatus::Stale;
+                    return;
+                }
+            }
+        }
+        const std::string_view fallback_source = out.source;
+        out.source = {};
+        if (policy.negative_ttl && !fallback && read_negative_(key, out)) return;
+        load_<V>(key, loader, policy, epoch, out);
+        if (out.error && fallback) {  // stale-if-error
+            shared_->counters.bump(&CacheCounts::stale_if_error);
+            out.value.emplace(std::move(fallback->data));
+            out.status = CacheStatus::Stale;
+            out.source = fallback_source;
+        }
+    }
+
+    /// The first tier: the backend itself, or the L1 of a TieredBackend.
+    auto& l1_() { return detail::first_tier(backend()); }
+    using l1_type_ = detail::first_tier_t<backend_type>;
+
+    /// The L1 get of a plain_l1_hit backend.
+    template <class V>
+    Result<std::optional<CacheValue<V>>> l1_get_(const CacheKey& key) {
+        return l1_().template get<V>(key);
+    }
+
+    /// Hands the L1 entry of `key`, when there is one, to `take`: as a const reference to the stored entry
+    /// when the tier reads in place (MemoryBackend::read_with), else as an rvalue of its get's answer. True
+    /// when it did, false on a miss, the tier's error otherwise.
+    template <class V, class Take>
+    Result<bool> l1_read_(const CacheKey& key, Take&& take) {
+        if constexpr (ReadsInPlace<l1_type_, V>) {
+            return l1_().template read_with<V>(key, std::forward<Take>(take));
+        } else {
+            auto first = l1_get_<V>(key);
+            if (!first) return fail(std::move(first).error());
+            if (!*first) return false;
+            std::forward<Take>(take)(std::move(**first));
+            return true;
+        }
+    }
+
+    /// The rest of a plain_l1_hit read after the L1 get answered `first` (a miss, an error, or a stale hit).
+    template <class V>
+    std::optional<CacheValue<V>> after_l1_(const CacheKey& key, Result<std::optional<CacheValue<V>>>&& first,
+                                           CacheResult<V>& out) {
+        if (first && *first) {
+            out.source = paths_.front();
+            return std::move(*first);
+        }
+        if constexpr (ResumableRead<backend_type, V>) {
+            return traced_(key, backend().template lookup_after_l1<V>(key, std::move(first)), out);
+        } else {
+            if (!first)
+                note_error_(CacheOp::read, key, detail::attribute(first.error(), backend().label()), &out.backend_errors);
+            return std::nullopt;
+        }
+    }
+
+    /// The read, naming the tier that answered in `out.source`; a failing read is a miss whose error is
+    /// noted.
+    template <class V>
+    std::optional<CacheValue<V>> read_(const CacheKey& key, CacheResult<V>& out) {
+        if constexpr (plain_l1_hit<V>)
+            return after_l1_<V>(key, guarded_read_<Result<std::optional<CacheValue<V>>>>([&] { return l1_get_<V>(key); }),
+                                out);
+        else
+            return traced_(key, guarded_read_<Result<Lookup<V>>>([&] { return hitbox::lookup<V>(backend(), key); }), out);
+    }
+
+    template <class V>
+    std::optional<CacheValue<V>> traced_(const CacheKey& key, Result<Lookup<V>>&& found, CacheResult<V>& out) {
+        if (!found) {
+            note_error_(CacheOp::read, key, found.error(), &out.backend_errors);
+            return std::nullopt;
+        }
+        for (const auto& e : found->errors) note_error_(CacheOp::read, key, e, &out.backend_errors);
+        if (found->value) out.source = intern_(found->source);
+        return std::move(found->value);
+    }
+
+    /// A stable view of a label path: one of the tier paths computed at construction, or (for a path not
+    /// among them) a copy kept for the cache's lifetime.
+    std::string_view intern_(std::string_view path) {
+        for (const auto& p : paths_)
+            if (p == path) return p;
+        return shared_->intern(path);
+    }
+
+    /// True (and `out` filled) when a cached "not found" answers the key.
+    template <class V>
+    bool read_negative_(const CacheKey& key, CacheResult<V>& out) {
+        auto found = guarded_read_<Result<Lookup<std::string>>>(
+            [&] { return hitbox::lookup<std::string>(backend(), key.with(std::string(detail::negative_part))); });
+        if (!found) {
+            note_error_(CacheOp::read, key, found.error(), &out.backend_errors);
+            return false;
+        }
+        for (const auto& e : found->errors) note_error_(CacheOp::read, key, e, &out.backend_errors);
+        if (!found->value || found->value->data != detail::negative_marker) return false;
+        shared_->counters.bump(&CacheCounts::negative_hits);
+        out.status = CacheStatus::Hit;
+        out.source = intern_(found->source);
+        return true;
+    }
+
+    /// The coalesced load: lead, wait, or load alone; fills `out` (status Miss, or Hit when a re-read
+    /// found the entry written by a load that finished meanwhile).
+    template <class V, class F>
+    void load_(const CacheKey& key, F& loader, const CachePolicy& policy, std::uint64_t epoch, CacheResult<V>& out) {
+        auto& flights = shared_->flights;
+        auto& c = shared_->counters;
+        auto ticket = flights.enter(key, typeid(V), policy.concurrency, epoch);
+        if (ticket.role == detail::FlightTicket::Role::solo) {
+            auto loaded = load_and_write_<V>(key, loader, policy, out.backend_errors);
+            take_(out, *loaded);
+            return;
+        }
+        if (ticket.role == detail::FlightTicket::Role::wait) {
+            c.bump(&CacheCounts::waiting);
+            auto w = flights.wait(key, ticket, policy.waiter_timeout);
+            c.drop(&CacheCounts::waiting);
+            if (w.kind == detail::FlightWait::Kind::outcome) {
+                if (!w.outcome) {  // the leader's load ended in an exception and published nothing
+                    auto loaded = load_and_write_<V>(key, loader, policy, out.backend_errors);
+                    take_(out, *loaded);
+                    return;
+                }
+                c.bump(&CacheCounts::coalesced);
+                take_(out, *std::static_pointer_cast<const detail::Loaded<V>>(w.outcome));
+                return;
+            }
+            c.bump(w.kind == detail::FlightWait::Kind::handoff ? &CacheCounts::retries : &CacheCounts::waiter_timeouts);
+        }
+        // This caller leads a load of the flight now: whatever happens, the flight is finished before the
+        // answer is taken (a copy that throws there cannot leave the key in flight).
+        detail::LeadGuard lead(flights, key, ticket.flight, policy.retries);
+        if (ticket.role == detail::FlightTicket::Role::lead && ticket.recheck) {
+            // A load of this shard finished after our read: the entry may be there now.
+            if (auto again = read_<V>(key, out); again && again->state(clock_.now()) == EntryState::Fresh) {
+                auto hit = std::make_shared<detail::Loaded<V>>();
+                hit->result = std::optional<V>(std::move(again->data));
+                hit->status = CacheStatus::Hit;
+                hit->source = out.source;
+                lead.finish(hit, true);
+                take_(out, *hit);
+                return;
+            }
+            out.source = {};
+        }
+        auto loaded = load_and_write_<V>(key, loader, policy, out.backend_errors);
+        lead.finish(loaded, loaded->result.has_value());
+        take_(out, *loaded);
+    }
+
+    /// Calls the loader and writes what it produced (a value, or a "not found" when negative caching is
+    /// on). The write happens before the outcome is published to waiters.
+    template <class V, class F>
+    std::shared_ptr<detail::Loaded<V>> load_and_write_(const CacheKey& key, F& loader, const CachePolicy& policy,
+                                                       std::vector<Error>& errors) {
+        auto& c = shared_->counters;
+        c.bump(&CacheCounts::loads);
+        auto loaded = std::make_shared<detail::Loaded<V>>();
+        loaded->source = detail::upstream_source;
+        if constexpr (Metrics::enabled) {
+            const auto started = std::chrono::steady_clock::now();
+            loaded->result = detail::call_loader<V>(loader);
+            const auto r = !loaded->result ? LoadResult::error : *loaded->result ? LoadResult::found : LoadResult::not_found;
+            metrics_.record_upstream(r, std::chrono::steady_clock::now() - started);
+        } else {
+            loaded->result = detail::call_loader<V>(loader);
+        }
+        if (!loaded->result) {
+            c.bump(&CacheCounts::load_errors);
+        } else if (*loaded->result) {
+            write_value_<V>(key, **loaded->result, policy, errors);
+        } else if (policy.negative_ttl) {
+            write_negative_(key, policy, errors);
+        }
+        return loaded;
+    }
+
+    template <class V>
+    static void take_(CacheResult<V>& out, const detail::Loaded<V>& loaded) {
+        out.status = loaded.status;
+        out.source = loaded.source;
+        if (!loaded.result)
+            out.error = loaded.result.error();
+        else if (*loaded.result)
+            out.value.emplace(**loaded.result);
+    }
+
+    // ---- writes --------------------------------------------------------------------------------------
+
+    /// Writes `value` with the policy's times (saturated: a time past TimePoint::max() is "never"); false
+    /// when the backend as a whole refused it. Exceptions of the tier, its weigher or the value's copy
+    /// are a failed write.
+    template <class V>
+    bool write_value_(const CacheKey& key, const V& value, const CachePolicy& policy, std::vector<Error>& errors) {
+        const TimePoint now = clock_.now();
+        std::optional<TimePoint> expire, stale;
+        if (policy.ttl) expire = detail::time_after(now, *policy.ttl);
+        if (policy.stale) stale = detail::time_after(now, *policy.stale);
+        return report_write_(key, guarded_write_([&] {
+                                 const CacheValue<V> entry(value, expire, stale, now);
+                                 return hitbox::store(backend(), key, entry);
+                             },
+                                            backend().label()),
+                             errors);
+    }
+
+    void write_negative_(const CacheKey& key, const CachePolicy& policy, std::vector<Error>& errors) {
+        const TimePoint now = clock_.now();
+        const CacheValue<std::string> entry(std::string(detail::negative_marker),
+                                            detail::time_after(now, *policy.negative_ttl), std::nullopt, now);
+        const CacheKey marker_key = key.with(std::string(detail::negative_part));
+        if constexpr (TieredBackend<backend_type>) {
+            if (policy.negative_l1_only) {
+                auto done = guarded_write_([&] { return hitbox::store(backend().l1(), marker_key, entry); },
+                                           backend().l1().label());
+                if (!done) done = fail(done.error().in(backend().label()));
+                report_write_(key, std::move(done), errors);
+                return;
+            }
+        }
+        report_write_(key, guarded_write_([&] { return hitbox::store(backend(), marker_key, entry); }, backend().label()),
+                      errors);
+    }
+
+    bool report_write_(const CacheKey& key, Result<StoreReport>&& done, std::vector<Error>& errors) {
+        if (!done) {
+            note_error_(CacheOp::write, key, done.error(), &errors);
+            return false;
+        }
+        for (const auto& e : done->errors) note_error_(CacheOp::write, key, e, &errors);
+        return true;
+    }
+
+    /// Counts an error, hands it to the error handler and lists it in the caller's result.
+    void note_error_(CacheOp op, const CacheKey& key, const Error& error, std::vector<Error>* errors) {
+        auto& c = shared_->counters;
+        if (op == CacheOp::read) c.bump(&CacheCounts::read_errors);
+        if (op == CacheOp::write) c.bump(&CacheCounts::write_errors);
+        if (op != CacheOp::revalidate) shared_->count_tier_error(error.backend(), op == CacheOp::write);
+        try {
+            const CacheErrorEvent event{op, key, error};
+            if (options_.on_error)
+                options_.on_error(event);
+            else
+                detail::log_cache_error(event);
+        } catch (...) {  // a handler must not turn a served value into an exception
+        }
+        if (errors) errors->push_back(error);
+    }
+
+    // ---- background refresh --------------------------------------------------------------------------
+
+    /// Dedup key of a refresh on the shared offload: this cache's id and the key's Bitcode bytes.
+    std::string revalidate_key_(const CacheKey& key) const {
+        std::string out = "cache" + std::to_string(shared_->id) + ":";
+        out += Bitcode{}.encode(key);
+        return out;
+    }
+
+    template <class V, class F>
+    void spawn_revalidate_(const CacheKey& key, F&& loader, const CachePolicy& policy) {
+        auto& c = shared_->counters;
+        using L = std::decay_t<F>;
+        if constexpr (std::is_constructible_v<L, F&&>) {
+            bool accepted = false;
+            try {  // the loader's copy, or the offload, may throw: the stale value is served anyway
+                auto held = std::make_shared<L>(std::forward<F>(loader));
+                auto task = [this, shared = shared_, key, held, policy] {
+                    detail::GatePass pass(shared->gate);
+                    if (!pass) return;
+                    revalidate_<V>(key, *held, policy);
+                };
+                accepted = offload_->spawn(OffloadKind::revalidate, revalidate_key_(key), std::move(task));
+            } catch (...) {
+                accepted = false;
+            }
+            c.bump(accepted ? &CacheCounts::revalidations : &CacheCounts::revalidations_dropped);
+        } else {
+            (void)key, (void)loader, (void)policy;
+            c.bump(&CacheCounts::revalidations_dropped);  // a const move-only loader cannot be kept
+        }
+    }
+
+    /// The background refresh: lead the key's load unless one is running, re-read the entry, and load
+    /// only when it is still not fresh.
+    template <class V, class F>
+    void revalidate_(const CacheKey& key, F& loader, const CachePolicy& policy) {
+        auto& c = shared_->counters;
+        auto ticket = shared_->flights.try_lead(key, typeid(V));
+        if (ticket.role == detail::FlightTicket::Role::skip) {
+            c.bump(&CacheCounts::revalidations_skipped);
+            return;
+        }
+        detail::LeadGuard lead(shared_->flights, key, ticket.flight, 0);  // finished even if an exception leaves
+        CacheResult<V> scratch;
+        if (auto now = read_<V>(key, scratch); now && now->state(clock_.now()) == EntryState::Fresh) {
+            auto hit = std::make_shared<detail::Loaded<V>>();
+            hit->result = std::optional<V>(std::move(now->data));
+            hit->status = CacheStatus::Hit;
+            hit->source = scratch.source;
+            lead.finish(std::move(hit), true);
+            c.bump(&CacheCounts::revalidations_skipped);
+            return;
+        }
+        auto loaded = load_and_write_<V>(key, loader, policy, scratch.backend_errors);
+        if (!loaded->result) note_error_(CacheOp::revalidate, key, loaded->result.error(), nullptr);
+        lead.finish(loaded, loaded->result.has_value());
+        c.bump(&CacheCounts::revalidations_done);
+    }
+
+    std::shared_ptr<detail::CacheShared> shared_;
+    typename holder::type backend_;
+    O* offload_;
+    Metrics metrics_;
+    Clock clock_;
+    CacheOptions options_;
+    std::vector<std::string> paths_;
+    std::vector<std::size_t> source_ids_;
+    std::size_t upstream_id_ = 0;
+};
+
+/// `Cache cache{tiers, offload}` holds an lvalue backend by reference; `Cache cache{std::move(t), offload}`
+/// holds it by value.
+template <class B, class O>
+Cache(B&&, O&) -> Cache<B, O>;
+template <class B, class O, class M>
+Cache(B&&, O&, M) -> Cache<B, O, M>;
+template <class B, class O, class M, class C>
+Cache(B&&, O&, M, C) -> Cache<B, O, M, C>;
+template <class B, class O, class M, class C>
+Cache(B&&, O&, M, C, CacheOptions) -> Cache<B, O, M, C>;
+
+}  // namespace hitbox

@@ -1,0 +1,126 @@
+#pragma once
+/// \file
+/// The loader side of the cache front: what a loader may return (LoaderFor) and how its answer, or its
+/// exception, becomes one Result<std::optional<V>> (call_loader); the outcome a load publishes to the
+/// callers waiting for it (Loaded) and the guard that finishes a load's flight whatever happens
+/// (LeadGuard). The single-flight table itself is cache/detail/flight.hpp. Everything that decides how an
+/// upstream is called (timeouts, fail-safe values, a breaker) belongs here.
+#include <exception>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <type_traits>
+#include <utility>
+
+#include <hitbox/cache/detail/flight.hpp>
+#include <hitbox/core/error.hpp>
+#include <hitbox/core/key.hpp>
+#include <hitbox/core/metrics.hpp>
+
+namespace hitbox {
+
+namespace detail {
+
+/// Tag for "deduce the value type from the loader".
+struct DeduceValue {};
+
+template <class R>
+struct loader_value {
+    using type = R;
+};
+template <class U>
+struct loader_value<std::optional<U>> {
+    using type = U;
+};
+template <class U>
+struct loader_value<Result<U>> {
+    using type = typename loader_value<U>::type;
+};
+
+template <class T, class F>
+using cache_value_t = std::conditional_t<std::is_same_v<T, DeduceValue>,
+                                         typename loader_value<std::remove_cvref_t<std::invoke_result_t<F&>>>::type, T>;
+
+template <class R, class V>
+inline constexpr bool loader_returns =
+    std::is_same_v<R, Result<std::optional<V>>> || std::is_same_v<R, Result<V>> ||
+    std::is_same_v<R, std::optional<V>> || std::is_convertible_v<R, V>;
+
+/// A loader for values of type V: callable with no arguments, returning V (or something convertible),
+/// std::optional<V>, Result<V> or Result<std::optional<V>>.
+template <class F, class V>
+concept LoaderFor = std::invocable<F&> && loader_returns<std::remove_cvref_t<std::invoke_result_t<F&>>, V>;
+
+inline Error upstream_error(Error e) { return e.backend().empty() ? e.in("upstream") : e; }
+
+/// A loader's answer in one shape: a value, std::nullopt (not found), or an error.
+template <class V, class R>
+Result<std::optional<V>> to_outcome(R&& r) {
+    using D = std::remove_cvref_t<R>;
+    if constexpr (std::is_same_v<D, Result<std::optional<V>>>) {
+        if (!r) return fail(upstream_error(r.error()));
+        return std::move(*r);
+    } else if constexpr (std::is_same_v<D, Result<V>>) {
+        if (!r) return fail(upstream_error(r.error()));
+        return std::optional<V>(std::move(*r));
+    } else if constexpr (std::is_same_v<D, std::optional<V>>) {
+        return std::forward<R>(r);
+    } else {
+        return std::optional<V>(V(std::forward<R>(r)));
+    }
+}
+
+/// Calls the loader; an exception becomes an `unavailable` error from "upstream".
+template <class V, class F>
+Result<std::optional<V>> call_loader(F& loader) noexcept {
+    try {
+        return to_outcome<V>(std::invoke(loader));
+    } catch (const std::exception& e) {
+        return fail(ErrorKind::unavailable, std::string("loader threw: ") + e.what(), "upstream");
+    } catch (...) {
+        return fail(ErrorKind::unavailable, "loader threw an exception that is not a std::exception", "upstream");
+    }
+}
+
+/// The source of an answer that came from the loader.
+inline constexpr std::string_view upstream_source = "upstream";
+
+/// Finishes the flight a caller leads when an exception leaves its load before it published anything:
+/// the failure is handed to a waiter or, past the retries, the waiters are told to load on their own
+/// (a null outcome). So no key stays in flight and nobody waits for a load that will never finish.
+class LeadGuard {
+public:
+    LeadGuard(FlightTable& table, const CacheKey& key, std::shared_ptr<Flight> flight, std::size_t retries) noexcept
+        : table_(table), key_(key), flight_(std::move(flight)), retries_(retries) {}
+    LeadGuard(const LeadGuard&) = delete;
+    LeadGuard& operator=(const LeadGuard&) = delete;
+    ~LeadGuard() {
+        if (flight_) table_.finish(key_, flight_, nullptr, false, retries_);
+    }
+
+    /// Publishes the outcome of the load (see FlightTable::finish); the guard has nothing left to do.
+    void finish(std::shared_ptr<const void> outcome, bool ok) {
+        auto flight = std::move(flight_);
+        table_.finish(key_, flight, std::move(outcome), ok, retries_);
+    }
+
+private:
+    FlightTable& table_;
+    const CacheKey& key_;
+    std::shared_ptr<Flight> flight_;
+    std::size_t retries_;
+};
+
+/// A load outcome as the flight publishes it to waiters.
+template <class V>
+struct Loaded {
+    Result<std::optional<V>> result;
+    CacheStatus status = CacheStatus::Miss;
+    std::string_view source;  // a path the cache owns, or upstream_source
+};
+
+}  // namespace detail
+
+}  // namespace hitbox

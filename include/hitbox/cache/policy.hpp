@@ -1,0 +1,116 @@
+#pragma once
+/// \file
+/// How the cache front caches: hitbox::CachePolicy (per call: ttl, stale, StalePolicy, single-flight limits,
+/// negative caching), hitbox::CacheOptions (per cache: the default policy and the error handler) and the
+/// checks every call runs on its policy.
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include <hitbox/cache/errors.hpp>
+#include <hitbox/core/clock.hpp>
+
+namespace hitbox {
+
+/// What a call does with an entry past its stale time (and not yet expired).
+enum class StalePolicy : std::uint8_t {
+    Return,             ///< serve it as it is (status Stale); nothing is refreshed (default)
+    Revalidate,         ///< treat it as a miss: load now (coalesced); if the load fails, serve the stale value
+    OffloadRevalidate,  ///< serve it now (status Stale) and refresh it once in the background, per key
+};
+
+/// Stable lower-case name ("return", "revalidate", "offload_revalidate").
+constexpr std::string_view to_string(StalePolicy p) noexcept {
+    switch (p) {
+        case StalePolicy::Return: return "return";
+        case StalePolicy::Revalidate: return "revalidate";
+        case StalePolicy::OffloadRevalidate: return "offload_revalidate";
+    }
+    return "unknown";
+}
+
+/// How one get_or_compute call caches. Fill it with designated initializers:
+///
+/// \code
+/// {.ttl = 60s, .stale = 45s, .stale_policy = hitbox::StalePolicy::OffloadRevalidate}
+/// \endcode
+///
+/// Checked on every call (a `config` error, the loader is not called): ttl > 0; 0 <= stale < ttl;
+/// concurrency >= 1; waiter_timeout >= 0; negative_ttl > 0.
+///
+/// Durations saturate: `std::chrono::milliseconds::max()` means "no limit" for each of them, and so does
+/// any duration that reaches past the range of hitbox::TimePoint (ttl, stale, negative_ttl) or of the
+/// steady clock (waiter_timeout). Nothing overflows.
+struct CachePolicy {
+    /// Life of a written entry; nullopt: it never expires. A ttl whose expiry time lies past
+    /// TimePoint::max() (milliseconds::max()) is the same as nullopt.
+    std::optional<std::chrono::milliseconds> ttl{};
+    /// Offset from the write after which the entry is stale; nullopt: never stale. Must be below ttl. One
+    /// past TimePoint::max() (milliseconds::max() without a ttl) is the same as nullopt.
+    std::optional<std::chrono::milliseconds> stale{};
+    /// What to do with a stale entry.
+    StalePolicy stale_policy = StalePolicy::Return;
+    /// Loader calls allowed at once for one key in this process; further callers wait for one of them.
+    std::size_t concurrency = 1;
+    /// How long a caller waits for another caller's load before it loads itself; milliseconds::max():
+    /// as long as the load takes.
+    std::chrono::milliseconds waiter_timeout{5000};
+    /// After a failed load, how many times the next attempt is handed to one waiting caller (the others
+    /// keep waiting for its outcome); when they are used up the waiters get the last error.
+    std::size_t retries = 1;
+    /// Cache "not found" (a loader returning std::nullopt) for this long; nullopt: do not.
+    /// milliseconds::max(): cached "not found" entries never expire.
+    std::optional<std::chrono::milliseconds> negative_ttl{};
+    /// Write cached "not found" entries to the first tier of a composition only (keep them out of L2).
+    bool negative_l1_only = false;
+};
+
+/// Cache-wide settings.
+struct CacheOptions {
+    /// The policy of get_or_compute calls that do not pass one.
+    CachePolicy policy{};
+    /// Called (on the calling or background thread) for every backend read / write error and every failed
+    /// background refresh. Empty: one line to std::clog, at most one per second (the rest are counted in
+    /// the line that follows). It must not throw; an exception it throws is swallowed.
+    std::function<void(const CacheErrorEvent&)> on_error{};
+};
+
+namespace detail {
+
+/// The checks of policy_problem without building a message (the hit path runs them on every call).
+constexpr bool policy_ok(const CachePolicy& p) noexcept {
+    return (!p.ttl || p.ttl->count() > 0) && (!p.stale || p.stale->count() >= 0) &&
+           (!p.stale || !p.ttl || *p.stale < *p.ttl) && p.concurrency != 0 && p.waiter_timeout.count() >= 0 &&
+           (!p.negative_ttl || p.negative_ttl->count() > 0);
+}
+
+/// Why a policy is invalid, or nullopt.
+inline std::optional<std::string> policy_problem(const CachePolicy& p) {
+    auto ms = [](std::chrono::milliseconds d) { return std::to_string(d.count()) + " ms"; };
+    if (p.ttl && p.ttl->count() <= 0) return "CachePolicy: ttl must be positive, got " + ms(*p.ttl);
+    if (p.stale && p.stale->count() < 0) return "CachePolicy: stale must not be negative, got " + ms(*p.stale);
+    if (p.stale && p.ttl && *p.stale >= *p.ttl)
+        return "CachePolicy: stale (" + ms(*p.stale) + ") must be shorter than ttl (" + ms(*p.ttl) + ")";
+    if (p.concurrency == 0) return std::string("CachePolicy: concurrency must be at least 1");
+    if (p.waiter_timeout.count() < 0) return "CachePolicy: waiter_timeout must not be negative, got " + ms(p.waiter_timeout);
+    if (p.negative_ttl && p.negative_ttl->count() <= 0)
+        return "CachePolicy: negative_ttl must be positive, got " + ms(*p.negative_ttl);
+    if (!policy_ok(p)) return std::string("CachePolicy: invalid");
+    return std::nullopt;
+}
+
+/// `now + d` as an expiry or stale time; nullopt ("never") when it reaches TimePoint::max(), as
+/// milliseconds::max() does.
+inline std::optional<TimePoint> time_after(TimePoint now, std::chrono::milliseconds d) noexcept {
+    const TimePoint t = saturating_add(now, d);
+    if (t == TimePoint::max()) return std::nullopt;
+    return t;
+}
+
+}  // namespace detail
+
+}  // namespace hitbox
