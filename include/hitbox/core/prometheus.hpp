@@ -3,7 +3,7 @@
 /// The Prometheus text exposition (format 0.0.4): hitbox::PrometheusWriter, and the export of a tier's
 /// stats snapshot through the customization point `hitbox_write_stats` (see hitbox::ExportableStats).
 /// A tier's stats header defines the hook next to its struct (backend/memory/stats.hpp,
-/// backend/redis/stats.hpp, compose/compose.hpp), so this header knows no tier; a CounterStruct needs no
+/// backend/byte_stats.hpp, compose/stats.hpp), so this header knows no tier; a CounterStruct needs no
 /// hook at all: each of its members `m` becomes the counter `hitbox_backend_<m>_total{backend}`.
 
 #include <charconv>
