@@ -5,6 +5,7 @@
 /// hitbox::ByteStore) only moves bytes under a key. RedisBackend is this host over a Redis Connection; a new
 /// byte store (a file, Memcached, an in-process map of bytes) is one policy type. Needs no hiredis.
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdint>
@@ -109,6 +110,30 @@ class ByteBackend {
     /// The tier's label, used in errors and composed label paths.
     std::string_view label() const noexcept { return label_; }
 
+    /// Takes the lock of `key` shared by every process on this store (the cache front's stampede lock
+    /// across instances): true when this call took it, false when someone holds it. It expires by itself
+    /// after `ttl` (at least 1 ms; max(): the longest the store takes), so a crashed owner holds it no
+    /// longer. The lock lives beside the entry: the key prefix, a 0xFF byte, "lock:" and the key format's
+    /// bytes. Only for a LockingStore (Redis).
+    Result<bool> try_lock(const CacheKey& key, std::string_view token, std::chrono::milliseconds ttl)
+        requires LockingStore<Store>
+    {
+        const std::int64_t px = std::clamp<std::int64_t>(ttl.count(), 1, detail::max_px_ms);
+        auto r = store_.set_nx_px(lock_key(key), token, px);
+        if (!r) return fail(error(r.error()));
+        return *r;
+    }
+
+    /// Releases the lock of `key` if `token` still holds it: true when released; false when it had
+    /// expired (and maybe been taken by someone else, whose lock stays).
+    Result<bool> unlock(const CacheKey& key, std::string_view token)
+        requires LockingStore<Store>
+    {
+        auto r = store_.del_if_equal(lock_key(key), token);
+        if (!r) return fail(error(r.error()));
+        return *r;
+    }
+
     /// Lookups with get's semantics, one result per key in key order (one round trip where the store
     /// batches: a Redis single node pipelines them).
     template <class T>
@@ -211,6 +236,17 @@ class ByteBackend {
     const codec_type& codec() const noexcept { return codec_; }
 
   private:
+    /// Where the lock of `key` lives: under the prefix (ACL key patterns and cluster hash tags in the prefix
+    /// cover it), then a 0xFF byte, which UrlEncoded never produces (it escapes it) and Bitcode only as the
+    /// start of a prefix length over 13 000 bytes, then "lock:" and the key format's bytes.
+    std::string lock_key(const CacheKey& key) const {
+        std::string out = codec_.key_prefix();
+        out += "\xfflock:";
+        const std::string full = codec_.key(key);
+        out.append(full, codec_.key_prefix().size());
+        return out;
+    }
+
     static void bump(std::atomic<std::uint64_t>& c, std::uint64_t n = 1) noexcept { detail::ByteCounters::bump(c, n); }
 
     /// The calling thread's stripe of the counters.

@@ -403,6 +403,25 @@ public:
         return out.existed;
     }
 
+    /// The stampede lock across instances of the first tier that has one (hitbox::LockingBackend: a Redis
+    /// tier), L2 before L1 when both do: the tier every instance shares.
+    Result<bool> try_lock(const CacheKey& key, std::string_view token, std::chrono::milliseconds ttl)
+        requires(LockingBackend<l1_type> || LockingBackend<l2_type>)
+    {
+        if constexpr (LockingBackend<l2_type>)
+            return l2().try_lock(key, token, ttl);
+        else
+            return l1().try_lock(key, token, ttl);
+    }
+    Result<bool> unlock(const CacheKey& key, std::string_view token)
+        requires(LockingBackend<l1_type> || LockingBackend<l2_type>)
+    {
+        if constexpr (LockingBackend<l2_type>)
+            return l2().unlock(key, token);
+        else
+            return l1().unlock(key, token);
+    }
+
     /// The tiers themselves and the offload.
     l1_type& l1() noexcept { return detail::tier_traits<L1>::get(l1_); }
     const l1_type& l1() const noexcept { return detail::tier_traits<L1>::get(l1_); }

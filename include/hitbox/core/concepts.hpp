@@ -4,6 +4,7 @@
 /// (RedisBackend, MemoryBackend, Compose, Cache) check their parameters with a static_assert that names
 /// the slot, so a wrong type gives one readable message.
 
+#include <chrono>
 #include <concepts>
 #include <cstddef>
 #include <cstdint>
@@ -141,6 +142,30 @@ concept ByteStore = requires(S& s, std::string_view key, std::string_view value,
     { s.get(key) } -> std::same_as<Result<std::optional<std::string>>>;
     { s.set_px(key, value, px) } -> std::same_as<Result<void>>;
     { s.del(key) } -> std::same_as<Result<bool>>;
+};
+
+/// LockingStore: a ByteStore that can hold a lock across every process sharing it (Redis: SET NX PX and a
+/// compare-and-delete script), the primitive of the cache front's stampede lock across instances.
+///
+/// Minimal complete definition:
+/// - `Result<bool> set_nx_px(std::string_view key, std::string_view token, std::int64_t px_ms)`: sets `key` to
+///   `token` with a time to live of px_ms only if `key` does not exist; true when this call set it;
+/// - `Result<bool> del_if_equal(std::string_view key, std::string_view token)`: removes `key` only while it
+///   holds `token`, atomically; true when removed.
+/// Laws: at most one caller at a time holds a key (the one whose set_nx_px returned true, until px_ms pass
+/// or it releases it); a release with another token leaves the lock alone.
+template <class S>
+concept LockingStore = ByteStore<S> && requires(S& s, std::string_view key, std::string_view token, std::int64_t px) {
+    { s.set_nx_px(key, token, px) } -> std::same_as<Result<bool>>;
+    { s.del_if_equal(key, token) } -> std::same_as<Result<bool>>;
+};
+
+/// LockingBackend: a tier (a ByteBackend over a LockingStore such as RedisBackend, or a composition or
+/// wrapper holding one) with `try_lock(key, token, ttl)` and `unlock(key, token)`, both Result<bool>.
+template <class B>
+concept LockingBackend = requires(B& b, const CacheKey& key, std::string_view token, std::chrono::milliseconds ttl) {
+    { b.try_lock(key, token, ttl) } -> std::same_as<Result<bool>>;
+    { b.unlock(key, token) } -> std::same_as<Result<bool>>;
 };
 
 /// Connection: the Redis connection policy (SingleNode, Cluster, AnyConnection), a ByteStore that batches.

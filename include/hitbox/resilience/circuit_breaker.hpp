@@ -269,6 +269,18 @@ public:
         return tier_.codec();
     }
 
+    /// The tier's lock (hitbox::LockingBackend), behind the same breaker.
+    Result<bool> try_lock(const CacheKey& key, std::string_view token, std::chrono::milliseconds ttl)
+        requires LockingBackend<Tier>
+    {
+        return guarded([&] { return tier_.try_lock(key, token, ttl); });
+    }
+    Result<bool> unlock(const CacheKey& key, std::string_view token)
+        requires LockingBackend<Tier>
+    {
+        return guarded([&] { return tier_.unlock(key, token); });
+    }
+
     std::string_view label() const noexcept { return tier_.label(); }
 
     /// The breaker's counters and state.

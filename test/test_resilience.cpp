@@ -1,4 +1,4 @@
-// hitbox::CircuitBreaker (hitbox/resilience/circuit_breaker.hpp): opens after N counted failures within
+// Resilience. hitbox::CircuitBreaker (hitbox/resilience/circuit_breaker.hpp): opens after N counted failures within
 // the window, answers at once without touching the tier while open, lets one probe through after the
 // cool-down, closes on its success and reopens on its failure; errors about an entry do not count. Then a
 // real redis-server frozen with SIGSTOP behind Compose + Cache: once the breaker opens, calls are answered
@@ -16,6 +16,7 @@
 
 #include <hitbox/backend/memory/memory_backend.hpp>
 #include <hitbox/backend/redis.hpp>
+#include <hitbox/key_format/url_encoded.hpp>
 #include <hitbox/cache.hpp>
 #include <hitbox/compose/compose.hpp>
 #include <hitbox/offload/inline_offload.hpp>
@@ -298,4 +299,74 @@ TEST_CASE("CircuitBreaker: Redis frozen by SIGSTOP: after the breaker opens, cal
     REQUIRE(in_redis);
     REQUIRE(*in_redis);
     CHECK((*in_redis)->data == "from the database");
+}
+
+TEST_CASE("Stampede lock: one owner at a time across backends sharing a Redis, through Compose and the breaker",
+          "[redis]") {
+    if (!hitbox_test::require_redis_server()) return;
+    hitbox_test::RedisServer server;
+    auto make = [&] {
+        auto r = hitbox::RedisBackend<hitbox::UrlEncoded>::builder()
+                     .connection(hitbox::ConnectionMode::single(server.url()))
+                     .key_prefix("app:")
+                     .command_timeout(1s)
+                     .build();
+        REQUIRE(r);
+        return std::move(*r);
+    };
+    // Two "instances": separate backends (separate connections) on the same server.
+    auto a = make();
+    auto b = make();
+    const CacheKey user{"user", 1, {{"id", std::string("42")}}};
+    auto took = a.try_lock(user, "token-a", 10s);
+    REQUIRE(took);
+    CHECK(*took);
+    auto blocked = b.try_lock(user, "token-b", 10s);
+    REQUIRE(blocked);
+    CHECK_FALSE(*blocked);
+    // The lock is beside the entry, under the prefix, and is not the entry.
+    auto raw = a.connection().get(std::string("app:\xfflock:") + hitbox::UrlEncoded{}.encode(user));
+    REQUIRE(raw);
+    REQUIRE(*raw);
+    CHECK(**raw == "token-a");
+    auto entry = a.get<std::string>(user);
+    REQUIRE(entry);
+    CHECK_FALSE(*entry);
+    auto not_owner = b.unlock(user, "token-b");
+    REQUIRE(not_owner);
+    CHECK_FALSE(*not_owner);
+    auto released = a.unlock(user, "token-a");
+    REQUIRE(released);
+    CHECK(*released);
+
+    // A Compose forwards to its shared (L2) tier; a CircuitBreaker passes it through.
+    hitbox::InlineOffload offload;
+    auto l1 = hitbox::MemoryBackend::builder().max_entries(10).build();
+    REQUIRE(l1);
+    auto tiers = hitbox::compose(std::move(*l1), hitbox::circuit_breaker(std::move(b)), offload);
+    static_assert(hitbox::LockingBackend<decltype(tiers)>);
+    static_assert(!hitbox::LockingBackend<hitbox::MemoryBackend>);
+    auto via_compose = tiers.try_lock(user, "token-c", 50ms);
+    REQUIRE(via_compose);
+    CHECK(*via_compose);
+    auto held = a.try_lock(user, "token-a", 10s);
+    REQUIRE(held);
+    CHECK_FALSE(*held);
+    // Its owner crashed (never unlocks): the lock expires by itself.
+    bool retaken = false;
+    for (int i = 0; i < 200 && !retaken; ++i) {
+        std::this_thread::sleep_for(5ms);
+        auto r = a.try_lock(user, "token-a", 10s);
+        REQUIRE(r);
+        retaken = *r;
+    }
+    CHECK(retaken);
+    auto late = tiers.unlock(user, "token-c");  // too late: token-a's lock stays
+    REQUIRE(late);
+    CHECK_FALSE(*late);
+    CHECK(a.unlock(user, "token-a").value());
+    // Durations saturate: max() is the longest Redis takes, 0 is 1 ms.
+    CHECK(a.try_lock(user, "t", std::chrono::milliseconds::max()).value());
+    CHECK(a.unlock(user, "t").value());
+    CHECK(a.try_lock(user, "t", 0ms).value());
 }
