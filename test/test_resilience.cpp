@@ -22,6 +22,7 @@
 #include <hitbox/offload/inline_offload.hpp>
 #include <hitbox/resilience/circuit_breaker.hpp>
 
+#include "support/prometheus_parse.hpp"
 #include "support/redis_server.hpp"
 #include "support/test_backends.hpp"
 
@@ -284,6 +285,16 @@ TEST_CASE("CircuitBreaker: Redis frozen by SIGSTOP: after the breaker opens, cal
                 static_cast<long long>(command_timeout.count()));
     CHECK(p99 < std::chrono::microseconds(command_timeout) / 4);
     CHECK(tiers.l2().breaker_stats().short_circuited > 190);
+    {
+        const auto text = hitbox::prometheus_text(cache);
+        const auto p = hitbox_test::parse_prometheus(text);
+        CHECK(p.ok());
+        CHECK(p.types.at("hitbox_breaker_state") == "gauge");
+        CHECK(p.value("hitbox_breaker_state", {{"backend", "cache.redis"}}) == 1.0);
+        CHECK(p.value("hitbox_breaker_opened_total", {{"backend", "cache.redis"}}) >= 1.0);
+        CHECK(p.value("hitbox_breaker_short_circuited_total", {{"backend", "cache.redis"}}) > 190.0);
+        CHECK(p.value("hitbox_backend_read_total", {{"backend", "cache.redis"}}) >= 1.0);  // the tier's own
+    }
 
     ::kill(server.pid(), SIGCONT);
     // After the cool-down a probe reaches Redis again and closes the breaker; new writes land in Redis.

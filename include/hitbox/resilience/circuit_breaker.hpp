@@ -37,6 +37,7 @@
 #include <hitbox/core/concepts.hpp>
 #include <hitbox/core/error.hpp>
 #include <hitbox/core/key.hpp>
+#include <hitbox/core/prometheus.hpp>
 #include <hitbox/core/value.hpp>
 
 namespace hitbox {
@@ -91,6 +92,34 @@ struct BreakerStats {
     std::uint64_t short_circuited = 0;  ///< calls answered without reaching the tier
     std::uint64_t probes = 0;           ///< calls let through after a cool-down
 };
+
+/// `hitbox_breaker_state{backend}` (gauge: 0 closed, 1 open, 2 half open) and
+/// `hitbox_breaker_{failures,opened,short_circuited,probes}_total{backend}`.
+inline void hitbox_write_stats(PrometheusWriter& out, std::string_view backend, const BreakerStats& s) {
+    const PrometheusWriter::Labels labels = {{"backend", backend}};
+    out.gauge("hitbox_breaker_state", "Circuit breaker state per backend: 0 closed, 1 open, 2 half open.", labels,
+              static_cast<double>(static_cast<int>(s.state)));
+    out.counter("hitbox_breaker_failures_total", "Errors counted against a tier by its circuit breaker.", labels,
+                s.failures);
+    out.counter("hitbox_breaker_opened_total", "Times a circuit breaker opened.", labels, s.opened);
+    out.counter("hitbox_breaker_short_circuited_total", "Calls a circuit breaker answered without the tier.",
+                labels, s.short_circuited);
+    out.counter("hitbox_breaker_probes_total", "Calls a circuit breaker let through after its cool-down.", labels,
+                s.probes);
+}
+
+/// The stats of a tier behind a CircuitBreaker: the tier's own and the breaker's, exported together.
+template <class S>
+struct BreakerTierStats {
+    S tier;
+    BreakerStats breaker;
+};
+
+template <class S>
+void hitbox_write_stats(PrometheusWriter& out, std::string_view backend, const BreakerTierStats<S>& s) {
+    write_backend_stats(out, backend, s.tier);
+    hitbox_write_stats(out, backend, s.breaker);
+}
 
 namespace detail {
 
@@ -285,11 +314,13 @@ public:
 
     /// The breaker's counters and state.
     BreakerStats breaker_stats() const noexcept { return core_->stats(); }
-    /// The wrapped tier's own stats.
-    decltype(auto) stats() const
-        requires requires(const Tier& t) { t.stats(); }
-    {
-        return tier_.stats();
+    /// The wrapped tier's stats and the breaker's (exported together by prometheus_text); the breaker's
+    /// alone when the tier has none.
+    auto stats() const {
+        if constexpr (requires(const Tier& t) { t.stats(); })
+            return BreakerTierStats<std::decay_t<decltype(tier_.stats())>>{tier_.stats(), core_->stats()};
+        else
+            return core_->stats();
     }
 
     /// The wrapped tier (its connection, stats, ...).
