@@ -5,7 +5,6 @@
 #   2. build-fuzz:  clang-14 libFuzzer + ASan/UBSan, each decoder fuzzed for HITBOX_FUZZ_SECONDS (default 30)
 #   3. build-asan:  g++ ASan + UBSan (less the builtin check: rapidjson passes 0 to clz, see
 #                   test/fuzz/meson.build; suppressions do not reach that check), suites unit and redis
-#                   less the two run-time configuration tests (suite config: 4 min of compile each here)
 #   4. build-tsan:  g++ TSan, as 3. and less the tests that start no thread (suite single_threaded)
 #   5. build-portable: the Redis connection's portable platform layer (-Dplatform=portable: condition
 #                   variable, poll, pipe instead of futex, epoll, eventfd), suite platform
@@ -85,10 +84,10 @@ if [ "${HITBOX_TEST_QUICK:-0}" != 1 ]; then
   build_and_test build-fuzz "CXX=clang++-14" "--suite fuzz" \
     -Dfuzz=true -Dfuzz_seconds="${HITBOX_FUZZ_SECONDS:-30}" -Dbenchmarks=false -Dexamples=false \
     -Doptimization=2 -Ddebug=false -Dcpp_args=-g1 || status=1
-  build_and_test build-asan "" "--suite unit --suite redis --no-suite config" \
+  build_and_test build-asan "" "--suite unit --suite redis" \
     -Db_sanitize=address,undefined -Db_lundef=false "-Dcpp_args=-fno-sanitize=builtin -g1" \
     -Doptimization=1 -Ddebug=false -Dbenchmarks=false -Dexamples=false || status=1
-  build_and_test build-tsan "" "--suite unit --suite redis --no-suite single_threaded --no-suite config" \
+  build_and_test build-tsan "" "--suite unit --suite redis --no-suite single_threaded" \
     -Db_sanitize=thread -Dcpp_args=-g1 -Doptimization=1 -Ddebug=false -Dbenchmarks=false -Dexamples=false \
     || status=1
   build_and_test build-portable "" "--suite platform" -Dplatform=portable -Dcpp_args=-g1 -Doptimization=1 \

@@ -29,7 +29,7 @@ using hitbox_test::Profile;
 namespace {
 
 /// A byte tier with the raw layer RedisBackend has (read / write of envelopes, codec()), over a map: the
-/// test double for "Redis" here; the redis suite runs the same through a real server (test_config.cpp).
+/// test double for "Redis" here; the redis suite runs the same through a real server (test_config_factory_redis.cpp).
 template <class Fmt = hitbox::BinaryFormat, class Comp = hitbox::PassthroughCompressor>
 class ByteTier {
 public:

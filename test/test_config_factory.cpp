@@ -1,7 +1,7 @@
 // Run-time configuration: hitbox::parse_config, config_from_env, validate_config (unknown names list the
 // valid ones) and the factory hitbox::make_backend / make_tier, which builds every combination doc/configuration.md
 // lists. Redis tiers here point at a closed port (building never connects); suite 'redis' runs the same
-// configurations against a real server (test_config_redis.cpp).
+// configurations against a real server (test_config_factory_redis.cpp).
 #include <catch2/catch.hpp>
 
 #include <string>

@@ -1,5 +1,6 @@
-// RedisBackend configuration without a server: URL forms, credential precedence, builder validation and
-// the types the builder produces. Nothing here may touch the network.
+// RedisBackend's builder without a server: URL forms, credential precedence, builder validation, the types
+// the builder produces, the command framing (RESP) and AnyConnection's mode by name. Nothing here may touch
+// the network. (The run-time configuration factory is test_config_factory*.cpp.)
 #include <catch2/catch.hpp>
 
 #include <chrono>
