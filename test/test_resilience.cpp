@@ -10,11 +10,13 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <limits>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include <hitbox/backend/memory/memory_backend.hpp>
+#include <hitbox/backend_config.hpp>
 #include <hitbox/backend/redis.hpp>
 #include <hitbox/key_format/url_encoded.hpp>
 #include <hitbox/cache.hpp>
@@ -380,4 +382,55 @@ TEST_CASE("Stampede lock: one owner at a time across backends sharing a Redis, t
     CHECK(a.try_lock(user, "t", std::chrono::milliseconds::max()).value());
     CHECK(a.unlock(user, "t").value());
     CHECK(a.try_lock(user, "t", 0ms).value());
+}
+
+TEST_CASE("Cache jitter: expiries spread over (1 - jitter) x ttl .. ttl, stale shortened alike; 0 is exact") {
+    hitbox::ManualClock clock;
+    hitbox::InlineOffload offload;
+    auto memory = hitbox::MemoryBackend::builder().max_entries(10'000).clock(clock).build();
+    REQUIRE(memory);
+    hitbox::Cache cache{*memory, offload, hitbox::NoMetrics{}, clock};
+    const auto now = clock.now();
+    auto loader = [] { return std::string("v"); };
+    std::vector<std::int64_t> lives;
+    for (int i = 0; i < 1000; ++i) {
+        const CacheKey k{"j", 0, {{"i", std::to_string(i)}}};
+        REQUIRE(cache.get_or_compute<std::string>(k, loader, {.ttl = 100s, .stale = 50s, .jitter = 0.1}).value);
+        auto e = memory->get<std::string>(k);
+        REQUIRE(e);
+        REQUIRE(*e);
+        REQUIRE((*e)->expire);
+        REQUIRE((*e)->stale);
+        const auto life = ((*e)->expire->time_since_epoch() - now.time_since_epoch()).count();
+        const auto stale = ((*e)->stale->time_since_epoch() - now.time_since_epoch()).count();
+        CHECK(life > 90'000);
+        CHECK(life <= 100'000);
+        CHECK(stale * 2 <= life + 1);  // the same proportion
+        CHECK(stale * 2 >= life - 2);
+        lives.push_back(life);
+    }
+    std::sort(lives.begin(), lives.end());
+    CHECK(lives.front() < 91'000);  // 1000 draws cover the range
+    CHECK(lives.back() > 99'000);
+    CHECK(std::unique(lives.begin(), lives.end()) - lives.begin() > 500);
+
+    const CacheKey exact{"exact", 0};
+    REQUIRE(cache.get_or_compute<std::string>(exact, loader, {.ttl = 100s}).value);
+    CHECK(*memory->get<std::string>(exact).value()->expire == now + 100s);
+    const CacheKey never{"never", 0};
+    REQUIRE(cache.get_or_compute<std::string>(never, loader, {.ttl = std::chrono::milliseconds::max(), .jitter = 0.5})
+                .value);
+    CHECK_FALSE(memory->get<std::string>(never).value()->expire);
+
+    for (double bad : {-0.1, 1.0, std::numeric_limits<double>::quiet_NaN()}) {
+        auto r = cache.get_or_compute<std::string>(CacheKey{"bad", 0}, loader, {.ttl = 1s, .jitter = bad});
+        REQUIRE_FALSE(r.value);
+        REQUIRE(r.error);
+        CHECK(r.error->kind() == ErrorKind::config);
+    }
+    auto parsed = hitbox::parse_config("tiers = memory\nmemory.max_entries = 10\ncache.jitter = 10%\n");
+    REQUIRE(parsed);
+    CHECK(parsed->cache.jitter == Approx(0.1));
+    CHECK_FALSE(hitbox::parse_config("tiers = memory\nmemory.max_entries = 10\ncache.jitter = 100%\n"));
+    CHECK_FALSE(hitbox::parse_config("tiers = memory\nmemory.max_entries = 10\ncache.jitter = lots\n"));
 }

@@ -130,7 +130,7 @@ inline constexpr std::string_view global_keys[] = {
     "tiers",          "label",           "read",          "write",           "refill",
     "refill_offloaded", "race_loser",    "steal_after",   "offload.workers", "offload.max_queue",
     "offload.drain_timeout", "cache.ttl", "cache.stale",  "cache.stale_policy", "cache.concurrency",
-    "cache.waiter_timeout", "cache.retries", "cache.negative_ttl", "cache.negative_l1_only"};
+    "cache.waiter_timeout", "cache.retries", "cache.negative_ttl", "cache.negative_l1_only", "cache.jitter"};
 /// Options of a tier (`<tier>.<option>`).
 inline constexpr std::string_view tier_keys[] = {
     "type",        "max_entries",      "max_bytes",         "shards",          "cleanup_interval",
@@ -254,6 +254,27 @@ inline Result<std::chrono::milliseconds> config_ms(std::string_view key, std::st
     return std::chrono::ceil<std::chrono::milliseconds>(*d);
 }
 
+/// A fraction in [0, 1): "0.1" or "10%".
+inline Result<double> config_fraction(std::string_view key, std::string_view value) {
+    const bool percent = !value.empty() && value.back() == '%';
+    const std::string text(config_trim(percent ? value.substr(0, value.size() - 1) : value));
+    double x = -1;
+    std::size_t used = 0;
+    try {
+        x = std::stod(text, &used);
+    } catch (...) {
+        used = 0;
+    }
+    if (text.empty() || used != text.size())
+        return fail(ErrorKind::config, std::string(key) + ": expected a fraction such as 0.1 or 10%, got " +
+                                           config_shown(key, value));
+    if (percent) x /= 100.0;
+    if (!(x >= 0.0 && x < 1.0))
+        return fail(ErrorKind::config, std::string(key) + ": must be at least 0 and below 1 (100%), got " +
+                                           config_shown(key, value));
+    return x;
+}
+
 inline Result<bool> config_bool(std::string_view key, std::string_view value) {
     if (value == "true" || value == "yes" || value == "on" || value == "1") return true;
     if (value == "false" || value == "no" || value == "off" || value == "0") return false;
@@ -332,6 +353,7 @@ inline Result<void> config_set_global(BackendConfig& c, std::string_view key, st
     if (key == "cache.concurrency") return assign(c.cache.concurrency, config_unsigned(key, v));
     if (key == "cache.retries") return assign(c.cache.retries, config_unsigned(key, v));
     if (key == "cache.negative_l1_only") return assign(c.cache.negative_l1_only, config_bool(key, v));
+    if (key == "cache.jitter") return assign(c.cache.jitter, config_fraction(key, v));
     if (key == "cache.stale_policy") {
         if (v == "return") {
             c.cache.stale_policy = StalePolicy::Return;

@@ -565,8 +565,11 @@ private:
     bool write_value_(const CacheKey& key, const V& value, const CachePolicy& policy, std::vector<Error>& errors) {
         const TimePoint now = clock_.now();
         std::optional<TimePoint> expire, stale;
-        if (policy.ttl) expire = detail::time_after(now, *policy.ttl);
-        if (policy.stale) stale = detail::time_after(now, *policy.stale);
+        // milliseconds::max() means "never": jitter does not make it a (very distant) expiry.
+        const bool finite = policy.ttl && *policy.ttl != std::chrono::milliseconds::max();
+        const double factor = finite ? detail::jitter_factor(policy.jitter) : 1.0;
+        if (policy.ttl) expire = detail::time_after(now, detail::scaled(*policy.ttl, factor));
+        if (policy.stale) stale = detail::time_after(now, detail::scaled(*policy.stale, factor));
         return report_write_(key, guarded_write_([&] {
                                  const CacheValue<V> entry(value, expire, stale, now);
                                  return hitbox::store(backend(), key, entry);

@@ -3,11 +3,13 @@
 /// How the cache front caches: hitbox::CachePolicy (per call: ttl, stale, StalePolicy, single-flight limits,
 /// negative caching), hitbox::CacheOptions (per cache: the default policy and the error handler) and the
 /// checks every call runs on its policy.
+#include <algorithm>
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <functional>
 #include <optional>
+#include <random>
 #include <string>
 #include <string_view>
 
@@ -67,6 +69,10 @@ struct CachePolicy {
     std::optional<std::chrono::milliseconds> negative_ttl{};
     /// Write cached "not found" entries to the first tier of a composition only (keep them out of L2).
     bool negative_l1_only = false;
+    /// Spreads expiries: each written entry lives a random fraction up to `jitter` shorter than `ttl` (its
+    /// stale time shortened in the same proportion), so keys written together do not expire, and reload,
+    /// together. 0 (default): exactly ttl; 0.1: between 0.9 and 1.0 x ttl. Must be in [0, 1).
+    double jitter = 0.0;
 };
 
 /// Cache-wide settings.
@@ -85,7 +91,7 @@ namespace detail {
 constexpr bool policy_ok(const CachePolicy& p) noexcept {
     return (!p.ttl || p.ttl->count() > 0) && (!p.stale || p.stale->count() >= 0) &&
            (!p.stale || !p.ttl || *p.stale < *p.ttl) && p.concurrency != 0 && p.waiter_timeout.count() >= 0 &&
-           (!p.negative_ttl || p.negative_ttl->count() > 0);
+           (!p.negative_ttl || p.negative_ttl->count() > 0) && p.jitter >= 0.0 && p.jitter < 1.0;
 }
 
 /// Why a policy is invalid, or nullopt.
@@ -99,6 +105,8 @@ inline std::optional<std::string> policy_problem(const CachePolicy& p) {
     if (p.waiter_timeout.count() < 0) return "CachePolicy: waiter_timeout must not be negative, got " + ms(p.waiter_timeout);
     if (p.negative_ttl && p.negative_ttl->count() <= 0)
         return "CachePolicy: negative_ttl must be positive, got " + ms(*p.negative_ttl);
+    if (!(p.jitter >= 0.0 && p.jitter < 1.0))  // NaN fails too
+        return "CachePolicy: jitter must be in [0, 1), got " + std::to_string(p.jitter);
     if (!policy_ok(p)) return std::string("CachePolicy: invalid");
     return std::nullopt;
 }
@@ -109,6 +117,34 @@ inline std::optional<TimePoint> time_after(TimePoint now, std::chrono::milliseco
     const TimePoint t = saturating_add(now, d);
     if (t == TimePoint::max()) return std::nullopt;
     return t;
+}
+
+/// The factor a jittered entry's life is multiplied by: uniform in (1 - jitter, 1]. Each thread draws from
+/// its own generator, seeded once from std::random_device.
+inline double jitter_factor(double jitter) noexcept {
+    if (!(jitter > 0.0)) return 1.0;
+    thread_local std::uint64_t state = [] {
+        std::uint64_t seed = 0x9e3779b97f4a7c15ull;
+        try {
+            std::random_device rd;
+            seed ^= (std::uint64_t{rd()} << 32) | rd();
+        } catch (...) {  // no entropy source: the thread's address still tells threads apart
+            seed ^= reinterpret_cast<std::uintptr_t>(&seed);
+        }
+        return seed | 1;
+    }();
+    state ^= state << 13;  // xorshift64
+    state ^= state >> 7;
+    state ^= state << 17;
+    const double u = static_cast<double>(state >> 11) * (1.0 / 9007199254740992.0);  // [0, 1)
+    return 1.0 - jitter * u;
+}
+
+/// `d` scaled by a factor in (0, 1], rounded down, at least 1 ms for a positive d.
+inline std::chrono::milliseconds scaled(std::chrono::milliseconds d, double factor) noexcept {
+    if (factor >= 1.0 || d.count() <= 0) return d;
+    const auto ms = static_cast<std::int64_t>(static_cast<double>(d.count()) * factor);
+    return std::chrono::milliseconds(std::max<std::int64_t>(ms, 1));
 }
 
 }  // namespace detail
