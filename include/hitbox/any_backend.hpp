@@ -620,13 +620,20 @@ private:
             static_assert(std::is_same_v<B, Tier>,
                           "hitbox::AnyBackend(b): hold a byte tier (RedisBackend) by value; its copies share the "
                           "connection");
-            return std::make_shared<detail::AnyEnvelopeModel<B>>(std::move(backend));
+            if constexpr (detail::holds<detail::any_supported_format<typename Tier::value_format>> &&
+                          std::is_same_v<B, Tier>)
+                return std::make_shared<detail::AnyEnvelopeModel<B>>(std::move(backend));
+            else
+                return nullptr;  // an assertion failed: build no model of b, which would only repeat it
         } else {
             static_assert(detail::holds<Backend<Tier> && BackendFor<Tier, AnyValue>>,
                           "hitbox::AnyBackend(b): b must be a tier that stores any value type (MemoryBackend, "
                           "AnyBackend, a Compose of AnyBackends) or a RedisBackend; a static Compose holding a "
                           "RedisBackend cannot be erased as a whole: wrap each tier in AnyBackend first");
-            return std::make_shared<detail::AnyTypedModel<B>>(std::move(backend));
+            if constexpr (detail::holds<Backend<Tier> && BackendFor<Tier, AnyValue>>)
+                return std::make_shared<detail::AnyTypedModel<B>>(std::move(backend));
+            else
+                return nullptr;  // the assertion failed: build no model of b, which would only repeat it
         }
     }
 

@@ -1,5 +1,5 @@
 // MemoryBackend given a clock policy without now() -> hitbox::TimePoint.
-// expect: Clock must model hitbox::ClockSource
+// expect: MemoryBackend builder: clock(c): c must model hitbox::ClockSource
 #include <hitbox/backend/memory/memory_backend.hpp>
 
 struct NotAClock {

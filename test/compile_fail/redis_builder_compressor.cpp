@@ -4,10 +4,17 @@
 
 struct NotACompressor {};
 
-auto builder() {
+// The whole chain a user writes: nothing after the misuse may add a diagnostic.
+auto build() {
 #ifdef HITBOX_COMPILE_FAIL
-    return hitbox::RedisBackend<>::builder().compressor(NotACompressor{});
+    return hitbox::RedisBackend<>::builder()
+        .connection(hitbox::ConnectionMode::single("redis://127.0.0.1:6379/"))
+        .compressor(NotACompressor{})
+        .build();
 #else
-    return hitbox::RedisBackend<>::builder().compressor(hitbox::PassthroughCompressor{});
+    return hitbox::RedisBackend<>::builder()
+        .connection(hitbox::ConnectionMode::single("redis://127.0.0.1:6379/"))
+        .compressor(hitbox::PassthroughCompressor{})
+        .build();
 #endif
 }

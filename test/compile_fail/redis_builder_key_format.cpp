@@ -5,10 +5,17 @@
 
 struct NotAKeyFormat {};
 
-auto builder() {
+// The whole chain a user writes: nothing after the misuse may add a diagnostic.
+auto build() {
 #ifdef HITBOX_COMPILE_FAIL
-    return hitbox::RedisBackend<>::builder().key_format<NotAKeyFormat>();
+    return hitbox::RedisBackend<>::builder()
+        .connection(hitbox::ConnectionMode::single("redis://127.0.0.1:6379/"))
+        .key_format<NotAKeyFormat>()
+        .build();
 #else
-    return hitbox::RedisBackend<>::builder().key_format<hitbox::UrlEncoded>();
+    return hitbox::RedisBackend<>::builder()
+        .connection(hitbox::ConnectionMode::single("redis://127.0.0.1:6379/"))
+        .key_format<hitbox::UrlEncoded>()
+        .build();
 #endif
 }

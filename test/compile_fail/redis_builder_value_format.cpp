@@ -5,10 +5,17 @@
 
 struct NotAValueFormat {};
 
-auto builder() {
+// The whole chain a user writes: nothing after the misuse may add a diagnostic.
+auto build() {
 #ifdef HITBOX_COMPILE_FAIL
-    return hitbox::RedisBackend<>::builder().value_format<NotAValueFormat>();
+    return hitbox::RedisBackend<>::builder()
+        .connection(hitbox::ConnectionMode::single("redis://127.0.0.1:6379/"))
+        .value_format<NotAValueFormat>()
+        .build();
 #else
-    return hitbox::RedisBackend<>::builder().value_format<hitbox::XmlFormat>();
+    return hitbox::RedisBackend<>::builder()
+        .connection(hitbox::ConnectionMode::single("redis://127.0.0.1:6379/"))
+        .value_format<hitbox::XmlFormat>()
+        .build();
 #endif
 }

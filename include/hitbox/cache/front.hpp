@@ -201,17 +201,21 @@ public:
                       "hitbox::Result<std::optional<T>>");
         static_assert(std::is_copy_constructible_v<V>,
                       "hitbox::Cache::get_or_compute<T>: T must be copy constructible (waiters get copies)");
-        try {
-            if constexpr (Metrics::enabled) {
-                const auto started = std::chrono::steady_clock::now();
-                auto out = run_<V>(key, std::forward<F>(loader), policy);
-                metrics_.record(out.status, source_id_(out), std::chrono::steady_clock::now() - started);
-                return out;
-            } else {
-                return run_<V>(key, std::forward<F>(loader), policy);
+        if constexpr (!detail::holds<detail::LoaderFor<F, V>> || !std::is_copy_constructible_v<V>) {
+            return CacheResult<V>{};  // an assertion failed: call nothing with this loader, it would only repeat it
+        } else {
+            try {
+                if constexpr (Metrics::enabled) {
+                    const auto started = std::chrono::steady_clock::now();
+                    auto out = run_<V>(key, std::forward<F>(loader), policy);
+                    metrics_.record(out.status, source_id_(out), std::chrono::steady_clock::now() - started);
+                    return out;
+                } else {
+                    return run_<V>(key, std::forward<F>(loader), policy);
+                }
+            } catch (...) {
+                return thrown_<V>();
             }
-        } catch (...) {
-            return thrown_<V>();
         }
     }
 

@@ -107,8 +107,14 @@ public:
     }
     /// Uses another clock policy (e.g. a hitbox::ManualClock in tests).
     template <class C>
-    MemoryBackendBuilder<C, Weigher> clock(C c) const {
-        return MemoryBackendBuilder<C, Weigher>(*this, std::move(c), weigher_);
+    auto clock(C c) const {
+        static_assert(detail::holds<ClockSource<C>>,
+                      "hitbox: MemoryBackend builder: clock(c): c must model hitbox::ClockSource: a copyable type "
+                      "with now() const returning hitbox::TimePoint");
+        if constexpr (detail::holds<ClockSource<C>>)
+            return MemoryBackendBuilder<C, Weigher>(*this, std::move(c), weigher_);
+        else
+            return *this;  // the assertion failed: keep this builder, so build() reports nothing more
     }
     /// Uses another weigher for `max_bytes` (see hitbox::WeigherFor).
     template <class W>

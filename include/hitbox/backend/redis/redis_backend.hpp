@@ -224,27 +224,53 @@ class RedisBackendBuilder {
     template <class F>
     auto key_format(F format = F{}) const {
         static_assert(detail::holds<KeyFormat<F>>,
-                      "hitbox: RedisBackend builder: key_format<F>(): F must model hitbox::KeyFormat");
-        return rebind<F, ValueFmt, Comp, Conn>(std::move(format), values_, compressor_);
+                      "hitbox: RedisBackend builder: key_format<F>(): F must model hitbox::KeyFormat: it needs "
+                      "`static constexpr std::string_view name`, `std::string encode(const CacheKey&) const` and "
+                      "`Result<CacheKey> decode(std::string_view) const`");
+        if constexpr (detail::holds<KeyFormat<F>>)
+            return rebind<F, ValueFmt, Comp, Conn>(std::move(format), values_, compressor_);
+        else
+            return *this;  // the assertion failed: keep this builder, so build() reports nothing more
     }
     /// Value format policy (default BinaryFormat).
     template <class F>
     auto value_format(F format = F{}) const {
         static_assert(detail::holds<ValueFormat<F>>,
-                      "hitbox: RedisBackend builder: value_format<F>(): F must model hitbox::ValueFormat");
-        return rebind<KeyFmt, F, Comp, Conn>(keys_, std::move(format), compressor_);
+                      "hitbox: RedisBackend builder: value_format<F>(): F must model hitbox::ValueFormat: it needs "
+                      "`static constexpr std::uint8_t id`, `name`, `template <class T> Result<std::string> "
+                      "encode(const T&) const` and `template <class T> Result<T> decode(std::string_view) const`");
+        if constexpr (detail::holds<ValueFormat<F>>)
+            return rebind<KeyFmt, F, Comp, Conn>(keys_, std::move(format), compressor_);
+        else
+            return *this;  // the assertion failed: keep this builder, so build() reports nothing more
     }
     /// Compressor policy (default PassthroughCompressor), e.g. `.compressor(hitbox::ZstdCompressor{3})`.
     template <class C>
     auto compressor(C c) const {
         static_assert(detail::holds<Compressor<C>>,
-                      "hitbox: RedisBackend builder: compressor(c): c must model hitbox::Compressor");
-        return rebind<KeyFmt, ValueFmt, C, Conn>(keys_, values_, std::move(c));
+                      "hitbox: RedisBackend builder: compressor(c): c must model hitbox::Compressor: it needs "
+                      "`static constexpr std::uint8_t id`, `name`, `Result<std::string> compress(std::string_view) "
+                      "const` and `decompress`");
+        if constexpr (detail::holds<Compressor<C>>)
+            return rebind<KeyFmt, ValueFmt, C, Conn>(keys_, values_, std::move(c));
+        else
+            return *this;  // the assertion failed: keep this builder, so build() reports nothing more
     }
 
     /// Validates and assembles the backend: a config error when no connection was given, the URL is
     /// invalid, or an option is out of range. Does not connect (the first operation does).
     Result<backend_type> build() const {
+        if constexpr (detail::redis_policies_hold<KeyFmt, ValueFmt, Comp, Conn>)
+            return build_();
+        else  // RedisBackend's static_asserts said which policy is wrong; assembling it would only repeat them
+            return fail(ErrorKind::config, "RedisBackend: a policy does not model its concept", label_);
+    }
+
+    /// The options collected so far (credentials included: do not print them).
+    const ConnectionOptions& options() const noexcept { return options_; }
+
+  private:
+    Result<backend_type> build_() const {
         if (label_.empty()) return fail(ErrorKind::config, "RedisBackend: the label must not be empty");
         if (!mode_)
             return fail(ErrorKind::config,
@@ -263,10 +289,6 @@ class RedisBackendBuilder {
                             label_);
     }
 
-    /// The options collected so far (credentials included: do not print them).
-    const ConnectionOptions& options() const noexcept { return options_; }
-
-  private:
     template <class, class, class, class>
     friend class RedisBackendBuilder;
 
