@@ -23,6 +23,7 @@
 #include <hitbox/compose/lookup.hpp>
 #include <hitbox/compose/policies.hpp>
 #include <hitbox/compose/stats.hpp>
+#include <hitbox/core/stats.hpp>
 #include <hitbox/core/concepts.hpp>
 #include <hitbox/core/error.hpp>
 #include <hitbox/core/key.hpp>
@@ -112,28 +113,10 @@ struct ForkPair {
     B b{};
 };
 
-struct ComposeCounters {
-    std::atomic<std::uint64_t> l1_read_errors{0}, l2_read_errors{0}, l1_write_errors{0}, l2_write_errors{0},
-        remove_errors{0}, refills{0}, refill_errors{0}, refills_dropped{0}, race_losers_offloaded{0},
-        race_losers_dropped{0}, unavailable{0};
-
-    static void bump(std::atomic<std::uint64_t>& c) noexcept { c.fetch_add(1, std::memory_order_relaxed); }
-
-    ComposeStats snapshot() const noexcept {
-        auto r = [](const std::atomic<std::uint64_t>& c) { return c.load(std::memory_order_relaxed); };
-        return {r(l1_read_errors), r(l2_read_errors), r(l1_write_errors), r(l2_write_errors), r(remove_errors),
-                r(refills),        r(refill_errors),  r(refills_dropped), r(race_losers_offloaded),
-                r(race_losers_dropped), r(unavailable)};
-    }
-
-    void restore(const ComposeStats& s) noexcept {
-        auto w = [](std::atomic<std::uint64_t>& c, std::uint64_t v) { c.store(v, std::memory_order_relaxed); };
-        w(l1_read_errors, s.l1_read_errors), w(l2_read_errors, s.l2_read_errors);
-        w(l1_write_errors, s.l1_write_errors), w(l2_write_errors, s.l2_write_errors);
-        w(remove_errors, s.remove_errors), w(refills, s.refills), w(refill_errors, s.refill_errors);
-        w(refills_dropped, s.refills_dropped), w(race_losers_offloaded, s.race_losers_offloaded);
-        w(race_losers_dropped, s.race_losers_dropped), w(unavailable, s.unavailable);
-    }
+/// The live counters behind ComposeStats: one relaxed cell per member of ComposeStats, where they are
+/// declared (AtomicStats walks them for snapshot and restore). Tier helpers take one cell as an atomic_ref.
+struct ComposeCounters : AtomicStats<ComposeStats> {
+    static void bump(std::atomic_ref<std::uint64_t> c) noexcept { c.fetch_add(1, std::memory_order_relaxed); }
 };
 
 /// What a composition shares with its background tasks: the lifetime gate, the counters and an id that
@@ -366,7 +349,7 @@ public:
         requires(detail::fixed_read_mode<Read> && Read::mode == ReadMode::sequential && !detail::is_compose<l1_type>)
     Result<Lookup<T>> lookup_after_l1(const CacheKey& key, Result<std::optional<CacheValue<T>>> first) {
         auto a = leaf_outcome_<T, true>(l1(), std::move(first));
-        if (a.failed) detail::ComposeCounters::bump(counters_().l1_read_errors);
+        if (a.failed) detail::ComposeCounters::bump(counters_().ref(&ComposeStats::l1_read_errors));
         auto out = sequential_after_l1_<T, true>(key, std::move(a));
         if (out.value && !label_.empty()) out.source = detail::join_path(label_, out.source);
         detail::prefix_errors(out.errors, label_);
@@ -475,7 +458,7 @@ public:
     }
 
 private:
-    using Counter = std::atomic<std::uint64_t>;
+    using Counter = std::atomic_ref<std::uint64_t>;
 
     /// Closes this object's gate (waiting for its running tasks) and returns a fresh shared state carrying
     /// the counters, for the object that takes over the tiers.
@@ -487,7 +470,7 @@ private:
     }
 
     Error failure_(std::string_view what, const std::vector<Error>& errors) const {
-        detail::ComposeCounters::bump(shared_->counters.unavailable);
+        detail::ComposeCounters::bump(shared_->counters.ref(&ComposeStats::unavailable));
         return detail::composed_failure(label_, what, errors);
     }
 
@@ -516,7 +499,7 @@ private:
     template <class T>
     HITBOX_COLD Result<std::optional<CacheValue<T>>> after_l1_miss_(const CacheKey& key, Result<std::optional<CacheValue<T>>>&& first) {
         auto a = leaf_outcome_<T, false>(l1(), std::move(first));
-        if (a.failed) detail::ComposeCounters::bump(counters_().l1_read_errors);
+        if (a.failed) detail::ComposeCounters::bump(counters_().ref(&ComposeStats::l1_read_errors));
         auto out = sequential_after_l1_<T, false>(key, std::move(a));
         detail::prefix_errors(out.errors, label_);
         if (out.failed) return fail(failure_("read", out.errors));
@@ -538,7 +521,7 @@ private:
     }
 
     template <class T, bool Traced, class Tier>
-    static detail::ReadOutcome<T> read_tier_(Tier& tier, const CacheKey& key, Counter& errors) {
+    static detail::ReadOutcome<T> read_tier_(Tier& tier, const CacheKey& key, Counter errors) {
         detail::ReadOutcome<T> out;
         if constexpr (detail::is_compose<Tier>)
             out = tier.template read_impl_<T, Traced>(key);
@@ -562,7 +545,7 @@ private:
         auto out = [&] {
             if constexpr (M == ReadMode::sequential)
                 return sequential_after_l1_<T, Traced>(key,
-                                                       read_tier_<T, Traced>(l1(), key, counters_().l1_read_errors));
+                                                       read_tier_<T, Traced>(l1(), key, counters_().ref(&ComposeStats::l1_read_errors)));
             else if constexpr (M == ReadMode::parallel)
                 return read_parallel_<T, Traced>(key);
             else
@@ -578,7 +561,7 @@ private:
     template <class T, bool Traced>
     detail::ReadOutcome<T> sequential_after_l1_(const CacheKey& key, detail::ReadOutcome<T>&& a) {
         if (a.value) return std::move(a);
-        auto b = read_tier_<T, Traced>(l2(), key, counters_().l2_read_errors);
+        auto b = read_tier_<T, Traced>(l2(), key, counters_().ref(&ComposeStats::l2_read_errors));
         return combine_reads_<T>(key, std::move(a), std::move(b), b.value.has_value());
     }
 
@@ -608,11 +591,11 @@ private:
         auto* p = pair.get();
         // Both slots finish before this function returns, so they may refer to the caller's key.
         p->fork.set(0, [this, p, &key] {
-            p->a = read_tier_<T, Traced>(l1(), key, counters_().l1_read_errors);
+            p->a = read_tier_<T, Traced>(l1(), key, counters_().ref(&ComposeStats::l1_read_errors));
             return p->a.value.has_value();
         });
         p->fork.set(1, [this, p, &key] {
-            p->b = read_tier_<T, Traced>(l2(), key, counters_().l2_read_errors);
+            p->b = read_tier_<T, Traced>(l2(), key, counters_().ref(&ComposeStats::l2_read_errors));
             return p->b.value.has_value();
         });
         spawn_slot_(pair, 1, OffloadKind::tier_call);
@@ -628,11 +611,11 @@ private:
         auto* p = pair.get();
         // The loser may run after this call returns: the slots own a copy of the key.
         p->fork.set(0, [this, p, key] {
-            p->a = read_tier_<T, Traced>(l1(), key, counters_().l1_read_errors);
+            p->a = read_tier_<T, Traced>(l1(), key, counters_().ref(&ComposeStats::l1_read_errors));
             return p->a.value.has_value();
         });
         p->fork.set(1, [this, p, key] {
-            p->b = read_tier_<T, Traced>(l2(), key, counters_().l2_read_errors);
+            p->b = read_tier_<T, Traced>(l2(), key, counters_().ref(&ComposeStats::l2_read_errors));
             return p->b.value.has_value();
         });
         const bool spawned[2] = {spawn_slot_(pair, 0, OffloadKind::tier_call),
@@ -671,18 +654,18 @@ private:
                     auto task = [this, shared = shared_, key, value] {
                         detail::GatePass pass(shared->gate);
                         if (!pass) return;
-                        auto w = write_tier_<T, false>(l1(), key, value, shared->counters.refill_errors);
+                        auto w = write_tier_<T, false>(l1(), key, value, shared->counters.ref(&ComposeStats::refill_errors));
                         (void)w;
                     };
                     if (offload_->spawn(OffloadKind::refill, refill_key_(key), std::move(task)))
-                        detail::ComposeCounters::bump(c.refills);
+                        detail::ComposeCounters::bump(c.ref(&ComposeStats::refills));
                     else
-                        detail::ComposeCounters::bump(c.refills_dropped);
+                        detail::ComposeCounters::bump(c.ref(&ComposeStats::refills_dropped));
                     return;
                 }
             }
-            detail::ComposeCounters::bump(c.refills);
-            auto w = write_tier_<T, false>(l1(), key, value, c.refill_errors);
+            detail::ComposeCounters::bump(c.ref(&ComposeStats::refills));
+            auto w = write_tier_<T, false>(l1(), key, value, c.ref(&ComposeStats::refill_errors));
             detail::append_errors(errors, std::move(w.errors));
         } else {
             (void)key, (void)value, (void)errors;
@@ -693,7 +676,7 @@ private:
 
     template <class T, bool Traced, class Tier>
     static detail::WriteOutcome write_tier_(Tier& tier, const CacheKey& key, const CacheValue<T>& value,
-                                            Counter& errors) {
+                                            Counter errors) {
         detail::WriteOutcome out;
         if constexpr (detail::is_compose<Tier>) {
             out = tier.template write_impl_<T, Traced>(key, value);
@@ -738,9 +721,9 @@ private:
     template <WriteMode M, class T, bool Traced>
     detail::WriteOutcome write_mode_(const CacheKey& key, const CacheValue<T>& value) {
         if constexpr (M == WriteMode::sequential) {
-            auto out = write_tier_<T, Traced>(l1(), key, value, counters_().l1_write_errors);
+            auto out = write_tier_<T, Traced>(l1(), key, value, counters_().ref(&ComposeStats::l1_write_errors));
             if (!out.failed) {
-                auto b = write_tier_<T, Traced>(l2(), key, value, counters_().l2_write_errors);
+                auto b = write_tier_<T, Traced>(l2(), key, value, counters_().ref(&ComposeStats::l2_write_errors));
                 const bool failed = b.failed;
                 out = combine_writes_(std::move(out), std::move(b), failed);
             }
@@ -759,11 +742,11 @@ private:
         auto* p = pair.get();
         // Both slots finish before this function returns: they may refer to the caller's key and value.
         p->fork.set(0, [this, p, &key, &value] {
-            p->a = write_tier_<T, Traced>(l1(), key, value, counters_().l1_write_errors);
+            p->a = write_tier_<T, Traced>(l1(), key, value, counters_().ref(&ComposeStats::l1_write_errors));
             return !p->a.failed;
         });
         p->fork.set(1, [this, p, &key, &value] {
-            p->b = write_tier_<T, Traced>(l2(), key, value, counters_().l2_write_errors);
+            p->b = write_tier_<T, Traced>(l2(), key, value, counters_().ref(&ComposeStats::l2_write_errors));
             return !p->b.failed;
         });
         spawn_slot_(pair, 1, OffloadKind::tier_call);
@@ -780,11 +763,11 @@ private:
         // The loser may run after this call returns: the slots share one copy of the key and value.
         auto held = std::make_shared<const std::pair<CacheKey, CacheValue<T>>>(key, value);
         p->fork.set(0, [this, p, held] {
-            p->a = write_tier_<T, Traced>(l1(), held->first, held->second, counters_().l1_write_errors);
+            p->a = write_tier_<T, Traced>(l1(), held->first, held->second, counters_().ref(&ComposeStats::l1_write_errors));
             return !p->a.failed;
         });
         p->fork.set(1, [this, p, held] {
-            p->b = write_tier_<T, Traced>(l2(), held->first, held->second, counters_().l2_write_errors);
+            p->b = write_tier_<T, Traced>(l2(), held->first, held->second, counters_().ref(&ComposeStats::l2_write_errors));
             return !p->b.failed;
         });
         const bool spawned[2] = {spawn_slot_(pair, 0, OffloadKind::tier_call),
@@ -799,7 +782,7 @@ private:
     // ---- removes -------------------------------------------------------------------------------------
 
     template <class Tier>
-    static detail::RemoveOutcome remove_tier_(Tier& tier, const CacheKey& key, Counter& errors) {
+    static detail::RemoveOutcome remove_tier_(Tier& tier, const CacheKey& key, Counter errors) {
         detail::RemoveOutcome out;
         if constexpr (detail::is_compose<Tier>) {
             out = tier.remove_impl_(key);
@@ -817,8 +800,8 @@ private:
     }
 
     detail::RemoveOutcome remove_impl_(const CacheKey& key) {
-        auto b = remove_tier_(l2(), key, counters_().remove_errors);
-        auto a = remove_tier_(l1(), key, counters_().remove_errors);
+        auto b = remove_tier_(l2(), key, counters_().ref(&ComposeStats::remove_errors));
+        auto a = remove_tier_(l1(), key, counters_().ref(&ComposeStats::remove_errors));
         detail::RemoveOutcome out;
         out.existed = a.existed || b.existed;
         out.failed = a.failed || b.failed;
@@ -870,7 +853,7 @@ private:
         if (pair->fork.state(loser) == detail::Fork::Slot::done) return;
         if (policy == RaceLoser::drop) {
             pair->fork.cancel(loser);
-            detail::ComposeCounters::bump(c.race_losers_dropped);
+            detail::ComposeCounters::bump(c.ref(&ComposeStats::race_losers_dropped));
             return;
         }
         if (!spawned) {
@@ -884,11 +867,11 @@ private:
             });
             if (!accepted) {
                 pair->fork.cancel(loser);
-                detail::ComposeCounters::bump(c.race_losers_dropped);
+                detail::ComposeCounters::bump(c.ref(&ComposeStats::race_losers_dropped));
                 return;
             }
         }
-        detail::ComposeCounters::bump(c.race_losers_offloaded);
+        detail::ComposeCounters::bump(c.ref(&ComposeStats::race_losers_offloaded));
     }
 
     detail::ComposeCounters& counters_() const noexcept { return shared_->counters; }

@@ -76,6 +76,8 @@ public:
     void bump(counter c, std::uint64_t n = 1) noexcept { cell_(c).fetch_add(n, std::memory_order_relaxed); }
     /// Subtracts `n` from one counter (for gauges such as "callers waiting now").
     void drop(counter c, std::uint64_t n = 1) noexcept { cell_(c).fetch_sub(n, std::memory_order_relaxed); }
+    /// One counter as an atomic handle (valid while this object lives).
+    std::atomic_ref<std::uint64_t> ref(counter c) const noexcept { return cell_(c); }
     /// One counter now.
     std::uint64_t load(counter c) const noexcept { return cell_(c).load(std::memory_order_relaxed); }
 
