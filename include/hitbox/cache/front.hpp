@@ -182,7 +182,18 @@ public:
     /// get_or_compute with the cache's default policy (CacheOptions::policy).
     template <class T = detail::DeduceValue, class F>
     CacheResult<detail::cache_value_t<T, F>> get_or_compute(const CacheKey& key, F&& loader) {
-        return get_or_compute<T>(key, std::forward<F>(loader), options_.policy);
+        using V = detail::cache_value_t<T, F>;
+        // The overload below asserts the same; asserting here too keeps the diagnostic one step shorter.
+        static_assert(detail::holds<detail::LoaderFor<F, V>>,
+                      "hitbox::Cache::get_or_compute<T>(key, loader): loader must be callable with no arguments and "
+                      "return T (or something convertible to it), std::optional<T>, hitbox::Result<T> or "
+                      "hitbox::Result<std::optional<T>>");
+        static_assert(std::is_copy_constructible_v<V>,
+                      "hitbox::Cache::get_or_compute<T>: T must be copy constructible (waiters get copies)");
+        if constexpr (detail::holds<detail::LoaderFor<F, V>> && std::is_copy_constructible_v<V>)
+            return get_or_compute<T>(key, std::forward<F>(loader), options_.policy);
+        else
+            return CacheResult<V>{};  // an assertion failed: call nothing with this loader, it would only repeat it
     }
 
     /// The value of `key`: from the backend when it holds a usable entry, otherwise from `loader` (called
