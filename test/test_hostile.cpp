@@ -60,11 +60,8 @@ bool eventually(Pred p, std::chrono::milliseconds budget) {
 
 bool is_get(const std::vector<std::string>& cmd) { return command_name(cmd) == "GET"; }
 
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
-constexpr bool rss_meaningful = false;  // the sanitizers' allocators and shadow memory change the figure
-#else
-constexpr bool rss_meaningful = true;
-#endif
+// The sanitizers' allocators and shadow memory change the figure.
+constexpr bool rss_meaningful = !hitbox_test::under_asan && !hitbox_test::under_tsan;
 
 }  // namespace
 

@@ -35,16 +35,8 @@ using hitbox::ErrorKind;
 
 namespace {
 
-#if defined(__SANITIZE_THREAD__)
-constexpr bool tsan = true;
-#else
-constexpr bool tsan = false;
-#endif
-#if defined(__SANITIZE_ADDRESS__)
-constexpr bool asan = true;
-#else
-constexpr bool asan = false;
-#endif
+constexpr bool tsan = under_tsan;
+constexpr bool asan = under_asan;
 /// Slack over a deadline for a loaded 2-core machine (sanitizers run several times slower).
 constexpr auto slack = tsan || asan ? 1000ms : 300ms;
 

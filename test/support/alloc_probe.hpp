@@ -6,14 +6,11 @@
 #include <atomic>
 #include <cstddef>
 
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#include "sanitizers.hpp"
+
+#if HITBOX_TEST_ASAN || HITBOX_TEST_TSAN
 #define HITBOX_TEST_ALLOC_PROBE 0
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
-#define HITBOX_TEST_ALLOC_PROBE 0
-#endif
-#endif
-#ifndef HITBOX_TEST_ALLOC_PROBE
+#else
 #define HITBOX_TEST_ALLOC_PROBE 1
 #endif
 

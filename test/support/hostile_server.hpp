@@ -33,6 +33,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "sanitizers.hpp"
+
 namespace hitbox_test {
 
 /// RESP encoders for handlers.
@@ -327,7 +329,7 @@ struct ChildRun {
 /// scenario runs in this process and no growth is measured.
 inline ChildRun run_in_child(const std::function<int()>& scenario,
                              std::chrono::milliseconds limit = std::chrono::seconds(60)) {
-#if defined(__SANITIZE_THREAD__)
+#if HITBOX_TEST_TSAN
     return ChildRun{scenario(), -1};
 #endif
     int fds[2];

@@ -28,7 +28,11 @@ struct ClusterAddress {
         std::string out = host.find(':') != std::string::npos ? "[" + host + "]" : host;
         return out + ":" + std::to_string(port);
     }
-    friend bool operator==(const ClusterAddress&, const ClusterAddress&) = default;
+    /// The port first: a cheap test that tells most nodes of a cluster apart (the node list is searched
+    /// linearly; with 16 384 nodes on one host, comparing hosts first cost a minute under ASan).
+    friend bool operator==(const ClusterAddress& a, const ClusterAddress& b) {
+        return a.port == b.port && a.host == b.host;
+    }
 };
 
 /// One range of hash slots and the nodes serving it (from CLUSTER SLOTS).
