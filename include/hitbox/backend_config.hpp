@@ -470,7 +470,7 @@ inline Result<BackendConfig> config_from_env(char** environ_vars, std::string_vi
             // One underscore after a section becomes the dot: offload_workers -> offload.workers,
             // redis_url -> redis.url (the longest tier name that matches wins).
             std::string best;
-            auto consider = [&](const std::string& section) {
+            auto consider = [&, &name = name](const std::string& section) {  // clang 14: no implicit capture
                 if (name.size() > section.size() + 1 && name.starts_with(section) && name[section.size()] == '_' &&
                     section.size() > best.size())
                     best = section;
