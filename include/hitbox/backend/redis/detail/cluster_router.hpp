@@ -518,13 +518,13 @@ class ClusterRouter {
         return fail(ErrorKind::cluster_down, "hash slot " + std::to_string(slot) + " is not served by any node");
     }
 
-    /// The masters of the current map, each once.
+    /// The masters of the current map, each once, in slot order (a set of those seen: a map may name 16 384).
     std::vector<ClusterNode*> masters() const {
         std::vector<ClusterNode*> out;
+        std::unordered_set<ClusterNode*> seen;
         for (const auto& s : slots_) {
             ClusterNode* n = s.load(std::memory_order_acquire);
-            if (n != nullptr && (out.empty() || out.back() != n) && std::find(out.begin(), out.end(), n) == out.end())
-                out.push_back(n);
+            if (n != nullptr && (out.empty() || out.back() != n) && seen.insert(n).second) out.push_back(n);
         }
         return out;
     }
