@@ -3,8 +3,9 @@
 #   1. build-test:  g++ -Werror, all suites (unit, redis, cluster, fault, examples, bench-smoke, consumer,
 #                   headers, compile_fail)
 #   2. build-clang: clang-14 -O0 ASan + UBSan (less the builtin check: rapidjson passes 0 to clz, see
-#                   test/fuzz/meson.build), -Werror: suites unit and redis, and the libFuzzer targets (suite fuzz): each decoder replays its
-#                   seed corpus and is fuzzed for HITBOX_FUZZ_SECONDS (default 10). One build gives the
+#                   test/fuzz/meson.build), -Werror: suites unit and redis, and the libFuzzer targets (suite
+#                   fuzz): each decoder replays its seed corpus and is fuzzed for HITBOX_FUZZ_SECONDS
+#                   (default 10; two targets at a time). One build gives the
 #                   sanitizers, the fuzzing and the clang toolchain check; clang at -O0 compiles these
 #                   sanitized tests ~7x faster than g++ at -O1 (test_envelope: 12.6 s against 92 s of CPU)
 #   3. build-tsan:  g++ TSan, suites unit and redis less the tests that start no thread (suite
