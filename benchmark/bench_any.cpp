@@ -65,26 +65,30 @@ void run_hits(benchmark::State& state, Get&& get, const char* what) {
 }
 
 void BM_AnyBaselineMemoryGetHit(benchmark::State& state) {
-    run_hits(state, [](Fixture& f, const hitbox::CacheKey& k) { return f.typed.get<std::string>(k); },
-             "MemoryBackend missed a key that must be present");
+    run_hits(
+        state, [](Fixture& f, const hitbox::CacheKey& k) { return f.typed.get<std::string>(k); },
+        "MemoryBackend missed a key that must be present");
 }
 BENCHMARK(BM_AnyBaselineMemoryGetHit)->Arg(key_count)->Arg(1000)->Threads(1)->Threads(2)->UseRealTime();
 
 void BM_AnyBackendGetHit(benchmark::State& state) {
-    run_hits(state, [](Fixture& f, const hitbox::CacheKey& k) { return f.any.get<std::string>(k); },
-             "AnyBackend missed a key that must be present");
+    run_hits(
+        state, [](Fixture& f, const hitbox::CacheKey& k) { return f.any.get<std::string>(k); },
+        "AnyBackend missed a key that must be present");
 }
 BENCHMARK(BM_AnyBackendGetHit)->Arg(key_count)->Arg(1000)->Threads(1)->Threads(2)->UseRealTime();
 
 void BM_AnyStaticComposeL1Hit(benchmark::State& state) {
-    run_hits(state, [](Fixture& f, const hitbox::CacheKey& k) { return f.static_tiers.get<std::string>(k); },
-             "static composition missed a key that must be present");
+    run_hits(
+        state, [](Fixture& f, const hitbox::CacheKey& k) { return f.static_tiers.get<std::string>(k); },
+        "static composition missed a key that must be present");
 }
 BENCHMARK(BM_AnyStaticComposeL1Hit)->Arg(key_count)->Arg(1000)->Threads(1)->Threads(2)->UseRealTime();
 
 void BM_AnyComposeL1Hit(benchmark::State& state) {
-    run_hits(state, [](Fixture& f, const hitbox::CacheKey& k) { return f.erased_tiers.get<std::string>(k); },
-             "erased composition missed a key that must be present");
+    run_hits(
+        state, [](Fixture& f, const hitbox::CacheKey& k) { return f.erased_tiers.get<std::string>(k); },
+        "erased composition missed a key that must be present");
 }
 BENCHMARK(BM_AnyComposeL1Hit)->Arg(key_count)->Arg(1000)->Threads(1)->Threads(2)->UseRealTime();
 

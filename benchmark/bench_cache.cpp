@@ -41,7 +41,6 @@ using namespace hitbox_bench;
 
 using namespace std::chrono_literals;
 
-
 using Tiers = hitbox::Compose<hitbox::MemoryBackend, hitbox::RedisBackend<>, hitbox::OffloadManager>;
 
 struct CacheEnv {
@@ -122,7 +121,8 @@ void BM_CacheByHandHit(benchmark::State& state) {
         } else {
             ++loads;
             value = "never";
-            (void)tiers.set(key, hitbox::CacheValue<std::string>{*value, hitbox::Clock::now() + std::chrono::hours(24)});
+            (void)tiers.set(key,
+                            hitbox::CacheValue<std::string>{*value, hitbox::Clock::now() + std::chrono::hours(24)});
         }
         benchmark::DoNotOptimize(value);
     }
@@ -181,8 +181,8 @@ void BM_CacheStampede(benchmark::State& state) {
         if (!r) failures.fetch_add(1);
     });
     if (failures.load() != 0) state.SkipWithError("a caller got no value");
-    state.counters["coalesced_per_miss"] =
-        static_cast<double>(cache.stats().coalesced) / static_cast<double>(std::max<std::int64_t>(1, state.iterations()));
+    state.counters["coalesced_per_miss"] = static_cast<double>(cache.stats().coalesced) /
+                                           static_cast<double>(std::max<std::int64_t>(1, state.iterations()));
 }
 BENCHMARK(BM_CacheStampede)->Arg(8)->Arg(64)->UseRealTime()->Unit(benchmark::kMillisecond);
 

@@ -27,8 +27,8 @@ constexpr std::size_t cluster_value_size = 100;
 
 struct ClusterBenchEnv {
     std::unique_ptr<hitbox_test::RedisCluster> cluster;  // when HITBOX_REDIS_CLUSTER_URLS is not set
-    std::optional<hitbox::RedisBackend<hitbox::Bitcode, hitbox::BinaryFormat, hitbox::PassthroughCompressor,
-                                       hitbox::Cluster>>
+    std::optional<
+        hitbox::RedisBackend<hitbox::Bitcode, hitbox::BinaryFormat, hitbox::PassthroughCompressor, hitbox::Cluster>>
         backend;
     std::vector<hitbox::CacheKey> keys;
     std::string error;

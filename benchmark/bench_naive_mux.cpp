@@ -26,7 +26,7 @@
 namespace {
 
 class NaiveMux {
-  public:
+public:
     struct Slot {
         std::atomic<int> done{0};
         redisReply* reply = nullptr;
@@ -56,7 +56,7 @@ class NaiveMux {
         return slot.reply;
     }
 
-  private:
+private:
     void run() {
         std::string buf;
         std::vector<Slot*> batch;

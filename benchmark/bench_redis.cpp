@@ -34,8 +34,8 @@ struct PipelineMeter {
         if (!on) return;
         auto end = env().backend->connection().counters();
         if (end.writes > start.writes)
-            state.counters["cmds_per_write"] = static_cast<double>(end.commands - start.commands) /
-                                               static_cast<double>(end.writes - start.writes);
+            state.counters["cmds_per_write"] =
+                static_cast<double>(end.commands - start.commands) / static_cast<double>(end.writes - start.writes);
     }
     bool on;
     hitbox::ConnectionCounters start;
@@ -112,8 +112,8 @@ void BM_HiredisConnPerThreadSet(benchmark::State& state) {
     const auto& keys = env().stored_keys;
     int i = state.thread_index() * 31;
     for (auto _ : state) {
-        auto blob = codec.encode(hitbox::CacheValue<std::string>{
-            std::string(value_size, 's'), hitbox::Clock::now() + std::chrono::minutes(10)});
+        auto blob = codec.encode(hitbox::CacheValue<std::string>{std::string(value_size, 's'),
+                                                                 hitbox::Clock::now() + std::chrono::minutes(10)});
         const auto& k = keys[static_cast<std::size_t>(i++ % key_count)];
         auto* r = static_cast<redisReply*>(
             redisCommand(c, "SET %b %b PX %d", k.data(), k.size(), blob->data(), blob->size(), 600000));
@@ -133,8 +133,7 @@ void BM_RedisGetMany(benchmark::State& state) {
     if (!ready(state)) return;
     auto& backend = *env().backend;
     const auto n = static_cast<std::size_t>(state.range(0));
-    std::vector<hitbox::CacheKey> batch(env().keys.begin(),
-                                        env().keys.begin() + static_cast<std::ptrdiff_t>(n));
+    std::vector<hitbox::CacheKey> batch(env().keys.begin(), env().keys.begin() + static_cast<std::ptrdiff_t>(n));
     for (auto _ : state) {
         auto rs = backend.get_many<std::string>(batch);
         if (rs.size() != n || !rs.back() || !*rs.back()) {

@@ -52,8 +52,7 @@ std::string write_keys(Backend& backend, std::vector<hitbox::CacheKey>& keys, in
 /// The GET loop of the Redis benchmarks: each thread reads `keys` round robin (from its own offset) and
 /// checks the value's size.
 template <class Backend>
-void get_loop(benchmark::State& state, Backend& backend, const std::vector<hitbox::CacheKey>& keys,
-              std::size_t size) {
+void get_loop(benchmark::State& state, Backend& backend, const std::vector<hitbox::CacheKey>& keys, std::size_t size) {
     int i = state.thread_index() * 31;
     const int n = static_cast<int>(keys.size());
     for (auto _ : state) {
@@ -75,8 +74,7 @@ inline void setup_env(const benchmark::State&) {
         if (const char* url = std::getenv("HITBOX_REDIS_URL"); url && *url) {
             e.url = url;
         } else {
-            if (!hitbox_test::find_executable("redis-server"))
-                throw std::runtime_error("redis-server not found");
+            if (!hitbox_test::find_executable("redis-server")) throw std::runtime_error("redis-server not found");
             e.server = std::make_unique<hitbox_test::RedisServer>();
             e.url = e.server->url();
         }

@@ -91,9 +91,10 @@ void connect_once(benchmark::State& state, bool tls) {
     if (!tls_ready(state)) return;
     auto& e = tls_env();
     for (auto _ : state) {
-        auto builder = hitbox::RedisBackend<>::builder()
-                           .connection(hitbox::ConnectionMode::single(tls ? e.tls_server->url() : e.plain_server->url()))
-                           .password(password);
+        auto builder =
+            hitbox::RedisBackend<>::builder()
+                .connection(hitbox::ConnectionMode::single(tls ? e.tls_server->url() : e.plain_server->url()))
+                .password(password);
         if (tls) builder.tls(trusting());
         auto b = builder.build();
         if (!b || !b->connection().ping()) {

@@ -27,7 +27,8 @@ int main() {
         # L1 in process, L2 in Redis (readable JSON, zstd-compressed)
         tiers = memory, redis
         memory.max_entries = 10000
-        redis.url = )" + url + R"(
+        redis.url = )" + url +
+                             R"(
         redis.key_prefix = configured-example:
         redis.value_format = json
         redis.compressor = zstd
@@ -70,7 +71,8 @@ int main() {
         failures += ok ? 0 : 1;
     };
     auto first = cache.get_or_compute<User>(key, load_user);
-    expect(first && first.status == hitbox::CacheStatus::Miss, "first call loads (source " + std::string(first.source) + ")");
+    expect(first && first.status == hitbox::CacheStatus::Miss,
+           "first call loads (source " + std::string(first.source) + ")");
     auto second = cache.get_or_compute<User>(key, load_user);
     expect(second && second->name == "Ada" && loads == 1, "second call is served by the cache");
 
@@ -78,7 +80,8 @@ int main() {
     auto found = backend->lookup<User>(key);
     expect(found && found->hit() && found->source == "cache.memory", "lookup names the tier: cache.memory");
     auto wrong = backend->get<std::string>(key);
-    expect(!wrong && wrong.error().kind() == hitbox::ErrorKind::type_mismatch, "reading it as another type is an error");
+    expect(!wrong && wrong.error().kind() == hitbox::ErrorKind::type_mismatch,
+           "reading it as another type is an error");
     auto removed = cache.remove(key);
     expect(removed && *removed, "removed from every tier");
 

@@ -58,7 +58,8 @@ struct Samples {
     double pct(double q) const {
         if (ns.empty()) return 0;
         std::vector<double> v = ns;
-        const auto i = static_cast<std::size_t>(std::min<double>(static_cast<double>(v.size() - 1), q * static_cast<double>(v.size())));
+        const auto i = static_cast<std::size_t>(
+            std::min<double>(static_cast<double>(v.size() - 1), q * static_cast<double>(v.size())));
         std::nth_element(v.begin(), v.begin() + static_cast<std::ptrdiff_t>(i), v.end());
         return v[i];
     }
@@ -114,8 +115,8 @@ int run(Tiers& tiers, hitbox::OffloadManager& offload, hitbox::MemoryBackend& l1
     // Fresh for 1 s, served stale (and refreshed once in the background) until 2 s, then reloaded.
     const hitbox::CachePolicy policy{.ttl = 2s, .stale = 1s, .stale_policy = hitbox::StalePolicy::OffloadRevalidate};
     auto cached_quote = hitbox::memoize(
-        cache, [](const std::string& product, const std::string& currency) { return quote(product, currency); },
-        policy, "demo-quote");
+        cache, [](const std::string& product, const std::string& currency) { return quote(product, currency); }, policy,
+        "demo-quote");
     Recorder rec;
     auto call = [&](const std::string& product, const std::string& currency) {
         const auto started = std::chrono::steady_clock::now();
@@ -142,8 +143,8 @@ int run(Tiers& tiers, hitbox::OffloadManager& offload, hitbox::MemoryBackend& l1
         for (auto& t : threads) t.join();
     }
     const auto after_cold = upstream_calls.load();
-    std::cout << "1. cold start: " << cold_threads << " threads x " << cold_keys << " cold keys = "
-              << cold_threads * cold_keys << " calls -> " << after_cold << " upstream calls ("
+    std::cout << "1. cold start: " << cold_threads << " threads x " << cold_keys
+              << " cold keys = " << cold_threads * cold_keys << " calls -> " << after_cold << " upstream calls ("
               << cache.stats().coalesced << " callers waited for another caller's load)\n";
     expect(after_cold == cold_keys, "stampede protection: one load per cold key");
 
@@ -170,7 +171,8 @@ int run(Tiers& tiers, hitbox::OffloadManager& offload, hitbox::MemoryBackend& l1
     if (two_tiers) {
         l1.clear();
         std::size_t from_l2 = 0;
-        for (int k = 0; k < cold_keys; ++k) from_l2 += call("product-" + std::to_string(k), "USD").source == "cache.redis";
+        for (int k = 0; k < cold_keys; ++k)
+            from_l2 += call("product-" + std::to_string(k), "USD").source == "cache.redis";
         std::cout << "3. L1 cleared (a restart): " << from_l2 << " of " << cold_keys
                   << " hot keys came back from Redis, not from upstream\n";
         expect(from_l2 > 0, "Redis answers once L1 is gone");
@@ -192,11 +194,13 @@ int run(Tiers& tiers, hitbox::OffloadManager& offload, hitbox::MemoryBackend& l1
         served += s.hits + s.stale;
     }
     const auto stats = cache.stats();
-    std::printf("  %llu calls, %.1f%% answered from cache; %u upstream calls; %llu background refreshes "
-                "(%llu duplicates refused)\n",
-                static_cast<unsigned long long>(total), total ? 100.0 * static_cast<double>(served) / static_cast<double>(total) : 0.0,
-                upstream_calls.load(), static_cast<unsigned long long>(stats.revalidations),
-                static_cast<unsigned long long>(stats.revalidations_dropped));
+    std::printf(
+        "  %llu calls, %.1f%% answered from cache; %u upstream calls; %llu background refreshes "
+        "(%llu duplicates refused)\n",
+        static_cast<unsigned long long>(total),
+        total ? 100.0 * static_cast<double>(served) / static_cast<double>(total) : 0.0, upstream_calls.load(),
+        static_cast<unsigned long long>(stats.revalidations),
+        static_cast<unsigned long long>(stats.revalidations_dropped));
 
     std::cout << "\nlatency of get_or_compute (measured around each call):\n";
     std::printf("  %-10s %8s %10s %10s %10s %10s\n", "", "calls", "p50", "p90", "p99", "max");

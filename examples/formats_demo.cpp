@@ -44,13 +44,14 @@ int main() {
     std::cout << "stored entry (envelope + payload) per format and compressor:\n";
     int rc = 0;
     rc |= show("binary", hitbox::EntryCodec<>{}, value);
-    rc |= show("binary + zstd", hitbox::EntryCodec<hitbox::Bitcode, hitbox::BinaryFormat, hitbox::ZstdCompressor>{}, value);
+    rc |= show("binary + zstd", hitbox::EntryCodec<hitbox::Bitcode, hitbox::BinaryFormat, hitbox::ZstdCompressor>{},
+               value);
     rc |= show("json", hitbox::EntryCodec<hitbox::Bitcode, hitbox::JsonFormat>{}, value);
     rc |= show("json + gzip", hitbox::EntryCodec<hitbox::Bitcode, hitbox::JsonFormat, hitbox::GzipCompressor>{}, value);
     rc |= show("json + zstd", hitbox::EntryCodec<hitbox::Bitcode, hitbox::JsonFormat, hitbox::ZstdCompressor>{}, value);
     rc |= show("xml", hitbox::EntryCodec<hitbox::Bitcode, hitbox::XmlFormat>{}, value);
-    std::cout << "state now: " << hitbox::to_string(value.state(now)) << ", in 50 s: "
-              << hitbox::to_string(value.state(now + 50s)) << ", in 61 s: " << hitbox::to_string(value.state(now + 61s))
-              << '\n';
+    std::cout << "state now: " << hitbox::to_string(value.state(now))
+              << ", in 50 s: " << hitbox::to_string(value.state(now + 50s))
+              << ", in 61 s: " << hitbox::to_string(value.state(now + 61s)) << '\n';
     return rc;
 }

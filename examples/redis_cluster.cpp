@@ -74,7 +74,8 @@ int main() {
 
     // The keys are spread over the masters.
     std::set<std::string> owners;
-    for (const auto& k : keys) owners.insert(redis->connection().owner_of(hitbox::Cluster::slot_of(redis->codec().key(k))));
+    for (const auto& k : keys)
+        owners.insert(redis->connection().owner_of(hitbox::Cluster::slot_of(redis->codec().key(k))));
     std::cout << "  300 keys live on " << owners.size() << " masters\n";
     expect(owners.size() >= 2, "keys are spread over several masters");
 

@@ -15,8 +15,7 @@
 #include <hitbox/hitbox.hpp>
 
 struct User {
-    BOOST_HANA_DEFINE_STRUCT(User, (std::uint64_t, id), (std::string, name),
-                             (std::vector<std::string>, roles));
+    BOOST_HANA_DEFINE_STRUCT(User, (std::uint64_t, id), (std::string, name), (std::vector<std::string>, roles));
 };
 struct UserQuery {
     BOOST_HANA_DEFINE_STRUCT(UserQuery, (std::uint64_t, id), (std::string, lang));
@@ -52,17 +51,16 @@ int main() {
     expect(backend->connection().counters().connect_attempts == 0, "build() did not touch the network");
 
     // With every option: the policies change the type; the rest is run-time configuration.
-    auto configured =
-        hitbox::RedisBackend<>::builder()
-            .connection(hitbox::ConnectionMode::single(url))
-            .label("user-sessions")
-            .key_format<hitbox::UrlEncoded>()  // readable keys in redis-cli
-            .value_format<hitbox::JsonFormat>()
-            .compressor(hitbox::ZstdCompressor{3})
-            .key_prefix("example:")
-            .connect_timeout(2s)
-            .command_timeout(500ms)
-            .build();  // Result<RedisBackend<UrlEncoded, JsonFormat, ZstdCompressor, SingleNode>>
+    auto configured = hitbox::RedisBackend<>::builder()
+                          .connection(hitbox::ConnectionMode::single(url))
+                          .label("user-sessions")
+                          .key_format<hitbox::UrlEncoded>()  // readable keys in redis-cli
+                          .value_format<hitbox::JsonFormat>()
+                          .compressor(hitbox::ZstdCompressor{3})
+                          .key_prefix("example:")
+                          .connect_timeout(2s)
+                          .command_timeout(500ms)
+                          .build();  // Result<RedisBackend<UrlEncoded, JsonFormat, ZstdCompressor, SingleNode>>
     if (!configured) {
         std::cerr << configured.error() << '\n';
         return 1;
@@ -91,8 +89,7 @@ int main() {
     std::vector<hitbox::CacheKey> keys;
     for (int i = 0; i < 10; ++i) {
         keys.push_back(hitbox::CacheKey{"greeting", 1, {{"n", std::to_string(i)}}});
-        entries.emplace_back(keys.back(),
-                             hitbox::CacheValue<std::string>{"hello #" + std::to_string(i), now + 30s});
+        entries.emplace_back(keys.back(), hitbox::CacheValue<std::string>{"hello #" + std::to_string(i), now + 30s});
     }
     auto stored = backend->set_many(entries);
     auto loaded = backend->get_many<std::string>(keys);
@@ -102,20 +99,18 @@ int main() {
     expect(all, "10 SETs and 10 GETs, each answered in order");
 
     std::cout << "an already expired value is not written; remove reports whether the key existed\n";
-    expect(bool(backend->set(key, hitbox::CacheValue<User>{ada, now - 1s})),
-           "expired write accepted (deletes)");
+    expect(bool(backend->set(key, hitbox::CacheValue<User>{ada, now - 1s})), "expired write accepted (deletes)");
     auto gone = backend->get<User>(key);
     expect(gone && !*gone, "nothing under the key now");
     expect(backend->remove(keys[0]).value_or(false), "remove: the key existed");
     expect(!backend->remove(keys[0]).value_or(true), "remove again: it did not");
 
     auto s = backend->stats();
-    std::cout << "stats: reads " << s.reads << ", writes " << s.writes << ", hits " << s.hits << ", misses "
-              << s.misses << ", bytes in " << s.bytes_in << ", out " << s.bytes_out << ", errors "
-              << s.error_total() << '\n';
+    std::cout << "stats: reads " << s.reads << ", writes " << s.writes << ", hits " << s.hits << ", misses " << s.misses
+              << ", bytes in " << s.bytes_in << ", out " << s.bytes_out << ", errors " << s.error_total() << '\n';
     auto c = backend->connection().counters();
-    std::cout << "connection " << backend->connection().address() << ": " << c.connects << " connect, "
-              << c.commands << " commands\n";
+    std::cout << "connection " << backend->connection().address() << ": " << c.connects << " connect, " << c.commands
+              << " commands\n";
     expect(c.connects == 1 && s.error_total() == 0, "one lazy connection, no errors");
 
     std::cout << (failures == 0 ? "all good\n" : "FAILURES\n");

@@ -9,9 +9,9 @@
 #include <string>
 #include <vector>
 
+#include <hitbox/backend/memory/memory_backend.hpp>
 #include <hitbox/backend/redis.hpp>
 #include <hitbox/compress/zstd.hpp>
-#include <hitbox/backend/memory/memory_backend.hpp>
 #include <hitbox/hitbox.hpp>
 
 struct User {

@@ -3,6 +3,7 @@
 # .clang-format) would change, with the number of lines each would change, and exits 1 when there is one.
 # Changes nothing. To apply the layout: bash scripts/check_format.sh --apply   (clang-format -i on them)
 # Usage: bash scripts/check_format.sh [--apply]     (CLANG_FORMAT picks the binary; default clang-format-14)
+# CI runs it as the meson test "format" (test/meson.build) in the main build.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 cf=${CLANG_FORMAT:-clang-format-14}

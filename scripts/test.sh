@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what is missing (Debian 12, as root), then builds and runs every test suite:
 #   1. build-test:  g++ -Werror, all suites (unit, redis, cluster, fault, examples, bench-smoke, consumer,
-#                   headers, compile_fail)
+#                   headers, compile_fail, format: the .clang-format layout, scripts/check_format.sh)
 #   2. build-clang: clang-14 -O0 ASan + UBSan (less the builtin check: rapidjson passes 0 to clz, see
 #                   test/fuzz/meson.build), -Werror: suites unit and redis, and the libFuzzer targets (suite
 #                   fuzz): each decoder replays its seed corpus and is fuzzed for HITBOX_FUZZ_SECONDS
@@ -19,7 +19,7 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 source scripts/deps.sh
-install_deps clang-14 libclang-rt-14-dev || { echo "package installation failed"; echo "0 passed, 1 failed"; exit 1; }
+install_deps clang-14 libclang-rt-14-dev clang-format-14 || { echo "package installation failed"; echo "0 passed, 1 failed"; exit 1; }
 
 jobs=$(nproc 2>/dev/null || echo 2)
 supp="$PWD/test/sanitizer/ubsan.supp"

@@ -48,7 +48,8 @@ public:
         if (it == s_->map.end()) return std::optional<std::string>{};
         return std::optional<std::string>(it->second);
     }
-    hitbox::Result<void> write(const CacheKey& key, std::string_view envelope, std::optional<std::chrono::milliseconds> ttl) {
+    hitbox::Result<void> write(const CacheKey& key, std::string_view envelope,
+                               std::optional<std::chrono::milliseconds> ttl) {
         if (auto parsed = hitbox::parse_envelope(envelope); !parsed) return hitbox::fail(parsed.error());
         std::lock_guard lock(s_->mutex);
         ++s_->writes;

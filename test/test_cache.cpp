@@ -51,7 +51,8 @@ static_assert(hitbox::ReadsInPlace<Memory, std::string>);
 using Remote = hitbox_test::BasicFailingBackend<hitbox::ManualClock>;
 using Tiers = hitbox::Compose<Memory, Remote, hitbox::InlineOffload>;
 // The capabilities the front reads a composition through (core/concepts.hpp).
-static_assert(hitbox::TieredBackend<Tiers> && hitbox::ResumableRead<Tiers, std::string> && hitbox::TracedBackend<Tiers, std::string>);
+static_assert(hitbox::TieredBackend<Tiers> && hitbox::ResumableRead<Tiers, std::string> &&
+              hitbox::TracedBackend<Tiers, std::string>);
 static_assert(!hitbox::TieredBackend<Memory> && !hitbox::TracedBackend<Memory, std::string>);
 
 const CacheKey key{"user", 1, {{"id", "42"}}};
@@ -245,7 +246,8 @@ TEST_CASE("OffloadRevalidate refreshes once however many callers see the stale v
     hitbox::OffloadManager manager{{.workers = 2}};
     hitbox::Cache cache{f.tiers, manager, hitbox::NoMetrics{}, f.clock};
     const CachePolicy policy{.ttl = 60s, .stale = 45s, .stale_policy = StalePolicy::OffloadRevalidate};
-    REQUIRE(*cache.get_or_compute<std::string>(key, [] { return std::string("old"); }, policy) == "old");
+    REQUIRE(*cache.get_or_compute<std::string>(
+                key, [] { return std::string("old"); }, policy) == "old");
     f.clock.advance(50s);
 
     std::atomic<int> calls{0};
@@ -287,7 +289,8 @@ TEST_CASE("A background refresh that finds the entry fresh again does not call t
     hitbox::OffloadManager manager{{.workers = 1}};
     hitbox::Cache cache{f.tiers, manager, hitbox::NoMetrics{}, f.clock};
     const CachePolicy policy{.ttl = 60s, .stale = 45s, .stale_policy = StalePolicy::OffloadRevalidate};
-    REQUIRE(*cache.get_or_compute<std::string>(key, [] { return std::string("old"); }, policy) == "old");
+    REQUIRE(*cache.get_or_compute<std::string>(
+                key, [] { return std::string("old"); }, policy) == "old");
     f.clock.advance(50s);
 
     Signal unblock;  // occupy the only worker so the refresh stays queued
@@ -311,7 +314,8 @@ TEST_CASE("Revalidate serves the stale value with the error when the reload fail
     Fixture f;
     hitbox::Cache cache{f.tiers, f.offload, hitbox::NoMetrics{}, f.clock};
     const CachePolicy policy{.ttl = 60s, .stale = 45s, .stale_policy = StalePolicy::Revalidate};
-    REQUIRE(*cache.get_or_compute<std::string>(key, [] { return std::string("good"); }, policy) == "good");
+    REQUIRE(*cache.get_or_compute<std::string>(
+                key, [] { return std::string("good"); }, policy) == "good");
     f.clock.advance(50s);
     auto failing = []() -> hitbox::Result<std::string> { return hitbox::fail(ErrorKind::timeout, "db timed out"); };
     auto r = cache.get_or_compute<std::string>(key, failing, policy);
@@ -596,7 +600,8 @@ TEST_CASE("A backend that fails entirely still serves every call from the loader
 TEST_CASE("An error handler that throws does not reach the caller") {
     Fixture f;
     f.l2.fail(Op::set, ErrorKind::connection, "refused");
-    hitbox::CacheOptions options{.on_error = [](const hitbox::CacheErrorEvent&) { throw std::runtime_error("bad handler"); }};
+    hitbox::CacheOptions options{
+        .on_error = [](const hitbox::CacheErrorEvent&) { throw std::runtime_error("bad handler"); }};
     hitbox::Cache cache{f.tiers, f.offload, hitbox::NoMetrics{}, f.clock, options};
     auto r = cache.get_or_compute<std::string>(key, [] { return std::string("x"); }, {.ttl = 60s});
     CHECK(*r == "x");
@@ -937,13 +942,17 @@ TEST_CASE("A refresh still queued when the cache goes away never runs its loader
     {
         hitbox::Cache cache{f.tiers, manager, hitbox::NoMetrics{}, f.clock};
         const CachePolicy policy{.ttl = 60s, .stale = 45s, .stale_policy = StalePolicy::OffloadRevalidate};
-        REQUIRE(*cache.get_or_compute<std::string>(key, [] { return std::string("old"); }, policy) == "old");
+        REQUIRE(*cache.get_or_compute<std::string>(
+                    key, [] { return std::string("old"); }, policy) == "old");
         f.clock.advance(50s);
         REQUIRE(manager.spawn(hitbox::OffloadKind::custom, "", [&] { unblock.wait(); }));
-        auto stale = cache.get_or_compute<std::string>(key, [&] {
-            ++calls;
-            return std::string("new");
-        }, policy);
+        auto stale = cache.get_or_compute<std::string>(
+            key,
+            [&] {
+                ++calls;
+                return std::string("new");
+            },
+            policy);
         CHECK(stale.status == CacheStatus::Stale);
         CHECK(cache.stats().revalidations == 1);
     }
@@ -967,8 +976,7 @@ int square_fn(int x) { return x * x; }
 }  // namespace
 
 TEST_CASE("key_of_args: one part per argument; a lone Hana struct keys like key_of") {
-    CHECK(hitbox::key_of_args("price", 1, std::string("EUR"), 42) ==
-          CacheKey{"price", 1, {{"0", "EUR"}, {"1", "42"}}});
+    CHECK(hitbox::key_of_args("price", 1, std::string("EUR"), 42) == CacheKey{"price", 1, {{"0", "EUR"}, {"1", "42"}}});
     CHECK(hitbox::key_of_args("q", 0, UserQuery{42, "en"}) == hitbox::key_of(UserQuery{42, "en"}, "q", 0));
     CHECK(hitbox::key_of_args("q", 0, UserQuery{42, "en"}, Region::us) ==
           CacheKey{"q", 0, {{"0.id", "42"}, {"0.lang", "en"}, {"1", "2"}}});
@@ -984,13 +992,12 @@ TEST_CASE("memoize calls the function once per distinct arguments") {
     Fixture f;
     hitbox::Cache cache{f.tiers, f.offload, hitbox::NoMetrics{}, f.clock};
     std::atomic<int> calls{0};
-    auto slow_square = hitbox::memoize(
-        cache,
-        [&](int x) {
-            ++calls;
-            return x * x;
-        },
-        {.ttl = 60s});
+    auto slow_square = hitbox::memoize(cache,
+                                       [&](int x) {
+                                           ++calls;
+                                           return x * x;
+                                       },
+                                       {.ttl = 60s});
     auto a = slow_square(7);
     STATIC_REQUIRE(std::is_same_v<decltype(a), hitbox::CacheResult<int>>);
     CHECK(*a == 49);
@@ -1143,7 +1150,8 @@ TEST_CASE("A composed tier whose set or get throws is a failing tier") {
     Fixture f;
     f.l2.on(Op::set, [](const CacheKey&) { throw std::runtime_error("disk on fire"); });
     hitbox::Cache cache{f.tiers, f.offload, hitbox::NoMetrics{}, f.clock};
-    auto r = cache.get_or_compute<std::string>(key, [] { return std::string("value"); }, patient);
+    auto r = cache.get_or_compute<std::string>(
+        key, [] { return std::string("value"); }, patient);
     CHECK(r.value == std::optional<std::string>("value"));
     REQUIRE(r.backend_errors.size() == 1);
     CHECK(r.backend_errors[0].what() == "[cache.redis] unavailable: write threw: disk on fire");
@@ -1153,7 +1161,8 @@ TEST_CASE("A composed tier whose set or get throws is a failing tier") {
     // L1 lost the entry; L2's get throws: a read error, then a load.
     f.l1.clear();
     f.l2.on(Op::get, [](const CacheKey&) { throw std::runtime_error("socket on fire"); });
-    auto again = cache.get_or_compute<std::string>(key, [] { return std::string("reloaded"); }, patient);
+    auto again = cache.get_or_compute<std::string>(
+        key, [] { return std::string("reloaded"); }, patient);
     CHECK(again.value == std::optional<std::string>("reloaded"));
     CHECK(again.status == CacheStatus::Miss);
     REQUIRE(again.backend_errors.size() >= 1);

@@ -36,8 +36,8 @@ RedisCluster& cluster() {
     return *c;
 }
 
-using Readable = hitbox::RedisBackend<hitbox::UrlEncoded, hitbox::BinaryFormat, hitbox::PassthroughCompressor,
-                                      hitbox::Cluster>;
+using Readable =
+    hitbox::RedisBackend<hitbox::UrlEncoded, hitbox::BinaryFormat, hitbox::PassthroughCompressor, hitbox::Cluster>;
 
 template <class B = Readable>
 B make_backend(std::string prefix, std::chrono::milliseconds command_timeout = 2000ms) {
@@ -52,9 +52,7 @@ B make_backend(std::string prefix, std::chrono::milliseconds command_timeout = 2
     return std::move(*b);
 }
 
-hitbox::CacheKey key_n(const std::string& name, int i) {
-    return hitbox::CacheKey{name, 0, {{"i", std::to_string(i)}}};
-}
+hitbox::CacheKey key_n(const std::string& name, int i) { return hitbox::CacheKey{name, 0, {{"i", std::to_string(i)}}}; }
 
 void flush_masters() {
     for (auto i : cluster().masters()) cluster().node(i).cli({"FLUSHALL"});
@@ -110,20 +108,36 @@ struct Load {
 
 template <class B>
 void write_keys(B& backend, const std::string& name, int count) {
-    for (int i = 0; i < count; ++i) REQUIRE(backend.set(key_n(name, i), hitbox::CacheValue<std::string>{value_for(i, 0)}));
+    for (int i = 0; i < count; ++i)
+        REQUIRE(backend.set(key_n(name, i), hitbox::CacheValue<std::string>{value_for(i, 0)}));
 }
 
 }  // namespace
 
 TEST_CASE("key_slot: CRC16 with hash tags matches the server's CLUSTER KEYSLOT, binary keys included", "[cluster]") {
     STATIC_REQUIRE(hitbox::detail::crc16("123456789") == 0x31C3);
-    STATIC_REQUIRE(hitbox::detail::key_slot("{user1000}.following") == hitbox::detail::key_slot("{user1000}.followers"));
+    STATIC_REQUIRE(hitbox::detail::key_slot("{user1000}.following") ==
+                   hitbox::detail::key_slot("{user1000}.followers"));
     CHECK(hitbox::detail::hash_tag("foo{}{bar}") == "foo{}{bar}");
     CHECK(hitbox::detail::hash_tag("foo{{bar}}zap") == "{bar");
     CHECK(hitbox::detail::hash_tag("foo{bar}{zap}") == "bar");
 
-    std::vector<std::string> keys = {"", "a", "foo", "{", "}", "{}", "{}x", "x{}", "{a", "a}", "{a}", "x{a}y",
-                                     "{{a}}", "a{b}c{d}", std::string("\0{\0}", 4), std::string("\xff\x00\x80", 3)};
+    std::vector<std::string> keys = {"",
+                                     "a",
+                                     "foo",
+                                     "{",
+                                     "}",
+                                     "{}",
+                                     "{}x",
+                                     "x{}",
+                                     "{a",
+                                     "a}",
+                                     "{a}",
+                                     "x{a}y",
+                                     "{{a}}",
+                                     "a{b}c{d}",
+                                     std::string("\0{\0}", 4),
+                                     std::string("\xff\x00\x80", 3)};
     std::mt19937 rng(42);
     for (int i = 0; i < 2000; ++i) {
         std::string k(rng() % 40, '\0');
@@ -185,8 +199,9 @@ TEST_CASE("Unreachable seeds and a non-cluster seed give clear errors, never the
 
 TEST_CASE("Round trip of thousands of keys spread over every master", "[cluster]") {
     flush_masters();
-    auto backend = make_backend<hitbox::RedisBackend<hitbox::Bitcode, hitbox::BinaryFormat,
-                                                     hitbox::PassthroughCompressor, hitbox::Cluster>>("rt:");
+    auto backend = make_backend<
+        hitbox::RedisBackend<hitbox::Bitcode, hitbox::BinaryFormat, hitbox::PassthroughCompressor, hitbox::Cluster>>(
+        "rt:");
     constexpr int n = 3000;
     write_keys(backend, "rt", n);
     for (int i = 0; i < n; ++i) {
@@ -215,8 +230,9 @@ TEST_CASE("Round trip of thousands of keys spread over every master", "[cluster]
 
 TEST_CASE("SET NX PX and compare-and-delete go to each key's master", "[cluster]") {
     flush_masters();
-    auto backend = make_backend<hitbox::RedisBackend<hitbox::Bitcode, hitbox::BinaryFormat,
-                                                     hitbox::PassthroughCompressor, hitbox::Cluster>>("lk:");
+    auto backend = make_backend<
+        hitbox::RedisBackend<hitbox::Bitcode, hitbox::BinaryFormat, hitbox::PassthroughCompressor, hitbox::Cluster>>(
+        "lk:");
     auto& conn = backend.connection();
     constexpr int n = 60;  // spread over the three masters
     for (int i = 0; i < n; ++i) {
@@ -249,8 +265,7 @@ TEST_CASE("Seeds given by host name: their connections close once the topology's
     // The cluster announces 127.0.0.1; seeds named "localhost" are other addresses to the client. The seed
     // that answered CLUSTER SLOTS must not stay connected (with an I/O thread) beside the node that serves.
     std::vector<std::string> seeds;
-    for (auto i : cluster().masters())
-        seeds.push_back("redis://localhost:" + std::to_string(cluster().node(i).port()));
+    for (auto i : cluster().masters()) seeds.push_back("redis://localhost:" + std::to_string(cluster().node(i).port()));
     auto b = Readable::builder_type{}
                  .connection(hitbox::ConnectionMode::cluster(seeds))
                  .key_prefix("seeds:")
@@ -309,7 +324,8 @@ TEST_CASE("A {hash tag} in the key prefix keeps every key on one slot and one ma
 TEST_CASE("get_many and set_many split keys by node and return results in the caller's order", "[cluster]") {
     auto backend = make_backend("gm:");
     std::vector<std::pair<hitbox::CacheKey, hitbox::CacheValue<std::string>>> entries;
-    for (int i = 0; i < 600; i += 2) entries.emplace_back(key_n("gm", i), hitbox::CacheValue<std::string>{value_for(i, 1)});
+    for (int i = 0; i < 600; i += 2)
+        entries.emplace_back(key_n("gm", i), hitbox::CacheValue<std::string>{value_for(i, 1)});
     for (const auto& r : backend.set_many(entries)) REQUIRE(r);
     std::vector<hitbox::CacheKey> keys;
     for (int i = 599; i >= 0; --i) keys.push_back(key_n("gm", i));  // reversed, odd ones missing
@@ -537,8 +553,8 @@ TEST_CASE("Failover under load: a killed master's slots work again within node t
     write_keys(backend, "fo", n);
     // A probe key on the master we kill.
     int probe = 0;
-    const std::string victim = backend.connection().owner_of(
-        hitbox::Cluster::slot_of(backend.codec().key(key_n("fo", probe))));
+    const std::string victim =
+        backend.connection().owner_of(hitbox::Cluster::slot_of(backend.codec().key(key_n("fo", probe))));
     const std::size_t victim_index = cluster().index_of(victim);
     REQUIRE(victim_index < cluster().size());
     // The victim's replica, whose promotion the cluster itself decides (node timeout + election delay).
@@ -557,11 +573,14 @@ TEST_CASE("Failover under load: a killed master's slots work again within node t
     const auto killed_at = SteadyClock::now();
     cluster().node(victim_index).kill();
     std::optional<std::chrono::milliseconds> recovered, promoted;
-    auto since_kill = [&] { return std::chrono::duration_cast<std::chrono::milliseconds>(SteadyClock::now() - killed_at); };
+    auto since_kill = [&] {
+        return std::chrono::duration_cast<std::chrono::milliseconds>(SteadyClock::now() - killed_at);
+    };
     while (SteadyClock::now() < killed_at + 15s) {
         if (!promoted && cluster().is_master(replica)) promoted = since_kill();
         auto w = backend.set(key_n("fo", probe), hitbox::CacheValue<std::string>{value_for(probe, 1000)});
-        auto r = w ? backend.get<std::string>(key_n("fo", probe)) : decltype(backend.get<std::string>(key_n("fo", probe))){};
+        auto r =
+            w ? backend.get<std::string>(key_n("fo", probe)) : decltype(backend.get<std::string>(key_n("fo", probe))){};
         if (w && r && *r && (*r)->data == value_for(probe, 1000)) {
             recovered = since_kill();
             break;
@@ -574,10 +593,12 @@ TEST_CASE("Failover under load: a killed master's slots work again within node t
         std::this_thread::sleep_for(10ms);
     }
     REQUIRE(promoted);
-    INFO("client recovered after " << recovered->count() << " ms; replica promoted after " << promoted->count() << " ms");
-    std::printf("| cluster failover: master killed under 8 threads | replica promoted after %lld ms | client "
-                "recovered after %lld ms |\n",
-                static_cast<long long>(promoted->count()), static_cast<long long>(recovered->count()));
+    INFO("client recovered after " << recovered->count() << " ms; replica promoted after " << promoted->count()
+                                   << " ms");
+    std::printf(
+        "| cluster failover: master killed under 8 threads | replica promoted after %lld ms | client "
+        "recovered after %lld ms |\n",
+        static_cast<long long>(promoted->count()), static_cast<long long>(recovered->count()));
     // Redis 7.0 itself promotes the replica 3-4.6 s after the kill with cluster-node-timeout 2000 (failure
     // detection after the node timeout, then an election delay of 500-1000 ms): the issue's bound of node
     // timeout + 2 s is checked with that election delay added; the client's own share is checked tightly.
@@ -588,10 +609,11 @@ TEST_CASE("Failover under load: a killed master's slots work again within node t
     const auto errors_before = load.errors.load();
     std::this_thread::sleep_for(1000ms);
     load.join();
-    std::printf("| cluster failover: load after recovery | %llu ops | %llu wrong | %llu errors (all before "
-                "recovery) |\n",
-                static_cast<unsigned long long>(load.ops.load()), static_cast<unsigned long long>(load.wrong.load()),
-                static_cast<unsigned long long>(load.errors.load()));
+    std::printf(
+        "| cluster failover: load after recovery | %llu ops | %llu wrong | %llu errors (all before "
+        "recovery) |\n",
+        static_cast<unsigned long long>(load.ops.load()), static_cast<unsigned long long>(load.wrong.load()),
+        static_cast<unsigned long long>(load.errors.load()));
     CHECK(load.wrong == 0);
     CHECK(load.errors == errors_before);
     CHECK(backend.connection().owner_of(hitbox::Cluster::slot_of(backend.codec().key(key_n("fo", probe)))) != victim);

@@ -519,9 +519,9 @@ TEST_CASE("Three tiers: refill cascades and label paths") {
     hitbox::ManualClock clock;
     Tier a{"memory", clock}, b{"near", clock}, c{"far", clock};
     auto tiers = hitbox::compose(a, b, c, offload);
-    static_assert(std::is_same_v<decltype(tiers),
-                                 hitbox::Compose<Tier, hitbox::Compose<Tier, Tier, hitbox::InlineOffload>,
-                                                 hitbox::InlineOffload>>);
+    static_assert(
+        std::is_same_v<decltype(tiers), hitbox::Compose<Tier, hitbox::Compose<Tier, Tier, hitbox::InlineOffload>,
+                                                        hitbox::InlineOffload>>);
     CHECK(tiers.label() == "cache");
     CHECK(tiers.l2().label().empty());  // the inner level of a fold is transparent in paths
 
@@ -581,8 +581,13 @@ TEST_CASE("Explicitly nested compositions compose their labels into paths") {
     hitbox::InlineOffload offload;
     hitbox::ManualClock clock;
     Tier local{"memory", clock}, inner_l1{"near", clock}, redis{"redis", clock};
-    hitbox::Compose inner{inner_l1, redis, offload, hitbox::SequentialRead{}, hitbox::OptimisticParallelWrite{},
-                          hitbox::RefillAlways{}, std::string("inner")};
+    hitbox::Compose inner{inner_l1,
+                          redis,
+                          offload,
+                          hitbox::SequentialRead{},
+                          hitbox::OptimisticParallelWrite{},
+                          hitbox::RefillAlways{},
+                          std::string("inner")};
     auto outer = hitbox::compose(local, std::move(inner), offload).with_label("outer");
     CHECK(outer.label() == "outer");
     REQUIRE(redis.set(key, Str{"v", clock.now() + 60s, std::nullopt, clock.now()}));
@@ -725,7 +730,8 @@ TEMPLATE_TEST_CASE("Race read on workers: the first hit wins, the loser is offlo
         REQUIRE(l2.set(key, value));
         Signal release;
         l1.on(Op::get, [&](const CacheKey&) { release.wait(); });
-        auto tiers = hitbox::compose(l1, l2, offload).with_read(policy_for<TestType>(hitbox::RaceRead{.steal_after = 10s}));
+        auto tiers =
+            hitbox::compose(l1, l2, offload).with_read(policy_for<TestType>(hitbox::RaceRead{.steal_after = 10s}));
         auto found = tiers.template lookup<std::string>(key);
         REQUIRE(found);
         CHECK(found->source == "cache.redis");  // L1 is still blocked: L2 answered first
@@ -759,7 +765,8 @@ TEMPLATE_TEST_CASE("Race read on workers: the first hit wins, the loser is offlo
         hitbox::InlineOffload offload;
         Tier l1{"memory", clock}, l2{"redis", clock};
         REQUIRE(l1.set(key, value));
-        auto offloaded = hitbox::compose(std::ref(l1), std::ref(l2), offload).with_read(policy_for<TestType>(hitbox::RaceRead{}));
+        auto offloaded =
+            hitbox::compose(std::ref(l1), std::ref(l2), offload).with_read(policy_for<TestType>(hitbox::RaceRead{}));
         REQUIRE(offloaded.template get<std::string>(key)->has_value());
         CHECK(l2.counts().gets == 1);
         CHECK(offloaded.stats().race_losers_offloaded == 1);
@@ -873,8 +880,10 @@ TEST_CASE("Concurrent readers and writers on every policy combination stay consi
                         if (!tiers.remove(k)) ++failures;
                     } else {
                         auto r = tiers.template get<std::string>(k);
-                        if (!r) ++failures;
-                        else if (*r && (*r)->data != "value-" + std::to_string((i + t) % 16)) ++wrong;
+                        if (!r)
+                            ++failures;
+                        else if (*r && (*r)->data != "value-" + std::to_string((i + t) % 16))
+                            ++wrong;
                     }
                 }
             });

@@ -15,8 +15,8 @@ using namespace hitbox_test;
 TEMPLATE_TEST_CASE("Compressors round-trip edge cases", "[compress]", hitbox::PassthroughCompressor,
                    hitbox::GzipCompressor, hitbox::ZstdCompressor) {
     TestType c;
-    for (const std::string& s : {std::string(), binary_string(), unicode_string(), large_string(3 << 20),
-                                 std::string(5 << 20, 'z')}) {
+    for (const std::string& s :
+         {std::string(), binary_string(), unicode_string(), large_string(3 << 20), std::string(5 << 20, 'z')}) {
         auto packed = c.compress(s);
         REQUIRE(packed);
         auto back = c.decompress(*packed);

@@ -41,7 +41,9 @@ TierConfig redis_tier(std::string name = "redis") {
     return t;
 }
 
-std::string error_of(const hitbox::Result<BackendConfig>& r) { return r ? std::string("(no error)") : r.error().message(); }
+std::string error_of(const hitbox::Result<BackendConfig>& r) {
+    return r ? std::string("(no error)") : r.error().message();
+}
 
 template <class R>
 std::string message_of(const R& r) {
@@ -148,24 +150,28 @@ TEST_CASE("parse_config: mistakes are config errors that say where and what is v
         CHECK(c.error().kind() == ErrorKind::config);
         return c.error().message();
     };
-    CHECK(error("memory.max_entries = 10") == "missing key \"tiers\" (the tiers, fastest first, e.g. tiers = memory, redis)");
+    CHECK(error("memory.max_entries = 10") ==
+          "missing key \"tiers\" (the tiers, fastest first, e.g. tiers = memory, redis)");
     CHECK(error("tiers = memory\nnonsense") == "line 2: expected key = value");
     CHECK(error("tiers = memory, memory") == "tiers: \"memory\" is listed twice");
     CHECK(error("tiers = memory\nredis.url = redis://x/") ==
           "line 2: key \"redis.url\" names tier \"redis\", which is not in tiers (memory)");
     const auto unknown_option = error("tiers = memory\nmemory.max_entires = 10");
-    CHECK(unknown_option.starts_with("line 2: unknown tier option \"max_entires\" (memory.max_entires); valid: type, "
-                                     "max_entries, max_bytes,"));
+    CHECK(
+        unknown_option.starts_with("line 2: unknown tier option \"max_entires\" (memory.max_entires); valid: type, "
+                                   "max_entries, max_bytes,"));
     const auto unknown_key = error("tiers = memory\n\nreed = race");
     CHECK(unknown_key.starts_with("line 3: unknown key \"reed\"; valid: tiers, label, read, write,"));
     CHECK(unknown_key.find("<tier>.<option> with option one of: type, max_entries") != std::string::npos);
     CHECK(error("tiers = memory\nmemory.max_entries = ten") ==
           "line 2: memory.max_entries: expected a non-negative integer, got \"ten\"");
     CHECK(error("tiers = memory\nmemory.max_bytes = 10 PB") ==
-          "line 2: memory.max_bytes: unknown size unit in \"10 PB\"; valid: B, KiB, MiB, GiB, kB, MB, GB (or none: bytes)");
+          "line 2: memory.max_bytes: unknown size unit in \"10 PB\"; valid: B, KiB, MiB, GiB, kB, MB, GB (or none: "
+          "bytes)");
     CHECK(error("tiers = redis\nredis.command_timeout = 250") ==
           "line 2: redis.command_timeout: expected a duration with a unit (us, ms, s, m, h), got \"250\"");
-    CHECK(error("tiers = memory\nrefill_offloaded = maybe") == "line 2: refill_offloaded: expected true or false, got \"maybe\"");
+    CHECK(error("tiers = memory\nrefill_offloaded = maybe") ==
+          "line 2: refill_offloaded: expected true or false, got \"maybe\"");
     CHECK(error("tiers = memory\ncache.stale_policy = later") ==
           "line 2: unknown cache.stale_policy \"later\"; valid: return, revalidate, offload_revalidate");
 }
@@ -251,13 +257,13 @@ TEST_CASE("validate_config: every unknown name lists the valid ones") {
           "unknown read policy \"fastest\"; valid: sequential, race, parallel");
     CHECK(with([](BackendConfig& c) { c.write = "parallel"; }) ==
           "unknown write policy \"parallel\"; valid: sequential, optimistic_parallel, race");
-    CHECK(with([](BackendConfig& c) { c.refill = "sometimes"; }) == "unknown refill policy \"sometimes\"; valid: always, never");
+    CHECK(with([](BackendConfig& c) { c.refill = "sometimes"; }) ==
+          "unknown refill policy \"sometimes\"; valid: always, never");
     CHECK(with([](BackendConfig& c) { c.race_loser = "keep"; }) == "unknown race_loser \"keep\"; valid: offload, drop");
     CHECK(with([](BackendConfig& c) {
               c.tiers[0].name = "l1";
               c.tiers[0].type.clear();
-          }) ==
-          "tier \"l1\" has no type (set l1.type); valid: memory, redis");
+          }) == "tier \"l1\" has no type (set l1.type); valid: memory, redis");
     CHECK(with([](BackendConfig& c) { c.tiers[1].name = "memory"; }) == "tier name \"memory\" is used twice");
     CHECK(with([](BackendConfig& c) { c.tiers[1].name = "my.redis"; }) ==
           "tier name \"my.redis\": use letters, digits, '_' and '-' only");

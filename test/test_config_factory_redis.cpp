@@ -165,9 +165,12 @@ TEST_CASE("config_redis: memory + redis from text: write-through, L2 hit refills
     CHECK_FALSE(gone->has_value());
 }
 
-TEST_CASE("config_redis: three tiers (memory, memory, redis): an entry only in Redis is served from it and refills both") {
-    auto text = "tiers = near, far, redis\nnear.type = memory\nnear.max_entries = 10\nfar.type = memory\n"
-                "far.max_entries = 1000\nredis.url = " + server().url() + "\nredis.key_prefix = three:\n";
+TEST_CASE(
+    "config_redis: three tiers (memory, memory, redis): an entry only in Redis is served from it and refills both") {
+    auto text =
+        "tiers = near, far, redis\nnear.type = memory\nnear.max_entries = 10\nfar.type = memory\n"
+        "far.max_entries = 1000\nredis.url = " +
+        server().url() + "\nredis.key_prefix = three:\n";
     auto c = hitbox::parse_config(text);
     REQUIRE(c);
     hitbox::InlineOffload offload;

@@ -152,7 +152,8 @@ TEST_CASE("Saturating time arithmetic clamps instead of overflowing") {
     CHECK(hitbox::detail::saturating_add(now, milliseconds(5)) == now + milliseconds(5));
     CHECK(hitbox::detail::saturating_add(now, milliseconds::max()) == TimePoint::max());
     CHECK(hitbox::detail::saturating_add(hitbox::from_unix_ms(-5), milliseconds::min()) == TimePoint::min());
-    CHECK(hitbox::detail::saturating_add(now, milliseconds::min()) == TimePoint(now.time_since_epoch() + milliseconds::min()));
+    CHECK(hitbox::detail::saturating_add(now, milliseconds::min()) ==
+          TimePoint(now.time_since_epoch() + milliseconds::min()));
     CHECK(hitbox::detail::saturating_add(TimePoint::max(), milliseconds(1)) == TimePoint::max());
     // Into a finer unit: milliseconds::max() is past nanoseconds' range.
     const auto steady = std::chrono::steady_clock::time_point(std::chrono::seconds(1000));
@@ -165,7 +166,8 @@ TEST_CASE("Saturating time arithmetic clamps instead of overflowing") {
     CHECK(hitbox::detail::saturating_sub(TimePoint::min(), now) == milliseconds::min());
     CHECK(hitbox::detail::saturating_sub(now, now - milliseconds(7)) == milliseconds(7));
     CHECK(hitbox::detail::deadline_after(milliseconds::max()) == std::chrono::steady_clock::time_point::max());
-    CHECK(hitbox::detail::deadline_after(std::chrono::microseconds::max()) == std::chrono::steady_clock::time_point::max());
+    CHECK(hitbox::detail::deadline_after(std::chrono::microseconds::max()) ==
+          std::chrono::steady_clock::time_point::max());
     CHECK(hitbox::detail::deadline_after(milliseconds(10)) > std::chrono::steady_clock::now());
 
     // CacheValue::ttl on times a decoded entry may carry.

@@ -27,8 +27,8 @@
 #include <string>
 #include <vector>
 
-#include <cereal/types/memory.hpp>
 #include <zstd.h>
+#include <cereal/types/memory.hpp>
 
 #include <hitbox/compress/gzip.hpp>
 #include <hitbox/compress/zstd.hpp>
@@ -107,14 +107,14 @@ std::string outcome_of(const hitbox::Result<T>& r) {
     if (r) return "ok";
     return std::string(r.error().kind() == hitbox::ErrorKind::decode        ? "decode: "
                        : r.error().kind() == hitbox::ErrorKind::compression ? "compression: "
-                                                                             : "other: ") +
+                                                                            : "other: ") +
            r.error().message();
 }
 
 /// Checks the peak against `bound` where RSS means something; prints it either way.
 void check_peak(const ChildRun& run, std::size_t bound, const std::string& what) {
-    INFO(what << ": outcome '" << run.outcome << "', peak " << run.peak_extra << " B above start, bound "
-              << bound << " B");
+    INFO(what << ": outcome '" << run.outcome << "', peak " << run.peak_extra << " B above start, bound " << bound
+              << " B");
     std::printf("decode_limits: %-58s peak %8.2f MiB (bound %.2f MiB)\n", what.c_str(),
                 static_cast<double>(run.peak_extra) / MiB, static_cast<double>(bound) / MiB);
     if (!rss_checked) return;
@@ -269,8 +269,7 @@ TEST_CASE("BinaryFormat: values within the budget decode, and the budget can be 
     check_peak(run, roomy.decode_budget(input.size()) + MiB, "vector<string>, 1 Mi empty, factor 64 (decoded)");
 }
 
-TEST_CASE("BinaryFormat: nesting deeper than 256 levels is a decode error, not a stack overflow",
-          "[format][limits]") {
+TEST_CASE("BinaryFormat: nesting deeper than 256 levels is a decode error, not a stack overflow", "[format][limits]") {
     const hitbox::BinaryFormat fmt;
     const std::string ones(std::size_t{1} << 20, '\1');  // each byte: "one more child" / "a next node"
     SECTION("vector recursion") {

@@ -31,14 +31,14 @@ using codecs_for_kv = std::tuple<hitbox::EntryCodec<K, V, Cs>...>;
 
 template <class K, class... Vs>
 using codecs_for_k = decltype(std::tuple_cat(
-    std::declval<codecs_for_kv<K, Vs, hitbox::PassthroughCompressor, hitbox::GzipCompressor,
-                               hitbox::ZstdCompressor>>()...));
+    std::declval<
+        codecs_for_kv<K, Vs, hitbox::PassthroughCompressor, hitbox::GzipCompressor, hitbox::ZstdCompressor>>()...));
 
-using AllCodecs = decltype(std::tuple_cat(
-    std::declval<codecs_for_k<hitbox::Bitcode, hitbox::BinaryFormat, hitbox::JsonFormat, hitbox::XmlFormat,
-                              hitbox::RawFormat>>(),
-    std::declval<codecs_for_k<hitbox::UrlEncoded, hitbox::BinaryFormat, hitbox::JsonFormat, hitbox::XmlFormat,
-                              hitbox::RawFormat>>()));
+using AllCodecs =
+    decltype(std::tuple_cat(std::declval<codecs_for_k<hitbox::Bitcode, hitbox::BinaryFormat, hitbox::JsonFormat,
+                                                      hitbox::XmlFormat, hitbox::RawFormat>>(),
+                            std::declval<codecs_for_k<hitbox::UrlEncoded, hitbox::BinaryFormat, hitbox::JsonFormat,
+                                                      hitbox::XmlFormat, hitbox::RawFormat>>()));
 static_assert(std::tuple_size_v<AllCodecs> == 24);
 
 template <class Codec>
@@ -92,16 +92,17 @@ TEST_CASE("Envelope golden bytes") {
     hitbox::EntryCodec<> codec;
     hitbox::CacheValue<std::uint8_t> v{std::uint8_t{0xAB}, hitbox::from_unix_ms(0x0102030405),
                                        hitbox::from_unix_ms(0x0102030400), hitbox::from_unix_ms(0x01020303FF)};
-    const std::string expected("HB"                                  // magic
-                               "\x01"                                // envelope version
-                               "\x01"                                // format id: binary
-                               "\x00"                                // compressor id: passthrough
-                               "\x03"                                // flags: stale | expire
-                               "\xFF\x03\x03\x02\x01\x00\x00\x00"    // created ms, little-endian
-                               "\x00\x04\x03\x02\x01\x00\x00\x00"    // stale ms
-                               "\x05\x04\x03\x02\x01\x00\x00\x00"    // expire ms
-                               "\xAB",                               // payload
-                               31);
+    const std::string expected(
+        "HB"                                // magic
+        "\x01"                              // envelope version
+        "\x01"                              // format id: binary
+        "\x00"                              // compressor id: passthrough
+        "\x03"                              // flags: stale | expire
+        "\xFF\x03\x03\x02\x01\x00\x00\x00"  // created ms, little-endian
+        "\x00\x04\x03\x02\x01\x00\x00\x00"  // stale ms
+        "\x05\x04\x03\x02\x01\x00\x00\x00"  // expire ms
+        "\xAB",                             // payload
+        31);
     auto blob = codec.encode(v);
     REQUIRE(blob);
     CHECK(*blob == expected);

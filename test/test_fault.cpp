@@ -116,15 +116,17 @@ struct Figures {
                     static_cast<unsigned long long>(ok.load()));
         for (std::size_t k = 0; k < kind_count; ++k)
             if (errors[k].load() != 0)
-                std::printf("| errors: %s | %llu |\n", std::string(hitbox::to_string(static_cast<ErrorKind>(k))).c_str(),
+                std::printf("| errors: %s | %llu |\n",
+                            std::string(hitbox::to_string(static_cast<ErrorKind>(k))).c_str(),
                             static_cast<unsigned long long>(errors[k].load()));
         std::printf("| wrong values | %llu |\n| crashes (exceptions) | %llu |\n",
                     static_cast<unsigned long long>(wrong.load()), static_cast<unsigned long long>(crashes.load()));
-        std::printf("| max latency | %.1f ms (command timeout %lld ms) |\n", static_cast<double>(max_latency_us.load()) / 1000.0,
+        std::printf("| max latency | %.1f ms (command timeout %lld ms) |\n",
+                    static_cast<double>(max_latency_us.load()) / 1000.0,
                     static_cast<long long>(command_timeout.count()));
         if (recovery_first_ms >= 0 || recovery_all_ms >= 0)
-            std::printf("| recovery: first / all threads | %lld / %lld ms |\n", static_cast<long long>(recovery_first_ms),
-                        static_cast<long long>(recovery_all_ms));
+            std::printf("| recovery: first / all threads | %lld / %lld ms |\n",
+                        static_cast<long long>(recovery_first_ms), static_cast<long long>(recovery_all_ms));
         if (loader_while_down.load() != 0)
             std::printf("| loader values served while Redis was down | %llu |\n",
                         static_cast<unsigned long long>(loader_while_down.load()));
@@ -203,7 +205,8 @@ TEST_CASE("Fault: Cache(Memory + Redis) under 16 threads, server killed at 3 s a
                     if (ended - started > command_timeout + 100ms) {
                         std::string what;
                         for (const auto& e : r.backend_errors) what += e.what() + "; ";
-                        f.slow(ms_between(started, ended), ms_between(t0g, started), what + "source " + std::string(r.source));
+                        f.slow(ms_between(started, ended), ms_between(t0g, started),
+                               what + "source " + std::string(r.source));
                     }
                     ++f.ops;
                     for (const auto& e : r.backend_errors) f.error(e.kind());
@@ -260,10 +263,10 @@ namespace {
 
 /// What the pause scenario found besides its Figures.
 struct PauseOutcome {
-    std::uint64_t errors_before = 0;    // errors before the pause (must be none)
-    std::uint64_t during_pause = 0;     // operations started while the server was stopped
+    std::uint64_t errors_before = 0;         // errors before the pause (must be none)
+    std::uint64_t during_pause = 0;          // operations started while the server was stopped
     std::uint64_t over_command_timeout = 0;  // operations longer than command timeout + 100 ms
-    long long first_reset_ms = -1;  // from the pause to the first connection reset (stall), -1: none
+    long long first_reset_ms = -1;           // from the pause to the first connection reset (stall), -1: none
 };
 
 /// 16 threads write and read back their own keys on RedisBackend; the server is stopped (SIGSTOP) at 1 s
@@ -348,8 +351,9 @@ PauseOutcome pause_scenario(Figures& f, std::chrono::milliseconds pause_for, con
     f.print(title);
     out.during_pause = during_pause.load();
     out.over_command_timeout = over.load();
-    std::printf("| operations over command timeout + 100 ms | %llu |\n| first stall reset after the pause | %lld ms |\n\n",
-                static_cast<unsigned long long>(out.over_command_timeout), out.first_reset_ms);
+    std::printf(
+        "| operations over command timeout + 100 ms | %llu |\n| first stall reset after the pause | %lld ms |\n\n",
+        static_cast<unsigned long long>(out.over_command_timeout), out.first_reset_ms);
     return out;
 }
 
@@ -380,7 +384,8 @@ TEST_CASE("Fault: CLIENT KILL TYPE normal every 100 ms under 16 threads; no call
     auto redis = redis_at(server.url(), "fault-clientkill:");
     constexpr std::uint64_t shared = 256;  // pre-seeded keys every thread reads, singly and in batches
     for (std::uint64_t k = 0; k < shared; ++k)
-        REQUIRE(redis.set(CacheKey{"shared", 0, {{"k", std::to_string(k)}}}, CacheValue<std::string>{make_value(k, 7)}));
+        REQUIRE(
+            redis.set(CacheKey{"shared", 0, {{"k", std::to_string(k)}}}, CacheValue<std::string>{make_value(k, 7)}));
     Figures f;
     std::atomic<bool> stop{false};
     std::atomic<std::uint64_t> batches_checked{0};

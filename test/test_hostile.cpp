@@ -253,11 +253,11 @@ TEST_CASE("Hostile: server error texts that echo the password or user name never
         if (name == "SET") c.send(resp_simple("OK " + pass));  // a status reply echoing it
         return name == "GET" || name == "SET";
     }));
-    auto redis = Backend::builder()
-                     .connection(hitbox::ConnectionMode::single("redis://" + user + ":" + pass + "@" +
-                                                                server.address() + "/"))
-                     .command_timeout(2000ms)
-                     .build();
+    auto redis =
+        Backend::builder()
+            .connection(hitbox::ConnectionMode::single("redis://" + user + ":" + pass + "@" + server.address() + "/"))
+            .command_timeout(2000ms)
+            .build();
     REQUIRE(redis);
     auto r = redis->get<std::string>(CacheKey{"k", 0});
     REQUIRE_FALSE(r);

@@ -207,8 +207,8 @@ TEST_CASE("MOVED storm: nodes, threads and descriptors stay bounded; the nodes p
                 out = all_slots_to(seed_port->load());
             } else if (name == "GET" && cmd->size() == 2) {
                 const int port = (*farm_ports)[next->fetch_add(1) % farm_ports->size()];
-                out = resp_error("MOVED " + std::to_string(hitbox::detail::key_slot((*cmd)[1])) + " 127.0.0.1:" +
-                                 std::to_string(port));
+                out = resp_error("MOVED " + std::to_string(hitbox::detail::key_slot((*cmd)[1])) +
+                                 " 127.0.0.1:" + std::to_string(port));
             } else {
                 out = resp_error("ERR no");
             }
@@ -255,13 +255,14 @@ TEST_CASE("MOVED storm: nodes, threads and descriptors stay bounded; the nodes p
     sample();
     CHECK(wrong == 0);
     const auto c = backend.connection().counters();
-    INFO("max nodes " << max_nodes << " (one thread: " << single << "), max threads +" << max_threads
-                      << ", max fds +" << max_fds << ", moved " << c.moved << ", dropped " << c.nodes_dropped);
-    std::printf("| MOVED storm, %llu redirections over %d ports | nodes <= %llu (1 thread: %llu) | threads <= +%ld | "
-                "fds <= +%ld | dropped %llu |\n",
-                static_cast<unsigned long long>(c.moved), farm_size, static_cast<unsigned long long>(max_nodes),
-                static_cast<unsigned long long>(single), max_threads, max_fds,
-                static_cast<unsigned long long>(c.nodes_dropped));
+    INFO("max nodes " << max_nodes << " (one thread: " << single << "), max threads +" << max_threads << ", max fds +"
+                      << max_fds << ", moved " << c.moved << ", dropped " << c.nodes_dropped);
+    std::printf(
+        "| MOVED storm, %llu redirections over %d ports | nodes <= %llu (1 thread: %llu) | threads <= +%ld | "
+        "fds <= +%ld | dropped %llu |\n",
+        static_cast<unsigned long long>(c.moved), farm_size, static_cast<unsigned long long>(max_nodes),
+        static_cast<unsigned long long>(single), max_threads, max_fds,
+        static_cast<unsigned long long>(c.nodes_dropped));
     CHECK(c.moved >= 900);
     // Before the fix every port became a node with a connection, a thread and three descriptors for good
     // (97 nodes, +190 threads counting the farm's handler threads, +380 descriptors).
@@ -351,9 +352,10 @@ TEST_CASE("16 384 owners in CLUSTER SLOTS: bounded memory and threads, capped or
 
 // ---- deadlines during a refresh ----
 
-TEST_CASE("Deadlines: two unresponsive seeds listed first; the first operation and its waiters stay within "
-          "connect + command timeout",
-          "[hostile_cluster]") {
+TEST_CASE(
+    "Deadlines: two unresponsive seeds listed first; the first operation and its waiters stay within "
+    "connect + command timeout",
+    "[hostile_cluster]") {
     auto mute1 = mute_server();
     auto mute2 = mute_server();
     auto good = good_node();
@@ -367,7 +369,8 @@ TEST_CASE("Deadlines: two unresponsive seeds listed first; the first operation a
         const auto took = SteadyClock::now() - t0;
         const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(took).count();
         INFO("first GET took " << ms << " ms");
-        std::printf("| 2 mute seeds first, 1 caller | first GET %lld ms (bound 600 ms) |\n", static_cast<long long>(ms));
+        std::printf("| 2 mute seeds first, 1 caller | first GET %lld ms (bound 600 ms) |\n",
+                    static_cast<long long>(ms));
         REQUIRE(r);  // the third seed answered
         CHECK(took < bound);
         REQUIRE(backend.set(key(2), hitbox::CacheValue<std::string>{"v"}));
@@ -406,8 +409,8 @@ TEST_CASE("Deadlines: every seed unresponsive; a caller waiting for another's re
     auto mute1 = mute_server();
     auto mute2 = mute_server();
     auto mute3 = mute_server();
-    auto backend = make_backend(hitbox::ConnectionMode::cluster({mute1->url(), mute2->url(), mute3->url()}), 300ms,
-                                300ms);
+    auto backend =
+        make_backend(hitbox::ConnectionMode::cluster({mute1->url(), mute2->url(), mute3->url()}), 300ms, 300ms);
     const auto bound = 300ms + 300ms + slack;
     std::int64_t took_a = 0, took_b = 0;
     std::optional<hitbox::Error> error_a, error_b;

@@ -78,9 +78,9 @@ TEST_CASE("Bitcode golden bytes") {
     hitbox::Bitcode fmt;
     CHECK(fmt.encode(CacheKey{}) == bytes({0, 0, 0}));
     CHECK(fmt.encode(CacheKey{"user", 1, {{"id", "42"}, {"lang", "en"}, {"admin", std::nullopt}}}) ==
-          bytes({4, 'u', 's', 'e', 'r', 1, 3,        //
-                 2, 'i', 'd', 3, '4', '2',           //
-                 4, 'l', 'a', 'n', 'g', 3, 'e', 'n', //
+          bytes({4, 'u', 's', 'e', 'r', 1,   3,         //
+                 2, 'i', 'd', 3,   '4', '2',            //
+                 4, 'l', 'a', 'n', 'g', 3,   'e', 'n',  //
                  5, 'a', 'd', 'm', 'i', 'n', 0}));
     CHECK(fmt.encode(CacheKey{"", 300, {{"e", ""}}}) == bytes({0, 0xac, 0x02, 1, 1, 'e', 1}));
 }
@@ -91,8 +91,8 @@ TEST_CASE("Bitcode refuses huge counts and non-canonical varints") {
     auto r = fmt.decode(bytes({0, 0, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x40}));
     REQUIRE_FALSE(r);
     CHECK(r.error().kind() == hitbox::ErrorKind::decode);
-    CHECK_FALSE(fmt.decode(bytes({0x80, 0x00, 0, 0})));  // overlong zero prefix length
-    CHECK_FALSE(fmt.decode(bytes({0, 0, 0, 0})));        // trailing byte
+    CHECK_FALSE(fmt.decode(bytes({0x80, 0x00, 0, 0})));                    // overlong zero prefix length
+    CHECK_FALSE(fmt.decode(bytes({0, 0, 0, 0})));                          // trailing byte
     CHECK_FALSE(fmt.decode(bytes({0, 0x80, 0x80, 0x80, 0x80, 0x10, 0})));  // version > u32
 }
 

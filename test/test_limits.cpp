@@ -136,8 +136,8 @@ TEST_CASE("Limits: MemoryBackend max_bytes holds during a 10x write storm from 4
 
 TEMPLATE_TEST_CASE("Limits: a compression bomb is refused without allocating near its expanded size", "[compress]",
                    hitbox::GzipCompressor, hitbox::ZstdCompressor) {
-    constexpr std::size_t limit = std::size_t{1} << 20;         // 1 MiB allowed
-    const std::string plain(std::size_t{64} << 20, '\0');      // expands 64x past it
+    constexpr std::size_t limit = std::size_t{1} << 20;    // 1 MiB allowed
+    const std::string plain(std::size_t{64} << 20, '\0');  // expands 64x past it
     TestType codec(3, limit);
     std::string bomb;
     if constexpr (std::is_same_v<TestType, hitbox::ZstdCompressor>) {

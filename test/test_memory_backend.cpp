@@ -42,7 +42,8 @@ ManualMemory manual_backend(hitbox::ManualClock clock, std::uint64_t max_entries
 
 /// A value whose content can be checked against its key: "<id>:<version>:<padding>#<checksum>".
 std::string make_value(int id, int version) {
-    std::string s = std::to_string(id) + ":" + std::to_string(version) + ":" + std::string(static_cast<std::size_t>(id % 50), 'x');
+    std::string s =
+        std::to_string(id) + ":" + std::to_string(version) + ":" + std::string(static_cast<std::size_t>(id % 50), 'x');
     unsigned sum = 0;
     for (char c : s) sum = sum * 31 + static_cast<unsigned char>(c);
     return s + "#" + std::to_string(sum);
@@ -344,8 +345,8 @@ TEST_CASE("MemoryBackend honours max_bytes under 10x over-insertion") {
     bool stored = false;
     while (!stored && writes < 4) {
         ++writes;
-        REQUIRE(memory.set(key(-1), CacheValue<std::string>{std::string(big_size, 'b'), std::nullopt, std::nullopt,
-                                                            clock.now()}));
+        REQUIRE(memory.set(
+            key(-1), CacheValue<std::string>{std::string(big_size, 'b'), std::nullopt, std::nullopt, clock.now()}));
         auto big = memory.get<std::string>(key(-1));
         REQUIRE(big);
         stored = big->has_value() && (*big)->data.size() == big_size;
@@ -355,8 +356,8 @@ TEST_CASE("MemoryBackend honours max_bytes under 10x over-insertion") {
 
     // A value heavier than the bound is refused with a capacity error, and the old value is gone.
     REQUIRE(memory.set(key(0), CacheValue<std::string>{"small", std::nullopt, std::nullopt, clock.now()}));
-    auto huge = memory.set(key(0), CacheValue<std::string>{std::string(max_bytes, 'h'), std::nullopt, std::nullopt,
-                                                           clock.now()});
+    auto huge = memory.set(
+        key(0), CacheValue<std::string>{std::string(max_bytes, 'h'), std::nullopt, std::nullopt, clock.now()});
     REQUIRE_FALSE(huge);
     CHECK(huge.error().kind() == ErrorKind::capacity);
     CHECK_FALSE(memory.get<std::string>(key(0))->has_value());
@@ -393,8 +394,8 @@ TEST_CASE("MemoryBackend uses a custom weigher for max_bytes") {
     REQUIRE(built);
     auto memory = std::move(*built);
     for (int i = 0; i < 30; ++i)
-        REQUIRE(memory.set(key(i), CacheValue<std::string>{std::string(100, 'q'), std::nullopt, std::nullopt,
-                                                           clock.now()}));
+        REQUIRE(memory.set(key(i),
+                           CacheValue<std::string>{std::string(100, 'q'), std::nullopt, std::nullopt, clock.now()}));
     auto s = memory.stats();
     CHECK(s.weighted_bytes == s.entries * 100);
     CHECK(s.entries == 10);
@@ -406,7 +407,8 @@ TEST_CASE("MemoryBackend keeps a hot set through a scan of one-time keys") {
     auto read_or_fill = [&](int id) {
         auto hit = memory.get<int>(key(id));
         REQUIRE(hit);
-        if (!hit->has_value()) REQUIRE(memory.set(key(id), CacheValue<int>{id, std::nullopt, std::nullopt, clock.now()}));
+        if (!hit->has_value())
+            REQUIRE(memory.set(key(id), CacheValue<int>{id, std::nullopt, std::nullopt, clock.now()}));
     };
     // 500 hot keys, each read 8 times.
     for (int round = 0; round < 8; ++round)
@@ -620,7 +622,8 @@ TEST_CASE("MemoryBackend: SIZE_MAX weights under max_bytes(UINT64_MAX)") {
         REQUIRE(built);
         auto& m = *built;
         auto put = [&](const char* name) {
-            return m.set(CacheKey{"w", 1, {{"k", name}}}, CacheValue<std::string>(name, std::nullopt, std::nullopt, clock.now()));
+            return m.set(CacheKey{"w", 1, {{"k", name}}},
+                         CacheValue<std::string>(name, std::nullopt, std::nullopt, clock.now()));
         };
         auto has = [&](const char* name) { return m.get<std::string>(CacheKey{"w", 1, {{"k", name}}})->has_value(); };
         REQUIRE(put("a"));
@@ -648,8 +651,7 @@ TEST_CASE("MemoryBackend: SIZE_MAX weights under max_bytes(UINT64_MAX)") {
 TEST_CASE("MemoryBackend: max_entries(UINT64_MAX) builds and works") {
     auto built = hitbox::MemoryBackend::builder().max_entries(UINT64_MAX).shards(2).build();
     REQUIRE(built);
-    for (int i = 0; i < 100; ++i)
-        REQUIRE(built->set(CacheKey{"n", 1, {{"i", std::to_string(i)}}}, CacheValue<int>(i)));
+    for (int i = 0; i < 100; ++i) REQUIRE(built->set(CacheKey{"n", 1, {{"i", std::to_string(i)}}}, CacheValue<int>(i)));
     CHECK(built->stats().entries == 100);
     CHECK(built->get<int>(CacheKey{"n", 1, {{"i", "42"}}})->value().data == 42);
 }
@@ -658,7 +660,8 @@ TEST_CASE("MemoryBackend: far-future expiry, cleanup_interval max()") {
     const CacheKey k{"far", 1, {{"k", "1"}}};
     {
         // System clock: the coarse-clock shortcut subtracts from the expiry.
-        auto m = hitbox::MemoryBackend::builder().max_entries(10).cleanup_interval(std::chrono::milliseconds::max()).build();
+        auto m =
+            hitbox::MemoryBackend::builder().max_entries(10).cleanup_interval(std::chrono::milliseconds::max()).build();
         REQUIRE(m);
         REQUIRE(m->set(k, CacheValue<int>(1, hitbox::TimePoint::max() - 1ms)));
         CHECK(m->get<int>(k)->has_value());

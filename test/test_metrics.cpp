@@ -17,8 +17,8 @@
 
 #include <boost/hana/adapt_struct.hpp>
 
-#include <hitbox/backend/memory/memory_backend.hpp>
 #include <hitbox/backend/byte_stats.hpp>
+#include <hitbox/backend/memory/memory_backend.hpp>
 #include <hitbox/cache.hpp>
 #include <hitbox/compose/compose.hpp>
 #include <hitbox/core/error.hpp>
@@ -35,11 +35,11 @@ using hitbox::LoadResult;
 
 TEST_CASE("LatencyHistogram puts each duration in the first bucket whose bound holds it") {
     hitbox::LatencyHistogram h;
-    h.record(500ns);        // <= 1 us
-    h.record(1us);          // == the first bound: still the first bucket
-    h.record(1001ns);       // (1 us, 2.5 us]
-    h.record(20ms);         // (10 ms, 25 ms]
-    h.record(-5ns);         // clamped to zero
+    h.record(500ns);                     // <= 1 us
+    h.record(1us);                       // == the first bound: still the first bucket
+    h.record(1001ns);                    // (1 us, 2.5 us]
+    h.record(20ms);                      // (10 ms, 25 ms]
+    h.record(-5ns);                      // clamped to zero
     h.record(std::chrono::seconds(11));  // +Inf
     auto s = h.snapshot();
     CHECK(s.count == 6);
@@ -169,9 +169,8 @@ TEST_CASE("The test parser itself rejects malformed exposition text") {
                     "# TYPE h histogram\nh_bucket{le=\"1\"} 2\nh_bucket{le=\"+Inf\"} 1\nh_sum 1\nh_count 1\n")
                     .ok());
     CHECK_FALSE(hitbox_test::parse_prometheus("# TYPE h histogram\nh_bucket{le=\"1\"} 1\nh_sum 1\nh_count 1\n").ok());
-    CHECK_FALSE(hitbox_test::parse_prometheus(
-                    "# TYPE h histogram\nh_bucket{le=\"+Inf\"} 2\nh_sum 1\nh_count 3\n")
-                    .ok());
+    CHECK_FALSE(
+        hitbox_test::parse_prometheus("# TYPE h histogram\nh_bucket{le=\"+Inf\"} 2\nh_sum 1\nh_count 3\n").ok());
     CHECK(hitbox_test::parse_prometheus("# HELP a A.\n# TYPE a counter\na{x=\"1\",} 1 1700000000000\n").ok());
 }
 
@@ -418,7 +417,8 @@ struct QueueStats {
 };
 
 inline void hitbox_write_stats(hitbox::PrometheusWriter& out, std::string_view backend, const QueueStats& s) {
-    out.gauge("toy_queue_depth", "Entries waiting in the toy queue.", {{"backend", backend}}, static_cast<double>(s.depth));
+    out.gauge("toy_queue_depth", "Entries waiting in the toy queue.", {{"backend", backend}},
+              static_cast<double>(s.depth));
 }
 
 /// Counters whose adaptation forgets a member: not a CounterStruct (it would be neither snapshotted nor

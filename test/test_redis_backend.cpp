@@ -46,9 +46,9 @@ ReadableBackend readable_backend(const std::string& url, const std::string& pref
 }
 
 template <class V, class K>
-using BackendsFor = std::tuple<hitbox::RedisBackend<K, V, hitbox::PassthroughCompressor>,
-                               hitbox::RedisBackend<K, V, hitbox::GzipCompressor>,
-                               hitbox::RedisBackend<K, V, hitbox::ZstdCompressor>>;
+using BackendsFor =
+    std::tuple<hitbox::RedisBackend<K, V, hitbox::PassthroughCompressor>,
+               hitbox::RedisBackend<K, V, hitbox::GzipCompressor>, hitbox::RedisBackend<K, V, hitbox::ZstdCompressor>>;
 template <class K>
 using BackendsForKey = decltype(std::tuple_cat(
     std::declval<BackendsFor<hitbox::BinaryFormat, K>>(), std::declval<BackendsFor<hitbox::JsonFormat, K>>(),
@@ -60,11 +60,10 @@ static_assert(std::tuple_size_v<AllBackends> == 24);
 template <class Backend, class T>
 void check_roundtrip(Backend& backend, const hitbox::CacheKey& key, const T& data) {
     const auto now = hitbox::Clock::now();
-    for (auto [stale, expire] :
-         {std::pair<std::optional<hitbox::TimePoint>, std::optional<hitbox::TimePoint>>{},
-          {now + 45s, now + 60s},
-          {std::nullopt, now + 30s},
-          {now - 5s, std::nullopt}}) {
+    for (auto [stale, expire] : {std::pair<std::optional<hitbox::TimePoint>, std::optional<hitbox::TimePoint>>{},
+                                 {now + 45s, now + 60s},
+                                 {std::nullopt, now + 30s},
+                                 {now - 5s, std::nullopt}}) {
         hitbox::CacheValue<T> v{data, expire, stale, now - 1s};
         REQUIRE(backend.set(key, v));
         auto back = backend.template get<T>(key);
@@ -79,16 +78,14 @@ void check_roundtrip(Backend& backend, const hitbox::CacheKey& key, const T& dat
 
 }  // namespace
 
-TEMPLATE_LIST_TEST_CASE("Every KeyFmt x ValueFmt x Compressor round-trips through Redis", "[redis]",
-                        AllBackends) {
+TEMPLATE_LIST_TEST_CASE("Every KeyFmt x ValueFmt x Compressor round-trips through Redis", "[redis]", AllBackends) {
     using V = typename TestType::value_format;
-    auto built =
-        TestType::builder()
-            .connection(hitbox::ConnectionMode::single(shared_server().url()))
-            .key_prefix(std::string("matrix:") + std::string(TestType::key_format::name) + ":" +
-                        std::string(V::name) + ":" + std::string(TestType::compressor_type::name) + ":")
-            .command_timeout(2s)
-            .build();
+    auto built = TestType::builder()
+                     .connection(hitbox::ConnectionMode::single(shared_server().url()))
+                     .key_prefix(std::string("matrix:") + std::string(TestType::key_format::name) + ":" +
+                                 std::string(V::name) + ":" + std::string(TestType::compressor_type::name) + ":")
+                     .command_timeout(2s)
+                     .build();
     REQUIRE(built);
     auto& backend = *built;
     const hitbox::CacheKey key{"user", 1, {{"id", "42"}, {"flag", std::nullopt}}};
@@ -155,9 +152,9 @@ TEST_CASE("Far-future expiry: stored without PX (Redis refuses an expire near th
 TEST_CASE("Golden stored bytes (doc/wire-format.md)") {
     auto backend = readable_backend(shared_server().url(), "golden:");
     const hitbox::CacheKey key{"user", 1, {{"id", "42"}}};
-    REQUIRE(backend.set(
-        key, hitbox::CacheValue<std::uint8_t>{std::uint8_t{0xAB}, hitbox::from_unix_ms(4'102'444'800'000),
-                                              std::nullopt, hitbox::from_unix_ms(1'700'000'000'000)}));
+    REQUIRE(
+        backend.set(key, hitbox::CacheValue<std::uint8_t>{std::uint8_t{0xAB}, hitbox::from_unix_ms(4'102'444'800'000),
+                                                          std::nullopt, hitbox::from_unix_ms(1'700'000'000'000)}));
     const std::string expected(
         "\x48\x42\x01\x01\x00\x02"
         "\x00\x68\xE5\xCF\x8B\x01\x00\x00"
@@ -210,8 +207,7 @@ TEST_CASE("Binary and very long keys; key_prefix") {
     auto& backend = *built;
     const hitbox::CacheKey binary{
         binary_string(), 7, {{binary_string(), binary_string()}, {"\r\n*1\r\n", std::string(1, '\0')}}};
-    const hitbox::CacheKey other{
-        binary_string(), 7, {{binary_string(), binary_string()}, {"\r\n*1\r\n", ""}}};
+    const hitbox::CacheKey other{binary_string(), 7, {{binary_string(), binary_string()}, {"\r\n*1\r\n", ""}}};
     const hitbox::CacheKey long_key{"long", 1, {{"blob", large_string(1 << 20)}}};
     REQUIRE(backend.set(binary, hitbox::CacheValue<std::string>{"binary"}));
     REQUIRE(backend.set(other, hitbox::CacheValue<std::string>{"other"}));
@@ -330,8 +326,7 @@ TEST_CASE("Raw read / write of envelopes") {
     auto bytes = backend.read(key);
     REQUIRE(bytes);
     REQUIRE(*bytes);
-    CHECK(**bytes ==
-          *backend.codec().encode(hitbox::CacheValue<std::string>{"typed", now + 60s, now + 30s, now}));
+    CHECK(**bytes == *backend.codec().encode(hitbox::CacheValue<std::string>{"typed", now + 60s, now + 30s, now}));
 
     const hitbox::CacheKey copy{"copy", 0};
     REQUIRE(backend.write(copy, **bytes, 2000ms));
@@ -365,8 +360,7 @@ TEST_CASE("Database selection, unix sockets") {
     CHECK(shared_server().cli({"-n", "3", "EXISTS", "db:k:v0"}) == "1");
     CHECK(shared_server().cli({"-n", "0", "EXISTS", "db:k:v0"}) == "0");
 
-    auto bad_db =
-        readable_backend("redis://127.0.0.1:" + std::to_string(shared_server().port()) + "/999", "db:");
+    auto bad_db = readable_backend("redis://127.0.0.1:" + std::to_string(shared_server().port()) + "/999", "db:");
     auto r = bad_db.get<int>(hitbox::CacheKey{"k", 0});
     REQUIRE_FALSE(r);
     CHECK(r.error().kind() == hitbox::ErrorKind::config);
@@ -394,18 +388,16 @@ TEST_CASE("ACL user and password: builder, URL, precedence; a wrong password is 
     REQUIRE(ok->set(key, hitbox::CacheValue<int>{1}));
     CHECK(ok->get<int>(key).value()->data == 1);
 
-    auto via_url =
-        hitbox::RedisBackend<>::builder()
-            .connection(hitbox::ConnectionMode::single("redis://cacheuser:correct-horse-battery@" + host))
-            .build();
+    auto via_url = hitbox::RedisBackend<>::builder()
+                       .connection(hitbox::ConnectionMode::single("redis://cacheuser:correct-horse-battery@" + host))
+                       .build();
     REQUIRE(via_url);
     CHECK(via_url->get<int>(key).value()->data == 1);
 
-    auto builder_wins =
-        hitbox::RedisBackend<>::builder()
-            .connection(hitbox::ConnectionMode::single("redis://cacheuser:stale-url-password@" + host))
-            .password("correct-horse-battery")
-            .build();
+    auto builder_wins = hitbox::RedisBackend<>::builder()
+                            .connection(hitbox::ConnectionMode::single("redis://cacheuser:stale-url-password@" + host))
+                            .password("correct-horse-battery")
+                            .build();
     REQUIRE(builder_wins);
     CHECK(builder_wins->get<int>(key).value()->data == 1);
 
@@ -429,9 +421,8 @@ TEST_CASE("ACL user and password: builder, URL, precedence; a wrong password is 
     CHECK(wrong->connection().counters().connect_attempts == 1);
     CHECK(wrong->stats().errors_of(hitbox::ErrorKind::auth) == 2);
 
-    auto anonymous = hitbox::RedisBackend<>::builder()
-                         .connection(hitbox::ConnectionMode::single("redis://" + host))
-                         .build();
+    auto anonymous =
+        hitbox::RedisBackend<>::builder().connection(hitbox::ConnectionMode::single("redis://" + host)).build();
     REQUIRE(anonymous);
     auto noauth = anonymous->get<int>(key);
     REQUIRE_FALSE(noauth);

@@ -153,9 +153,7 @@ TEST_CASE("A userinfo without ':' is a password alone, and no message shows it")
 
 TEST_CASE("rediss:// is TLS, or a config error saying how to enable it") {
     auto ep = parse_redis_url("rediss://user:topsecret@host:6380/");
-    auto b = hitbox::RedisBackend<>::builder()
-                 .connection(hitbox::ConnectionMode::single("rediss://h:6380/"))
-                 .build();
+    auto b = hitbox::RedisBackend<>::builder().connection(hitbox::ConnectionMode::single("rediss://h:6380/")).build();
     auto with_option = hitbox::RedisBackend<>::builder()
                            .connection(hitbox::ConnectionMode::single("redis://h:6380/"))
                            .tls(hitbox::TlsOptions{})
@@ -184,8 +182,7 @@ TEST_CASE("rediss:// is TLS, or a config error saying how to enable it") {
 }
 
 static_assert(hitbox::Backend<hitbox::RedisBackend<>>);
-static_assert(
-    hitbox::Backend<hitbox::RedisBackend<hitbox::UrlEncoded, hitbox::JsonFormat, hitbox::ZstdCompressor>>);
+static_assert(hitbox::Backend<hitbox::RedisBackend<hitbox::UrlEncoded, hitbox::JsonFormat, hitbox::ZstdCompressor>>);
 static_assert(hitbox::Connection<hitbox::SingleNode>);
 
 TEST_CASE("Builder: connection is required, the failure says what to call") {
@@ -196,9 +193,8 @@ TEST_CASE("Builder: connection is required, the failure says what to call") {
 }
 
 TEST_CASE("Builder: defaults, policy types and validation") {
-    auto b = hitbox::RedisBackend<>::builder()
-                 .connection(hitbox::ConnectionMode::single("redis://127.0.0.1:1/"))
-                 .build();
+    auto b =
+        hitbox::RedisBackend<>::builder().connection(hitbox::ConnectionMode::single("redis://127.0.0.1:1/")).build();
     REQUIRE(b);
     STATIC_REQUIRE(std::is_same_v<std::remove_cvref_t<decltype(*b)>,
                                   hitbox::RedisBackend<hitbox::Bitcode, hitbox::BinaryFormat,
@@ -219,9 +215,10 @@ TEST_CASE("Builder: defaults, policy types and validation") {
                       .command_timeout(std::chrono::microseconds(1500))
                       .build();
     REQUIRE(custom);
-    STATIC_REQUIRE(std::is_same_v<std::remove_cvref_t<decltype(*custom)>,
-                                  hitbox::RedisBackend<hitbox::UrlEncoded, hitbox::JsonFormat,
-                                                       hitbox::ZstdCompressor, hitbox::SingleNode>>);
+    STATIC_REQUIRE(
+        std::is_same_v<
+            std::remove_cvref_t<decltype(*custom)>,
+            hitbox::RedisBackend<hitbox::UrlEncoded, hitbox::JsonFormat, hitbox::ZstdCompressor, hitbox::SingleNode>>);
     CHECK(custom->label() == "sessions");
     CHECK(custom->codec().key(hitbox::CacheKey{"u", 1, {{"id", "7"}}}) == "app:u:v1:id=7");
     CHECK(custom->connection().settings().connect_timeout == 250ms);
@@ -240,10 +237,8 @@ TEST_CASE("Builder: defaults, policy types and validation") {
     check_config_error(hitbox::RedisBackend<>::builder().connection(single).label("").build(), "empty label");
     check_config_error(hitbox::RedisBackend<>::builder().connection(single).reconnect_backoff(2s, 1s).build(),
                        "backoff");
-    check_config_error(hitbox::RedisBackend<>::builder().connection(single).username("app").build(),
-                       "user, no pass");
-    check_config_error(hitbox::RedisBackend<>::builder().connection(single).max_reply_bytes(0).build(),
-                       "reply 0");
+    check_config_error(hitbox::RedisBackend<>::builder().connection(single).username("app").build(), "user, no pass");
+    check_config_error(hitbox::RedisBackend<>::builder().connection(single).max_reply_bytes(0).build(), "reply 0");
     hitbox::ConnectionTuning bad_tuning;
     bad_tuning.max_write_rounds = 0;
     check_config_error(hitbox::RedisBackend<>::builder().connection(single).tuning(bad_tuning).build(), "tuning");
@@ -257,11 +252,10 @@ TEST_CASE("Builder credentials override the URL's, each on its own; errors never
     CHECK(url_only->connection().settings().endpoint.username == "urluser");
     CHECK(url_only->connection().settings().endpoint.password == "urlpass");
 
-    auto pass_override =
-        hitbox::RedisBackend<>::builder()
-            .connection(hitbox::ConnectionMode::single("redis://urluser:urlpass@127.0.0.1:1/"))
-            .password("builderpass")
-            .build();
+    auto pass_override = hitbox::RedisBackend<>::builder()
+                             .connection(hitbox::ConnectionMode::single("redis://urluser:urlpass@127.0.0.1:1/"))
+                             .password("builderpass")
+                             .build();
     REQUIRE(pass_override);
     CHECK(pass_override->connection().settings().endpoint.username == "urluser");
     CHECK(pass_override->connection().settings().endpoint.password == "builderpass");
@@ -286,8 +280,7 @@ TEST_CASE("Builder credentials override the URL's, each on its own; errors never
 TEST_CASE("Commands are framed as RESP arrays of bulk strings: binary-safe arguments (doc/wire-format.md)") {
     std::string out;
     REQUIRE(hitbox::detail::append_command(out, {"SET", std::string_view("k\0y", 3), "v\r\n", "PX", "1500"}));
-    CHECK(out ==
-          std::string("*5\r\n$3\r\nSET\r\n$3\r\nk\0y\r\n$3\r\nv\r\n\r\n$2\r\nPX\r\n$4\r\n1500\r\n", 49));
+    CHECK(out == std::string("*5\r\n$3\r\nSET\r\n$3\r\nk\0y\r\n$3\r\nv\r\n\r\n$2\r\nPX\r\n$4\r\n1500\r\n", 49));
     hitbox::ConnectionWrite del{"key", {}, std::nullopt, true};
     out.clear();
     REQUIRE(hitbox::detail::append_write(out, del));

@@ -41,9 +41,7 @@ Backend make_backend(const std::string& url, std::chrono::milliseconds backoff =
     return std::move(*b);
 }
 
-hitbox::CacheKey key_n(const std::string& name, int i) {
-    return hitbox::CacheKey{name, 0, {{"i", std::to_string(i)}}};
-}
+hitbox::CacheKey key_n(const std::string& name, int i) { return hitbox::CacheKey{name, 0, {{"i", std::to_string(i)}}}; }
 
 /// Retries `op` until it succeeds or `budget` passes (reconnects are lazy and rate-limited).
 template <class Op>
@@ -184,11 +182,11 @@ TEST_CASE("32 threads share one connection: every reply reaches its own caller")
     const bool plain = GENERATE(false, true);
     INFO((plain ? "plain tuning" : "spinning tuning"));
     RedisServer server;
-    auto backend = make_backend(server.url(), 50ms, plain ? hitbox::ConnectionTuning::plain() : hitbox::ConnectionTuning{});
+    auto backend =
+        make_backend(server.url(), 50ms, plain ? hitbox::ConnectionTuning::plain() : hitbox::ConnectionTuning{});
     constexpr int threads = 32, keys_per_thread = 8, rounds = 150;
     for (int i = 0; i < 64; ++i)
-        REQUIRE(
-            backend.set(key_n("shared", i), hitbox::CacheValue<std::string>{"shared-" + std::to_string(i)}));
+        REQUIRE(backend.set(key_n("shared", i), hitbox::CacheValue<std::string>{"shared-" + std::to_string(i)}));
 
     std::atomic<int> wrong{0}, failed{0}, checked{0};
     std::vector<std::thread> pool;
@@ -251,8 +249,7 @@ TEST_CASE("Host name resolution is bounded by the connect timeout; numeric addre
         return EAI_AGAIN;
     };
     const auto started = SteadyClock::now();
-    auto r = resolve_until("cache.example", "6379", started + 200ms, 200ms, "connect to cache.example:6379",
-                           slow);
+    auto r = resolve_until("cache.example", "6379", started + 200ms, 200ms, "connect to cache.example:6379", slow);
     const auto took = since(started);
     REQUIRE_FALSE(r);
     CHECK(r.error().kind() == hitbox::ErrorKind::connection);
@@ -284,8 +281,7 @@ TEST_CASE("Host name resolution is bounded by the connect timeout; numeric addre
     CHECK(*called == 0);
 
     // A name the system resolves (from /etc/hosts) goes through the helper thread and works.
-    auto local =
-        resolve_until("localhost", "6379", SteadyClock::now() + 2s, 2000ms, "connect", &::getaddrinfo);
+    auto local = resolve_until("localhost", "6379", SteadyClock::now() + 2s, 2000ms, "connect", &::getaddrinfo);
     REQUIRE(local);
     CHECK(*local != nullptr);
 }
@@ -296,10 +292,7 @@ TEST_CASE("16 threads with 2 MiB values: writes that fill the socket finish whil
     // one run, 301 sends stopped and spinning callers finished 298 of them). Every value read back must be
     // the thread's own latest one.
     RedisServer server;
-    auto b = Backend::builder()
-                 .connection(hitbox::ConnectionMode::single(server.url()))
-                 .command_timeout(5s)
-                 .build();
+    auto b = Backend::builder().connection(hitbox::ConnectionMode::single(server.url())).command_timeout(5s).build();
     REQUIRE(b);
     auto& backend = *b;
     constexpr int threads = 16, rounds = 4;
@@ -417,8 +410,7 @@ TEST_CASE("CLIENT KILL under load: errors, reconnects, and never another caller'
                 if (!w || !r) {
                     ++errors;
                     for (auto* e : {w ? nullptr : &w.error(), r ? nullptr : &r.error()})
-                        if (e && e->kind() != hitbox::ErrorKind::connection &&
-                            e->kind() != hitbox::ErrorKind::timeout)
+                        if (e && e->kind() != hitbox::ErrorKind::connection && e->kind() != hitbox::ErrorKind::timeout)
                             ++other_kinds;
                 }
                 if (r && *r) {

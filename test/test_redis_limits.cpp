@@ -36,9 +36,8 @@ const bool redis_available = hitbox_test::require_redis_server();
 /// `reply_head`, then streams `stream_bytes` more bytes of filler, then holds the connection open until
 /// destroyed.
 class LyingPeer {
-  public:
-    LyingPeer(std::string reply_head, std::size_t stream_bytes)
-        : head_(std::move(reply_head)), stream_(stream_bytes) {
+public:
+    LyingPeer(std::string reply_head, std::size_t stream_bytes) : head_(std::move(reply_head)), stream_(stream_bytes) {
         listen_fd_ = ::socket(AF_INET, SOCK_STREAM, 0);
         REQUIRE(listen_fd_ >= 0);
         sockaddr_in a{};
@@ -59,7 +58,7 @@ class LyingPeer {
     std::string url() const { return "redis://127.0.0.1:" + std::to_string(port_) + "/"; }
     std::size_t streamed() const { return streamed_.load(); }
 
-  private:
+private:
     bool wait_readable(int fd) {
         while (!stop_) {
             pollfd p{fd, POLLIN, 0};
@@ -141,9 +140,9 @@ TEST_CASE("Limits: a reply whose bulk header claims 512 MiB is an error, with no
     CHECK((r.error().kind() == ErrorKind::timeout || r.error().kind() == ErrorKind::protocol));
     CHECK(took < 250ms + 250ms + 100ms);  // the first operation connects: connect + command timeout
     if (hitbox_test::alloc_probe_active()) {
-        std::printf("limits: 512 MiB bulk header: %s after %lld ms, largest allocation %zu B\n",
-                    r.error().what().c_str(),
-                    static_cast<long long>(std::chrono::duration_cast<std::chrono::milliseconds>(took).count()), largest);
+        std::printf(
+            "limits: 512 MiB bulk header: %s after %lld ms, largest allocation %zu B\n", r.error().what().c_str(),
+            static_cast<long long>(std::chrono::duration_cast<std::chrono::milliseconds>(took).count()), largest);
         CHECK(largest < (std::size_t{1} << 20));
     }
     // The connection is not left waiting for the rest forever: it is reset, and the backend stays usable.
@@ -166,8 +165,7 @@ TEST_CASE("Limits: a streamed oversized reply is cut off before its bytes pile u
     const auto largest = hitbox_test::largest_request_bytes();
     std::printf("limits: streamed %zu B of a 512 MiB bulk: largest allocation %zu B\n", peer.streamed(), largest);
     CHECK(peer.streamed() < hitbox::default_max_reply_bytes + (std::size_t{16} << 20));  // cut off, not drained
-    if (hitbox_test::alloc_probe_active())
-        CHECK(largest <= hitbox::default_max_reply_bytes + (std::size_t{2} << 20));
+    if (hitbox_test::alloc_probe_active()) CHECK(largest <= hitbox::default_max_reply_bytes + (std::size_t{2} << 20));
 }
 
 TEST_CASE("Limits: a wrong password hammered by 4 threads reconnects no faster than the backoff") {
@@ -204,16 +202,17 @@ TEST_CASE("Limits: a wrong password hammered by 4 threads reconnects no faster t
     const auto after = connections_received(server);
     const auto backend_connections = after - before - 1;  // the second INFO is a connection of its own
     const int allowed = most_attempts(initial, max, window + 100ms);
-    std::printf("limits: wrong password, 4 threads for %lld ms: %llu calls, %llu connections (backoff allows %d), "
-                "%llu auth errors, %llu other errors\n",
-                static_cast<long long>(window.count()), static_cast<unsigned long long>(calls.load()),
-                static_cast<unsigned long long>(backend_connections), allowed,
-                static_cast<unsigned long long>(auth_errors.load()), static_cast<unsigned long long>(other_errors.load()));
+    std::printf(
+        "limits: wrong password, 4 threads for %lld ms: %llu calls, %llu connections (backoff allows %d), "
+        "%llu auth errors, %llu other errors\n",
+        static_cast<long long>(window.count()), static_cast<unsigned long long>(calls.load()),
+        static_cast<unsigned long long>(backend_connections), allowed,
+        static_cast<unsigned long long>(auth_errors.load()), static_cast<unsigned long long>(other_errors.load()));
     CHECK(successes == 0);
     CHECK(leaked == 0);
-    CHECK(calls > 1000);                          // hammered: calls fail at once during the backoff
-    CHECK(auth_errors == calls);                  // every failure names the cause, not a generic connection error
-    CHECK(backend_connections >= 3);              // it does keep retrying
+    CHECK(calls > 1000);              // hammered: calls fail at once during the backoff
+    CHECK(auth_errors == calls);      // every failure names the cause, not a generic connection error
+    CHECK(backend_connections >= 3);  // it does keep retrying
     CHECK(backend_connections <= static_cast<std::uint64_t>(allowed));
     CHECK(b->connection().counters().connect_attempts == backend_connections);
 }

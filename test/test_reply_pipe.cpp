@@ -58,12 +58,13 @@ std::vector<std::string> replies_of(ReplyBatch& b) {
 }
 
 // Three batches (1, 2 and 3 commands) and the six replies of every RESP2 type they get, in order.
-const std::string stream = "+OK\r\n"
-                           "$5\r\nhello\r\n"
-                           ":42\r\n"
-                           "*2\r\n$1\r\na\r\n$-1\r\n"
-                           "-ERR wrong type\r\n"
-                           "$0\r\n\r\n";
+const std::string stream =
+    "+OK\r\n"
+    "$5\r\nhello\r\n"
+    ":42\r\n"
+    "*2\r\n$1\r\na\r\n$-1\r\n"
+    "-ERR wrong type\r\n"
+    "$0\r\n\r\n";
 const std::vector<std::vector<std::string>> expected = {
     {"+OK"}, {"$hello", ":42"}, {"[$a,nil]", "-ERR wrong type", "$"}};
 
@@ -101,8 +102,7 @@ TEST_CASE("ReplyPipe: byte-at-a-time feeding completes a batch only with its las
         CHECK(done.size() == (i + 1 == stream.size() ? 1u : 0u));
     }
     ReplyPipe::complete_all(done, std::nullopt, board);
-    CHECK(replies_of(*all) ==
-          std::vector<std::string>{"+OK", "$hello", ":42", "[$a,nil]", "-ERR wrong type", "$"});
+    CHECK(replies_of(*all) == std::vector<std::string>{"+OK", "$hello", ":42", "[$a,nil]", "-ERR wrong type", "$"});
 }
 
 TEST_CASE("ReplyPipe: interleaved callers each get their own replies") {
@@ -119,11 +119,13 @@ TEST_CASE("ReplyPipe: interleaved callers each get their own replies") {
         const std::string v = "caller-" + std::to_string(i);
         bytes += "$" + std::to_string(v.size()) + "\r\n" + v + "\r\n";
     }
-    for (std::size_t off = 0; off < bytes.size(); off += 7) REQUIRE(pump(pipe, std::string_view(bytes).substr(off, 7), done));
+    for (std::size_t off = 0; off < bytes.size(); off += 7)
+        REQUIRE(pump(pipe, std::string_view(bytes).substr(off, 7), done));
     ReplyPipe::complete_all(done, std::nullopt, board);
     REQUIRE(done.size() == 200);
     for (int i = 0; i < 200; ++i)
-        CHECK(replies_of(*batches[static_cast<std::size_t>(i)]) == std::vector<std::string>{"$caller-" + std::to_string(i)});
+        CHECK(replies_of(*batches[static_cast<std::size_t>(i)]) ==
+              std::vector<std::string>{"$caller-" + std::to_string(i)});
 }
 
 TEST_CASE("ReplyPipe: the budget refuses a reply that does not fit, parsed or not") {

@@ -16,11 +16,11 @@
 #include <vector>
 
 #include <hitbox/backend/memory/memory_backend.hpp>
-#include <hitbox/backend_config.hpp>
 #include <hitbox/backend/redis.hpp>
-#include <hitbox/key_format/url_encoded.hpp>
+#include <hitbox/backend_config.hpp>
 #include <hitbox/cache.hpp>
 #include <hitbox/compose/compose.hpp>
+#include <hitbox/key_format/url_encoded.hpp>
 #include <hitbox/offload/inline_offload.hpp>
 #include <hitbox/resilience/circuit_breaker.hpp>
 
@@ -206,9 +206,9 @@ TEST_CASE("CircuitBreaker: in a composition the L1 keeps serving and L2 misses a
     hitbox::InlineOffload offload;
     auto l1 = hitbox::MemoryBackend::builder().max_entries(100).build();
     REQUIRE(l1);
-    auto tiers = hitbox::compose(std::move(*l1),
-                                 Breaker(Failing{"redis", clock}, {.failures = 2, .window = 1s, .cool_down = 5s}, clock),
-                                 offload);
+    auto tiers = hitbox::compose(
+        std::move(*l1), Breaker(Failing{"redis", clock}, {.failures = 2, .window = 1s, .cool_down = 5s}, clock),
+        offload);
     REQUIRE(tiers.set(CacheKey{"hot", 0}, CacheValue<std::string>{"l1"}));
     tiers.l2().tier().fail(Op::get, ErrorKind::timeout, "slow");
     CHECK(tiers.get<std::string>(CacheKey{"cold1", 0}));  // an L2 error reads as a miss
@@ -227,9 +227,10 @@ TEST_CASE("CircuitBreaker: in a composition the L1 keeps serving and L2 misses a
     CHECK(tiers.l2().tier().counts().gets == before);
 }
 
-TEST_CASE("CircuitBreaker: Redis frozen by SIGSTOP: after the breaker opens, calls answer from the loader "
-          "well under the command timeout; after SIGCONT Redis is used again",
-          "[redis]") {
+TEST_CASE(
+    "CircuitBreaker: Redis frozen by SIGSTOP: after the breaker opens, calls answer from the loader "
+    "well under the command timeout; after SIGCONT Redis is used again",
+    "[redis]") {
     if (!hitbox_test::require_redis_server()) return;
     hitbox_test::RedisServer server;
     constexpr auto command_timeout = 300ms;
@@ -244,9 +245,9 @@ TEST_CASE("CircuitBreaker: Redis frozen by SIGSTOP: after the breaker opens, cal
     auto l1 = hitbox::MemoryBackend::builder().max_entries(10'000).build();
     REQUIRE(l1);
     hitbox::InlineOffload offload;
-    auto tiers = hitbox::compose(std::move(*l1),
-                                 hitbox::circuit_breaker(std::move(*redis), {.failures = 3, .window = 10s, .cool_down = 1s}),
-                                 offload);
+    auto tiers = hitbox::compose(
+        std::move(*l1), hitbox::circuit_breaker(std::move(*redis), {.failures = 3, .window = 10s, .cool_down = 1s}),
+        offload);
     hitbox::Cache cache{tiers, offload};
     std::atomic<int> loads{0};
     auto loader = [&] {

@@ -248,8 +248,9 @@ TEST_CASE("TLS: an unknown CA is a tls error that says so") {
     // Redis sends its chain with the CA (OpenSSL builds it from tls-ca-cert-file): an untrusted
     // self-signed root in the chain; a server sending its own certificate alone gives "unable to get local
     // issuer certificate".
-    const bool says_why = t.error().message().find("self-signed certificate in certificate chain") != std::string::npos ||
-                          t.error().message().find("unable to get local issuer certificate") != std::string::npos;
+    const bool says_why =
+        t.error().message().find("self-signed certificate in certificate chain") != std::string::npos ||
+        t.error().message().find("unable to get local issuer certificate") != std::string::npos;
     CHECK(says_why);
     CHECK(t.error().message().find("unknown CA") != std::string::npos);
     CHECK(t.error().message().find(std::to_string(server->port())) != std::string::npos);
@@ -276,8 +277,8 @@ TEST_CASE("TLS: a certificate for another host is a tls error naming the mismatc
     // server_name sets the expected name (and SNI): the certificate's own name verifies.
     TlsOptions named = trusting(certs().ca_cert());
     named.server_name = "other.example";
-    auto ok = hitbox::detail::open_transport(endpoint("127.0.0.1", server->port()), context(named).get(),
-                                             connect_timeout);
+    auto ok =
+        hitbox::detail::open_transport(endpoint("127.0.0.1", server->port()), context(named).get(), connect_timeout);
     if (!ok) FAIL(ok.error().what());
     CHECK(exchange(**ok, "PING\r\n").value_or("") == "+PONG\r\n");
 }
@@ -314,8 +315,8 @@ TEST_CASE("TLS: mutual TLS, with and without a client certificate") {
         const auto deadline = start + connect_timeout;
         // TLS 1.3 finishes the client's handshake before the server checks the client: the refusal then
         // arrives as an alert on the first read, still within the connect deadline.
-        auto t = hitbox::detail::open_transport(endpoint("localhost", server->port()), ctx.get(), deadline,
-                                                connect_timeout);
+        auto t =
+            hitbox::detail::open_transport(endpoint("localhost", server->port()), ctx.get(), deadline, connect_timeout);
         hitbox::Error error(ErrorKind::unavailable, "none");
         if (!t) {
             error = t.error();

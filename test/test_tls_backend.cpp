@@ -94,11 +94,12 @@ TEST_CASE("TLS backend: rediss:// with the CA round-trips values; certificate er
     CHECK(r.error().kind() == ErrorKind::tls);
 
     // A plain client on the TLS port fails within its connect timeout, never hangs.
-    auto plain = hitbox::RedisBackend<>::builder()
-                     .connection(hitbox::ConnectionMode::single("redis://127.0.0.1:" + std::to_string(server->port()) + "/"))
-                     .connect_timeout(500ms)
-                     .command_timeout(500ms)
-                     .build();
+    auto plain =
+        hitbox::RedisBackend<>::builder()
+            .connection(hitbox::ConnectionMode::single("redis://127.0.0.1:" + std::to_string(server->port()) + "/"))
+            .connect_timeout(500ms)
+            .command_timeout(500ms)
+            .build();
     REQUIRE(plain);
     const auto started = SteadyClock::now();
     CHECK_FALSE(plain->get<std::string>(key_n("tls", 1)));
@@ -109,7 +110,8 @@ TEST_CASE("TLS backend: 32 threads share one TLS connection and each gets its ow
     const bool plain = GENERATE(false, true);
     INFO((plain ? "plain tuning" : "spinning tuning"));
     auto server = tls_server();
-    auto redis = tls_backend(server->url(), trusting_ca(), plain ? hitbox::ConnectionTuning::plain() : hitbox::ConnectionTuning{});
+    auto redis = tls_backend(server->url(), trusting_ca(),
+                             plain ? hitbox::ConnectionTuning::plain() : hitbox::ConnectionTuning{});
     constexpr int threads = 32, rounds = 120;
     std::atomic<int> wrong{0}, failed{0};
     std::vector<std::thread> pool;
@@ -117,7 +119,8 @@ TEST_CASE("TLS backend: 32 threads share one TLS connection and each gets its ow
         pool.emplace_back([&, t] {
             for (int i = 0; i < rounds; ++i) {
                 const auto key = key_n("t" + std::to_string(t), i % 4);
-                const std::string v = std::to_string(t) + ":" + std::to_string(i) + std::string(static_cast<std::size_t>(i % 7) * 300, 'x');
+                const std::string v = std::to_string(t) + ":" + std::to_string(i) +
+                                      std::string(static_cast<std::size_t>(i % 7) * 300, 'x');
                 if (!redis.set(key, CacheValue<std::string>{v})) {
                     ++failed;
                     continue;

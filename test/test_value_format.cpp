@@ -79,7 +79,10 @@ TEST_CASE("BinaryFormat golden bytes are little-endian with varint lengths") {
 TEST_CASE("BinaryFormat refuses lengths beyond the input, trailing bytes and bad bools") {
     hitbox::BinaryFormat fmt;
     // a string claiming 2^40 bytes in an 8-byte input: refused, nothing allocated
-    std::string claim("\x80\x80\x80\x80\x80\x20" "ab", 8);
+    std::string claim(
+        "\x80\x80\x80\x80\x80\x20"
+        "ab",
+        8);
     auto r = fmt.decode<std::string>(claim);
     REQUIRE_FALSE(r);
     CHECK(r.error().kind() == hitbox::ErrorKind::decode);
@@ -141,7 +144,9 @@ TEST_CASE("Inputs found by the fuzzers stay decode errors") {
     CHECK_FALSE(json.decode<double>("{\"value\": 0.0000000000184467440737095516157370955}"));
     CHECK(*json.decode<double>("{\"value\": 0.18446744073709551615}") == 0.18446744073709551615);
     // ... and it reads a fraction after NaN / Infinity the same way
-    CHECK_FALSE(json.decode<double>("NaN.000000000000000000000000\xf0" "1847794772503399992a"));
+    CHECK_FALSE(
+        json.decode<double>("NaN.000000000000000000000000\xf0"
+                            "1847794772503399992a"));
     CHECK_FALSE(json.decode<double>("{\"value\": -Infinity.0000000000000000000000001}"));
     CHECK_FALSE(json.decode<double>("{\"value\": NaNe5}"));
     // 20 significant digits whose first is at 10^-330: the lookup would start below rapidjson's table

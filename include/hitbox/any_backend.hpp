@@ -57,8 +57,8 @@
 #include <hitbox/core/concepts.hpp>
 #include <hitbox/core/error.hpp>
 #include <hitbox/core/key.hpp>
-#include <hitbox/core/value.hpp>
 #include <hitbox/core/type_list.hpp>
+#include <hitbox/core/value.hpp>
 #include <hitbox/format/builtin.hpp>
 
 namespace hitbox {
@@ -73,7 +73,8 @@ inline std::string any_type_name(const std::type_info& t) {
     if (status == 0 && demangled != nullptr) {
         std::string out(demangled);
         std::free(demangled);
-        if (out == "std::__cxx11::basic_string<char, std::char_traits<char>, std::allocator<char> >") return "std::string";
+        if (out == "std::__cxx11::basic_string<char, std::char_traits<char>, std::allocator<char> >")
+            return "std::string";
         return out;
     }
 #endif
@@ -272,11 +273,10 @@ public:
             return static_cast<const detail::AnyBytesPayload&>(*payload_).bytes;
         const detail::AnyTypeOps* ops = payload_->ops.load(std::memory_order_acquire);
         if (ops == nullptr)
-            return fail(ErrorKind::encode, "AnyValue: bytes in " +
-                                               std::string(detail::any_format_name(payload_->format_id)) +
-                                               " format cannot be re-encoded as " +
-                                               std::string(detail::any_format_name(format_id)) +
-                                               " before they are read as a type");
+            return fail(ErrorKind::encode,
+                        "AnyValue: bytes in " + std::string(detail::any_format_name(payload_->format_id)) +
+                            " format cannot be re-encoded as " + std::string(detail::any_format_name(format_id)) +
+                            " before they are read as a type");
         return ops->encode(payload_->object, format_id);
     }
 
@@ -396,8 +396,8 @@ public:
         if (h.expire && *h.expire <= SystemClock::now()) return std::optional<CacheValue<AnyValue>>{};
         auto payload = compressor_.decompress(env->payload);
         if (!payload) return fail(payload.error().in(label()));
-        return std::optional<CacheValue<AnyValue>>(
-            std::in_place, AnyValue::encoded(format_id_, std::move(*payload)), h.expire, h.stale, h.created);
+        return std::optional<CacheValue<AnyValue>>(std::in_place, AnyValue::encoded(format_id_, std::move(*payload)),
+                                                   h.expire, h.stale, h.created);
     }
 
     Result<Lookup<AnyValue>> lookup(const CacheKey& key) override {
@@ -422,8 +422,8 @@ public:
         if (!packed) return fail(packed.error().in(label()));
         std::optional<std::chrono::milliseconds> px;
         if (ttl.px) px = std::chrono::milliseconds(*ttl.px);
-        return b_.write(key, seal_entry({format_id_, compressor_.id(), value.created, value.stale, value.expire}, *packed),
-                        px);
+        return b_.write(
+            key, seal_entry({format_id_, compressor_.id(), value.created, value.stale, value.expire}, *packed), px);
     }
 
     Result<StoreReport> store(const CacheKey& key, const CacheValue<AnyValue>& value) override {
@@ -626,11 +626,11 @@ private:
             else
                 return nullptr;  // an assertion failed: build no model of b, which would only repeat it
         } else {
-            static_assert(detail::holds<Backend<Tier> && BackendFor<Tier, AnyValue>>,
+            static_assert(detail::holds < Backend<Tier> && BackendFor < Tier, AnyValue >>,
                           "hitbox::AnyBackend(b): b must be a tier that stores any value type (MemoryBackend, "
                           "AnyBackend, a Compose of AnyBackends) or a RedisBackend; a static Compose holding a "
                           "RedisBackend cannot be erased as a whole: wrap each tier in AnyBackend first");
-            if constexpr (detail::holds<Backend<Tier> && BackendFor<Tier, AnyValue>>)
+            if constexpr (detail::holds < Backend<Tier> && BackendFor < Tier, AnyValue >>)
                 return std::make_shared<detail::AnyTypedModel<B>>(std::move(backend));
             else
                 return nullptr;  // the assertion failed: build no model of b, which would only repeat it
@@ -668,7 +668,8 @@ namespace detail {
 /// hitbox/config.hpp): `tier` only supplies the raw layer and the stored keys.
 template <class B>
 AnyBackend any_envelope_tier(B tier, std::uint8_t format_id, AnyCompressor compressor) {
-    static_assert(EnvelopeTier<B>, "hitbox::detail::any_envelope_tier: B must have read / write / codec() (RedisBackend)");
+    static_assert(EnvelopeTier<B>,
+                  "hitbox::detail::any_envelope_tier: B must have read / write / codec() (RedisBackend)");
     return AnyBackend(AnyBackend::FromImpl{},
                       std::make_shared<AnyEnvelopeModel<B>>(std::move(tier), format_id, std::move(compressor)));
 }

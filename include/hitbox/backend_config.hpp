@@ -34,9 +34,9 @@
 
 #include <hitbox/cache.hpp>
 #include <hitbox/compress/builtin.hpp>
+#include <hitbox/core/error.hpp>
 #include <hitbox/core/type_list.hpp>
 #include <hitbox/format/builtin.hpp>
-#include <hitbox/core/error.hpp>
 #include <hitbox/offload/offload_manager.hpp>
 
 namespace hitbox {
@@ -50,25 +50,25 @@ struct TierConfig {
     std::string type;
 
     // ---- memory (MemoryBackend::builder) ----
-    std::optional<std::uint64_t> max_entries;                  ///< bound by entry count (one bound is required)
-    std::optional<std::uint64_t> max_bytes;                    ///< bound by weighed bytes
-    std::optional<std::size_t> shards;                         ///< power of two 1..1024; default by CPU count
-    std::optional<std::chrono::milliseconds> cleanup_interval; ///< background expiry sweep; default none
+    std::optional<std::uint64_t> max_entries;                   ///< bound by entry count (one bound is required)
+    std::optional<std::uint64_t> max_bytes;                     ///< bound by weighed bytes
+    std::optional<std::size_t> shards;                          ///< power of two 1..1024; default by CPU count
+    std::optional<std::chrono::milliseconds> cleanup_interval;  ///< background expiry sweep; default none
 
     // ---- redis (RedisBackend<>::builder) ----
-    std::string mode = "single";                          ///< "single" or "cluster"
-    std::vector<std::string> urls;                        ///< one URL (single) or the seed nodes (cluster)
-    bool read_from_replicas = false;                      ///< cluster: GETs go to replicas (READONLY)
-    std::optional<std::string> username;                  ///< ACL user; overrides the URL's
-    std::optional<std::string> password;                  ///< overrides the URL's; never printed
-    std::string key_format = "bitcode";                   ///< "bitcode" or "url"
-    std::string value_format = "binary";                  ///< builtin_value_formats: binary, json, xml, raw
-    std::string compressor = "passthrough";               ///< builtin_compressors: passthrough (none), gzip, zstd
-    std::optional<int> compression_level;                 ///< gzip 0..9 (default 6), zstd 1..22 (default 3)
-    std::optional<std::size_t> max_decompressed;          ///< decompression limit; default 64 MiB
-    std::string key_prefix;                               ///< prepended to every stored key
-    std::optional<std::chrono::milliseconds> connect_timeout;            ///< default 2 s
-    std::optional<std::chrono::milliseconds> command_timeout;            ///< default 1 s
+    std::string mode = "single";                               ///< "single" or "cluster"
+    std::vector<std::string> urls;                             ///< one URL (single) or the seed nodes (cluster)
+    bool read_from_replicas = false;                           ///< cluster: GETs go to replicas (READONLY)
+    std::optional<std::string> username;                       ///< ACL user; overrides the URL's
+    std::optional<std::string> password;                       ///< overrides the URL's; never printed
+    std::string key_format = "bitcode";                        ///< "bitcode" or "url"
+    std::string value_format = "binary";                       ///< builtin_value_formats: binary, json, xml, raw
+    std::string compressor = "passthrough";                    ///< builtin_compressors: passthrough (none), gzip, zstd
+    std::optional<int> compression_level;                      ///< gzip 0..9 (default 6), zstd 1..22 (default 3)
+    std::optional<std::size_t> max_decompressed;               ///< decompression limit; default 64 MiB
+    std::string key_prefix;                                    ///< prepended to every stored key
+    std::optional<std::chrono::milliseconds> connect_timeout;  ///< default 2 s
+    std::optional<std::chrono::milliseconds> command_timeout;  ///< default 1 s
     std::optional<std::chrono::milliseconds> reconnect_backoff_initial;  ///< default 100 ms
     std::optional<std::chrono::milliseconds> reconnect_backoff_max;      ///< default 5 s
     std::optional<std::size_t> max_reply_bytes;                          ///< default 64 MiB
@@ -82,16 +82,16 @@ struct TierConfig {
 /// as it is. Several are folded like hitbox::compose(): the policies below apply to the outer level, inner
 /// levels use the defaults.
 struct BackendConfig {
-    std::vector<TierConfig> tiers;                 ///< fastest first
-    std::string label = "cache";                   ///< the composition's label (label paths "cache.memory")
-    std::string read = "sequential";               ///< "sequential", "race" or "parallel"
-    std::string write = "optimistic_parallel";     ///< "sequential", "optimistic_parallel" or "race"
-    std::string refill = "always";                 ///< "always" or "never"
-    bool refill_offloaded = false;                 ///< RefillAlways{.offloaded}
-    std::string race_loser = "offload";            ///< "offload" or "drop" (race read / write)
-    std::chrono::microseconds steal_after{1000};   ///< race read / write: when the caller runs a queued call
-    OffloadConfig offload{};                       ///< for `OffloadManager offload{config.offload}`
-    CachePolicy cache{};                           ///< for `CacheOptions{.policy = config.cache}`
+    std::vector<TierConfig> tiers;                ///< fastest first
+    std::string label = "cache";                  ///< the composition's label (label paths "cache.memory")
+    std::string read = "sequential";              ///< "sequential", "race" or "parallel"
+    std::string write = "optimistic_parallel";    ///< "sequential", "optimistic_parallel" or "race"
+    std::string refill = "always";                ///< "always" or "never"
+    bool refill_offloaded = false;                ///< RefillAlways{.offloaded}
+    std::string race_loser = "offload";           ///< "offload" or "drop" (race read / write)
+    std::chrono::microseconds steal_after{1000};  ///< race read / write: when the caller runs a queued call
+    OffloadConfig offload{};                      ///< for `OffloadManager offload{config.offload}`
+    CachePolicy cache{};                          ///< for `CacheOptions{.policy = config.cache}`
 
     /// The tier named `name`, or nullptr.
     const TierConfig* find(std::string_view name) const noexcept {
@@ -126,18 +126,49 @@ inline constexpr std::string_view refills[] = {"always", "never"};
 inline constexpr std::string_view race_losers[] = {"offload", "drop"};
 inline constexpr std::string_view stale_policies[] = {"return", "revalidate", "offload_revalidate"};
 /// Keys of the whole configuration (parse_config); tier keys are written `<tier>.<option>`.
-inline constexpr std::string_view global_keys[] = {
-    "tiers",          "label",           "read",          "write",           "refill",
-    "refill_offloaded", "race_loser",    "steal_after",   "offload.workers", "offload.max_queue",
-    "offload.drain_timeout", "cache.ttl", "cache.stale",  "cache.stale_policy", "cache.concurrency",
-    "cache.waiter_timeout", "cache.retries", "cache.negative_ttl", "cache.negative_l1_only", "cache.jitter"};
+inline constexpr std::string_view global_keys[] = {"tiers",
+                                                   "label",
+                                                   "read",
+                                                   "write",
+                                                   "refill",
+                                                   "refill_offloaded",
+                                                   "race_loser",
+                                                   "steal_after",
+                                                   "offload.workers",
+                                                   "offload.max_queue",
+                                                   "offload.drain_timeout",
+                                                   "cache.ttl",
+                                                   "cache.stale",
+                                                   "cache.stale_policy",
+                                                   "cache.concurrency",
+                                                   "cache.waiter_timeout",
+                                                   "cache.retries",
+                                                   "cache.negative_ttl",
+                                                   "cache.negative_l1_only",
+                                                   "cache.jitter"};
 /// Options of a tier (`<tier>.<option>`).
-inline constexpr std::string_view tier_keys[] = {
-    "type",        "max_entries",      "max_bytes",         "shards",          "cleanup_interval",
-    "mode",        "url",              "urls",              "read_from_replicas", "username",    "password",
-    "key_format",  "value_format",     "compressor",        "compression_level", "max_decompressed",
-    "key_prefix",  "connect_timeout",  "command_timeout",   "reconnect_backoff_initial",
-    "reconnect_backoff_max", "max_reply_bytes"};
+inline constexpr std::string_view tier_keys[] = {"type",
+                                                 "max_entries",
+                                                 "max_bytes",
+                                                 "shards",
+                                                 "cleanup_interval",
+                                                 "mode",
+                                                 "url",
+                                                 "urls",
+                                                 "read_from_replicas",
+                                                 "username",
+                                                 "password",
+                                                 "key_format",
+                                                 "value_format",
+                                                 "compressor",
+                                                 "compression_level",
+                                                 "max_decompressed",
+                                                 "key_prefix",
+                                                 "connect_timeout",
+                                                 "command_timeout",
+                                                 "reconnect_backoff_initial",
+                                                 "reconnect_backoff_max",
+                                                 "max_reply_bytes"};
 }  // namespace config_names
 
 namespace detail {
@@ -196,8 +227,8 @@ inline Result<std::uint64_t> config_unsigned(std::string_view key, std::string_v
     const auto* end = value.data() + value.size();
     auto [ptr, ec] = std::from_chars(value.data(), end, n);
     if (value.empty() || ec != std::errc{} || ptr != end)
-        return fail(ErrorKind::config, std::string(key) + ": expected a non-negative integer, got " +
-                                           config_shown(key, value));
+        return fail(ErrorKind::config,
+                    std::string(key) + ": expected a non-negative integer, got " + config_shown(key, value));
     return n;
 }
 
@@ -216,8 +247,8 @@ inline Result<std::uint64_t> config_bytes(std::string_view key, std::string_view
     while (digits < value.size() && std::isdigit(static_cast<unsigned char>(value[digits]))) ++digits;
     const auto unit = config_trim(value.substr(digits));
     static constexpr std::pair<std::string_view, std::uint64_t> units[] = {
-        {"", 1},          {"B", 1},          {"KiB", 1ull << 10}, {"MiB", 1ull << 20}, {"GiB", 1ull << 30},
-        {"kB", 1000},     {"MB", 1000000},   {"GB", 1000000000}};
+        {"", 1},      {"B", 1},        {"KiB", 1ull << 10}, {"MiB", 1ull << 20}, {"GiB", 1ull << 30},
+        {"kB", 1000}, {"MB", 1000000}, {"GB", 1000000000}};
     for (const auto& [name, scale] : units) {
         if (unit != name) continue;
         auto n = config_unsigned(key, value.substr(0, digits));
@@ -239,9 +270,11 @@ inline Result<std::chrono::microseconds> config_duration(std::string_view key, s
     for (const auto& [name, scale] : units) {
         if (unit != name) continue;
         auto n = config_unsigned(key, value.substr(0, digits));
-        if (!n) return fail(ErrorKind::config, std::string(key) + ": expected a duration such as 250ms, got " +
-                                                   config_shown(key, value));
-        if (*n > static_cast<std::uint64_t>(INT64_MAX / scale)) return fail(ErrorKind::config, std::string(key) + ": too large");
+        if (!n)
+            return fail(ErrorKind::config,
+                        std::string(key) + ": expected a duration such as 250ms, got " + config_shown(key, value));
+        if (*n > static_cast<std::uint64_t>(INT64_MAX / scale))
+            return fail(ErrorKind::config, std::string(key) + ": too large");
         return std::chrono::microseconds(static_cast<std::int64_t>(*n) * scale);
     }
     return fail(ErrorKind::config, std::string(key) + ": expected a duration with a unit (us, ms, s, m, h), got " +
@@ -266,12 +299,12 @@ inline Result<double> config_fraction(std::string_view key, std::string_view val
         used = 0;
     }
     if (text.empty() || used != text.size())
-        return fail(ErrorKind::config, std::string(key) + ": expected a fraction such as 0.1 or 10%, got " +
-                                           config_shown(key, value));
+        return fail(ErrorKind::config,
+                    std::string(key) + ": expected a fraction such as 0.1 or 10%, got " + config_shown(key, value));
     if (percent) x /= 100.0;
     if (!(x >= 0.0 && x < 1.0))
-        return fail(ErrorKind::config, std::string(key) + ": must be at least 0 and below 1 (100%), got " +
-                                           config_shown(key, value));
+        return fail(ErrorKind::config,
+                    std::string(key) + ": must be at least 0 and below 1 (100%), got " + config_shown(key, value));
     return x;
 }
 
@@ -369,9 +402,9 @@ inline Result<void> config_set_global(BackendConfig& c, std::string_view key, st
         }
         return config_unknown("cache.stale_policy", v, {}, config_names::stale_policies);
     }
-    return fail(ErrorKind::config, "unknown key \"" + std::string(key) + "\"; valid: " +
-                                       config_list(config_names::global_keys) + ", and <tier>.<option> with option one of: " +
-                                       config_list(config_names::tier_keys));
+    return fail(ErrorKind::config,
+                "unknown key \"" + std::string(key) + "\"; valid: " + config_list(config_names::global_keys) +
+                    ", and <tier>.<option> with option one of: " + config_list(config_names::tier_keys));
 }
 
 /// Builds a configuration from (key, value) pairs in any order; `tiers` is required and gives the order.
@@ -382,7 +415,8 @@ Result<BackendConfig> config_from_pairs(const std::vector<std::pair<std::string,
     std::optional<std::size_t> tiers_at;
     for (std::size_t i = 0; i < pairs.size(); ++i)
         if (pairs[i].first == "tiers") tiers_at = i;
-    if (!tiers_at) return fail(ErrorKind::config, "missing key \"tiers\" (the tiers, fastest first, e.g. tiers = memory, redis)");
+    if (!tiers_at)
+        return fail(ErrorKind::config, "missing key \"tiers\" (the tiers, fastest first, e.g. tiers = memory, redis)");
     for (const auto& name : config_split_list(pairs[*tiers_at].second)) {
         if (c.find(name)) return fail(ErrorKind::config, "tiers: \"" + name + "\" is listed twice");
         TierConfig t;
@@ -395,9 +429,11 @@ Result<BackendConfig> config_from_pairs(const std::vector<std::pair<std::string,
         if (i == *tiers_at) continue;
         Result<void> done;
         const auto dot = key.find('.');
-        const std::string_view section = dot == std::string::npos ? std::string_view() : std::string_view(key).substr(0, dot);
+        const std::string_view section =
+            dot == std::string::npos ? std::string_view() : std::string_view(key).substr(0, dot);
         if (dot != std::string::npos && section != "offload" && section != "cache") {
-            auto it = std::find_if(c.tiers.begin(), c.tiers.end(), [&](const TierConfig& t) { return t.name == section; });
+            auto it =
+                std::find_if(c.tiers.begin(), c.tiers.end(), [&](const TierConfig& t) { return t.name == section; });
             if (it == c.tiers.end()) {
                 std::string listed;
                 for (const auto& t : c.tiers) listed += (listed.empty() ? "" : ", ") + t.name;
@@ -534,7 +570,8 @@ inline Result<void> validate_config(const BackendConfig& c) {
         if (!name_ok)
             return fail(ErrorKind::config, "tier name \"" + t.name + "\": use letters, digits, '_' and '-' only");
         if (t.name == "cache" || t.name == "offload")
-            return fail(ErrorKind::config, "tier name \"" + t.name + "\" is reserved (cache.* and offload.* are settings)");
+            return fail(ErrorKind::config,
+                        "tier name \"" + t.name + "\" is reserved (cache.* and offload.* are settings)");
         for (std::size_t j = 0; j < i; ++j)
             if (c.tiers[j].name == t.name) return fail(ErrorKind::config, "tier name \"" + t.name + "\" is used twice");
         const std::string where = "tier " + t.name;
@@ -547,8 +584,8 @@ inline Result<void> validate_config(const BackendConfig& c) {
         }
         auto misplaced = [&](std::string_view option, bool set) -> std::optional<Error> {
             if (!set) return std::nullopt;
-            return Error(ErrorKind::config, "option " + std::string(option) + " does not apply to " + std::string(type) +
-                                                " tier \"" + t.name + "\"");
+            return Error(ErrorKind::config, "option " + std::string(option) + " does not apply to " +
+                                                std::string(type) + " tier \"" + t.name + "\"");
         };
         const TierConfig d;
         std::optional<Error> wrong;
@@ -573,7 +610,8 @@ inline Result<void> validate_config(const BackendConfig& c) {
                 if (!wrong) wrong = misplaced(option, set);
             if (wrong) return fail(*wrong);
             if (!t.max_entries && !t.max_bytes)
-                return fail(ErrorKind::config, "memory tier \"" + t.name + "\" needs a bound: max_entries or max_bytes");
+                return fail(ErrorKind::config,
+                            "memory tier \"" + t.name + "\" needs a bound: max_entries or max_bytes");
         } else {
             for (auto [option, set] : std::initializer_list<std::pair<std::string_view, bool>>{
                      {"max_entries", t.max_entries.has_value()},
@@ -590,7 +628,8 @@ inline Result<void> validate_config(const BackendConfig& c) {
             if (!detail::config_has(compressors, t.compressor))
                 return detail::config_unknown("compressor", t.compressor, where, compressors);
             if (t.urls.empty())
-                return fail(ErrorKind::config, "redis tier \"" + t.name + "\" needs a url (" + t.name + ".url = redis://host:6379/)");
+                return fail(ErrorKind::config,
+                            "redis tier \"" + t.name + "\" needs a url (" + t.name + ".url = redis://host:6379/)");
             if (t.mode == "single" && t.read_from_replicas)
                 return fail(ErrorKind::config, "tier " + t.name + ": read_from_replicas needs mode cluster");
             if (t.mode == "single" && t.urls.size() != 1)

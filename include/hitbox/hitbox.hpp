@@ -11,8 +11,8 @@
 
 #include <hitbox/backend/byte_backend.hpp>
 #include <hitbox/backend/memory/memory_backend.hpp>
-#include <hitbox/codec/entry_codec.hpp>
 #include <hitbox/cache.hpp>
+#include <hitbox/codec/entry_codec.hpp>
 #include <hitbox/compose/compose.hpp>
 #include <hitbox/compose/lookup.hpp>
 #include <hitbox/compose/policies.hpp>

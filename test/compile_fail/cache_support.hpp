@@ -2,8 +2,8 @@
 // the policies Cache's slots take.
 #pragma once
 #include <chrono>
-#include <hitbox/cache.hpp>
 #include <hitbox/backend/memory/memory_backend.hpp>
+#include <hitbox/cache.hpp>
 #include <hitbox/offload/inline_offload.hpp>
 
 /// Has get but nothing else: not a Backend.

@@ -3,9 +3,9 @@
 #include "compose_support.hpp"
 
 #ifdef HITBOX_COMPILE_FAIL
-hitbox::Compose<TinyBackend, TinyBackend, hitbox::InlineOffload, hitbox::SequentialRead, hitbox::ParallelRead>
-    tiers{{}, {}, offload};
+hitbox::Compose<TinyBackend, TinyBackend, hitbox::InlineOffload, hitbox::SequentialRead, hitbox::ParallelRead> tiers{
+    {}, {}, offload};
 #else
-hitbox::Compose<TinyBackend, TinyBackend, hitbox::InlineOffload, hitbox::SequentialRead, hitbox::RaceWrite>
-    tiers{{}, {}, offload};
+hitbox::Compose<TinyBackend, TinyBackend, hitbox::InlineOffload, hitbox::SequentialRead, hitbox::RaceWrite> tiers{
+    {}, {}, offload};
 #endif

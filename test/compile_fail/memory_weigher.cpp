@@ -1,7 +1,7 @@
 // MemoryBackend given a weigher that cannot weigh the stored type.
 // expect: Weigher must be callable as w(const hitbox::CacheKey&, const T&)
-#include <string>
 #include <hitbox/backend/memory/memory_backend.hpp>
+#include <string>
 
 struct StringWeigher {
     std::size_t operator()(const hitbox::CacheKey&, const std::string& s) const { return s.size(); }

@@ -8,10 +8,10 @@ struct NotAConnection {
 };
 
 #ifdef HITBOX_COMPILE_FAIL
-using Backend = hitbox::RedisBackend<hitbox::Bitcode, hitbox::BinaryFormat, hitbox::PassthroughCompressor,
-                                     NotAConnection>;
+using Backend =
+    hitbox::RedisBackend<hitbox::Bitcode, hitbox::BinaryFormat, hitbox::PassthroughCompressor, NotAConnection>;
 #else
-using Backend = hitbox::RedisBackend<hitbox::Bitcode, hitbox::BinaryFormat, hitbox::PassthroughCompressor,
-                                     hitbox::SingleNode>;
+using Backend =
+    hitbox::RedisBackend<hitbox::Bitcode, hitbox::BinaryFormat, hitbox::PassthroughCompressor, hitbox::SingleNode>;
 #endif
 static_assert(sizeof(Backend) > 0);

@@ -6,9 +6,13 @@
 struct NoIdFormat {
     static constexpr std::string_view name = "no-id";
     template <class T>
-    hitbox::Result<std::string> encode(const T&) const { return std::string(); }
+    hitbox::Result<std::string> encode(const T&) const {
+        return std::string();
+    }
     template <class T>
-    hitbox::Result<T> decode(std::string_view) const { return T{}; }
+    hitbox::Result<T> decode(std::string_view) const {
+        return T{};
+    }
 };
 
 #ifdef HITBOX_COMPILE_FAIL

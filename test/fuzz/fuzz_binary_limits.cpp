@@ -49,8 +49,8 @@ void check(const hitbox::BinaryFormat& fmt, std::string_view in) {
     tracking = false;
     const long long allowed = static_cast<long long>(fmt.decode_budget(in.size()) + in.size() + (16 << 10));
     if (peak > allowed) {
-        std::fprintf(stderr, "decode of %zu bytes peaked at %lld live heap bytes, allowed %lld (%s)\n", in.size(),
-                     peak, allowed, value ? "decoded" : value.error().message().c_str());
+        std::fprintf(stderr, "decode of %zu bytes peaked at %lld live heap bytes, allowed %lld (%s)\n", in.size(), peak,
+                     allowed, value ? "decoded" : value.error().message().c_str());
         std::abort();
     }
     if (!value) return;

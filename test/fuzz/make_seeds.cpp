@@ -70,7 +70,8 @@ int main() {
     auto now = hitbox::from_unix_ms(1'700'000'000'000);
     hitbox::CacheValue<hitbox_fuzz::Record> v{rec, now + std::chrono::seconds(60), now + std::chrono::seconds(45), now};
     put("envelope", "plain", *hitbox::EntryCodec<>{}.encode(v));
-    put("envelope", "zstd", *hitbox::EntryCodec<hitbox::Bitcode, hitbox::BinaryFormat, hitbox::ZstdCompressor>{}.encode(v));
+    put("envelope", "zstd",
+        *hitbox::EntryCodec<hitbox::Bitcode, hitbox::BinaryFormat, hitbox::ZstdCompressor>{}.encode(v));
     std::string text;
     for (int n = 0; n < 50; ++n) text += "{\"id\":" + std::to_string(n) + ",\"name\":\"user\"},";
     put("gzip", "json", *hitbox::GzipCompressor{}.compress(text));

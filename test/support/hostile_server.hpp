@@ -26,12 +26,12 @@
 #include <vector>
 
 #include <arpa/inet.h>
-#include <csignal>
 #include <netinet/in.h>
 #include <poll.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
+#include <csignal>
 
 #include "sanitizers.hpp"
 
@@ -49,7 +49,7 @@ inline std::string resp_array_header(long long n) { return "*" + std::to_string(
 
 /// One accepted connection, as the handler sees it.
 class HostileConn {
-  public:
+public:
     HostileConn(int fd, const std::atomic<bool>& stop) : fd_(fd), stop_(&stop) {}
 
     /// The next command (a RESP array of bulk strings, or an inline command), or nullopt once the peer
@@ -99,7 +99,7 @@ class HostileConn {
     bool stopping() const noexcept { return stop_->load(); }
     std::size_t bytes_sent() const noexcept { return sent_; }
 
-  private:
+private:
     bool fill(std::chrono::steady_clock::time_point deadline) {
         char buf[16 * 1024];
         while (!stopping()) {
@@ -169,7 +169,7 @@ inline std::string command_name(const std::vector<std::string>& cmd) {
 /// A tiny well-behaved store for handlers that misbehave only on some commands: answers AUTH, SELECT,
 /// PING, GET, SET (with PX), DEL and EXISTS; anything else gets an error reply.
 class TinyStore {
-  public:
+public:
     std::string answer(const std::vector<std::string>& cmd) {
         const auto name = command_name(cmd);
         std::lock_guard<std::mutex> lk(mu_);
@@ -196,7 +196,7 @@ class TinyStore {
         return resp_error("ERR unknown command '" + name + "'");
     }
 
-  private:
+private:
     std::mutex mu_;
     std::map<std::string, std::string> data_;
 };
@@ -205,7 +205,7 @@ class TinyStore {
 /// own thread (at most `max_connections` at once; more are closed at once). The destructor stops every
 /// handler (their reads and sends return) and joins the threads.
 class HostileServer {
-  public:
+public:
     using Handler = std::function<void(HostileConn&)>;
 
     explicit HostileServer(Handler handler, int max_connections = 64)
@@ -252,7 +252,7 @@ class HostileServer {
     /// Connections accepted so far.
     int accepted() const noexcept { return accepted_.load(); }
 
-  private:
+private:
     void accept_loop() {
         while (!stop_) {
             pollfd p{listen_fd_, POLLIN, 0};
@@ -293,8 +293,7 @@ class HostileServer {
 /// A handler that answers every command as TinyStore does, except that `misbehave` may take over a
 /// command: it returns true when it has answered (or decided to answer nothing) itself.
 inline HostileServer::Handler store_except(
-    std::shared_ptr<TinyStore> store,
-    std::function<bool(HostileConn&, const std::vector<std::string>&)> misbehave) {
+    std::shared_ptr<TinyStore> store, std::function<bool(HostileConn&, const std::vector<std::string>&)> misbehave) {
     return [store = std::move(store), misbehave = std::move(misbehave)](HostileConn& c) {
         while (auto cmd = c.read_command()) {
             if (misbehave(c, *cmd)) continue;

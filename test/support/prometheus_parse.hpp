@@ -21,7 +21,7 @@
 namespace hitbox_test {
 
 struct PromSample {
-    std::string name;                                     // full sample name (with _bucket / _sum / _count)
+    std::string name;                                         // full sample name (with _bucket / _sum / _count)
     std::vector<std::pair<std::string, std::string>> labels;  // unescaped values, in order
     double value = 0;
 
@@ -41,7 +41,8 @@ struct PromParse {
     bool ok() const { return problems.empty(); }
 
     /// The value of the sample `name` whose labels include every pair of `want`; nullopt when none.
-    std::optional<double> value(std::string_view name, std::vector<std::pair<std::string, std::string>> want = {}) const {
+    std::optional<double> value(std::string_view name,
+                                std::vector<std::pair<std::string, std::string>> want = {}) const {
         for (const auto& s : samples) {
             if (s.name != name) continue;
             bool all = true;
@@ -82,7 +83,8 @@ inline std::optional<double> parse_value(std::string_view v) {
 
 inline std::string family_of(const std::string& sample, const std::map<std::string, std::string>& types) {
     for (std::string_view suffix : {"_bucket", "_sum", "_count"}) {
-        if (sample.size() > suffix.size() && sample.compare(sample.size() - suffix.size(), suffix.size(), suffix) == 0) {
+        if (sample.size() > suffix.size() &&
+            sample.compare(sample.size() - suffix.size(), suffix.size(), suffix) == 0) {
             std::string base = sample.substr(0, sample.size() - suffix.size());
             auto it = types.find(base);
             if (it != types.end() && (it->second == "histogram" || it->second == "summary")) return base;
@@ -145,7 +147,8 @@ inline PromParse parse_prometheus(std::string_view text) {
             if (t != "counter" && t != "gauge" && t != "histogram" && t != "summary" && t != "untyped")
                 problem(line_no, "unknown type '" + t + "'");
             if (out.types.count(name)) problem(line_no, "second TYPE for " + name);
-            if (closed_families.count(name) || current_family == name) problem(line_no, "TYPE after samples of " + name);
+            if (closed_families.count(name) || current_family == name)
+                problem(line_no, "TYPE after samples of " + name);
             out.types[name] = t;
             continue;
         }
@@ -273,8 +276,10 @@ inline PromParse parse_prometheus(std::string_view text) {
         }
         for (const auto& [key, list] : buckets) {
             for (std::size_t i = 1; i < list.size(); ++i) {
-                if (!(list[i].first > list[i - 1].first)) out.problems.push_back(family + "{" + key + "}: le not increasing");
-                if (list[i].second < list[i - 1].second) out.problems.push_back(family + "{" + key + "}: not cumulative");
+                if (!(list[i].first > list[i - 1].first))
+                    out.problems.push_back(family + "{" + key + "}: le not increasing");
+                if (list[i].second < list[i - 1].second)
+                    out.problems.push_back(family + "{" + key + "}: not cumulative");
             }
             if (list.empty() || !std::isinf(list.back().first))
                 out.problems.push_back(family + "{" + key + "}: no le=\"+Inf\" bucket");

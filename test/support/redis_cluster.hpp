@@ -9,10 +9,10 @@
 #include <chrono>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <sstream>
 #include <stdexcept>
 #include <string>
-#include <optional>
 #include <string_view>
 #include <thread>
 #include <vector>
@@ -25,13 +25,13 @@ namespace hitbox_test {
 struct RedisClusterOptions {
     int masters = 3;
     int replicas_per_master = 1;
-    int node_timeout_ms = 2000;  ///< cluster-node-timeout: a dead master's replica takes over after ~this
+    int node_timeout_ms = 2000;           ///< cluster-node-timeout: a dead master's replica takes over after ~this
     std::optional<RedisServerTls> tls{};  ///< every node TLS-only, the cluster bus and replication too
 };
 
 /// A running Redis Cluster. Node indices are stable (a killed node keeps its index and can be restarted).
 class RedisCluster {
-  public:
+public:
     explicit RedisCluster(RedisClusterOptions options = {}) : options_(options) {
         const int total = options_.masters * (1 + options_.replicas_per_master);
         for (int i = 0; i < total; ++i) nodes_.push_back(start_node());
@@ -52,7 +52,8 @@ class RedisCluster {
         std::vector<std::string> out;
         for (const auto& n : nodes_)
             if (n->running())
-                out.push_back((options_.tls ? "rediss://127.0.0.1:" : "redis://127.0.0.1:") + std::to_string(n->port()));
+                out.push_back((options_.tls ? "rediss://127.0.0.1:" : "redis://127.0.0.1:") +
+                              std::to_string(n->port()));
         return out;
     }
     /// "127.0.0.1:PORT" of node i (the form the client reports).
@@ -91,7 +92,8 @@ class RedisCluster {
             while (words >> w) {
                 if (++field <= 8 || w.front() == '[') continue;  // id addr flags master ping pong epoch state
                 auto dash = w.find('-');
-                slots += dash == std::string::npos ? 1 : std::stoi(w.substr(dash + 1)) - std::stoi(w.substr(0, dash)) + 1;
+                slots +=
+                    dash == std::string::npos ? 1 : std::stoi(w.substr(dash + 1)) - std::stoi(w.substr(0, dash)) + 1;
             }
             return slots;
         }
@@ -162,7 +164,7 @@ class RedisCluster {
         }
     }
 
-  private:
+private:
     std::unique_ptr<RedisServer> start_node() const {
         RedisServerOptions o;
         o.cluster_bus = true;
@@ -171,11 +173,9 @@ class RedisCluster {
             o.tls->cluster = true;
             o.tls->replication = true;
         }
-        o.extra_config = {"cluster-enabled yes",
-                          "cluster-config-file nodes.conf",
+        o.extra_config = {"cluster-enabled yes", "cluster-config-file nodes.conf",
                           "cluster-node-timeout " + std::to_string(options_.node_timeout_ms),
-                          "cluster-replica-validity-factor 0",
-                          "cluster-allow-replica-migration no"};
+                          "cluster-replica-validity-factor 0", "cluster-allow-replica-migration no"};
         return std::make_unique<RedisServer>(std::move(o));
     }
 
@@ -208,8 +208,7 @@ class RedisCluster {
             if (repl.find("master_link_status:up") == std::string::npos) return false;
             ++replicas;
         }
-        return masters_with_replicas >= options_.masters &&
-               replicas >= options_.masters * options_.replicas_per_master;
+        return masters_with_replicas >= options_.masters && replicas >= options_.masters * options_.replicas_per_master;
     }
 
     RedisClusterOptions options_;

@@ -111,8 +111,8 @@ inline CommandResult run_command(const std::vector<std::string>& argv, std::stri
     char buf[4096];
     for (;;) {
         if (limit) {
-            const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline -
-                                                                                    std::chrono::steady_clock::now());
+            const auto left =
+                std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
             pollfd p{out_pipe[0], POLLIN, 0};
             const int ready = left.count() > 0 ? ::poll(&p, 1, static_cast<int>(left.count()) + 1) : 0;
             if (ready < 0 && errno == EINTR) continue;
@@ -136,9 +136,9 @@ inline CommandResult run_command(const std::vector<std::string>& argv, std::stri
 
 /// TLS on a test server: its one port speaks TLS only (`port 0`, `tls-port` on the picked port).
 struct RedisServerTls {
-    std::string cert_file;     ///< the server's certificate (PEM)
-    std::string key_file;      ///< its key
-    std::string ca_cert_file;  ///< CAs that sign client certificates (tls-ca-cert-file, required by Redis)
+    std::string cert_file;            ///< the server's certificate (PEM)
+    std::string key_file;             ///< its key
+    std::string ca_cert_file;         ///< CAs that sign client certificates (tls-ca-cert-file, required by Redis)
     std::string auth_clients = "no";  ///< tls-auth-clients: "no", "yes" (mutual TLS) or "optional"
     std::string client_cert_file;     ///< for redis-cli (readiness check, cli()) when clients must show one
     std::string client_key_file;      ///< its key
@@ -153,13 +153,13 @@ struct RedisServerOptions {
     std::optional<std::string> requirepass{};   ///< password of the default user (legacy AUTH <password>)
     std::vector<std::string> extra_config{};    ///< raw redis.conf lines
     bool cluster_bus = false;                   ///< pick a port <= 55535 whose +10000 twin is free too
-    bool die_with_parent = true;  ///< the kernel kills the server when the starting thread exits
-    std::optional<RedisServerTls> tls{};  ///< a TLS-only server; redis-cli talks to it with --tls
+    bool die_with_parent = true;                ///< the kernel kills the server when the starting thread exits
+    std::optional<RedisServerTls> tls{};        ///< a TLS-only server; redis-cli talks to it with --tls
 };
 
 /// One redis-server process. Not copyable; the destructor kills it and removes its directory.
 class RedisServer {
-  public:
+public:
     explicit RedisServer(RedisServerOptions options = {}) : options_(std::move(options)) {
         std::signal(SIGPIPE, SIG_IGN);
         char tmpl[] = "/tmp/hitbox-redis-XXXXXX";
@@ -253,8 +253,8 @@ class RedisServer {
     std::string cli(const std::vector<std::string>& args, std::string_view input = {}) const {
         std::vector<std::string> argv = cli_base();
         if (options_.acl_user && options_.acl_password) {
-            argv.insert(argv.end(), {"--user", *options_.acl_user, "--pass", *options_.acl_password,
-                                     "--no-auth-warning"});
+            argv.insert(argv.end(),
+                        {"--user", *options_.acl_user, "--pass", *options_.acl_password, "--no-auth-warning"});
         } else if (options_.requirepass) {
             argv.insert(argv.end(), {"-a", *options_.requirepass, "--no-auth-warning"});
         }
@@ -268,12 +268,11 @@ class RedisServer {
         std::string line, out;
         std::vector<std::string> lines;
         while (std::getline(in, line)) lines.push_back(line);
-        for (std::size_t i = lines.size() > 10 ? lines.size() - 10 : 0; i < lines.size(); ++i)
-            out += lines[i] + "\n";
+        for (std::size_t i = lines.size() > 10 ? lines.size() - 10 : 0; i < lines.size(); ++i) out += lines[i] + "\n";
         return out;
     }
 
-  private:
+private:
     /// `redis-cli -h 127.0.0.1 -p PORT`, with `--tls` for a TLS server. The certificate is not checked
     /// (--insecure): a test server may carry an expired or misnamed one on purpose.
     std::vector<std::string> cli_base() const {

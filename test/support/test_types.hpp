@@ -21,8 +21,8 @@ struct Address {
 struct Profile {
     BOOST_HANA_DEFINE_STRUCT(Profile, (std::uint64_t, id), (std::string, name), (std::vector<std::string>, roles),
                              (std::optional<int>, age), (std::map<std::string, double>, scores),
-                             (std::variant<int, std::string>, tag), (std::chrono::milliseconds, ttl),
-                             (bool, active), (Address, address));
+                             (std::variant<int, std::string>, tag), (std::chrono::milliseconds, ttl), (bool, active),
+                             (Address, address));
     friend bool operator==(const Profile&, const Profile&) = default;
 };
 

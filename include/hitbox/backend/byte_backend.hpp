@@ -55,7 +55,7 @@ class ByteBackend {
                   "hitbox: ByteBackend<KeyFmt, ValueFmt, Compressor, Store>: Store must model hitbox::ByteStore: it "
                   "needs get(key), set_px(key, value, px_ms) and del(key) (see hitbox/core/concepts.hpp)");
 
-  public:
+public:
     /// The policies and the codec built from them.
     using key_format = KeyFmt;
     using value_format = ValueFmt;
@@ -115,9 +115,8 @@ class ByteBackend {
     /// after `ttl` (at least 1 ms; max(): the longest the store takes), so a crashed owner holds it no
     /// longer. The lock lives beside the entry: the key prefix, a 0xFF byte, "lock:" and the key format's
     /// bytes. Only for a LockingStore (Redis).
-    Result<bool> try_lock(const CacheKey& key, std::string_view token, std::chrono::milliseconds ttl)
-        requires LockingStore<Store>
-    {
+    Result<bool> try_lock(const CacheKey& key, std::string_view token,
+                          std::chrono::milliseconds ttl) requires LockingStore<Store> {
         const std::int64_t px = std::clamp<std::int64_t>(ttl.count(), 1, detail::max_px_ms);
         auto r = store_.set_nx_px(lock_key(key), token, px);
         if (!r) return fail(error(r.error()));
@@ -126,9 +125,7 @@ class ByteBackend {
 
     /// Releases the lock of `key` if `token` still holds it: true when released; false when it had
     /// expired (and maybe been taken by someone else, whose lock stays).
-    Result<bool> unlock(const CacheKey& key, std::string_view token)
-        requires LockingStore<Store>
-    {
+    Result<bool> unlock(const CacheKey& key, std::string_view token) requires LockingStore<Store> {
         auto r = store_.del_if_equal(lock_key(key), token);
         if (!r) return fail(error(r.error()));
         return *r;
@@ -235,7 +232,7 @@ class ByteBackend {
     /// The codec: stored key bytes and envelope encoding, e.g. for tools reading entries directly.
     const codec_type& codec() const noexcept { return codec_; }
 
-  private:
+private:
     /// Where the lock of `key` lives: under the prefix (ACL key patterns and cluster hash tags in the prefix
     /// cover it), then a 0xFF byte, which UrlEncoded never produces (it escapes it) and Bitcode only as the
     /// start of a prefix length over 13 000 bytes, then "lock:" and the key format's bytes.

@@ -18,15 +18,13 @@ namespace hitbox {
 /// A snapshot of a byte tier's counters (ByteBackend, so RedisBackend; shared by its copies). Plain values:
 /// copy, diff, export.
 struct ByteStats {
-    std::uint64_t reads = 0;  ///< keys looked up (get, each key of get_many, read)
-    std::uint64_t writes =
-        0;  ///< entries written (set, each entry of set_many, write), expired ones included
-    std::uint64_t removes = 0;  ///< remove calls
-    std::uint64_t hits = 0;     ///< lookups that returned a value
-    std::uint64_t misses = 0;   ///< lookups of a missing (or expired) key
-    std::uint64_t bytes_in =
-        0;  ///< stored bytes received (envelope + payload; keys and the store's framing excluded)
-    std::uint64_t bytes_out = 0;                           ///< stored bytes sent (envelope + payload)
+    std::uint64_t reads = 0;      ///< keys looked up (get, each key of get_many, read)
+    std::uint64_t writes = 0;     ///< entries written (set, each entry of set_many, write), expired ones included
+    std::uint64_t removes = 0;    ///< remove calls
+    std::uint64_t hits = 0;       ///< lookups that returned a value
+    std::uint64_t misses = 0;     ///< lookups of a missing (or expired) key
+    std::uint64_t bytes_in = 0;   ///< stored bytes received (envelope + payload; keys and the store's framing excluded)
+    std::uint64_t bytes_out = 0;  ///< stored bytes sent (envelope + payload)
     std::array<std::uint64_t, error_kind_count> errors{};  ///< failed operations, indexed by ErrorKind
 
     /// Failures of one kind.
@@ -102,6 +100,5 @@ struct ByteCounters {
 };
 
 }  // namespace detail
-
 
 }  // namespace hitbox

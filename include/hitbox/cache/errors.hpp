@@ -45,9 +45,9 @@ namespace detail {
 inline void log_cache_error(const CacheErrorEvent& e) {
     static std::atomic<std::int64_t> next_ms{0};
     static std::atomic<std::uint64_t> skipped{0};
-    const std::int64_t now = std::chrono::duration_cast<std::chrono::milliseconds>(
-                                 std::chrono::steady_clock::now().time_since_epoch())
-                                 .count();
+    const std::int64_t now =
+        std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now().time_since_epoch())
+            .count();
     std::int64_t next = next_ms.load(std::memory_order_relaxed);
     if (now < next || !next_ms.compare_exchange_strong(next, now + 1000, std::memory_order_relaxed)) {
         skipped.fetch_add(1, std::memory_order_relaxed);
@@ -55,7 +55,8 @@ inline void log_cache_error(const CacheErrorEvent& e) {
     }
     std::string key = UrlEncoded{}.encode(e.key);
     if (key.size() > 120) key = key.substr(0, 120) + "...";
-    std::string line = "hitbox cache: " + std::string(to_string(e.op)) + " failed for key " + key + ": " + e.error.what();
+    std::string line =
+        "hitbox cache: " + std::string(to_string(e.op)) + " failed for key " + key + ": " + e.error.what();
     if (auto n = skipped.exchange(0, std::memory_order_relaxed))
         line += " (" + std::to_string(n) + " more cache errors not shown)";
     std::clog << line << '\n';

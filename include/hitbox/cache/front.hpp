@@ -163,8 +163,7 @@ public:
           clock_(std::move(clock)),
           options_(std::move(options)) {
         auto collect = [this](std::string_view path, auto& tier) {
-            if constexpr (!TieredBackend<std::remove_cvref_t<decltype(tier)>>)
-                paths_.emplace_back(path);
+            if constexpr (!TieredBackend<std::remove_cvref_t<decltype(tier)>>) paths_.emplace_back(path);
         };
         detail::visit_tiers(this->backend(), {}, collect);
         if constexpr (Metrics::enabled) {
@@ -204,7 +203,8 @@ public:
     /// when the value cannot be handed to this caller, an error result); the key's load is finished
     /// either way, so the next caller does not wait for it.
     template <class T = detail::DeduceValue, class F>
-    CacheResult<detail::cache_value_t<T, F>> get_or_compute(const CacheKey& key, F&& loader, const CachePolicy& policy) {
+    CacheResult<detail::cache_value_t<T, F>> get_or_compute(const CacheKey& key, F&& loader,
+                                                            const CachePolicy& policy) {
         using V = detail::cache_value_t<T, F>;
         static_assert(detail::holds<detail::LoaderFor<F, V>>,
                       "hitbox::Cache::get_or_compute<T>(key, loader): loader must be callable with no arguments and "
@@ -433,7 +433,8 @@ private:
             return traced_(key, backend().template lookup_after_l1<V>(key, std::move(first)), out);
         } else {
             if (!first)
-                note_error_(CacheOp::read, key, detail::attribute(first.error(), backend().label()), &out.backend_errors);
+                note_error_(CacheOp::read, key, detail::attribute(first.error(), backend().label()),
+                            &out.backend_errors);
             return std::nullopt;
         }
     }
@@ -443,10 +444,11 @@ private:
     template <class V>
     std::optional<CacheValue<V>> read_(const CacheKey& key, CacheResult<V>& out) {
         if constexpr (plain_l1_hit<V>)
-            return after_l1_<V>(key, guarded_read_<Result<std::optional<CacheValue<V>>>>([&] { return l1_get_<V>(key); }),
-                                out);
+            return after_l1_<V>(
+                key, guarded_read_<Result<std::optional<CacheValue<V>>>>([&] { return l1_get_<V>(key); }), out);
         else
-            return traced_(key, guarded_read_<Result<Lookup<V>>>([&] { return hitbox::lookup<V>(backend(), key); }), out);
+            return traced_(key, guarded_read_<Result<Lookup<V>>>([&] { return hitbox::lookup<V>(backend(), key); }),
+                           out);
     }
 
     template <class V>
@@ -546,7 +548,9 @@ private:
         if constexpr (Metrics::enabled) {
             const auto started = std::chrono::steady_clock::now();
             loaded->result = detail::call_loader<V>(loader);
-            const auto r = !loaded->result ? LoadResult::error : *loaded->result ? LoadResult::found : LoadResult::not_found;
+            const auto r = !loaded->result   ? LoadResult::error
+                           : *loaded->result ? LoadResult::found
+                                             : LoadResult::not_found;
             metrics_.record_upstream(r, std::chrono::steady_clock::now() - started);
         } else {
             loaded->result = detail::call_loader<V>(loader);
@@ -585,11 +589,13 @@ private:
         const double factor = finite ? detail::jitter_factor(policy.jitter) : 1.0;
         if (policy.ttl) expire = detail::time_after(now, detail::scaled(*policy.ttl, factor));
         if (policy.stale) stale = detail::time_after(now, detail::scaled(*policy.stale, factor));
-        return report_write_(key, guarded_write_([&] {
-                                 const CacheValue<V> entry(value, expire, stale, now);
-                                 return hitbox::store(backend(), key, entry);
-                             },
-                                            backend().label()),
+        return report_write_(key,
+                             guarded_write_(
+                                 [&] {
+                                     const CacheValue<V> entry(value, expire, stale, now);
+                                     return hitbox::store(backend(), key, entry);
+                                 },
+                                 backend().label()),
                              errors);
     }
 
@@ -607,7 +613,8 @@ private:
                 return;
             }
         }
-        report_write_(key, guarded_write_([&] { return hitbox::store(backend(), marker_key, entry); }, backend().label()),
+        report_write_(key,
+                      guarded_write_([&] { return hitbox::store(backend(), marker_key, entry); }, backend().label()),
                       errors);
     }
 

@@ -44,9 +44,8 @@ using cache_value_t = std::conditional_t<std::is_same_v<T, DeduceValue>,
                                          typename loader_value<std::remove_cvref_t<std::invoke_result_t<F&>>>::type, T>;
 
 template <class R, class V>
-inline constexpr bool loader_returns =
-    std::is_same_v<R, Result<std::optional<V>>> || std::is_same_v<R, Result<V>> ||
-    std::is_same_v<R, std::optional<V>> || std::is_convertible_v<R, V>;
+inline constexpr bool loader_returns = std::is_same_v<R, Result<std::optional<V>>> || std::is_same_v<R, Result<V>> ||
+                                       std::is_same_v<R, std::optional<V>> || std::is_convertible_v<R, V>;
 
 /// A loader for values of type V: callable with no arguments, returning V (or something convertible),
 /// std::optional<V>, Result<V> or Result<std::optional<V>>.

@@ -71,9 +71,10 @@ public:
           version_(version) {}
 
     template <class... Args>
-        requires std::invocable<const F&, const std::decay_t<Args>&...>
-    /// The CacheResult of f(args...), from the cache when it holds one.
-    auto operator()(Args&&... args) const {
+        requires std::invocable < const F&, const std::decay_t<Args>
+    &... >
+        /// The CacheResult of f(args...), from the cache when it holds one.
+        auto operator()(Args&&... args) const {
         using R = std::invoke_result_t<const F&, const std::decay_t<Args>&...>;
         using V = typename detail::loader_value<std::remove_cvref_t<R>>::type;
         CacheKey key = key_of_args(prefix_, version_, args...);
@@ -116,9 +117,10 @@ Memoized<CacheT, std::decay_t<F>> memoize(CacheT& cache, F&& f, CachePolicy poli
 template <class CacheT, class F>
 Memoized<CacheT, std::decay_t<F>> memoize(CacheT& cache, F&& f, CachePolicy policy) {
     using D = std::decay_t<F>;
-    static_assert(std::is_class_v<D> && !requires { typename D::result_type; },
-                  "hitbox::memoize(cache, f, policy): f's type does not identify the function (a function pointer "
-                  "or std::function): pass a key prefix, memoize(cache, f, policy, \"name\")");
+    static_assert(
+        std::is_class_v<D> && !requires { typename D::result_type; },
+        "hitbox::memoize(cache, f, policy): f's type does not identify the function (a function pointer "
+        "or std::function): pass a key prefix, memoize(cache, f, policy, \"name\")");
     return {cache, std::forward<F>(f), policy, std::string("memoize:") + typeid(D).name(), 0};
 }
 

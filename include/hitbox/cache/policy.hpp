@@ -102,7 +102,8 @@ inline std::optional<std::string> policy_problem(const CachePolicy& p) {
     if (p.stale && p.ttl && *p.stale >= *p.ttl)
         return "CachePolicy: stale (" + ms(*p.stale) + ") must be shorter than ttl (" + ms(*p.ttl) + ")";
     if (p.concurrency == 0) return std::string("CachePolicy: concurrency must be at least 1");
-    if (p.waiter_timeout.count() < 0) return "CachePolicy: waiter_timeout must not be negative, got " + ms(p.waiter_timeout);
+    if (p.waiter_timeout.count() < 0)
+        return "CachePolicy: waiter_timeout must not be negative, got " + ms(p.waiter_timeout);
     if (p.negative_ttl && p.negative_ttl->count() <= 0)
         return "CachePolicy: negative_ttl must be positive, got " + ms(*p.negative_ttl);
     if (!(p.jitter >= 0.0 && p.jitter < 1.0))  // NaN fails too

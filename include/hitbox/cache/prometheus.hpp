@@ -70,12 +70,11 @@ void write_metrics(PrometheusWriter& out, const Cache<B, O, M, C>& cache) {
     const std::string label(cache.backend().label());
     const PrometheusWriter::Labels labels = {{"backend", label}};
     out.counter("hitbox_upstream_requests_total", "Loader calls.", labels, s.loads);
-    out.counter("hitbox_upstream_errors_total", "Loader calls that returned an error or threw.", labels,
-                s.load_errors);
+    out.counter("hitbox_upstream_errors_total", "Loader calls that returned an error or threw.", labels, s.load_errors);
     out.counter("hitbox_cache_coalesced_total", "Callers that took the outcome of another caller's load.", labels,
                 s.coalesced);
-    out.counter("hitbox_cache_waiter_timeouts_total", "Waiters that stopped waiting and loaded themselves.",
-                labels, s.waiter_timeouts);
+    out.counter("hitbox_cache_waiter_timeouts_total", "Waiters that stopped waiting and loaded themselves.", labels,
+                s.waiter_timeouts);
     out.counter("hitbox_cache_load_retries_total", "Failed loads handed to one waiter to retry.", labels, s.retries);
     out.counter("hitbox_cache_negative_hits_total", "Calls answered by a cached \"not found\".", labels,
                 s.negative_hits);
@@ -111,8 +110,7 @@ void write_metrics(PrometheusWriter& out, const Cache<B, O, M, C>& cache) {
     };
     detail::visit_tiers(cache.backend(), {}, visit);
     levels.write(out);
-    if constexpr (CountingOffload<O>)
-        write_offload_counters(out, label, cache.offload().counters());
+    if constexpr (CountingOffload<O>) write_offload_counters(out, label, cache.offload().counters());
 }
 
 /// The Prometheus text exposition of a cache with its tiers and offload (see write_metrics).

@@ -88,9 +88,7 @@ public:
     }
 
     /// The value format and compressor ids this codec writes and reads (for open_entry).
-    static constexpr EntryPolicies policies() noexcept {
-        return {ValueFmt::id, ValueFmt::name, Comp::id, Comp::name};
-    }
+    static constexpr EntryPolicies policies() noexcept { return {ValueFmt::id, ValueFmt::name, Comp::id, Comp::name}; }
 
     /// The policy objects and the key prefix in use.
     const KeyFmt& key_format_policy() const noexcept { return keys_; }

@@ -102,7 +102,6 @@ inline Result<EnvelopeView> parse_envelope(std::string_view in) {
     return v;
 }
 
-
 /// Envelope header + payload (already compressed): the bytes a byte tier stores for one entry.
 inline std::string seal_entry(const EnvelopeHeader& header, std::string_view payload) {
     std::string out;

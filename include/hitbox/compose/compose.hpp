@@ -23,10 +23,10 @@
 #include <hitbox/compose/lookup.hpp>
 #include <hitbox/compose/policies.hpp>
 #include <hitbox/compose/stats.hpp>
-#include <hitbox/core/stats.hpp>
 #include <hitbox/core/concepts.hpp>
 #include <hitbox/core/error.hpp>
 #include <hitbox/core/key.hpp>
+#include <hitbox/core/stats.hpp>
 #include <hitbox/core/value.hpp>
 #include <hitbox/key_format/bitcode.hpp>
 
@@ -290,8 +290,7 @@ public:
     /// Takes both tiers (moved in, or wrappers that refer to them), the offload (by reference) and the
     /// policies. An empty label makes this level transparent in label paths (compose() uses it for the
     /// inner levels of a fold).
-    Compose(L1 l1, L2 l2, O& offload, Read read = {}, Write write = {}, Refill refill = {},
-            std::string label = "cache")
+    Compose(L1 l1, L2 l2, O& offload, Read read = {}, Write write = {}, Refill refill = {}, std::string label = "cache")
         : shared_(std::make_shared<detail::ComposeShared>()),
           l1_(std::move(l1)),
           l2_(std::move(l2)),
@@ -346,7 +345,7 @@ public:
     /// continues with L2 and the refill exactly as lookup() would, without reading L1 again. The cache
     /// front uses it so that its L1 hit path is a plain L1 get.
     template <class T>
-        requires(detail::fixed_read_mode<Read> && Read::mode == ReadMode::sequential && !detail::is_compose<l1_type>)
+        requires(detail::fixed_read_mode<Read>&& Read::mode == ReadMode::sequential && !detail::is_compose<l1_type>)
     Result<Lookup<T>> lookup_after_l1(const CacheKey& key, Result<std::optional<CacheValue<T>>> first) {
         auto a = leaf_outcome_<T, true>(l1(), std::move(first));
         if (a.failed) detail::ComposeCounters::bump(counters_().ref(&ComposeStats::l1_read_errors));
@@ -388,17 +387,15 @@ public:
 
     /// The stampede lock across instances of the first tier that has one (hitbox::LockingBackend: a Redis
     /// tier), L2 before L1 when both do: the tier every instance shares.
-    Result<bool> try_lock(const CacheKey& key, std::string_view token, std::chrono::milliseconds ttl)
-        requires(LockingBackend<l1_type> || LockingBackend<l2_type>)
-    {
+    Result<bool> try_lock(const CacheKey& key, std::string_view token,
+                          std::chrono::milliseconds ttl) requires(LockingBackend<l1_type> || LockingBackend<l2_type>) {
         if constexpr (LockingBackend<l2_type>)
             return l2().try_lock(key, token, ttl);
         else
             return l1().try_lock(key, token, ttl);
     }
-    Result<bool> unlock(const CacheKey& key, std::string_view token)
-        requires(LockingBackend<l1_type> || LockingBackend<l2_type>)
-    {
+    Result<bool> unlock(const CacheKey& key,
+                        std::string_view token) requires(LockingBackend<l1_type> || LockingBackend<l2_type>) {
         if constexpr (LockingBackend<l2_type>)
             return l2().unlock(key, token);
         else
@@ -429,32 +426,32 @@ public:
     template <class R>
     Compose<L1, L2, O, R, Write, Refill> with_read(R read) && {
         renew_();
-        return {std::move(l1_), std::move(l2_), *offload_, std::move(read), write_policy_, refill_policy_,
-                std::move(label_)};
+        return {std::move(l1_), std::move(l2_), *offload_,        std::move(read),
+                write_policy_,  refill_policy_, std::move(label_)};
     }
 
     /// The same tiers under another write policy.
     template <class W>
     Compose<L1, L2, O, Read, W, Refill> with_write(W write) && {
         renew_();
-        return {std::move(l1_), std::move(l2_), *offload_, read_policy_, std::move(write), refill_policy_,
-                std::move(label_)};
+        return {std::move(l1_),   std::move(l2_), *offload_,        read_policy_,
+                std::move(write), refill_policy_, std::move(label_)};
     }
 
     /// The same tiers under another refill policy.
     template <class F>
     Compose<L1, L2, O, Read, Write, F> with_refill(F refill) && {
         renew_();
-        return {std::move(l1_), std::move(l2_), *offload_, read_policy_, write_policy_, std::move(refill),
-                std::move(label_)};
+        return {std::move(l1_), std::move(l2_),    *offload_,        read_policy_,
+                write_policy_,  std::move(refill), std::move(label_)};
     }
 
     /// The same tiers under a policy bundle.
     template <class R, class W, class F>
     Compose<L1, L2, O, R, W, F> with_policies(ComposePolicies<R, W, F> p) && {
         renew_();
-        return {std::move(l1_), std::move(l2_), *offload_, std::move(p.read), std::move(p.write), std::move(p.refill),
-                std::move(label_)};
+        return {std::move(l1_),     std::move(l2_),      *offload_,        std::move(p.read),
+                std::move(p.write), std::move(p.refill), std::move(label_)};
     }
 
 private:
@@ -481,10 +478,8 @@ private:
     Result<std::optional<CacheValue<T>>> get_(const CacheKey& key) {
         if constexpr (M == ReadMode::sequential && !detail::is_compose<l1_type>) {
             // The hit path: L1's answer is the result object itself (one named return, so no move).
-            Result<std::optional<CacheValue<T>>> result =
-                detail::call_tier<Result<std::optional<CacheValue<T>>>>(l1(), "read", [&] {
-                    return l1().template get<T>(key);
-                });
+            Result<std::optional<CacheValue<T>>> result = detail::call_tier<Result<std::optional<CacheValue<T>>>>(
+                l1(), "read", [&] { return l1().template get<T>(key); });
             if (!result || !*result) [[unlikely]]
                 result = after_l1_miss_<T>(key, std::move(result));
             return result;
@@ -497,7 +492,8 @@ private:
 
     /// get<T>'s Sequential path once a leaf L1 missed or failed; kept out of line so the hit path inlines.
     template <class T>
-    HITBOX_COLD Result<std::optional<CacheValue<T>>> after_l1_miss_(const CacheKey& key, Result<std::optional<CacheValue<T>>>&& first) {
+    HITBOX_COLD Result<std::optional<CacheValue<T>>> after_l1_miss_(const CacheKey& key,
+                                                                    Result<std::optional<CacheValue<T>>>&& first) {
         auto a = leaf_outcome_<T, false>(l1(), std::move(first));
         if (a.failed) detail::ComposeCounters::bump(counters_().ref(&ComposeStats::l1_read_errors));
         auto out = sequential_after_l1_<T, false>(key, std::move(a));
@@ -544,8 +540,8 @@ private:
     detail::ReadOutcome<T> read_mode_(const CacheKey& key) {
         auto out = [&] {
             if constexpr (M == ReadMode::sequential)
-                return sequential_after_l1_<T, Traced>(key,
-                                                       read_tier_<T, Traced>(l1(), key, counters_().ref(&ComposeStats::l1_read_errors)));
+                return sequential_after_l1_<T, Traced>(
+                    key, read_tier_<T, Traced>(l1(), key, counters_().ref(&ComposeStats::l1_read_errors)));
             else if constexpr (M == ReadMode::parallel)
                 return read_parallel_<T, Traced>(key);
             else
@@ -654,7 +650,8 @@ private:
                     auto task = [this, shared = shared_, key, value] {
                         detail::GatePass pass(shared->gate);
                         if (!pass) return;
-                        auto w = write_tier_<T, false>(l1(), key, value, shared->counters.ref(&ComposeStats::refill_errors));
+                        auto w =
+                            write_tier_<T, false>(l1(), key, value, shared->counters.ref(&ComposeStats::refill_errors));
                         (void)w;
                     };
                     if (offload_->spawn(OffloadKind::refill, refill_key_(key), std::move(task)))
@@ -681,8 +678,8 @@ private:
         if constexpr (detail::is_compose<Tier>) {
             out = tier.template write_impl_<T, Traced>(key, value);
         } else {
-            auto done = detail::call_tier<Result<void>>(tier, "write",
-                                                        [&] { return tier.template set<T>(key, value); });
+            auto done =
+                detail::call_tier<Result<void>>(tier, "write", [&] { return tier.template set<T>(key, value); });
             if (!done) {
                 out.failed = true;
                 out.errors.push_back(detail::attribute(done.error(), tier.label()));
@@ -707,9 +704,8 @@ private:
     /// A write to both tiers as the write policy says, with this level's label on the paths and the errors.
     template <class T, bool Traced>
     detail::WriteOutcome write_impl_(const CacheKey& key, const CacheValue<T>& value) {
-        auto out = detail::with_write_mode(write_policy_, [&](auto mode) {
-            return write_mode_<decltype(mode)::value, T, Traced>(key, value);
-        });
+        auto out = detail::with_write_mode(
+            write_policy_, [&](auto mode) { return write_mode_<decltype(mode)::value, T, Traced>(key, value); });
         if constexpr (Traced)
             if (!label_.empty())
                 for (auto& w : out.written) w = detail::join_path(label_, w);
@@ -763,11 +759,13 @@ private:
         // The loser may run after this call returns: the slots share one copy of the key and value.
         auto held = std::make_shared<const std::pair<CacheKey, CacheValue<T>>>(key, value);
         p->fork.set(0, [this, p, held] {
-            p->a = write_tier_<T, Traced>(l1(), held->first, held->second, counters_().ref(&ComposeStats::l1_write_errors));
+            p->a = write_tier_<T, Traced>(l1(), held->first, held->second,
+                                          counters_().ref(&ComposeStats::l1_write_errors));
             return !p->a.failed;
         });
         p->fork.set(1, [this, p, held] {
-            p->b = write_tier_<T, Traced>(l2(), held->first, held->second, counters_().ref(&ComposeStats::l2_write_errors));
+            p->b = write_tier_<T, Traced>(l2(), held->first, held->second,
+                                          counters_().ref(&ComposeStats::l2_write_errors));
             return !p->b.failed;
         });
         const bool spawned[2] = {spawn_slot_(pair, 0, OffloadKind::tier_call),
@@ -857,14 +855,15 @@ private:
             return;
         }
         if (!spawned) {
-            const bool accepted = offload_->spawn(OffloadKind::race_loser, std::string{}, [pair, shared = shared_, loser] {
-                detail::GatePass pass(shared->gate);
-                if (!pass) {
-                    pair->fork.cancel(loser);
-                    return;
-                }
-                pair->fork.run(loser);
-            });
+            const bool accepted =
+                offload_->spawn(OffloadKind::race_loser, std::string{}, [pair, shared = shared_, loser] {
+                    detail::GatePass pass(shared->gate);
+                    if (!pass) {
+                        pair->fork.cancel(loser);
+                        return;
+                    }
+                    pair->fork.run(loser);
+                });
             if (!accepted) {
                 pair->fork.cancel(loser);
                 detail::ComposeCounters::bump(c.ref(&ComposeStats::race_losers_dropped));
@@ -934,7 +933,8 @@ auto compose_from(Tuple& args, O& offload, std::string label) {
 /// \endcode
 template <class... Args>
 auto compose(Args&&... args) {
-    static_assert(sizeof...(Args) >= 3, "hitbox::compose(tiers..., offload): give at least two tiers, then the offload");
+    static_assert(sizeof...(Args) >= 3,
+                  "hitbox::compose(tiers..., offload): give at least two tiers, then the offload");
     constexpr std::size_t n = sizeof...(Args) - 1;
     using Tuple = std::tuple<Args&&...>;
     using OffloadRef = std::tuple_element_t<n, Tuple>;

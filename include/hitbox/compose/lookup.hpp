@@ -11,9 +11,9 @@
 #include <vector>
 
 #include <hitbox/core/concepts.hpp>
-#include <hitbox/core/trace.hpp>
 #include <hitbox/core/error.hpp>
 #include <hitbox/core/key.hpp>
+#include <hitbox/core/trace.hpp>
 #include <hitbox/core/value.hpp>
 
 namespace hitbox {

@@ -33,11 +33,17 @@ namespace detail {
 /// it is a data member (the Dynamic ones). Compose selects a fixed mode's algorithm with `if constexpr`, so a
 /// static policy costs nothing at run time.
 template <class P>
-concept fixed_read_mode = requires { requires std::is_same_v<decltype(&P::mode), const ReadMode*>; };
+concept fixed_read_mode = requires {
+    requires std::is_same_v<decltype(&P::mode), const ReadMode*>;
+};
 template <class P>
-concept fixed_write_mode = requires { requires std::is_same_v<decltype(&P::mode), const WriteMode*>; };
+concept fixed_write_mode = requires {
+    requires std::is_same_v<decltype(&P::mode), const WriteMode*>;
+};
 template <class P>
-concept fixed_refill = requires { requires std::is_same_v<decltype(&P::enabled), const bool*>; };
+concept fixed_refill = requires {
+    requires std::is_same_v<decltype(&P::enabled), const bool*>;
+};
 
 }  // namespace detail
 
@@ -139,7 +145,7 @@ struct DynamicRefill {
 template <class P>
 concept ReadPolicy = std::copy_constructible<P> && requires(const P& p) {
     { p.mode } -> std::convertible_to<ReadMode>;
-} && (detail::fixed_read_mode<P> || requires(const P& p) {
+} &&(detail::fixed_read_mode<P> || requires(const P& p) {
     { p.loser } -> std::convertible_to<RaceLoser>;
     { p.steal_after } -> std::convertible_to<std::chrono::microseconds>;
 });
@@ -148,7 +154,7 @@ concept ReadPolicy = std::copy_constructible<P> && requires(const P& p) {
 template <class P>
 concept WritePolicy = std::copy_constructible<P> && requires(const P& p) {
     { p.mode } -> std::convertible_to<WriteMode>;
-} && (detail::fixed_write_mode<P> || requires(const P& p) {
+} &&(detail::fixed_write_mode<P> || requires(const P& p) {
     { p.loser } -> std::convertible_to<RaceLoser>;
     { p.steal_after } -> std::convertible_to<std::chrono::microseconds>;
 });

@@ -160,8 +160,8 @@ inline Result<std::string> gzip_decompress(std::string_view in, std::size_t limi
     if (in.size() < 18 || in.size() > std::numeric_limits<uInt>::max())  // header 10 + deflate 2 + trailer 8
         return fail(ErrorKind::compression, "gzip: corrupt or truncated stream");
     const auto* tail = reinterpret_cast<const unsigned char*>(in.data() + in.size() - 4);
-    const std::uint32_t isize = std::uint32_t{tail[0]} | std::uint32_t{tail[1]} << 8 |
-                                std::uint32_t{tail[2]} << 16 | std::uint32_t{tail[3]} << 24;
+    const std::uint32_t isize = std::uint32_t{tail[0]} | std::uint32_t{tail[1]} << 8 | std::uint32_t{tail[2]} << 16 |
+                                std::uint32_t{tail[3]} << 24;
     if (isize > limit)
         return fail(ErrorKind::compression, "gzip: the stream's trailer states " + std::to_string(isize) +
                                                 " bytes, past the decompression limit of " + std::to_string(limit));
@@ -200,9 +200,7 @@ struct GzipCompressor {
 
     /// One gzip member of `in`; the stream back, refusing output past `max_decompressed`.
     Result<std::string> compress(std::string_view in) const { return detail::gzip_compress(in, level); }
-    Result<std::string> decompress(std::string_view in) const {
-        return detail::gzip_decompress(in, max_decompressed);
-    }
+    Result<std::string> decompress(std::string_view in) const { return detail::gzip_decompress(in, max_decompressed); }
 };
 
 }  // namespace hitbox

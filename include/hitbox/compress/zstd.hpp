@@ -104,7 +104,8 @@ inline Result<std::string> zstd_decompress(std::string_view in, std::size_t limi
     if (!ctx.d) return fail(ErrorKind::compression, "zstd: cannot create context");
     const std::size_t frame = ZSTD_findFrameCompressedSize(in.data(), in.size());
     if (ZSTD_isError(frame))
-        return fail(ErrorKind::compression, std::string("zstd: corrupt or truncated frame: ") + ZSTD_getErrorName(frame));
+        return fail(ErrorKind::compression,
+                    std::string("zstd: corrupt or truncated frame: ") + ZSTD_getErrorName(frame));
     if (frame != in.size()) return fail(ErrorKind::compression, "zstd: trailing bytes after the frame");
     // The header's size can lie; a lie is caught by the decompression below, which checks it. It cannot
     // exceed what the frame's blocks can hold (each takes at least 3 bytes and yields at most 128 KiB).
@@ -157,9 +158,7 @@ struct ZstdCompressor {
 
     /// One zstd frame of `in`; the bytes back, refusing output past `max_decompressed`.
     Result<std::string> compress(std::string_view in) const { return detail::zstd_compress(in, level); }
-    Result<std::string> decompress(std::string_view in) const {
-        return detail::zstd_decompress(in, max_decompressed);
-    }
+    Result<std::string> decompress(std::string_view in) const { return detail::zstd_decompress(in, max_decompressed); }
 };
 
 }  // namespace hitbox

@@ -68,9 +68,8 @@ constexpr Dur saturating_sub(std::chrono::time_point<Clock, Dur> a, std::chrono:
 /// limit) when `d` reaches past the clock's range, as `milliseconds::max()` does.
 template <class Rep, class Period>
 inline std::chrono::steady_clock::time_point deadline_after(std::chrono::duration<Rep, Period> d) noexcept {
-    return std::chrono::time_point_cast<std::chrono::steady_clock::duration>(
-        saturating_add(std::chrono::steady_clock::now(),
-                       saturating_duration_cast<std::chrono::steady_clock::duration>(d)));
+    return std::chrono::time_point_cast<std::chrono::steady_clock::duration>(saturating_add(
+        std::chrono::steady_clock::now(), saturating_duration_cast<std::chrono::steady_clock::duration>(d)));
 }
 
 /// `cv.wait_until(lock, deadline, pred)`, or `cv.wait(lock, pred)` for the saturated deadline

@@ -76,7 +76,8 @@ template <class F>
 concept ValueFormat = requires {
     { F::id } -> std::convertible_to<std::uint8_t>;
     { F::name } -> std::convertible_to<std::string_view>;
-} && ValueFormatFor<F, std::string>;
+}
+&&ValueFormatFor<F, std::string>;
 
 /// Compressor: maps bytes to bytes; it knows nothing of keys, values or TTLs.
 ///
@@ -112,7 +113,8 @@ template <class B>
 concept Backend = requires(B& b, const B& cb, const CacheKey& key) {
     { b.remove(key) } -> std::same_as<Result<bool>>;
     { cb.label() } -> std::convertible_to<std::string_view>;
-} && BackendFor<B, std::string>;
+}
+&&BackendFor<B, std::string>;
 
 /// One write of a Connection batch: `SET key value [PX px_ms]`, or `DEL key` when `remove` is set.
 /// The views must stay valid for the duration of the call.
@@ -239,7 +241,8 @@ concept TieredBackend = requires(B& b, const B& cb) {
 /// Result<std::optional<CacheValue<T>>> first)`. Laws: given L1's answer to `get<T>(k)`, it returns what
 /// `lookup<T>(k)` would have returned without reading L1 again.
 template <class B, class T>
-concept ResumableRead = TieredBackend<B> && requires(B& b, const CacheKey& key, Result<std::optional<CacheValue<T>>> first) {
+concept ResumableRead = TieredBackend<B> &&
+    requires(B& b, const CacheKey& key, Result<std::optional<CacheValue<T>>> first) {
     { b.template lookup_after_l1<T>(key, std::move(first)) } -> std::same_as<Result<Lookup<T>>>;
 };
 

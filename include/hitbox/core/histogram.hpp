@@ -16,8 +16,8 @@ namespace hitbox {
 /// Upper bounds of the latency histogram buckets, in nanoseconds (1 µs .. 10 s); a last, implicit bucket
 /// is +Inf. Wide enough for an in-process hit (~100 ns lands in the first bucket) and a slow upstream.
 inline constexpr std::array<std::int64_t, 22> latency_bucket_bounds_ns = {
-    1'000,      2'500,      5'000,       10'000,      25'000,      50'000,        100'000,       250'000,
-    500'000,    1'000'000,  2'500'000,   5'000'000,   10'000'000,  25'000'000,    50'000'000,    100'000'000,
+    1'000,       2'500,       5'000,         10'000,        25'000,        50'000,        100'000,    250'000,
+    500'000,     1'000'000,   2'500'000,     5'000'000,     10'000'000,    25'000'000,    50'000'000, 100'000'000,
     250'000'000, 500'000'000, 1'000'000'000, 2'500'000'000, 5'000'000'000, 10'000'000'000};
 
 /// A snapshot of a LatencyHistogram: per-bucket counts (not cumulative; the last one is +Inf), the count

@@ -177,12 +177,11 @@ void append_parts(const T& x, std::string_view outer, std::vector<KeyPart>& out)
 /// auto key = hitbox::key_of(UserQuery{42, "en"}, "user");   // parts id=42, lang=en
 /// \endcode
 template <class T>
-    requires detail::is_hana_struct<T>
-CacheKey key_of(const T& x, std::string prefix = {}, std::uint32_t version = 0) {
-    std::vector<KeyPart> parts;
-    detail::append_parts(x, {}, parts);
-    return CacheKey(std::move(prefix), version, std::move(parts));
-}
+    requires detail::is_hana_struct<T> CacheKey key_of(const T& x, std::string prefix = {}, std::uint32_t version = 0) {
+        std::vector<KeyPart> parts;
+        detail::append_parts(x, {}, parts);
+        return CacheKey(std::move(prefix), version, std::move(parts));
+    }
 
 }  // namespace hitbox
 

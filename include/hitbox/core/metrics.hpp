@@ -75,8 +75,8 @@ constexpr std::string_view to_string(LoadResult r) noexcept {
 /// Laws: the record functions never block and never throw; a copy of a policy object reports into the
 /// same counters as the original (policies are handles).
 template <class M>
-concept MetricsPolicy = std::copy_constructible<M> && requires(M& m, std::string_view path, std::size_t id,
-                                                               std::chrono::nanoseconds d) {
+concept MetricsPolicy = std::copy_constructible<M> &&
+    requires(M& m, std::string_view path, std::size_t id, std::chrono::nanoseconds d) {
     { M::enabled } -> std::convertible_to<bool>;
     { m.source_id(path) } -> std::convertible_to<std::size_t>;
     m.record(CacheStatus::Hit, id, d);
@@ -140,7 +140,7 @@ private:
 namespace detail {
 
 struct SourceSlot {
-    std::string name;             // written once, before `used` publishes the slot
+    std::string name;              // written once, before `used` publishes the slot
     LatencyHistogram duration[3];  // by CacheStatus; their counts are the hit / miss / stale counters
 };
 

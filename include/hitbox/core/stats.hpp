@@ -45,16 +45,16 @@ template <class S, class F>
     requires CounterStruct<std::remove_const_t<S>>
 constexpr void for_each_counter(S& s, F&& f) {
     boost::hana::for_each(boost::hana::accessors<std::remove_const_t<S>>(), [&](auto accessor) {
-        f(std::string_view(boost::hana::to<char const*>(boost::hana::first(accessor))), boost::hana::second(accessor)(s));
+        f(std::string_view(boost::hana::to<char const*>(boost::hana::first(accessor))),
+          boost::hana::second(accessor)(s));
     });
 }
 
 /// Adds every counter of `b` to the same counter of `a` (two snapshots of levels reported under one name).
 template <CounterStruct S>
 constexpr S& add_counters(S& a, const S& b) noexcept {
-    boost::hana::for_each(boost::hana::accessors<S>(), [&](auto accessor) {
-        boost::hana::second(accessor)(a) += boost::hana::second(accessor)(b);
-    });
+    boost::hana::for_each(boost::hana::accessors<S>(),
+                          [&](auto accessor) { boost::hana::second(accessor)(a) += boost::hana::second(accessor)(b); });
     return a;
 }
 

@@ -37,7 +37,7 @@ struct RawFormat {
     template <class T>
     static constexpr bool can_encode = detail::raw_storable<T>;
     template <class T>
-    static constexpr bool can_decode = detail::raw_storable<T> && std::is_default_constructible_v<T>;
+    static constexpr bool can_decode = detail::raw_storable<T>&& std::is_default_constructible_v<T>;
 
     /// The bytes of `value`; decode<T> checks the exact size.
     template <class T>

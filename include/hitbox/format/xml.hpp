@@ -23,8 +23,7 @@ struct XmlFormat {
     /// Whether encode<T> / decode<T> compile for T: AnyBackend turns the other types into run-time
     /// encode / decode errors instead of compile errors (see hitbox/format/builtin.hpp).
     template <class T>
-    static constexpr bool can_encode =
-        detail::cereal_roundtrips<T, cereal::XMLOutputArchive, cereal::XMLInputArchive>;
+    static constexpr bool can_encode = detail::cereal_roundtrips<T, cereal::XMLOutputArchive, cereal::XMLInputArchive>;
     template <class T>
     static constexpr bool can_decode = can_encode<T>;
 

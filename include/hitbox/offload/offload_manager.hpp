@@ -86,10 +86,11 @@ struct OffloadTimeout {
 /// OffloadManager settings. The defaults suit a service: a few workers, a queue deep enough to absorb a
 /// burst of refills, no task timeout and a five-second drain on shutdown.
 struct OffloadConfig {
-    std::size_t workers = 4;                        ///< worker threads, 1..1024
-    std::size_t max_queue = 1024;                   ///< tasks waiting for a worker; beyond it spawn refuses
-    TimeoutPolicy timeout{};                        ///< default per-task limit (spawn can override)
-    std::chrono::milliseconds drain_timeout{5000};  ///< how long the destructor waits for queued work (max(): until done)
+    std::size_t workers = 4;       ///< worker threads, 1..1024
+    std::size_t max_queue = 1024;  ///< tasks waiting for a worker; beyond it spawn refuses
+    TimeoutPolicy timeout{};       ///< default per-task limit (spawn can override)
+    std::chrono::milliseconds drain_timeout{
+        5000};  ///< how long the destructor waits for queued work (max(): until done)
     /// Called (on the manager's supervisor thread) for each task that passes its limit; when empty, one
     /// line goes to std::clog.
     std::function<void(const OffloadTimeout&)> on_timeout{};
@@ -187,8 +188,9 @@ public:
     bool spawn(OffloadKind kind, std::string dedup_key, std::function<void()> task,
                std::optional<TimeoutPolicy> timeout = std::nullopt) {
         if (!task) return refuse_empty_();
-        return enqueue_(kind, std::move(dedup_key),
-                        [f = std::move(task)](std::stop_token) { f(); }, timeout.value_or(config_.timeout));
+        return enqueue_(
+            kind, std::move(dedup_key), [f = std::move(task)](std::stop_token) { f(); },
+            timeout.value_or(config_.timeout));
     }
 
     /// As above, for a task that watches its stop_token (signalled on a cancel-wait timeout and at

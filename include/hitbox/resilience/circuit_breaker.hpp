@@ -59,7 +59,7 @@ private:
 /// The settings of a CircuitBreaker. Every duration may be `max()` (saturating: a window of max() counts
 /// every failure ever, a cool-down of max() never probes again).
 struct BreakerOptions {
-    std::uint32_t failures = 5;                            ///< counted errors within `window` that open it (0 or 1: the first)
+    std::uint32_t failures = 5;  ///< counted errors within `window` that open it (0 or 1: the first)
     std::chrono::milliseconds window = std::chrono::seconds(10);
     std::chrono::milliseconds cool_down = std::chrono::seconds(5);  ///< how long calls skip the tier
     /// The errors that count against the tier.
@@ -102,8 +102,8 @@ inline void hitbox_write_stats(PrometheusWriter& out, std::string_view backend, 
     out.counter("hitbox_breaker_failures_total", "Errors counted against a tier by its circuit breaker.", labels,
                 s.failures);
     out.counter("hitbox_breaker_opened_total", "Times a circuit breaker opened.", labels, s.opened);
-    out.counter("hitbox_breaker_short_circuited_total", "Calls a circuit breaker answered without the tier.",
-                labels, s.short_circuited);
+    out.counter("hitbox_breaker_short_circuited_total", "Calls a circuit breaker answered without the tier.", labels,
+                s.short_circuited);
     out.counter("hitbox_breaker_probes_total", "Calls a circuit breaker let through after its cool-down.", labels,
                 s.probes);
 }
@@ -184,15 +184,16 @@ public:
 
     Error rejection(TimePoint now) const {
         std::lock_guard<std::mutex> lk(mu_);
-        std::string msg = "circuit breaker open after " + std::to_string(times_.size()) +
-                          " failures within " + std::to_string(options_.window.count()) + " ms";
+        std::string msg = "circuit breaker open after " + std::to_string(times_.size()) + " failures within " +
+                          std::to_string(options_.window.count()) + " ms";
         if (state_.load(std::memory_order_relaxed) == BreakerState::half_open) {
             msg += "; a probe is on its way";
         } else if (options_.cool_down != std::chrono::milliseconds::max()) {
             const auto left = saturating_sub(saturating_add(opened_at_, options_.cool_down), now);
             msg += "; next probe in " + std::to_string(std::max<std::int64_t>(left.count(), 0)) + " ms";
         }
-        if (last_error_) msg += " (last: " + std::string(to_string(last_error_->kind())) + ": " + last_error_->message() + ")";
+        if (last_error_)
+            msg += " (last: " + std::string(to_string(last_error_->kind())) + ": " + last_error_->message() + ")";
         return Error(ErrorKind::unavailable, std::move(msg));
     }
 
@@ -233,13 +234,12 @@ private:
     std::atomic<BreakerState> state_{BreakerState::closed};
     std::atomic<std::uint64_t> failures_{0}, opened_{0}, short_circuited_{0}, probes_{0};
     mutable std::mutex mu_;
-    std::vector<TimePoint> times_;  // ring of the latest failure times (mu_)
-    std::size_t next_ = 0;          // (mu_)
-    std::size_t count_ = 0;         // (mu_)
-    TimePoint opened_at_{};         // (mu_)
+    std::vector<TimePoint> times_;     // ring of the latest failure times (mu_)
+    std::size_t next_ = 0;             // (mu_)
+    std::size_t count_ = 0;            // (mu_)
+    TimePoint opened_at_{};            // (mu_)
     std::optional<Error> last_error_;  // (mu_)
 };
-
 
 }  // namespace detail
 
@@ -281,32 +281,26 @@ public:
     }
 
     /// The raw layer of a byte tier (for AnyBackend), behind the same breaker.
-    auto read(const CacheKey& key)
-        requires requires(Tier& t) { t.read(key); }
+    auto read(const CacheKey& key) requires requires(Tier& t) { t.read(key); }
     {
         return guarded([&] { return tier_.read(key); });
     }
     template <class Ttl>
-    auto write(const CacheKey& key, std::string_view envelope, Ttl ttl)
-        requires requires(Tier& t) { t.write(key, envelope, ttl); }
+    auto write(const CacheKey& key, std::string_view envelope, Ttl ttl) requires requires(Tier& t) {
+        t.write(key, envelope, ttl);
+    }
     {
         return guarded([&] { return tier_.write(key, envelope, ttl); });
     }
-    decltype(auto) codec() const
-        requires requires(const Tier& t) { t.codec(); }
-    {
-        return tier_.codec();
-    }
+    decltype(auto) codec() const requires requires(const Tier& t) { t.codec(); }
+    { return tier_.codec(); }
 
     /// The tier's lock (hitbox::LockingBackend), behind the same breaker.
-    Result<bool> try_lock(const CacheKey& key, std::string_view token, std::chrono::milliseconds ttl)
-        requires LockingBackend<Tier>
-    {
+    Result<bool> try_lock(const CacheKey& key, std::string_view token,
+                          std::chrono::milliseconds ttl) requires LockingBackend<Tier> {
         return guarded([&] { return tier_.try_lock(key, token, ttl); });
     }
-    Result<bool> unlock(const CacheKey& key, std::string_view token)
-        requires LockingBackend<Tier>
-    {
+    Result<bool> unlock(const CacheKey& key, std::string_view token) requires LockingBackend<Tier> {
         return guarded([&] { return tier_.unlock(key, token); });
     }
 

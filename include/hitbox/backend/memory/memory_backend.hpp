@@ -138,10 +138,8 @@ public:
             return error("shards(n) must be a power of two from 1 to 1024, got " + std::to_string(shards));
         if (shards > bound)
             return error("shards(" + std::to_string(shards) + ") exceeds the bound of " + std::to_string(bound));
-        if (cleanup_interval_ && cleanup_interval_->count() <= 0)
-            return error("cleanup_interval must be positive");
-        return BasicMemoryBackend<Clock, Weigher>(shards, bound, weighted, label_, clock_, weigher_,
-                                                  cleanup_interval_);
+        if (cleanup_interval_ && cleanup_interval_->count() <= 0) return error("cleanup_interval must be positive");
+        return BasicMemoryBackend<Clock, Weigher>(shards, bound, weighted, label_, clock_, weigher_, cleanup_interval_);
     }
 
 private:
@@ -346,9 +344,7 @@ private:
             state_->start_reaper(*cleanup_interval);
     }
 
-    static Unexpected moved_from() {
-        return fail(ErrorKind::unavailable, "this MemoryBackend handle was moved from");
-    }
+    static Unexpected moved_from() { return fail(ErrorKind::unavailable, "this MemoryBackend handle was moved from"); }
 
     template <class T, class V>
     Result<void> put(const CacheKey& key, V&& value) {

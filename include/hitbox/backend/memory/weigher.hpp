@@ -77,8 +77,8 @@ std::size_t heap_bytes(const T& value) {
     } else if constexpr (detail::is_basic_string<U>::value) {
         const auto* object = reinterpret_cast<const char*>(&value);
         const auto* chars = reinterpret_cast<const char*>(value.data());
-        const bool inline_buffer = std::less_equal<const char*>{}(object, chars) &&
-                                   std::less<const char*>{}(chars, object + sizeof(U));
+        const bool inline_buffer =
+            std::less_equal<const char*>{}(object, chars) && std::less<const char*>{}(chars, object + sizeof(U));
         return inline_buffer ? 0 : (value.capacity() + 1) * sizeof(typename U::value_type);
     } else if constexpr (detail::is_optional<U>::value) {
         return value ? heap_bytes(*value) : 0;

@@ -33,7 +33,7 @@ namespace hitbox {
 /// Connection policy holding a SingleNode or a Cluster (see hitbox::Connection and the file comment).
 /// Construction validates like the held policy and does not connect. Copies share the connections.
 class AnyConnection {
-  public:
+public:
     /// Connection policy identity; the mode actually in use is active_mode().
     static constexpr std::string_view mode = "any";
     using config_type = AnyMode;
@@ -93,7 +93,7 @@ class AnyConnection {
     Cluster* cluster() noexcept { return std::get_if<Cluster>(&conn_); }
     const Cluster* cluster() const noexcept { return std::get_if<Cluster>(&conn_); }
 
-  private:
+private:
     explicit AnyConnection(SingleNode c) : conn_(std::move(c)) {}
     explicit AnyConnection(Cluster c) : conn_(std::move(c)) {}
 

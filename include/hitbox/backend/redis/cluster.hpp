@@ -38,13 +38,13 @@ namespace hitbox {
 
 /// Counters of a Cluster connection: the routing layer's and the sum over its node connections.
 struct ClusterCounters {
-    ConnectionCounters connections;  ///< summed over every node connection
-    std::uint64_t nodes = 0;         ///< nodes known now (connected or not; at most ClusterMode::max_nodes)
-    std::uint64_t nodes_dropped = 0;  ///< nodes that left the topology, closed and freed
-    std::uint64_t moved = 0;         ///< MOVED redirections followed
-    std::uint64_t ask = 0;           ///< ASK redirections followed
-    std::uint64_t retries = 0;       ///< TRYAGAIN / CLUSTERDOWN replies retried
-    std::uint64_t refreshes = 0;     ///< slot-map refreshes attempted
+    ConnectionCounters connections;      ///< summed over every node connection
+    std::uint64_t nodes = 0;             ///< nodes known now (connected or not; at most ClusterMode::max_nodes)
+    std::uint64_t nodes_dropped = 0;     ///< nodes that left the topology, closed and freed
+    std::uint64_t moved = 0;             ///< MOVED redirections followed
+    std::uint64_t ask = 0;               ///< ASK redirections followed
+    std::uint64_t retries = 0;           ///< TRYAGAIN / CLUSTERDOWN replies retried
+    std::uint64_t refreshes = 0;         ///< slot-map refreshes attempted
     std::uint64_t refresh_failures = 0;  ///< refreshes for which no node answered
 };
 
@@ -62,11 +62,10 @@ inline Result<std::shared_ptr<ClusterRouter>> make_cluster_router(const ClusterM
         auto endpoint = parse_redis_url(url);
         if (!endpoint) return fail(endpoint.error());
         if (endpoint->transport != RedisEndpoint::Transport::tcp)
-            return fail(ErrorKind::config, "Redis URL '" + redact_url(url) +
-                                               "': cluster nodes are reached over TCP (redis://host:port)");
-        if (endpoint->db != 0)
             return fail(ErrorKind::config,
-                        "Redis URL '" + redact_url(url) + "': a cluster has only database 0");
+                        "Redis URL '" + redact_url(url) + "': cluster nodes are reached over TCP (redis://host:port)");
+        if (endpoint->db != 0)
+            return fail(ErrorKind::config, "Redis URL '" + redact_url(url) + "': a cluster has only database 0");
         auto settings = make_node_settings(*endpoint, options);
         if (!settings) return fail(settings.error());
         if (!first) first = std::move(*settings);
@@ -86,7 +85,7 @@ inline Result<std::shared_ptr<ClusterRouter>> make_cluster_router(const ClusterM
 /// Every node uses the first URL's credentials (or the builder's username / password). Copies share the
 /// connections and the slot map.
 class Cluster : public detail::KeyCommands<Cluster> {
-  public:
+public:
     /// Connection policy identity: the mode name, and the ConnectionMode value the builder takes.
     static constexpr std::string_view mode = "cluster";
     using config_type = ClusterMode;
@@ -145,7 +144,7 @@ class Cluster : public detail::KeyCommands<Cluster> {
     /// The effective timeouts and backoff (shared by every node).
     const detail::NodeSettings& settings() const noexcept { return router_->node_settings(); }
 
-  private:
+private:
     explicit Cluster(std::shared_ptr<detail::ClusterRouter> router) : router_(std::move(router)) {}
 
     friend class detail::KeyCommands<Cluster>;

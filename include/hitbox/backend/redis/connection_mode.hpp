@@ -42,12 +42,12 @@ inline constexpr std::size_t default_max_reply_bytes = std::size_t{64} << 20;
 /// which costs more than a loopback round trip on some virtual machines (doc/internals/connection.md).
 /// `plain()` turns all of it off: callers sleep at once and are woken by whoever reads their replies.
 struct ConnectionTuning {
-    bool spin = true;                               ///< false: none of the spinning below
-    int spin_yields = 16;                           ///< yields of a waiting caller before it sleeps
-    std::chrono::nanoseconds pump_gap{5000};        ///< at most one spinning caller's socket read per gap
-    bool writer_yield = true;                       ///< a busy writer yields once before it sends
-    int lock_spins = 100;                           ///< tries of the connection lock before it sleeps
-    int max_write_rounds = 8;                       ///< sends by one caller before the I/O thread takes over
+    bool spin = true;                         ///< false: none of the spinning below
+    int spin_yields = 16;                     ///< yields of a waiting caller before it sleeps
+    std::chrono::nanoseconds pump_gap{5000};  ///< at most one spinning caller's socket read per gap
+    bool writer_yield = true;                 ///< a busy writer yields once before it sends
+    int lock_spins = 100;                     ///< tries of the connection lock before it sleeps
+    int max_write_rounds = 8;                 ///< sends by one caller before the I/O thread takes over
 
     /// No spinning at all: the waiting strategy of a plain multiplexer.
     static ConnectionTuning plain() noexcept {
@@ -82,7 +82,7 @@ struct ConnectionCounters {
     std::uint64_t drops = 0;             ///< established connections lost
     std::uint64_t timeouts = 0;          ///< callers that gave up waiting for a reply
     std::uint64_t commands = 0;          ///< commands submitted
-    std::uint64_t writes = 0;  ///< socket flushes; commands / writes shows how much pipelining happened
+    std::uint64_t writes = 0;            ///< socket flushes; commands / writes shows how much pipelining happened
 };
 
 /// Default most nodes a Cluster connection knows at once (ClusterMode::max_nodes): far above any real
@@ -138,8 +138,8 @@ struct ConnectionMode {
                                  bool read_from_replicas = false) {
         if (name == "single") {
             if (urls.size() != 1)
-                return fail(ErrorKind::config, "Redis mode \"single\" takes exactly one URL, got " +
-                                                   std::to_string(urls.size()));
+                return fail(ErrorKind::config,
+                            "Redis mode \"single\" takes exactly one URL, got " + std::to_string(urls.size()));
             return any(single(std::move(urls.front())));
         }
         if (name == "cluster") return any(cluster(std::move(urls), read_from_replicas));

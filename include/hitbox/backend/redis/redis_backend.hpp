@@ -75,12 +75,11 @@ class RedisBackendBuilder;
 template <class KeyFmt = Bitcode, class ValueFmt = BinaryFormat, class Comp = PassthroughCompressor,
           class Conn = SingleNode>
 class RedisBackend : public detail::redis_host_t<KeyFmt, ValueFmt, Comp, Conn> {
-    static_assert(
-        detail::holds<KeyFormat<KeyFmt>>,
-        "hitbox: RedisBackend<KeyFmt, ValueFmt, Compressor, Connection>: KeyFmt must model "
-        "hitbox::KeyFormat: "
-        "it needs `static constexpr std::string_view name`, `std::string encode(const CacheKey&) const` and "
-        "`Result<CacheKey> decode(std::string_view) const`");
+    static_assert(detail::holds<KeyFormat<KeyFmt>>,
+                  "hitbox: RedisBackend<KeyFmt, ValueFmt, Compressor, Connection>: KeyFmt must model "
+                  "hitbox::KeyFormat: "
+                  "it needs `static constexpr std::string_view name`, `std::string encode(const CacheKey&) const` and "
+                  "`Result<CacheKey> decode(std::string_view) const`");
     static_assert(detail::holds<ValueFormat<ValueFmt>>,
                   "hitbox: RedisBackend<KeyFmt, ValueFmt, Compressor, Connection>: ValueFmt must model "
                   "hitbox::ValueFormat: it needs `static constexpr std::uint8_t id`, `name`, "
@@ -95,7 +94,7 @@ class RedisBackend : public detail::redis_host_t<KeyFmt, ValueFmt, Comp, Conn> {
                   "hitbox::Connection: it needs `static constexpr std::string_view mode`, get, set_px, del, "
                   "get_many and write_many (see hitbox/core/concepts.hpp)");
 
-  public:
+public:
     /// The policies, the codec built from them and the builder of this type.
     using key_format = KeyFmt;
     using value_format = ValueFmt;
@@ -110,7 +109,7 @@ class RedisBackend : public detail::redis_host_t<KeyFmt, ValueFmt, Comp, Conn> {
     /// Assembles a backend from parts; the builder is the usual way.
     RedisBackend(Conn connection, codec_type codec, std::string label)
         : detail::redis_host_t<KeyFmt, ValueFmt, Comp, Conn>(std::move(connection), std::move(codec),
-                                                            std::move(label)) {}
+                                                             std::move(label)) {}
 
     /// The connection policy (e.g. SingleNode::ping(), SingleNode::counters()).
     Conn& connection() noexcept { return this->store(); }
@@ -138,7 +137,7 @@ class RedisBackend : public detail::redis_host_t<KeyFmt, ValueFmt, Comp, Conn> {
 /// | tuning | spinning | how callers wait for replies; ConnectionTuning::plain() never spins |
 template <class KeyFmt, class ValueFmt, class Comp, class Conn>
 class RedisBackendBuilder {
-  public:
+public:
     /// The backend `build()` returns.
     using backend_type = RedisBackend<KeyFmt, ValueFmt, Comp, Conn>;
 
@@ -147,12 +146,11 @@ class RedisBackendBuilder {
 
     /// The connection mode (required): `ConnectionMode::single("redis://host:6379/")`.
     template <class Mode>
-    requires requires { typename Mode::connection_type; }
+        requires requires { typename Mode::connection_type; }
     auto connection(Mode mode) const {
         using NewConn = typename Mode::connection_type;
-        static_assert(
-            std::is_same_v<typename NewConn::config_type, Mode>,
-            "hitbox: RedisBackend builder: the mode's connection_type must take this mode as config_type");
+        static_assert(std::is_same_v<typename NewConn::config_type, Mode>,
+                      "hitbox: RedisBackend builder: the mode's connection_type must take this mode as config_type");
         auto b = rebind<KeyFmt, ValueFmt, Comp, NewConn>(keys_, values_, compressor_);
         b.mode_ = std::move(mode);
         return b;
@@ -201,8 +199,7 @@ class RedisBackendBuilder {
     }
     /// Delay after a failed connect (doubling with jitter up to `max`); operations during it fail at once.
     template <class R1, class P1, class R2, class P2>
-    RedisBackendBuilder& reconnect_backoff(std::chrono::duration<R1, P1> initial,
-                                           std::chrono::duration<R2, P2> max) {
+    RedisBackendBuilder& reconnect_backoff(std::chrono::duration<R1, P1> initial, std::chrono::duration<R2, P2> max) {
         options_.reconnect_backoff_initial = detail::saturating_ms(initial);
         options_.reconnect_backoff_max = detail::saturating_ms(max);
         return *this;
@@ -269,7 +266,7 @@ class RedisBackendBuilder {
     /// The options collected so far (credentials included: do not print them).
     const ConnectionOptions& options() const noexcept { return options_; }
 
-  private:
+private:
     Result<backend_type> build_() const {
         if (label_.empty()) return fail(ErrorKind::config, "RedisBackend: the label must not be empty");
         if (!mode_)
@@ -285,8 +282,7 @@ class RedisBackendBuilder {
         auto conn = Conn::create(*mode_, options_);
         if (!conn) return fail(conn.error().in(label_));
         return backend_type(std::move(*conn),
-                            typename backend_type::codec_type(keys_, values_, compressor_, key_prefix_),
-                            label_);
+                            typename backend_type::codec_type(keys_, values_, compressor_, key_prefix_), label_);
     }
 
     template <class, class, class, class>

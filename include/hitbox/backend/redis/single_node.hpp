@@ -26,7 +26,7 @@ namespace hitbox {
 /// Copies share the connection. get / set_px / del / get_many / write_many come from detail::KeyCommands;
 /// batches are one pipeline on the connection.
 class SingleNode : public detail::KeyCommands<SingleNode> {
-  public:
+public:
     /// Connection policy identity: the mode name, and the ConnectionMode value the builder takes.
     static constexpr std::string_view mode = "single";
     using config_type = SingleNodeMode;
@@ -56,7 +56,7 @@ class SingleNode : public detail::KeyCommands<SingleNode> {
     /// The effective timeouts and backoff.
     const detail::NodeSettings& settings() const noexcept { return node_->settings(); }
 
-  private:
+private:
     explicit SingleNode(std::shared_ptr<detail::NodeConnection> node) : node_(std::move(node)) {}
 
     friend class detail::KeyCommands<SingleNode>;

@@ -24,23 +24,23 @@ namespace hitbox::detail {
 struct Flight {
     explicit Flight(const std::type_info& t) : type(&t) {}
 
-    const std::type_info* type;         // the value type of its loads (outcomes are Loaded<T>)
-    std::condition_variable cv;          // waiters wait here for an outcome or a hand-off
-    std::size_t loaders = 0;             // loader calls running for this flight
-    std::size_t waiters = 0;             // callers waiting for an outcome
-    std::size_t handoffs = 0;            // a failed load hands the next attempt to one waiter
-    std::size_t failures = 0;            // failed loads so far
-    std::uint64_t generation = 0;        // bumped by every publish
+    const std::type_info* type;           // the value type of its loads (outcomes are Loaded<T>)
+    std::condition_variable cv;           // waiters wait here for an outcome or a hand-off
+    std::size_t loaders = 0;              // loader calls running for this flight
+    std::size_t waiters = 0;              // callers waiting for an outcome
+    std::size_t handoffs = 0;             // a failed load hands the next attempt to one waiter
+    std::size_t failures = 0;             // failed loads so far
+    std::uint64_t generation = 0;         // bumped by every publish
     std::shared_ptr<const void> outcome;  // the last published outcome
 };
 
 /// What a caller is to do for a key it missed.
 struct FlightTicket {
     enum class Role : std::uint8_t {
-        lead,   // load, then finish(): a new flight, an extra loader under the limit, or a hand-off taken
-        wait,   // call wait()
-        solo,   // load without coalescing (a flight of another value type holds the key)
-        skip,   // try_lead found a load in progress: nothing to do
+        lead,  // load, then finish(): a new flight, an extra loader under the limit, or a hand-off taken
+        wait,  // call wait()
+        solo,  // load without coalescing (a flight of another value type holds the key)
+        skip,  // try_lead found a load in progress: nothing to do
     };
     Role role = Role::solo;
     std::shared_ptr<Flight> flight;

@@ -178,7 +178,8 @@ private:
 /// the waiting caller (Fork::orphan). `keep` owns the fork.
 class SlotTask {
 public:
-    SlotTask(std::shared_ptr<void> keep, Fork& fork, int slot) noexcept : keep_(std::move(keep)), fork_(fork), slot_(slot) {}
+    SlotTask(std::shared_ptr<void> keep, Fork& fork, int slot) noexcept
+        : keep_(std::move(keep)), fork_(fork), slot_(slot) {}
     SlotTask(const SlotTask&) = delete;
     SlotTask& operator=(const SlotTask&) = delete;
     ~SlotTask() { fork_.orphan(slot_); }

@@ -155,7 +155,8 @@ concept sized_container = requires(const T& c) {
     typename T::value_type;
     c.size();
     c.begin();
-} && !requires { std::tuple_size<T>::value; };
+}
+&&!requires { std::tuple_size<T>::value; };
 
 template <class T>
 inline constexpr bool is_bit_vector = false;
@@ -175,7 +176,7 @@ constexpr ElementCost element_cost() noexcept {
     constexpr std::size_t min_input = std::is_arithmetic_v<V> ? sizeof(V) : 1;
     if constexpr (is_bit_vector<C>) {
         return {1, 1};
-    } else if constexpr (requires(C& c) { c.data(); } || is_deque<C>) {
+    } else if constexpr (requires(C & c) { c.data(); } || is_deque<C>) {
         return {sizeof(V), min_input};
     } else {
         return {sizeof(V) + 4 * sizeof(void*), min_input};
@@ -241,9 +242,7 @@ void CEREAL_LOAD_FUNCTION_NAME(BinaryInputArchive& ar, T& t) {
 
 template <class Archive, class T>
     requires(std::is_same_v<Archive, BinaryOutputArchive> || std::is_same_v<Archive, BinaryInputArchive>)
-void CEREAL_SERIALIZE_FUNCTION_NAME(Archive& ar, cereal::NameValuePair<T>& nvp) {
-    ar(nvp.value);
-}
+void CEREAL_SERIALIZE_FUNCTION_NAME(Archive& ar, cereal::NameValuePair<T>& nvp) { ar(nvp.value); }
 
 template <class T>
 void CEREAL_SAVE_FUNCTION_NAME(BinaryOutputArchive& ar, const cereal::SizeTag<T>& tag) {

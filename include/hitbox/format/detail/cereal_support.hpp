@@ -34,9 +34,11 @@
 namespace hitbox::detail {
 
 template <class T, class Archive>
-concept has_own_cereal_member = requires(T& t, Archive& ar) { t.serialize(ar); } ||
-                                requires(T& t, Archive& ar) { t.save(ar); } ||
-                                requires(T& t, Archive& ar) { t.load(ar); };
+concept has_own_cereal_member = requires(T& t, Archive& ar) {
+    t.serialize(ar);
+}
+|| requires(T& t, Archive& ar) { t.save(ar); }
+|| requires(T& t, Archive& ar) { t.load(ar); };
 
 }  // namespace hitbox::detail
 
@@ -105,8 +107,7 @@ auto cereal_guard(ErrorKind kind, std::string_view format, F&& f) -> Result<decl
 /// Whether T saves to archive Out and loads from In (and can be default-constructed to load into): what
 /// the cereal formats' `can_encode` / `can_decode` say.
 template <class T, class Out, class In>
-inline constexpr bool cereal_roundtrips = cereal::traits::is_output_serializable<T, Out>::value &&
-                                          cereal::traits::is_input_serializable<T, In>::value &&
-                                          std::is_default_constructible_v<T>;
+inline constexpr bool cereal_roundtrips = cereal::traits::is_output_serializable<T, Out>::value&&
+    cereal::traits::is_input_serializable<T, In>::value&& std::is_default_constructible_v<T>;
 
 }  // namespace hitbox::detail

@@ -37,8 +37,10 @@ inline JsonCheck json_input_check(std::string_view s, std::size_t limit = max_te
     for (std::size_t i = 0; i < s.size(); ++i) {
         const char c = s[i];
         if (in_string) {
-            if (c == '\\') ++i;
-            else if (c == '"') in_string = false;
+            if (c == '\\')
+                ++i;
+            else if (c == '"')
+                in_string = false;
             continue;
         }
         if (c == '"') {
@@ -74,8 +76,10 @@ inline JsonCheck json_input_check(std::string_view s, std::size_t limit = max_te
         bool nonzero = false;
         auto take_digit = [&](char d) {
             if (d != '0') nonzero = true;
-            if (!nonzero) ++leading_zeros;
-            else if (++since_first, d != '0') significant = since_first;
+            if (!nonzero)
+                ++leading_zeros;
+            else if (++since_first, d != '0')
+                significant = since_first;
         };
         for (; j < s.size() && digit(s[j]); ++j, ++int_digits) take_digit(s[j]);
         if (j < s.size() && s[j] == '.')
@@ -103,7 +107,8 @@ inline JsonCheck json_input_check(std::string_view s, std::size_t limit = max_te
             // 10^-348: magnitude >= -328 keeps it inside (the smallest double is 4.9e-324).
             // At the top of the range only the shape the writer uses (no leading zeros): rapidjson's
             // correction step asserts on "0.<28 zeros>94e336", a value just past the largest double.
-            if (magnitude < -328 || magnitude > 308 || (magnitude == 308 && leading_zeros > 0)) return JsonCheck::bad_number;
+            if (magnitude < -328 || magnitude > 308 || (magnitude == 308 && leading_zeros > 0))
+                return JsonCheck::bad_number;
         }
         i = j - 1;  // the loop's ++i moves past the token
     }

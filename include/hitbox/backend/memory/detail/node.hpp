@@ -15,8 +15,8 @@
 #include <vector>
 
 #if defined(__GNUG__)
-#include <cstdlib>
 #include <cxxabi.h>
+#include <cstdlib>
 #endif
 
 #include <hitbox/core/key.hpp>
@@ -90,7 +90,8 @@ inline std::string type_name(const std::type_info& t) {
     if (status == 0 && demangled != nullptr) {
         std::string out(demangled);
         std::free(demangled);
-        const std::string long_string = "std::__cxx11::basic_string<char, std::char_traits<char>, std::allocator<char> >";
+        const std::string long_string =
+            "std::__cxx11::basic_string<char, std::char_traits<char>, std::allocator<char> >";
         if (out == long_string) return "std::string";
         return out;
     }

@@ -27,8 +27,7 @@ inline std::size_t reader_slot_seed() noexcept {
 
 /// Reader slots per lock: the hardware thread count rounded up to a power of two, 1 to 16.
 inline std::size_t reader_slot_count() noexcept {
-    static const std::size_t count =
-        std::bit_ceil(std::clamp<std::size_t>(std::thread::hardware_concurrency(), 1, 16));
+    static const std::size_t count = std::bit_ceil(std::clamp<std::size_t>(std::thread::hardware_concurrency(), 1, 16));
     return count;
 }
 

@@ -91,7 +91,7 @@ inline constexpr std::size_t cluster_unreferenced_slack = 8;
 /// One cluster node: its address and, from its first command on, its connection. Created by the router
 /// (node_for) and freed by it only when no routing can hold it (see the file comment).
 class ClusterNode {
-  public:
+public:
     ClusterNode(const NodeSettings& node_template, ClusterAddress where)
         : address(std::move(where)), template_(&node_template) {}
     ClusterNode(const ClusterNode&) = delete;
@@ -109,7 +109,7 @@ class ClusterNode {
     const ClusterAddress address;
     std::uint32_t refs = 0;  ///< slot-table entries (master and replica tables) pointing here (nodes_mu_)
 
-  private:
+private:
     NodeConnection& create_conn() {
         NodeSettings s = *template_;
         s.endpoint.transport = RedisEndpoint::Transport::tcp;
@@ -133,10 +133,10 @@ class NodeEpochs {
         std::array<std::atomic<std::uint64_t>, 2> inside{};
     };
 
-  public:
+public:
     /// Held by one operation; node pointers it reads stay valid until it is destroyed.
     class Pin {
-      public:
+    public:
         explicit Pin(NodeEpochs& epochs) noexcept {
             Stripe& stripe = epochs.local();
             // A retry follows an epoch advance between the two loads (rare: one per node sweep).
@@ -152,7 +152,7 @@ class NodeEpochs {
         Pin& operator=(const Pin&) = delete;
         ~Pin() { count_->fetch_sub(1, std::memory_order_release); }
 
-      private:
+    private:
         std::atomic<std::uint64_t>* count_;
     };
 
@@ -168,7 +168,7 @@ class NodeEpochs {
         return true;
     }
 
-  private:
+private:
     Stripe& local() noexcept {
         static std::atomic<std::size_t> next{0};
         thread_local const std::size_t index = next.fetch_add(1, std::memory_order_relaxed) % stripe_count;
@@ -194,7 +194,7 @@ struct ClusterNodeCensus {
 
 /// The slot-routing core of the Cluster policy (see the file comment). Thread-safe.
 class ClusterRouter {
-  public:
+public:
     using SteadyClock = std::chrono::steady_clock;
 
     /// `seeds`: where to ask for the topology; `node_template`: credentials and timeouts for every node
@@ -214,9 +214,7 @@ class ClusterRouter {
 
     /// The latest time an operation started now may finish: connect + command timeout (a command may have
     /// to connect to the node it is redirected to, or to read the topology first).
-    SteadyClock::time_point deadline_from_now() const {
-        return deadline_after(SteadyClock::now(), operation_budget());
-    }
+    SteadyClock::time_point deadline_from_now() const { return deadline_after(SteadyClock::now(), operation_budget()); }
 
     /// connect + command timeout, saturated (either may be milliseconds::max(): no limit).
     std::chrono::milliseconds operation_budget() const noexcept {
@@ -291,8 +289,8 @@ class ClusterRouter {
             if (node != nullptr && node == run_node && out.back().last + 1u == s) {
                 out.back().last = static_cast<std::uint16_t>(s);
             } else if (node != nullptr) {
-                out.push_back(ClusterSlotRange{static_cast<std::uint16_t>(s), static_cast<std::uint16_t>(s),
-                                               node->address, {}});
+                out.push_back(
+                    ClusterSlotRange{static_cast<std::uint16_t>(s), static_cast<std::uint16_t>(s), node->address, {}});
             }
             run_node = node;
         }
@@ -328,7 +326,7 @@ class ClusterRouter {
     const NodeSettings& node_settings() const noexcept { return template_; }
     std::size_t max_nodes() const noexcept { return max_nodes_; }
 
-  private:
+private:
     // ---- operations (a Pin held) ----
 
     Result<ReplyPtr> run_pinned(std::uint16_t slot, std::string_view command, bool read,
@@ -341,8 +339,8 @@ class ClusterRouter {
         return out;
     }
 
-    Result<ReplyPtr> follow(std::uint16_t slot, std::string_view command, bool read,
-                            SteadyClock::time_point deadline, bool& moved) {
+    Result<ReplyPtr> follow(std::uint16_t slot, std::string_view command, bool read, SteadyClock::time_point deadline,
+                            bool& moved) {
         ClusterNode* ask_node = nullptr;
         auto pause = cluster_first_retry_pause;
         int hops = 0;
@@ -467,7 +465,8 @@ class ClusterRouter {
                     const std::size_t skip = g.replica ? 1 : 0;
                     for (std::size_t k = 0; k < g.index.size(); ++k) {
                         ReplyPtr& r = (*replies)[k + skip];
-                        if (r->type == REDIS_REPLY_ERROR && classify_cluster_error(reply_text(*r)) != ClusterReply::other)
+                        if (r->type == REDIS_REPLY_ERROR &&
+                            classify_cluster_error(reply_text(*r)) != ClusterReply::other)
                             retry.push_back(g.index[k]);
                         else
                             out.replies[g.index[k]] = std::move(r);
@@ -613,7 +612,8 @@ class ClusterRouter {
         const std::int64_t now =
             std::chrono::duration_cast<std::chrono::nanoseconds>(SteadyClock::now().time_since_epoch()).count();
         auto next = next_maintain_.load(std::memory_order_relaxed);
-        if (now < next || !next_maintain_.compare_exchange_strong(next, now + maintain_gap_ns, std::memory_order_relaxed))
+        if (now < next ||
+            !next_maintain_.compare_exchange_strong(next, now + maintain_gap_ns, std::memory_order_relaxed))
             return;
         maintain(false);
     }
@@ -633,7 +633,8 @@ class ClusterRouter {
             std::lock_guard<std::mutex> lk(retired_mu_);
             {
                 std::lock_guard<std::mutex> nk(nodes_mu_);
-                for (auto& n : to_close_) retired_.push_back(Retired{std::move(n), Retired::Stage::unlinked, now, false, std::nullopt});
+                for (auto& n : to_close_)
+                    retired_.push_back(Retired{std::move(n), Retired::Stage::unlinked, now, false, std::nullopt});
                 to_close_.clear();
                 close_due_.store(false, std::memory_order_relaxed);
             }
@@ -727,7 +728,8 @@ class ClusterRouter {
 
     /// Runs a refresh as the one refreshing caller (refresh_mu_ held by `lk` on entry and exit, released
     /// meanwhile), then wakes the callers waiting for it.
-    Result<void> refresh_owned(std::unique_lock<std::mutex>& lk, ClusterNode* suspect, SteadyClock::time_point deadline) {
+    Result<void> refresh_owned(std::unique_lock<std::mutex>& lk, ClusterNode* suspect,
+                               SteadyClock::time_point deadline) {
         refreshing_ = true;
         last_refresh_ = SteadyClock::now();
         lk.unlock();
@@ -858,12 +860,11 @@ class ClusterRouter {
             std::string silent;
             for (const auto& a : asked) silent += (silent.empty() ? "" : ", ") + node_text(*a.node);
             const auto waited = std::chrono::duration_cast<std::chrono::milliseconds>(SteadyClock::now() - started);
-            return fail(ErrorKind::timeout, "cannot read the cluster topology within " +
-                                                std::to_string(waited.count()) + " ms (the operation's deadline): " +
-                                                "asked " + std::to_string(next) + " of " +
-                                                std::to_string(candidates.size()) + " nodes, no answer from " +
-                                                (silent.empty() ? "any" : silent) +
-                                                (last ? "; last: " + last->message() : std::string()));
+            return fail(ErrorKind::timeout,
+                        "cannot read the cluster topology within " + std::to_string(waited.count()) +
+                            " ms (the operation's deadline): " + "asked " + std::to_string(next) + " of " +
+                            std::to_string(candidates.size()) + " nodes, no answer from " +
+                            (silent.empty() ? "any" : silent) + (last ? "; last: " + last->message() : std::string()));
         }
         Error e = last ? *last : Error(ErrorKind::connection, "no cluster node known");
         return fail(Error(e.kind(), "cannot read the cluster topology from any of " +
@@ -877,7 +878,8 @@ class ClusterRouter {
         auto ranges = parse_cluster_slots(reply, node.address.host);
         if (!ranges) {
             if (ranges.error().message().find("cluster support disabled") != std::string::npos)
-                return fail(ErrorKind::config, node.address.text() + " is not a cluster node (cluster support disabled)");
+                return fail(ErrorKind::config,
+                            node.address.text() + " is not a cluster node (cluster support disabled)");
             return fail(ranges.error());
         }
         if (ranges->empty()) return fail(ErrorKind::cluster_down, node.address.text() + " reports no slot assigned");
@@ -887,10 +889,10 @@ class ClusterRouter {
             distinct.insert(r.master.text());
             if (replicas_ && !r.replicas.empty()) distinct.insert(r.replicas.front().text());
             if (distinct.size() > max_nodes_)
-                return fail(ErrorKind::capacity,
-                            "Redis Cluster: CLUSTER SLOTS from " + node.address.text() + " names more than max_nodes (" +
-                                std::to_string(max_nodes_) + ") nodes; not installed (raise ClusterMode::max_nodes "
-                                                             "for a cluster that large)");
+                return fail(ErrorKind::capacity, "Redis Cluster: CLUSTER SLOTS from " + node.address.text() +
+                                                     " names more than max_nodes (" + std::to_string(max_nodes_) +
+                                                     ") nodes; not installed (raise ClusterMode::max_nodes "
+                                                     "for a cluster that large)");
         }
         install(*ranges);
         loaded_.store(true, std::memory_order_release);
@@ -905,8 +907,9 @@ class ClusterRouter {
         for (const auto& r : ranges) {
             // The count was checked: old nodes that lose their slots are collected below.
             ClusterNode* master = *node_for_locked(r.master, "CLUSTER SLOTS", true);
-            ClusterNode* replica =
-                replicas_ && !r.replicas.empty() ? *node_for_locked(r.replicas.front(), "CLUSTER SLOTS", true) : nullptr;
+            ClusterNode* replica = replicas_ && !r.replicas.empty()
+                                       ? *node_for_locked(r.replicas.front(), "CLUSTER SLOTS", true)
+                                       : nullptr;
             for (std::uint32_t s = r.first; s <= r.last; ++s) {
                 set_slot_locked(slots_, s, master);
                 if (replicas_) set_slot_locked(*replicas_, s, replica);

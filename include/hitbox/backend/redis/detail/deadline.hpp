@@ -31,7 +31,8 @@ inline std::chrono::steady_clock::time_point deadline_after(std::chrono::steady_
 }
 
 /// Milliseconds from `now` to `deadline` for poll / epoll_wait: 0 when it passed, at most INT_MAX.
-inline int clamp_ms(std::chrono::steady_clock::time_point now, std::chrono::steady_clock::time_point deadline) noexcept {
+inline int clamp_ms(std::chrono::steady_clock::time_point now,
+                    std::chrono::steady_clock::time_point deadline) noexcept {
     if (deadline <= now) return 0;
     const auto left = std::chrono::ceil<std::chrono::milliseconds>(deadline - now).count();
     return left > INT_MAX ? INT_MAX : static_cast<int>(left);

@@ -30,9 +30,7 @@ inline std::string& command_scratch() {
     return buf;
 }
 
-inline Error format_error() {
-    return Error(ErrorKind::encode, "cannot format the Redis command (out of memory)");
-}
+inline Error format_error() { return Error(ErrorKind::encode, "cannot format the Redis command (out of memory)"); }
 
 inline bool append_write(std::string& out, const ConnectionWrite& w) {
     if (w.remove) return append_command(out, {"DEL", w.key});
@@ -50,7 +48,7 @@ inline Result<bool> write_reply(const redisReply& r, const ConnectionWrite& w) {
 
 template <class Policy>
 class KeyCommands {
-  public:
+public:
     /// GET key: the value, or nullopt when the key does not exist.
     Result<std::optional<std::string>> get(std::string_view key) {
         auto& buf = command_scratch();
@@ -100,7 +98,10 @@ class KeyCommands {
     /// Pipelined GETs, one result per key in key order.
     std::vector<Result<std::optional<std::string>>> get_many(std::span<const std::string> keys) {
         return batch<std::optional<std::string>>(
-            keys, true, [](std::string& buf, const std::string& k) { return append_command(buf, {"GET", k}); },
+            keys, true,
+            [](std::string& buf, const std::string& k) {
+                return append_command(buf, {"GET", k});
+            },
             [](const std::string& k) { return std::string_view(k); },
             [](const redisReply& r, const std::string&) { return bulk_reply(r, "GET"); });
     }
@@ -113,7 +114,7 @@ class KeyCommands {
             [](const redisReply& r, const ConnectionWrite& w) { return write_reply(r, w); });
     }
 
-  private:
+private:
     Policy& self() noexcept { return static_cast<Policy&>(*this); }
 
     Result<bool> write_one(const ConnectionWrite& w) {
@@ -125,8 +126,7 @@ class KeyCommands {
     }
 
     template <class R, class Item, class Format, class KeyOf, class Decode>
-    std::vector<Result<R>> batch(std::span<const Item> items, bool read, Format format, KeyOf key_of,
-                                 Decode decode) {
+    std::vector<Result<R>> batch(std::span<const Item> items, bool read, Format format, KeyOf key_of, Decode decode) {
         std::vector<Result<R>> out;
         out.reserve(items.size());
         if (items.empty()) return out;

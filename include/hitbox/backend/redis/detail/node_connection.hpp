@@ -81,7 +81,7 @@ namespace hitbox::detail {
 /// Only the address is taken from the answer (host, port, or unix path; TLS or not); credentials and
 /// database stay the node's. Called on the connection's I/O thread; it may block up to the connect timeout.
 class EndpointSource {
-  public:
+public:
     virtual ~EndpointSource() = default;
     /// The address to connect to now, or why there is none (the connect then fails and backs off).
     virtual Result<RedisEndpoint> endpoint() = 0;
@@ -89,15 +89,14 @@ class EndpointSource {
 
 /// Settings of one node connection.
 struct NodeSettings {
-    RedisEndpoint endpoint;                           ///< address, credentials, database
-    std::chrono::milliseconds connect_timeout{2000};  ///< host name lookup + TCP connect + AUTH/SELECT
-    std::chrono::milliseconds command_timeout{1000};  ///< wait for a reply
-    std::chrono::milliseconds backoff_initial{100};   ///< first delay after a failed connect
-    std::chrono::milliseconds backoff_max{5000};      ///< the delay doubles up to this
-    std::size_t max_reply_bytes =
-        default_max_reply_bytes;  ///< a reply buffering beyond this drops the connection
-    std::shared_ptr<const TlsContext> tls;  ///< TLS for this node (shared by a backend's nodes), or plain
-    ConnectionTuning tuning{};              ///< how callers wait
+    RedisEndpoint endpoint;                                 ///< address, credentials, database
+    std::chrono::milliseconds connect_timeout{2000};        ///< host name lookup + TCP connect + AUTH/SELECT
+    std::chrono::milliseconds command_timeout{1000};        ///< wait for a reply
+    std::chrono::milliseconds backoff_initial{100};         ///< first delay after a failed connect
+    std::chrono::milliseconds backoff_max{5000};            ///< the delay doubles up to this
+    std::size_t max_reply_bytes = default_max_reply_bytes;  ///< a reply buffering beyond this drops the connection
+    std::shared_ptr<const TlsContext> tls;   ///< TLS for this node (shared by a backend's nodes), or plain
+    ConnectionTuning tuning{};               ///< how callers wait
     std::shared_ptr<EndpointSource> source;  ///< where to connect each time; null: `endpoint`, fixed
 };
 
@@ -108,30 +107,33 @@ inline Result<NodeSettings> make_node_settings(RedisEndpoint endpoint, const Con
     if (endpoint.username && !endpoint.password)
         return fail(ErrorKind::config, "a user name is set without a password (Redis ACL AUTH needs both)");
     auto positive = [](std::chrono::milliseconds d) { return d.count() > 0; };
-    if (!positive(options.connect_timeout))
-        return fail(ErrorKind::config, "connect_timeout must be positive");
-    if (!positive(options.command_timeout))
-        return fail(ErrorKind::config, "command_timeout must be positive");
+    if (!positive(options.connect_timeout)) return fail(ErrorKind::config, "connect_timeout must be positive");
+    if (!positive(options.command_timeout)) return fail(ErrorKind::config, "command_timeout must be positive");
     if (!positive(options.reconnect_backoff_initial) ||
         options.reconnect_backoff_max < options.reconnect_backoff_initial)
         return fail(ErrorKind::config, "reconnect backoff: need 0 < initial <= max");
     if (options.max_reply_bytes == 0) return fail(ErrorKind::config, "max_reply_bytes must be positive");
     const auto& t = options.tuning;
     if (t.spin_yields < 0 || t.lock_spins < 0 || t.max_write_rounds < 1 || t.pump_gap.count() < 0)
-        return fail(ErrorKind::config, "tuning: need spin_yields >= 0, lock_spins >= 0, max_write_rounds >= 1, "
-                                       "pump_gap >= 0");
+        return fail(ErrorKind::config,
+                    "tuning: need spin_yields >= 0, lock_spins >= 0, max_write_rounds >= 1, "
+                    "pump_gap >= 0");
     auto tls = tls_context_for(endpoint, options);
     if (!tls) return fail(tls.error());
-    return NodeSettings{std::move(endpoint),           options.connect_timeout,
-                        options.command_timeout,       options.reconnect_backoff_initial,
-                        options.reconnect_backoff_max, options.max_reply_bytes,
-                        std::move(*tls),               options.tuning,
+    return NodeSettings{std::move(endpoint),
+                        options.connect_timeout,
+                        options.command_timeout,
+                        options.reconnect_backoff_initial,
+                        options.reconnect_backoff_max,
+                        options.max_reply_bytes,
+                        std::move(*tls),
+                        options.tuning,
                         nullptr};
 }
 
 /// One multiplexed, automatically pipelined connection to one Redis node (see the file comment).
 class NodeConnection {
-  public:
+public:
     explicit NodeConnection(NodeSettings settings)
         : settings_(std::move(settings)),
           address_(settings_.endpoint.address()),
@@ -181,31 +183,27 @@ class NodeConnection {
     /// Commands handed to the connection by `submit`, whose replies `wait` collects.
     struct Pending {
         std::shared_ptr<ReplyBatch> batch;
-        std::chrono::steady_clock::time_point
-            deadline;                      ///< command timeout (+ connect timeout when it had to connect)
-        std::chrono::milliseconds budget;  ///< the time that deadline allows, for the timeout message
-        int lead_fd = -1;                  ///< execute only: the caller already holds the read claim
+        std::chrono::steady_clock::time_point deadline;  ///< command timeout (+ connect timeout when it had to connect)
+        std::chrono::milliseconds budget;                ///< the time that deadline allows, for the timeout message
+        int lead_fd = -1;                                ///< execute only: the caller already holds the read claim
     };
 
     /// The first half of `execute` (count > 0): queues the commands without waiting, so a caller can
     /// have commands in flight on several nodes at once (the Cluster policy's get_many).
-    Result<Pending> submit(std::string_view commands, std::size_t count) {
-        return submit_impl(commands, count, false);
-    }
+    Result<Pending> submit(std::string_view commands, std::size_t count) { return submit_impl(commands, count, false); }
 
     /// The second half of `execute`: the replies of `pending`, waiting until its deadline (or the earlier
     /// `cap`, for a caller with an overall budget). A caller whose replies are not there after a short
     /// spin reads the socket itself when nobody else does (see the file comment).
-    Result<std::vector<ReplyPtr>> wait(
-        Pending& pending, std::optional<std::chrono::steady_clock::time_point> cap = std::nullopt) {
+    Result<std::vector<ReplyPtr>> wait(Pending& pending,
+                                       std::optional<std::chrono::steady_clock::time_point> cap = std::nullopt) {
         const auto deadline = cap ? std::min(*cap, pending.deadline) : pending.deadline;
         int lead_fd = std::exchange(pending.lead_fd, -1);
         if (lead_fd < 0) spin(*pending.batch);
         if (lead_fd < 0 && !pending.batch->done()) {
             // Still waiting: read the socket itself when nobody else does (no hand-off from the I/O thread).
             std::lock_guard<SpinMutex> lk(mu_);
-            if (can_lead_locked())
-                lead_fd = claim_read_locked();
+            if (can_lead_locked()) lead_fd = claim_read_locked();
         }
         if (lead_fd >= 0) lead(*pending.batch, lead_fd, deadline);
         if (auto r = pending.batch->wait(deadline)) return std::move(*r);
@@ -227,7 +225,7 @@ class NodeConnection {
             std::lock_guard<SpinMutex> lk(mu_);
             if (stopping_ || !pipe_.empty()) return false;
             if (!io_.joinable()) return true;  // nothing runs: closed already
-            if (io_idle_exit_) {  // already stopped by itself
+            if (io_idle_exit_) {               // already stopped by itself
                 release_io_locked();
                 return true;
             }
@@ -262,7 +260,7 @@ class NodeConnection {
     const std::string& address() const noexcept { return address_; }
     const NodeSettings& settings() const noexcept { return settings_; }
 
-  private:
+private:
     using SteadyClock = std::chrono::steady_clock;
     /// The link's life (doc/internals/connection.md). down: no socket, may connect now; backoff: no socket,
     /// commands fail at once until next_attempt_; connecting: the I/O thread opens the transport;
@@ -284,8 +282,7 @@ class NodeConnection {
     static constexpr auto flapping_window = std::chrono::seconds(1);
 
     struct AtomicCounters {
-        std::atomic<std::uint64_t> connect_attempts{0}, connects{0}, drops{0}, timeouts{0}, commands{0},
-            writes{0};
+        std::atomic<std::uint64_t> connect_attempts{0}, connects{0}, drops{0}, timeouts{0}, commands{0}, writes{0};
     };
 
     /// `submit`; with `lead_now` (execute) the caller of an idle connection claims the read before its
@@ -302,7 +299,7 @@ class NodeConnection {
             idle_closed_.wait(lk, [this] { return !idle_close_; });
             if (stopping_) return fail(ErrorKind::unavailable, "connection to " + address_ + " is shut down");
             if (io_idle_exit_) release_io_locked();  // the I/O thread stopped, idle and disconnected
-            now = SteadyClock::now();  // also the start of the deadline (one clock read per command)
+            now = SteadyClock::now();                // also the start of the deadline (one clock read per command)
             if (state_ == State::backoff && now < next_attempt_) return fail(backoff_error_locked(now));
             if (!io_.joinable())
                 if (auto started = start_io_locked(); !started) return fail(started.error());
@@ -369,8 +366,8 @@ class NodeConnection {
         const std::int64_t now =
             std::chrono::duration_cast<std::chrono::nanoseconds>(SteadyClock::now().time_since_epoch()).count();
         auto next = next_pump_.load(std::memory_order_relaxed);
-        if (now < next ||
-            !next_pump_.compare_exchange_strong(next, now + settings_.tuning.pump_gap.count(), std::memory_order_relaxed))
+        if (now < next || !next_pump_.compare_exchange_strong(next, now + settings_.tuning.pump_gap.count(),
+                                                              std::memory_order_relaxed))
             return;
         {
             std::lock_guard<SpinMutex> lk(mu_);
@@ -565,8 +562,7 @@ class NodeConnection {
             const int rc = io_buffered() > 0 ? 1 : ::poll(&p, 1, ms);
             if (rc == 1 && io_buffered() > 0) p.revents |= POLLIN;
             if (rc < 0 && errno != EINTR) {
-                failure =
-                    Failure{Error(ErrorKind::connection, "poll on " + address_ + ": " + errno_text(errno))};
+                failure = Failure{Error(ErrorKind::connection, "poll on " + address_ + ": " + errno_text(errno))};
                 break;
             }
             if (rc <= 0) continue;
@@ -711,8 +707,8 @@ class NodeConnection {
         // A few hundred bytes to a fresh socket: the send buffer always has room.
         auto sent = io_write(*transport_, handshake_.data(), handshake_.size());
         if (sent.status != IoStatus::moved || sent.bytes != handshake_.size()) {
-            lose_connection(
-                Error(ErrorKind::connection, "connect to " + address_ + ": cannot send the handshake"), true);
+            lose_connection(Error(ErrorKind::connection, "connect to " + address_ + ": cannot send the handshake"),
+                            true);
             return;
         }
         handshake_next_ = 0;
@@ -754,21 +750,20 @@ class NodeConnection {
     std::optional<Failure> handshake_reply(const redisReply& r) {
         const Step step = handshake_steps_[handshake_next_++];
         if (r.type != REDIS_REPLY_ERROR && r.type != REDIS_REPLY_STATUS)
-            return Failure{Error(ErrorKind::protocol, "unexpected reply to the handshake from " + address_),
-                           true};
+            return Failure{Error(ErrorKind::protocol, "unexpected reply to the handshake from " + address_), true};
         if (r.type == REDIS_REPLY_ERROR) {
             const auto& ep = settings_.endpoint;
             std::string server(reply_text(r));  // scrubbed of the credentials when it was read
             if (step == Step::auth) {
                 // The user name is a credential too: messages say which kind of user, never its name.
                 std::string who = ep.username ? "the configured ACL user" : "the default user";
-                return Failure{Error(ErrorKind::auth,
-                                     "authentication to " + address_ + " as " + who + " failed: " + server),
-                               true};
+                return Failure{
+                    Error(ErrorKind::auth, "authentication to " + address_ + " as " + who + " failed: " + server),
+                    true};
             }
-            return Failure{Error(ErrorKind::config, "SELECT " + std::to_string(ep.db) + " on " + address_ +
-                                                        " failed: " + server),
-                           true};
+            return Failure{
+                Error(ErrorKind::config, "SELECT " + std::to_string(ep.db) + " on " + address_ + " failed: " + server),
+                true};
         }
         if (handshake_next_ == handshake_steps_.size()) become_ready();
         return std::nullopt;
@@ -791,8 +786,7 @@ class NodeConnection {
                 continue;
             }
             if (r.status == IoStatus::closed)
-                return Failure{
-                    Error(ErrorKind::connection, "connection to " + address_ + " closed by the server")};
+                return Failure{Error(ErrorKind::connection, "connection to " + address_ + " closed by the server")};
             if (r.status == IoStatus::want_read) break;
             if (r.status == IoStatus::want_write) {  // TLS must write first: watch for room
                 std::lock_guard<SpinMutex> lk(mu_);
@@ -844,22 +838,22 @@ class NodeConnection {
     void check_deadlines() {
         const auto now = SteadyClock::now();
         if (sock_ >= 0 && handshake_next_ < handshake_steps_.size() && now >= handshake_deadline_) {
-            lose_connection(
-                Error(ErrorKind::connection, "connect to " + address_ + ": no handshake reply within " +
-                                                 std::to_string(settings_.connect_timeout.count()) + " ms"),
-                true);
+            lose_connection(Error(ErrorKind::connection, "connect to " + address_ + ": no handshake reply within " +
+                                                             std::to_string(settings_.connect_timeout.count()) + " ms"),
+                            true);
             return;
         }
         bool stalled = false;
         {
             std::lock_guard<SpinMutex> lk(mu_);
-            stalled = state_ == State::ready && !pipe_.empty() && now >= deadline_after(progress_mark_, stall_timeout());
+            stalled =
+                state_ == State::ready && !pipe_.empty() && now >= deadline_after(progress_mark_, stall_timeout());
         }
         if (stalled)
-            lose_connection(Error(ErrorKind::timeout, "no reply from " + address_ + " for " +
-                                                          std::to_string(stall_timeout().count()) +
-                                                          " ms; connection reset"),
-                            false);
+            lose_connection(
+                Error(ErrorKind::timeout, "no reply from " + address_ + " for " +
+                                              std::to_string(stall_timeout().count()) + " ms; connection reset"),
+                false);
     }
 
     std::chrono::milliseconds jittered(std::chrono::milliseconds d) {
@@ -867,8 +861,7 @@ class NodeConnection {
         rng_ ^= rng_ >> 7;
         rng_ ^= rng_ << 17;
         auto half = d.count() / 2;
-        return std::chrono::milliseconds(
-            half + static_cast<std::int64_t>(rng_ % static_cast<std::uint64_t>(half + 1)));
+        return std::chrono::milliseconds(half + static_cast<std::int64_t>(rng_ % static_cast<std::uint64_t>(half + 1)));
     }
 
     /// I/O thread: closes the socket (after any writer or leader has let go of it, so its descriptor is
@@ -935,11 +928,11 @@ class NodeConnection {
     mutable SpinMutex mu_;  // guards the fields up to waiter_
     State state_ = State::down;
     bool stopping_ = false;
-    bool idle_close_ = false;  // close_if_idle is stopping the I/O thread; new commands wait for it
+    bool idle_close_ = false;    // close_if_idle is stopping the I/O thread; new commands wait for it
     bool io_idle_exit_ = false;  // the I/O thread stopped by itself (disconnected, nothing queued)
     std::condition_variable_any idle_closed_;
-    std::string outbuf_;                                // commands queued, not yet claimed by a writer
-    ReplyPipe pipe_;  // the batches in wire order (mu_); its reader belongs to the read claim
+    std::string outbuf_;  // commands queued, not yet claimed by a writer
+    ReplyPipe pipe_;      // the batches in wire order (mu_); its reader belongs to the read claim
     SteadyClock::time_point next_attempt_{};
     SteadyClock::time_point progress_mark_{};  // last bytes read, or when the FIFO became non-empty
     SteadyClock::time_point ready_since_{};
@@ -948,23 +941,23 @@ class NodeConnection {
     std::optional<Error> last_error_;
     std::unique_ptr<Transport> transport_;  // set and reset by the I/O thread under mu_, with every claim released
     int sock_ = -1;                         // transport_'s descriptor, or -1
-    bool writing_ = false;            // a thread holds the write claim (and wbuf_)
-    Claim read_claim_ = Claim::none;  // who reads (owns rbuf_, pipe_'s reader, got_, done_)
-    bool io_writes_ = false;          // the I/O thread finishes the writing (socket full, or a quota used)
-    bool armed_ = false;              // the socket is in the I/O thread's epoll set
-    bool armed_out_ = false;          // ... with EPOLLOUT
-    std::optional<Error> write_error_;  // a writer's transport error, for the I/O thread to act on
-    bool write_wants_read_ = false;     // a TLS write waits for a read (the next read resumes it)
-    bool read_wants_write_ = false;     // a TLS read waits for room to write (watch for writability)
-    std::optional<Error> pending_error_;  // a leader's read failure, for the I/O thread to act on
+    bool writing_ = false;                  // a thread holds the write claim (and wbuf_)
+    Claim read_claim_ = Claim::none;        // who reads (owns rbuf_, pipe_'s reader, got_, done_)
+    bool io_writes_ = false;                // the I/O thread finishes the writing (socket full, or a quota used)
+    bool armed_ = false;                    // the socket is in the I/O thread's epoll set
+    bool armed_out_ = false;                // ... with EPOLLOUT
+    std::optional<Error> write_error_;      // a writer's transport error, for the I/O thread to act on
+    bool write_wants_read_ = false;         // a TLS write waits for a read (the next read resumes it)
+    bool read_wants_write_ = false;         // a TLS read waits for room to write (watch for writability)
+    std::optional<Error> pending_error_;    // a leader's read failure, for the I/O thread to act on
     std::condition_variable_any claims_released_;
     std::thread io_;
     WakeBoard board_;                         // where callers sleep until their replies are delivered
     std::atomic<std::uint32_t> next_bit_{0};  // the wake bit of the next batch
     std::atomic<int> spinners_{0};            // callers in spin()
     std::atomic<std::int64_t> next_pump_{0};  // steady_clock ns before which no spinner reads
-    IoWaiter waiter_;  // the I/O thread's wait for the socket and for wake-ups
-    std::mutex io_mu_;  // TLS only: one transport call at a time
+    IoWaiter waiter_;                         // the I/O thread's wait for the socket and for wake-ups
+    std::mutex io_mu_;                        // TLS only: one transport call at a time
 
     // Owned by the write claim.
     std::string wbuf_;

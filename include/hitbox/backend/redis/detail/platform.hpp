@@ -45,7 +45,7 @@ namespace hitbox::detail {
 /// A std::mutex that first tries a few times, with the CPU's pause hint in between, before it sleeps: the
 /// connection's critical sections are shorter than a sleep and wake-up. `spin_tries` 0: a plain mutex.
 class SpinMutex {
-  public:
+public:
     explicit SpinMutex(int spin_tries = 100) noexcept : spin_tries_(spin_tries) {}
     void lock() {
         for (int i = 0; i < spin_tries_; ++i) {
@@ -59,7 +59,7 @@ class SpinMutex {
     bool try_lock() { return mu_.try_lock(); }
     void unlock() { mu_.unlock(); }
 
-  private:
+private:
     int spin_tries_;
     std::mutex mu_;
 };
@@ -71,7 +71,7 @@ class SpinMutex {
 /// call (FUTEX_WAKE_BITSET) instead of one each. A waiter woken for another caller's bit (two in flight
 /// with the same bit) looks at its batch and sleeps again.
 class WakeBoard {
-  public:
+public:
     /// The counter a waiter reads before it checks its batch one last time and sleeps.
     std::uint32_t sequence() const noexcept { return word_.load(std::memory_order_acquire); }
 
@@ -81,19 +81,19 @@ class WakeBoard {
         // FUTEX_WAIT_BITSET takes an absolute CLOCK_MONOTONIC time: steady_clock's clock on Linux.
         const auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(deadline.time_since_epoch()).count();
         timespec ts{static_cast<time_t>(ns / 1'000'000'000), static_cast<long>(ns % 1'000'000'000)};
-        ::syscall(SYS_futex, reinterpret_cast<std::uint32_t*>(&word_), FUTEX_WAIT_BITSET_PRIVATE, seen, &ts,
-                  nullptr, bit);
+        ::syscall(SYS_futex, reinterpret_cast<std::uint32_t*>(&word_), FUTEX_WAIT_BITSET_PRIVATE, seen, &ts, nullptr,
+                  bit);
     }
 
     /// Wakes every waiter tagged with a bit of `bits` (after their batches were completed).
     void wake(std::uint32_t bits) noexcept {
         if (bits == 0) return;
         word_.fetch_add(1, std::memory_order_acq_rel);
-        ::syscall(SYS_futex, reinterpret_cast<std::uint32_t*>(&word_), FUTEX_WAKE_BITSET_PRIVATE, INT_MAX,
-                  nullptr, nullptr, bits);
+        ::syscall(SYS_futex, reinterpret_cast<std::uint32_t*>(&word_), FUTEX_WAKE_BITSET_PRIVATE, INT_MAX, nullptr,
+                  nullptr, bits);
     }
 
-  private:
+private:
     std::atomic<std::uint32_t> word_{0};
 };
 
@@ -101,7 +101,7 @@ class WakeBoard {
 /// it) and for a wake-up from any thread. epoll + eventfd. watch / unwatch / wake may be called from any
 /// thread while the I/O thread waits.
 class IoWaiter {
-  public:
+public:
     IoWaiter() = default;
     IoWaiter(const IoWaiter&) = delete;
     IoWaiter& operator=(const IoWaiter&) = delete;
@@ -181,7 +181,7 @@ class IoWaiter {
         return out;
     }
 
-  private:
+private:
     int wake_fd_ = -1;
     int epoll_fd_ = -1;
     int watched_ = -1;  // the socket in the set (changed under the connection's lock)
@@ -192,7 +192,7 @@ class IoWaiter {
 /// Where the callers of one connection sleep (portable): a counter under a mutex with one condition
 /// variable; a wake wakes every sleeper, and each looks at its own batch.
 class WakeBoard {
-  public:
+public:
     std::uint32_t sequence() const noexcept { return word_.load(std::memory_order_acquire); }
 
     void sleep(std::uint32_t seen, std::uint32_t, std::chrono::steady_clock::time_point deadline) {
@@ -213,7 +213,7 @@ class WakeBoard {
         cv_.notify_all();
     }
 
-  private:
+private:
     std::atomic<std::uint32_t> word_{0};
     std::mutex mu_;
     std::condition_variable cv_;
@@ -222,7 +222,7 @@ class WakeBoard {
 /// How the I/O thread waits (portable): poll() over a self-pipe and the watched socket. A change of
 /// interest wakes the poller, so it never polls a socket that a caller reads meanwhile.
 class IoWaiter {
-  public:
+public:
     IoWaiter() = default;
     IoWaiter(const IoWaiter&) = delete;
     IoWaiter& operator=(const IoWaiter&) = delete;
@@ -290,7 +290,7 @@ class IoWaiter {
         return out;
     }
 
-  private:
+private:
     int pipe_[2] = {-1, -1};
     std::atomic<int> watched_{-1};
     std::atomic<bool> out_{false};

@@ -33,7 +33,7 @@ namespace hitbox::detail {
 /// The reply slot of one submission of `expected` commands. One atomic word is the handshake between
 /// the reader and the waiter: a wake-up system call happens only if the waiter sleeps.
 class ReplyBatch {
-  public:
+public:
     ReplyBatch(std::size_t expected, WakeBoard& board, std::uint32_t bit)
         : expected_(expected), board_(&board), bit_(bit) {
         replies_.reserve(expected);
@@ -64,12 +64,10 @@ class ReplyBatch {
                 if (error_) return Result<std::vector<ReplyPtr>>(fail(*error_));
                 return Result<std::vector<ReplyPtr>>(std::move(replies_));
             }
-            if (s == pending && !state_.compare_exchange_strong(s, sleeping, std::memory_order_acq_rel))
-                continue;
+            if (s == pending && !state_.compare_exchange_strong(s, sleeping, std::memory_order_acq_rel)) continue;
             if (std::chrono::steady_clock::now() >= deadline) {
                 std::uint32_t expect = sleeping;
-                if (state_.compare_exchange_strong(expect, abandoned, std::memory_order_acq_rel))
-                    return std::nullopt;
+                if (state_.compare_exchange_strong(expect, abandoned, std::memory_order_acq_rel)) return std::nullopt;
                 continue;  // completed meanwhile
             }
             // A completion after this read bumps the counter before its wake, so the sleep below either
@@ -80,7 +78,7 @@ class ReplyBatch {
         }
     }
 
-  private:
+private:
     static constexpr std::uint32_t pending = 0, sleeping = 1, done_state = 2, abandoned = 3;
 
     std::size_t expected_;
@@ -93,7 +91,7 @@ class ReplyBatch {
 
 /// The reply side of one connection (see the file comment).
 class ReplyPipe {
-  public:
+public:
     using BatchPtr = std::shared_ptr<ReplyBatch>;
 
     /// `password` and `username` are scrubbed from server text (a user name only with 3+ characters, so
@@ -155,7 +153,7 @@ class ReplyPipe {
         board.wake(sleepers);
     }
 
-  private:
+private:
     std::string password_, username_;
     std::unique_ptr<ReplyReader> reader_;
     std::deque<BatchPtr> fifo_;

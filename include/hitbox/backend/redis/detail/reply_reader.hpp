@@ -32,9 +32,9 @@ namespace hitbox::detail {
 
 /// What one reply may cost while it is parsed (ReplyReader's privdata).
 struct ReplyBudget {
-    std::size_t limit = 0;       ///< bytes one reply may hold, parsed objects and unparsed input together
-    std::size_t charged = 0;     ///< objects of the reply being parsed
-    std::size_t requested = 0;   ///< what the refused object asked for (0: nothing refused)
+    std::size_t limit = 0;      ///< bytes one reply may hold, parsed objects and unparsed input together
+    std::size_t charged = 0;    ///< objects of the reply being parsed
+    std::size_t requested = 0;  ///< what the refused object asked for (0: nothing refused)
 
     /// Charges `bytes` for an object of `task`; false (nothing charged) when it does not fit.
     bool charge(const redisReadTask* task, std::size_t bytes) noexcept {
@@ -135,7 +135,7 @@ inline void scrub_secrets(redisReply& r, std::initializer_list<std::string_view>
 /// hiredis's reader with a per-reply memory budget (see the file comment). Not thread-safe: owned by
 /// whoever holds the connection's read claim.
 class ReplyReader {
-  public:
+public:
     explicit ReplyReader(std::size_t limit) {
         budget_.limit = limit;
         reader_ = redisReaderCreateWithFunctions(budgeted_reply_functions());
@@ -153,12 +153,11 @@ class ReplyReader {
     /// Appends received bytes. Fails (`capacity`) once the unparsed input and the objects of the reply
     /// in progress together exceed the limit: the connection must then be reset.
     Result<void> feed(const char* data, std::size_t n) {
-        if (redisReaderFeed(reader_, data, n) != REDIS_OK)
-            return fail(ErrorKind::protocol, "reply buffer error");
+        if (redisReaderFeed(reader_, data, n) != REDIS_OK) return fail(ErrorKind::protocol, "reply buffer error");
         const std::size_t unparsed = reader_->len - reader_->pos;
         if (unparsed > budget_.limit || budget_.charged > budget_.limit - unparsed)
-            return fail(ErrorKind::capacity, "reply exceeds max_reply_bytes (" + std::to_string(budget_.limit) +
-                                                 " bytes)");
+            return fail(ErrorKind::capacity,
+                        "reply exceeds max_reply_bytes (" + std::to_string(budget_.limit) + " bytes)");
         return {};
     }
 
@@ -168,10 +167,9 @@ class ReplyReader {
         void* raw = nullptr;
         if (redisReaderGetReply(reader_, &raw) != REDIS_OK) {
             if (budget_.requested != 0)
-                return fail(ErrorKind::capacity,
-                            "reply exceeds max_reply_bytes (" + std::to_string(budget_.limit) +
-                                " bytes): an object of " + std::to_string(budget_.requested) +
-                                " bytes does not fit");
+                return fail(ErrorKind::capacity, "reply exceeds max_reply_bytes (" + std::to_string(budget_.limit) +
+                                                     " bytes): an object of " + std::to_string(budget_.requested) +
+                                                     " bytes does not fit");
             return fail(ErrorKind::protocol, std::string(reader_->errstr));
         }
         if (raw == nullptr) return ReplyPtr{};
@@ -179,7 +177,7 @@ class ReplyReader {
         return ReplyPtr(static_cast<redisReply*>(raw));
     }
 
-  private:
+private:
     ReplyBudget budget_;
     redisReader* reader_ = nullptr;
 };

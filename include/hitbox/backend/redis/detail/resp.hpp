@@ -93,8 +93,7 @@ inline Error reply_error(const redisReply& r, std::string_view command) {
         auto msg = reply_text(r);
         return Error(error_reply_kind(msg), std::string(command) + ": " + std::string(msg));
     }
-    return Error(ErrorKind::protocol,
-                 std::string(command) + ": unexpected reply type " + std::to_string(r.type));
+    return Error(ErrorKind::protocol, std::string(command) + ": unexpected reply type " + std::to_string(r.type));
 }
 
 /// GET-style reply: a bulk string, or nil for a missing key.

@@ -37,10 +37,10 @@ struct ClusterAddress {
 
 /// One range of hash slots and the nodes serving it (from CLUSTER SLOTS).
 struct ClusterSlotRange {
-    std::uint16_t first = 0;                ///< first slot of the range
-    std::uint16_t last = 0;                 ///< last slot, inclusive
-    ClusterAddress master;                  ///< the node that owns the slots
-    std::vector<ClusterAddress> replicas;   ///< its replicas, in the server's order
+    std::uint16_t first = 0;               ///< first slot of the range
+    std::uint16_t last = 0;                ///< last slot, inclusive
+    ClusterAddress master;                 ///< the node that owns the slots
+    std::vector<ClusterAddress> replicas;  ///< its replicas, in the server's order
 };
 
 /// The kind of a cluster error reply.
@@ -85,8 +85,7 @@ inline std::optional<ClusterRedirect> parse_redirect(std::string_view text, std:
     auto sp2 = sp1 == std::string_view::npos ? sp1 : text.find(' ', sp1 + 1);
     if (sp2 == std::string_view::npos) return std::nullopt;
     unsigned slot = 0;
-    if (!parse_decimal(text.substr(sp1 + 1, sp2 - sp1 - 1), slot) || slot >= cluster_slot_count)
-        return std::nullopt;
+    if (!parse_decimal(text.substr(sp1 + 1, sp2 - sp1 - 1), slot) || slot >= cluster_slot_count) return std::nullopt;
     auto target = parse_cluster_address(text.substr(sp2 + 1), fallback_host);
     if (!target) return std::nullopt;
     return ClusterRedirect{kind == ClusterReply::ask, static_cast<std::uint16_t>(slot), std::move(*target)};
@@ -126,8 +125,10 @@ inline Result<std::vector<ClusterSlotRange>> parse_cluster_slots(const redisRepl
             return bad();
         auto master = slots_node(*e.element[2], asked_host);
         if (!master) continue;  // owner's endpoint unknown: leave the range unmapped
-        ClusterSlotRange range{static_cast<std::uint16_t>(first.integer), static_cast<std::uint16_t>(last.integer),
-                               std::move(*master), {}};
+        ClusterSlotRange range{static_cast<std::uint16_t>(first.integer),
+                               static_cast<std::uint16_t>(last.integer),
+                               std::move(*master),
+                               {}};
         for (std::size_t j = 3; j < e.elements; ++j)
             if (auto replica = slots_node(*e.element[j], asked_host)) range.replicas.push_back(std::move(*replica));
         out.push_back(std::move(range));

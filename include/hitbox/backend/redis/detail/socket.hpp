@@ -30,7 +30,7 @@ namespace hitbox::detail {
 
 /// Closes a file descriptor on scope exit unless released.
 class FdGuard {
-  public:
+public:
     explicit FdGuard(int fd = -1) noexcept : fd_(fd) {}
     ~FdGuard() {
         if (fd_ >= 0) ::close(fd_);
@@ -44,7 +44,7 @@ class FdGuard {
         return fd;
     }
 
-  private:
+private:
     int fd_;
 };
 
@@ -66,8 +66,7 @@ inline int remaining_ms(std::chrono::steady_clock::time_point deadline) {
 inline Result<void> connect_until(int fd, const sockaddr* addr, socklen_t len,
                                   std::chrono::steady_clock::time_point deadline, const std::string& what) {
     if (::connect(fd, addr, len) == 0) return {};
-    if (errno != EINPROGRESS && errno != EINTR)
-        return fail(ErrorKind::connection, what + ": " + errno_text(errno));
+    if (errno != EINPROGRESS && errno != EINTR) return fail(ErrorKind::connection, what + ": " + errno_text(errno));
     for (;;) {
         pollfd p{fd, POLLOUT, 0};
         int ms = remaining_ms(deadline);
@@ -92,8 +91,8 @@ using AddressList = std::unique_ptr<addrinfo, decltype(&::freeaddrinfo)>;
 /// the deadline: the helper finishes on its own and frees a result nobody waits for any more.
 template <class Lookup>
 Result<AddressList> resolve_until(const std::string& host, const std::string& port,
-                                  std::chrono::steady_clock::time_point deadline,
-                                  std::chrono::milliseconds timeout, const std::string& what, Lookup lookup) {
+                                  std::chrono::steady_clock::time_point deadline, std::chrono::milliseconds timeout,
+                                  const std::string& what, Lookup lookup) {
     addrinfo hints{};
     hints.ai_family = AF_UNSPEC;
     hints.ai_socktype = SOCK_STREAM;
@@ -157,8 +156,7 @@ inline Result<int> connect_plain(const RedisEndpoint& ep, std::chrono::steady_cl
         std::memcpy(addr.sun_path, ep.path.data(), ep.path.size());
         FdGuard fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
         if (fd.get() < 0) return fail(ErrorKind::connection, what + ": " + errno_text(errno));
-        auto r =
-            connect_until(fd.get(), reinterpret_cast<const sockaddr*>(&addr), sizeof addr, deadline, what);
+        auto r = connect_until(fd.get(), reinterpret_cast<const sockaddr*>(&addr), sizeof addr, deadline, what);
         if (!r) return fail(r.error());
         return fd.release();
     }
@@ -190,8 +188,8 @@ inline Result<int> connect_plain(const RedisEndpoint& ep, std::chrono::steady_cl
 /// (`rediss://`) is refused, so a caller that does not speak TLS never talks plain text to it.
 inline Result<int> connect_socket(const RedisEndpoint& ep, std::chrono::milliseconds timeout) {
     if (ep.tls)
-        return fail(ErrorKind::config, "connect to " + ep.address() +
-                                           ": a TLS endpoint (rediss://) must be opened with open_transport");
+        return fail(ErrorKind::config,
+                    "connect to " + ep.address() + ": a TLS endpoint (rediss://) must be opened with open_transport");
     return connect_plain(ep, deadline_after(std::chrono::steady_clock::now(), timeout), timeout);
 }
 

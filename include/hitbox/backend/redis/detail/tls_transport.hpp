@@ -138,7 +138,7 @@ inline int tls_note_certificate_request(SSL* ssl, X509**, EVP_PKEY**) {
 
 /// One TLS client configuration, shared (read-only) by every connection of a backend.
 class TlsContext {
-  public:
+public:
     TlsContext(const TlsContext&) = delete;
     TlsContext& operator=(const TlsContext&) = delete;
     ~TlsContext() { SSL_CTX_free(ctx_); }
@@ -149,7 +149,7 @@ class TlsContext {
     const std::string& server_name() const noexcept { return server_name_; }
     bool verify_peer() const noexcept { return verify_peer_; }
 
-  private:
+private:
     friend Result<std::shared_ptr<const TlsContext>> make_tls_context(const TlsOptions& options);
     TlsContext(SSL_CTX* ctx, std::string server_name, bool verify_peer) noexcept
         : ctx_(ctx), server_name_(std::move(server_name)), verify_peer_(verify_peer) {}
@@ -201,13 +201,13 @@ inline Result<std::shared_ptr<const TlsContext>> make_tls_context(const TlsOptio
 
 /// A TLS session on a connected socket.
 class TlsTransport final : public Transport {
-  public:
+public:
     TlsTransport(int fd, std::string address) noexcept : Transport(fd, std::move(address)) { state_.fd = fd; }
     ~TlsTransport() override {
         if (ssl_ == nullptr) return;
         ERR_clear_error();
         if (established_ && !broken_) SSL_shutdown(ssl_);  // one close_notify, best effort, never waits
-        SSL_free(ssl_);                                      // frees the BIO too
+        SSL_free(ssl_);                                    // frees the BIO too
         ERR_clear_error();
     }
 
@@ -251,18 +251,19 @@ class TlsTransport final : public Transport {
 
         name_ = tls.server_name().empty() ? ep.host : tls.server_name();
         in6_addr scratch{};
-        const bool ip = ::inet_pton(AF_INET, name_.c_str(), &scratch) == 1 ||
-                        ::inet_pton(AF_INET6, name_.c_str(), &scratch) == 1;
+        const bool ip =
+            ::inet_pton(AF_INET, name_.c_str(), &scratch) == 1 || ::inet_pton(AF_INET6, name_.c_str(), &scratch) == 1;
         // SNI carries host names only (RFC 6066).
         if (!ip && SSL_set_tlsext_host_name(ssl_, name_.c_str()) != 1)
-            return fail(ErrorKind::config, what() + "cannot use '" + name_ + "' as the server name: " + take_openssl_errors());
+            return fail(ErrorKind::config,
+                        what() + "cannot use '" + name_ + "' as the server name: " + take_openssl_errors());
         if (tls.verify_peer()) {
             const bool set = ip ? X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl_), name_.c_str()) == 1
                                 : (SSL_set_hostflags(ssl_, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS),
                                    SSL_set1_host(ssl_, name_.c_str()) == 1);
             if (!set)
-                return fail(ErrorKind::config, what() + "cannot check the certificate against '" + name_ + "': " +
-                                                   take_openssl_errors());
+                return fail(ErrorKind::config,
+                            what() + "cannot check the certificate against '" + name_ + "': " + take_openssl_errors());
         }
         SSL_set_connect_state(ssl_);
 
@@ -294,7 +295,7 @@ class TlsTransport final : public Transport {
         return {};
     }
 
-  private:
+private:
     std::string what() const { return "TLS handshake with " + address() + ": "; }
 
     /// Why the handshake failed, from the verify result, the error queue and the socket.
@@ -305,8 +306,8 @@ class TlsTransport final : public Transport {
         if (err == SSL_ERROR_SSL) {
             const long verify = SSL_get_verify_result(ssl_);
             if (verify != X509_V_OK) {
-                std::string msg = what() + "the server's certificate does not verify: " +
-                                  X509_verify_cert_error_string(verify);
+                std::string msg =
+                    what() + "the server's certificate does not verify: " + X509_verify_cert_error_string(verify);
                 switch (verify) {
                     case X509_V_ERR_HOSTNAME_MISMATCH:
                     case X509_V_ERR_IP_ADDRESS_MISMATCH:
@@ -330,11 +331,13 @@ class TlsTransport final : public Transport {
                 msg += " (the server closed the connection)";
             return Error(ErrorKind::tls, std::move(msg) + client_certificate_hint(reason));
         }
-        if (state_.error != 0) return Error(ErrorKind::connection, what() + errno_text(state_.error) + client_certificate_hint(0));
+        if (state_.error != 0)
+            return Error(ErrorKind::connection, what() + errno_text(state_.error) + client_certificate_hint(0));
         if (state_.eof)
             return Error(ErrorKind::connection,
-                         what() + "the server closed the connection (is this a TLS port? does it require a client "
-                                  "certificate?)");
+                         what() +
+                             "the server closed the connection (is this a TLS port? does it require a client "
+                             "certificate?)");
         return Error(ErrorKind::tls, what() + reasons + client_certificate_hint(reason));
     }
 
@@ -372,17 +375,17 @@ class TlsTransport final : public Transport {
             return IoResult::wait(IoStatus::closed);  // EOF without close_notify
         const std::string where = std::string("TLS ") + direction + address() + ": ";
         if (err == SSL_ERROR_SYSCALL && state_.error != 0)
-            return IoResult::failed(Error(ErrorKind::connection, where + errno_text(state_.error) +
-                                          client_certificate_hint(reason)));
+            return IoResult::failed(
+                Error(ErrorKind::connection, where + errno_text(state_.error) + client_certificate_hint(reason)));
         return IoResult::failed(Error(ErrorKind::tls, where + reasons + client_certificate_hint(reason)));
     }
 
     TlsSocketState state_;
     SSL* ssl_ = nullptr;
-    std::string name_;          // the name checked (host or server_name), for messages
+    std::string name_;                    // the name checked (host or server_name), for messages
     bool certificate_requested_ = false;  // the server asked for a client certificate we do not have
-    bool established_ = false;  // the handshake completed
-    bool broken_ = false;       // a fatal error happened: no SSL_shutdown (OpenSSL forbids it then)
+    bool established_ = false;            // the handshake completed
+    bool broken_ = false;                 // a fatal error happened: no SSL_shutdown (OpenSSL forbids it then)
 };
 
 inline Result<std::unique_ptr<Transport>> open_tls_transport(const TlsContext& tls, int fd, const RedisEndpoint& ep,

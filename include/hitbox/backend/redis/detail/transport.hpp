@@ -61,7 +61,7 @@ struct IoResult {
 
 /// A connected byte stream. Owns its descriptor and closes it in the destructor.
 class Transport {
-  public:
+public:
     Transport(const Transport&) = delete;
     Transport& operator=(const Transport&) = delete;
     virtual ~Transport() {
@@ -85,17 +85,17 @@ class Transport {
     /// and the next read() or write() fails. Safe from any thread.
     void shutdown() noexcept { ::shutdown(fd_, SHUT_RDWR); }
 
-  protected:
+protected:
     Transport(int fd, std::string address) noexcept : fd_(fd), address_(std::move(address)) {}
 
-  private:
+private:
     const int fd_;
     const std::string address_;
 };
 
 /// A plain TCP or unix socket.
 class PlainTransport final : public Transport {
-  public:
+public:
     PlainTransport(int fd, std::string address, bool unix_socket) noexcept
         : Transport(fd, std::move(address)), unix_socket_(unix_socket) {}
 
@@ -122,7 +122,7 @@ class PlainTransport final : public Transport {
 
     std::string protocol() const override { return unix_socket_ ? "unix" : "tcp"; }
 
-  private:
+private:
     bool unix_socket_;
 };
 
@@ -144,8 +144,9 @@ inline Result<std::unique_ptr<Transport>> open_tls_transport(const TlsContext& t
 #else
 /// In a build without TLS: the config error every TLS request gets.
 inline Result<std::shared_ptr<const TlsContext>> make_tls_context(const TlsOptions&) {
-    return fail(ErrorKind::config, "TLS is not available in this build: rediss:// and .tls() need hitbox built "
-                                   "with OpenSSL (meson -Dtls=enabled, libssl-dev) and the hitbox-tls dependency");
+    return fail(ErrorKind::config,
+                "TLS is not available in this build: rediss:// and .tls() need hitbox built "
+                "with OpenSSL (meson -Dtls=enabled, libssl-dev) and the hitbox-tls dependency");
 }
 #endif
 
@@ -170,7 +171,8 @@ inline Result<std::unique_ptr<Transport>> open_transport(const RedisEndpoint& ep
                                                          std::chrono::milliseconds timeout) {
     if (ep.tls && tls == nullptr) {
         if (!tls_available()) return fail(make_tls_context(TlsOptions{}).error());
-        return fail(ErrorKind::config, "connect to " + ep.address() + ": a TLS endpoint (rediss://) needs a TLS context");
+        return fail(ErrorKind::config,
+                    "connect to " + ep.address() + ": a TLS endpoint (rediss://) needs a TLS context");
     }
     const bool unix_socket = ep.transport == RedisEndpoint::Transport::unix_socket;
     if (tls != nullptr && unix_socket)

@@ -7,9 +7,9 @@
 #include <charconv>
 #include <cstdint>
 #include <optional>
-#include <utility>
 #include <string>
 #include <string_view>
+#include <utility>
 
 #include <hitbox/backend/redis/tls.hpp>
 #include <hitbox/core/error.hpp>
@@ -107,14 +107,14 @@ inline Result<RedisEndpoint> parse_redis_url(std::string_view url) {
     auto scheme = url.substr(0, scheme_end);
     if (scheme == "rediss") {
         if (!tls_available())
-            return bad("TLS is not available in this build: rediss:// needs hitbox built with OpenSSL "
-                       "(meson -Dtls=enabled, libssl-dev) and the hitbox-tls dependency");
+            return bad(
+                "TLS is not available in this build: rediss:// needs hitbox built with OpenSSL "
+                "(meson -Dtls=enabled, libssl-dev) and the hitbox-tls dependency");
         ep.tls = true;
     } else if (scheme == "unix" || scheme == "redis+unix")
         ep.transport = RedisEndpoint::Transport::unix_socket;
     else if (scheme != "redis")
-        return bad("unknown scheme '" + std::string(scheme) +
-                   "' (expected redis, rediss, unix or redis+unix)");
+        return bad("unknown scheme '" + std::string(scheme) + "' (expected redis, rediss, unix or redis+unix)");
 
     auto rest = url.substr(scheme_end + 3);
     // Credentials: the authority (up to the first '/' or '?') up to its last '@' (a password may itself
@@ -142,16 +142,14 @@ inline Result<RedisEndpoint> parse_redis_url(std::string_view url) {
     }
 
     if (ep.transport == RedisEndpoint::Transport::unix_socket) {
-        if (rest.empty() || rest.front() != '/')
-            return bad("a unix socket URL needs an absolute path (unix:///path)");
+        if (rest.empty() || rest.front() != '/') return bad("a unix socket URL needs an absolute path (unix:///path)");
         ep.path = std::string(rest);
         while (!query.empty()) {
             auto amp = query.find('&');
             auto item = query.substr(0, amp);
             query = amp == std::string_view::npos ? std::string_view{} : query.substr(amp + 1);
             if (item.substr(0, 3) == "db=") {
-                if (!parse_decimal(item.substr(3), ep.db) || ep.db > 0x7fffffff)
-                    return bad("bad database number");
+                if (!parse_decimal(item.substr(3), ep.db) || ep.db > 0x7fffffff) return bad("bad database number");
             } else {
                 return bad("unknown parameter (only ?db=N is supported)");
             }
