@@ -131,7 +131,9 @@ public:
     /// What a call may do now.
     enum class Admit : std::uint8_t { pass, probe, reject };
 
-    Admit admit(TimePoint now) noexcept {
+    /// `now()` gives the time; it is read only when the breaker is not closed.
+    template <class Now>
+    Admit admit(Now&& now) {
         auto s = state_.load(std::memory_order_acquire);
         if (s == BreakerState::closed) return Admit::pass;
         if (s == BreakerState::half_open) {
@@ -140,7 +142,7 @@ public:
         }
         std::lock_guard<std::mutex> lk(mu_);
         s = state_.load(std::memory_order_relaxed);
-        if (s == BreakerState::open && cool_down_over_locked(now)) {
+        if (s == BreakerState::open && cool_down_over_locked(now())) {
             state_.store(BreakerState::half_open, std::memory_order_release);
             probes_.fetch_add(1, std::memory_order_relaxed);
             return Admit::probe;
@@ -150,10 +152,18 @@ public:
         return Admit::reject;
     }
 
-    /// The outcome of a call that reached the tier: `failed` when it returned a counted error.
-    void record(Admit admitted, bool failed, TimePoint now) {
-        if (!failed && admitted == Admit::pass) return;  // the common case: nothing to write
+    /// Whether a call admitted as `admitted` that returned `counted` (its counted error, or nullptr) has
+    /// anything to record: not a passed call that succeeded, the common case.
+    static bool worth_recording(Admit admitted, const Error* counted) noexcept {
+        return counted != nullptr || admitted != Admit::pass;
+    }
+
+    /// The outcome of a call that reached the tier: `counted` is its counted error (kept for the
+    /// rejection message), nullptr when it succeeded or its error does not count.
+    void record(Admit admitted, const Error* counted, TimePoint now) {
+        const bool failed = counted != nullptr;
         std::lock_guard<std::mutex> lk(mu_);
+        if (failed) last_error_ = *counted;
         if (admitted == Admit::probe) {
             if (failed) {
                 failures_.fetch_add(1, std::memory_order_relaxed);
@@ -195,12 +205,6 @@ public:
         if (last_error_)
             msg += " (last: " + std::string(to_string(last_error_->kind())) + ": " + last_error_->message() + ")";
         return Error(ErrorKind::unavailable, std::move(msg));
-    }
-
-    /// Remembers the latest counted error for the rejection message.
-    void note(const Error& e) {
-        std::lock_guard<std::mutex> lk(mu_);
-        last_error_ = e;
     }
 
     bool counts(const Error& e) const noexcept { return options_.trips_on.contains(e.kind()); }
@@ -325,24 +329,22 @@ public:
 private:
     using Admit = detail::BreakerCore::Admit;
 
-    /// Runs `call` unless the breaker rejects it, and records its outcome.
+    /// Runs `call` unless the breaker rejects it, and records its outcome. Closed and successful, this
+    /// costs one atomic load: the clock is read only when there is something to decide or record.
     template <class F>
     auto guarded(F&& call) -> decltype(call()) {
-        const auto admitted = core_->admit(clock_.now());
+        const auto admitted = admit();
         if (admitted == Admit::reject) return fail(core_->rejection(clock_.now()).in(tier_.label()));
         ProbeGuard guard{*this, admitted};
         auto r = call();
         guard.done = true;
-        const Error* e = r ? nullptr : &r.error();
-        const bool failed = e != nullptr && core_->counts(*e);
-        if (failed) core_->note(*e);
-        core_->record(admitted, failed, clock_.now());
+        finish(admitted, r || !core_->counts(r.error()) ? nullptr : &r.error());
         return r;
     }
 
     template <class F>
     auto guarded_many(std::size_t n, F&& call) -> decltype(call()) {
-        const auto admitted = core_->admit(clock_.now());
+        const auto admitted = admit();
         if (admitted == Admit::reject) {
             decltype(call()) out;
             out.reserve(n);
@@ -359,9 +361,16 @@ private:
                 first = &r.error();
                 break;
             }
-        if (first) core_->note(*first);
-        core_->record(admitted, first != nullptr, clock_.now());
+        finish(admitted, first);
         return rs;
+    }
+
+    Admit admit() {
+        return core_->admit([this] { return clock_.now(); });
+    }
+
+    void finish(Admit admitted, const Error* counted) {
+        if (detail::BreakerCore::worth_recording(admitted, counted)) core_->record(admitted, counted, clock_.now());
     }
 
     /// A probe whose tier threw must not leave the breaker half open for ever.
