@@ -20,6 +20,7 @@
 #include <hiredis/hiredis.h>
 
 #include <hitbox/backend/redis.hpp>
+#include <hitbox/backend/redis/detail/socket.hpp>
 
 #include "bench_redis_env.hpp"
 

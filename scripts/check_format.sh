@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Reports the C++ files under include/ test/ benchmark/ examples/ that clang-format (with the repository's
+# Reports the C++ files under include/ test/ benchmark/ examples/ src/ that clang-format (with the repository's
 # .clang-format) would change, with the number of lines each would change, and exits 1 when there is one.
 # Changes nothing. To apply the layout: bash scripts/check_format.sh --apply   (clang-format -i on them)
 # Usage: bash scripts/check_format.sh [--apply]     (CLANG_FORMAT picks the binary; default clang-format-14)
@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.."
 cf=${CLANG_FORMAT:-clang-format-14}
 command -v "$cf" >/dev/null || { echo "check_format: $cf not found (apt-get install clang-format-14)"; exit 2; }
 mapfile -t files < <(git ls-files -- 'include/*.hpp' 'include/*.h' 'test/*.hpp' 'test/*.cpp' 'test/*.h' \
-  'benchmark/*.hpp' 'benchmark/*.cpp' 'examples/*.hpp' 'examples/*.cpp')
+  'benchmark/*.hpp' 'benchmark/*.cpp' 'examples/*.hpp' 'examples/*.cpp' 'src/*.cpp')
 if [ "${1:-}" = "--apply" ]; then
   "$cf" -i --style=file "${files[@]}"
   echo "check_format: formatted ${#files[@]} files"

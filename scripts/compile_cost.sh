@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Compile-time cost of hitbox: times compiling each translation unit below N times (default 5), once with
 # -fsyntax-only (parsing and template instantiation) and once with -c -O2 (code generation too), and
-# prints the medians in seconds as a Markdown table (the "Compile-time cost" table of doc/performance.md).
+# prints the medians in CPU seconds as a Markdown table (the "Compile time" table of doc/performance.md).
 #
 #   deps only      a TU that includes just what hitbox builds on: the Boost.Hana, cereal (binary, JSON,
 #                  XML archives and std types), tl-expected, hiredis, zstd and zlib headers hitbox includes
 #   hitbox.hpp     the umbrella header alone
-#   two_tier.cpp   examples/two_tier.cpp: Memory + Redis (JSON, zstd) composed, used
+#   two_tier.cpp   examples/two_tier.cpp: Memory + Redis (JSON, zstd) composed, used; again with
+#                  HITBOX_COMPILED_LIB=1 (the compiled-library mode: the program links libhitbox-redis)
 #   config.hpp     a TU that calls hitbox::make_backend (every policy the run-time factory can name)
 #
 # Usage: bash scripts/compile_cost.sh [N]     (CXX picks the compiler; default c++)
@@ -55,26 +56,34 @@ int main() {
 }
 EOF
 
-# median_seconds ARGS...: runs the compiler `runs` times with ARGS, prints the median wall time.
-median_seconds() {
-  local times=() i start end
-  for ((i = 0; i < runs; i++)); do
-    start=$(date +%s%N)
-    "$cxx" "${flags[@]}" "$@"
-    end=$(date +%s%N)
-    times+=("$(( (end - start) / 1000000 ))")
+# Each run compiles every (unit, mode) pair once, in turn, so a burst of load from other processes spreads over
+# all of them instead of skewing one row; a figure is the median of its runs. Seconds are CPU seconds
+# (user + system) of the compiler, which depend much less on other processes than wall time on a shared machine.
+units=("deps only:$tmp/deps_only.cpp:" "hitbox.hpp:$tmp/umbrella.cpp:" "examples/two_tier.cpp:examples/two_tier.cpp:")
+# The compiled-library mode (meson -Dcompiled_lib=true): the Redis connection code is in libhitbox-redis and
+# its headers only declare it.
+[ -f src/redis_connection.cpp ] &&
+  units+=("examples/two_tier.cpp, HITBOX_COMPILED_LIB=1:examples/two_tier.cpp:-DHITBOX_COMPILED_LIB=1")
+units+=("config.hpp (make_backend):$tmp/config.cpp:")
+declare -A times
+for ((i = 0; i < runs; i++)); do
+  for unit in "${units[@]}"; do
+    IFS=: read -r name src extra <<<"$unit"
+    for mode in syntax full; do
+      if [ $mode = syntax ]; then args=(-fsyntax-only "$src"); else args=(-c -O2 "$src" -o "$tmp/out.o"); fi
+      /usr/bin/time -o "$tmp/time" -f "%U %S" "$cxx" "${flags[@]}" $extra "${args[@]}"
+      times["$name/$mode"]+="$(awk '{printf "%d", ($1 + $2) * 1000}' "$tmp/time") "
+    done
   done
-  printf '%s\n' "${times[@]}" | sort -n | awk '{a[NR]=$1} END {m = (NR % 2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2; printf "%.2f", m/1000}'
-}
+done
 
-echo "compiler: $("$cxx" --version | head -n 1); $runs runs each; load average: $(cut -d' ' -f1-3 /proc/loadavg)"
+median() { tr ' ' '\n' <<<"$1" | grep . | sort -n | awk '{a[NR]=$1} END {m = (NR % 2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2; printf "%.2f", m/1000}'; }
+
+echo "compiler: $("$cxx" --version | head -n 1); $runs interleaved runs; load average: $(cut -d' ' -f1-3 /proc/loadavg)"
 echo
-echo "| translation unit | -fsyntax-only (median s) | -c -O2 (median s) |"
+echo "| translation unit | -fsyntax-only (median CPU s) | -c -O2 (median CPU s) |"
 echo "|---|---|---|"
-for unit in "deps only:$tmp/deps_only.cpp" "hitbox.hpp:$tmp/umbrella.cpp" "examples/two_tier.cpp:examples/two_tier.cpp" \
-            "config.hpp (make_backend):$tmp/config.cpp"; do
-  name=${unit%%:*}; src=${unit#*:}
-  syntax=$(median_seconds -fsyntax-only "$src")
-  full=$(median_seconds -c -O2 "$src" -o "$tmp/out.o")
-  echo "| $name | $syntax | $full |"
+for unit in "${units[@]}"; do
+  IFS=: read -r name src extra <<<"$unit"
+  echo "| $name | $(median "${times[$name/syntax]}") | $(median "${times[$name/full]}") |"
 done

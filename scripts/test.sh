@@ -11,7 +11,9 @@
 #   3. build-tsan:  g++ TSan, suites unit and redis less the tests that start no thread (suite
 #                   single_threaded)
 #   4. build-portable: the Redis connection's portable platform layer (-Dplatform=portable: condition
-#                   variable, poll, pipe instead of futex, epoll, eventfd), suite platform
+#                   variable, poll, pipe instead of futex, epoll, eventfd), suite platform; the same build is
+#                   the compiled-library mode (-Dcompiled_lib=true: the connection code in libhitbox-redis,
+#                   HITBOX_COMPILED_LIB=1), which suite compiled (builder, Memory + Redis composition) also runs
 # The sanitizer builds compile only what their suites run: the compile-time suites (headers, compile_fail)
 # check the compiler, not run-time code, and cluster / fault stay in the main build.
 # The last line is "N passed, N failed" (", N skipped" if any), counted from the meson test logs.
@@ -92,8 +94,8 @@ if [ "${HITBOX_TEST_QUICK:-0}" != 1 ]; then
   build_and_test build-tsan "" "--suite unit --suite redis --no-suite single_threaded" \
     -Db_sanitize=thread -Dcpp_args=-g1 -Doptimization=1 -Ddebug=false -Dbenchmarks=false -Dexamples=false \
     || status=1
-  build_and_test build-portable "" "--suite platform" -Dplatform=portable -Dcpp_args=-g1 -Doptimization=1 \
-    -Ddebug=false -Dbenchmarks=false -Dexamples=false || status=1
+  build_and_test build-portable "" "--suite platform --suite compiled" -Dplatform=portable -Dcompiled_lib=true \
+    -Dcpp_args=-g1 -Doptimization=1 -Ddebug=false -Dbenchmarks=false -Dexamples=false || status=1
 fi
 echo "=== all builds and suites took $(( $(date +%s) - start )) s"
 printf '=== time per phase\n| phase | build s | tests s |\n|---|---|---|\n'

@@ -19,6 +19,7 @@
 #include <vector>
 
 #include <hitbox/backend/redis.hpp>
+#include <hitbox/backend/redis/detail/node_connection.hpp>
 #include <hitbox/key_format/url_encoded.hpp>
 
 #include "support/redis_cluster.hpp"

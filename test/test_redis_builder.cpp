@@ -11,6 +11,7 @@
 #include <vector>
 
 #include <hitbox/backend/redis.hpp>
+#include <hitbox/backend/redis/detail/url.hpp>
 #include <hitbox/compress/zstd.hpp>
 #include <hitbox/format/json.hpp>
 #include <hitbox/key_format/url_encoded.hpp>

@@ -14,6 +14,8 @@
 #include <netdb.h>
 
 #include <hitbox/backend/redis.hpp>
+#include <hitbox/backend/redis/detail/node_connection.hpp>
+#include <hitbox/backend/redis/detail/socket.hpp>
 #include <hitbox/key_format/url_encoded.hpp>
 
 #include "support/redis_server.hpp"

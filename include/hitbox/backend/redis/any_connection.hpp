@@ -27,6 +27,7 @@
 #include <hitbox/backend/redis/single_node.hpp>
 #include <hitbox/core/concepts.hpp>
 #include <hitbox/core/error.hpp>
+#include <hitbox/core/linkage.hpp>
 
 namespace hitbox {
 
@@ -39,53 +40,23 @@ public:
     using config_type = AnyMode;
 
     /// Creates the policy the mode names (SingleNode::create or Cluster::create). No network access.
-    static Result<AnyConnection> create(const AnyMode& config, const ConnectionOptions& options) {
-        return std::visit(
-            [&](const auto& m) -> Result<AnyConnection> {
-                using Policy = typename std::decay_t<decltype(m)>::connection_type;
-                auto policy = Policy::create(m, options);
-                if (!policy) return fail(policy.error());
-                return AnyConnection(std::move(*policy));
-            },
-            config.mode);
-    }
+    static Result<AnyConnection> create(const AnyMode& config, const ConnectionOptions& options);
 
     /// "single" or "cluster".
-    std::string_view active_mode() const noexcept {
-        return std::visit([](const auto& c) { return std::decay_t<decltype(c)>::mode; }, conn_);
-    }
+    std::string_view active_mode() const noexcept;
 
-    Result<std::optional<std::string>> get(std::string_view key) {
-        return std::visit([&](auto& c) { return c.get(key); }, conn_);
-    }
-    Result<void> set_px(std::string_view key, std::string_view value, std::optional<std::int64_t> px_ms) {
-        return std::visit([&](auto& c) { return c.set_px(key, value, px_ms); }, conn_);
-    }
-    Result<bool> del(std::string_view key) {
-        return std::visit([&](auto& c) { return c.del(key); }, conn_);
-    }
-    Result<bool> set_nx_px(std::string_view key, std::string_view value, std::int64_t px_ms) {
-        return std::visit([&](auto& c) { return c.set_nx_px(key, value, px_ms); }, conn_);
-    }
-    Result<bool> del_if_equal(std::string_view key, std::string_view value) {
-        return std::visit([&](auto& c) { return c.del_if_equal(key, value); }, conn_);
-    }
-    std::vector<Result<std::optional<std::string>>> get_many(std::span<const std::string> keys) {
-        return std::visit([&](auto& c) { return c.get_many(keys); }, conn_);
-    }
-    std::vector<Result<bool>> write_many(std::span<const ConnectionWrite> writes) {
-        return std::visit([&](auto& c) { return c.write_many(writes); }, conn_);
-    }
+    Result<std::optional<std::string>> get(std::string_view key);
+    Result<void> set_px(std::string_view key, std::string_view value, std::optional<std::int64_t> px_ms);
+    Result<bool> del(std::string_view key);
+    Result<bool> set_nx_px(std::string_view key, std::string_view value, std::int64_t px_ms);
+    Result<bool> del_if_equal(std::string_view key, std::string_view value);
+    std::vector<Result<std::optional<std::string>>> get_many(std::span<const std::string> keys);
+    std::vector<Result<bool>> write_many(std::span<const ConnectionWrite> writes);
     /// PING the server, or every master of the cluster.
-    Result<void> ping() {
-        return std::visit([](auto& c) { return c.ping(); }, conn_);
-    }
+    Result<void> ping();
 
     /// Counters of the node connection, or summed over the cluster's node connections.
-    ConnectionCounters counters() const {
-        if (const auto* c = cluster()) return c->counters().connections;
-        return std::get<SingleNode>(conn_).counters();
-    }
+    ConnectionCounters counters() const;
 
     /// The held policy, for what only it offers (e.g. Cluster::slot_map()); null when the other one is held.
     SingleNode* single() noexcept { return std::get_if<SingleNode>(&conn_); }
@@ -103,3 +74,8 @@ private:
 static_assert(Connection<AnyConnection>);
 
 }  // namespace hitbox
+
+// The definitions: included here in a header-only build, compiled once into the library otherwise.
+#if !HITBOX_COMPILED_LIB
+#include <hitbox/backend/redis/detail/any_connection_impl.hpp>
+#endif
