@@ -45,17 +45,15 @@ ReadableBackend readable_backend(const std::string& url, const std::string& pref
     return std::move(*b);
 }
 
-template <class V, class K>
-using BackendsFor =
-    std::tuple<hitbox::RedisBackend<K, V, hitbox::PassthroughCompressor>,
-               hitbox::RedisBackend<K, V, hitbox::GzipCompressor>, hitbox::RedisBackend<K, V, hitbox::ZstdCompressor>>;
-template <class K>
-using BackendsForKey = decltype(std::tuple_cat(
-    std::declval<BackendsFor<hitbox::BinaryFormat, K>>(), std::declval<BackendsFor<hitbox::JsonFormat, K>>(),
-    std::declval<BackendsFor<hitbox::XmlFormat, K>>(), std::declval<BackendsFor<hitbox::RawFormat, K>>()));
-using AllBackends = decltype(std::tuple_cat(std::declval<BackendsForKey<hitbox::Bitcode>>(),
-                                            std::declval<BackendsForKey<hitbox::UrlEncoded>>()));
-static_assert(std::tuple_size_v<AllBackends> == 24);
+// Every key format, value format and compressor once through Redis: the Redis host only stores the bytes the
+// codec makes, so each policy needs one trip through it. Every combination of the three (24) round-trips through
+// the codec itself in test_envelope.cpp, with the same values; compiling all 24 RedisBackend types here took
+// about as long as the rest of this file.
+using AllBackends =
+    std::tuple<hitbox::RedisBackend<hitbox::Bitcode, hitbox::BinaryFormat, hitbox::PassthroughCompressor>,
+               hitbox::RedisBackend<hitbox::UrlEncoded, hitbox::JsonFormat, hitbox::GzipCompressor>,
+               hitbox::RedisBackend<hitbox::Bitcode, hitbox::XmlFormat, hitbox::ZstdCompressor>,
+               hitbox::RedisBackend<hitbox::UrlEncoded, hitbox::RawFormat, hitbox::ZstdCompressor>>;
 
 template <class Backend, class T>
 void check_roundtrip(Backend& backend, const hitbox::CacheKey& key, const T& data) {
@@ -78,7 +76,7 @@ void check_roundtrip(Backend& backend, const hitbox::CacheKey& key, const T& dat
 
 }  // namespace
 
-TEMPLATE_LIST_TEST_CASE("Every KeyFmt x ValueFmt x Compressor round-trips through Redis", "[redis]", AllBackends) {
+TEMPLATE_LIST_TEST_CASE("Each KeyFmt, ValueFmt and Compressor round-trips through Redis", "[redis]", AllBackends) {
     using V = typename TestType::value_format;
     auto built = TestType::builder()
                      .connection(hitbox::ConnectionMode::single(shared_server().url()))
