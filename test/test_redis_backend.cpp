@@ -3,8 +3,10 @@
 // test_redis_connection.cpp.
 #include <catch2/catch.hpp>
 
+#include <atomic>
 #include <chrono>
 #include <string>
+#include <thread>
 #include <tuple>
 #include <vector>
 
@@ -237,6 +239,68 @@ TEST_CASE("remove reports whether the key existed; misses and hits are counted")
     CHECK(s.hits == 0);
     CHECK(s.bytes_out > 1);
     CHECK(s.error_total() == 0);
+}
+
+TEST_CASE("Duration histograms against a real server: round trips, zstd and the format, a paused server's wait") {
+    auto built = hitbox::RedisBackend<>::builder()
+                     .connection(hitbox::ConnectionMode::single(shared_server().url()))
+                     .key_prefix("durations:")
+                     .compressor(hitbox::ZstdCompressor{3})
+                     .command_timeout(5s)
+                     .duration_histograms()
+                     .build();
+    REQUIRE(built);
+    auto& redis = *built;
+    const hitbox::CacheKey key{"k", 0};
+    REQUIRE(redis.set(key, hitbox::CacheValue<std::string>{std::string(20'000, 'x'), hitbox::Clock::now() + 60s}));
+    REQUIRE(redis.get<std::string>(key).value());
+    const hitbox::DurationStats before = redis.durations();
+    CHECK(before.enabled);
+    CHECK(before.format == "binary");
+    CHECK(before.compressor == "zstd");
+    for (auto stage : {hitbox::TierStage::read, hitbox::TierStage::write, hitbox::TierStage::serialize,
+                       hitbox::TierStage::deserialize, hitbox::TierStage::compress, hitbox::TierStage::decompress}) {
+        INFO(hitbox::to_string(stage));
+        CHECK(before[stage].count == 1);
+        CHECK(before[stage].sum_ns > 0);
+    }
+
+    // The server stops answering for 200 ms while a read waits: the wait is in the read histogram only.
+    shared_server().pause();
+    std::atomic<bool> started{false};
+    hitbox::Result<std::optional<hitbox::CacheValue<std::string>>> late =
+        std::optional<hitbox::CacheValue<std::string>>{};
+    std::thread reader([&] {
+        started = true;
+        late = redis.get<std::string>(key);
+    });
+    while (!started) std::this_thread::yield();
+    std::this_thread::sleep_for(200ms);
+    shared_server().resume();
+    reader.join();
+    REQUIRE(late);
+    REQUIRE(*late);
+    const hitbox::DurationStats after = redis.durations();
+    CHECK(after[hitbox::TierStage::read].count == 2);
+    CHECK(after[hitbox::TierStage::read].sum_ns - before[hitbox::TierStage::read].sum_ns >= 150'000'000u);
+    CHECK(after[hitbox::TierStage::decompress].count == 2);
+    CHECK(after[hitbox::TierStage::decompress].sum_ns - before[hitbox::TierStage::decompress].sum_ns < 150'000'000u);
+
+    hitbox::PrometheusWriter out;
+    hitbox::write_backend_stats(out, "cache.redis", after);
+    const std::string text = out.str();
+    CHECK(text.find("hitbox_backend_read_duration_seconds_count{backend=\"cache.redis\"} 2\n") != std::string::npos);
+    CHECK(text.find(
+              "hitbox_backend_decompress_duration_seconds_count{backend=\"cache.redis\",compressor=\"zstd\"} 2\n") !=
+          std::string::npos);
+    CHECK(text.find("hitbox_backend_serialize_duration_seconds_count{backend=\"cache.redis\",format=\"binary\"} 1\n") !=
+          std::string::npos);
+
+    // Off by default.
+    auto plain = readable_backend(shared_server().url(), "durations-off:");
+    REQUIRE(plain.set(key, hitbox::CacheValue<std::string>{"v"}));
+    CHECK_FALSE(plain.durations().enabled);
+    CHECK(plain.durations()[hitbox::TierStage::write].count == 0);
 }
 
 TEST_CASE("get_many / set_many are pipelined and keep per-key results") {

@@ -23,6 +23,7 @@
 #include <hitbox/codec/envelope.hpp>
 #include <hitbox/core/clock.hpp>
 #include <hitbox/core/concepts.hpp>
+#include <hitbox/core/durations.hpp>
 #include <hitbox/core/error.hpp>
 #include <hitbox/core/key.hpp>
 #include <hitbox/core/value.hpp>
@@ -33,8 +34,10 @@ namespace hitbox {
 /// created / stale / expire in ms) followed by the payload, under `key_prefix + KeyFmt::encode(key)`, written
 /// in one `set_px` with the entry's remaining time to live (store_ttl) and read in one `get`.
 ///
-/// Copies share the store (as far as the store's copies do) and the counters. No operation throws. Models
-/// Backend, and the raw layer (`read`, `write`, `codec()`) that AnyBackend uses to erase a byte tier.
+/// Copies share the store (as far as the store's copies do), the counters and the duration histograms
+/// (built with DurationHistograms::on: each store round trip, serialization, compression and their
+/// reverses timed; `durations()`). No operation throws. Models Backend, and the raw layer (`read`, `write`,
+/// `codec()`) that AnyBackend uses to erase a byte tier.
 ///
 /// \code
 /// struct MapStore { /* get, set_px, del: see hitbox::ByteStore */ };
@@ -63,19 +66,23 @@ public:
     using store_type = Store;
     using codec_type = EntryCodec<KeyFmt, ValueFmt, Comp>;
 
-    /// A tier over `store`, encoding with `codec`, named `label` in errors and label paths.
-    ByteBackend(Store store, codec_type codec, std::string label)
+    /// A tier over `store`, encoding with `codec`, named `label` in errors and label paths; `durations`
+    /// turns its duration histograms on.
+    ByteBackend(Store store, codec_type codec, std::string label,
+                DurationHistograms durations = DurationHistograms::off)
         : store_(std::move(store)),
           codec_(std::move(codec)),
           label_(std::move(label)),
-          counters_(std::make_shared<detail::ByteCounters>()) {}
+          counters_(std::make_shared<detail::ByteCounters>()),
+          timers_(detail::make_stage_timers(durations)) {}
 
     /// The entry under `key`: nullopt when there is none or it has expired. Corrupt or foreign bytes are a
     /// decode error (a composition treats it as a miss).
     template <class T>
     Result<std::optional<CacheValue<T>>> get(const CacheKey& key) {
         bump(counts().reads);
-        auto raw = store_.get(codec_.key(key));
+        const std::string stored_key = codec_.key(key);
+        auto raw = timed(TierStage::read, [&] { return store_.get(stored_key); });
         if (!raw) return fail(error(raw.error()));
         return decode_entry<T>(*raw, SystemClock::now());
     }
@@ -88,7 +95,7 @@ public:
         const std::string stored_key = codec_.key(key);
         const StoreTtl ttl = store_ttl(value.expire, SystemClock::now());
         if (ttl.expired) return erase(stored_key);
-        auto blob = codec_.encode(value);
+        auto blob = codec_.encode(value, timers_.get());
         if (!blob) return fail(error(blob.error()));
         return put(stored_key, *blob, ttl);
     }
@@ -139,7 +146,7 @@ public:
         std::vector<std::string> stored;
         stored.reserve(keys.size());
         for (const auto& k : keys) stored.push_back(codec_.key(k));
-        auto raws = store_get_many(stored);
+        auto raws = timed(TierStage::read, [&] { return store_get_many(stored); });
         const auto now = SystemClock::now();
         std::vector<Result<std::optional<CacheValue<T>>>> out;
         out.reserve(raws.size());
@@ -170,7 +177,7 @@ public:
             if (ttl.expired) {
                 ops.push_back(ConnectionWrite{keys[i], {}, std::nullopt, true});
             } else {
-                auto blob = codec_.encode(value);
+                auto blob = codec_.encode(value, timers_.get());
                 if (!blob) {
                     out[i] = fail(error(blob.error()));
                     continue;
@@ -180,7 +187,7 @@ public:
             }
             index.push_back(i);
         }
-        auto results = store_write_many(ops);
+        auto results = timed(TierStage::write, [&] { return store_write_many(ops); });
         for (std::size_t j = 0; j < results.size(); ++j) {
             if (!results[j])
                 out[index[j]] = fail(error(results[j].error()));
@@ -199,7 +206,8 @@ public:
     /// The stored bytes (envelope + payload) under `key`, undecoded; nullopt when absent.
     Result<std::optional<std::string>> read(const CacheKey& key) {
         bump(counts().reads);
-        auto raw = store_.get(codec_.key(key));
+        const std::string stored_key = codec_.key(key);
+        auto raw = timed(TierStage::read, [&] { return store_.get(stored_key); });
         if (!raw) return fail(error(raw.error()));
         if (!*raw) {
             bump(counts().misses);
@@ -225,6 +233,13 @@ public:
 
     /// A snapshot of the counters (shared with copies of this tier).
     ByteStats stats() const noexcept { return counters_->snapshot(); }
+
+    /// A snapshot of the duration histograms (shared with copies of this tier), labelled with the value
+    /// format's and the compressor's names; `enabled` false and all empty when built without them.
+    DurationStats durations() const noexcept {
+        if (!timers_) return {};
+        return timers_->snapshot(ValueFmt::name, Comp::name);
+    }
 
     /// The store policy.
     Store& store() noexcept { return store_; }
@@ -255,9 +270,15 @@ private:
         return e.in(label_);
     }
 
+    /// `f()`, timed as `stage` when the duration histograms are on.
+    template <class F>
+    auto timed(TierStage stage, F&& f) {
+        return detail::timed(timers_.get(), stage, std::forward<F>(f));
+    }
+
     /// The write half of the TTL rule: `bytes` under `stored_key` with the rule's time to live.
     Result<void> put(const std::string& stored_key, std::string_view bytes, const StoreTtl& ttl) {
-        auto r = store_.set_px(stored_key, bytes, ttl.px);
+        auto r = timed(TierStage::write, [&] { return store_.set_px(stored_key, bytes, ttl.px); });
         if (!r) return fail(error(r.error()));
         bump(counts().bytes_out, bytes.size());
         return {};
@@ -265,7 +286,7 @@ private:
 
     /// The expired half of the TTL rule: the key goes.
     Result<void> erase(const std::string& stored_key) {
-        auto r = store_.del(stored_key);
+        auto r = timed(TierStage::write, [&] { return store_.del(stored_key); });
         if (!r) return fail(error(r.error()));
         return {};
     }
@@ -307,7 +328,7 @@ private:
             return std::optional<CacheValue<T>>{};
         }
         bump(counts().bytes_in, raw->size());
-        auto value = codec_.template decode<T>(*raw);
+        auto value = codec_.template decode<T>(*raw, timers_.get());
         if (!value) return fail(error(value.error()));
         if (value->state(now) == EntryState::Expired) {  // the store normally drops it first; clocks may differ
             bump(counts().misses);
@@ -325,6 +346,7 @@ private:
         codec_;
     std::string label_;
     std::shared_ptr<detail::ByteCounters> counters_;
+    std::shared_ptr<detail::StageTimers> timers_;  // null: duration histograms off
 };
 
 }  // namespace hitbox

@@ -60,7 +60,8 @@ private:
 
 /// Adds everything a cache knows to `out`: its metrics policy's series (CountingMetrics), its own counters
 /// (`hitbox_cache_*`, `hitbox_upstream_*`, `hitbox_backend_{read,write}_errors_total` per tier path,
-/// `hitbox_offload_revalidation_*`), each tier's `stats()` (`hitbox_backend_*` per label path), each
+/// `hitbox_offload_revalidation_*`), each tier's `stats()` (`hitbox_backend_*` per label path) and, when
+/// it has them, its duration histograms (`durations()`: `hitbox_backend_*_duration_seconds`), each
 /// composition level's counters (`hitbox_compose_*`) and the offload's counters (`hitbox_offload_tasks_*`,
 /// labelled with the backend's label).
 template <class B, class O, class M, class C>
@@ -107,6 +108,7 @@ void write_metrics(PrometheusWriter& out, const Cache<B, O, M, C>& cache) {
             else
                 write_backend_stats(out, path, tier.stats());
         }
+        if constexpr (ReportsDurations<Tier> && !TieredBackend<Tier>) write_backend_stats(out, path, tier.durations());
     };
     detail::visit_tiers(cache.backend(), {}, visit);
     levels.write(out);

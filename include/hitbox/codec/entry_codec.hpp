@@ -13,6 +13,7 @@
 #include <hitbox/compress/passthrough.hpp>
 #include <hitbox/core/clock.hpp>
 #include <hitbox/core/concepts.hpp>
+#include <hitbox/core/durations.hpp>
 #include <hitbox/core/error.hpp>
 #include <hitbox/core/key.hpp>
 #include <hitbox/core/value.hpp>
@@ -67,9 +68,16 @@ public:
     /// Envelope + compressed payload for `value`.
     template <class T>
     Result<std::string> encode(const CacheValue<T>& value) const {
-        auto payload = values_.encode(value.data);
+        return encode(value, nullptr);
+    }
+
+    /// As above, timing serialization and compression into `timers` when it is not null (a byte tier
+    /// built with duration histograms passes its own).
+    template <class T>
+    Result<std::string> encode(const CacheValue<T>& value, detail::StageTimers* timers) const {
+        auto payload = detail::timed(timers, TierStage::serialize, [&] { return values_.encode(value.data); });
         if (!payload) return fail(payload.error());
-        auto packed = compressor_.compress(*payload);
+        auto packed = detail::timed(timers, TierStage::compress, [&] { return compressor_.compress(*payload); });
         if (!packed) return fail(packed.error());
         return seal_entry({ValueFmt::id, Comp::id, value.created, value.stale, value.expire}, *packed);
     }
@@ -77,12 +85,18 @@ public:
     /// Parses, checks the format and compressor ids, decompresses and decodes.
     template <class T>
     Result<CacheValue<T>> decode(std::string_view bytes) const {
+        return decode<T>(bytes, nullptr);
+    }
+
+    /// As above, timing decompression and deserialization into `timers` when it is not null.
+    template <class T>
+    Result<CacheValue<T>> decode(std::string_view bytes, detail::StageTimers* timers) const {
         auto env = open_entry(bytes, policies());
         if (!env) return fail(env.error());
         const auto& h = env->header;
-        auto raw = compressor_.decompress(env->payload);
+        auto raw = detail::timed(timers, TierStage::decompress, [&] { return compressor_.decompress(env->payload); });
         if (!raw) return fail(raw.error());
-        auto data = values_.template decode<T>(*raw);
+        auto data = detail::timed(timers, TierStage::deserialize, [&] { return values_.template decode<T>(*raw); });
         if (!data) return fail(data.error());
         return CacheValue<T>(std::move(*data), h.expire, h.stale, h.created);
     }

@@ -321,6 +321,16 @@ concept ReportsStats = requires(const B& b) {
     { b.stats() } -> ExportableStats;
 };
 
+/// ReportsDurations: a tier with duration histograms (MemoryBackend, ByteBackend so RedisBackend, a
+/// CircuitBreaker over one of them), exported by `prometheus_text` next to its stats.
+///
+/// Minimal complete definition: `durations() const` returning an ExportableStats snapshot (the built-in
+/// tiers return hitbox::DurationStats, hitbox/core/durations.hpp).
+template <class B>
+concept ReportsDurations = requires(const B& b) {
+    { b.durations() } -> ExportableStats;
+};
+
 /// What a piece of background work is for; with the key it forms the deduplication identity.
 enum class OffloadKind : std::uint8_t {
     refill,      ///< copy an L2 hit into L1 (Compose with RefillAlways{.offloaded = true})

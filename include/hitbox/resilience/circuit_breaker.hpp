@@ -321,6 +321,9 @@ public:
             return core_->stats();
     }
 
+    /// The wrapped tier's duration histograms (hitbox::ReportsDurations), when it has them.
+    auto durations() const requires ReportsDurations<Tier> { return tier_.durations(); }
+
     /// The wrapped tier (its connection, stats, ...).
     Tier& tier() noexcept { return tier_; }
     const Tier& tier() const noexcept { return tier_; }

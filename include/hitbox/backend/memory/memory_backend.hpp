@@ -29,6 +29,7 @@
 #include <hitbox/backend/memory/weigher.hpp>
 #include <hitbox/core/clock.hpp>
 #include <hitbox/core/concepts.hpp>
+#include <hitbox/core/durations.hpp>
 #include <hitbox/core/error.hpp>
 #include <hitbox/core/key.hpp>
 #include <hitbox/core/value.hpp>
@@ -105,6 +106,13 @@ public:
         cleanup_interval_ = every;
         return *this;
     }
+    /// Records duration histograms (default off): each lookup (get, read_with, the copy out included) and
+    /// each write (set), exported as `hitbox_backend_{read,write}_duration_seconds` (doc/metrics.md). Costs
+    /// two clock reads per operation; off, two pointer tests.
+    MemoryBackendBuilder& duration_histograms(bool on = true) {
+        durations_ = on ? DurationHistograms::on : DurationHistograms::off;
+        return *this;
+    }
     /// Uses another clock policy (e.g. a hitbox::ManualClock in tests).
     template <class C>
     auto clock(C c) const {
@@ -139,7 +147,8 @@ public:
         if (shards > bound)
             return error("shards(" + std::to_string(shards) + ") exceeds the bound of " + std::to_string(bound));
         if (cleanup_interval_ && cleanup_interval_->count() <= 0) return error("cleanup_interval must be positive");
-        return BasicMemoryBackend<Clock, Weigher>(shards, bound, weighted, label_, clock_, weigher_, cleanup_interval_);
+        return BasicMemoryBackend<Clock, Weigher>(shards, bound, weighted, label_, clock_, weigher_, cleanup_interval_,
+                                                  durations_);
     }
 
 private:
@@ -153,6 +162,7 @@ private:
           label_(other.label_),
           shards_(other.shards_),
           cleanup_interval_(other.cleanup_interval_),
+          durations_(other.durations_),
           clock_(std::move(c)),
           weigher_(std::move(w)) {}
 
@@ -161,6 +171,7 @@ private:
     std::string label_ = "memory";
     std::optional<std::size_t> shards_;
     std::optional<std::chrono::milliseconds> cleanup_interval_;
+    DurationHistograms durations_ = DurationHistograms::off;
     Clock clock_{};
     Weigher weigher_{};
 };
@@ -276,6 +287,12 @@ public:
     /// Counters summed over the shards.
     MemoryStats stats() const noexcept { return state_ ? state_->store.stats() : MemoryStats{}; }
 
+    /// The read and write duration histograms (shared with copies of this handle); `enabled` false and all
+    /// empty when built without them.
+    DurationStats durations() const noexcept {
+        return state_ && state_->timers ? state_->timers->snapshot() : DurationStats{};
+    }
+
     /// Number of shards the entries are spread over.
     std::size_t shard_count() const noexcept { return state_ ? state_->store.shard_count() : 0; }
 
@@ -284,10 +301,13 @@ private:
 
     /// The lookup of get and read_with: `hit(entry)` under the shard's read lock when `key` holds a live
     /// `T`, `miss()` when it holds nothing live, a `type_mismatch` error otherwise. Each returns an `R`.
+    /// Timed here, in one piece, not in get and read_with: with the histograms off, the code inlined into
+    /// callers is what it was without them, and this body only gains two pointer tests.
     template <class T, class R, class Hit, class Miss>
     R find_(const CacheKey& key, Hit&& hit, Miss&& miss) const {
         if (!state_) return moved_from();
         State& s = *state_;
+        const detail::OptionalStageClock clock(s.timers.get(), TierStage::read);
         const std::uint64_t h = detail::mix_hash(key.hash());
         detail::Shard& shard = s.store.shard_for(h);
         const std::type_info* stored = nullptr;
@@ -327,6 +347,7 @@ private:
         }
 
         detail::Store store;
+        std::shared_ptr<detail::StageTimers> timers;  // null: duration histograms off
         bool weighted;
         std::string label;
         Clock clock;
@@ -337,9 +358,11 @@ private:
     };
 
     BasicMemoryBackend(std::size_t shards, std::uint64_t bound, bool weighted, std::string label, Clock clock,
-                       Weigher weigher, std::optional<std::chrono::milliseconds> cleanup_interval)
+                       Weigher weigher, std::optional<std::chrono::milliseconds> cleanup_interval,
+                       DurationHistograms durations)
         : state_(std::make_shared<State>(shards, bound, weighted, std::move(label), std::move(clock),
                                          std::move(weigher))) {
+        state_->timers = detail::make_stage_timers(durations);
         if (cleanup_interval && *cleanup_interval != std::chrono::milliseconds::max())
             state_->start_reaper(*cleanup_interval);
     }
@@ -355,6 +378,7 @@ private:
                       "MemoryBackend::set<T>: get<T> returns copies, so T must be copy constructible");
         if (!state_) return moved_from();
         State& s = *state_;
+        const detail::OptionalStageClock clock(s.timers.get(), TierStage::write);
         const std::int64_t now_ms = to_unix_ms(s.clock.now());
         const std::uint64_t h = detail::mix_hash(key.hash());
         detail::Shard& shard = s.store.shard_for(h);
