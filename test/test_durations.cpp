@@ -1,5 +1,5 @@
 // core/durations.hpp: the duration histograms of tiers (read, write, serialize, deserialize, compress,
-// decompress), their Prometheus series, and that they are off by default.
+// decompress) and of the OffloadManager's tasks, their Prometheus series, and that they are off by default.
 // Timings are real: each stage of a toy byte tier (a store, a value format and a compressor defined here)
 // can be made to sleep, and only that stage's histogram may see the sleep.
 #include <catch2/catch.hpp>
@@ -34,7 +34,7 @@ using hitbox::TierStage;
 
 namespace {
 
-constexpr auto slow = 30ms;
+constexpr auto slow = 50ms;
 constexpr std::int64_t slow_ns = std::chrono::nanoseconds(slow).count();
 
 /// The stage whose toy part sleeps `slow` on every call (none when empty). Set by one test at a time.
@@ -348,6 +348,37 @@ TEST_CASE("DurationStats renders the Rust hitbox names, labelled by backend, for
     CHECK(p.value("hitbox_backend_read_duration_seconds_bucket", {{"backend", "cache.toy"}, {"le", "+Inf"}}) == 2.0);
 }
 
+TEST_CASE("The OffloadManager times each task by kind, thrown and timed-out ones included") {
+    hitbox::OffloadManager offload{{.workers = 2}};
+    offload.set_timeout_callback([](const hitbox::OffloadTimeout&) {});
+    REQUIRE(offload.spawn(hitbox::OffloadKind::revalidate, "a", [] { std::this_thread::sleep_for(slow); }));
+    REQUIRE(offload.spawn(hitbox::OffloadKind::revalidate, "b", [] {}));
+    REQUIRE(offload.spawn(hitbox::OffloadKind::refill, "c", [] { throw std::runtime_error("refill failed"); }));
+    REQUIRE(offload.spawn(
+        hitbox::OffloadKind::custom, "d", [] { std::this_thread::sleep_for(slow); },
+        hitbox::TimeoutPolicy::cancel_wait(1ms)));
+    REQUIRE(offload.wait_all(5s));
+    // The cancel-waited task is not waited for: wait until its worker has recorded it.
+    for (int i = 0; i < 500 && offload.task_durations()[hitbox::OffloadKind::custom].count == 0; ++i)
+        std::this_thread::sleep_for(2ms);
+
+    const hitbox::OffloadDurations d = offload.task_durations();
+    CHECK(d[hitbox::OffloadKind::revalidate].count == 2);
+    CHECK(d[hitbox::OffloadKind::revalidate].sum_ns >= static_cast<std::uint64_t>(slow_ns));
+    CHECK(d[hitbox::OffloadKind::refill].count == 1);
+    CHECK(d[hitbox::OffloadKind::custom].count == 1);
+    CHECK(d[hitbox::OffloadKind::custom].sum_ns >= static_cast<std::uint64_t>(slow_ns));
+    CHECK(d[hitbox::OffloadKind::race_loser].count == 0);
+
+    hitbox::PrometheusWriter out;
+    hitbox::write_offload_durations(out, "cache", d);
+    const auto p = hitbox_test::parse_prometheus(out.str());
+    for (const auto& problem : p.problems) FAIL_CHECK(problem);
+    CHECK(p.value("hitbox_offload_task_duration_seconds_count", {{"backend", "cache"}, {"kind", "revalidate"}}) == 2.0);
+    CHECK(p.value("hitbox_offload_task_duration_seconds_count", {{"backend", "cache"}, {"kind", "refill"}}) == 1.0);
+    CHECK_FALSE(p.value("hitbox_offload_task_duration_seconds_count", {{"backend", "cache"}, {"kind", "race_loser"}}));
+}
+
 TEST_CASE("prometheus_text of a cache exports each tier's duration histograms by label path") {
     hitbox::OffloadManager offload{{.workers = 1}};
     auto memory = hitbox::MemoryBackend::builder().max_entries(100).duration_histograms().build();
@@ -359,6 +390,7 @@ TEST_CASE("prometheus_text of a cache exports each tier's duration histograms by
     auto load = [] { return std::string("five"); };
     REQUIRE(cache.get_or_compute<std::string>(key, load).status == hitbox::CacheStatus::Miss);
     REQUIRE(cache.get_or_compute<std::string>(key, load).status == hitbox::CacheStatus::Hit);
+    REQUIRE(offload.spawn(hitbox::OffloadKind::custom, "", [] {}));
     REQUIRE(offload.wait_all(5s));
 
     // The breaker passes its tier's histograms on.
@@ -375,6 +407,7 @@ TEST_CASE("prometheus_text of a cache exports each tier's duration histograms by
                   {{"backend", "cache.toy"}, {"format", "slow_binary"}}) == 1.0);
     CHECK(p.value("hitbox_backend_compress_duration_seconds_count",
                   {{"backend", "cache.toy"}, {"compressor", "slow_copy"}}) == 1.0);
+    CHECK(p.value("hitbox_offload_task_duration_seconds_count", {{"backend", "cache"}, {"kind", "custom"}}) == 1.0);
     // The composition level has no histograms of its own.
     CHECK_FALSE(p.value("hitbox_backend_read_duration_seconds_count", {{"backend", "cache"}}));
 }

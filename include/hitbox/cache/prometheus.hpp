@@ -63,7 +63,7 @@ private:
 /// `hitbox_offload_revalidation_*`), each tier's `stats()` (`hitbox_backend_*` per label path) and, when
 /// it has them, its duration histograms (`durations()`: `hitbox_backend_*_duration_seconds`), each
 /// composition level's counters (`hitbox_compose_*`) and the offload's counters (`hitbox_offload_tasks_*`,
-/// labelled with the backend's label).
+/// labelled with the backend's label) and task durations (`hitbox_offload_task_duration_seconds`).
 template <class B, class O, class M, class C>
 void write_metrics(PrometheusWriter& out, const Cache<B, O, M, C>& cache) {
     if constexpr (requires { cache.metrics().snapshot(); }) write_metrics(out, cache.metrics().snapshot());
@@ -113,6 +113,8 @@ void write_metrics(PrometheusWriter& out, const Cache<B, O, M, C>& cache) {
     detail::visit_tiers(cache.backend(), {}, visit);
     levels.write(out);
     if constexpr (CountingOffload<O>) write_offload_counters(out, label, cache.offload().counters());
+    if constexpr (requires { cache.offload().task_durations(); })
+        write_offload_durations(out, label, cache.offload().task_durations());
 }
 
 /// The Prometheus text exposition of a cache with its tiers and offload (see write_metrics).

@@ -340,6 +340,9 @@ enum class OffloadKind : std::uint8_t {
     tier_call,   ///< one tier's half of a Parallel/Race composition call; the caller waits for it
 };
 
+/// Number of OffloadKind values.
+inline constexpr std::size_t offload_kind_count = 5;
+
 /// Stable lower-case name of an offload kind ("refill", "race_loser", ...), for logs and metrics.
 constexpr std::string_view to_string(OffloadKind kind) noexcept {
     switch (kind) {

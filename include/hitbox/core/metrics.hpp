@@ -273,6 +273,18 @@ void write_offload_counters(PrometheusWriter& out, std::string_view backend, con
     out.gauge("hitbox_offload_tasks_queued", "Tasks waiting for a worker.", labels, static_cast<double>(c.queued));
 }
 
+/// Adds an OffloadManager's task durations (OffloadDurations), labelled `backend`:
+/// `hitbox_offload_task_duration_seconds{backend,kind}`, kinds that never ran a task left out.
+template <class Durations>
+void write_offload_durations(PrometheusWriter& out, std::string_view backend, const Durations& d) {
+    for (std::size_t k = 0; k < offload_kind_count; ++k) {
+        const auto kind = static_cast<OffloadKind>(k);
+        if (d[kind].count == 0) continue;
+        out.histogram("hitbox_offload_task_duration_seconds", "Duration of background tasks in seconds, by kind.",
+                      {{"backend", backend}, {"kind", to_string(kind)}}, d[kind]);
+    }
+}
+
 /// A CountingMetrics handle rendered alone (cache series only; see prometheus_text(const Cache&) for the
 /// tiers and the offload too).
 inline std::string prometheus_text(const CountingMetrics& metrics) {
