@@ -1,6 +1,7 @@
 // MemoryBackend hits against the cache a user writes by hand: std::mutex + std::unordered_map + std::list
 // LRU (a get moves the entry to the front). 100 000 keys, 100-byte std::string values, keys built before
 // timing, uniformly random access, 1 and 2 threads sharing one cache. Compare items_per_second.
+// BM_MemoryGetHitTimed: the same hits with the tier's duration histograms on.
 #include <benchmark/benchmark.h>
 
 #include "bench_support.hpp"
@@ -61,13 +62,22 @@ struct MemoryFixture {
     hitbox::MemoryBackend cache;
 };
 
+MemoryFixture make_memory_fixture(bool duration_histograms) {
+    auto cache =
+        hitbox::MemoryBackend::builder().max_entries(key_count).duration_histograms(duration_histograms).build();
+    std::vector<hitbox::CacheKey> keys = bench_keys();
+    fill_values(*cache, keys);
+    return MemoryFixture{std::move(keys), std::move(*cache)};
+}
+
 MemoryFixture& memory_fixture() {
-    static MemoryFixture fixture = [] {
-        auto cache = hitbox::MemoryBackend::builder().max_entries(key_count).build();
-        std::vector<hitbox::CacheKey> keys = bench_keys();
-        fill_values(*cache, keys);
-        return MemoryFixture{std::move(keys), std::move(*cache)};
-    }();
+    static MemoryFixture fixture = make_memory_fixture(false);
+    return fixture;
+}
+
+/// The same cache with its duration histograms on (what timing each hit costs).
+MemoryFixture& timed_memory_fixture() {
+    static MemoryFixture fixture = make_memory_fixture(true);
     return fixture;
 }
 
@@ -88,8 +98,7 @@ LruFixture& lru_fixture() {
     return fixture;
 }
 
-void BM_MemoryGetHit(benchmark::State& state) {
-    auto& f = memory_fixture();
+void memory_hits(benchmark::State& state, MemoryFixture& f) {
     RandomIndex rnd{0x9e3779b97f4a7c15ull * static_cast<std::uint64_t>(state.thread_index() + 1)};
     std::size_t misses = 0;
     for (auto _ : state) {
@@ -100,7 +109,13 @@ void BM_MemoryGetHit(benchmark::State& state) {
     if (misses != 0) state.SkipWithError("MemoryBackend missed a key that must be present");
     state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations()));
 }
+
+void BM_MemoryGetHit(benchmark::State& state) { memory_hits(state, memory_fixture()); }
 BENCHMARK(BM_MemoryGetHit)->Threads(1)->Threads(2)->UseRealTime();
+
+// The same hits with .duration_histograms() on: two clock reads and a histogram record per hit.
+void BM_MemoryGetHitTimed(benchmark::State& state) { memory_hits(state, timed_memory_fixture()); }
+BENCHMARK(BM_MemoryGetHitTimed)->Threads(1)->Threads(2)->UseRealTime();
 
 void BM_MutexLruGetHit(benchmark::State& state) {
     auto& f = lru_fixture();
