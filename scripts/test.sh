@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # Installs what is missing (Debian 12, as root), then builds and runs every test suite:
 #   1. build-test:  g++ -Werror, all suites (unit, redis, cluster, fault, examples, bench-smoke, consumer,
-#                   headers, compile_fail, format: the .clang-format layout, scripts/check_format.sh)
+#                   headers, compile_fail, format: the .clang-format layout, scripts/check_format.sh), as the
+#                   compiled library (-Dcompiled_lib=true: the Redis connection code once in libhitbox-redis,
+#                   HITBOX_COMPILED_LIB=1, instead of in each of ~25 Redis test, example and benchmark objects
+#                   at -O2); the other builds are header-only, the default, and the consumer suite consumes both
 #   2. build-clang: clang-14 -O0 ASan + UBSan (less the builtin check: rapidjson passes 0 to clz, see
 #                   test/fuzz/meson.build), -Werror: suites unit and redis, and the libFuzzer targets (suite
 #                   fuzz): each decoder replays its seed corpus and is fuzzed for HITBOX_FUZZ_SECONDS
@@ -11,9 +14,7 @@
 #   3. build-tsan:  g++ TSan, suites unit and redis less the tests that start no thread (suite
 #                   single_threaded)
 #   4. build-portable: the Redis connection's portable platform layer (-Dplatform=portable: condition
-#                   variable, poll, pipe instead of futex, epoll, eventfd), suite platform; the same build is
-#                   the compiled-library mode (-Dcompiled_lib=true: the connection code in libhitbox-redis,
-#                   HITBOX_COMPILED_LIB=1), which suite compiled (builder, Memory + Redis composition) also runs
+#                   variable, poll, pipe instead of futex, epoll, eventfd), suite platform, -Werror
 # The sanitizer builds compile only what their suites run: the compile-time suites (headers, compile_fail)
 # check the compiler, not run-time code, and cluster / fault stay in the main build.
 # The last line is "N passed, N failed" (", N skipped" if any), counted from the meson test logs.
@@ -85,7 +86,8 @@ start=$(date +%s)
 # Debug info as line tables only (-g1): enough for every backtrace and sanitizer report, and it compiles
 # much faster than full -g. TSan uses -O1, the sanitizers' recommendation; the clang ASan build -O0 (its
 # fuzz targets and hostile_cluster get -O1 from test/meson.build).
-build_and_test build-test "" "" -Dwerror=true -Doptimization=2 -Ddebug=false -Dcpp_args=-g1 || status=1
+build_and_test build-test "" "" -Dwerror=true -Doptimization=2 -Ddebug=false -Dcpp_args=-g1 -Dcompiled_lib=true \
+  || status=1
 if [ "${HITBOX_TEST_QUICK:-0}" != 1 ]; then
   build_and_test build-clang "CXX=clang++-14" "--suite unit --suite redis --suite fuzz" \
     -Dwerror=true -Dfuzz=true -Dfuzz_seconds="${HITBOX_FUZZ_SECONDS:-10}" \
@@ -94,8 +96,8 @@ if [ "${HITBOX_TEST_QUICK:-0}" != 1 ]; then
   build_and_test build-tsan "" "--suite unit --suite redis --no-suite single_threaded" \
     -Db_sanitize=thread -Dcpp_args=-g1 -Doptimization=1 -Ddebug=false -Dbenchmarks=false -Dexamples=false \
     || status=1
-  build_and_test build-portable "" "--suite platform --suite compiled" -Dplatform=portable -Dcompiled_lib=true \
-    -Dcpp_args=-g1 -Doptimization=1 -Ddebug=false -Dbenchmarks=false -Dexamples=false || status=1
+  build_and_test build-portable "" "--suite platform" -Dplatform=portable -Dwerror=true -Dcpp_args=-g1 \
+    -Doptimization=1 -Ddebug=false -Dbenchmarks=false -Dexamples=false || status=1
 fi
 echo "=== all builds and suites took $(( $(date +%s) - start )) s"
 printf '=== time per phase\n| phase | build s | tests s |\n|---|---|---|\n'

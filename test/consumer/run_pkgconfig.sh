@@ -28,6 +28,10 @@ case "$flags" in *"$src/include"*) echo "FAIL: flags point into the source tree"
 [ -f "$dest$prefix/include/hitbox/hitbox.hpp" ] || { echo "FAIL: hitbox.hpp not installed"; exit 1; }
 echo "== compile with the installed headers"
 # shellcheck disable=SC2086  # the flags are words
-"$@" -Wall -Wextra -Werror -O1 "$src/test/consumer/project/consumer.cpp" $flags -o "$tmp/consumer"
+"$@" -Wall -Wextra -Werror -O0 "$src/test/consumer/project/consumer.cpp" $flags -o "$tmp/consumer"
+# A compiled-library build (-Dcompiled_lib=true) installed libhitbox-redis there: the program finds it as an
+# installed program would, had the prefix been a system one.
+libdir=$(pkg-config --define-variable=prefix="$dest$prefix" --variable=libdir hitbox-redis)
+export LD_LIBRARY_PATH="$libdir${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 echo "== run"
 "$runner" "$tmp/consumer"
