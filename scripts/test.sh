@@ -92,12 +92,12 @@ if [ "${HITBOX_TEST_QUICK:-0}" != 1 ]; then
   build_and_test build-clang "CXX=clang++-14" "--suite unit --suite redis --suite fuzz" \
     -Dwerror=true -Dfuzz=true -Dfuzz_seconds="${HITBOX_FUZZ_SECONDS:-10}" \
     -Db_sanitize=address,undefined -Db_lundef=false "-Dcpp_args=-fno-sanitize=builtin -g1" \
-    -Doptimization=0 -Ddebug=false -Dbenchmarks=false -Dexamples=false || status=1
+    -Doptimization=0 -Ddebug=false -Dbenchmarks=false -Dexamples=false -Dcompiled_lib=false || status=1
   build_and_test build-tsan "" "--suite unit --suite redis --no-suite single_threaded" \
     -Db_sanitize=thread -Dcpp_args=-g1 -Doptimization=1 -Ddebug=false -Dbenchmarks=false -Dexamples=false \
-    || status=1
+    -Dcompiled_lib=false || status=1
   build_and_test build-portable "" "--suite platform" -Dplatform=portable -Dwerror=true -Dcpp_args=-g1 \
-    -Doptimization=1 -Ddebug=false -Dbenchmarks=false -Dexamples=false || status=1
+    -Doptimization=1 -Ddebug=false -Dbenchmarks=false -Dexamples=false -Dcompiled_lib=false || status=1
 fi
 echo "=== all builds and suites took $(( $(date +%s) - start )) s"
 printf '=== time per phase\n| phase | build s | tests s |\n|---|---|---|\n'
