@@ -111,6 +111,32 @@ TEST_CASE("Envelope golden bytes") {
     CHECK(*codec.encode(bare) == std::string("HB\x01\x01\x00\x00\x01\0\0\0\0\0\0\0\x01", 15));
 }
 
+TEST_CASE("Envelope: a fail-safe entry carries its retention time after the expiry (flag bit 2)") {
+    hitbox::EntryCodec<> codec;
+    hitbox::CacheValue<std::uint8_t> v{std::uint8_t{0xAB}, hitbox::from_unix_ms(0x0102030405), std::nullopt,
+                                       hitbox::from_unix_ms(0x01020303FF), hitbox::from_unix_ms(0x0A0B0C0D0E)};
+    const std::string expected(
+        "HB\x01\x01\x00"
+        "\x06"                              // flags: expire | retain
+        "\xFF\x03\x03\x02\x01\x00\x00\x00"  // created
+        "\x05\x04\x03\x02\x01\x00\x00\x00"  // expire
+        "\x0E\x0D\x0C\x0B\x0A\x00\x00\x00"  // retain
+        "\xAB",
+        31);
+    auto blob = codec.encode(v);
+    REQUIRE(blob);
+    CHECK(*blob == expected);
+    auto back = codec.decode<std::uint8_t>(*blob);
+    REQUIRE(back);
+    CHECK(*back == v);
+    CHECK(back->held_until() == hitbox::from_unix_ms(0x0A0B0C0D0E));
+    // Without an expiry there is nothing to keep past: no retention is written.
+    hitbox::CacheValue<std::uint8_t> forever{std::uint8_t{1}, std::nullopt, std::nullopt, hitbox::from_unix_ms(1),
+                                             hitbox::from_unix_ms(5)};
+    CHECK((*codec.encode(forever))[5] == '\x00');
+    for (std::size_t n = 0; n < blob->size() - 1; ++n) CHECK_FALSE(codec.decode<std::uint8_t>(blob->substr(0, n)));
+}
+
 TEST_CASE("Envelope errors: magic, version, flags, ids, truncation") {
     hitbox::EntryCodec<> codec;
     auto good = *codec.encode(hitbox::CacheValue<int>{5, std::nullopt, std::nullopt, hitbox::from_unix_ms(9)});
@@ -122,7 +148,8 @@ TEST_CASE("Envelope errors: magic, version, flags, ids, truncation") {
     auto kind_of = [&](const std::string& s) { return codec.decode<int>(s).error().kind(); };
     CHECK(kind_of(with(0, 'X')) == hitbox::ErrorKind::decode);
     CHECK(kind_of(with(2, '\x02')) == hitbox::ErrorKind::decode);
-    CHECK(kind_of(with(5, '\x04')) == hitbox::ErrorKind::decode);
+    CHECK(kind_of(with(5, '\x08')) == hitbox::ErrorKind::decode);  // an unknown flag
+    CHECK(kind_of(with(5, '\x04')) == hitbox::ErrorKind::decode);  // a retention time without an expiry
     CHECK(kind_of(with(3, '\x02')) == hitbox::ErrorKind::decode);  // stored as json, read as binary
     CHECK(kind_of(with(4, '\x02')) == hitbox::ErrorKind::decode);  // stored with zstd
     CHECK(kind_of(with(5, '\x02')) == hitbox::ErrorKind::decode);  // claims an expire that is not there

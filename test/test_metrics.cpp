@@ -270,6 +270,16 @@ hitbox_cache_negative_hits_total{backend="cache"} 0
 # HELP hitbox_cache_stale_if_error_total Stale values served because their reload failed.
 # TYPE hitbox_cache_stale_if_error_total counter
 hitbox_cache_stale_if_error_total{backend="cache"} 0
+# HELP hitbox_cache_fail_safe_total Expired values served because their load failed (fail-safe).
+# TYPE hitbox_cache_fail_safe_total counter
+hitbox_cache_fail_safe_total{backend="cache"} 0
+# HELP hitbox_cache_loader_timeouts_total Calls that stopped waiting for the loader.
+# TYPE hitbox_cache_loader_timeouts_total counter
+hitbox_cache_loader_timeouts_total{backend="cache",timeout="soft"} 0
+hitbox_cache_loader_timeouts_total{backend="cache",timeout="hard"} 0
+# HELP hitbox_cache_late_loads_total Loads that finished after their caller had returned.
+# TYPE hitbox_cache_late_loads_total counter
+hitbox_cache_late_loads_total{backend="cache"} 0
 # HELP hitbox_cache_waiters Callers waiting for another caller's load.
 # TYPE hitbox_cache_waiters gauge
 hitbox_cache_waiters{backend="cache"} 0

@@ -2,7 +2,9 @@
 // the window, answers at once without touching the tier while open, lets one probe through after the
 // cool-down, closes on its success and reopens on its failure; errors about an entry do not count. Then a
 // real redis-server frozen with SIGSTOP behind Compose + Cache: once the breaker opens, calls are answered
-// from the loader in a fraction of the command timeout, and Redis is used again after SIGCONT.
+// from the loader in a fraction of the command timeout, and Redis is used again after SIGCONT. The stampede
+// lock across instances; expiry jitter; fail-safe (expired entries served when the load fails, throttled,
+// bounded) and loader timeouts (soft: serve the old value, hard: return whatever happens).
 #include <catch2/catch.hpp>
 
 #include <signal.h>
@@ -10,7 +12,10 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <limits>
+#include <memory>
+#include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
@@ -31,8 +36,10 @@
 using namespace std::chrono_literals;
 using hitbox::BreakerState;
 using hitbox::CacheKey;
+using hitbox::CacheStatus;
 using hitbox::CacheValue;
 using hitbox::ErrorKind;
+using hitbox::StalePolicy;
 using hitbox_test::Op;
 
 namespace {
@@ -434,4 +441,359 @@ TEST_CASE("Cache jitter: expiries spread over (1 - jitter) x ttl .. ttl, stale s
     CHECK(parsed->cache.jitter == Approx(0.1));
     CHECK_FALSE(hitbox::parse_config("tiers = memory\nmemory.max_entries = 10\ncache.jitter = 100%\n"));
     CHECK_FALSE(hitbox::parse_config("tiers = memory\nmemory.max_entries = 10\ncache.jitter = lots\n"));
+}
+
+// ---- fail-safe and loader timeouts (CachePolicy::fail_safe_max, soft_timeout, hard_timeout) ----------------
+
+namespace {
+
+using ClockedMemory = hitbox::BasicMemoryBackend<hitbox::ManualClock>;
+
+ClockedMemory clocked_memory(const hitbox::ManualClock& clock) {
+    auto m = ClockedMemory::builder().max_entries(1000).clock(clock).build();
+    REQUIRE(m);
+    return std::move(*m);
+}
+
+/// A loader whose answer the test controls: it counts its calls, fails while `failing`, and blocks while
+/// `held` until released. Shared by value, as a loader that may outlive its call must be.
+struct Upstream {
+    std::mutex mutex;
+    std::condition_variable cv;
+    bool held = false;
+    bool failing = false;
+    std::string value = "v1";
+    std::atomic<int> calls{0};
+    std::atomic<int> finished{0};
+
+    void hold() {
+        std::lock_guard lock(mutex);
+        held = true;
+    }
+    void release() {
+        {
+            std::lock_guard lock(mutex);
+            held = false;
+        }
+        cv.notify_all();
+    }
+    hitbox::Result<std::string> load() {
+        ++calls;
+        std::unique_lock lock(mutex);
+        // Bounded: a test that forgets to release fails instead of hanging.
+        cv.wait_for(lock, 20s, [&] { return !held; });
+        ++finished;
+        if (failing) return hitbox::fail(ErrorKind::unavailable, "database down", "db");
+        return value;
+    }
+};
+
+auto loader_of(const std::shared_ptr<Upstream>& up) {
+    return [up] { return up->load(); };
+}
+
+/// Polls `done` every 5 ms for at most `limit`.
+template <class F>
+bool eventually(F&& done, std::chrono::milliseconds limit = 10s) {
+    const auto end = std::chrono::steady_clock::now() + limit;
+    while (!done()) {
+        if (std::chrono::steady_clock::now() > end) return false;
+        std::this_thread::sleep_for(5ms);
+    }
+    return true;
+}
+
+}  // namespace
+
+TEST_CASE(
+    "Fail-safe: an expired entry is served when the load fails, cached again for the throttle, "
+    "and only up to fail_safe_max") {
+    hitbox::ManualClock clock;
+    hitbox::InlineOffload offload;
+    auto memory = clocked_memory(clock);
+    hitbox::Cache cache{memory, offload, hitbox::NoMetrics{}, clock};
+    auto up = std::make_shared<Upstream>();
+    const hitbox::CachePolicy policy{.ttl = 10s, .fail_safe_max = 1h, .fail_safe_throttle = 30s};
+    const CacheKey k{"fs", 1};
+
+    REQUIRE(cache.get_or_compute<std::string>(k, loader_of(up), policy).value == "v1");
+    {  // the tier keeps the entry past its expiry and says so
+        auto stored = memory.get<std::string>(k);
+        REQUIRE(stored);
+        REQUIRE(*stored);
+        REQUIRE((*stored)->retain);
+        CHECK(*(*stored)->retain - *(*stored)->expire == 1h);
+    }
+    clock.advance(11s);  // expired
+    up->failing = true;
+    auto r = cache.get_or_compute<std::string>(k, loader_of(up), policy);
+    REQUIRE(r.value);
+    CHECK(*r.value == "v1");
+    CHECK(r.fail_safe);
+    CHECK(r.status == CacheStatus::Stale);
+    CHECK(r.source == "memory");
+    REQUIRE(r.error);  // why it is not fresh: the loader's error
+    CHECK(r.error->message().find("database down") != std::string::npos);
+    CHECK(up->calls == 2);
+
+    // Throttled: the next calls within fail_safe_throttle do not reach the upstream.
+    for (int i = 0; i < 20; ++i) {
+        auto again = cache.get_or_compute<std::string>(k, loader_of(up), policy);
+        REQUIRE(again.value);
+        CHECK(*again.value == "v1");
+        clock.advance(1s);
+    }
+    CHECK(up->calls == 2);
+    clock.advance(11s);  // past the throttle: one more attempt, which fails and throttles again
+    CHECK(cache.get_or_compute<std::string>(k, loader_of(up), policy).fail_safe);
+    CHECK(up->calls == 3);
+    CHECK(cache.stats().fail_safe == 2);
+
+    // Past fail_safe_max the entry is gone: the failure is the answer.
+    clock.advance(2h);
+    auto gone = cache.get_or_compute<std::string>(k, loader_of(up), policy);
+    CHECK_FALSE(gone.value);
+    CHECK_FALSE(gone.fail_safe);
+    REQUIRE(gone.error);
+    CHECK(gone.status == CacheStatus::Miss);
+
+    // The upstream is back: a fresh value replaces the fail-safe one.
+    up->failing = false;
+    up->value = "v2";
+    auto back = cache.get_or_compute<std::string>(k, loader_of(up), policy);
+    REQUIRE(back.value);
+    CHECK(*back.value == "v2");
+    CHECK_FALSE(back.fail_safe);
+}
+
+TEST_CASE(
+    "Fail-safe: without fail_safe_max an expired entry is never served, and a call without it ignores "
+    "one kept by another policy") {
+    hitbox::ManualClock clock;
+    hitbox::InlineOffload offload;
+    auto memory = clocked_memory(clock);
+    hitbox::Cache cache{memory, offload, hitbox::NoMetrics{}, clock};
+    auto up = std::make_shared<Upstream>();
+    const CacheKey k{"fs-off", 1};
+    REQUIRE(cache.get_or_compute<std::string>(k, loader_of(up), {.ttl = 10s}).value);
+    CHECK_FALSE((*memory.get<std::string>(k))->retain);  // written exactly as before: no retention
+    clock.advance(11s);
+    CHECK_FALSE(*memory.get<std::string>(k));  // gone at its expiry
+    REQUIRE(cache.get_or_compute<std::string>(k, loader_of(up), {.ttl = 10s, .fail_safe_max = 1h}).value);
+    clock.advance(11s);
+    up->failing = true;
+    auto r = cache.get_or_compute<std::string>(k, loader_of(up), {.ttl = 10s});  // this call has no fail-safe
+    CHECK_FALSE(r.value);
+    CHECK(r.error);
+    // Read directly, a kept entry says it has expired.
+    auto kept = memory.get<std::string>(k);
+    REQUIRE(kept);
+    REQUIRE(*kept);
+    CHECK((*kept)->state(clock.now()) == hitbox::EntryState::Expired);
+}
+
+TEST_CASE("Fail-safe: waiters of a coalesced load get the fail-safe value; the loader is not retried") {
+    hitbox::ManualClock clock;
+    hitbox::InlineOffload offload;
+    auto memory = clocked_memory(clock);
+    hitbox::Cache cache{memory, offload, hitbox::NoMetrics{}, clock};
+    auto up = std::make_shared<Upstream>();
+    const hitbox::CachePolicy policy{.ttl = 10s, .retries = 3, .fail_safe_max = 1h};
+    const CacheKey k{"fs-wait", 1};
+    REQUIRE(cache.get_or_compute<std::string>(k, loader_of(up), policy).value);
+    clock.advance(11s);
+    up->failing = true;
+    up->hold();
+    std::vector<std::thread> callers;
+    std::atomic<int> served{0};
+    for (int i = 0; i < 8; ++i)
+        callers.emplace_back([&] {
+            auto r = cache.get_or_compute<std::string>(k, loader_of(up), policy);
+            if (r.value && *r.value == "v1" && r.fail_safe) ++served;
+        });
+    REQUIRE(eventually([&] { return up->calls == 2 && cache.stats().waiting == 7; }));
+    up->release();
+    for (auto& t : callers) t.join();
+    CHECK(served == 8);
+    CHECK(up->calls == 2);  // one failed load for all eight, no retries
+}
+
+TEST_CASE("Loader timeouts: past soft_timeout the stale value is served and the late result lands in the cache") {
+    hitbox::ManualClock clock;
+    hitbox::InlineOffload offload;
+    auto memory = clocked_memory(clock);
+    hitbox::Cache cache{memory, offload, hitbox::NoMetrics{}, clock};
+    auto up = std::make_shared<Upstream>();
+    const hitbox::CachePolicy policy{.ttl = 10s,
+                                     .stale = 5s,
+                                     .stale_policy = StalePolicy::Revalidate,
+                                     .fail_safe_max = 1h,
+                                     .soft_timeout = 100ms,
+                                     .hard_timeout = 5s};
+    const CacheKey k{"soft", 1};
+    REQUIRE(cache.get_or_compute<std::string>(k, loader_of(up), policy).value == "v1");
+
+    for (const auto step : {6s, 11s}) {  // stale, then expired (fail-safe)
+        INFO("advanced " << step.count() << " s");
+        clock.advance(step);
+        up->hold();
+        up->value = "v" + std::to_string(up->calls + 1);
+        const auto t0 = std::chrono::steady_clock::now();
+        auto r = cache.get_or_compute<std::string>(k, loader_of(up), policy);
+        const auto took = std::chrono::steady_clock::now() - t0;
+        REQUIRE(r.value);
+        CHECK(*r.value != up->value);  // the old value
+        CHECK(r.status == CacheStatus::Stale);
+        CHECK(r.fail_safe == (step == 11s));
+        CHECK_FALSE(r.error);
+        CHECK(took >= 100ms);
+        CHECK(took < 3s);  // the soft timeout, with room for a loaded machine; the loader is still held
+        // While the load goes on, another call does not start a second one: it waits its own soft timeout.
+        const int calls = up->calls;
+        auto meanwhile = cache.get_or_compute<std::string>(k, loader_of(up), policy);
+        CHECK(meanwhile.value);
+        CHECK(up->calls == calls);
+        up->release();
+        REQUIRE(eventually([&] {
+            auto now = memory.get<std::string>(k);
+            return now && *now && (*now)->data == up->value;
+        }));
+        auto fresh = cache.get_or_compute<std::string>(k, loader_of(up), policy);
+        REQUIRE(fresh.value);
+        CHECK(*fresh.value == up->value);
+        CHECK(fresh.status == CacheStatus::Hit);
+    }
+    const auto s = cache.stats();
+    CHECK(s.soft_timeouts == 4);
+    CHECK(s.late_loads == 2);
+    REQUIRE(eventually([&] { return cache.loads_in_flight() == 0; }));
+}
+
+TEST_CASE("Loader timeouts: hard_timeout bounds 16 concurrent callers of a hung loader, which runs once") {
+    hitbox::ManualClock clock;
+    hitbox::InlineOffload offload;
+    auto memory = clocked_memory(clock);
+    auto up = std::make_shared<Upstream>();
+    {
+        hitbox::Cache cache{memory, offload, hitbox::NoMetrics{}, clock};
+        const hitbox::CachePolicy policy{.ttl = 10s, .hard_timeout = 200ms};
+        const CacheKey k{"hard", 1};
+        up->hold();
+        std::vector<std::thread> callers;
+        std::vector<std::chrono::milliseconds> took(16);
+        std::atomic<int> timeouts{0};
+        for (int i = 0; i < 16; ++i)
+            callers.emplace_back([&, i] {
+                const auto t0 = std::chrono::steady_clock::now();
+                auto r = cache.get_or_compute<std::string>(k, loader_of(up), policy);
+                took[i] = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0);
+                if (!r.value && r.error && r.error->kind() == ErrorKind::timeout) ++timeouts;
+            });
+        for (auto& t : callers) t.join();
+        CHECK(timeouts == 16);
+        CHECK(up->calls == 1);              // the hung loader is not called again by those who gave up on it
+        for (auto t : took) CHECK(t < 3s);  // 200 ms, with room for a loaded machine
+        CHECK(*std::max_element(took.begin(), took.end()) >= 200ms);
+        // A later caller still does not start a second load while the first one hangs.
+        auto again = cache.get_or_compute<std::string>(k, loader_of(up), policy);
+        CHECK_FALSE(again.value);
+        CHECK(up->calls == 1);
+        CHECK(cache.stats().hard_timeouts >= 2);  // the leader and the later caller (waiters take its answer)
+        up->release();
+        REQUIRE(eventually([&] { return cache.stats().late_loads == 1 && cache.loads_in_flight() == 0; }));
+        auto landed = cache.get_or_compute<std::string>(k, loader_of(up), policy);
+        REQUIRE(landed.value);
+        CHECK(*landed.value == "v1");
+        CHECK(landed.status == CacheStatus::Hit);
+        // A loader that hangs past the cache's life: the cache goes, the loader finishes later.
+        up->hold();
+        CHECK_FALSE(cache.get_or_compute<std::string>(CacheKey{"hard", 2}, loader_of(up), policy).value);
+    }
+    up->release();
+    REQUIRE(eventually([&] { return up->finished == 2; }));
+}
+
+TEST_CASE("Loader timeouts and fail-safe: invalid values are config errors; max() is no limit") {
+    hitbox::InlineOffload offload;
+    auto memory = hitbox::MemoryBackend::builder().max_entries(10).build();
+    REQUIRE(memory);
+    hitbox::Cache cache{*memory, offload};
+    auto loader = [] { return std::string("x"); };
+    for (const hitbox::CachePolicy& bad :
+         {hitbox::CachePolicy{.fail_safe_max = 0ms}, hitbox::CachePolicy{.fail_safe_throttle = -1ms},
+          hitbox::CachePolicy{.soft_timeout = 0ms}, hitbox::CachePolicy{.hard_timeout = -5ms},
+          hitbox::CachePolicy{.soft_timeout = 2s, .hard_timeout = 1s}}) {
+        auto r = cache.get_or_compute<std::string>(CacheKey{"bad", 0}, loader, bad);
+        REQUIRE(r.error);
+        CHECK(r.error->kind() == ErrorKind::config);
+    }
+    auto ok = cache.get_or_compute<std::string>(CacheKey{"max", 0}, loader,
+                                                {.ttl = 1min,
+                                                 .fail_safe_max = std::chrono::milliseconds::max(),
+                                                 .fail_safe_throttle = std::chrono::milliseconds::max(),
+                                                 .soft_timeout = std::chrono::milliseconds::max(),
+                                                 .hard_timeout = std::chrono::milliseconds::max()});
+    REQUIRE(ok.value);
+    auto stored = memory->get<std::string>(CacheKey{"max", 0});
+    REQUIRE(stored);
+    REQUIRE(*stored);
+    CHECK((*stored)->retain == hitbox::TimePoint::max());
+}
+
+TEST_CASE(
+    "Fail-safe over Redis: the entry outlives its ttl in Redis, and another instance serves it "
+    "when its loader fails, throttled for every instance",
+    "[redis]") {
+    if (!hitbox_test::require_redis_server()) return;
+    hitbox_test::RedisServer server;
+    auto redis_tier = [&] {
+        auto r = hitbox::RedisBackend<>::builder()
+                     .connection(hitbox::ConnectionMode::single(server.url()))
+                     .key_prefix("fs:")
+                     .build();
+        REQUIRE(r);
+        return std::move(*r);
+    };
+    auto memory_tier = [] {
+        auto m = hitbox::MemoryBackend::builder().max_entries(100).build();
+        REQUIRE(m);
+        return std::move(*m);
+    };
+    hitbox::InlineOffload offload;
+    const hitbox::CachePolicy policy{.ttl = 300ms, .fail_safe_max = 1min, .fail_safe_throttle = 30s};
+    const CacheKey k{"report", 1};
+    auto up = std::make_shared<Upstream>();
+
+    auto first = hitbox::compose(memory_tier(), redis_tier(), offload);
+    hitbox::Cache a{first, offload};
+    REQUIRE(a.get_or_compute<std::string>(k, loader_of(up), policy).value == "v1");
+    std::this_thread::sleep_for(400ms);  // past the ttl
+    {
+        auto kept = first.l2().get<std::string>(k);  // Redis still holds it (PX covers fail_safe_max)
+        REQUIRE(kept);
+        REQUIRE(*kept);
+        CHECK((*kept)->state(hitbox::SystemClock::now()) == hitbox::EntryState::Expired);
+        CHECK((*kept)->data == "v1");
+    }
+
+    // Another instance (its own, empty L1) while the database is down.
+    up->failing = true;
+    auto second = hitbox::compose(memory_tier(), redis_tier(), offload);
+    hitbox::Cache b{second, offload};
+    auto r = b.get_or_compute<std::string>(k, loader_of(up), policy);
+    REQUIRE(r.value);
+    CHECK(*r.value == "v1");
+    CHECK(r.fail_safe);
+    CHECK(r.source == "cache.redis");
+    CHECK(up->calls == 2);
+    // The throttled copy went to Redis too: neither instance calls the database again for a while.
+    for (int i = 0; i < 10; ++i) {
+        auto ra = a.get_or_compute<std::string>(k, loader_of(up), policy);
+        auto rb = b.get_or_compute<std::string>(k, loader_of(up), policy);
+        CHECK(ra.value == std::optional<std::string>("v1"));
+        CHECK(rb.value == std::optional<std::string>("v1"));
+    }
+    CHECK(up->calls == 2);
+    const auto p = hitbox_test::parse_prometheus(hitbox::prometheus_text(b));
+    CHECK(p.value("hitbox_cache_fail_safe_total", {{"backend", "cache"}}) == 1.0);
 }

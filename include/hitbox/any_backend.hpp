@@ -393,11 +393,12 @@ public:
         auto env = open_entry(**raw, policies());
         if (!env) return fail(env.error().in(label()));
         const auto& h = env->header;
-        if (h.expire && *h.expire <= SystemClock::now()) return std::optional<CacheValue<AnyValue>>{};
+        if (const auto until = detail::held_until(h.expire, h.retain); until && *until <= SystemClock::now())
+            return std::optional<CacheValue<AnyValue>>{};
         auto payload = compressor_.decompress(env->payload);
         if (!payload) return fail(payload.error().in(label()));
         return std::optional<CacheValue<AnyValue>>(std::in_place, AnyValue::encoded(format_id_, std::move(*payload)),
-                                                   h.expire, h.stale, h.created);
+                                                   h.expire, h.stale, h.created, h.retain);
     }
 
     Result<Lookup<AnyValue>> lookup(const CacheKey& key) override {
@@ -410,7 +411,7 @@ public:
     }
 
     Result<void> set(const CacheKey& key, const CacheValue<AnyValue>& value) override {
-        const StoreTtl ttl = store_ttl(value.expire, SystemClock::now());
+        const StoreTtl ttl = store_ttl(value.held_until(), SystemClock::now());
         if (ttl.expired) {  // the one TTL rule: nothing fresher is held, so the key goes
             auto gone = b_.remove(key);
             if (!gone) return fail(gone.error());
@@ -423,7 +424,9 @@ public:
         std::optional<std::chrono::milliseconds> px;
         if (ttl.px) px = std::chrono::milliseconds(*ttl.px);
         return b_.write(
-            key, seal_entry({format_id_, compressor_.id(), value.created, value.stale, value.expire}, *packed), px);
+            key,
+            seal_entry({format_id_, compressor_.id(), value.created, value.stale, value.expire, value.retain}, *packed),
+            px);
     }
 
     Result<StoreReport> store(const CacheKey& key, const CacheValue<AnyValue>& value) override {
@@ -639,18 +642,18 @@ private:
 
     template <class T>
     static CacheValue<AnyValue> wrap_(const CacheValue<T>& v) {
-        return CacheValue<AnyValue>(AnyValue::of<T>(v.data), v.expire, v.stale, v.created);
+        return CacheValue<AnyValue>(AnyValue::of<T>(v.data), v.expire, v.stale, v.created, v.retain);
     }
     template <class T>
     static CacheValue<AnyValue> wrap_(CacheValue<T>&& v) {
-        return CacheValue<AnyValue>(AnyValue::of<T>(std::move(v.data)), v.expire, v.stale, v.created);
+        return CacheValue<AnyValue>(AnyValue::of<T>(std::move(v.data)), v.expire, v.stale, v.created, v.retain);
     }
 
     template <class T>
     Result<std::optional<CacheValue<T>>> unwrap_(CacheValue<AnyValue>&& v) const {
         auto object = v.data.template get<T>();
         if (!object) return fail(object.error().backend().empty() ? object.error().in(label()) : object.error());
-        return std::optional<CacheValue<T>>(std::in_place, **object, v.expire, v.stale, v.created);
+        return std::optional<CacheValue<T>>(std::in_place, **object, v.expire, v.stale, v.created, v.retain);
     }
 
     static Unexpected moved_from_() {

@@ -93,7 +93,7 @@ public:
     Result<void> set(const CacheKey& key, const CacheValue<T>& value) {
         bump(counts().writes);
         const std::string stored_key = codec_.key(key);
-        const StoreTtl ttl = store_ttl(value.expire, SystemClock::now());
+        const StoreTtl ttl = store_ttl(value.held_until(), SystemClock::now());
         if (ttl.expired) return erase(stored_key);
         auto blob = codec_.encode(value, timers_.get());
         if (!blob) return fail(error(blob.error()));
@@ -173,7 +173,7 @@ public:
         for (std::size_t i = 0; i < entries.size(); ++i) {
             const auto& [key, value] = entries[i];
             keys[i] = codec_.key(key);
-            const StoreTtl ttl = store_ttl(value.expire, now);
+            const StoreTtl ttl = store_ttl(value.held_until(), now);
             if (ttl.expired) {
                 ops.push_back(ConnectionWrite{keys[i], {}, std::nullopt, true});
             } else {
@@ -330,7 +330,7 @@ private:
         bump(counts().bytes_in, raw->size());
         auto value = codec_.template decode<T>(*raw, timers_.get());
         if (!value) return fail(error(value.error()));
-        if (value->state(now) == EntryState::Expired) {  // the store normally drops it first; clocks may differ
+        if (!value->held_at(now)) {  // the store normally drops it first; clocks may differ
             bump(counts().misses);
             return std::optional<CacheValue<T>>{};
         }

@@ -16,6 +16,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <thread>
 #include <type_traits>
 #include <typeinfo>
 #include <utility>
@@ -338,7 +339,7 @@ private:
             std::optional<CacheValue<V>> held;
             auto found = guarded_read_<Result<bool>>([&] {
                 return l1_read_<V>(key, [&]<class E>(E&& v) {
-                    if (!v.stale || v.state(clock_.now()) == EntryState::Fresh)
+                    if ((!v.stale && !v.retain) || v.state(clock_.now()) == EntryState::Fresh)
                         out.value.emplace(std::forward<E>(v).data);
                     else
                         held.emplace(std::forward<E>(v));
@@ -358,14 +359,24 @@ private:
         return out;
     }
 
+    /// A value a call may serve when its load fails or runs past a timeout: a stale entry (Revalidate) or
+    /// an expired one kept by fail-safe.
+    template <class V>
+    struct Fallback {
+        CacheValue<V> entry;
+        std::string_view source;
+        bool expired = false;  // past its logical expiry: served as fail-safe
+    };
+
     /// What to do with what the read found (`cached`, named in out.source): serve it, serve it stale and
-    /// refresh, or load.
+    /// refresh, or load (keeping a stale or fail-safe value in case the load fails).
     template <class V, class F>
     void serve_(const CacheKey& key, F&& loader, const CachePolicy& policy, std::uint64_t epoch,
                 std::optional<CacheValue<V>>&& cached, CacheResult<V>& out) {
-        std::optional<CacheValue<V>> fallback;  // a stale entry kept in case the reload fails
+        std::optional<Fallback<V>> fallback;
         if (cached) {
-            const EntryState state = cached->stale ? cached->state(clock_.now()) : EntryState::Fresh;
+            const EntryState state =
+                (cached->stale || cached->retain) ? cached->state(clock_.now()) : EntryState::Fresh;
             if (state == EntryState::Fresh) {
                 out.value.emplace(std::move(cached->data));
                 out.status = CacheStatus::Hit;
@@ -373,7 +384,7 @@ private:
             }
             if (state == EntryState::Stale) {
                 if (policy.stale_policy == StalePolicy::Revalidate) {
-                    fallback = std::move(cached);
+                    fallback.emplace(Fallback<V>{std::move(*cached), out.source, false});
                 } else {
                     if (policy.stale_policy == StalePolicy::OffloadRevalidate)
                         spawn_revalidate_<V>(key, std::forward<F>(loader), policy);
@@ -381,18 +392,21 @@ private:
                     out.status = CacheStatus::Stale;
                     return;
                 }
+            } else if (policy.fail_safe_max) {  // expired, kept by fail-safe: served only if the load fails
+                fallback.emplace(Fallback<V>{std::move(*cached), out.source, true});
             }
         }
-        const std::string_view fallback_source = out.source;
         out.source = {};
         if (policy.negative_ttl && !fallback && read_negative_(key, out)) return;
-        load_<V>(key, loader, policy, epoch, out);
-        if (out.error && fallback) {  // stale-if-error
-            shared_->counters.bump(&CacheCounts::stale_if_error);
-            out.value.emplace(std::move(fallback->data));
+        load_<V>(key, loader, policy, epoch, fallback ? &*fallback : nullptr, out);
+        if (out.error && !out.value && fallback) {  // stale-if-error, or fail-safe, on this call's own entry
+            if (!fallback->expired) shared_->counters.bump(&CacheCounts::stale_if_error);
+            out.value.emplace(std::move(fallback->entry.data));
             out.status = CacheStatus::Stale;
-            out.source = fallback_source;
+            out.source = fallback->source;
+            out.fail_safe = fallback->expired;
         }
+        if (out.fail_safe) shared_->counters.bump(&CacheCounts::fail_safe);
     }
 
     /// The first tier: the backend itself, or the L1 of a TieredBackend.
@@ -425,7 +439,11 @@ private:
     template <class V>
     std::optional<CacheValue<V>> after_l1_(const CacheKey& key, Result<std::optional<CacheValue<V>>>&& first,
                                            CacheResult<V>& out) {
-        if (first && *first) {
+        // An L1 entry past its expiry (kept by fail-safe) lets the composition look at L2 for a newer one.
+        bool resume = false;
+        if constexpr (ResumableRead<backend_type, V>)
+            resume = first && *first && (*first)->retain && (*first)->state(clock_.now()) == EntryState::Expired;
+        if (first && *first && !resume) {
             out.source = paths_.front();
             return std::move(*first);
         }
@@ -487,21 +505,32 @@ private:
         return true;
     }
 
+    /// True when the policy bounds how long a call waits for its loader.
+    static bool timed_(const CachePolicy& policy) noexcept {
+        using ms = std::chrono::milliseconds;
+        return policy.soft_timeout != ms::max() || policy.hard_timeout != ms::max();
+    }
+
     /// The coalesced load: lead, wait, or load alone; fills `out` (status Miss, or Hit when a re-read
-    /// found the entry written by a load that finished meanwhile).
+    /// found the entry written by a load that finished meanwhile, or Stale for a fallback served instead).
     template <class V, class F>
-    void load_(const CacheKey& key, F& loader, const CachePolicy& policy, std::uint64_t epoch, CacheResult<V>& out) {
+    void load_(const CacheKey& key, F& loader, const CachePolicy& policy, std::uint64_t epoch,
+               const Fallback<V>* fallback, CacheResult<V>& out) {
         auto& flights = shared_->flights;
         auto& c = shared_->counters;
+        const auto started =
+            timed_(policy) ? std::chrono::steady_clock::now() : std::chrono::steady_clock::time_point{};
         auto ticket = flights.enter(key, typeid(V), policy.concurrency, epoch);
         if (ticket.role == detail::FlightTicket::Role::solo) {
-            auto loaded = load_and_write_<V>(key, loader, policy, out.backend_errors);
-            take_(out, *loaded);
+            take_(out, *run_load_<V>(key, loader, policy, fallback, nullptr, started, out.backend_errors));
             return;
         }
         if (ticket.role == detail::FlightTicket::Role::wait) {
+            // A waiter stops at waiter_timeout and loads itself, or stops at its soft / hard timeout (when
+            // that comes first) and answers without calling the loader.
+            const auto [limit, gives_up] = waiter_limit_(policy, fallback != nullptr);
             c.bump(&CacheCounts::waiting);
-            auto w = flights.wait(key, ticket, policy.waiter_timeout);
+            auto w = flights.wait(key, ticket, limit, !gives_up);
             c.drop(&CacheCounts::waiting);
             if (w.kind == detail::FlightWait::Kind::outcome) {
                 if (!w.outcome) {  // the leader's load ended in an exception and published nothing
@@ -511,6 +540,10 @@ private:
                 }
                 c.bump(&CacheCounts::coalesced);
                 take_(out, *std::static_pointer_cast<const detail::Loaded<V>>(w.outcome));
+                return;
+            }
+            if (w.kind == detail::FlightWait::Kind::timeout && gives_up) {
+                take_(out, *given_up_<V>(key, policy, fallback, nullptr));
                 return;
             }
             c.bump(w.kind == detail::FlightWait::Kind::handoff ? &CacheCounts::retries : &CacheCounts::waiter_timeouts);
@@ -531,9 +564,195 @@ private:
             }
             out.source = {};
         }
-        auto loaded = load_and_write_<V>(key, loader, policy, out.backend_errors);
-        lead.finish(loaded, loaded->result.has_value());
-        take_(out, *loaded);
+        take_(out, *run_load_<V>(key, loader, policy, fallback, &lead, started, out.backend_errors));
+    }
+
+    /// How long a waiter waits, and whether it then answers without loading (its soft timeout, when it
+    /// holds a fallback, or its hard timeout, whichever is shorter than waiter_timeout).
+    static std::pair<std::chrono::milliseconds, bool> waiter_limit_(const CachePolicy& policy, bool has_fallback) {
+        using ms = std::chrono::milliseconds;
+        const ms hard = policy.hard_timeout;  // max(): no limit
+        const ms soft = has_fallback ? policy.soft_timeout : ms::max();
+        const ms give_up = std::min(soft, hard);
+        if (give_up != ms::max() && give_up <= policy.waiter_timeout) return {give_up, true};
+        return {policy.waiter_timeout, false};
+    }
+
+    /// The answer of a call that stopped waiting for its load at its soft or hard timeout: its fallback,
+    /// or a `timeout` error. A fail-safe value served at the hard timeout is cached again for the throttle.
+    template <class V>
+    std::shared_ptr<detail::Loaded<V>> given_up_(const CacheKey& key, const CachePolicy& policy,
+                                                 const Fallback<V>* fallback, std::vector<Error>* errors) {
+        auto& c = shared_->counters;
+        auto out = std::make_shared<detail::Loaded<V>>();
+        const bool soft = fallback && policy.soft_timeout != std::chrono::milliseconds::max();
+        c.bump(soft ? &CacheCounts::soft_timeouts : &CacheCounts::hard_timeouts);
+        if (!fallback) {
+            out->source = detail::upstream_source;
+            out->result = fail(ErrorKind::timeout,
+                               "loader did not answer within hard_timeout (" +
+                                   std::to_string(policy.hard_timeout.count()) + " ms); it goes on in the background",
+                               std::string(detail::upstream_source));
+            return out;
+        }
+        out->result = std::optional<V>(fallback->entry.data);
+        out->status = CacheStatus::Stale;
+        out->source = fallback->source;
+        out->fail_safe = fallback->expired;
+        if (!soft && fallback->expired && errors) write_throttled_<V>(key, fallback->entry, policy, *errors);
+        return out;
+    }
+
+    /// A finished load's outcome, or the fail-safe value served instead of its error (cached again for
+    /// fail_safe_throttle). A fail-safe outcome is final for the flight: nobody retries the loader.
+    template <class V>
+    std::shared_ptr<detail::Loaded<V>> settle_(const CacheKey& key, std::shared_ptr<detail::Loaded<V>> loaded,
+                                               const CachePolicy& policy, const Fallback<V>* fallback,
+                                               std::vector<Error>& errors) {
+        if (loaded->result || !fallback || !fallback->expired) return loaded;
+        auto safe = std::make_shared<detail::Loaded<V>>();
+        safe->result = std::optional<V>(fallback->entry.data);
+        safe->status = CacheStatus::Stale;
+        safe->source = fallback->source;
+        safe->cause = loaded->result.error();
+        safe->fail_safe = true;
+        write_throttled_<V>(key, fallback->entry, policy, errors);
+        return safe;
+    }
+
+    template <class V>
+    static bool final_(const detail::Loaded<V>& loaded) noexcept {
+        return loaded.result.has_value() || loaded.fail_safe;
+    }
+
+    /// Calls the loader (on this thread, or on a thread of its own when the policy has timeouts), writes
+    /// what it produced and finishes the flight `lead` (when there is one).
+    template <class V, class F>
+    std::shared_ptr<detail::Loaded<V>> run_load_(const CacheKey& key, F& loader, const CachePolicy& policy,
+                                                 const Fallback<V>* fallback, detail::LeadGuard* lead,
+                                                 std::chrono::steady_clock::time_point started,
+                                                 std::vector<Error>& errors) {
+        if (policy.hard_timeout != std::chrono::milliseconds::max() ||
+            (fallback && policy.soft_timeout != std::chrono::milliseconds::max())) {  // a time to stop waiting
+            if (auto job = start_timed_<V>(key, loader, policy))
+                return await_timed_<V>(key, std::move(job), policy, fallback, lead, started, errors);
+        }
+        auto loaded = settle_<V>(key, load_and_write_<V>(key, loader, policy, errors), policy, fallback, errors);
+        if (lead) lead->finish(loaded, final_(*loaded));
+        return loaded;
+    }
+
+    /// Starts the loader on a thread of its own; null when the loader cannot be copied there or no thread
+    /// could be started (the caller then loads on its own thread, without timeouts).
+    template <class V, class F>
+    std::shared_ptr<detail::TimedLoad<V>> start_timed_(const CacheKey& key, F& loader, const CachePolicy& policy) {
+        using L = std::decay_t<F>;
+        if constexpr (!std::is_constructible_v<L, F&>) {
+            (void)key, (void)loader, (void)policy;
+            return nullptr;
+        } else {
+            try {
+                auto job = std::make_shared<detail::TimedLoad<V>>();
+                auto held = std::make_shared<L>(loader);
+                auto body = [self = this, job, held, shared = shared_, key, policy]() noexcept {
+                    timed_body_<V>(self, *job, *held, *shared, key, policy);
+                };
+                std::thread(std::move(body)).detach();
+                shared_->counters.bump(&CacheCounts::loads);
+                return job;
+            } catch (...) {
+                return nullptr;
+            }
+        }
+    }
+
+    /// The loader's thread: calls it, hands the result to the waiting caller, or, when the caller has
+    /// given up, caches the result itself (inside the cache's lifetime gate) and finishes the flight.
+    template <class V, class L>
+    static void timed_body_(Cache* self, detail::TimedLoad<V>& job, L& loader, detail::CacheShared& shared,
+                            const CacheKey& key, const CachePolicy& policy) noexcept {
+        const auto t0 = std::chrono::steady_clock::now();
+        auto result = detail::call_loader<V>(loader);
+        const auto took = std::chrono::steady_clock::now() - t0;
+        std::shared_ptr<detail::Flight> flight;
+        {
+            std::unique_lock lock(job.mutex);
+            job.took = took;
+            if (!job.abandoned) {
+                job.result = std::move(result);
+                job.done = true;
+                lock.unlock();
+                job.cv.notify_all();
+                return;
+            }
+            job.cv.wait(lock, [&] { return job.handed; });  // the caller's own writes come first
+            flight = std::move(job.flight);
+        }
+        shared.counters.bump(&CacheCounts::late_loads);
+        auto loaded = std::make_shared<detail::Loaded<V>>();
+        loaded->source = detail::upstream_source;
+        loaded->result = std::move(result);
+        {
+            detail::GatePass pass(shared.gate);
+            if (pass) {
+                try {
+                    std::vector<Error> errors;  // reported to the error handler as they happen
+                    self->write_loaded_<V>(key, *loaded, policy, took, errors);
+                } catch (...) {  // nobody is left to tell: the next caller loads again
+                }
+            }
+        }
+        try {
+            if (flight) shared.flights.finish(key, flight, loaded, loaded->result.has_value(), policy.retries);
+        } catch (...) {
+        }
+    }
+
+    /// The caller's side of a timed load: waits for the result until its soft timeout (when it holds a
+    /// fallback) or its hard timeout; past it, answers without the loader and leaves the flight to the
+    /// loader's thread.
+    template <class V>
+    std::shared_ptr<detail::Loaded<V>> await_timed_(const CacheKey& key, std::shared_ptr<detail::TimedLoad<V>> job,
+                                                    const CachePolicy& policy, const Fallback<V>* fallback,
+                                                    detail::LeadGuard* lead,
+                                                    std::chrono::steady_clock::time_point started,
+                                                    std::vector<Error>& errors) {
+        auto deadline = [&](std::chrono::milliseconds d) {
+            return std::chrono::time_point_cast<std::chrono::steady_clock::duration>(detail::saturating_add(
+                started, detail::saturating_duration_cast<std::chrono::steady_clock::duration>(d)));
+        };
+        // The soft timeout when there is something to serve instead, else the hard one (max(): none).
+        const auto limit =
+            deadline(fallback ? std::min(policy.soft_timeout, policy.hard_timeout) : policy.hard_timeout);
+        std::unique_lock lock(job->mutex);
+        if (!detail::wait_until_deadline(job->cv, lock, limit, [&] { return job->done; })) {
+            job->abandoned = true;  // from here the loader's thread owns the result
+            lock.unlock();
+            struct Handover {  // whatever happens below, the loader's thread gets the flight and goes on
+                detail::TimedLoad<V>& job;
+                detail::LeadGuard* lead;
+                ~Handover() {
+                    {
+                        std::lock_guard l(job.mutex);
+                        if (lead) job.flight = lead->release();
+                        job.handed = true;
+                    }
+                    job.cv.notify_all();
+                }
+            } handover{*job, lead};
+            auto answer = given_up_<V>(key, policy, fallback, &errors);
+            if (lead && lead->leads()) shared_->flights.publish(key, lead->flight(), answer);
+            return answer;
+        }
+        auto loaded = std::make_shared<detail::Loaded<V>>();
+        loaded->source = detail::upstream_source;
+        loaded->result = std::move(job->result);
+        const auto took = job->took;
+        lock.unlock();
+        write_loaded_<V>(key, *loaded, policy, took, errors);
+        loaded = settle_<V>(key, std::move(loaded), policy, fallback, errors);
+        if (lead) lead->finish(loaded, final_(*loaded));
+        return loaded;
     }
 
     /// Calls the loader and writes what it produced (a value, or a "not found" when negative caching is
@@ -541,38 +760,52 @@ private:
     template <class V, class F>
     std::shared_ptr<detail::Loaded<V>> load_and_write_(const CacheKey& key, F& loader, const CachePolicy& policy,
                                                        std::vector<Error>& errors) {
-        auto& c = shared_->counters;
-        c.bump(&CacheCounts::loads);
+        shared_->counters.bump(&CacheCounts::loads);
         auto loaded = std::make_shared<detail::Loaded<V>>();
         loaded->source = detail::upstream_source;
+        std::chrono::nanoseconds took{};
         if constexpr (Metrics::enabled) {
             const auto started = std::chrono::steady_clock::now();
             loaded->result = detail::call_loader<V>(loader);
-            const auto r = !loaded->result   ? LoadResult::error
-                           : *loaded->result ? LoadResult::found
-                                             : LoadResult::not_found;
-            metrics_.record_upstream(r, std::chrono::steady_clock::now() - started);
+            took = std::chrono::steady_clock::now() - started;
         } else {
             loaded->result = detail::call_loader<V>(loader);
         }
-        if (!loaded->result) {
-            c.bump(&CacheCounts::load_errors);
-        } else if (*loaded->result) {
-            write_value_<V>(key, **loaded->result, policy, errors);
+        write_loaded_<V>(key, *loaded, policy, took, errors);
+        return loaded;
+    }
+
+    /// Counts and records a finished loader call and writes what it produced.
+    template <class V>
+    void write_loaded_(const CacheKey& key, const detail::Loaded<V>& loaded, const CachePolicy& policy,
+                       std::chrono::nanoseconds took, std::vector<Error>& errors) {
+        if constexpr (Metrics::enabled) {
+            const auto r = !loaded.result   ? LoadResult::error
+                           : *loaded.result ? LoadResult::found
+                                            : LoadResult::not_found;
+            metrics_.record_upstream(r, took);
+        } else {
+            (void)took;
+        }
+        if (!loaded.result) {
+            shared_->counters.bump(&CacheCounts::load_errors);
+        } else if (*loaded.result) {
+            write_value_<V>(key, **loaded.result, policy, errors);
         } else if (policy.negative_ttl) {
             write_negative_(key, policy, errors);
         }
-        return loaded;
     }
 
     template <class V>
     static void take_(CacheResult<V>& out, const detail::Loaded<V>& loaded) {
         out.status = loaded.status;
         out.source = loaded.source;
+        out.fail_safe = loaded.fail_safe;
         if (!loaded.result)
             out.error = loaded.result.error();
         else if (*loaded.result)
             out.value.emplace(**loaded.result);
+        if (loaded.cause) out.error = loaded.cause;
     }
 
     // ---- writes --------------------------------------------------------------------------------------
@@ -589,14 +822,35 @@ private:
         const double factor = finite ? detail::jitter_factor(policy.jitter) : 1.0;
         if (policy.ttl) expire = detail::time_after(now, detail::scaled(*policy.ttl, factor));
         if (policy.stale) stale = detail::time_after(now, detail::scaled(*policy.stale, factor));
+        std::optional<TimePoint> retain;  // fail-safe: kept this long past the expiry
+        if (expire && policy.fail_safe_max) retain = detail::saturating_add(*expire, *policy.fail_safe_max);
         return report_write_(key,
                              guarded_write_(
                                  [&] {
-                                     const CacheValue<V> entry(value, expire, stale, now);
+                                     const CacheValue<V> entry(value, expire, stale, now, retain);
                                      return hitbox::store(backend(), key, entry);
                                  },
                                  backend().label()),
                              errors);
+    }
+
+    /// Caches a fail-safe value again for fail_safe_throttle (never past its retention), so the calls
+    /// that follow are answered by it without calling the failing upstream.
+    template <class V>
+    void write_throttled_(const CacheKey& key, const CacheValue<V>& old, const CachePolicy& policy,
+                          std::vector<Error>& errors) {
+        const TimePoint now = clock_.now();
+        TimePoint expire = detail::saturating_add(now, policy.fail_safe_throttle);
+        if (old.retain && *old.retain < expire) expire = *old.retain;
+        if (expire <= now) return;
+        report_write_(key,
+                      guarded_write_(
+                          [&] {
+                              const CacheValue<V> entry(old.data, expire, std::nullopt, old.created, old.retain);
+                              return hitbox::store(backend(), key, entry);
+                          },
+                          backend().label()),
+                      errors);
     }
 
     void write_negative_(const CacheKey& key, const CachePolicy& policy, std::vector<Error>& errors) {

@@ -5,9 +5,12 @@
 /// callers waiting for it (Loaded) and the guard that finishes a load's flight whatever happens
 /// (LeadGuard). The single-flight table itself is cache/detail/flight.hpp. Everything that decides how an
 /// upstream is called (timeouts, fail-safe values, a breaker) belongs here.
+#include <chrono>
+#include <condition_variable>
 #include <exception>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -105,6 +108,11 @@ public:
         table_.finish(key_, flight, std::move(outcome), ok, retries_);
     }
 
+    /// The flight, for a load that goes on past its caller: whoever takes it must finish it.
+    std::shared_ptr<Flight> release() noexcept { return std::move(flight_); }
+    bool leads() const noexcept { return flight_ != nullptr; }
+    const std::shared_ptr<Flight>& flight() const noexcept { return flight_; }
+
 private:
     FlightTable& table_;
     const CacheKey& key_;
@@ -117,7 +125,24 @@ template <class V>
 struct Loaded {
     Result<std::optional<V>> result;
     CacheStatus status = CacheStatus::Miss;
-    std::string_view source;  // a path the cache owns, or upstream_source
+    std::string_view source;     // a path the cache owns, or upstream_source
+    std::optional<Error> cause;  // a stale or fail-safe value served instead of a load: the load's error
+    bool fail_safe = false;      // the value is past its logical expiry (fail-safe)
+};
+
+/// A loader call that runs on a thread of its own, so that its caller can stop waiting (soft and hard
+/// timeouts). The caller waits on `cv`; if it gives up first (`abandoned`), the thread finishes the load:
+/// writes the result and ends the key's flight (`flight`, taken from the caller's LeadGuard).
+template <class V>
+struct TimedLoad {
+    std::mutex mutex;
+    std::condition_variable cv;
+    bool done = false;
+    bool abandoned = false;
+    bool handed = false;  // after abandoned: the caller has written what it writes and handed the flight over
+    Result<std::optional<V>> result{std::optional<V>{}};
+    std::chrono::nanoseconds took{};
+    std::shared_ptr<Flight> flight;  // set with `abandoned`: the flight the thread must finish
 };
 
 }  // namespace detail

@@ -42,7 +42,8 @@ constexpr std::string_view to_string(StalePolicy p) noexcept {
 /// \endcode
 ///
 /// Checked on every call (a `config` error, the loader is not called): ttl > 0; 0 <= stale < ttl;
-/// concurrency >= 1; waiter_timeout >= 0; negative_ttl > 0.
+/// concurrency >= 1; waiter_timeout >= 0; negative_ttl > 0; 0 <= jitter < 1; fail_safe_max,
+/// fail_safe_throttle, soft_timeout and hard_timeout > 0; soft_timeout < hard_timeout.
 ///
 /// Durations saturate: `std::chrono::milliseconds::max()` means "no limit" for each of them, and so does
 /// any duration that reaches past the range of hitbox::TimePoint (ttl, stale, negative_ttl) or of the
@@ -73,6 +74,27 @@ struct CachePolicy {
     /// stale time shortened in the same proportion), so keys written together do not expire, and reload,
     /// together. 0 (default): exactly ttl; 0.1: between 0.9 and 1.0 x ttl. Must be in [0, 1).
     double jitter = 0.0;
+
+    /// Fail-safe: keep written entries this long past their expiry (Redis PX and the memory tier's bound
+    /// include it; the envelope keeps the logical expiry). When a load fails (an error, an exception, or
+    /// `hard_timeout`) and such an expired entry is held, the call serves it (status Stale,
+    /// CacheResult::fail_safe, the loader's error in `error`) and caches it again for `fail_safe_throttle`,
+    /// so the upstream is not called on every request while it is down. nullopt (default): off.
+    std::optional<std::chrono::milliseconds> fail_safe_max{};
+    /// How long a value served by fail-safe is cached again (never past its fail_safe_max). Must be > 0.
+    std::chrono::milliseconds fail_safe_throttle{30'000};
+    /// Soft loader timeout: past it, a call that holds a stale or fail-safe value serves that value and
+    /// lets the load finish in the background (its result is cached when it arrives). max() (default):
+    /// none.
+    std::chrono::milliseconds soft_timeout = std::chrono::milliseconds::max();
+    /// Hard loader timeout: past it the call returns whatever happens: a stale or fail-safe value if it
+    /// holds one, else a `timeout` error; the load goes on in the background. max() (default): none.
+    ///
+    /// With either timeout the loader runs on a thread of its own and may outlive the call: it must own
+    /// (capture by value) what it uses. Both are measured from when the call starts to load or wait. While
+    /// a load runs past its timeout, later callers of the key wait for it (up to their own timeouts)
+    /// instead of calling the loader again.
+    std::chrono::milliseconds hard_timeout = std::chrono::milliseconds::max();
 };
 
 /// Cache-wide settings.
@@ -91,7 +113,11 @@ namespace detail {
 constexpr bool policy_ok(const CachePolicy& p) noexcept {
     return (!p.ttl || p.ttl->count() > 0) && (!p.stale || p.stale->count() >= 0) &&
            (!p.stale || !p.ttl || *p.stale < *p.ttl) && p.concurrency != 0 && p.waiter_timeout.count() >= 0 &&
-           (!p.negative_ttl || p.negative_ttl->count() > 0) && p.jitter >= 0.0 && p.jitter < 1.0;
+           (!p.negative_ttl || p.negative_ttl->count() > 0) && p.jitter >= 0.0 && p.jitter < 1.0 &&
+           (!p.fail_safe_max || p.fail_safe_max->count() > 0) && p.fail_safe_throttle.count() > 0 &&
+           p.soft_timeout.count() > 0 && p.hard_timeout.count() > 0 &&
+           (p.soft_timeout < p.hard_timeout || p.soft_timeout == std::chrono::milliseconds::max() ||
+            p.hard_timeout == std::chrono::milliseconds::max());
 }
 
 /// Why a policy is invalid, or nullopt.
@@ -108,6 +134,16 @@ inline std::optional<std::string> policy_problem(const CachePolicy& p) {
         return "CachePolicy: negative_ttl must be positive, got " + ms(*p.negative_ttl);
     if (!(p.jitter >= 0.0 && p.jitter < 1.0))  // NaN fails too
         return "CachePolicy: jitter must be in [0, 1), got " + std::to_string(p.jitter);
+    if (p.fail_safe_max && p.fail_safe_max->count() <= 0)
+        return "CachePolicy: fail_safe_max must be positive, got " + ms(*p.fail_safe_max);
+    if (p.fail_safe_throttle.count() <= 0)
+        return "CachePolicy: fail_safe_throttle must be positive, got " + ms(p.fail_safe_throttle);
+    if (p.soft_timeout.count() <= 0) return "CachePolicy: soft_timeout must be positive, got " + ms(p.soft_timeout);
+    if (p.hard_timeout.count() <= 0) return "CachePolicy: hard_timeout must be positive, got " + ms(p.hard_timeout);
+    if (p.soft_timeout >= p.hard_timeout && p.soft_timeout != std::chrono::milliseconds::max() &&
+        p.hard_timeout != std::chrono::milliseconds::max())
+        return "CachePolicy: soft_timeout (" + ms(p.soft_timeout) + ") must be shorter than hard_timeout (" +
+               ms(p.hard_timeout) + ")";
     if (!policy_ok(p)) return std::string("CachePolicy: invalid");
     return std::nullopt;
 }

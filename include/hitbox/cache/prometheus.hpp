@@ -81,6 +81,14 @@ void write_metrics(PrometheusWriter& out, const Cache<B, O, M, C>& cache) {
                 s.negative_hits);
     out.counter("hitbox_cache_stale_if_error_total", "Stale values served because their reload failed.", labels,
                 s.stale_if_error);
+    out.counter("hitbox_cache_fail_safe_total", "Expired values served because their load failed (fail-safe).", labels,
+                s.fail_safe);
+    out.counter("hitbox_cache_loader_timeouts_total", "Calls that stopped waiting for the loader.",
+                {{"backend", label}, {"timeout", "soft"}}, s.soft_timeouts);
+    out.counter("hitbox_cache_loader_timeouts_total", "Calls that stopped waiting for the loader.",
+                {{"backend", label}, {"timeout", "hard"}}, s.hard_timeouts);
+    out.counter("hitbox_cache_late_loads_total", "Loads that finished after their caller had returned.", labels,
+                s.late_loads);
     out.gauge("hitbox_cache_waiters", "Callers waiting for another caller's load.", labels,
               static_cast<double>(s.waiting));
     out.counter("hitbox_offload_revalidation_spawned_total", "Background refreshes the offload accepted.", labels,

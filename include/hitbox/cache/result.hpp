@@ -21,6 +21,9 @@ namespace hitbox {
 /// | loader said not found | nullopt | Miss | "upstream" | nullopt |
 /// | load failed | nullopt | Miss | "upstream" | the loader's error (an exception: kind unavailable, backend "upstream") |
 /// | load failed, stale entry held (Revalidate) | the stale value | Stale | tier label path | the loader's error |
+/// | load failed, expired entry held (fail_safe_max) | the expired value, `fail_safe` | Stale | tier label path | the loader's error |
+/// | loader past soft_timeout, stale or expired entry held | that value (`fail_safe` if expired) | Stale | tier label path | nullopt |
+/// | loader past hard_timeout, nothing held | nullopt | Miss | "upstream" | kind timeout |
 /// | invalid policy | nullopt | Miss | "" | kind config |
 /// | a value's copy threw (handing it to this caller) | nullopt | Miss | "" | kind unavailable, message "... threw: ..." |
 ///
@@ -40,6 +43,9 @@ struct CacheResult {
     std::optional<Error> error;
     /// Backend read and write errors this call survived, each attributed to its tier's label path.
     std::vector<Error> backend_errors;
+    /// The value is past its logical expiry, served by fail-safe (CachePolicy::fail_safe_max) because the
+    /// load failed or ran past its timeout.
+    bool fail_safe = false;
 
     /// No error: a value, or a clean "not found".
     bool ok() const noexcept { return !error.has_value(); }

@@ -36,6 +36,10 @@ struct CacheCounts {
     std::uint64_t revalidations_skipped = 0;  ///< accepted refreshes that found the entry fresh or a load running
     std::uint64_t revalidations_done = 0;     ///< accepted refreshes whose load finished (ok or not)
     std::uint64_t waiting = 0;                ///< gauge: callers waiting for another caller's load now
+    std::uint64_t fail_safe = 0;              ///< expired values served because their load failed (fail-safe)
+    std::uint64_t soft_timeouts = 0;          ///< calls answered with a stale or fail-safe value at soft_timeout
+    std::uint64_t hard_timeouts = 0;          ///< calls that stopped waiting for the loader at hard_timeout
+    std::uint64_t late_loads = 0;             ///< loads that finished after their caller had returned
 };
 
 /// A snapshot of a cache front's own counters (`cache.stats()`), with the read / write errors per tier.
@@ -47,7 +51,8 @@ struct CacheStats : CacheCounts {
 
 BOOST_HANA_ADAPT_STRUCT(hitbox::CacheCounts, loads, load_errors, coalesced, waiter_timeouts, retries, read_errors,
                         write_errors, negative_hits, stale_if_error, revalidations, revalidations_dropped,
-                        revalidations_skipped, revalidations_done, waiting);
+                        revalidations_skipped, revalidations_done, waiting, fail_safe, soft_timeouts, hard_timeouts,
+                        late_loads);
 
 namespace hitbox::detail {
 

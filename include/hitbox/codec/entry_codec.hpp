@@ -79,7 +79,7 @@ public:
         if (!payload) return fail(payload.error());
         auto packed = detail::timed(timers, TierStage::compress, [&] { return compressor_.compress(*payload); });
         if (!packed) return fail(packed.error());
-        return seal_entry({ValueFmt::id, Comp::id, value.created, value.stale, value.expire}, *packed);
+        return seal_entry({ValueFmt::id, Comp::id, value.created, value.stale, value.expire, value.retain}, *packed);
     }
 
     /// Parses, checks the format and compressor ids, decompresses and decodes.
@@ -98,7 +98,7 @@ public:
         if (!raw) return fail(raw.error());
         auto data = detail::timed(timers, TierStage::deserialize, [&] { return values_.template decode<T>(*raw); });
         if (!data) return fail(data.error());
-        return CacheValue<T>(std::move(*data), h.expire, h.stale, h.created);
+        return CacheValue<T>(std::move(*data), h.expire, h.stale, h.created, h.retain);
     }
 
     /// The value format and compressor ids this codec writes and reads (for open_entry).

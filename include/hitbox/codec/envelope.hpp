@@ -26,6 +26,7 @@ struct EnvelopeHeader {
     TimePoint created{};
     std::optional<TimePoint> stale{};
     std::optional<TimePoint> expire{};
+    std::optional<TimePoint> retain{};  ///< fail-safe retention past expire (flag 0x04; CacheValue::retain)
 };
 
 /// A parsed envelope: header and the still-compressed payload (a view into the input).
@@ -41,6 +42,7 @@ inline constexpr unsigned char envelope_magic1 = 'B';
 inline constexpr std::uint8_t envelope_version = 1;
 inline constexpr std::uint8_t envelope_has_stale = 0x01;
 inline constexpr std::uint8_t envelope_has_expire = 0x02;
+inline constexpr std::uint8_t envelope_has_retain = 0x04;
 inline constexpr std::size_t envelope_fixed_size = 14;  // magic 2, version, format, compressor, flags, created 8
 
 inline void put_i64_le(std::string& out, std::int64_t v) {
@@ -61,11 +63,14 @@ inline void write_envelope_header(std::string& out, const EnvelopeHeader& h) {
     out.push_back(static_cast<char>(envelope_version));
     out.push_back(static_cast<char>(h.format_id));
     out.push_back(static_cast<char>(h.compressor_id));
-    std::uint8_t flags = (h.stale ? envelope_has_stale : 0) | (h.expire ? envelope_has_expire : 0);
+    const bool retain = h.expire && h.retain;
+    std::uint8_t flags =
+        (h.stale ? envelope_has_stale : 0) | (h.expire ? envelope_has_expire : 0) | (retain ? envelope_has_retain : 0);
     out.push_back(static_cast<char>(flags));
     put_i64_le(out, to_unix_ms(h.created));
     if (h.stale) put_i64_le(out, to_unix_ms(*h.stale));
     if (h.expire) put_i64_le(out, to_unix_ms(*h.expire));
+    if (retain) put_i64_le(out, to_unix_ms(*h.retain));
 }
 
 }  // namespace detail
@@ -83,10 +88,13 @@ inline Result<EnvelopeView> parse_envelope(std::string_view in) {
     v.header.format_id = static_cast<std::uint8_t>(in[3]);
     v.header.compressor_id = static_cast<std::uint8_t>(in[4]);
     auto flags = static_cast<std::uint8_t>(in[5]);
-    if (flags & ~(detail::envelope_has_stale | detail::envelope_has_expire))
+    if (flags & ~(detail::envelope_has_stale | detail::envelope_has_expire | detail::envelope_has_retain))
         return bad("unknown flags " + std::to_string(flags));
+    if ((flags & detail::envelope_has_retain) && !(flags & detail::envelope_has_expire))
+        return bad("a retention time without an expiry");
     std::size_t need = detail::envelope_fixed_size + ((flags & detail::envelope_has_stale) ? 8 : 0) +
-                       ((flags & detail::envelope_has_expire) ? 8 : 0);
+                       ((flags & detail::envelope_has_expire) ? 8 : 0) +
+                       ((flags & detail::envelope_has_retain) ? 8 : 0);
     if (in.size() < need) return bad("truncated header");
     v.header.created = from_unix_ms(detail::get_i64_le(in.data() + 6));
     std::size_t pos = detail::envelope_fixed_size;
@@ -98,6 +106,10 @@ inline Result<EnvelopeView> parse_envelope(std::string_view in) {
         v.header.expire = from_unix_ms(detail::get_i64_le(in.data() + pos));
         pos += 8;
     }
+    if (flags & detail::envelope_has_retain) {
+        v.header.retain = from_unix_ms(detail::get_i64_le(in.data() + pos));
+        pos += 8;
+    }
     v.payload = in.substr(pos);
     return v;
 }
@@ -105,7 +117,7 @@ inline Result<EnvelopeView> parse_envelope(std::string_view in) {
 /// Envelope header + payload (already compressed): the bytes a byte tier stores for one entry.
 inline std::string seal_entry(const EnvelopeHeader& header, std::string_view payload) {
     std::string out;
-    out.reserve(detail::envelope_fixed_size + 16 + payload.size());
+    out.reserve(detail::envelope_fixed_size + 24 + payload.size());
     detail::write_envelope_header(out, header);
     out.append(payload);
     return out;

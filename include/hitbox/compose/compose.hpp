@@ -480,7 +480,7 @@ private:
             // The hit path: L1's answer is the result object itself (one named return, so no move).
             Result<std::optional<CacheValue<T>>> result = detail::call_tier<Result<std::optional<CacheValue<T>>>>(
                 l1(), "read", [&] { return l1().template get<T>(key); });
-            if (!result || !*result) [[unlikely]]
+            if (!result || !*result || (*result)->retain) [[unlikely]]  // retain: see sequential_after_l1_
                 result = after_l1_miss_<T>(key, std::move(result));
             return result;
         } else {
@@ -554,11 +554,15 @@ private:
     }
 
     /// Sequential read once L1 has answered `a`: done on a hit, otherwise L2 and a refill on an L2 hit.
+    /// An L1 entry past its expiry but kept by fail-safe (CacheValue::retain) does not end a sequential
+    /// read: L2 may hold a newer entry, and the one that expires later is taken.
     template <class T, bool Traced>
     detail::ReadOutcome<T> sequential_after_l1_(const CacheKey& key, detail::ReadOutcome<T>&& a) {
-        if (a.value) return std::move(a);
+        if (a.value && !(a.value->retain && a.value->state(SystemClock::now()) == EntryState::Expired))
+            return std::move(a);
         auto b = read_tier_<T, Traced>(l2(), key, counters_().ref(&ComposeStats::l2_read_errors));
-        return combine_reads_<T>(key, std::move(a), std::move(b), b.value.has_value());
+        const bool take_l2 = b.value && (!a.value || detail::lives_longer(*b.value, *a.value));
+        return combine_reads_<T>(key, std::move(a), std::move(b), take_l2);
     }
 
     /// Merges both tiers' answers; `take_l2` picks L2's value (and refills L1 with it).

@@ -29,6 +29,16 @@ constexpr std::string_view to_string(EntryState s) noexcept {
     return "unknown";
 }
 
+namespace detail {
+/// CacheValue::held_until for bare times (tiers that read only an envelope header).
+constexpr std::optional<TimePoint> held_until(std::optional<TimePoint> expire,
+                                              std::optional<TimePoint> retain) noexcept {
+    if (!expire) return std::nullopt;
+    if (retain && *retain > *expire) return retain;
+    return expire;
+}
+}  // namespace detail
+
 /// A cached value with absolute, millisecond-precision times. `expire == std::nullopt` means "never
 /// expires", which is a different state from an expire time in the past.
 ///
@@ -42,18 +52,33 @@ struct CacheValue {
     TimePoint created{};
     std::optional<TimePoint> stale{};
     std::optional<TimePoint> expire{};
+    /// Fail-safe retention: when set (and later than `expire`), tiers keep the entry and return it until
+    /// this time although it has expired; state() still says Expired, so only a reader that asks for
+    /// expired entries (the cache front's fail-safe) serves it. nullopt: the entry goes at `expire`.
+    std::optional<TimePoint> retain{};
 
     CacheValue() = default;
     /// `created` defaults to the system clock's now; pass it explicitly when using another clock.
     explicit CacheValue(T value, std::optional<TimePoint> expire_at = std::nullopt,
-                        std::optional<TimePoint> stale_at = std::nullopt, TimePoint created_at = SystemClock::now())
-        : data(std::move(value)), created(created_at), stale(stale_at), expire(expire_at) {}
+                        std::optional<TimePoint> stale_at = std::nullopt, TimePoint created_at = SystemClock::now(),
+                        std::optional<TimePoint> retain_until = std::nullopt)
+        : data(std::move(value)), created(created_at), stale(stale_at), expire(expire_at), retain(retain_until) {}
 
     /// Fresh, Stale or Expired at `now`. Expiry wins over staleness.
     EntryState state(TimePoint now) const noexcept {
         if (expire && *expire <= now) return EntryState::Expired;
         if (stale && *stale <= now) return EntryState::Stale;
         return EntryState::Fresh;
+    }
+
+    /// How long a tier holds the entry: `retain` when it lies past `expire`, else `expire` (nullopt: for
+    /// ever). The TTL a byte tier stores and the time a memory tier drops the entry at.
+    std::optional<TimePoint> held_until() const noexcept { return detail::held_until(expire, retain); }
+
+    /// True when a tier may return this entry at `now` (not past held_until()).
+    bool held_at(TimePoint now) const noexcept {
+        const auto until = held_until();
+        return !until || now < *until;
     }
 
     /// Time left before expiry at `now`: nullopt when the value never expires, zero or negative once expired.
@@ -67,7 +92,7 @@ struct CacheValue {
     /// The same times with other data (used when a tier converts representations).
     template <class U>
     CacheValue<U> with_data(U value) const {
-        return CacheValue<U>(std::move(value), expire, stale, created);
+        return CacheValue<U>(std::move(value), expire, stale, created, retain);
     }
 
     friend bool operator==(const CacheValue&, const CacheValue&) = default;

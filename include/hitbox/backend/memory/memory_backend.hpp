@@ -188,7 +188,8 @@ private:
 ///   it, a re-inserted evicted victim shrinks it, as ARC adapts), so scans do not flush hot entries and
 ///   recency-heavy loads still behave like LRU.
 /// - **Expiry**: per entry, millisecond precision, from `CacheValue::expire` and the Clock policy. An
-///   expired entry is never returned; it is reclaimed by writes (to its shard, plus a round-robin sweep of
+///   expired entry is never returned, except one written with a fail-safe retention (`CacheValue::retain`),
+///   which is returned (its state() says Expired) until that time; an entry is reclaimed by writes (to its shard, plus a round-robin sweep of
 ///   another shard on every write), by `cleanup()`, and by an optional background thread.
 /// - **Handles**: copies and moves share one store; the store lives until the last handle goes.
 ///
@@ -383,7 +384,8 @@ private:
         const std::uint64_t h = detail::mix_hash(key.hash());
         detail::Shard& shard = s.store.shard_for(h);
         detail::Graveyard dead;
-        const std::int64_t expire_ms = value.expire ? to_unix_ms(*value.expire) : detail::no_expiry;
+        const auto held = value.held_until();  // a fail-safe entry is kept past its expiry
+        const std::int64_t expire_ms = held ? to_unix_ms(*held) : detail::no_expiry;
         if (expire_ms <= now_ms) {
             s.store.erase(shard, key, h, now_ms, dead);
             return {};

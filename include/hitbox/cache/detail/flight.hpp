@@ -122,8 +122,10 @@ public:
     }
 
     /// Waits (at most `timeout`; without limit for milliseconds::max()) for the outcome of the flight the
-    /// ticket joined.
-    FlightWait wait(const CacheKey& key, const FlightTicket& ticket, std::chrono::milliseconds timeout) {
+    /// ticket joined. On a timeout the caller becomes one of the flight's loaders, unless `load_on_timeout`
+    /// is false: then it leaves the flight (a hand-off still makes it a loader).
+    FlightWait wait(const CacheKey& key, const FlightTicket& ticket, std::chrono::milliseconds timeout,
+                    bool load_on_timeout = true) {
         Shard& s = shard_(key);
         Flight& f = *ticket.flight;
         std::unique_lock lock(s.mutex);
@@ -137,11 +139,27 @@ public:
             w.outcome = f.outcome;
             return w;
         }
-        // A hand-off or a timeout: either way this caller loads now.
+        // A hand-off or a timeout: either way this caller loads now (unless it leaves on a timeout).
         w.kind = f.handoffs > 0 ? FlightWait::Kind::handoff : FlightWait::Kind::timeout;
-        if (f.handoffs > 0) --f.handoffs;
+        if (f.handoffs > 0) {
+            --f.handoffs;
+        } else if (!load_on_timeout) {
+            if (f.loaders == 0 && f.waiters == 0) retire_(s, key, ticket.flight);
+            return w;
+        }
         ++f.loaders;
         return w;
+    }
+
+    /// Hands `outcome` to the flight's present waiters without ending the flight: its loader goes on (a
+    /// load past its caller's timeout) and finishes it later; callers arriving meanwhile still join it.
+    void publish(const CacheKey& key, const std::shared_ptr<Flight>& flight, std::shared_ptr<const void> outcome) {
+        Shard& s = shard_(key);
+        {
+            std::lock_guard lock(s.mutex);
+            publish_(*flight, std::move(outcome));
+        }
+        flight->cv.notify_all();
     }
 
     /// A loader of the flight is done. A success (`ok`: a value, a "not found", or a cache hit found on
