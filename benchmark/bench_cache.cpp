@@ -11,6 +11,12 @@
 // the loader takes ~1 ms. Counter loader_calls_per_miss must be 1 with the default concurrency limit. Its
 // baseline, BM_StampedeByHand/N: the same threads doing get, load, set by hand (every thread loads).
 //
+// BM_CacheStampedeInstances/8: 8 Cache instances (each its own L1 and Redis connection, one shared
+// redis-server: 8 processes of a service), one thread each, on the same cold key per iteration, with the
+// stampede lock across instances (CachePolicy::lock_ttl); the loader takes ~5 ms. Counter
+// loader_calls_per_miss must be 1. Its baseline, BM_CacheStampedeInstancesNoLock/8: the same without the
+// lock (each instance coalesces only its own callers, so up to 8 loads per key).
+//
 // The Redis tier of the hit fixture is never reached (every key is in L1): it points at
 // HITBOX_REDIS_URL when set, otherwise at a closed port.
 #include <benchmark/benchmark.h>
@@ -33,7 +39,10 @@
 #include <hitbox/backend/redis.hpp>
 #include <hitbox/cache.hpp>
 #include <hitbox/compose/compose.hpp>
+#include <hitbox/offload/inline_offload.hpp>
 #include <hitbox/offload/offload_manager.hpp>
+
+#include "bench_redis_env.hpp"
 
 namespace {
 
@@ -136,25 +145,26 @@ BENCHMARK(BM_CacheByHandHit)->Threads(1)->UseRealTime();
 /// Runs `callers` threads that, once per iteration, all ask for the same new key; `call(key, loader)`
 /// is what each thread does. Reports loader calls per missed key.
 template <class Call>
-void stampede(benchmark::State& state, Call call) {
+void stampede(benchmark::State& state, Call call, std::chrono::milliseconds upstream = 1ms) {
     const auto callers = static_cast<std::ptrdiff_t>(state.range(0));
     std::atomic<std::uint64_t> loads{0};
     std::atomic<std::uint64_t> round{0};
     std::atomic<bool> stop{false};
     std::barrier sync(callers + 1);
-    auto loader = [&loads] {
+    auto loader = [&loads, upstream] {
         loads.fetch_add(1, std::memory_order_relaxed);
-        std::this_thread::sleep_for(1ms);  // the upstream
+        std::this_thread::sleep_for(upstream);
         return std::string(value_size, 'x');
     };
     std::vector<std::thread> workers;
+    const std::string run = std::to_string(std::chrono::steady_clock::now().time_since_epoch().count());
     for (std::ptrdiff_t i = 0; i < callers; ++i)
-        workers.emplace_back([&] {
+        workers.emplace_back([&, i] {
             for (;;) {
                 sync.arrive_and_wait();
                 if (stop.load()) return;
-                const hitbox::CacheKey key("stampede", 1, {{"round", std::to_string(round.load())}});
-                call(key, loader);
+                const hitbox::CacheKey key("stampede", 1, {{"run", run}, {"round", std::to_string(round.load())}});
+                call(key, loader, static_cast<std::size_t>(i));
                 sync.arrive_and_wait();
             }
         });
@@ -176,7 +186,7 @@ void BM_CacheStampede(benchmark::State& state) {
     hitbox::OffloadManager offload{{.workers = 1}};
     hitbox::Cache cache{memory, offload};
     std::atomic<std::uint64_t> failures{0};
-    stampede(state, [&](const hitbox::CacheKey& key, auto& loader) {
+    stampede(state, [&](const hitbox::CacheKey& key, auto& loader, std::size_t) {
         auto r = cache.get_or_compute<std::string>(key, loader, {.ttl = 60s});
         if (!r) failures.fetch_add(1);
     });
@@ -188,12 +198,68 @@ BENCHMARK(BM_CacheStampede)->Arg(8)->Arg(64)->UseRealTime()->Unit(benchmark::kMi
 
 void BM_StampedeByHand(benchmark::State& state) {
     auto memory = *hitbox::MemoryBackend::builder().max_entries(1'000'000).build();
-    stampede(state, [&](const hitbox::CacheKey& key, auto& loader) {
+    stampede(state, [&](const hitbox::CacheKey& key, auto& loader, std::size_t) {
         auto hit = memory.get<std::string>(key);
         if (hit && *hit) return;
         (void)memory.set(key, hitbox::CacheValue<std::string>{loader(), hitbox::Clock::now() + 60s});
     });
 }
 BENCHMARK(BM_StampedeByHand)->Arg(8)->Arg(64)->UseRealTime()->Unit(benchmark::kMillisecond);
+
+/// One service process of BM_CacheStampedeInstances: its own L1, Redis connection and Cache.
+struct ServiceInstance {
+    using Tiers = hitbox::Compose<hitbox::MemoryBackend, hitbox::RedisBackend<>, hitbox::InlineOffload>;
+    hitbox::InlineOffload offload;
+    Tiers tiers;
+    hitbox::Cache<Tiers&, hitbox::InlineOffload> cache{tiers, offload};
+    ServiceInstance(hitbox::MemoryBackend memory, hitbox::RedisBackend<> redis)
+        : tiers(std::move(memory), std::move(redis), offload) {}
+};
+
+void instances_stampede(benchmark::State& state, const hitbox::CachePolicy& policy) {
+    auto& e = bench_redis::env();
+    if (!e.error.empty()) {
+        state.SkipWithError(e.error.c_str());
+        return;
+    }
+    std::vector<std::unique_ptr<ServiceInstance>> instances;
+    for (std::int64_t i = 0; i < state.range(0); ++i) {
+        auto redis = hitbox::RedisBackend<>::builder()
+                         .connection(hitbox::ConnectionMode::single(e.url))
+                         .key_prefix("bench-stampede:")
+                         .build();
+        if (!redis) {
+            state.SkipWithError(redis.error().what().c_str());
+            return;
+        }
+        instances.push_back(std::make_unique<ServiceInstance>(
+            *hitbox::MemoryBackend::builder().max_entries(1'000'000).build(), std::move(*redis)));
+    }
+    std::atomic<std::uint64_t> failures{0};
+    stampede(
+        state,
+        [&](const hitbox::CacheKey& key, auto& loader, std::size_t i) {
+            auto r = instances[i]->cache.get_or_compute<std::string>(key, loader, policy);
+            if (!r) failures.fetch_add(1);
+        },
+        5ms);
+    if (failures.load() != 0) state.SkipWithError("a caller got no value");
+}
+
+void BM_CacheStampedeInstances(benchmark::State& state) {
+    instances_stampede(state, {.ttl = 60s, .lock_ttl = 10s, .lock_poll = 2ms});
+}
+BENCHMARK(BM_CacheStampedeInstances)
+    ->Arg(8)
+    ->Setup(bench_redis::setup_env)
+    ->UseRealTime()
+    ->Unit(benchmark::kMillisecond);
+
+void BM_CacheStampedeInstancesNoLock(benchmark::State& state) { instances_stampede(state, {.ttl = 60s}); }
+BENCHMARK(BM_CacheStampedeInstancesNoLock)
+    ->Arg(8)
+    ->Setup(bench_redis::setup_env)
+    ->UseRealTime()
+    ->Unit(benchmark::kMillisecond);
 
 }  // namespace

@@ -280,6 +280,15 @@ hitbox_cache_loader_timeouts_total{backend="cache",timeout="hard"} 0
 # HELP hitbox_cache_late_loads_total Loads that finished after their caller had returned.
 # TYPE hitbox_cache_late_loads_total counter
 hitbox_cache_late_loads_total{backend="cache"} 0
+# HELP hitbox_cache_locks_taken_total Stampede locks taken before loading.
+# TYPE hitbox_cache_locks_taken_total counter
+hitbox_cache_locks_taken_total{backend="cache"} 0
+# HELP hitbox_cache_lock_waits_total Calls answered by another instance's load after finding its lock.
+# TYPE hitbox_cache_lock_waits_total counter
+hitbox_cache_lock_waits_total{backend="cache"} 0
+# HELP hitbox_cache_lock_timeouts_total Calls that stopped waiting for another instance's lock.
+# TYPE hitbox_cache_lock_timeouts_total counter
+hitbox_cache_lock_timeouts_total{backend="cache"} 0
 # HELP hitbox_cache_waiters Callers waiting for another caller's load.
 # TYPE hitbox_cache_waiters gauge
 hitbox_cache_waiters{backend="cache"} 0

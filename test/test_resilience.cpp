@@ -7,12 +7,18 @@
 // bounded) and loader timeouts (soft: serve the old value, hard: return whatever happens).
 #include <catch2/catch.hpp>
 
+#include <fcntl.h>
 #include <signal.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
+#include <cstdio>
+#include <cstdlib>
 #include <limits>
 #include <memory>
 #include <mutex>
@@ -441,6 +447,17 @@ TEST_CASE("Cache jitter: expiries spread over (1 - jitter) x ttl .. ttl, stale s
     CHECK(parsed->cache.jitter == Approx(0.1));
     CHECK_FALSE(hitbox::parse_config("tiers = memory\nmemory.max_entries = 10\ncache.jitter = 100%\n"));
     CHECK_FALSE(hitbox::parse_config("tiers = memory\nmemory.max_entries = 10\ncache.jitter = lots\n"));
+    // The resilience options of the cache, by name.
+    auto more = hitbox::parse_config(
+        "tiers = memory\nmemory.max_entries = 10\ncache.fail_safe_max = 2h\ncache.fail_safe_throttle = 30s\n"
+        "cache.soft_timeout = 100ms\ncache.hard_timeout = 2s\ncache.lock_ttl = 10s\ncache.lock_poll = 5ms\n");
+    REQUIRE(more);
+    CHECK(more->cache.fail_safe_max == std::chrono::milliseconds(2h));
+    CHECK(more->cache.fail_safe_throttle == 30s);
+    CHECK(more->cache.soft_timeout == 100ms);
+    CHECK(more->cache.hard_timeout == 2s);
+    CHECK(more->cache.lock_ttl == std::chrono::milliseconds(10s));
+    CHECK(more->cache.lock_poll == 5ms);
 }
 
 // ---- fail-safe and loader timeouts (CachePolicy::fail_safe_max, soft_timeout, hard_timeout) ----------------
@@ -796,4 +813,217 @@ TEST_CASE(
     CHECK(up->calls == 2);
     const auto p = hitbox_test::parse_prometheus(hitbox::prometheus_text(b));
     CHECK(p.value("hitbox_cache_fail_safe_total", {{"backend", "cache"}}) == 1.0);
+}
+
+// ---- the stampede lock in the cache front (CachePolicy::lock_ttl) ------------------------------------------
+
+namespace {
+
+/// One "instance": its own L1 and its own connection to the shared Redis, and its own Cache.
+struct Instance {
+    using Tiers = hitbox::Compose<hitbox::MemoryBackend, hitbox::RedisBackend<>, hitbox::InlineOffload>;
+    hitbox::InlineOffload offload;
+    Tiers tiers;
+    hitbox::Cache<Tiers&, hitbox::InlineOffload> cache{tiers, offload};
+
+    explicit Instance(const std::string& url)
+        : tiers(
+              [] {
+                  auto m = hitbox::MemoryBackend::builder().max_entries(100).build();
+                  REQUIRE(m);
+                  return std::move(*m);
+              }(),
+              [&] {
+                  auto r = hitbox::RedisBackend<>::builder()
+                               .connection(hitbox::ConnectionMode::single(url))
+                               .key_prefix("stampede:")
+                               .build();
+                  REQUIRE(r);
+                  return std::move(*r);
+              }(),
+              offload) {}
+};
+
+/// Counts loader calls in a file (O_APPEND: one byte per call), so that processes can share the count.
+struct CallLog {
+    std::string path;
+    CallLog() {
+        char name[] = "/tmp/hitbox-calls-XXXXXX";
+        const int fd = ::mkstemp(name);
+        REQUIRE(fd >= 0);
+        ::close(fd);
+        path = name;
+    }
+    ~CallLog() { ::unlink(path.c_str()); }
+    void add() const {
+        const int fd = ::open(path.c_str(), O_WRONLY | O_APPEND);
+        if (fd >= 0) {
+            (void)!::write(fd, "x", 1);
+            ::close(fd);
+        }
+    }
+    long count() const {
+        struct stat st {};
+        return ::stat(path.c_str(), &st) == 0 ? static_cast<long>(st.st_size) : -1;
+    }
+};
+
+}  // namespace
+
+TEST_CASE("Stampede lock in the cache: 8 instances on one cold key call the loader once", "[redis]") {
+    if (!hitbox_test::require_redis_server()) return;
+    hitbox_test::RedisServer server;
+    std::vector<std::unique_ptr<Instance>> instances;
+    for (int i = 0; i < 8; ++i) instances.push_back(std::make_unique<Instance>(server.url()));
+    const hitbox::CachePolicy locked{.ttl = 1min, .waiter_timeout = 10s, .lock_ttl = 5s, .lock_poll = 10ms};
+    for (int round = 0; round < 3; ++round) {
+        const CacheKey k{"hot", static_cast<std::uint32_t>(round)};
+        std::atomic<int> calls{0};
+        auto loader = [&] {
+            ++calls;
+            std::this_thread::sleep_for(150ms);  // a slow query: everyone arrives while it runs
+            return std::string("row");
+        };
+        std::vector<std::thread> callers;
+        std::atomic<int> served{0};
+        for (auto& inst : instances)
+            for (int t = 0; t < 2; ++t)  // two threads per instance: the in-process flight is exercised too
+                callers.emplace_back([&, cache = &inst->cache] {
+                    auto r = cache->get_or_compute<std::string>(k, loader, locked);
+                    if (r.value == std::optional<std::string>("row")) ++served;
+                });
+        for (auto& t : callers) t.join();
+        CHECK(served == 16);
+        CHECK(calls == 1);
+    }
+    std::uint64_t taken = 0, waits = 0;
+    for (auto& inst : instances) {
+        taken += inst->cache.stats().locks_taken;
+        waits += inst->cache.stats().lock_waits;
+    }
+    CHECK(taken >= 3);
+    CHECK(waits >= 3);  // at least one other instance per round found the lock and took the value
+    // Without the lock each instance loads on its own (the baseline the lock is for).
+    std::atomic<int> calls{0};
+    auto loader = [&] {
+        ++calls;
+        std::this_thread::sleep_for(150ms);
+        return std::string("row");
+    };
+    std::vector<std::thread> callers;
+    for (auto& inst : instances)
+        callers.emplace_back([&, cache = &inst->cache] {
+            (void)cache->get_or_compute<std::string>(CacheKey{"unlocked", 0}, loader, {.ttl = 1min});
+        });
+    for (auto& t : callers) t.join();
+    CHECK(calls > 1);
+}
+
+TEST_CASE(
+    "Stampede lock in the cache: two processes on one cold key call the loader once; a killed owner's "
+    "lock expires and another instance loads",
+    "[redis]") {
+    if (!hitbox_test::require_redis_server()) return;
+    hitbox_test::RedisServer server;
+    CallLog log;
+    const hitbox::CachePolicy locked{.ttl = 1min, .waiter_timeout = 10s, .lock_ttl = 800ms, .lock_poll = 10ms};
+    const CacheKey k{"two-process", 1};
+    std::fflush(nullptr);
+    const pid_t child = ::fork();
+    REQUIRE(child >= 0);
+    if (child == 0) {  // the other process: its own instance; nothing of Catch2 runs here
+        int code = 1;
+        try {
+            Instance inst(server.url());
+            auto r = inst.cache.get_or_compute<std::string>(
+                k,
+                [&] {
+                    log.add();
+                    std::this_thread::sleep_for(300ms);
+                    return std::string("row");
+                },
+                locked);
+            code = r.value == std::optional<std::string>("row") ? 0 : 2;
+        } catch (...) {
+            code = 3;
+        }
+        std::_Exit(code);
+    }
+    {
+        Instance inst(server.url());
+        auto r = inst.cache.get_or_compute<std::string>(
+            k,
+            [&] {
+                log.add();
+                std::this_thread::sleep_for(300ms);
+                return std::string("row");
+            },
+            locked);
+        CHECK(r.value == std::optional<std::string>("row"));
+    }
+    int status = 0;
+    REQUIRE(::waitpid(child, &status, 0) == child);
+    CHECK(WIFEXITED(status));
+    CHECK(WEXITSTATUS(status) == 0);
+    CHECK(log.count() == 1);
+
+    // A leader that dies holding the lock: the child takes it, then is killed in the middle of its load.
+    const CacheKey cold{"orphaned", 1};
+    int ready[2];
+    REQUIRE(::pipe(ready) == 0);
+    std::fflush(nullptr);
+    const pid_t owner = ::fork();
+    REQUIRE(owner >= 0);
+    if (owner == 0) {
+        ::close(ready[0]);
+        Instance inst(server.url());
+        (void)inst.cache.get_or_compute<std::string>(
+            cold,
+            [&] {
+                (void)!::write(ready[1], "1", 1);  // the lock is taken: the loader runs
+                for (;;) std::this_thread::sleep_for(1s);
+                return std::string("never");
+            },
+            locked);
+        std::_Exit(4);
+    }
+    ::close(ready[1]);
+    char byte = 0;
+    REQUIRE(::read(ready[0], &byte, 1) == 1);
+    ::close(ready[0]);
+    REQUIRE(::kill(owner, SIGKILL) == 0);
+    REQUIRE(::waitpid(owner, &status, 0) == owner);
+    Instance inst(server.url());
+    std::atomic<int> calls{0};
+    const auto t0 = std::chrono::steady_clock::now();
+    auto r = inst.cache.get_or_compute<std::string>(
+        cold,
+        [&] {
+            ++calls;
+            return std::string("recovered");
+        },
+        locked);
+    const auto took = std::chrono::steady_clock::now() - t0;
+    CHECK(r.value == std::optional<std::string>("recovered"));
+    CHECK(calls == 1);
+    CHECK(took < 8s);  // the lock's 800 ms, far below the 10 s waiter limit
+    CHECK(inst.cache.stats().locks_taken == 1);
+}
+
+TEST_CASE("Stampede lock in the cache: lock_ttl over a backend without a lock is a config error") {
+    hitbox::InlineOffload offload;
+    auto memory = hitbox::MemoryBackend::builder().max_entries(10).build();
+    REQUIRE(memory);
+    hitbox::Cache cache{*memory, offload};
+    int calls = 0;
+    auto r = cache.get_or_compute<std::string>(CacheKey{"k", 0},
+                                               [&] {
+                                                   ++calls;
+                                                   return std::string("x");
+                                               },
+                                               {.ttl = 1min, .lock_ttl = 1s});
+    REQUIRE(r.error);
+    CHECK(r.error->kind() == ErrorKind::config);
+    CHECK(r.error->message().find("lock_ttl") != std::string::npos);
+    CHECK(calls == 0);
 }

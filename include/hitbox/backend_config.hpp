@@ -145,7 +145,13 @@ inline constexpr std::string_view global_keys[] = {"tiers",
                                                    "cache.retries",
                                                    "cache.negative_ttl",
                                                    "cache.negative_l1_only",
-                                                   "cache.jitter"};
+                                                   "cache.jitter",
+                                                   "cache.fail_safe_max",
+                                                   "cache.fail_safe_throttle",
+                                                   "cache.soft_timeout",
+                                                   "cache.hard_timeout",
+                                                   "cache.lock_ttl",
+                                                   "cache.lock_poll"};
 /// Options of a tier (`<tier>.<option>`).
 inline constexpr std::string_view tier_keys[] = {"type",
                                                  "max_entries",
@@ -387,6 +393,12 @@ inline Result<void> config_set_global(BackendConfig& c, std::string_view key, st
     if (key == "cache.retries") return assign(c.cache.retries, config_unsigned(key, v));
     if (key == "cache.negative_l1_only") return assign(c.cache.negative_l1_only, config_bool(key, v));
     if (key == "cache.jitter") return assign(c.cache.jitter, config_fraction(key, v));
+    if (key == "cache.fail_safe_max") return assign_opt_ms(c.cache.fail_safe_max);
+    if (key == "cache.fail_safe_throttle") return assign(c.cache.fail_safe_throttle, config_ms(key, v));
+    if (key == "cache.soft_timeout") return assign(c.cache.soft_timeout, config_ms(key, v));
+    if (key == "cache.hard_timeout") return assign(c.cache.hard_timeout, config_ms(key, v));
+    if (key == "cache.lock_ttl") return assign_opt_ms(c.cache.lock_ttl);
+    if (key == "cache.lock_poll") return assign(c.cache.lock_poll, config_ms(key, v));
     if (key == "cache.stale_policy") {
         if (v == "return") {
             c.cache.stale_policy = StalePolicy::Return;

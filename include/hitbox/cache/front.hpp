@@ -332,6 +332,15 @@ private:
             out.error = Error(ErrorKind::config, *detail::policy_problem(policy), label_());
             return out;
         }
+        if constexpr (!LockingBackend<backend_type>) {
+            if (policy.lock_ttl) [[unlikely]] {
+                out.error = Error(ErrorKind::config,
+                                  "CachePolicy: lock_ttl needs a backend that holds a lock across instances "
+                                  "(hitbox::LockingBackend: a Redis tier, or a composition with one)",
+                                  label_());
+                return out;
+            }
+        }
         const std::uint64_t epoch = shared_->flights.epoch(key);
         if constexpr (plain_l1_hit<V>) {
             // A fresh L1 value goes straight into the answer (copied from the entry in place when the tier
@@ -518,8 +527,8 @@ private:
                const Fallback<V>* fallback, CacheResult<V>& out) {
         auto& flights = shared_->flights;
         auto& c = shared_->counters;
-        const auto started =
-            timed_(policy) ? std::chrono::steady_clock::now() : std::chrono::steady_clock::time_point{};
+        const auto started = (timed_(policy) || policy.lock_ttl) ? std::chrono::steady_clock::now()
+                                                                 : std::chrono::steady_clock::time_point{};
         auto ticket = flights.enter(key, typeid(V), policy.concurrency, epoch);
         if (ticket.role == detail::FlightTicket::Role::solo) {
             take_(out, *run_load_<V>(key, loader, policy, fallback, nullptr, started, out.backend_errors));
@@ -564,7 +573,109 @@ private:
             }
             out.source = {};
         }
+        if constexpr (LockingBackend<backend_type>) {
+            if (policy.lock_ttl) {
+                take_(out, *locked_load_<V>(key, loader, policy, fallback, lead, started, out));
+                return;
+            }
+        }
         take_(out, *run_load_<V>(key, loader, policy, fallback, &lead, started, out.backend_errors));
+    }
+
+    /// The load of a flight leader under the stampede lock across instances (CachePolicy::lock_ttl): take
+    /// the backend's lock and load (re-reading first: the value may have landed just before), or, while
+    /// another instance holds it, re-read the key every lock_poll until its value is there or the lock is
+    /// free, up to the caller's waiter limit. A lock that cannot be reached (a backend error) is no reason
+    /// to fail: the caller loads without it.
+    template <class V, class F>
+    std::shared_ptr<detail::Loaded<V>> locked_load_(const CacheKey& key, F& loader, const CachePolicy& policy,
+                                                    const Fallback<V>* fallback, detail::LeadGuard& lead,
+                                                    std::chrono::steady_clock::time_point started,
+                                                    CacheResult<V>& out) {
+        auto& c = shared_->counters;
+        const std::string token = detail::lock_token();
+        const auto [limit, gives_up] = waiter_limit_(policy, fallback != nullptr);
+        const auto deadline = std::chrono::time_point_cast<std::chrono::steady_clock::duration>(detail::saturating_add(
+            started, detail::saturating_duration_cast<std::chrono::steady_clock::duration>(limit)));
+        bool waited = false;
+        for (;;) {
+            auto got = guarded_read_<Result<bool>>([&] { return backend().try_lock(key, token, *policy.lock_ttl); });
+            if (!got) {
+                note_error_(CacheOp::read, key, detail::attribute(got.error(), backend().label()), &out.backend_errors);
+                break;  // no lock to be had: load without it
+            }
+            if (*got) {
+                c.bump(&CacheCounts::locks_taken);
+                if (auto hit = landed_<V>(key, policy, out)) {  // loaded elsewhere just before we locked
+                    unlock_(key, token, out.backend_errors);
+                    if (waited) c.bump(&CacheCounts::lock_waits);
+                    lead.finish(hit, true);
+                    return hit;
+                }
+                std::shared_ptr<detail::Loaded<V>> loaded;
+                try {
+                    loaded = run_load_<V>(key, loader, policy, fallback, &lead, started, out.backend_errors);
+                } catch (...) {
+                    unlock_(key, token, out.backend_errors);
+                    throw;
+                }
+                // A load that goes on past a timeout keeps the lock until it expires.
+                if (!loaded->late) unlock_(key, token, out.backend_errors);
+                return loaded;
+            }
+            waited = true;
+            const auto now = std::chrono::steady_clock::now();
+            if (now >= deadline) break;
+            std::this_thread::sleep_for(
+                std::min<std::chrono::steady_clock::duration>(policy.lock_poll, deadline - now));
+            if (auto hit = landed_<V>(key, policy, out)) {
+                c.bump(&CacheCounts::lock_waits);
+                lead.finish(hit, true);
+                return hit;
+            }
+        }
+        if (waited && std::chrono::steady_clock::now() >= deadline) {
+            c.bump(&CacheCounts::lock_timeouts);
+            if (gives_up) {
+                auto answer = given_up_<V>(key, policy, fallback, &out.backend_errors);
+                answer->late = false;  // nothing of ours goes on: the flight ends with this answer
+                lead.finish(answer, final_(*answer));
+                return answer;
+            }
+        }
+        return run_load_<V>(key, loader, policy, fallback, &lead, started, out.backend_errors);
+    }
+
+    /// The fresh entry (or cached "not found") another instance's load wrote, as a Hit outcome; null when
+    /// there is none yet.
+    template <class V>
+    std::shared_ptr<detail::Loaded<V>> landed_(const CacheKey& key, const CachePolicy& policy, CacheResult<V>& out) {
+        auto again = read_<V>(key, out);
+        if (again && again->state(clock_.now()) == EntryState::Fresh) {
+            auto hit = std::make_shared<detail::Loaded<V>>();
+            hit->result = std::optional<V>(std::move(again->data));
+            hit->status = CacheStatus::Hit;
+            hit->source = out.source;
+            return hit;
+        }
+        out.source = {};
+        if (policy.negative_ttl && read_negative_(key, out)) {
+            auto hit = std::make_shared<detail::Loaded<V>>();
+            hit->result = std::optional<V>{};
+            hit->status = CacheStatus::Hit;
+            hit->source = out.source;
+            out.source = {};
+            return hit;
+        }
+        return nullptr;
+    }
+
+    /// Releases the stampede lock; a failure is noted (the lock then expires by itself).
+    void unlock_(const CacheKey& key, const std::string& token, std::vector<Error>& errors) {
+        if constexpr (LockingBackend<backend_type>) {
+            auto done = guarded_read_<Result<bool>>([&] { return backend().unlock(key, token); });
+            if (!done) note_error_(CacheOp::write, key, detail::attribute(done.error(), backend().label()), &errors);
+        }
     }
 
     /// How long a waiter waits, and whether it then answers without loading (its soft timeout, when it
@@ -585,6 +696,7 @@ private:
                                                  const Fallback<V>* fallback, std::vector<Error>* errors) {
         auto& c = shared_->counters;
         auto out = std::make_shared<detail::Loaded<V>>();
+        out->late = true;
         const bool soft = fallback && policy.soft_timeout != std::chrono::milliseconds::max();
         c.bump(soft ? &CacheCounts::soft_timeouts : &CacheCounts::hard_timeouts);
         if (!fallback) {

@@ -128,6 +128,7 @@ struct Loaded {
     std::string_view source;     // a path the cache owns, or upstream_source
     std::optional<Error> cause;  // a stale or fail-safe value served instead of a load: the load's error
     bool fail_safe = false;      // the value is past its logical expiry (fail-safe)
+    bool late = false;           // answered at a timeout: the load goes on in the background
 };
 
 /// A loader call that runs on a thread of its own, so that its caller can stop waiting (soft and hard

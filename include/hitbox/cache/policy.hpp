@@ -43,7 +43,8 @@ constexpr std::string_view to_string(StalePolicy p) noexcept {
 ///
 /// Checked on every call (a `config` error, the loader is not called): ttl > 0; 0 <= stale < ttl;
 /// concurrency >= 1; waiter_timeout >= 0; negative_ttl > 0; 0 <= jitter < 1; fail_safe_max,
-/// fail_safe_throttle, soft_timeout and hard_timeout > 0; soft_timeout < hard_timeout.
+/// fail_safe_throttle, soft_timeout, hard_timeout, lock_ttl and lock_poll > 0; soft_timeout < hard_timeout;
+/// lock_ttl only over a backend with a lock.
 ///
 /// Durations saturate: `std::chrono::milliseconds::max()` means "no limit" for each of them, and so does
 /// any duration that reaches past the range of hitbox::TimePoint (ttl, stale, negative_ttl) or of the
@@ -95,6 +96,16 @@ struct CachePolicy {
     /// a load runs past its timeout, later callers of the key wait for it (up to their own timeouts)
     /// instead of calling the loader again.
     std::chrono::milliseconds hard_timeout = std::chrono::milliseconds::max();
+
+    /// Stampede lock across instances (opt-in; the backend must hold a lock: hitbox::LockingBackend, a Redis
+    /// tier or a composition with one). The caller that loads a missed key in this process first takes a
+    /// lock in the backend that expires after `lock_ttl` (so a crashed owner holds it no longer) and
+    /// releases it once the value is written; a caller in another instance that finds the lock taken
+    /// re-reads the key every `lock_poll` until the value is there, it gets the lock, or its waiter limit
+    /// (waiter_timeout, or soft / hard timeout) passes: then it loads itself. nullopt (default): off.
+    std::optional<std::chrono::milliseconds> lock_ttl{};
+    /// How often a caller waiting for another instance's lock re-reads the key. Must be > 0.
+    std::chrono::milliseconds lock_poll{20};
 };
 
 /// Cache-wide settings.
@@ -117,7 +128,8 @@ constexpr bool policy_ok(const CachePolicy& p) noexcept {
            (!p.fail_safe_max || p.fail_safe_max->count() > 0) && p.fail_safe_throttle.count() > 0 &&
            p.soft_timeout.count() > 0 && p.hard_timeout.count() > 0 &&
            (p.soft_timeout < p.hard_timeout || p.soft_timeout == std::chrono::milliseconds::max() ||
-            p.hard_timeout == std::chrono::milliseconds::max());
+            p.hard_timeout == std::chrono::milliseconds::max()) &&
+           (!p.lock_ttl || p.lock_ttl->count() > 0) && p.lock_poll.count() > 0;
 }
 
 /// Why a policy is invalid, or nullopt.
@@ -144,6 +156,8 @@ inline std::optional<std::string> policy_problem(const CachePolicy& p) {
         p.hard_timeout != std::chrono::milliseconds::max())
         return "CachePolicy: soft_timeout (" + ms(p.soft_timeout) + ") must be shorter than hard_timeout (" +
                ms(p.hard_timeout) + ")";
+    if (p.lock_ttl && p.lock_ttl->count() <= 0) return "CachePolicy: lock_ttl must be positive, got " + ms(*p.lock_ttl);
+    if (p.lock_poll.count() <= 0) return "CachePolicy: lock_poll must be positive, got " + ms(p.lock_poll);
     if (!policy_ok(p)) return std::string("CachePolicy: invalid");
     return std::nullopt;
 }
@@ -175,6 +189,34 @@ inline double jitter_factor(double jitter) noexcept {
     state ^= state << 17;
     const double u = static_cast<double>(state >> 11) * (1.0 / 9007199254740992.0);  // [0, 1)
     return 1.0 - jitter * u;
+}
+
+/// A token that tells one lock owner from every other (this process's callers and other processes'): 32
+/// hex digits from a per-thread generator seeded from std::random_device, the time and the thread.
+inline std::string lock_token() {
+    thread_local std::uint64_t state = [] {
+        std::uint64_t seed = static_cast<std::uint64_t>(std::chrono::steady_clock::now().time_since_epoch().count()) ^
+                             (static_cast<std::uint64_t>(reinterpret_cast<std::uintptr_t>(&seed)) << 1);
+        try {
+            std::random_device rd;
+            seed ^= (std::uint64_t{rd()} << 32) | rd();
+        } catch (...) {
+        }
+        return seed;
+    }();
+    auto next = [] {  // splitmix64
+        std::uint64_t z = (state += 0x9e3779b97f4a7c15ull);
+        z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+        z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+        return z ^ (z >> 31);
+    };
+    static constexpr char hex[] = "0123456789abcdef";
+    std::string out(32, '0');
+    for (int half = 0; half < 2; ++half) {
+        std::uint64_t v = next();
+        for (int i = 0; i < 16; ++i, v >>= 4) out[static_cast<std::size_t>(half * 16 + i)] = hex[v & 0xf];
+    }
+    return out;
 }
 
 /// `d` scaled by a factor in (0, 1], rounded down, at least 1 ms for a positive d.

@@ -89,6 +89,11 @@ void write_metrics(PrometheusWriter& out, const Cache<B, O, M, C>& cache) {
                 {{"backend", label}, {"timeout", "hard"}}, s.hard_timeouts);
     out.counter("hitbox_cache_late_loads_total", "Loads that finished after their caller had returned.", labels,
                 s.late_loads);
+    out.counter("hitbox_cache_locks_taken_total", "Stampede locks taken before loading.", labels, s.locks_taken);
+    out.counter("hitbox_cache_lock_waits_total", "Calls answered by another instance's load after finding its lock.",
+                labels, s.lock_waits);
+    out.counter("hitbox_cache_lock_timeouts_total", "Calls that stopped waiting for another instance's lock.", labels,
+                s.lock_timeouts);
     out.gauge("hitbox_cache_waiters", "Callers waiting for another caller's load.", labels,
               static_cast<double>(s.waiting));
     out.counter("hitbox_offload_revalidation_spawned_total", "Background refreshes the offload accepted.", labels,

@@ -40,6 +40,9 @@ struct CacheCounts {
     std::uint64_t soft_timeouts = 0;          ///< calls answered with a stale or fail-safe value at soft_timeout
     std::uint64_t hard_timeouts = 0;          ///< calls that stopped waiting for the loader at hard_timeout
     std::uint64_t late_loads = 0;             ///< loads that finished after their caller had returned
+    std::uint64_t locks_taken = 0;            ///< stampede locks this cache took before loading
+    std::uint64_t lock_waits = 0;             ///< calls answered by another instance's load after finding its lock
+    std::uint64_t lock_timeouts = 0;          ///< calls that stopped waiting for another instance's lock
 };
 
 /// A snapshot of a cache front's own counters (`cache.stats()`), with the read / write errors per tier.
@@ -52,7 +55,7 @@ struct CacheStats : CacheCounts {
 BOOST_HANA_ADAPT_STRUCT(hitbox::CacheCounts, loads, load_errors, coalesced, waiter_timeouts, retries, read_errors,
                         write_errors, negative_hits, stale_if_error, revalidations, revalidations_dropped,
                         revalidations_skipped, revalidations_done, waiting, fail_safe, soft_timeouts, hard_timeouts,
-                        late_loads);
+                        late_loads, locks_taken, lock_waits, lock_timeouts);
 
 namespace hitbox::detail {
 
