@@ -359,13 +359,21 @@ private:
                 out.source = paths_.front();
                 return out;
             }
-            Result<std::optional<CacheValue<V>>> first = std::move(held);
-            if (!found) first = fail(std::move(found).error());
-            serve_(key, std::forward<F>(loader), policy, epoch, after_l1_<V>(key, std::move(first), out), out);
+            after_l1_miss_<V>(key, std::forward<F>(loader), policy, epoch, std::move(found), std::move(held), out);
         } else {
             serve_(key, std::forward<F>(loader), policy, epoch, read_<V>(key, out), out);
         }
         return out;
+    }
+
+    /// The rest of a call whose plain L1 read found no fresh value (a miss, an error, or a stale or
+    /// expired entry `held`): out of line, so the hit path stays small.
+    template <class V, class F>
+    HITBOX_COLD void after_l1_miss_(const CacheKey& key, F&& loader, const CachePolicy& policy, std::uint64_t epoch,
+                                    Result<bool>&& found, std::optional<CacheValue<V>>&& held, CacheResult<V>& out) {
+        Result<std::optional<CacheValue<V>>> first = std::move(held);
+        if (!found) first = fail(std::move(found).error());
+        serve_(key, std::forward<F>(loader), policy, epoch, after_l1_<V>(key, std::move(first), out), out);
     }
 
     /// A value a call may serve when its load fails or runs past a timeout: a stale entry (Revalidate) or
