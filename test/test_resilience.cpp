@@ -928,28 +928,8 @@ TEST_CASE(
     CallLog log;
     const hitbox::CachePolicy locked{.ttl = 1min, .waiter_timeout = 10s, .lock_ttl = 800ms, .lock_poll = 10ms};
     const CacheKey k{"two-process", 1};
-    std::fflush(nullptr);
-    const pid_t child = ::fork();
-    REQUIRE(child >= 0);
-    if (child == 0) {  // the other process: its own instance; nothing of Catch2 runs here
-        int code = 1;
-        try {
-            Instance inst(server.url());
-            auto r = inst.cache.get_or_compute<std::string>(
-                k,
-                [&] {
-                    log.add();
-                    std::this_thread::sleep_for(300ms);
-                    return std::string("row");
-                },
-                locked);
-            code = r.value == std::optional<std::string>("row") ? 0 : 2;
-        } catch (...) {
-            code = 3;
-        }
-        std::_Exit(code);
-    }
-    {
+    // What each process does: its own instance, one call on the cold key with a slow, logged loader.
+    auto load_once = [&] {
         Instance inst(server.url());
         auto r = inst.cache.get_or_compute<std::string>(
             k,
@@ -959,8 +939,20 @@ TEST_CASE(
                 return std::string("row");
             },
             locked);
-        CHECK(r.value == std::optional<std::string>("row"));
+        return r.value == std::optional<std::string>("row");
+    };
+    std::fflush(nullptr);
+    const pid_t child = ::fork();
+    REQUIRE(child >= 0);
+    if (child == 0) {  // the other process: its own instance; nothing of Catch2 runs here
+        int code = 3;
+        try {
+            code = load_once() ? 0 : 2;
+        } catch (...) {
+        }
+        std::_Exit(code);
     }
+    CHECK(load_once());
     int status = 0;
     REQUIRE(::waitpid(child, &status, 0) == child);
     CHECK(WIFEXITED(status));
