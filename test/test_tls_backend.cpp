@@ -7,6 +7,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <memory>
 #include <optional>
 #include <string>
@@ -199,6 +200,21 @@ TEST_CASE("TLS backend: a TLS Redis Cluster (tls-cluster) serves every slot and 
     const std::string victim = redis.connection().owner_of(hitbox::Cluster::slot_of(redis.codec().key(key_n("c", 0))));
     const std::size_t victim_index = cluster.index_of(victim);
     REQUIRE(victim_index < cluster.size());
+    // Replication is asynchronous: wait until the victim's replica has acknowledged everything written, or
+    // the keys written last may be lost with it (that is Redis, not the client under test).
+    auto offset_of = [](const std::string& info, const std::string& field) -> long long {
+        const auto at = info.find(field);
+        return at == std::string::npos ? -1 : std::atoll(info.c_str() + at + field.size());
+    };
+    const bool synced = eventually(
+        [&] {
+            const std::string info = cluster.node(victim_index).cli({"INFO", "replication"});
+            const long long master = offset_of(info, "master_repl_offset:");
+            const long long replica = offset_of(info, ",offset=");  // slave0:ip=...,port=...,state=online,offset=N
+            return master > 0 && replica >= master;
+        },
+        10000ms);
+    CHECK(synced);
     cluster.node(victim_index).kill();
     const auto killed_at = SteadyClock::now();
     const bool recovered = eventually(

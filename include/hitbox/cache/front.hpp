@@ -359,9 +359,10 @@ private:
                 out.source = paths_.front();
                 return out;
             }
-            after_l1_miss_<V>(key, std::forward<F>(loader), policy, epoch, std::move(found), std::move(held), out);
+            after_l1_miss_<V>(key, detail::LoaderRef<V>::of(std::forward<F>(loader)), policy, epoch, std::move(found),
+                              std::move(held), out);
         } else {
-            serve_(key, std::forward<F>(loader), policy, epoch, read_<V>(key, out), out);
+            serve_(key, detail::LoaderRef<V>::of(std::forward<F>(loader)), policy, epoch, read_<V>(key, out), out);
         }
         return out;
     }
@@ -404,7 +405,7 @@ private:
                     fallback.emplace(Fallback<V>{std::move(*cached), out.source, false});
                 } else {
                     if (policy.stale_policy == StalePolicy::OffloadRevalidate)
-                        spawn_revalidate_<V>(key, std::forward<F>(loader), policy);
+                        spawn_revalidate_<V>(key, loader, policy);
                     out.value.emplace(std::move(cached->data));
                     out.status = CacheStatus::Stale;
                     return;
@@ -764,25 +765,21 @@ private:
 
     /// Starts the loader on a thread of its own; null when the loader cannot be copied there or no thread
     /// could be started (the caller then loads on its own thread, without timeouts).
-    template <class V, class F>
-    std::shared_ptr<detail::TimedLoad<V>> start_timed_(const CacheKey& key, F& loader, const CachePolicy& policy) {
-        using L = std::decay_t<F>;
-        if constexpr (!std::is_constructible_v<L, F&>) {
-            (void)key, (void)loader, (void)policy;
+    template <class V>
+    std::shared_ptr<detail::TimedLoad<V>> start_timed_(const CacheKey& key, detail::LoaderRef<V>& loader,
+                                                       const CachePolicy& policy) {
+        try {
+            auto held = loader.take();
+            if (!held) return nullptr;
+            auto job = std::make_shared<detail::TimedLoad<V>>();
+            auto body = [self = this, job, held, shared = shared_, key, policy]() noexcept {
+                timed_body_<V>(self, *job, *held, *shared, key, policy);
+            };
+            std::thread(std::move(body)).detach();
+            shared_->counters.bump(&CacheCounts::loads);
+            return job;
+        } catch (...) {
             return nullptr;
-        } else {
-            try {
-                auto job = std::make_shared<detail::TimedLoad<V>>();
-                auto held = std::make_shared<L>(loader);
-                auto body = [self = this, job, held, shared = shared_, key, policy]() noexcept {
-                    timed_body_<V>(self, *job, *held, *shared, key, policy);
-                };
-                std::thread(std::move(body)).detach();
-                shared_->counters.bump(&CacheCounts::loads);
-                return job;
-            } catch (...) {
-                return nullptr;
-            }
         }
     }
 
@@ -1027,28 +1024,23 @@ private:
         return out;
     }
 
-    template <class V, class F>
-    void spawn_revalidate_(const CacheKey& key, F&& loader, const CachePolicy& policy) {
+    template <class V>
+    void spawn_revalidate_(const CacheKey& key, detail::LoaderRef<V>& loader, const CachePolicy& policy) {
         auto& c = shared_->counters;
-        using L = std::decay_t<F>;
-        if constexpr (std::is_constructible_v<L, F&&>) {
-            bool accepted = false;
-            try {  // the loader's copy, or the offload, may throw: the stale value is served anyway
-                auto held = std::make_shared<L>(std::forward<F>(loader));
+        bool accepted = false;
+        try {  // the loader's copy, or the offload, may throw: the stale value is served anyway
+            if (auto held = loader.take()) {  // null: a const move-only loader cannot be kept
                 auto task = [this, shared = shared_, key, held, policy] {
                     detail::GatePass pass(shared->gate);
                     if (!pass) return;
                     revalidate_<V>(key, *held, policy);
                 };
                 accepted = offload_->spawn(OffloadKind::revalidate, revalidate_key_(key), std::move(task));
-            } catch (...) {
-                accepted = false;
             }
-            c.bump(accepted ? &CacheCounts::revalidations : &CacheCounts::revalidations_dropped);
-        } else {
-            (void)key, (void)loader, (void)policy;
-            c.bump(&CacheCounts::revalidations_dropped);  // a const move-only loader cannot be kept
+        } catch (...) {
+            accepted = false;
         }
+        c.bump(accepted ? &CacheCounts::revalidations : &CacheCounts::revalidations_dropped);
     }
 
     /// The background refresh: lead the key's load unless one is running, re-read the entry, and load

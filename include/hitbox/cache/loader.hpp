@@ -86,6 +86,58 @@ Result<std::optional<V>> call_loader(F& loader) noexcept {
     }
 }
 
+/// A caller's loader seen through its value type only. The miss path of the cache front (coalescing,
+/// timeouts, fail-safe, the lock, background refreshes) takes this instead of the loader's own type, so
+/// its code is instantiated once per value type, not once per loader: a user's translation unit compiles
+/// it once however many lambdas it passes. Refers to the loader (valid during the call); take() makes an
+/// owning copy for work that outlives the call.
+template <class V>
+class LoaderRef {
+public:
+    /// The owning form: callable from any thread, as long as needed.
+    using Owned = std::function<Result<std::optional<V>>()>;
+
+    /// Refers to `f`; F is its forwarding type (an rvalue loader is moved, not copied, by take()).
+    template <class F>
+    static LoaderRef of(F&& f) noexcept {
+        using Obj = std::remove_reference_t<F>;
+        LoaderRef r;
+        r.object_ = const_cast<void*>(static_cast<const void*>(std::addressof(f)));
+        r.call_ = [](void* p) noexcept { return call_loader<V>(*static_cast<Obj*>(p)); };
+        r.take_ = [](void* p) -> std::shared_ptr<Owned> {
+            using L = std::decay_t<F>;
+            if constexpr (std::is_constructible_v<L, F&&>) {
+                auto held = std::make_shared<L>(std::forward<F>(*static_cast<Obj*>(p)));
+                return std::make_shared<Owned>([held] { return call_loader<V>(*held); });
+            } else {
+                (void)p;
+                return nullptr;  // a const move-only loader cannot be kept
+            }
+        };
+        return r;
+    }
+
+    /// Calls the loader (or, once taken, the owned copy); an exception is an `unavailable` error.
+    Result<std::optional<V>> operator()() noexcept {
+        if (owned_) return (*owned_)();
+        return call_(object_);
+    }
+
+    /// An owning copy of the loader (moved from it when the caller handed it over as an rvalue); null when
+    /// the loader cannot be kept. Throws what the copy throws. Afterwards this reference calls the copy.
+    std::shared_ptr<Owned> take() {
+        if (!owned_) owned_ = take_(object_);
+        return owned_;
+    }
+
+private:
+    LoaderRef() = default;
+    void* object_ = nullptr;
+    Result<std::optional<V>> (*call_)(void*) noexcept = nullptr;
+    std::shared_ptr<Owned> (*take_)(void*) = nullptr;
+    std::shared_ptr<Owned> owned_;
+};
+
 /// The source of an answer that came from the loader.
 inline constexpr std::string_view upstream_source = "upstream";
 
