@@ -460,7 +460,7 @@ private:
         // An L1 entry past its expiry (kept by fail-safe) lets the composition look at L2 for a newer one.
         bool resume = false;
         if constexpr (ResumableRead<backend_type, V>)
-            resume = first && *first && (*first)->retain && (*first)->state(clock_.now()) == EntryState::Expired;
+            resume = first && *first && (*first)->kept_past_expiry(clock_.now());
         if (first && *first && !resume) {
             out.source = paths_.front();
             return std::move(*first);
@@ -572,10 +572,7 @@ private:
         if (ticket.role == detail::FlightTicket::Role::lead && ticket.recheck) {
             // A load of this shard finished after our read: the entry may be there now.
             if (auto again = read_<V>(key, out); again && again->state(clock_.now()) == EntryState::Fresh) {
-                auto hit = std::make_shared<detail::Loaded<V>>();
-                hit->result = std::optional<V>(std::move(again->data));
-                hit->status = CacheStatus::Hit;
-                hit->source = out.source;
+                auto hit = hit_outcome_<V>(std::move(again->data), out.source);
                 lead.finish(hit, true);
                 take_(out, *hit);
                 return;
@@ -604,8 +601,7 @@ private:
         auto& c = shared_->counters;
         const std::string token = detail::lock_token();
         const auto [limit, gives_up] = waiter_limit_(policy, fallback != nullptr);
-        const auto deadline = std::chrono::time_point_cast<std::chrono::steady_clock::duration>(detail::saturating_add(
-            started, detail::saturating_duration_cast<std::chrono::steady_clock::duration>(limit)));
+        const auto deadline = detail::deadline_after(started, limit);
         bool waited = false;
         for (;;) {
             auto got = guarded_read_<Result<bool>>([&] { return backend().try_lock(key, token, *policy.lock_ttl); });
@@ -660,19 +656,11 @@ private:
     template <class V>
     std::shared_ptr<detail::Loaded<V>> landed_(const CacheKey& key, const CachePolicy& policy, CacheResult<V>& out) {
         auto again = read_<V>(key, out);
-        if (again && again->state(clock_.now()) == EntryState::Fresh) {
-            auto hit = std::make_shared<detail::Loaded<V>>();
-            hit->result = std::optional<V>(std::move(again->data));
-            hit->status = CacheStatus::Hit;
-            hit->source = out.source;
-            return hit;
-        }
+        if (again && again->state(clock_.now()) == EntryState::Fresh)
+            return hit_outcome_<V>(std::move(again->data), out.source);
         out.source = {};
         if (policy.negative_ttl && read_negative_(key, out)) {
-            auto hit = std::make_shared<detail::Loaded<V>>();
-            hit->result = std::optional<V>{};
-            hit->status = CacheStatus::Hit;
-            hit->source = out.source;
+            auto hit = hit_outcome_<V>(std::nullopt, out.source);
             out.source = {};
             return hit;
         }
@@ -690,12 +678,15 @@ private:
     /// How long a waiter waits, and whether it then answers without loading (its soft timeout, when it
     /// holds a fallback, or its hard timeout, whichever is shorter than waiter_timeout).
     static std::pair<std::chrono::milliseconds, bool> waiter_limit_(const CachePolicy& policy, bool has_fallback) {
-        using ms = std::chrono::milliseconds;
-        const ms hard = policy.hard_timeout;  // max(): no limit
-        const ms soft = has_fallback ? policy.soft_timeout : ms::max();
-        const ms give_up = std::min(soft, hard);
-        if (give_up != ms::max() && give_up <= policy.waiter_timeout) return {give_up, true};
+        const auto give_up = give_up_after_(policy, has_fallback);
+        if (give_up != std::chrono::milliseconds::max() && give_up <= policy.waiter_timeout) return {give_up, true};
         return {policy.waiter_timeout, false};
+    }
+
+    /// When a call stops waiting for its loader: at its soft timeout when it holds a stale or fail-safe
+    /// value to serve instead (soft < hard), else at its hard timeout; max(): never.
+    static std::chrono::milliseconds give_up_after_(const CachePolicy& policy, bool has_fallback) noexcept {
+        return has_fallback ? std::min(policy.soft_timeout, policy.hard_timeout) : policy.hard_timeout;
     }
 
     /// The answer of a call that stopped waiting for its load at its soft or hard timeout: its fallback,
@@ -716,10 +707,7 @@ private:
                                std::string(detail::upstream_source));
             return out;
         }
-        out->result = std::optional<V>(fallback->entry.data);
-        out->status = CacheStatus::Stale;
-        out->source = fallback->source;
-        out->fail_safe = fallback->expired;
+        fill_from_fallback_(*out, *fallback);
         if (!soft && fallback->expired && errors) write_throttled_<V>(key, fallback->entry, policy, *errors);
         return out;
     }
@@ -732,13 +720,30 @@ private:
                                                std::vector<Error>& errors) {
         if (loaded->result || !fallback || !fallback->expired) return loaded;
         auto safe = std::make_shared<detail::Loaded<V>>();
-        safe->result = std::optional<V>(fallback->entry.data);
-        safe->status = CacheStatus::Stale;
-        safe->source = fallback->source;
+        fill_from_fallback_(*safe, *fallback);
         safe->cause = loaded->result.error();
-        safe->fail_safe = true;
         write_throttled_<V>(key, fallback->entry, policy, errors);
         return safe;
+    }
+
+    /// An outcome that serves `fallback` (a copy of its value): status Stale, its tier, fail-safe when it
+    /// has expired.
+    template <class V>
+    static void fill_from_fallback_(detail::Loaded<V>& out, const Fallback<V>& fallback) {
+        out.result = std::optional<V>(fallback.entry.data);
+        out.status = CacheStatus::Stale;
+        out.source = fallback.source;
+        out.fail_safe = fallback.expired;
+    }
+
+    /// A Hit outcome for a value found in the cache (named `source`) instead of loading it.
+    template <class V>
+    static std::shared_ptr<detail::Loaded<V>> hit_outcome_(std::optional<V> value, std::string_view source) {
+        auto hit = std::make_shared<detail::Loaded<V>>();
+        hit->result = std::move(value);
+        hit->status = CacheStatus::Hit;
+        hit->source = source;
+        return hit;
     }
 
     template <class V>
@@ -753,8 +758,7 @@ private:
                                                  const Fallback<V>* fallback, detail::LeadGuard* lead,
                                                  std::chrono::steady_clock::time_point started,
                                                  std::vector<Error>& errors) {
-        if (policy.hard_timeout != std::chrono::milliseconds::max() ||
-            (fallback && policy.soft_timeout != std::chrono::milliseconds::max())) {  // a time to stop waiting
+        if (give_up_after_(policy, fallback != nullptr) != std::chrono::milliseconds::max()) {  // a time to stop
             if (auto job = start_timed_<V>(key, loader, policy))
                 return await_timed_<V>(key, std::move(job), policy, fallback, lead, started, errors);
         }
@@ -834,13 +838,7 @@ private:
                                                     detail::LeadGuard* lead,
                                                     std::chrono::steady_clock::time_point started,
                                                     std::vector<Error>& errors) {
-        auto deadline = [&](std::chrono::milliseconds d) {
-            return std::chrono::time_point_cast<std::chrono::steady_clock::duration>(detail::saturating_add(
-                started, detail::saturating_duration_cast<std::chrono::steady_clock::duration>(d)));
-        };
-        // The soft timeout when there is something to serve instead, else the hard one (max(): none).
-        const auto limit =
-            deadline(fallback ? std::min(policy.soft_timeout, policy.hard_timeout) : policy.hard_timeout);
+        const auto limit = detail::deadline_after(started, give_up_after_(policy, fallback != nullptr));
         std::unique_lock lock(job->mutex);
         if (!detail::wait_until_deadline(job->cv, lock, limit, [&] { return job->done; })) {
             job->abandoned = true;  // from here the loader's thread owns the result
@@ -941,14 +939,15 @@ private:
         if (policy.stale) stale = detail::time_after(now, detail::scaled(*policy.stale, factor));
         std::optional<TimePoint> retain;  // fail-safe: kept this long past the expiry
         if (expire && policy.fail_safe_max) retain = detail::saturating_add(*expire, *policy.fail_safe_max);
-        return report_write_(key,
-                             guarded_write_(
-                                 [&] {
-                                     const CacheValue<V> entry(value, expire, stale, now, retain);
-                                     return hitbox::store(backend(), key, entry);
-                                 },
-                                 backend().label()),
-                             errors);
+        return store_made_(key, errors, [&] { return CacheValue<V>(value, expire, stale, now, retain); });
+    }
+
+    /// Writes the entry `make()` builds (inside the guard: the value's copy may throw) to the backend;
+    /// false when the backend as a whole refused it.
+    template <class Make>
+    bool store_made_(const CacheKey& key, std::vector<Error>& errors, Make&& make) {
+        return report_write_(
+            key, guarded_write_([&] { return hitbox::store(backend(), key, make()); }, backend().label()), errors);
     }
 
     /// Caches a fail-safe value again for fail_safe_throttle (never past its retention), so the calls
@@ -960,14 +959,8 @@ private:
         TimePoint expire = detail::saturating_add(now, policy.fail_safe_throttle);
         if (old.retain && *old.retain < expire) expire = *old.retain;
         if (expire <= now) return;
-        report_write_(key,
-                      guarded_write_(
-                          [&] {
-                              const CacheValue<V> entry(old.data, expire, std::nullopt, old.created, old.retain);
-                              return hitbox::store(backend(), key, entry);
-                          },
-                          backend().label()),
-                      errors);
+        store_made_(key, errors,
+                    [&] { return CacheValue<V>(old.data, expire, std::nullopt, old.created, old.retain); });
     }
 
     void write_negative_(const CacheKey& key, const CachePolicy& policy, std::vector<Error>& errors) {
@@ -1056,11 +1049,7 @@ private:
         detail::LeadGuard lead(shared_->flights, key, ticket.flight, 0);  // finished even if an exception leaves
         CacheResult<V> scratch;
         if (auto now = read_<V>(key, scratch); now && now->state(clock_.now()) == EntryState::Fresh) {
-            auto hit = std::make_shared<detail::Loaded<V>>();
-            hit->result = std::optional<V>(std::move(now->data));
-            hit->status = CacheStatus::Hit;
-            hit->source = scratch.source;
-            lead.finish(std::move(hit), true);
+            lead.finish(hit_outcome_<V>(std::move(now->data), scratch.source), true);
             c.bump(&CacheCounts::revalidations_skipped);
             return;
         }

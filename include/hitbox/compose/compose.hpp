@@ -558,8 +558,7 @@ private:
     /// read: L2 may hold a newer entry, and the one that expires later is taken.
     template <class T, bool Traced>
     detail::ReadOutcome<T> sequential_after_l1_(const CacheKey& key, detail::ReadOutcome<T>&& a) {
-        if (a.value && !(a.value->retain && a.value->state(SystemClock::now()) == EntryState::Expired))
-            return std::move(a);
+        if (a.value && !a.value->kept_past_expiry(SystemClock::now())) return std::move(a);
         auto b = read_tier_<T, Traced>(l2(), key, counters_().ref(&ComposeStats::l2_read_errors));
         const bool take_l2 = b.value && (!a.value || detail::lives_longer(*b.value, *a.value));
         return combine_reads_<T>(key, std::move(a), std::move(b), take_l2);

@@ -72,6 +72,13 @@ inline std::chrono::steady_clock::time_point deadline_after(std::chrono::duratio
         std::chrono::steady_clock::now(), saturating_duration_cast<std::chrono::steady_clock::duration>(d)));
 }
 
+/// `from + d` (d >= 0) as a steady-clock deadline, clamped at the clock's last time point: a deadline
+/// that never comes for milliseconds::max().
+inline std::chrono::steady_clock::time_point deadline_after(std::chrono::steady_clock::time_point from,
+                                                            std::chrono::milliseconds d) noexcept {
+    return std::chrono::time_point_cast<std::chrono::steady_clock::duration>(saturating_add(from, d));
+}
+
 /// `cv.wait_until(lock, deadline, pred)`, or `cv.wait(lock, pred)` for the saturated deadline
 /// `steady_clock::time_point::max()` (no limit). True when `pred` holds.
 template <class Cv, class Lock, class Pred>

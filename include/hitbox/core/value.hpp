@@ -81,6 +81,9 @@ struct CacheValue {
         return !until || now < *until;
     }
 
+    /// True when the entry has expired at `now` but a tier still holds it for fail-safe (`retain`).
+    bool kept_past_expiry(TimePoint now) const noexcept { return retain && state(now) == EntryState::Expired; }
+
     /// Time left before expiry at `now`: nullopt when the value never expires, zero or negative once expired.
     /// Saturates at milliseconds::max() / min() for an expiry too far from `now` to subtract (a decoded
     /// entry may carry any time).

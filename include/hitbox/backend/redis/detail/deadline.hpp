@@ -23,13 +23,6 @@ constexpr std::chrono::milliseconds saturating_twice(std::chrono::milliseconds d
     return saturating_sum(d, d);
 }
 
-/// `from + d` (d >= 0), clamped at the clock's last time point: a deadline that never comes (core's
-/// saturating_add; deadline_after(d) in core/clock.hpp is the same from now).
-inline std::chrono::steady_clock::time_point deadline_after(std::chrono::steady_clock::time_point from,
-                                                            std::chrono::milliseconds d) noexcept {
-    return std::chrono::time_point_cast<std::chrono::steady_clock::duration>(saturating_add(from, d));
-}
-
 /// Milliseconds from `now` to `deadline` for poll / epoll_wait: 0 when it passed, at most INT_MAX.
 inline int clamp_ms(std::chrono::steady_clock::time_point now,
                     std::chrono::steady_clock::time_point deadline) noexcept {
