@@ -505,6 +505,17 @@ struct Upstream {
     }
 };
 
+/// A cache over one memory tier on a manual clock, and an upstream: the fixture of the fail-safe and
+/// timeout cases.
+struct ManualCache {
+    hitbox::ManualClock clock;
+    hitbox::InlineOffload offload;
+    ClockedMemory memory = clocked_memory(clock);
+    hitbox::Cache<ClockedMemory&, hitbox::InlineOffload, hitbox::NoMetrics, hitbox::ManualClock> cache{
+        memory, offload, hitbox::NoMetrics{}, clock};
+    std::shared_ptr<Upstream> up = std::make_shared<Upstream>();
+};
+
 auto loader_of(const std::shared_ptr<Upstream>& up) {
     return [up] { return up->load(); };
 }
@@ -522,14 +533,9 @@ bool eventually(F&& done, std::chrono::milliseconds limit = 10s) {
 
 }  // namespace
 
-TEST_CASE(
-    "Fail-safe: an expired entry is served when the load fails, cached again for the throttle, "
-    "and only up to fail_safe_max") {
-    hitbox::ManualClock clock;
-    hitbox::InlineOffload offload;
-    auto memory = clocked_memory(clock);
-    hitbox::Cache cache{memory, offload, hitbox::NoMetrics{}, clock};
-    auto up = std::make_shared<Upstream>();
+TEST_CASE_METHOD(ManualCache,
+                 "Fail-safe: an expired entry is served when the load fails, cached again for the throttle, "
+                 "and only up to fail_safe_max") {
     const hitbox::CachePolicy policy{.ttl = 10s, .fail_safe_max = 1h, .fail_safe_throttle = 30s};
     const CacheKey k{"fs", 1};
 
@@ -583,14 +589,9 @@ TEST_CASE(
     CHECK_FALSE(back.fail_safe);
 }
 
-TEST_CASE(
-    "Fail-safe: without fail_safe_max an expired entry is never served, and a call without it ignores "
-    "one kept by another policy") {
-    hitbox::ManualClock clock;
-    hitbox::InlineOffload offload;
-    auto memory = clocked_memory(clock);
-    hitbox::Cache cache{memory, offload, hitbox::NoMetrics{}, clock};
-    auto up = std::make_shared<Upstream>();
+TEST_CASE_METHOD(ManualCache,
+                 "Fail-safe: without fail_safe_max an expired entry is never served, and a call without it ignores "
+                 "one kept by another policy") {
     const CacheKey k{"fs-off", 1};
     REQUIRE(cache.get_or_compute<std::string>(k, loader_of(up), {.ttl = 10s}).value);
     CHECK_FALSE((*memory.get<std::string>(k))->retain);  // written exactly as before: no retention
@@ -609,12 +610,8 @@ TEST_CASE(
     CHECK((*kept)->state(clock.now()) == hitbox::EntryState::Expired);
 }
 
-TEST_CASE("Fail-safe: waiters of a coalesced load get the fail-safe value; the loader is not retried") {
-    hitbox::ManualClock clock;
-    hitbox::InlineOffload offload;
-    auto memory = clocked_memory(clock);
-    hitbox::Cache cache{memory, offload, hitbox::NoMetrics{}, clock};
-    auto up = std::make_shared<Upstream>();
+TEST_CASE_METHOD(ManualCache,
+                 "Fail-safe: waiters of a coalesced load get the fail-safe value; the loader is not retried") {
     const hitbox::CachePolicy policy{.ttl = 10s, .retries = 3, .fail_safe_max = 1h};
     const CacheKey k{"fs-wait", 1};
     REQUIRE(cache.get_or_compute<std::string>(k, loader_of(up), policy).value);
@@ -635,12 +632,9 @@ TEST_CASE("Fail-safe: waiters of a coalesced load get the fail-safe value; the l
     CHECK(up->calls == 2);  // one failed load for all eight, no retries
 }
 
-TEST_CASE("Loader timeouts: past soft_timeout the stale value is served and the late result lands in the cache") {
-    hitbox::ManualClock clock;
-    hitbox::InlineOffload offload;
-    auto memory = clocked_memory(clock);
-    hitbox::Cache cache{memory, offload, hitbox::NoMetrics{}, clock};
-    auto up = std::make_shared<Upstream>();
+TEST_CASE_METHOD(
+    ManualCache,
+    "Loader timeouts: past soft_timeout the stale value is served and the late result lands in the cache") {
     const hitbox::CachePolicy policy{.ttl = 10s,
                                      .stale = 5s,
                                      .stale_policy = StalePolicy::Revalidate,
