@@ -996,6 +996,37 @@ TEST_CASE(
     CHECK(inst.cache.stats().locks_taken == 1);
 }
 
+TEST_CASE("Stampede lock in the cache: a waiter past its hard_timeout gets a timeout error that names the lock",
+          "[redis]") {
+    if (!hitbox_test::require_redis_server()) return;
+    hitbox_test::RedisServer server;
+    Instance owner(server.url()), waiter(server.url());
+    const CacheKey k{"held", 1};
+    // Another instance holds the lock and never writes the value.
+    REQUIRE(owner.tiers.try_lock(k, "owner-token", 10s).value());
+    const hitbox::CachePolicy policy{
+        .ttl = 1min, .waiter_timeout = 10s, .hard_timeout = 300ms, .lock_ttl = 10s, .lock_poll = 10ms};
+    int calls = 0;
+    const auto t0 = std::chrono::steady_clock::now();
+    auto r = waiter.cache.get_or_compute<std::string>(
+        k,
+        [&] {
+            ++calls;
+            return std::string("loaded");
+        },
+        policy);
+    const auto took = std::chrono::steady_clock::now() - t0;
+    REQUIRE(r.error);
+    CHECK(r.error->kind() == hitbox::ErrorKind::timeout);
+    CHECK(r.error->message().find("stampede lock") != std::string::npos);
+    CHECK(r.error->message().find("300 ms") != std::string::npos);
+    CHECK(calls == 0);
+    CHECK(took >= 300ms);
+    CHECK(took < 5s);  // the 300 ms limit, far below the 10 s waiter limit and lock
+    CHECK(waiter.cache.stats().lock_timeouts == 1);
+    CHECK(waiter.cache.stats().locks_taken == 0);
+}
+
 TEST_CASE("Stampede lock in the cache: lock_ttl over a backend without a lock is a config error") {
     hitbox::InlineOffload offload;
     auto memory = hitbox::MemoryBackend::builder().max_entries(10).build();

@@ -642,7 +642,7 @@ private:
         if (waited && std::chrono::steady_clock::now() >= deadline) {
             c.bump(&CacheCounts::lock_timeouts);
             if (gives_up) {
-                auto answer = given_up_<V>(key, policy, fallback, &out.backend_errors);
+                auto answer = given_up_<V>(key, policy, fallback, &out.backend_errors, true);
                 answer->late = false;  // nothing of ours goes on: the flight ends with this answer
                 lead.finish(answer, final_(*answer));
                 return answer;
@@ -691,9 +691,12 @@ private:
 
     /// The answer of a call that stopped waiting for its load at its soft or hard timeout: its fallback,
     /// or a `timeout` error. A fail-safe value served at the hard timeout is cached again for the throttle.
+    /// `for_lock`: the call waited for another instance's load under the stampede lock, not for a loader
+    /// of this process (the error says so).
     template <class V>
     std::shared_ptr<detail::Loaded<V>> given_up_(const CacheKey& key, const CachePolicy& policy,
-                                                 const Fallback<V>* fallback, std::vector<Error>* errors) {
+                                                 const Fallback<V>* fallback, std::vector<Error>* errors,
+                                                 bool for_lock = false) {
         auto& c = shared_->counters;
         auto out = std::make_shared<detail::Loaded<V>>();
         out->late = true;
@@ -701,9 +704,12 @@ private:
         c.bump(soft ? &CacheCounts::soft_timeouts : &CacheCounts::hard_timeouts);
         if (!fallback) {
             out->source = detail::upstream_source;
+            const std::string limit = "within hard_timeout (" + std::to_string(policy.hard_timeout.count()) + " ms)";
             out->result = fail(ErrorKind::timeout,
-                               "loader did not answer within hard_timeout (" +
-                                   std::to_string(policy.hard_timeout.count()) + " ms); it goes on in the background",
+                               for_lock ? "another instance holds the stampede lock on this key and its value did "
+                                          "not arrive " +
+                                              limit + "; the loader was not called"
+                                        : "loader did not answer " + limit + "; it goes on in the background",
                                std::string(detail::upstream_source));
             return out;
         }
