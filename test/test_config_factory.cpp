@@ -81,6 +81,7 @@ TEST_CASE("parse_config: every key lands in its field") {
         local.max_bytes = 64MiB
         local.shards = 8
         local.cleanup_interval = 1m
+        local.duration_histograms = yes
         shared.type = redis
         shared.url = redis://cache.internal:6379/2
         shared.username = app
@@ -96,6 +97,7 @@ TEST_CASE("parse_config: every key lands in its field") {
         shared.reconnect_backoff_initial = 50ms
         shared.reconnect_backoff_max = 10s
         shared.max_reply_bytes = 16MiB
+        shared.duration_histograms = true
     )");
     INFO(error_of(c));
     REQUIRE(c);
@@ -124,6 +126,7 @@ TEST_CASE("parse_config: every key lands in its field") {
     CHECK(local.max_bytes == 64u << 20);
     CHECK(local.shards == 8u);
     CHECK(local.cleanup_interval == 60s);
+    CHECK(local.duration_histograms);
     const TierConfig& shared = c->tiers[1];
     CHECK(shared.effective_type() == "redis");
     CHECK(shared.urls == std::vector<std::string>{"redis://cache.internal:6379/2"});
@@ -140,6 +143,7 @@ TEST_CASE("parse_config: every key lands in its field") {
     CHECK(shared.reconnect_backoff_initial == 50ms);
     CHECK(shared.reconnect_backoff_max == 10s);
     CHECK(shared.max_reply_bytes == 16u << 20);
+    CHECK(shared.duration_histograms);
     CHECK(hitbox::validate_config(*c));
 }
 

@@ -126,7 +126,8 @@ TEST_CASE("config_redis: a configured tier and the static RedisBackend of the sa
 
 TEST_CASE("config_redis: memory + redis from text: write-through, L2 hit refills L1") {
     auto text = "tiers = memory, redis\nmemory.max_entries = 100\nredis.url = " + server().url() +
-                "\nredis.key_prefix = two:\nredis.value_format = binary\nredis.compressor = gzip\n";
+                "\nredis.key_prefix = two:\nredis.value_format = binary\nredis.compressor = gzip\n"
+                "redis.duration_histograms = true\nmemory.duration_histograms = true\n";
     auto c = hitbox::parse_config(text);
     REQUIRE(c);
     hitbox::OffloadManager offload{c->offload};
@@ -150,6 +151,24 @@ TEST_CASE("config_redis: memory + redis from text: write-through, L2 hit refills
     auto second = other->lookup<std::string>(key);
     REQUIRE(second);
     CHECK(second->source == "cache.memory");
+    // The configured tiers export their own series (prometheus_text calls this for an AnyBackend): the
+    // Redis tier's round trip and the memory tier's miss then hit, under the same label paths.
+    hitbox::PrometheusWriter metrics;
+    other->write_metrics(metrics);
+    const std::string series = metrics.str();
+    auto has = [&](const std::string& line) {
+        INFO(series);
+        CHECK(series.find(line + "\n") != std::string::npos);
+    };
+    has("hitbox_backend_read_total{backend=\"cache.redis\"} 1");
+    has("hitbox_backend_hits_total{backend=\"cache.redis\"} 1");
+    has("hitbox_backend_hits_total{backend=\"cache.memory\"} 1");
+    has("hitbox_backend_misses_total{backend=\"cache.memory\"} 1");
+    has("hitbox_compose_refills_total{backend=\"cache\"} 1");
+    // duration_histograms = true: the Redis round trip is timed (encoding is the erased tier's, not timed).
+    has("hitbox_backend_read_duration_seconds_count{backend=\"cache.redis\"} 1");
+    has("hitbox_backend_read_duration_seconds_count{backend=\"cache.memory\"} 2");
+    CHECK(series.find("hitbox_backend_deserialize_duration_seconds") == std::string::npos);
 
     auto removed = tiers->remove(key);
     REQUIRE(removed);

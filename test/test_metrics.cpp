@@ -17,6 +17,7 @@
 
 #include <boost/hana/adapt_struct.hpp>
 
+#include <hitbox/any_backend.hpp>
 #include <hitbox/backend/byte_stats.hpp>
 #include <hitbox/backend/memory/memory_backend.hpp>
 #include <hitbox/cache.hpp>
@@ -415,6 +416,62 @@ TEST_CASE("The Prometheus text of a cache over three memory tiers and of Redis c
     hitbox::write_backend_stats(out, "cache.redis", redis);
     const std::string text = out.str();
     CHECK(text == golden_text);
+}
+
+TEST_CASE("prometheus_text exports the tiers behind an AnyBackend as it exports the same static composition") {
+    auto tier = [](const char* label) {
+        auto b = hitbox::MemoryBackend::builder().max_entries(100).label(label).build();
+        REQUIRE(b);
+        return std::move(*b);
+    };
+    hitbox::InlineOffload offload;
+    // The same three-tier composition twice: typed, and erased (as the run-time configuration builds it),
+    // driven through the same calls.
+    auto typed_tiers = hitbox::compose(tier("l1"), tier("l2"), tier("l3"), offload);
+    hitbox::Cache typed{typed_tiers, offload};
+    hitbox::AnyBackend erased_tiers(hitbox::compose(tier("l1"), tier("l2"), tier("l3"), offload));
+    hitbox::Cache erased{erased_tiers, offload};
+    const hitbox::CacheKey key{"user", 1, {{"id", "7"}}};
+    auto load = [] { return std::string("seven"); };
+    for (int i = 0; i < 3; ++i) {
+        CHECK(typed.get_or_compute<std::string>(key, load).value == std::optional<std::string>("seven"));
+        CHECK(erased.get_or_compute<std::string>(key, load).value == std::optional<std::string>("seven"));
+    }
+    const hitbox::CacheKey other{"user", 1, {{"id", "8"}}};
+    CHECK(typed.get_or_compute<std::string>(other, load).status == CacheStatus::Miss);
+    CHECK(erased.get_or_compute<std::string>(other, load).status == CacheStatus::Miss);
+
+    const auto a = hitbox_test::parse_prometheus(hitbox::prometheus_text(typed));
+    const auto b = hitbox_test::parse_prometheus(hitbox::prometheus_text(erased));
+    CHECK(a.problems.empty());
+    CHECK(b.problems.empty());
+    // Every series of the typed cache is there for the erased one, with the same value, except the memory
+    // tiers' byte gauges (an erased tier holds its values as AnyValue: other sizes).
+    auto key_of = [](const hitbox_test::PromSample& s) {
+        std::string k = s.name;
+        for (const auto& [n, v] : s.labels) k += "|" + n + "=" + v;
+        return k;
+    };
+    std::map<std::string, double> erased_series;
+    for (const auto& s : b.samples) erased_series[key_of(s)] = s.value;
+    std::size_t compared = 0, tier_series = 0;
+    for (const auto& s : a.samples) {
+        const auto it = erased_series.find(key_of(s));
+        INFO(key_of(s));
+        REQUIRE(it != erased_series.end());
+        if (s.name.find("bytes") != std::string::npos) continue;
+        CHECK(it->second == s.value);
+        ++compared;
+        if (s.name.rfind("hitbox_backend_", 0) == 0 && s.label("backend") == std::optional<std::string>("cache.l3"))
+            ++tier_series;
+    }
+    CHECK(a.samples.size() == b.samples.size());
+    CHECK(compared > 20);
+    CHECK(tier_series > 3);  // the innermost tier's own series, behind both levels of the erased composition
+    // The innermost tier was read: a miss for each of the two cold keys.
+    const auto l3_misses = erased_series.find("hitbox_backend_misses_total|backend=cache.l3");
+    REQUIRE(l3_misses != erased_series.end());
+    CHECK(l3_misses->second >= 1);
 }
 
 // ---- tiers hitbox does not know ------------------------------------------------------------------------

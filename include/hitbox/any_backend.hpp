@@ -52,9 +52,11 @@
 #include <hitbox/codec/entry_codec.hpp>
 #include <hitbox/compose/compose.hpp>
 #include <hitbox/compose/lookup.hpp>
+#include <hitbox/compose/tier_metrics.hpp>
 #include <hitbox/compose/visit.hpp>
 #include <hitbox/core/clock.hpp>
 #include <hitbox/core/concepts.hpp>
+#include <hitbox/core/durations.hpp>
 #include <hitbox/core/error.hpp>
 #include <hitbox/core/key.hpp>
 #include <hitbox/core/type_list.hpp>
@@ -331,6 +333,7 @@ public:
     virtual const std::type_info& target_type() const noexcept = 0;
     virtual void* target() noexcept = 0;
     virtual std::vector<std::string> tier_paths() const = 0;
+    virtual void write_metrics(PrometheusWriter& out, std::string_view prefix) const = 0;
 };
 
 /// Appends the label paths of `tier`'s leaf tiers under `prefix` (visit_tiers: a tiered backend's leaves
@@ -442,6 +445,17 @@ public:
     const std::type_info& target_type() const noexcept override { return typeid(B); }
     void* target() noexcept override { return &b_; }
     std::vector<std::string> tier_paths() const override { return {std::string(b_.label())}; }
+    void write_metrics(PrometheusWriter& out, std::string_view prefix) const override {
+        const std::string path = join_path(prefix, b_.label());
+        if constexpr (ReportsStats<B>) write_backend_stats(out, path, b_.stats());
+        if constexpr (ReportsDurations<B>) {
+            auto d = b_.durations();
+            // Values are encoded here, with the configured format and compressor, not by the tier: only its
+            // round trips are timed, so only those are exported (no series under the tier's own names).
+            if constexpr (std::is_same_v<decltype(d), DurationStats>) d.format = d.compressor = {};
+            write_backend_stats(out, path, d);
+        }
+    }
 
 private:
     EntryPolicies policies() const noexcept {
@@ -478,6 +492,9 @@ public:
         std::vector<std::string> out;
         any_leaf_paths(tier(), {}, out);
         return out;
+    }
+    void write_metrics(PrometheusWriter& out, std::string_view prefix) const override {
+        write_tier_metrics(out, tier(), prefix);
     }
 
 private:
@@ -595,6 +612,13 @@ public:
     /// {"cache.memory", "cache.redis"} for a composition. hitbox::Cache uses them to name the tier that
     /// answered (it reads an AnyBackend with lookup<T>).
     std::vector<std::string> tier_paths() const { return impl_ ? impl_->tier_paths() : std::vector<std::string>{}; }
+
+    /// Adds the Prometheus series of the wrapped tiers (stats, duration histograms, composition levels),
+    /// labelled with their paths under `prefix`, the paths tier_paths() lists: what `prometheus_text`
+    /// writes for the tiers behind this backend, which it cannot see itself.
+    void write_metrics(PrometheusWriter& out, std::string_view prefix = {}) const {
+        if (impl_) impl_->write_metrics(out, prefix);
+    }
 
     /// The type of the wrapped backend (a reference wrapper or pointer is looked through).
     const std::type_info& target_type() const noexcept { return impl_ ? impl_->target_type() : typeid(void); }

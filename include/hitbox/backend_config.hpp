@@ -54,6 +54,7 @@ struct TierConfig {
     std::optional<std::uint64_t> max_bytes;                     ///< bound by weighed bytes
     std::optional<std::size_t> shards;                          ///< power of two 1..1024; default by CPU count
     std::optional<std::chrono::milliseconds> cleanup_interval;  ///< background expiry sweep; default none
+    bool duration_histograms = false;  ///< both types: time each stage (`.duration_histograms()`, durations())
 
     // ---- redis (RedisBackend<>::builder) ----
     std::string mode = "single";                               ///< "single" or "cluster"
@@ -158,6 +159,7 @@ inline constexpr std::string_view tier_keys[] = {"type",
                                                  "max_bytes",
                                                  "shards",
                                                  "cleanup_interval",
+                                                 "duration_histograms",
                                                  "mode",
                                                  "url",
                                                  "urls",
@@ -336,6 +338,7 @@ inline Result<void> config_set_tier(TierConfig& t, std::string_view option, std:
     if (option == "max_bytes") return assign(t.max_bytes, config_bytes(key, v));
     if (option == "shards") return assign(t.shards, config_unsigned(key, v));
     if (option == "cleanup_interval") return assign(t.cleanup_interval, config_ms(key, v));
+    if (option == "duration_histograms") return assign(t.duration_histograms, config_bool(key, v));
     if (option == "mode") return text(t.mode);
     if (option == "url" || option == "urls") {
         t.urls = config_split_list(v);

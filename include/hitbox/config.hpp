@@ -55,6 +55,7 @@ inline Result<AnyBackend> make_memory_tier(const TierConfig& t) {
     if (t.max_bytes) b.max_bytes(*t.max_bytes);
     if (t.shards) b.shards(*t.shards);
     if (t.cleanup_interval) b.cleanup_interval(*t.cleanup_interval);
+    b.duration_histograms(t.duration_histograms);
     auto built = b.build();
     if (!built) return fail(built.error());
     return AnyBackend(std::move(*built));
@@ -124,6 +125,7 @@ inline Result<AnyBackend> make_redis_tier(const TierConfig& t) {
         b.reconnect_backoff(t.reconnect_backoff_initial.value_or(default_reconnect_backoff_initial),
                             t.reconnect_backoff_max.value_or(default_reconnect_backoff_max));
     if (t.max_reply_bytes) b.max_reply_bytes(*t.max_reply_bytes);
+    b.duration_histograms(t.duration_histograms);
     return redis_with_formats(b.connection(config_mode(t)), t);
 }
 

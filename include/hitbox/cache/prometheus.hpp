@@ -1,8 +1,8 @@
 #pragma once
 /// \file
 /// The Prometheus rendering of a cache with everything it knows: its metrics policy's series, its own
-/// counters, each tier's stats() (through the tier's hitbox_write_stats hook), composition levels summed by
-/// label path, and the offload's counters.
+/// counters, each tier's stats() (through the tier's hitbox_write_stats hook; also the tiers behind an
+/// AnyBackend), composition levels summed by label path, and the offload's counters.
 #include <memory>
 #include <string>
 #include <string_view>
@@ -14,49 +14,12 @@
 #include <hitbox/cache/front.hpp>
 #include <hitbox/cache/stats.hpp>
 #include <hitbox/cache/tiers.hpp>
+#include <hitbox/compose/tier_metrics.hpp>
 #include <hitbox/core/concepts.hpp>
 #include <hitbox/core/metrics.hpp>
 #include <hitbox/core/stats.hpp>
 
 namespace hitbox {
-
-namespace detail {
-
-/// Stats snapshots of the levels of tiered backends, by label path: a level at a path already held, with
-/// stats of the same CounterStruct type, is added to it (the unlabelled inner levels of a fold share their
-/// parent's path); written in the order the paths were first seen.
-class LevelStats {
-public:
-    template <class S>
-    void add(std::string_view path, const S& stats) {
-        if constexpr (CounterStruct<S>) {
-            for (auto& level : levels_)
-                if (level.path == path && *level.type == typeid(S)) {
-                    add_counters(*static_cast<S*>(level.stats.get()), stats);
-                    return;
-                }
-        }
-        levels_.push_back(Level{std::string(path), &typeid(S), std::make_shared<S>(stats),
-                                [](PrometheusWriter& out, std::string_view p, const void* s) {
-                                    write_backend_stats(out, p, *static_cast<const S*>(s));
-                                }});
-    }
-
-    void write(PrometheusWriter& out) const {
-        for (const auto& level : levels_) level.write(out, level.path, level.stats.get());
-    }
-
-private:
-    struct Level {
-        std::string path;
-        const std::type_info* type;
-        std::shared_ptr<void> stats;
-        void (*write)(PrometheusWriter&, std::string_view, const void*);
-    };
-    std::vector<Level> levels_;
-};
-
-}  // namespace detail
 
 /// Adds everything a cache knows to `out`: its metrics policy's series (CountingMetrics), its own counters
 /// (`hitbox_cache_*`, `hitbox_upstream_*`, `hitbox_backend_{read,write}_errors_total` per tier path,
@@ -111,20 +74,9 @@ void write_metrics(PrometheusWriter& out, const Cache<B, O, M, C>& cache) {
                     {{"backend", t.backend}}, t.write_errors);
     }
     // Tier counters, each through its stats' export hook; levels of a tiered backend (a composition) are
-    // written after the leaf tiers, those sharing a path (the unlabelled inner levels of a fold) summed.
-    detail::LevelStats levels;
-    auto visit = [&](std::string_view path, const auto& tier) {
-        using Tier = std::remove_cvref_t<decltype(tier)>;
-        if constexpr (ReportsStats<Tier>) {
-            if constexpr (TieredBackend<Tier>)
-                levels.add(path, tier.stats());
-            else
-                write_backend_stats(out, path, tier.stats());
-        }
-        if constexpr (ReportsDurations<Tier> && !TieredBackend<Tier>) write_backend_stats(out, path, tier.durations());
-    };
-    detail::visit_tiers(cache.backend(), {}, visit);
-    levels.write(out);
+    // written after the leaf tiers, those sharing a path (the unlabelled inner levels of a fold) summed; an
+    // AnyBackend writes the tiers it hides.
+    detail::write_tier_metrics(out, cache.backend(), {});
     if constexpr (CountingOffload<O>) write_offload_counters(out, label, cache.offload().counters());
     if constexpr (requires { cache.offload().task_durations(); })
         write_offload_durations(out, label, cache.offload().task_durations());

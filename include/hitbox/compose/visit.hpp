@@ -13,11 +13,19 @@
 
 namespace hitbox::detail {
 
+/// The first argument of `f(ErasedTiers{}, prefix, tier)`: see visit_tiers.
+struct ErasedTiers {};
+
 /// Calls `f(path, tier)` for every level of a backend, outermost first: each composition level and each
-/// leaf tier, with the label path its answers carry ("cache", "cache.memory", ...).
+/// leaf tier, with the label path its answers carry ("cache", "cache.memory", ...). An erased backend
+/// (ListsTierPaths) is one `f(leaf path, backend)` per leaf it lists, or, when `f` takes it, one
+/// `f(ErasedTiers{}, prefix, backend)` for the backend to handle its hidden tiers itself.
 template <class Tier, class F>
 void visit_tiers(Tier& tier, std::string_view prefix, F& f) {
-    if constexpr (ListsTierPaths<Tier>) {  // an erased backend lists its own leaf tiers
+    if constexpr (ListsTierPaths<Tier> && std::is_invocable_v<F&, ErasedTiers, std::string_view, Tier&>) {
+        f(ErasedTiers{}, prefix, tier);
+        return;
+    } else if constexpr (ListsTierPaths<Tier>) {  // an erased backend lists its own leaf tiers
         for (const auto& p : tier.tier_paths()) {
             const std::string leaf = join_path(prefix, p);
             f(std::string_view(leaf), tier);

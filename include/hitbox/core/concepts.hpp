@@ -331,6 +331,18 @@ concept ReportsDurations = requires(const B& b) {
     { b.durations() } -> ExportableStats;
 };
 
+/// ExportsTierMetrics: a Backend that writes the series of the tiers it hides itself (AnyBackend: its
+/// wrapped tiers' stats, durations and composition levels), since a host that sees only the erased type
+/// cannot reach them. `prometheus_text` calls it once, with the label path the backend sits under.
+///
+/// Minimal complete definition: `write_metrics(PrometheusWriter& out, std::string_view prefix) const`,
+/// adding the series of each hidden tier labelled with its path under `prefix` (the paths `tier_paths()`
+/// lists, for a backend that also models ListsTierPaths).
+template <class B>
+concept ExportsTierMetrics = requires(const B& b, PrometheusWriter& out, std::string_view prefix) {
+    b.write_metrics(out, prefix);
+};
+
 /// What a piece of background work is for; with the key it forms the deduplication identity.
 enum class OffloadKind : std::uint8_t {
     refill,      ///< copy an L2 hit into L1 (Compose with RefillAlways{.offloaded = true})
