@@ -533,6 +533,32 @@ bool eventually(F&& done, std::chrono::milliseconds limit = 10s) {
 
 }  // namespace
 
+TEST_CASE("Fail-safe in a composition: an L1 entry kept past its expiry is judged by the L1 tier's clock") {
+    // Tiers on a ManualClock (2024, long before the system clock): an entry fresh by their clock must end
+    // a sequential read at L1, as any fresh entry does; only once it expires by that clock is L2 read too.
+    hitbox::ManualClock clock;
+    hitbox::InlineOffload offload;
+    auto tiers = hitbox::compose(clocked_memory(clock), clocked_memory(clock), offload);
+    CHECK(tiers.now() == clock.now());
+    const CacheKey k{"kept", 1};
+    const auto t0 = clock.now();
+    const hitbox::CacheValue<std::string> v{"v", t0 + 60s, std::nullopt, t0, t0 + 1h};
+    REQUIRE(tiers.set(k, v));
+    const auto l2_before = tiers.l2().stats().hits + tiers.l2().stats().misses;
+    for (int i = 0; i < 3; ++i) {
+        auto r = tiers.get<std::string>(k);
+        REQUIRE(r);
+        REQUIRE(*r);
+        CHECK((*r)->data == "v");
+    }
+    CHECK(tiers.l2().stats().hits + tiers.l2().stats().misses == l2_before);
+    clock.advance(61s);  // expired by the tiers' clock, kept for fail-safe: L2 may hold a newer copy
+    auto r = tiers.get<std::string>(k);
+    REQUIRE(r);
+    REQUIRE(*r);
+    CHECK(tiers.l2().stats().hits + tiers.l2().stats().misses == l2_before + 1);
+}
+
 TEST_CASE_METHOD(ManualCache,
                  "Fail-safe: an expired entry is served when the load fails, cached again for the throttle, "
                  "and only up to fail_safe_max") {

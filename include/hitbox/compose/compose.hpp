@@ -322,6 +322,15 @@ public:
     /// This level's label ("cache" unless changed); empty for the inner levels of a fold.
     std::string_view label() const noexcept { return label_; }
 
+    /// The time by L1's clock when L1 tells it (TellsTime: a memory tier on a ManualClock), else the system
+    /// clock: what an L1 entry's expiry is judged by.
+    TimePoint now() const {
+        if constexpr (TellsTime<l1_type>)
+            return l1().now();
+        else
+            return SystemClock::now();
+    }
+
     /// Reads through the tiers as the read policy says; an L2 hit refills L1 as the refill policy says.
     /// Fails (kind unavailable, naming each tier's error) only when every tier failed.
     template <class T>
@@ -558,7 +567,7 @@ private:
     /// read: L2 may hold a newer entry, and the one that expires later is taken.
     template <class T, bool Traced>
     detail::ReadOutcome<T> sequential_after_l1_(const CacheKey& key, detail::ReadOutcome<T>&& a) {
-        if (a.value && !a.value->kept_past_expiry(SystemClock::now())) return std::move(a);
+        if (a.value && !a.value->kept_past_expiry(now())) return std::move(a);
         auto b = read_tier_<T, Traced>(l2(), key, counters_().ref(&ComposeStats::l2_read_errors));
         const bool take_l2 = b.value && (!a.value || detail::lives_longer(*b.value, *a.value));
         return combine_reads_<T>(key, std::move(a), std::move(b), take_l2);

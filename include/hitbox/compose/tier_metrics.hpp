@@ -72,9 +72,7 @@ struct TierMetricsVisit {
 
     template <class T>
         requires ExportsTierMetrics<T>
-    void operator()(ErasedTiers, std::string_view prefix, const T& t) const {
-        t.write_metrics(out, prefix);
-    }
+    void operator()(ErasedTiers, std::string_view prefix, const T& t) const { t.write_metrics(out, prefix); }
 };
 
 /// Adds the series of `tier` and of every tier under it, labelled with their paths under `prefix`: leaf

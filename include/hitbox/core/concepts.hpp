@@ -256,6 +256,16 @@ concept ReadsInPlace = requires(const B& b, const CacheKey& key, void (*f)(const
     { b.template read_with<T>(key, f) } -> std::same_as<Result<bool>>;
 };
 
+/// TellsTime: a tier whose entries expire by a clock of its own (MemoryBackend on any ClockSource), and a
+/// composition whose L1 is one. A sequential Compose judges an L1 entry kept past its expiry (fail-safe)
+/// by it; a tier without it is judged by the system clock.
+///
+/// Minimal complete definition: `now() const` returning the tier's current hitbox::TimePoint.
+template <class B>
+concept TellsTime = requires(const B& b) {
+    { b.now() } -> std::same_as<TimePoint>;
+};
+
 /// ListsTierPaths: a Backend that names its own leaf tiers (AnyBackend over a composition), so a host that
 /// cannot see its type still reports per tier.
 ///

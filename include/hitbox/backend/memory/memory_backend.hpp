@@ -274,6 +274,10 @@ public:
     /// Name in errors and label paths.
     std::string_view label() const noexcept { return state_ ? std::string_view(state_->label) : std::string_view(); }
 
+    /// The time by this tier's clock, which judges its entries' expiry (TellsTime: a composition judges an
+    /// entry this tier kept past its expiry by the same clock).
+    TimePoint now() const { return state_ ? state_->clock.now() : SystemClock::now(); }
+
     /// Reclaims every expired entry now; returns how many. Writes do this incrementally anyway.
     std::size_t cleanup() {
         if (!state_) return 0;
