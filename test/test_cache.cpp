@@ -31,6 +31,7 @@
 #include <hitbox/offload/inline_offload.hpp>
 #include <hitbox/offload/offload_manager.hpp>
 
+#include "support/manual_memory.hpp"
 #include "support/prometheus_parse.hpp"
 #include "support/test_backends.hpp"
 
@@ -44,7 +45,7 @@ using hitbox_test::Op;
 
 namespace {
 
-using Memory = hitbox::BasicMemoryBackend<hitbox::ManualClock>;
+using Memory = hitbox_test::ManualMemory;
 // The cache front copies a fresh L1 value straight out of the entry (read_with); the tests below drive
 // that path (fresh, stale, expired, mismatched) through this tier.
 static_assert(hitbox::ReadsInPlace<Memory, std::string>);
@@ -57,17 +58,11 @@ static_assert(!hitbox::TieredBackend<Memory> && !hitbox::TracedBackend<Memory, s
 
 const CacheKey key{"user", 1, {{"id", "42"}}};
 
-Memory memory_on(const hitbox::ManualClock& clock) {
-    auto m = Memory::builder().max_entries(1000).clock(clock).build();
-    REQUIRE(m);
-    return std::move(*m);
-}
-
 /// L1 memory + L2 double on one manual clock. The tiers are handles: the fixture keeps copies to inspect.
 struct Fixture {
     hitbox::ManualClock clock;
     hitbox::InlineOffload offload;
-    Memory l1 = memory_on(clock);
+    Memory l1 = hitbox_test::manual_memory(clock);
     Remote l2{"redis", clock};
     Tiers tiers{l1, l2, offload};
 };
@@ -860,7 +855,7 @@ TEST_CASE("Other compositions: a Race read goes through the traced lookup; a thr
 TEST_CASE("A cache can hold its backend by value or through std::ref; put and remove reach every tier") {
     hitbox::ManualClock clock;
     hitbox::InlineOffload offload;
-    hitbox::Cache by_value{memory_on(clock), offload, hitbox::NoMetrics{}, clock};
+    hitbox::Cache by_value{hitbox_test::manual_memory(clock), offload, hitbox::NoMetrics{}, clock};
     STATIC_REQUIRE(std::is_same_v<decltype(by_value)::backend_type, Memory>);
     CHECK(by_value.tier_paths() == std::vector<std::string>{"memory"});
     auto r = by_value.get_or_compute<int>(key, [] { return 1; }, {.ttl = 5s});
@@ -1174,7 +1169,7 @@ TEST_CASE("A value whose copy throws: an error result, no flight left") {
     using hitbox_test::ThrowingCopy;
     hitbox::ManualClock clock;
     hitbox::InlineOffload offload;
-    Memory memory = memory_on(clock);
+    Memory memory = hitbox_test::manual_memory(clock);
     hitbox::Cache cache{memory, offload, hitbox::NoMetrics{}, clock};
     std::atomic<int> calls{0};
     auto loader = [&] { return ThrowingCopy(++calls); };
@@ -1218,7 +1213,7 @@ TEST_CASE("A value whose copy throws: an error result, no flight left") {
 TEST_CASE("An exception leaving a load finishes the flight; a waiter retries") {
     hitbox::ManualClock clock;
     hitbox::InlineOffload offload;
-    Memory memory = memory_on(clock);
+    Memory memory = hitbox_test::manual_memory(clock);
     ThrowingMetrics metrics;
     hitbox::Cache cache{memory, offload, metrics, clock};
     *metrics.throws_left = 1;

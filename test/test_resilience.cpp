@@ -35,6 +35,7 @@
 #include <hitbox/offload/inline_offload.hpp>
 #include <hitbox/resilience/circuit_breaker.hpp>
 
+#include "support/manual_memory.hpp"
 #include "support/prometheus_parse.hpp"
 #include "support/redis_server.hpp"
 #include "support/test_backends.hpp"
@@ -464,13 +465,8 @@ TEST_CASE("Cache jitter: expiries spread over (1 - jitter) x ttl .. ttl, stale s
 
 namespace {
 
-using ClockedMemory = hitbox::BasicMemoryBackend<hitbox::ManualClock>;
-
-ClockedMemory clocked_memory(const hitbox::ManualClock& clock) {
-    auto m = ClockedMemory::builder().max_entries(1000).clock(clock).build();
-    REQUIRE(m);
-    return std::move(*m);
-}
+using ClockedMemory = hitbox_test::ManualMemory;
+using hitbox_test::manual_memory;
 
 /// A loader whose answer the test controls: it counts its calls, fails while `failing`, and blocks while
 /// `held` until released. Shared by value, as a loader that may outlive its call must be.
@@ -510,7 +506,7 @@ struct Upstream {
 struct ManualCache {
     hitbox::ManualClock clock;
     hitbox::InlineOffload offload;
-    ClockedMemory memory = clocked_memory(clock);
+    ClockedMemory memory = manual_memory(clock);
     hitbox::Cache<ClockedMemory&, hitbox::InlineOffload, hitbox::NoMetrics, hitbox::ManualClock> cache{
         memory, offload, hitbox::NoMetrics{}, clock};
     std::shared_ptr<Upstream> up = std::make_shared<Upstream>();
@@ -538,7 +534,7 @@ TEST_CASE("Fail-safe in a composition: an L1 entry kept past its expiry is judge
     // a sequential read at L1, as any fresh entry does; only once it expires by that clock is L2 read too.
     hitbox::ManualClock clock;
     hitbox::InlineOffload offload;
-    auto tiers = hitbox::compose(clocked_memory(clock), clocked_memory(clock), offload);
+    auto tiers = hitbox::compose(manual_memory(clock), manual_memory(clock), offload);
     CHECK(tiers.now() == clock.now());
     const CacheKey k{"kept", 1};
     const auto t0 = clock.now();
@@ -709,7 +705,7 @@ TEST_CASE_METHOD(
 TEST_CASE("Loader timeouts: hard_timeout bounds 16 concurrent callers of a hung loader, which runs once") {
     hitbox::ManualClock clock;
     hitbox::InlineOffload offload;
-    auto memory = clocked_memory(clock);
+    auto memory = manual_memory(clock);
     auto up = std::make_shared<Upstream>();
     {
         hitbox::Cache cache{memory, offload, hitbox::NoMetrics{}, clock};
