@@ -8,7 +8,8 @@
 #   hitbox.hpp     the umbrella header alone
 #   two_tier.cpp   examples/two_tier.cpp: Memory + Redis (JSON, zstd) composed, used; again with
 #                  HITBOX_COMPILED_LIB=1 (the compiled-library mode: the program links libhitbox-redis)
-#   config.hpp     a TU that calls hitbox::make_backend (every policy the run-time factory can name)
+#   config.hpp     a TU that calls hitbox::make_backend (every policy the run-time factory can name); again
+#                  with HITBOX_COMPILED_LIB=1 (the factory's definitions are in libhitbox-config)
 #
 # Usage: bash scripts/compile_cost.sh [N]     (CXX picks the compiler; default c++)
 set -euo pipefail
@@ -65,6 +66,8 @@ units=("deps only:$tmp/deps_only.cpp:" "hitbox.hpp:$tmp/umbrella.cpp:" "examples
 [ -f src/redis_connection.cpp ] &&
   units+=("examples/two_tier.cpp, HITBOX_COMPILED_LIB=1:examples/two_tier.cpp:-DHITBOX_COMPILED_LIB=1")
 units+=("config.hpp (make_backend):$tmp/config.cpp:")
+# The same in the compiled-library mode: the factory's tiers, policies and folds are in libhitbox-config.
+[ -f src/config.cpp ] && units+=("config.hpp (make_backend), HITBOX_COMPILED_LIB=1:$tmp/config.cpp:-DHITBOX_COMPILED_LIB=1")
 declare -A times
 for ((i = 0; i < runs; i++)); do
   for unit in "${units[@]}"; do

@@ -32,6 +32,13 @@ echo "== compile with the installed headers"
 # A compiled-library build (-Dcompiled_lib=true) installed libhitbox-redis there: the program finds it as an
 # installed program would, had the prefix been a system one.
 libdir=$(pkg-config --define-variable=prefix="$dest$prefix" --variable=libdir hitbox-redis)
+# ... and libhitbox-config, which hitbox-config.pc then names (the run-time factory's definitions).
+config_libs=$(pkg-config --define-variable=prefix="$dest$prefix" --libs hitbox-config)
+echo "pkg-config --libs hitbox-config: $config_libs"
+if [ -e "$libdir/libhitbox-redis.so" ]; then
+  case " $config_libs " in *" -lhitbox-config "*) ;; *) echo "FAIL: hitbox-config.pc lacks -lhitbox-config: $config_libs"; exit 1;; esac
+  [ -e "$libdir/libhitbox-config.so" ] || { echo "FAIL: libhitbox-config.so not installed"; exit 1; }
+fi
 export LD_LIBRARY_PATH="$libdir${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 echo "== run"
 "$runner" "$tmp/consumer"
