@@ -388,14 +388,16 @@ hitbox_backend_write_bytes_total{backend="cache.redis"} 400
 hitbox_backend_errors_total{backend="cache.redis",kind="connection"} 2
 )golden";
 
+/// A memory tier of 100 entries named `label`.
+hitbox::MemoryBackend tier(const char* label) {
+    auto b = hitbox::MemoryBackend::builder().max_entries(100).label(label).build();
+    REQUIRE(b);
+    return std::move(*b);
+}
+
 }  // namespace
 
 TEST_CASE("The Prometheus text of a cache over three memory tiers and of Redis counters is pinned byte for byte") {
-    auto tier = [](const char* label) {
-        auto b = hitbox::MemoryBackend::builder().max_entries(100).label(label).build();
-        REQUIRE(b);
-        return std::move(*b);
-    };
     hitbox::InlineOffload offload;
     auto tiers = hitbox::compose(tier("l1"), tier("l2"), tier("l3"), offload);
     hitbox::Cache cache{tiers, offload};
@@ -419,11 +421,6 @@ TEST_CASE("The Prometheus text of a cache over three memory tiers and of Redis c
 }
 
 TEST_CASE("prometheus_text exports the tiers behind an AnyBackend as it exports the same static composition") {
-    auto tier = [](const char* label) {
-        auto b = hitbox::MemoryBackend::builder().max_entries(100).label(label).build();
-        REQUIRE(b);
-        return std::move(*b);
-    };
     hitbox::InlineOffload offload;
     // The same three-tier composition twice: typed, and erased (as the run-time configuration builds it),
     // driven through the same calls.
