@@ -20,6 +20,10 @@
 # So both modes are built, tested and sanitized: the compiled library under ASan + UBSan, header-only under
 # TSan. The sanitizer builds compile only what their suites run: the compile-time suites (headers,
 # compile_fail) check the compiler, not run-time code, and cluster / fault stay in the main build.
+# Each build after the first compiles beside the previous build's tests, in the background at the lowest CPU
+# priority (build_beside below); the tests that run alone (is_parallel: false) run first in each build
+# (meson.build, prio_alone). The time table at the end says how long each build was waited for, how long it
+# compiled beside the previous tests, and how long its tests ran.
 # The last line is "N passed, N failed" (", N skipped" if any), counted from the meson test logs.
 # HITBOX_TEST_QUICK=1 runs only step 1.
 set -uo pipefail
@@ -33,15 +37,16 @@ export UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1:suppressions=$supp"
 export ASAN_OPTIONS="detect_leaks=1:abort_on_error=1"
 export TSAN_OPTIONS="halt_on_error=1:second_deadlock_stack=1"
 logs=()
-phases=()   # "name build_s test_s" per build, for the time table at the end
+phases=()   # "name build_s beside_s test_s" per build, for the time table at the end
 status=0
+declare -A targets_of bg_pid bg_t0 build_s beside_s
 
-# build_and_test DIR "ENV ASSIGNMENTS" "MESON TEST ARGS" MESON-SETUP-ARG...
-build_and_test() {
+# setup DIR "ENV ASSIGNMENTS" "MESON TEST ARGS" MESON-SETUP-ARG...: configures DIR and records the ninja
+# targets its suites need.
+setup() {
   local dir=$1 envs=$2 testargs=$3
   shift 3
   echo "=== $dir: meson setup $*; meson test $testargs"
-  logs+=("$dir/meson-logs/testlog.json")
   rm -f "$dir/meson-logs/testlog.json"   # a failed build must not count an old run
   # meson keeps a build directory's compiler: one kept from a run with other ENV ASSIGNMENTS starts afresh.
   [ "$(cat "$dir/ci-env" 2>/dev/null)" = "$envs" ] || rm -rf "$dir"
@@ -51,17 +56,54 @@ build_and_test() {
     env $envs meson setup "$dir" "$@" >/dev/null || return 1
   fi
   echo "$envs" >"$dir/ci-env"
-  local t0=$SECONDS targets rc
   # Build only the executables the chosen suites run (the sanitizer builds skip cluster, fault, ...).
-  targets=$(suite_targets "$dir" $testargs) || return 1
-  ninja -C "$dir" -j "$jobs" $targets >"$dir/ninja.log" 2>&1 || { tail -n 60 "$dir/ninja.log"; return 1; }
-  local built=$(( SECONDS - t0 ))
-  echo "=== $dir: built in $built s"
-  t0=$SECONDS
+  targets_of[$dir]=$(suite_targets "$dir" $testargs) || return 1
+}
+
+# build_beside DIR: starts DIR's compilation in the background at the lowest CPU priority, while the previous
+# build's tests run. Those mostly wait (on redis-server processes, timeouts, one timing-sensitive test at a
+# time), so the compilers get the CPU the tests leave idle. meson test starts each test in a session of its
+# own, and with autogroup scheduling (Linux's default) CPU is shared between sessions by the nice value of
+# their autogroup, not of their processes: the compilation gets a session of its own whose autogroup is
+# niced too.
+build_beside() {
+  local dir=$1
+  bg_t0[$dir]=$SECONDS
+  setsid -w bash -c 'echo $$ >"$1/ninja.pid"; echo 19 >/proc/self/autogroup 2>/dev/null; shift
+    exec nice -n 19 ninja "$@"' _ "$dir" -C "$dir" -j "$jobs" ${targets_of[$dir]} >"$dir/ninja.log" 2>&1 &
+  bg_pid[$dir]=$!
+}
+
+# finish_build DIR: DIR's compilation, waited for at normal priority when build_beside started it.
+finish_build() {
+  local dir=$1 rc t0=$SECONDS
+  if [ -n "${bg_pid[$dir]:-}" ]; then
+    local pg
+    pg=$(cat "$dir/ninja.pid" 2>/dev/null)
+    if [ -n "$pg" ]; then
+      echo 0 >"/proc/$pg/autogroup" 2>/dev/null
+      renice -n 0 -g "$pg" >/dev/null 2>&1
+    fi
+    wait "${bg_pid[$dir]}"
+    rc=$?
+    beside_s[$dir]=$(( t0 - bg_t0[$dir] ))
+  else
+    ninja -C "$dir" -j "$jobs" ${targets_of[$dir]} >"$dir/ninja.log" 2>&1
+    rc=$?
+    beside_s[$dir]=0
+  fi
+  build_s[$dir]=$(( SECONDS - t0 ))
+  [ $rc -eq 0 ] || { tail -n 60 "$dir/ninja.log"; return 1; }
+  echo "=== $dir: built in ${build_s[$dir]} s (after ${beside_s[$dir]} s beside the previous build's tests)"
+}
+
+# run_tests DIR "MESON TEST ARGS"
+run_tests() {
+  local dir=$1 testargs=$2 t0=$SECONDS rc
   meson test -C "$dir" --no-rebuild --print-errorlogs --num-processes "$jobs" $testargs
   rc=$?
   echo "=== $dir: tests ran in $(( SECONDS - t0 )) s"
-  phases+=("$dir $built $(( SECONDS - t0 ))")
+  phases+=("$dir ${build_s[$dir]} ${beside_s[$dir]} $(( SECONDS - t0 ))")
   return $rc
 }
 
@@ -92,22 +134,45 @@ start=$(date +%s)
 # Debug info as line tables only (-g1): enough for every backtrace and sanitizer report, and it compiles
 # much faster than full -g. Both sanitizer builds are clang at -O0 (test/meson.build gives the fuzz targets
 # and hostile_cluster -O1): clang compiles these sanitized tests at -O0 2-7x faster than g++ at -O1.
-build_and_test build-test "" "" -Dwerror=true -Doptimization=2 -Ddebug=false -Dcpp_args=-g1 -Dcompiled_lib=true \
-  || status=1
+builds=() testargs=()
+# add_build DIR "ENV ASSIGNMENTS" "MESON TEST ARGS" MESON-SETUP-ARG...
+add_build() {
+  logs+=("$1/meson-logs/testlog.json")
+  if setup "$@"; then
+    builds+=("$1")
+    testargs+=("$3")
+  else
+    echo "=== $1: meson setup failed"
+    status=1
+  fi
+}
+add_build build-test "" "" -Dwerror=true -Doptimization=2 -Ddebug=false -Dcpp_args=-g1 -Dcompiled_lib=true
 if [ "${HITBOX_TEST_QUICK:-0}" != 1 ]; then
-  build_and_test build-clang "CXX=clang++-14" "--suite unit --suite redis --suite fuzz" \
+  add_build build-clang "CXX=clang++-14" "--suite unit --suite redis --suite fuzz" \
     -Dwerror=true -Dfuzz=true -Dfuzz_seconds="${HITBOX_FUZZ_SECONDS:-5}" \
     -Db_sanitize=address,undefined -Db_lundef=false "-Dcpp_args=-fno-sanitize=builtin -g1" \
-    -Doptimization=0 -Ddebug=false -Dbenchmarks=false -Dexamples=false -Dcompiled_lib=true || status=1
-  build_and_test build-tsan "CXX=clang++-14" "--suite unit --suite redis --no-suite single_threaded" \
+    -Doptimization=0 -Ddebug=false -Dbenchmarks=false -Dexamples=false -Dcompiled_lib=true
+  add_build build-tsan "CXX=clang++-14" "--suite unit --suite redis --no-suite single_threaded" \
     -Db_sanitize=thread -Db_lundef=false -Dcpp_args=-g1 -Doptimization=0 -Ddebug=false -Dbenchmarks=false \
-    -Dexamples=false -Dcompiled_lib=false || status=1
-  build_and_test build-portable "" "--suite platform" -Dplatform=portable -Dwerror=true -Dcpp_args=-g1 \
-    -Doptimization=1 -Ddebug=false -Dbenchmarks=false -Dexamples=false -Dcompiled_lib=false || status=1
+    -Dexamples=false -Dcompiled_lib=false
+  add_build build-portable "" "--suite platform" -Dplatform=portable -Dwerror=true -Dcpp_args=-g1 \
+    -Doptimization=1 -Ddebug=false -Dbenchmarks=false -Dexamples=false -Dcompiled_lib=false
 fi
+# Each build's tests run beside the next build's compilation (build_beside).
+for i in "${!builds[@]}"; do
+  dir=${builds[$i]} next=${builds[$((i + 1))]:-}
+  if finish_build "$dir"; then
+    [ -z "$next" ] || build_beside "$next"
+    run_tests "$dir" "${testargs[$i]}" || status=1
+  else
+    status=1
+    [ -z "$next" ] || build_beside "$next"
+  fi
+done
 echo "=== all builds and suites took $(( $(date +%s) - start )) s"
-printf '=== time per phase\n| phase | build s | tests s |\n|---|---|---|\n'
-for p in "${phases[@]}"; do set -- $p; printf '| %s | %s | %s |\n' "$1" "$2" "$3"; done
+printf '=== time per phase (build s: waited for its compilation; beside s: it compiled beside the previous tests)\n'
+printf '| phase | build s | beside s | tests s |\n|---|---|---|---|\n'
+for p in "${phases[@]}"; do set -- $p; printf '| %s | %s | %s | %s |\n' "$1" "$2" "$3" "$4"; done
 
 python3 - "${logs[@]}" <<'PY'
 import json, sys
