@@ -4,7 +4,8 @@
 # to compile with exactly one error, which prints TEXT, in at most N lines of diagnostics (default: 10 for
 # g++, 15 for clang, whose notes take more lines): the misuse's own static_assert, and no cascade of
 # errors after it. Without the macro (its must-compile twin) it must compile; --no-twin skips that check
-# (a second compiler need not repeat it: the one error of the misuse already shows the case is clean).
+# (meson.build compiles all twins in one translation unit with twins.sh, and a second compiler need not
+# repeat it: the one error of the misuse already shows the case is clean).
 # Both compiles are -fsyntax-only: templates are instantiated, nothing is generated.
 set -u
 src=$1; shift
