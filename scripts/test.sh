@@ -69,7 +69,7 @@ setup() {
 build_beside() {
   local dir=$1
   bg_t0[$dir]=$SECONDS
-  setsid -w bash -c 'echo $$ >"$1/ninja.pid"; echo 19 >/proc/self/autogroup 2>/dev/null; shift
+  setsid -w bash -c 'echo $$ >"$1/ninja.pid"; { echo 19 >/proc/self/autogroup; } 2>/dev/null; shift
     exec nice -n 19 ninja "$@"' _ "$dir" -C "$dir" -j "$jobs" ${targets_of[$dir]} >"$dir/ninja.log" 2>&1 &
   bg_pid[$dir]=$!
 }
@@ -81,7 +81,7 @@ finish_build() {
     local pg
     pg=$(cat "$dir/ninja.pid" 2>/dev/null)
     if [ -n "$pg" ]; then
-      echo 0 >"/proc/$pg/autogroup" 2>/dev/null
+      { echo 0 >"/proc/$pg/autogroup"; } 2>/dev/null   # gone when the compilation has ended
       renice -n 0 -g "$pg" >/dev/null 2>&1
     fi
     wait "${bg_pid[$dir]}"
