@@ -6,6 +6,7 @@
 #include <catch2/catch.hpp>
 
 #include <atomic>
+#include <cerrno>
 #include <chrono>
 #include <cstdint>
 #include <string>
@@ -75,8 +76,15 @@ private:
         if (wait_readable(fd) && ::recv(fd, buf, sizeof buf, 0) > 0) {
             [[maybe_unused]] auto sent = ::send(fd, head_.data(), head_.size(), MSG_NOSIGNAL);
             const std::string filler(64 * 1024, 'x');
+            // Never blocked in send: a client that stops reading without closing must not hold the peer's
+            // thread (and the test's end, which joins it) past stop_.
             while (!stop_ && streamed_ < stream_) {
-                const auto n = ::send(fd, filler.data(), std::min(filler.size(), stream_ - streamed_), MSG_NOSIGNAL);
+                pollfd p{fd, POLLOUT, 0};
+                if (::poll(&p, 1, 20) != 1) continue;
+                if (p.revents & (POLLERR | POLLHUP)) break;
+                const auto n = ::send(fd, filler.data(), std::min(filler.size(), stream_ - streamed_),
+                                      MSG_NOSIGNAL | MSG_DONTWAIT);
+                if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) continue;
                 if (n <= 0) break;
                 streamed_ += static_cast<std::size_t>(n);
             }
