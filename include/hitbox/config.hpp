@@ -57,11 +57,9 @@ namespace detail {
 // translation units neither instantiate nor compile the RedisBackend, memory tier and erased models the
 // factory builds.
 
-/// A MemoryBackend with the tier's bound, shards and options, erased.
-HITBOX_LIB_INLINE Result<AnyBackend> make_memory_tier(const TierConfig& t);
-/// A RedisBackend with the tier's connection, key format and options, erased with its value format and
-/// compressor.
-HITBOX_LIB_INLINE Result<AnyBackend> make_redis_tier(const TierConfig& t);
+/// One validated tier, erased: a MemoryBackend or a RedisBackend with the tier's options (make_tier and
+/// make_backend both build their tiers here).
+HITBOX_LIB_INLINE Result<AnyBackend> make_validated_tier(const TierConfig& t);
 /// The configured read / write / refill policies as run-time values.
 HITBOX_LIB_INLINE ComposePolicies<DynamicRead, DynamicWrite, DynamicRefill> config_policies(const BackendConfig& c);
 
@@ -107,7 +105,7 @@ Result<AnyBackend> make_backend(const BackendConfig& config, O& offload) {
     std::vector<AnyBackend> tiers;
     tiers.reserve(config.tiers.size());
     for (const auto& t : config.tiers) {
-        auto tier = t.effective_type() == "memory" ? detail::make_memory_tier(t) : detail::make_redis_tier(t);
+        auto tier = detail::make_validated_tier(t);
         if (!tier) return fail(tier.error());
         tiers.push_back(std::move(*tier));
     }

@@ -15,7 +15,7 @@ namespace hitbox {
 
 namespace detail {
 
-HITBOX_LIB_INLINE Result<AnyBackend> make_memory_tier(const TierConfig& t) {
+inline Result<AnyBackend> make_memory_tier(const TierConfig& t) {
     auto b = MemoryBackend::builder();
     b.label(t.name);
     if (t.max_entries) b.max_entries(*t.max_entries);
@@ -81,7 +81,7 @@ inline AnyMode config_mode(const TierConfig& t) {
     return ConnectionMode::any(ConnectionMode::single(t.urls.front()));
 }
 
-HITBOX_LIB_INLINE Result<AnyBackend> make_redis_tier(const TierConfig& t) {
+inline Result<AnyBackend> make_redis_tier(const TierConfig& t) {
     auto b = RedisBackend<>::builder();
     b.label(t.name).key_prefix(t.key_prefix);
     if (t.username) b.username(*t.username);
@@ -108,6 +108,10 @@ HITBOX_LIB_INLINE ComposePolicies<DynamicRead, DynamicWrite, DynamicRefill> conf
     return {read, write, DynamicRefill{c.refill != "never", c.refill_offloaded}};
 }
 
+HITBOX_LIB_INLINE Result<AnyBackend> make_validated_tier(const TierConfig& t) {
+    return t.effective_type() == "memory" ? make_memory_tier(t) : make_redis_tier(t);
+}
+
 }  // namespace detail
 
 /// Builds one tier from its configuration (validated first): a MemoryBackend or a RedisBackend with the
@@ -116,8 +120,7 @@ HITBOX_LIB_INLINE Result<AnyBackend> make_tier(const TierConfig& tier) {
     BackendConfig alone;
     alone.tiers.push_back(tier);
     if (auto ok = validate_config(alone); !ok) return fail(ok.error());
-    if (tier.effective_type() == "memory") return detail::make_memory_tier(tier);
-    return detail::make_redis_tier(tier);
+    return detail::make_validated_tier(tier);
 }
 
 }  // namespace hitbox
