@@ -8,6 +8,8 @@
 #   hitbox.hpp     the umbrella header alone
 #   two_tier.cpp   examples/two_tier.cpp: Memory + Redis (JSON, zstd) composed, used; again with
 #                  HITBOX_COMPILED_LIB=1 (the compiled-library mode: the program links libhitbox-redis)
+#   two_tier_by_hand.cpp  examples/two_tier_by_hand.cpp: the same program written without hitbox (hiredis,
+#                  cereal JSON, zstd, a mutex LRU), the baseline a user would otherwise compile
 #   config.hpp     a TU that calls hitbox::make_backend (every policy the run-time factory can name); again
 #                  with HITBOX_COMPILED_LIB=1 (the factory's definitions are in libhitbox-config)
 #
@@ -65,6 +67,7 @@ units=("deps only:$tmp/deps_only.cpp:" "hitbox.hpp:$tmp/umbrella.cpp:" "examples
 # its headers only declare it.
 [ -f src/redis_connection.cpp ] &&
   units+=("examples/two_tier.cpp, HITBOX_COMPILED_LIB=1:examples/two_tier.cpp:-DHITBOX_COMPILED_LIB=1")
+units+=("examples/two_tier_by_hand.cpp (the same by hand):examples/two_tier_by_hand.cpp:")
 units+=("config.hpp (make_backend):$tmp/config.cpp:")
 # The same in the compiled-library mode: the factory's tiers, policies and folds are in libhitbox-config.
 [ -f src/config.cpp ] && units+=("config.hpp (make_backend), HITBOX_COMPILED_LIB=1:$tmp/config.cpp:-DHITBOX_COMPILED_LIB=1")
