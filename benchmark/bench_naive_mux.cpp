@@ -20,6 +20,7 @@
 #include <hiredis/hiredis.h>
 
 #include <hitbox/backend/redis.hpp>
+#include <hitbox/backend/redis/detail/node_connection.hpp>
 #include <hitbox/backend/redis/detail/socket.hpp>
 
 #include "bench_redis_env.hpp"
@@ -147,4 +148,44 @@ void BM_NaiveMuxGet(benchmark::State& state) {
 }
 BENCHMARK(BM_NaiveMuxGet)->Setup(bench_redis::setup_env)->Threads(1)->Threads(8)->Threads(32)->UseRealTime();
 
+}  // namespace
+
+// BM_RawConnGet: hitbox's shared connection alone (detail::NodeConnection::execute with the same framed GET
+// commands, no key encoding, envelope or value decoding), so that BM_RedisGet against BM_NaiveMuxGet can be
+// split into what the connection costs and what the backend's layers above it cost.
+namespace {
+hitbox::detail::NodeConnection* raw_conn() {
+    static std::unique_ptr<hitbox::detail::NodeConnection> c = [] {
+        auto s = hitbox::detail::make_node_settings(bench_redis::env().endpoint, hitbox::ConnectionOptions{});
+        if (!s) return std::unique_ptr<hitbox::detail::NodeConnection>{};
+        return std::make_unique<hitbox::detail::NodeConnection>(std::move(*s));
+    }();
+    return c.get();
+}
+void BM_RawConnGet(benchmark::State& state) {
+    if (!bench_redis::ready(state)) return;
+    auto* c = raw_conn();
+    if (c == nullptr) {
+        state.SkipWithError("bad endpoint");
+        return;
+    }
+    const auto& keys = bench_redis::env().stored_keys;
+    std::vector<std::string> commands;
+    for (const auto& k : keys) {
+        std::string s;
+        hitbox::detail::append_command(s, {"GET", k});
+        commands.push_back(std::move(s));
+    }
+    int i = state.thread_index() * 31;
+    for (auto _ : state) {
+        auto r = c->execute(commands[static_cast<std::size_t>(i++ % bench_redis::key_count)], 1);
+        if (!r) {
+            state.SkipWithError("raw GET failed");
+            break;
+        }
+        benchmark::DoNotOptimize(r->front()->str);
+    }
+    state.SetItemsProcessed(state.iterations());
+}
+BENCHMARK(BM_RawConnGet)->Setup(bench_redis::setup_env)->Threads(1)->Threads(8)->Threads(32)->UseRealTime();
 }  // namespace
