@@ -8,4 +8,13 @@
 
 #include <hitbox/backend/redis/detail/any_connection_impl.hpp>
 #include <hitbox/backend/redis/detail/cluster_impl.hpp>
+#include <hitbox/backend/redis/detail/key_commands_impl.hpp>
+#include <hitbox/backend/redis/detail/resp_impl.hpp>
 #include <hitbox/backend/redis/detail/single_node_impl.hpp>
+
+namespace hitbox::detail {
+
+template class KeyCommands<SingleNode>;
+template class KeyCommands<Cluster>;
+
+}  // namespace hitbox::detail

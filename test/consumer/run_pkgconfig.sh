@@ -38,6 +38,11 @@ echo "pkg-config --libs hitbox-config: $config_libs"
 if [ -e "$libdir/libhitbox-redis.so" ]; then
   case " $config_libs " in *" -lhitbox-config "*) ;; *) echo "FAIL: hitbox-config.pc lacks -lhitbox-config: $config_libs"; exit 1;; esac
   [ -e "$libdir/libhitbox-config.so" ] || { echo "FAIL: libhitbox-config.so not installed"; exit 1; }
+  # ... and libhitbox (the core: offload, envelope, key formats), which hitbox.pc names with the macro.
+  core=$(pkg-config --define-variable=prefix="$dest$prefix" --cflags --libs hitbox)
+  case " $core " in *" -lhitbox "*) ;; *) echo "FAIL: hitbox.pc lacks -lhitbox: $core"; exit 1;; esac
+  case " $core " in *" -DHITBOX_COMPILED_LIB=1 "*) ;; *) echo "FAIL: hitbox.pc lacks -DHITBOX_COMPILED_LIB=1: $core"; exit 1;; esac
+  [ -e "$libdir/libhitbox.so" ] || { echo "FAIL: libhitbox.so not installed"; exit 1; }
 fi
 export LD_LIBRARY_PATH="$libdir${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 echo "== run"

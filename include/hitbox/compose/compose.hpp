@@ -26,6 +26,7 @@
 #include <hitbox/core/concepts.hpp>
 #include <hitbox/core/error.hpp>
 #include <hitbox/core/key.hpp>
+#include <hitbox/core/linkage.hpp>
 #include <hitbox/core/stats.hpp>
 #include <hitbox/core/value.hpp>
 #include <hitbox/key_format/bitcode.hpp>
@@ -134,22 +135,12 @@ struct ComposeShared {
     }
 };
 
-inline std::string join_path(std::string_view outer, std::string_view inner) {
-    if (outer.empty()) return std::string(inner);
-    if (inner.empty()) return std::string(outer);
-    std::string out;
-    out.reserve(outer.size() + 1 + inner.size());
-    out.append(outer).append(".").append(inner);
-    return out;
-}
+HITBOX_LIB_INLINE std::string join_path(std::string_view outer, std::string_view inner);
 
 /// A leaf tier's error, attributed to the tier's label unless the tier already named itself.
 inline Error attribute(const Error& e, std::string_view label) { return e.backend().empty() ? e.in(label) : e; }
 
-inline void prefix_errors(std::vector<Error>& errors, std::string_view label) {
-    if (label.empty()) return;
-    for (auto& e : errors) e = e.in(label);
-}
+HITBOX_LIB_INLINE void prefix_errors(std::vector<Error>& errors, std::string_view label);
 
 inline void append_errors(std::vector<Error>& to, std::vector<Error>&& from) {
     for (auto& e : from) to.push_back(std::move(e));
@@ -157,15 +148,8 @@ inline void append_errors(std::vector<Error>& to, std::vector<Error>&& from) {
 
 /// The error a failed composition call returns: the one tier error when a single tier failed, otherwise
 /// `unavailable` naming every tier's error ("[cache.memory] connection: ...; [cache.redis] timeout: ...").
-inline Error composed_failure(std::string_view label, std::string_view what, const std::vector<Error>& errors) {
-    if (errors.size() == 1) return errors.front();
-    std::string message = "every tier failed to " + std::string(what) + ": ";
-    for (std::size_t i = 0; i < errors.size(); ++i) {
-        if (i) message += "; ";
-        message += errors[i].what();
-    }
-    return Error(ErrorKind::unavailable, std::move(message), std::string(label));
-}
+HITBOX_LIB_INLINE Error composed_failure(std::string_view label, std::string_view what,
+                                         const std::vector<Error>& errors);
 
 /// Calls a leaf tier (`call()` returns an R); an exception it throws (the tier, a weigher, a value's
 /// copy) becomes that tier's `unavailable` error ("<what> threw: ..."), so a throwing tier is a failing
@@ -966,3 +950,8 @@ auto compose(Args&&... args) {
 }
 
 }  // namespace hitbox
+
+// The definitions: included here in a header-only build, compiled once into the hitbox library otherwise.
+#if !HITBOX_COMPILED_LIB
+#include <hitbox/compose/detail/compose_impl.hpp>
+#endif

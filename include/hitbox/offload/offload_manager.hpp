@@ -4,7 +4,6 @@
 /// revalidation. Fixed worker threads, a bounded FIFO queue, deduplication by (kind, key), a timeout
 /// policy per task, counters, task duration histograms, `wait_all(timeout)` and a draining destructor.
 
-#include <algorithm>
 #include <array>
 #include <chrono>
 #include <condition_variable>
@@ -12,7 +11,6 @@
 #include <cstdint>
 #include <deque>
 #include <functional>
-#include <iostream>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -28,6 +26,7 @@
 #include <hitbox/core/concepts.hpp>
 #include <hitbox/core/error.hpp>
 #include <hitbox/core/histogram.hpp>
+#include <hitbox/core/linkage.hpp>
 #include <hitbox/offload/inline_offload.hpp>
 
 namespace hitbox {
@@ -113,38 +112,13 @@ struct OffloadDurations {
 namespace detail {
 
 /// Why a configuration is invalid, or nullopt when it is fine.
-inline std::optional<std::string> offload_config_problem(const OffloadConfig& c) {
-    if (c.workers == 0 || c.workers > 1024)
-        return "OffloadManager: workers must be 1..1024, got " + std::to_string(c.workers);
-    if (c.max_queue == 0) return std::string("OffloadManager: max_queue must be at least 1");
-    if (c.timeout.mode() != TimeoutPolicy::Mode::none && c.timeout.after() <= std::chrono::milliseconds(0))
-        return std::string("OffloadManager: a task timeout must be positive");
-    if (c.drain_timeout < std::chrono::milliseconds(0))
-        return std::string("OffloadManager: drain_timeout must not be negative");
-    return std::nullopt;
-}
+HITBOX_LIB_INLINE std::optional<std::string> offload_config_problem(const OffloadConfig& c);
 
 /// A dedup key made printable: control and non-ASCII bytes as \xNN, cut after 64 bytes.
-inline std::string printable_key(std::string_view key) {
-    static constexpr char hex[] = "0123456789abcdef";
-    std::string out;
-    for (std::size_t i = 0; i < key.size() && i < 64; ++i) {
-        auto c = static_cast<unsigned char>(key[i]);
-        if (c >= 0x20 && c < 0x7f && c != '\\') {
-            out.push_back(static_cast<char>(c));
-        } else {
-            out.append("\\x").push_back(hex[c >> 4]);
-            out.push_back(hex[c & 0xf]);
-        }
-    }
-    if (key.size() > 64) out.append("...");
-    return out;
-}
+HITBOX_LIB_INLINE std::string printable_key(std::string_view key);
 
-inline void log_offload_timeout(const OffloadTimeout& t) {
-    std::clog << "hitbox offload: " << to_string(t.kind) << " task '" << printable_key(t.key) << "' ran past "
-              << t.policy.after().count() << " ms (" << to_string(t.policy.mode()) << ")\n";
-}
+/// The default timeout report: one line to std::clog.
+HITBOX_LIB_INLINE void log_offload_timeout(const OffloadTimeout& t);
 
 }  // namespace detail
 
@@ -171,108 +145,46 @@ public:
 
     /// Starts the workers. Throws std::invalid_argument for an invalid configuration (use create() to get
     /// a hitbox::Error instead) and std::system_error when threads cannot be started.
-    explicit OffloadManager(OffloadConfig config) : config_(std::move(config)) {
-        if (auto problem = detail::offload_config_problem(config_)) throw std::invalid_argument(*problem);
-        on_timeout_ = config_.on_timeout;
-        workers_.reserve(config_.workers);
-        try {
-            for (std::size_t i = 0; i < config_.workers; ++i) workers_.emplace_back([this] { work_(); });
-            supervisor_ = std::thread([this] { supervise_(); });
-        } catch (...) {
-            shutdown(std::chrono::milliseconds(0));  // join the threads that did start
-            throw;
-        }
-    }
+    explicit OffloadManager(OffloadConfig config);
 
     /// Validates `config` and returns a config error instead of throwing.
-    static Result<std::unique_ptr<OffloadManager>> create(OffloadConfig config) {
-        if (auto problem = detail::offload_config_problem(config)) return fail(ErrorKind::config, *problem);
-        return std::make_unique<OffloadManager>(std::move(config));
-    }
+    static Result<std::unique_ptr<OffloadManager>> create(OffloadConfig config);
 
     OffloadManager(const OffloadManager&) = delete;
     OffloadManager& operator=(const OffloadManager&) = delete;
 
     /// Stops accepting work and drains (see shutdown()).
-    ~OffloadManager() { shutdown(config_.drain_timeout); }
+    ~OffloadManager();
 
     /// Queues `task` under (kind, dedup_key) with the configured timeout (or `timeout`). Returns false
     /// when refused: a duplicate of pending work (counted deduplicated), the queue is full, the manager is
     /// shut down or the function is empty (counted rejected). An empty key is never deduplicated.
     bool spawn(OffloadKind kind, std::string dedup_key, std::function<void()> task,
-               std::optional<TimeoutPolicy> timeout = std::nullopt) {
-        if (!task) return refuse_empty_();
-        return enqueue_(
-            kind, std::move(dedup_key), [f = std::move(task)](std::stop_token) { f(); },
-            timeout.value_or(config_.timeout));
-    }
+               std::optional<TimeoutPolicy> timeout = std::nullopt);
 
     /// As above, for a task that watches its stop_token (signalled on a cancel-wait timeout and at
     /// shutdown) and can return early.
     bool spawn(OffloadKind kind, std::string dedup_key, std::function<void(std::stop_token)> task,
-               std::optional<TimeoutPolicy> timeout = std::nullopt) {
-        if (!task) return refuse_empty_();
-        return enqueue_(kind, std::move(dedup_key), std::move(task), timeout.value_or(config_.timeout));
-    }
+               std::optional<TimeoutPolicy> timeout = std::nullopt);
 
     /// Waits until no accepted task is queued or running (tasks abandoned by a cancel-wait timeout do not
     /// count); true when that happened within `timeout` (milliseconds::max(): no limit). Do not call it
     /// from one of this manager's tasks.
-    bool wait_all(std::chrono::milliseconds timeout) {
-        std::unique_lock lock(mutex_);
-        return detail::wait_until_deadline(idle_cv_, lock, detail::deadline_after(timeout),
-                                           [&] { return counters_.active == 0; });
-    }
+    bool wait_all(std::chrono::milliseconds timeout);
 
     /// Stops accepting work and drains as the destructor does (the destructor calls it); true when every
     /// task finished within `drain_timeout` (milliseconds::max(): no limit). Later calls return at once.
-    bool shutdown(std::chrono::milliseconds drain_timeout) {
-        std::lock_guard once(shutdown_mutex_);
-        std::unique_lock lock(mutex_);
-        if (exit_) return counters_.active == 0;
-        stopping_ = true;
-        bool drained = detail::wait_until_deadline(idle_cv_, lock, detail::deadline_after(drain_timeout),
-                                                   [&] { return counters_.active == 0; });
-        std::deque<std::unique_ptr<Task>> dropped;
-        if (!drained) {
-            dropped.swap(queue_);
-            for (auto& t : dropped) {
-                finish_(*t);
-                ++counters_.discarded;
-            }
-            counters_.queued = 0;
-            for (Task* t : running_) t->stop.request_stop();
-        }
-        exit_ = true;
-        work_cv_.notify_all();
-        supervisor_cv_.notify_all();
-        lock.unlock();
-        dropped.clear();
-        for (auto& w : workers_)
-            if (w.joinable()) w.join();
-        if (supervisor_.joinable()) supervisor_.join();
-        return drained;
-    }
+    bool shutdown(std::chrono::milliseconds drain_timeout);
 
     /// A snapshot of the counters.
-    OffloadCounters counters() const {
-        std::lock_guard lock(mutex_);
-        return counters_;
-    }
+    OffloadCounters counters() const;
 
     /// A snapshot of the task duration histograms by kind. Always kept: a task costs two clock reads more,
     /// on its worker, not on the caller that spawned it.
-    OffloadDurations task_durations() const noexcept {
-        OffloadDurations d;
-        for (std::size_t k = 0; k < offload_kind_count; ++k) d.by_kind[k] = durations_[k].snapshot();
-        return d;
-    }
+    OffloadDurations task_durations() const noexcept;
 
     /// Replaces the timeout callback (an empty function logs to std::clog).
-    void set_timeout_callback(std::function<void(const OffloadTimeout&)> callback) {
-        std::lock_guard lock(mutex_);
-        on_timeout_ = std::move(callback);
-    }
+    void set_timeout_callback(std::function<void(const OffloadTimeout&)> callback);
 
     /// The configuration it runs with.
     const OffloadConfig& config() const noexcept { return config_; }
@@ -290,114 +202,16 @@ private:
     };
 
     /// An empty function is refused like a full queue.
-    bool refuse_empty_() {
-        std::lock_guard lock(mutex_);
-        ++counters_.rejected;
-        return false;
-    }
+    bool refuse_empty_();
 
-    bool enqueue_(OffloadKind kind, std::string key, std::function<void(std::stop_token)> fn, TimeoutPolicy timeout) {
-        std::lock_guard lock(mutex_);
-        if (stopping_) {
-            ++counters_.rejected;
-            return false;
-        }
-        if (!key.empty() && pending_.count({kind, key}) != 0) {
-            ++counters_.deduplicated;
-            return false;
-        }
-        if (queue_.size() >= config_.max_queue) {
-            ++counters_.rejected;
-            return false;
-        }
-        if (!key.empty()) pending_.emplace(kind, key);
-        queue_.push_back(std::make_unique<Task>(Task{kind, std::move(key), std::move(fn), timeout}));
-        ++counters_.spawned;
-        ++counters_.active;
-        ++counters_.queued;
-        work_cv_.notify_one();
-        return true;
-    }
+    bool enqueue_(OffloadKind kind, std::string key, std::function<void(std::stop_token)> fn, TimeoutPolicy timeout);
 
     /// The task no longer holds its key or counts as active. Called with mutex_ held.
-    void finish_(Task& t) {
-        if (!t.key.empty()) pending_.erase({t.kind, t.key});
-        --counters_.active;
-        if (counters_.active == 0) idle_cv_.notify_all();
-    }
+    void finish_(Task& t);
 
-    void work_() {
-        std::unique_lock lock(mutex_);
-        for (;;) {
-            work_cv_.wait(lock, [&] { return exit_ || !queue_.empty(); });
-            if (queue_.empty()) return;
-            std::unique_ptr<Task> task = std::move(queue_.front());
-            queue_.pop_front();
-            --counters_.queued;
-            ++counters_.running;
-            running_.push_back(task.get());
-            if (task->timeout.mode() != TimeoutPolicy::Mode::none) {
-                task->deadline = detail::deadline_after(task->timeout.after());
-                supervisor_cv_.notify_one();
-            }
-            lock.unlock();
-            bool threw = false;
-            const auto start = std::chrono::steady_clock::now();
-            try {
-                task->fn(task->stop.get_token());
-            } catch (...) {
-                threw = true;
-            }
-            durations_[static_cast<std::size_t>(task->kind)].record(std::chrono::steady_clock::now() - start);
-            task->fn = nullptr;  // release captures before taking the lock
-            lock.lock();
-            running_.erase(std::find(running_.begin(), running_.end(), task.get()));
-            --counters_.running;
-            ++counters_.completed;
-            if (threw) ++counters_.failed;
-            if (!task->abandoned) finish_(*task);
-        }
-    }
+    void work_();
 
-    void supervise_() {
-        std::unique_lock lock(mutex_);
-        while (!exit_) {
-            std::optional<std::chrono::steady_clock::time_point> next;
-            for (const Task* t : running_)
-                if (t->timeout.mode() != TimeoutPolicy::Mode::none && !t->timed_out && (!next || t->deadline < *next))
-                    next = t->deadline;
-            if (next && *next != std::chrono::steady_clock::time_point::max())
-                supervisor_cv_.wait_until(lock, *next);
-            else
-                supervisor_cv_.wait(lock);
-            if (exit_) break;
-            const auto now = std::chrono::steady_clock::now();
-            std::vector<OffloadTimeout> events;
-            for (Task* t : running_) {
-                if (t->timeout.mode() == TimeoutPolicy::Mode::none || t->timed_out || t->deadline > now ||
-                    t->deadline == std::chrono::steady_clock::time_point::max())
-                    continue;
-                t->timed_out = true;
-                ++counters_.timed_out;
-                if (t->timeout.mode() == TimeoutPolicy::Mode::cancel_wait) {
-                    t->abandoned = true;
-                    t->stop.request_stop();
-                    finish_(*t);
-                }
-                events.push_back(OffloadTimeout{t->kind, t->key, t->timeout});
-            }
-            if (events.empty()) continue;
-            auto callback = on_timeout_;
-            lock.unlock();
-            for (const auto& e : events) {
-                if (callback)
-                    callback(e);
-                else
-                    detail::log_offload_timeout(e);
-            }
-            lock.lock();
-        }
-    }
+    void supervise_();
 
     OffloadConfig config_;
     mutable std::mutex mutex_;
@@ -420,3 +234,8 @@ private:
 static_assert(Offload<OffloadManager>);
 
 }  // namespace hitbox
+
+// The definitions: included here in a header-only build, compiled once into the hitbox library otherwise.
+#if !HITBOX_COMPILED_LIB
+#include <hitbox/offload/detail/offload_manager_impl.hpp>
+#endif

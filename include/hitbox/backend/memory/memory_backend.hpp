@@ -32,6 +32,7 @@
 #include <hitbox/core/durations.hpp>
 #include <hitbox/core/error.hpp>
 #include <hitbox/core/key.hpp>
+#include <hitbox/core/linkage.hpp>
 #include <hitbox/core/value.hpp>
 
 namespace hitbox {
@@ -427,5 +428,13 @@ private:
 
 /// The in-process tier with the system clock and the default weigher.
 using MemoryBackend = BasicMemoryBackend<SystemClock, DefaultWeigher>;
+
+#if HITBOX_COMPILED_LIB
+// The compiled library (src/core.cpp) instantiates the default tier's members that do not depend on the
+// value type (construction, the builder, remove, clear, stats, the reaper); programs only instantiate
+// get / set / put for their own types.
+extern template class BasicMemoryBackend<SystemClock, DefaultWeigher>;
+extern template class MemoryBackendBuilder<SystemClock, DefaultWeigher>;
+#endif
 
 }  // namespace hitbox

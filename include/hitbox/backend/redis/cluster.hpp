@@ -110,6 +110,11 @@ private:
 
 static_assert(Connection<Cluster>);
 
+#if HITBOX_COMPILED_LIB
+// The command helpers of this policy are compiled once into the hitbox-redis library.
+extern template class detail::KeyCommands<Cluster>;
+#endif
+
 }  // namespace hitbox
 
 // The definitions: included here in a header-only build, compiled once into the library otherwise.

@@ -62,6 +62,11 @@ private:
 
 static_assert(Connection<SingleNode>);
 
+#if HITBOX_COMPILED_LIB
+// The command helpers of this policy are compiled once into the hitbox-redis library.
+extern template class detail::KeyCommands<SingleNode>;
+#endif
+
 }  // namespace hitbox
 
 // The definitions: included here in a header-only build, compiled once into the library otherwise.

@@ -10,6 +10,7 @@
 #include <mutex>
 
 #include <hitbox/core/clock.hpp>
+#include <hitbox/core/linkage.hpp>
 
 namespace hitbox::detail {
 
@@ -74,29 +75,7 @@ public:
     void set(int i, Body body) { body_[i] = std::move(body); }
 
     /// Runs slot i unless someone else has taken it; true when this call ran it.
-    bool run(int i) {
-        Body body;
-        {
-            std::lock_guard lock(mutex_);
-            if (state_[i] != Slot::pending) return false;
-            state_[i] = Slot::running;
-            body = std::move(body_[i]);
-        }
-        bool ok = false;
-        try {
-            ok = body();
-        } catch (...) {
-            ok = false;
-        }
-        body = nullptr;
-        {
-            std::lock_guard lock(mutex_);
-            state_[i] = Slot::done;
-            if (ok && winner_ < 0) winner_ = i;
-        }
-        cv_.notify_all();
-        return true;
-    }
+    bool run(int i);
 
     /// Slot i's background task is gone without running it: the waiting caller runs the slot now.
     void orphan(int i) {
@@ -123,33 +102,7 @@ public:
 
     /// Waits until both slots have finished, or (until_success) one has succeeded. Slots still pending
     /// once `steal_after` has passed are run here, in slot order.
-    void wait(bool until_success, std::chrono::microseconds steal_after) {
-        const auto steal_at = deadline_after(steal_after);  // saturated: max() never steals from a worker
-        constexpr auto never = std::chrono::steady_clock::time_point::max();
-        std::unique_lock lock(mutex_);
-        for (;;) {
-            if (until_success && winner_ >= 0) return;
-            if (finished_(0) && finished_(1)) return;
-            int pending = -1, steal = -1;
-            for (int i = 0; i < 2; ++i) {
-                if (state_[i] != Slot::pending) continue;
-                if (pending < 0) pending = i;
-                if (steal < 0 && orphaned_[i]) steal = i;
-            }
-            if (steal < 0 && pending >= 0 && steal_at != never && std::chrono::steady_clock::now() >= steal_at)
-                steal = pending;
-            if (steal >= 0) {
-                lock.unlock();
-                run(steal);
-                lock.lock();
-                continue;
-            }
-            if (pending >= 0 && steal_at != never)
-                cv_.wait_until(lock, steal_at);
-            else
-                cv_.wait(lock);
-        }
-    }
+    void wait(bool until_success, std::chrono::microseconds steal_after);
 
     /// The first slot that succeeded, or -1.
     int winner() const {
@@ -191,3 +144,8 @@ private:
 };
 
 }  // namespace hitbox::detail
+
+// The definitions: included here in a header-only build, compiled once into the hitbox library otherwise.
+#if !HITBOX_COMPILED_LIB
+#include <hitbox/compose/detail/fork_impl.hpp>
+#endif

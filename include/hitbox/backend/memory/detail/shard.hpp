@@ -35,6 +35,7 @@
 #include <hitbox/backend/memory/detail/node.hpp>
 #include <hitbox/backend/memory/detail/rw_lock.hpp>
 #include <hitbox/backend/memory/stats.hpp>
+#include <hitbox/core/linkage.hpp>
 
 namespace hitbox::detail {
 
@@ -89,25 +90,7 @@ public:
     /// Sets this shard's nominal share of the bound (entries, or bytes when `weighted`) and the store's
     /// global weight and bound. Call before first use.
     void configure(std::size_t share, bool weighted, std::uint64_t seed, std::atomic<std::uint64_t>* total_weight,
-                   std::uint64_t total_capacity) {
-        share_ = share;
-        weighted_ = weighted;
-        rng_ = seed | 1;
-        total_weight_ = total_weight;
-        total_capacity_ = total_capacity;
-        // An entry bound sizes the table, sketch and ghosts up front, up to presize_limit entries (a huge
-        // bound such as max_entries(UINT64_MAX) must not allocate for it); past that, inserts grow them as
-        // they do under a byte bound.
-        presized_ = weighted ? 0 : std::min(share, presize_limit);
-        if (!weighted) {
-            table_.reserve(presized_);
-            sketch_.ensure_capacity(presized_);
-        }
-        window_ghosts_.ensure_capacity(ghost_horizon(presized_));
-        main_ghosts_.ensure_capacity(ghost_horizon(presized_));
-        min_window_ = std::max<std::size_t>(weighted ? 0 : 1, share / 100);
-        set_window(min_window_);
-    }
+                   std::uint64_t total_capacity);
 
     /// Current size of the admission window, in weight units.
     std::size_t window_max() const noexcept { return window_max_; }
@@ -130,42 +113,7 @@ public:
 
     /// Inserts `fresh` (ownership passes to the shard) or replaces the node of the same key, keeping its
     /// recency position; then reclaims expired nodes and evicts down to the bound. Exclusive lock held.
-    void put(NodeBase* fresh, std::int64_t now_ms, Graveyard& dead) {
-        ++writes_;
-        if (NodeBase* old = table_.find(fresh->key, fresh->hash)) {
-            fresh->segment = old->segment;
-            list_of(old->segment).replace(old, fresh);
-            table_.replace(old, fresh);
-            heap_.erase(old);
-            fresh->accessed.store(true, std::memory_order_relaxed);  // an overwrite is an access
-            const unsigned f = old->frequency.load(std::memory_order_relaxed) + 1u;
-            fresh->frequency.store(static_cast<std::uint8_t>(std::min(f, 15u)), std::memory_order_relaxed);
-            bump(bytes_, static_cast<std::int64_t>(fresh->bytes) - static_cast<std::int64_t>(old->bytes));
-            add_weight(static_cast<std::int64_t>(fresh->weight) - static_cast<std::int64_t>(old->weight));
-            dead.add(old);
-        } else {
-            table_.insert(fresh);
-            fresh->segment = Segment::window;
-            window_.push_front(fresh);
-            bump(entries_, 1);
-            bump(bytes_, static_cast<std::int64_t>(fresh->bytes));
-            add_weight(static_cast<std::int64_t>(fresh->weight));
-            if (table_.size() > presized_) {
-                sketch_.ensure_capacity(table_.size());
-                window_ghosts_.ensure_capacity(ghost_horizon(table_.size()));
-                main_ghosts_.ensure_capacity(ghost_horizon(table_.size()));
-            }
-            if (window_ghosts_.contains(fresh->hash))
-                adapt_window(1, fresh->weight);
-            else if (main_ghosts_.contains(fresh->hash))
-                adapt_window(-1, fresh->weight);
-        }
-        if (fresh->expire_ms != no_expiry) heap_.push(fresh);
-        expire(now_ms, write_expiry_budget, dead);
-        evict_to_fit(fresh, now_ms, dead);
-        maybe_age();
-        note_next_expiry();
-    }
+    void put(NodeBase* fresh, std::int64_t now_ms, Graveyard& dead);
 
     /// Earliest expiry in this shard (Unix ms, no_expiry when none); readable without the lock, so sweeps
     /// can skip shards with nothing to reclaim instead of taking their lock.
@@ -173,61 +121,19 @@ public:
 
     /// Evicts this shard's policy victim (for the store, when other shards need room); false when empty.
     /// Exclusive lock held.
-    bool evict_one(std::int64_t now_ms, Graveyard& dead) {
-        NodeBase* victim = main_victim();
-        if (victim == nullptr) victim = window_.tail;
-        if (victim == nullptr) return false;
-        evict(victim, now_ms, dead);
-        note_next_expiry();
-        return true;
-    }
+    bool evict_one(std::int64_t now_ms, Graveyard& dead);
 
     /// Removes the node of `key`; true when it existed and had not expired. Exclusive lock held.
-    bool erase(const CacheKey& key, std::uint64_t h, std::int64_t now_ms, Graveyard& dead) {
-        NodeBase* n = table_.find(key, h);
-        if (n == nullptr) return false;
-        const bool live = !n->expired_at(now_ms);
-        drop(n, now_ms, false, dead);
-        note_next_expiry();
-        return live;
-    }
+    bool erase(const CacheKey& key, std::uint64_t h, std::int64_t now_ms, Graveyard& dead);
 
     /// Reclaims up to `budget` expired nodes, soonest first; returns how many. Exclusive lock held.
-    std::size_t expire(std::int64_t now_ms, std::size_t budget, Graveyard& dead) {
-        std::size_t done = 0;
-        while (done < budget && !heap_.empty() && heap_.top()->expired_at(now_ms)) {
-            drop(heap_.top(), now_ms, false, dead);
-            ++done;
-        }
-        note_next_expiry();
-        return done;
-    }
+    std::size_t expire(std::int64_t now_ms, std::size_t budget, Graveyard& dead);
 
     /// Drops every node (not counted as evictions). Exclusive lock held.
-    void clear(Graveyard& dead) {
-        table_.for_each([&](NodeBase* n) {
-            sketch_.add(n->hash, n->frequency.load(std::memory_order_relaxed));
-            dead.add(n);
-        });
-        table_.reset();
-        heap_.clear();
-        note_next_expiry();
-        window_ = probation_ = protect_ = NodeList{};
-        add_weight(-static_cast<std::int64_t>(weight_.load(std::memory_order_relaxed)));
-        entries_.store(0, std::memory_order_relaxed);
-        bytes_.store(0, std::memory_order_relaxed);
-    }
+    void clear(Graveyard& dead);
 
     /// Adds this shard's counters to `out`; no lock needed.
-    void collect(MemoryStats& out) const noexcept {
-        out.entries += entries_.load(std::memory_order_relaxed);
-        out.weighted_bytes += bytes_.load(std::memory_order_relaxed);
-        out.hits += lock.hits();
-        out.misses += lock.misses();
-        out.evictions += evictions_.load(std::memory_order_relaxed);
-        out.expirations += expirations_.load(std::memory_order_relaxed);
-        out.rejected_admissions += rejected_.load(std::memory_order_relaxed);
-    }
+    void collect(MemoryStats& out) const noexcept;
 
 private:
     static constexpr std::size_t write_expiry_budget = 64;
@@ -281,21 +187,7 @@ private:
     }
 
     /// Unlinks a node from everything and hands it to `dead`, counting why it left.
-    void drop(NodeBase* n, std::int64_t now_ms, bool for_size, Graveyard& dead) {
-        if (n->segment != Segment::none) list_of(n->segment).unlink(n);
-        n->segment = Segment::none;
-        heap_.erase(n);
-        table_.erase(n);
-        if (n->expired_at(now_ms))
-            bump(expirations_, 1);
-        else if (for_size)
-            bump(evictions_, 1);
-        bump(entries_, -1);
-        bump(bytes_, -static_cast<std::int64_t>(n->bytes));
-        add_weight(-static_cast<std::int64_t>(n->weight));
-        sketch_.add(n->hash, n->frequency.load(std::memory_order_relaxed));  // its popularity outlives it
-        dead.add(n);
-    }
+    void drop(NodeBase* n, std::int64_t now_ms, bool for_size, Graveyard& dead);
 
     static bool take_access(const NodeBase* n) noexcept {
         if (!n->accessed.load(std::memory_order_relaxed)) return false;
@@ -304,109 +196,28 @@ private:
     }
 
     /// The window's LRU node, after giving accessed nodes a second chance.
-    NodeBase* window_victim() noexcept {
-        NodeBase* n = window_.tail;
-        while (take_access(n)) {
-            window_.unlink(n);
-            window_.push_front(n);
-            n = window_.tail;
-        }
-        return n;
-    }
+    NodeBase* window_victim() noexcept;
 
     /// The main space's victim: the probation LRU node (accessed ones are promoted on the way), or the
     /// protected LRU node when probation is empty. nullptr when the main space is empty.
-    NodeBase* main_victim() noexcept {
-        for (;;) {
-            if (NodeBase* n = probation_.tail) {
-                if (!take_access(n)) return n;
-                probation_.unlink(n);
-                n->segment = Segment::protect;
-                protect_.push_front(n);
-                rebalance_protected();
-                continue;
-            }
-            if (NodeBase* n = protect_.tail) {
-                if (!take_access(n)) return n;
-                protect_.unlink(n);
-                protect_.push_front(n);
-                continue;
-            }
-            return nullptr;
-        }
-    }
+    NodeBase* main_victim() noexcept;
 
     /// Demotes protected LRU nodes to probation while protected is over its share.
-    void rebalance_protected() noexcept {
-        while (protect_.weight > protected_max_ && !protect_.empty()) {
-            NodeBase* n = protect_.tail;
-            protect_.unlink(n);
-            if (take_access(n)) {
-                protect_.push_front(n);
-            } else {
-                n->segment = Segment::probation;
-                probation_.push_front(n);
-            }
-        }
-    }
+    void rebalance_protected() noexcept;
 
     /// TinyLFU: the candidate replaces the victim only when it is more popular; a warm candidate also gets
     /// a small random chance, so an attacker cannot pin a victim by inflating its count.
-    bool admit(const NodeBase* candidate, const NodeBase* victim) noexcept {
-        const unsigned c = popularity(candidate);
-        const unsigned v = popularity(victim);
-        if (c > v) return true;
-        if (c < 6) return false;
-        rng_ ^= rng_ << 13;
-        rng_ ^= rng_ >> 7;
-        rng_ ^= rng_ << 17;
-        return (rng_ & 127) == 0;
-    }
+    bool admit(const NodeBase* candidate, const NodeBase* victim) noexcept;
 
     /// Moves the window's overflow into the main space and then enforces the bound. While the bound has
     /// room a candidate simply joins probation; once full, it must beat (by frequency) every victim it
     /// would displace, or it is dropped itself. `fresh` (just written) is never evicted without a duel:
     /// if the shard has nothing else to give, the store takes room from other shards.
-    void evict_to_fit(const NodeBase* fresh, std::int64_t now_ms, Graveyard& dead) {
-        while (window_.weight > window_max_ && !window_.empty()) {
-            NodeBase* candidate = window_victim();
-            window_.unlink(candidate);
-            candidate->segment = Segment::none;
-            bool keep = true;
-            while (keep && must_shrink(candidate->weight)) {
-                NodeBase* victim = main_victim();
-                if (victim == nullptr) {
-                    break;  // nothing left here to duel with: other shards make the room
-                } else if (admit(candidate, victim)) {
-                    evict(victim, now_ms, dead);
-                } else {
-                    bump(rejected_, 1);
-                    keep = false;
-                }
-            }
-            if (keep) {
-                candidate->segment = Segment::probation;
-                probation_.push_front(candidate);
-            } else {
-                evict(candidate, now_ms, dead);
-            }
-        }
-        // Still over (the window share shrank, or an overwrite grew an entry): evict without a duel.
-        while (must_shrink(0)) {
-            NodeBase* victim = main_victim();
-            if (victim == nullptr) victim = window_.tail;
-            if (victim == nullptr || victim == fresh) break;
-            evict(victim, now_ms, dead);
-        }
-    }
+    void evict_to_fit(const NodeBase* fresh, std::int64_t now_ms, Graveyard& dead);
 
     /// Drops a node to honour the bound, remembering it as a ghost of the part of the cache it left
     /// (a node in no list is a candidate that just left the window).
-    void evict(NodeBase* n, std::int64_t now_ms, Graveyard& dead) {
-        const bool from_window = n->segment == Segment::window || n->segment == Segment::none;
-        (from_window ? window_ghosts_ : main_ghosts_).add(n->hash);
-        drop(n, now_ms, true, dead);
-    }
+    void evict(NodeBase* n, std::int64_t now_ms, Graveyard& dead);
 
     /// Accesses while stored plus the history from earlier stays, 0..15.
     unsigned popularity(const NodeBase* n) const noexcept {
@@ -416,16 +227,7 @@ private:
     /// Halves all counts (sketch and stored entries) after ten events (hits and writes) per sketch word,
     /// 20 to 40 per entry of the share, so old popularity fades. Shorter periods keep 4-bit counts too low
     /// to tell the keys near the cache boundary apart (a key read once per period halves to nothing).
-    void maybe_age() noexcept {
-        const std::uint64_t events = lock.hits() + writes_;
-        if (events - aged_at_ < 10 * sketch_.words()) return;
-        sketch_.halve();
-        table_.for_each([](NodeBase* n) {
-            n->frequency.store(static_cast<std::uint8_t>(n->frequency.load(std::memory_order_relaxed) / 2),
-                               std::memory_order_relaxed);
-        });
-        aged_at_ = events;
-    }
+    void maybe_age() noexcept;
 
     NodeTable table_;
     FrequencySketch sketch_;
@@ -459,3 +261,8 @@ private:
 };
 
 }  // namespace hitbox::detail
+
+// The definitions: included here in a header-only build, compiled once into the hitbox library otherwise.
+#if !HITBOX_COMPILED_LIB
+#include <hitbox/backend/memory/detail/shard_impl.hpp>
+#endif

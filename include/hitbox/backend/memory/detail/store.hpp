@@ -13,6 +13,7 @@
 
 #include <hitbox/backend/memory/detail/shard.hpp>
 #include <hitbox/backend/memory/stats.hpp>
+#include <hitbox/core/linkage.hpp>
 
 namespace hitbox::detail {
 
@@ -47,14 +48,7 @@ public:
 
     /// Inserts or replaces under the shard's exclusive lock; the nodes it displaces are freed by the caller's
     /// Graveyard after the lock is released.
-    void put(Shard& shard, NodeBase* fresh, std::int64_t now_ms, Graveyard& dead) {
-        {
-            std::unique_lock lock(shard.lock);
-            shard.put(fresh, now_ms, dead);
-        }
-        if (weight_.load(std::memory_order_relaxed) > capacity_) take_room_elsewhere(shard, now_ms, dead);
-        help_expire(now_ms, dead);
-    }
+    void put(Shard& shard, NodeBase* fresh, std::int64_t now_ms, Graveyard& dead);
 
     bool erase(Shard& shard, const CacheKey& key, std::uint64_t h, std::int64_t now_ms, Graveyard& dead) {
         std::unique_lock lock(shard.lock);
@@ -62,71 +56,20 @@ public:
     }
 
     /// Reclaims every expired entry of every shard now; returns how many.
-    std::size_t cleanup(std::int64_t now_ms) {
-        std::size_t total = 0;
-        for (std::size_t i = 0; i < shard_count_; ++i) {
-            if (shards_[i].next_expiry() > now_ms) continue;  // nothing due: leave its readers alone
-            Graveyard dead;
-            std::unique_lock lock(shards_[i].lock);
-            total += shards_[i].expire(now_ms, static_cast<std::size_t>(-1), dead);
-        }
-        return total;
-    }
+    std::size_t cleanup(std::int64_t now_ms);
 
-    void clear() {
-        for (std::size_t i = 0; i < shard_count_; ++i) {
-            Graveyard dead;
-            std::unique_lock lock(shards_[i].lock);
-            shards_[i].clear(dead);
-        }
-    }
+    void clear();
 
-    MemoryStats stats() const noexcept {
-        MemoryStats out;
-        for (std::size_t i = 0; i < shard_count_; ++i) shards_[i].collect(out);
-        // The shards are read one after another, so under concurrent writes their sum can count both an
-        // entry just stored in one shard and the victim it then evicted from another. The global weight is
-        // one atomic, exact at every moment; with an entry bound it is the entry count, with a byte bound
-        // the weighed bytes (an entry that weighs 0 bytes counts 1, as the bound counts it).
-        if (weighted_)
-            out.weighted_bytes = weight_.load(std::memory_order_relaxed);
-        else
-            out.entries = weight_.load(std::memory_order_relaxed);
-        return out;
-    }
+    MemoryStats stats() const noexcept;
 
 private:
     /// The cache is still over the bound after a write evicted what its own shard had to give: evict from
     /// the other shard furthest above its share, one victim at a time, never holding two shard locks.
-    void take_room_elsewhere(const Shard& writer, std::int64_t now_ms, Graveyard& dead) {
-        while (weight_.load(std::memory_order_relaxed) > capacity_) {
-            Shard* fullest = nullptr;
-            std::int64_t most = 0;
-            for (std::size_t i = 0; i < shard_count_; ++i) {
-                Shard& s = shards_[i];
-                if (&s == &writer || s.weight_hint() == 0) continue;
-                auto over = static_cast<std::int64_t>(s.weight_hint()) - static_cast<std::int64_t>(s.share());
-                if (fullest == nullptr || over > most) {
-                    fullest = &s;
-                    most = over;
-                }
-            }
-            if (fullest == nullptr) return;
-            std::unique_lock lock(fullest->lock);
-            if (!fullest->evict_one(now_ms, dead)) continue;
-        }
-    }
+    void take_room_elsewhere(const Shard& writer, std::int64_t now_ms, Graveyard& dead);
 
     /// Each write also sweeps a little of another shard (round robin, skipped if that shard is busy), so
     /// expired entries are reclaimed even in shards nobody writes to.
-    void help_expire(std::int64_t now_ms, Graveyard& dead) {
-        if (shard_count_ == 1) return;
-        std::size_t i = sweep_cursor_.fetch_add(1, std::memory_order_relaxed) & (shard_count_ - 1);
-        Shard& other = shards_[i];
-        if (other.next_expiry() > now_ms || !other.lock.try_lock()) return;
-        other.expire(now_ms, 16, dead);
-        other.lock.unlock();
-    }
+    void help_expire(std::int64_t now_ms, Graveyard& dead);
 
     std::unique_ptr<Shard[]> shards_;
     std::size_t shard_count_;
@@ -138,3 +81,8 @@ private:
 };
 
 }  // namespace hitbox::detail
+
+// The definitions: included here in a header-only build, compiled once into the hitbox library otherwise.
+#if !HITBOX_COMPILED_LIB
+#include <hitbox/backend/memory/detail/store_impl.hpp>
+#endif

@@ -19,32 +19,18 @@
 #include <hitbox/backend/redis/detail/resp.hpp>
 #include <hitbox/core/concepts.hpp>
 #include <hitbox/core/error.hpp>
+#include <hitbox/core/linkage.hpp>
 
 namespace hitbox::detail {
 
 /// The calling thread's buffer for formatting commands (the connection copies it, so it is reusable at once).
-inline std::string& command_scratch() {
-    thread_local std::string buf;
-    if (buf.capacity() > (std::size_t{1} << 20)) std::string().swap(buf);  // do not pin a huge batch's buffer
-    buf.clear();
-    return buf;
-}
+HITBOX_LIB_INLINE std::string& command_scratch();
 
 inline Error format_error() { return Error(ErrorKind::encode, "cannot format the Redis command (out of memory)"); }
 
-inline bool append_write(std::string& out, const ConnectionWrite& w) {
-    if (w.remove) return append_command(out, {"DEL", w.key});
-    if (!w.px_ms) return append_command(out, {"SET", w.key, w.value});
-    const std::string px = std::to_string(*w.px_ms);
-    return append_command(out, {"SET", w.key, w.value, "PX", px});
-}
+HITBOX_LIB_INLINE bool append_write(std::string& out, const ConnectionWrite& w);
 
-inline Result<bool> write_reply(const redisReply& r, const ConnectionWrite& w) {
-    if (w.remove) return count_reply(r, "DEL");
-    auto ok = status_reply(r, "SET");
-    if (!ok) return fail(ok.error());
-    return true;
-}
+HITBOX_LIB_INLINE Result<bool> write_reply(const redisReply& r, const ConnectionWrite& w);
 
 template <class Policy>
 class KeyCommands {
@@ -155,3 +141,8 @@ private:
 };
 
 }  // namespace hitbox::detail
+
+// The definitions: included here in a header-only build, compiled once into the hitbox-redis library otherwise.
+#if !HITBOX_COMPILED_LIB
+#include <hitbox/backend/redis/detail/key_commands_impl.hpp>
+#endif

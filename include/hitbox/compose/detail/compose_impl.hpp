@@ -1,0 +1,34 @@
+#pragma once
+/// \file
+/// The definitions of <hitbox/compose/compose.hpp>: included by that header in a header-only build,
+/// compiled once into the hitbox library with HITBOX_COMPILED_LIB=1 (hitbox/core/linkage.hpp).
+
+#include <hitbox/compose/compose.hpp>
+
+namespace hitbox::detail {
+
+HITBOX_LIB_INLINE std::string join_path(std::string_view outer, std::string_view inner) {
+    if (outer.empty()) return std::string(inner);
+    if (inner.empty()) return std::string(outer);
+    std::string out;
+    out.reserve(outer.size() + 1 + inner.size());
+    out.append(outer).append(".").append(inner);
+    return out;
+}
+
+HITBOX_LIB_INLINE void prefix_errors(std::vector<Error>& errors, std::string_view label) {
+    if (label.empty()) return;
+    for (auto& e : errors) e = e.in(label);
+}
+
+HITBOX_LIB_INLINE Error composed_failure(std::string_view label, std::string_view what, const std::vector<Error>& errors) {
+    if (errors.size() == 1) return errors.front();
+    std::string message = "every tier failed to " + std::string(what) + ": ";
+    for (std::size_t i = 0; i < errors.size(); ++i) {
+        if (i) message += "; ";
+        message += errors[i].what();
+    }
+    return Error(ErrorKind::unavailable, std::move(message), std::string(label));
+}
+
+}  // namespace hitbox::detail

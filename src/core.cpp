@@ -1,0 +1,24 @@
+// The compiled-library build of hitbox's core (meson -Dcompiled_lib=true, see hitbox/core/linkage.hpp):
+// the non-template parts every program with a cache uses (the OffloadManager, the memory tier's store and
+// shards and its default instantiation's members, the entry envelope, the key formats, the composition's
+// error paths and fork), defined once here. Built with HITBOX_COMPILED_LIB=1, so the definitions below are not inline.
+#if !HITBOX_COMPILED_LIB
+#error "src/core.cpp is the compiled library: build it with -DHITBOX_COMPILED_LIB=1"
+#endif
+
+#include <hitbox/backend/memory/detail/shard_impl.hpp>
+#include <hitbox/backend/memory/memory_backend.hpp>
+#include <hitbox/backend/memory/detail/store_impl.hpp>
+#include <hitbox/codec/detail/envelope_impl.hpp>
+#include <hitbox/compose/detail/compose_impl.hpp>
+#include <hitbox/compose/detail/fork_impl.hpp>
+#include <hitbox/key_format/detail/bitcode_impl.hpp>
+#include <hitbox/key_format/detail/url_encoded_impl.hpp>
+#include <hitbox/offload/detail/offload_manager_impl.hpp>
+
+namespace hitbox {
+
+template class BasicMemoryBackend<SystemClock, DefaultWeigher>;
+template class MemoryBackendBuilder<SystemClock, DefaultWeigher>;
+
+}  // namespace hitbox
