@@ -20,11 +20,11 @@
 #include <utility>
 #include <vector>
 
+#include <hiredis/hiredis.h>
+#include <zstd.h>
 #include <cereal/archives/json.hpp>
 #include <cereal/types/string.hpp>
 #include <cereal/types/vector.hpp>
-#include <hiredis/hiredis.h>
-#include <zstd.h>
 
 struct User {
     std::uint64_t id = 0;
@@ -136,9 +136,11 @@ public:
         std::string packed(r->str, r->len);
         freeReplyObject(r);
         const auto size = ZSTD_getFrameContentSize(packed.data(), packed.size());
-        if (size == ZSTD_CONTENTSIZE_ERROR || size == ZSTD_CONTENTSIZE_UNKNOWN || size > (64u << 20)) return std::nullopt;
+        if (size == ZSTD_CONTENTSIZE_ERROR || size == ZSTD_CONTENTSIZE_UNKNOWN || size > (64u << 20))
+            return std::nullopt;
         std::string plain(size, '\0');
-        if (ZSTD_isError(ZSTD_decompress(plain.data(), plain.size(), packed.data(), packed.size()))) return std::nullopt;
+        if (ZSTD_isError(ZSTD_decompress(plain.data(), plain.size(), packed.data(), packed.size())))
+            return std::nullopt;
         const auto nl = plain.find('\n');
         if (nl == std::string::npos) return std::nullopt;
         Entry e;
