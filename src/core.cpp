@@ -7,8 +7,8 @@
 #endif
 
 #include <hitbox/backend/memory/detail/shard_impl.hpp>
-#include <hitbox/backend/memory/memory_backend.hpp>
 #include <hitbox/backend/memory/detail/store_impl.hpp>
+#include <hitbox/backend/memory/memory_backend.hpp>
 #include <hitbox/codec/detail/envelope_impl.hpp>
 #include <hitbox/compose/detail/compose_impl.hpp>
 #include <hitbox/compose/detail/fork_impl.hpp>

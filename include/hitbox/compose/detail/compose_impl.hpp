@@ -21,7 +21,8 @@ HITBOX_LIB_INLINE void prefix_errors(std::vector<Error>& errors, std::string_vie
     for (auto& e : errors) e = e.in(label);
 }
 
-HITBOX_LIB_INLINE Error composed_failure(std::string_view label, std::string_view what, const std::vector<Error>& errors) {
+HITBOX_LIB_INLINE Error composed_failure(std::string_view label, std::string_view what,
+                                         const std::vector<Error>& errors) {
     if (errors.size() == 1) return errors.front();
     std::string message = "every tier failed to " + std::string(what) + ": ";
     for (std::size_t i = 0; i < errors.size(); ++i) {

@@ -70,15 +70,15 @@ HITBOX_LIB_INLINE Result<std::unique_ptr<OffloadManager>> OffloadManager::create
 }
 
 HITBOX_LIB_INLINE bool OffloadManager::spawn(OffloadKind kind, std::string dedup_key, std::function<void()> task,
-           std::optional<TimeoutPolicy> timeout) {
+                                             std::optional<TimeoutPolicy> timeout) {
     if (!task) return refuse_empty_();
     return enqueue_(
-        kind, std::move(dedup_key), [f = std::move(task)](std::stop_token) { f(); },
-        timeout.value_or(config_.timeout));
+        kind, std::move(dedup_key), [f = std::move(task)](std::stop_token) { f(); }, timeout.value_or(config_.timeout));
 }
 
-HITBOX_LIB_INLINE bool OffloadManager::spawn(OffloadKind kind, std::string dedup_key, std::function<void(std::stop_token)> task,
-           std::optional<TimeoutPolicy> timeout) {
+HITBOX_LIB_INLINE bool OffloadManager::spawn(OffloadKind kind, std::string dedup_key,
+                                             std::function<void(std::stop_token)> task,
+                                             std::optional<TimeoutPolicy> timeout) {
     if (!task) return refuse_empty_();
     return enqueue_(kind, std::move(dedup_key), std::move(task), timeout.value_or(config_.timeout));
 }
@@ -139,7 +139,8 @@ HITBOX_LIB_INLINE bool OffloadManager::refuse_empty_() {
     return false;
 }
 
-HITBOX_LIB_INLINE bool OffloadManager::enqueue_(OffloadKind kind, std::string key, std::function<void(std::stop_token)> fn, TimeoutPolicy timeout) {
+HITBOX_LIB_INLINE bool OffloadManager::enqueue_(OffloadKind kind, std::string key,
+                                                std::function<void(std::stop_token)> fn, TimeoutPolicy timeout) {
     std::lock_guard lock(mutex_);
     if (stopping_) {
         ++counters_.rejected;

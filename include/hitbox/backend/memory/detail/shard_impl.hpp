@@ -7,7 +7,8 @@
 
 namespace hitbox::detail {
 
-HITBOX_LIB_INLINE void Shard::configure(std::size_t share, bool weighted, std::uint64_t seed, std::atomic<std::uint64_t>* total_weight, std::uint64_t total_capacity) {
+HITBOX_LIB_INLINE void Shard::configure(std::size_t share, bool weighted, std::uint64_t seed,
+                                        std::atomic<std::uint64_t>* total_weight, std::uint64_t total_capacity) {
     share_ = share;
     weighted_ = weighted;
     rng_ = seed | 1;
