@@ -108,6 +108,17 @@ private:
     std::thread io_;
 };
 
+/// `GET key` framed as RESP for each stored key of the shared benchmark environment.
+std::vector<std::string> framed_gets() {
+    std::vector<std::string> commands;
+    for (const auto& k : bench_redis::env().stored_keys) {
+        std::string c;
+        hitbox::detail::append_command(c, {"GET", k});
+        commands.push_back(std::move(c));
+    }
+    return commands;
+}
+
 NaiveMux* naive_mux() {
     static std::unique_ptr<NaiveMux> mux = [] {
         auto fd = hitbox::detail::connect_socket(bench_redis::env().endpoint, std::chrono::seconds(2));
@@ -126,13 +137,7 @@ void BM_NaiveMuxGet(benchmark::State& state) {
         state.SkipWithError("connect failed");
         return;
     }
-    const auto& keys = bench_redis::env().stored_keys;
-    std::vector<std::string> commands;
-    for (const auto& k : keys) {
-        std::string c;
-        hitbox::detail::append_command(c, {"GET", k});
-        commands.push_back(std::move(c));
-    }
+    const std::vector<std::string> commands = framed_gets();
     int i = state.thread_index() * 31;
     for (auto _ : state) {
         redisReply* r = mux->call(commands[static_cast<std::size_t>(i++ % bench_redis::key_count)]);
@@ -169,13 +174,7 @@ void BM_RawConnGet(benchmark::State& state) {
         state.SkipWithError("bad endpoint");
         return;
     }
-    const auto& keys = bench_redis::env().stored_keys;
-    std::vector<std::string> commands;
-    for (const auto& k : keys) {
-        std::string s;
-        hitbox::detail::append_command(s, {"GET", k});
-        commands.push_back(std::move(s));
-    }
+    const std::vector<std::string> commands = framed_gets();
     int i = state.thread_index() * 31;
     for (auto _ : state) {
         auto r = c->execute(commands[static_cast<std::size_t>(i++ % bench_redis::key_count)], 1);
