@@ -3,6 +3,8 @@
 /// hitbox::JsonFormat: readable JSON values over cereal's JSON archives.
 
 #include <cstdint>
+#include <memory>
+#include <optional>
 #include <sstream>
 #include <string>
 #include <string_view>
@@ -10,10 +12,47 @@
 #include <cereal/archives/json.hpp>
 
 #include <hitbox/core/error.hpp>
+#include <hitbox/core/linkage.hpp>
 #include <hitbox/format/detail/cereal_support.hpp>
 #include <hitbox/format/detail/text_guard.hpp>
 
 namespace hitbox {
+
+namespace detail {
+
+/// A JSON document parsed as cereal reads it: the archive over the text. Made and destroyed by the
+/// functions below, so that in the compiled-library mode rapidjson's parser is compiled once, in the
+/// library, and a program only compiles the loads of its own types.
+struct JsonReader {
+    explicit JsonReader(std::string_view bytes);  ///< parses; throws as cereal does on malformed input
+    std::istringstream text;
+    cereal::JSONInputArchive archive;
+};
+/// Destroys a JsonReader (defined beside it).
+struct JsonReaderDelete {
+    HITBOX_LIB_INLINE void operator()(JsonReader* r) const noexcept;
+};
+using JsonReaderPtr = std::unique_ptr<JsonReader, JsonReaderDelete>;
+/// Parses `bytes` (cereal's and rapidjson's exceptions pass through).
+HITBOX_LIB_INLINE JsonReaderPtr read_json(std::string_view bytes);
+
+/// A JSON document being written: cereal's archive over a string stream, without indentation.
+struct JsonWriter {
+    JsonWriter();
+    std::ostringstream text;
+    std::optional<cereal::JSONOutputArchive> archive;
+};
+/// Destroys a JsonWriter (defined beside it).
+struct JsonWriterDelete {
+    HITBOX_LIB_INLINE void operator()(JsonWriter* w) const noexcept;
+};
+using JsonWriterPtr = std::unique_ptr<JsonWriter, JsonWriterDelete>;
+/// A new document.
+HITBOX_LIB_INLINE JsonWriterPtr write_json();
+/// Closes the document (the archive's end) and returns its text.
+HITBOX_LIB_INLINE std::string finish_json(JsonWriter& w);
+
+}  // namespace detail
 
 /// JSON, one object `{"value": ...}` per entry; Hana-adapted structs become objects keyed by member name.
 /// Readable with redis-cli; larger and slower than BinaryFormat. Input nested deeper than 256 levels is
@@ -33,12 +72,9 @@ struct JsonFormat {
     template <class T>
     Result<std::string> encode(const T& value) const {
         return detail::cereal_guard(ErrorKind::encode, name, [&] {
-            std::ostringstream os;
-            {
-                cereal::JSONOutputArchive ar(os, cereal::JSONOutputArchive::Options::NoIndent());
-                ar(cereal::make_nvp("value", value));
-            }
-            return std::move(os).str();
+            detail::JsonWriterPtr w = detail::write_json();
+            (*w->archive)(cereal::make_nvp("value", value));
+            return detail::finish_json(*w);
         });
     }
 
@@ -54,13 +90,17 @@ struct JsonFormat {
             case detail::JsonCheck::ok: break;
         }
         return detail::cereal_guard(ErrorKind::decode, name, [&] {
-            std::istringstream is{std::string(bytes)};
-            cereal::JSONInputArchive ar(is);
+            detail::JsonReaderPtr r = detail::read_json(bytes);
             T value{};
-            ar(cereal::make_nvp("value", value));
+            r->archive(cereal::make_nvp("value", value));
             return value;
         });
     }
 };
 
 }  // namespace hitbox
+
+// The definitions: included here in a header-only build, compiled once into the hitbox library otherwise.
+#if !HITBOX_COMPILED_LIB
+#include <hitbox/format/detail/json_impl.hpp>
+#endif
