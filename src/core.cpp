@@ -1,8 +1,8 @@
 // The compiled-library build of hitbox's core (meson -Dcompiled_lib=true, see hitbox/core/linkage.hpp):
 // the non-template parts every program with a cache uses (the OffloadManager, the memory tier's store and
 // shards and its default instantiation's members, the entry envelope, the key formats, the composition's
-// error paths and fork, and the JSON format's document parsing and writing), defined once here. Built with
-// HITBOX_COMPILED_LIB=1, so the definitions below are not inline.
+// error paths and fork, the JSON format's document parsing and writing, and the Prometheus text writer),
+// defined once here. Built with HITBOX_COMPILED_LIB=1, so the definitions below are not inline.
 #if !HITBOX_COMPILED_LIB
 #error "src/core.cpp is the compiled library: build it with -DHITBOX_COMPILED_LIB=1"
 #endif
@@ -13,6 +13,7 @@
 #include <hitbox/codec/detail/envelope_impl.hpp>
 #include <hitbox/compose/detail/compose_impl.hpp>
 #include <hitbox/compose/detail/fork_impl.hpp>
+#include <hitbox/core/detail/prometheus_impl.hpp>
 #include <hitbox/format/detail/json_impl.hpp>
 #include <hitbox/key_format/detail/bitcode_impl.hpp>
 #include <hitbox/key_format/detail/url_encoded_impl.hpp>

@@ -19,6 +19,7 @@
 
 #include <hitbox/core/concepts.hpp>
 #include <hitbox/core/histogram.hpp>
+#include <hitbox/core/linkage.hpp>
 #include <hitbox/core/stats.hpp>
 
 namespace hitbox {
@@ -26,50 +27,14 @@ namespace hitbox {
 namespace detail {
 
 /// Escapes a label value for the text format: backslash, double quote and newline.
-inline void append_label_value(std::string& out, std::string_view v) {
-    for (char c : v) {
-        if (c == '\\')
-            out += "\\\\";
-        else if (c == '"')
-            out += "\\\"";
-        else if (c == '\n')
-            out += "\\n";
-        else
-            out.push_back(c);
-    }
-}
+HITBOX_LIB_INLINE void append_label_value(std::string& out, std::string_view v);
 
 /// Escapes HELP text: backslash and newline.
-inline void append_help(std::string& out, std::string_view v) {
-    for (char c : v) {
-        if (c == '\\')
-            out += "\\\\";
-        else if (c == '\n')
-            out += "\\n";
-        else
-            out.push_back(c);
-    }
-}
+HITBOX_LIB_INLINE void append_help(std::string& out, std::string_view v);
 
-inline void append_number(std::string& out, std::uint64_t v) {
-    char buf[32];
-    auto [end, ec] = std::to_chars(buf, buf + sizeof buf, v);
-    out.append(buf, ec == std::errc{} ? end : buf);
-}
+HITBOX_LIB_INLINE void append_number(std::string& out, std::uint64_t v);
 
-inline void append_number(std::string& out, double v) {
-    if (std::isnan(v)) {
-        out += "NaN";
-        return;
-    }
-    if (std::isinf(v)) {
-        out += v > 0 ? "+Inf" : "-Inf";
-        return;
-    }
-    char buf[64];
-    auto [end, ec] = std::to_chars(buf, buf + sizeof buf, v);
-    out.append(buf, ec == std::errc{} ? end : buf);
-}
+HITBOX_LIB_INLINE void append_number(std::string& out, double v);
 
 }  // namespace detail
 
@@ -90,51 +55,14 @@ public:
     using Labels = std::initializer_list<std::pair<std::string_view, std::string_view>>;
 
     /// Adds one sample of a counter, gauge or histogram family (HELP and TYPE written once per family).
-    void counter(std::string_view name, std::string_view help, Labels labels, std::uint64_t value) {
-        auto& f = family_(name, help, "counter");
-        sample_(f.samples, name, {}, labels, {});
-        detail::append_number(f.samples, value);
-        f.samples.push_back('\n');
-    }
+    void counter(std::string_view name, std::string_view help, Labels labels, std::uint64_t value);
 
-    void gauge(std::string_view name, std::string_view help, Labels labels, double value) {
-        auto& f = family_(name, help, "gauge");
-        sample_(f.samples, name, {}, labels, {});
-        detail::append_number(f.samples, value);
-        f.samples.push_back('\n');
-    }
+    void gauge(std::string_view name, std::string_view help, Labels labels, double value);
 
-    void histogram(std::string_view name, std::string_view help, Labels labels, const HistogramSnapshot& h) {
-        auto& f = family_(name, help, "histogram");
-        std::uint64_t cumulative = 0;
-        std::string le;
-        for (std::size_t i = 0; i < HistogramSnapshot::bucket_count; ++i) {
-            cumulative += h.buckets[i];
-            le.clear();
-            detail::append_number(le, HistogramSnapshot::upper_bound_seconds(i));
-            sample_(f.samples, name, "_bucket", labels, le);
-            detail::append_number(f.samples, cumulative);
-            f.samples.push_back('\n');
-        }
-        sample_(f.samples, name, "_sum", labels, {});
-        detail::append_number(f.samples, h.sum_seconds());
-        f.samples.push_back('\n');
-        sample_(f.samples, name, "_count", labels, {});
-        detail::append_number(f.samples, cumulative);
-        f.samples.push_back('\n');
-    }
+    void histogram(std::string_view name, std::string_view help, Labels labels, const HistogramSnapshot& h);
 
     /// The exposition text.
-    std::string str() const {
-        std::string out;
-        for (const auto& f : families_) {
-            out.append("# HELP ").append(f.name).push_back(' ');
-            detail::append_help(out, f.help);
-            out.append("\n# TYPE ").append(f.name).append(" ").append(f.type).push_back('\n');
-            out += f.samples;
-        }
-        return out;
-    }
+    std::string str() const;
 
     /// True when no sample was added.
     bool empty() const noexcept { return families_.empty(); }
@@ -144,35 +72,10 @@ private:
         std::string name, help, type, samples;
     };
 
-    Family& family_(std::string_view name, std::string_view help, std::string_view type) {
-        for (auto& f : families_)
-            if (f.name == name) return f;
-        families_.push_back(Family{std::string(name), std::string(help), std::string(type), {}});
-        return families_.back();
-    }
+    Family& family_(std::string_view name, std::string_view help, std::string_view type);
 
     static void sample_(std::string& out, std::string_view name, std::string_view suffix, Labels labels,
-                        std::string_view le) {
-        out.append(name).append(suffix);
-        if (labels.size() == 0 && le.empty()) {
-            out.push_back(' ');
-            return;
-        }
-        out.push_back('{');
-        bool first = true;
-        for (const auto& [k, v] : labels) {
-            if (!first) out.push_back(',');
-            first = false;
-            out.append(k).append("=\"");
-            detail::append_label_value(out, v);
-            out.push_back('"');
-        }
-        if (!le.empty()) {
-            if (!first) out.push_back(',');
-            out.append("le=\"").append(le).push_back('"');
-        }
-        out.append("} ");
-    }
+                        std::string_view le);
 
     std::vector<Family> families_;
 };
@@ -208,3 +111,8 @@ void write_backend_stats(PrometheusWriter& out, std::string_view backend, const 
 }
 
 }  // namespace hitbox
+
+// The definitions: included here in a header-only build, compiled once into the hitbox library otherwise.
+#if !HITBOX_COMPILED_LIB
+#include <hitbox/core/detail/prometheus_impl.hpp>
+#endif
