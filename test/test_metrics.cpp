@@ -138,6 +138,7 @@ TEST_CASE("PrometheusWriter renders families once, escapes labels and help, keep
     h.record(30ms);
     out.histogram("hitbox_request_duration_seconds", "Latency.", {{"status", "hit"}, {"backend", "x"}}, h.snapshot());
     out.gauge("hitbox_weird_gauge", "Infinity and NaN.", {{"which", "inf"}}, HUGE_VAL);
+    out.gauge("hitbox_quoted_gauge", "A \"quoted\" word.", {}, 1);  // HELP escapes no double quote
     const std::string text = out.str();
     INFO(text);
     auto parsed = hitbox_test::parse_prometheus(text);
@@ -153,6 +154,7 @@ TEST_CASE("PrometheusWriter renders families once, escapes labels and help, keep
     CHECK(parsed.value("hitbox_request_duration_seconds_sum").value_or(0) == Approx(0.030002));
     CHECK(text.find("# HELP hitbox_cache_hit_total Hits.\\nSecond line with a \\\\ backslash.\n") != std::string::npos);
     CHECK(std::isinf(*parsed.value("hitbox_weird_gauge")));
+    CHECK(text.find("# HELP hitbox_quoted_gauge A \"quoted\" word.\n") != std::string::npos);
 }
 
 TEST_CASE("The test parser itself rejects malformed exposition text") {

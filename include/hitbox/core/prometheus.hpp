@@ -26,11 +26,9 @@ namespace hitbox {
 
 namespace detail {
 
-/// Escapes a label value for the text format: backslash, double quote and newline.
-HITBOX_LIB_INLINE void append_label_value(std::string& out, std::string_view v);
-
-/// Escapes HELP text: backslash and newline.
-HITBOX_LIB_INLINE void append_help(std::string& out, std::string_view v);
+/// Escapes text for the text format: backslash and newline, and double quote when `quote` (label values
+/// escape it, HELP text does not).
+HITBOX_LIB_INLINE void append_escaped(std::string& out, std::string_view v, bool quote);
 
 HITBOX_LIB_INLINE void append_number(std::string& out, std::uint64_t v);
 

@@ -7,23 +7,12 @@
 
 namespace hitbox::detail {
 
-HITBOX_LIB_INLINE void append_label_value(std::string& out, std::string_view v) {
+HITBOX_LIB_INLINE void append_escaped(std::string& out, std::string_view v, bool quote) {
     for (char c : v) {
         if (c == '\\')
             out += "\\\\";
-        else if (c == '"')
+        else if (c == '"' && quote)
             out += "\\\"";
-        else if (c == '\n')
-            out += "\\n";
-        else
-            out.push_back(c);
-    }
-}
-
-HITBOX_LIB_INLINE void append_help(std::string& out, std::string_view v) {
-    for (char c : v) {
-        if (c == '\\')
-            out += "\\\\";
         else if (c == '\n')
             out += "\\n";
         else
@@ -96,7 +85,7 @@ HITBOX_LIB_INLINE std::string PrometheusWriter::str() const {
     std::string out;
     for (const auto& f : families_) {
         out.append("# HELP ").append(f.name).push_back(' ');
-        detail::append_help(out, f.help);
+        detail::append_escaped(out, f.help, false);
         out.append("\n# TYPE ").append(f.name).append(" ").append(f.type).push_back('\n');
         out += f.samples;
     }
@@ -124,7 +113,7 @@ HITBOX_LIB_INLINE void PrometheusWriter::sample_(std::string& out, std::string_v
         if (!first) out.push_back(',');
         first = false;
         out.append(k).append("=\"");
-        detail::append_label_value(out, v);
+        detail::append_escaped(out, v, true);
         out.push_back('"');
     }
     if (!le.empty()) {
