@@ -28,11 +28,13 @@ struct JsonReader {
     std::istringstream text;
     cereal::JSONInputArchive archive;
 };
-/// Destroys a JsonReader (defined beside it).
-struct JsonReaderDelete {
+struct JsonWriter;
+/// Destroys a JsonReader or JsonWriter where they are defined (in the library in compiled-library mode).
+struct JsonDelete {
     HITBOX_LIB_INLINE void operator()(JsonReader* r) const noexcept;
+    HITBOX_LIB_INLINE void operator()(JsonWriter* w) const noexcept;
 };
-using JsonReaderPtr = std::unique_ptr<JsonReader, JsonReaderDelete>;
+using JsonReaderPtr = std::unique_ptr<JsonReader, JsonDelete>;
 /// Parses `bytes` (cereal's and rapidjson's exceptions pass through).
 HITBOX_LIB_INLINE JsonReaderPtr read_json(std::string_view bytes);
 
@@ -42,11 +44,7 @@ struct JsonWriter {
     std::ostringstream text;
     std::optional<cereal::JSONOutputArchive> archive;
 };
-/// Destroys a JsonWriter (defined beside it).
-struct JsonWriterDelete {
-    HITBOX_LIB_INLINE void operator()(JsonWriter* w) const noexcept;
-};
-using JsonWriterPtr = std::unique_ptr<JsonWriter, JsonWriterDelete>;
+using JsonWriterPtr = std::unique_ptr<JsonWriter, JsonDelete>;
 /// A new document.
 HITBOX_LIB_INLINE JsonWriterPtr write_json();
 /// Closes the document (the archive's end) and returns its text.

@@ -9,13 +9,13 @@ namespace hitbox::detail {
 
 HITBOX_LIB_INLINE JsonReader::JsonReader(std::string_view bytes) : text(std::string(bytes)), archive(text) {}
 
-HITBOX_LIB_INLINE void JsonReaderDelete::operator()(JsonReader* r) const noexcept { delete r; }
+HITBOX_LIB_INLINE void JsonDelete::operator()(JsonReader* r) const noexcept { delete r; }
 
 HITBOX_LIB_INLINE JsonReaderPtr read_json(std::string_view bytes) { return JsonReaderPtr(new JsonReader(bytes)); }
 
 HITBOX_LIB_INLINE JsonWriter::JsonWriter() { archive.emplace(text, cereal::JSONOutputArchive::Options::NoIndent()); }
 
-HITBOX_LIB_INLINE void JsonWriterDelete::operator()(JsonWriter* w) const noexcept { delete w; }
+HITBOX_LIB_INLINE void JsonDelete::operator()(JsonWriter* w) const noexcept { delete w; }
 
 HITBOX_LIB_INLINE JsonWriterPtr write_json() { return JsonWriterPtr(new JsonWriter()); }
 
