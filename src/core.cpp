@@ -10,9 +10,11 @@
 #include <hitbox/backend/memory/detail/shard_impl.hpp>
 #include <hitbox/backend/memory/detail/store_impl.hpp>
 #include <hitbox/backend/memory/memory_backend.hpp>
+#include <hitbox/cache/stats.hpp>
 #include <hitbox/codec/detail/envelope_impl.hpp>
 #include <hitbox/compose/detail/compose_impl.hpp>
 #include <hitbox/compose/detail/fork_impl.hpp>
+#include <hitbox/compose/stats.hpp>
 #include <hitbox/core/detail/prometheus_impl.hpp>
 #include <hitbox/format/detail/json_impl.hpp>
 #include <hitbox/key_format/detail/bitcode_impl.hpp>
@@ -23,5 +25,7 @@ namespace hitbox {
 
 template class BasicMemoryBackend<SystemClock, DefaultWeigher>;
 template class MemoryBackendBuilder<SystemClock, DefaultWeigher>;
+template class AtomicStats<ComposeStats>;
+template class AtomicStats<CacheCounts>;
 
 }  // namespace hitbox

@@ -507,7 +507,23 @@ struct NoExport {
     std::uint64_t n = 0;
 };
 
+/// Counters adapted with HITBOX_ADAPT_COUNTERS (the member table built where it is walked) instead of
+/// Hana's macro; JobsPartial forgets a member.
+struct JobStats {
+    std::uint64_t queued = 0;
+    std::uint64_t started = 0;
+    std::uint64_t done = 0;
+    std::uint64_t failed = 0;
+};
+struct JobsPartial {
+    std::uint64_t queued = 0;
+    std::uint64_t forgotten = 0;
+};
+
 }  // namespace toy
+
+HITBOX_ADAPT_COUNTERS(toy::JobStats, queued, started, done, failed);
+HITBOX_ADAPT_COUNTERS(toy::JobsPartial, queued);
 
 BOOST_HANA_ADAPT_STRUCT(toy::DiskStats, reads, writes, fsyncs);
 BOOST_HANA_ADAPT_STRUCT(toy::QueueStats, depth);
@@ -558,6 +574,8 @@ static_assert(hitbox::CounterStruct<toy::DiskStats>);
 static_assert(hitbox::CounterStruct<hitbox::MemoryStats>);
 static_assert(hitbox::CounterStruct<hitbox::ComposeStats>);
 static_assert(!hitbox::CounterStruct<toy::Partial>);
+static_assert(hitbox::CounterStruct<hitbox::CacheCounts>);
+static_assert(hitbox::CounterStruct<toy::JobStats> && !hitbox::CounterStruct<toy::JobsPartial>);
 static_assert(!hitbox::CounterStruct<hitbox::ByteStats>);  // (RedisStats) an array of errors by kind: it has its hook
 static_assert(hitbox::ExportableStats<toy::DiskStats> && hitbox::ExportableStats<toy::QueueStats>);
 static_assert(hitbox::ExportableStats<hitbox::ByteStats> && hitbox::ExportableStats<hitbox::MemoryStats>);
@@ -624,4 +642,30 @@ TEST_CASE("AtomicStats keeps the counters of a CounterStruct: bump, drop, snapsh
         });
     for (auto& t : threads) t.join();
     CHECK(live.snapshot().writes == 40'000);
+}
+
+TEST_CASE("HITBOX_ADAPT_COUNTERS adapts like BOOST_HANA_ADAPT_STRUCT: names in order, snapshot, restore, export") {
+    std::vector<std::string> names;
+    toy::JobStats seen{1, 2, 3, 4};
+    hitbox::for_each_counter(seen, [&](std::string_view name, std::uint64_t& v) {
+        names.emplace_back(name);
+        v *= 10;
+    });
+    CHECK(names == std::vector<std::string>{"queued", "started", "done", "failed"});
+    CHECK((seen.queued == 10 && seen.started == 20 && seen.done == 30 && seen.failed == 40));
+
+    hitbox::AtomicStats<toy::JobStats> live;
+    live.bump(&toy::JobStats::done, 3);
+    live.bump(&toy::JobStats::failed);
+    auto s = live.snapshot();
+    CHECK((s.queued == 0 && s.started == 0 && s.done == 3 && s.failed == 1));
+    live.restore({5, 6, 7, 8});
+    s = live.snapshot();
+    CHECK((s.queued == 5 && s.started == 6 && s.done == 7 && s.failed == 8));
+
+    hitbox::PrometheusWriter out;
+    hitbox::write_backend_stats(out, "jobs", s);
+    const std::string text = out.str();
+    CHECK(text.find("hitbox_backend_queued_total{backend=\"jobs\"} 5\n") != std::string::npos);
+    CHECK(text.find("hitbox_backend_failed_total{backend=\"jobs\"} 8\n") != std::string::npos);
 }

@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include <hitbox/core/linkage.hpp>
 #include <hitbox/core/stats.hpp>
 
 namespace hitbox {
@@ -52,10 +53,18 @@ struct CacheStats : CacheCounts {
 
 }  // namespace hitbox
 
-BOOST_HANA_ADAPT_STRUCT(hitbox::CacheCounts, loads, load_errors, coalesced, waiter_timeouts, retries, read_errors,
-                        write_errors, negative_hits, stale_if_error, revalidations, revalidations_dropped,
-                        revalidations_skipped, revalidations_done, waiting, fail_safe, soft_timeouts, hard_timeouts,
-                        late_loads, locks_taken, lock_waits, lock_timeouts);
+HITBOX_ADAPT_COUNTERS(hitbox::CacheCounts, loads, load_errors, coalesced, waiter_timeouts, retries, read_errors,
+                      write_errors, negative_hits, stale_if_error, revalidations, revalidations_dropped,
+                      revalidations_skipped, revalidations_done, waiting, fail_safe, soft_timeouts, hard_timeouts,
+                      late_loads, locks_taken, lock_waits, lock_timeouts);
+
+#if HITBOX_COMPILED_LIB
+namespace hitbox {
+// The compiled library (src/core.cpp) holds the snapshot and restore of a cache front's counters, so programs do
+// not build the member table of CacheCounts.
+extern template class AtomicStats<CacheCounts>;
+}  // namespace hitbox
+#endif
 
 namespace hitbox::detail {
 

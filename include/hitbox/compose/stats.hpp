@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <string_view>
 
+#include <hitbox/core/linkage.hpp>
 #include <hitbox/core/prometheus.hpp>
 #include <hitbox/core/stats.hpp>
 
@@ -43,6 +44,14 @@ inline void hitbox_write_stats(PrometheusWriter& out, std::string_view backend, 
 
 }  // namespace hitbox
 
-BOOST_HANA_ADAPT_STRUCT(hitbox::ComposeStats, l1_read_errors, l2_read_errors, l1_write_errors, l2_write_errors,
-                        remove_errors, refills, refill_errors, refills_dropped, race_losers_offloaded,
-                        race_losers_dropped, unavailable);
+HITBOX_ADAPT_COUNTERS(hitbox::ComposeStats, l1_read_errors, l2_read_errors, l1_write_errors, l2_write_errors,
+                      remove_errors, refills, refill_errors, refills_dropped, race_losers_offloaded,
+                      race_losers_dropped, unavailable);
+
+#if HITBOX_COMPILED_LIB
+namespace hitbox {
+// The compiled library (src/core.cpp) holds the snapshot and restore of a composition's counters, so programs do
+// not build the member table of ComposeStats.
+extern template class AtomicStats<ComposeStats>;
+}  // namespace hitbox
+#endif

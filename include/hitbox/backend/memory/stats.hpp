@@ -39,5 +39,5 @@ inline void hitbox_write_stats(PrometheusWriter& out, std::string_view backend, 
 
 }  // namespace hitbox
 
-BOOST_HANA_ADAPT_STRUCT(hitbox::MemoryStats, entries, weighted_bytes, hits, misses, evictions, expirations,
-                        rejected_admissions);
+HITBOX_ADAPT_COUNTERS(hitbox::MemoryStats, entries, weighted_bytes, hits, misses, evictions, expirations,
+                      rejected_admissions);
