@@ -9,10 +9,16 @@
 #include <string>
 #include <vector>
 
+#include <boost/hana/define_struct.hpp>
+
+// The parts this program uses (<hitbox/hitbox.hpp> would bring them all, the cache front too, for about 0.4 s
+// more compile time per translation unit).
 #include <hitbox/backend/memory/memory_backend.hpp>
 #include <hitbox/backend/redis.hpp>
+#include <hitbox/compose/compose.hpp>
 #include <hitbox/compress/zstd.hpp>
-#include <hitbox/hitbox.hpp>
+#include <hitbox/format/json.hpp>
+#include <hitbox/offload/offload_manager.hpp>
 
 struct User {
     BOOST_HANA_DEFINE_STRUCT(User, (std::uint64_t, id), (std::string, name), (std::vector<std::string>, roles));

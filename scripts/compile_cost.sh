@@ -7,7 +7,8 @@
 #                  XML archives and std types), tl-expected, hiredis, zstd and zlib headers hitbox includes
 #   hitbox.hpp     the umbrella header alone
 #   two_tier.cpp   examples/two_tier.cpp: Memory + Redis (JSON, zstd) composed, used; again with
-#                  HITBOX_COMPILED_LIB=1 (the compiled-library mode: the program links libhitbox-redis)
+#                  HITBOX_COMPILED_LIB=1 (the compiled-library mode: the program links libhitbox-redis), and
+#                  once more with <hitbox/hitbox.hpp> included too (the example includes only its parts)
 #   two_tier_by_hand.cpp  examples/two_tier_by_hand.cpp: the same program written without hitbox (hiredis,
 #                  cereal JSON, zstd, a mutex LRU), the baseline a user would otherwise compile
 #   config.hpp     a TU that calls hitbox::make_backend (every policy the run-time factory can name); again
@@ -67,6 +68,10 @@ units=("deps only:$tmp/deps_only.cpp:" "hitbox.hpp:$tmp/umbrella.cpp:" "examples
 # its headers only declare it.
 [ -f src/redis_connection.cpp ] &&
   units+=("examples/two_tier.cpp, HITBOX_COMPILED_LIB=1:examples/two_tier.cpp:-DHITBOX_COMPILED_LIB=1")
+# The same program including the umbrella header as well (what it cost before it included only its parts).
+{ echo '#include <hitbox/hitbox.hpp>'; cat examples/two_tier.cpp; } >"$tmp/two_tier_umbrella.cpp"
+[ -f src/redis_connection.cpp ] &&
+  units+=("examples/two_tier.cpp + <hitbox/hitbox.hpp>, HITBOX_COMPILED_LIB=1:$tmp/two_tier_umbrella.cpp:-DHITBOX_COMPILED_LIB=1")
 units+=("examples/two_tier_by_hand.cpp (the same by hand):examples/two_tier_by_hand.cpp:")
 units+=("config.hpp (make_backend):$tmp/config.cpp:")
 # The same in the compiled-library mode: the factory's tiers, policies and folds are in libhitbox-config.
