@@ -19,6 +19,7 @@
 #include <hitbox/format/detail/json_impl.hpp>
 #include <hitbox/key_format/detail/bitcode_impl.hpp>
 #include <hitbox/key_format/detail/url_encoded_impl.hpp>
+#include <hitbox/offload/detail/inline_offload_impl.hpp>
 #include <hitbox/offload/detail/offload_manager_impl.hpp>
 
 namespace hitbox {

@@ -15,6 +15,7 @@
 
 #include <hitbox/core/clock.hpp>
 #include <hitbox/core/concepts.hpp>
+#include <hitbox/core/linkage.hpp>
 
 namespace hitbox {
 
@@ -54,40 +55,10 @@ public:
     InlineOffload& operator=(const InlineOffload&) = delete;
 
     /// Runs `task` now unless (kind, dedup_key) is already running; an empty key is never deduplicated.
-    bool spawn(OffloadKind kind, std::string dedup_key, std::function<void()> task) {
-        const bool keyed = !dedup_key.empty();
-        {
-            std::lock_guard lock(mutex_);
-            if (keyed && !pending_.emplace(kind, dedup_key).second) {
-                ++counters_.deduplicated;
-                return false;
-            }
-            ++counters_.spawned;
-            ++counters_.active;
-            ++counters_.running;
-        }
-        bool threw = false;
-        try {
-            if (task) task();
-        } catch (...) {
-            threw = true;
-        }
-        std::lock_guard lock(mutex_);
-        if (keyed) pending_.erase({kind, dedup_key});
-        ++counters_.completed;
-        if (threw) ++counters_.failed;
-        --counters_.active;
-        --counters_.running;
-        if (counters_.active == 0) idle_.notify_all();
-        return true;
-    }
+    bool spawn(OffloadKind kind, std::string dedup_key, std::function<void()> task);
 
     /// Waits until tasks running on other threads have returned; true when none is left.
-    bool wait_all(std::chrono::milliseconds timeout) {
-        std::unique_lock lock(mutex_);
-        return detail::wait_until_deadline(idle_, lock, detail::deadline_after(timeout),
-                                           [&] { return counters_.active == 0; });
-    }
+    bool wait_all(std::chrono::milliseconds timeout);
 
     /// A snapshot of the counters (queued is always 0).
     OffloadCounters counters() const {
@@ -140,3 +111,8 @@ static_assert(Offload<NoOffload>);
 static_assert(offload_runs_on_caller<InlineOffload> && offload_runs_on_caller<NoOffload>);
 
 }  // namespace hitbox
+
+// The definitions: included here in a header-only build, compiled once into the hitbox library otherwise.
+#if !HITBOX_COMPILED_LIB
+#include <hitbox/offload/detail/inline_offload_impl.hpp>
+#endif

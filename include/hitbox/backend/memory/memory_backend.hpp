@@ -132,25 +132,7 @@ public:
     }
 
     /// Validates the settings; never throws for bad settings, never blocks.
-    Result<BasicMemoryBackend<Clock, Weigher>> build() const {
-        auto error = [&](std::string message) { return fail(ErrorKind::config, std::move(message), label_); };
-        if (!max_entries_ && !max_bytes_)
-            return error("MemoryBackend needs a bound: call max_entries(n) or max_bytes(n) before build()");
-        if (max_entries_ && max_bytes_)
-            return error("MemoryBackend takes one bound, max_entries(n) or max_bytes(n), not both");
-        const bool weighted = max_bytes_.has_value();
-        const std::uint64_t bound = weighted ? std::min(*max_bytes_, detail::max_weight) : *max_entries_;
-        if (bound == 0) return error(weighted ? "max_bytes must be at least 1" : "max_entries must be at least 1");
-        if (label_.empty()) return error("label must not be empty");
-        std::size_t shards = shards_.value_or(detail::default_shard_count(bound, weighted));
-        if (shards == 0 || shards > 1024 || !std::has_single_bit(shards))
-            return error("shards(n) must be a power of two from 1 to 1024, got " + std::to_string(shards));
-        if (shards > bound)
-            return error("shards(" + std::to_string(shards) + ") exceeds the bound of " + std::to_string(bound));
-        if (cleanup_interval_ && cleanup_interval_->count() <= 0) return error("cleanup_interval must be positive");
-        return BasicMemoryBackend<Clock, Weigher>(shards, bound, weighted, label_, clock_, weigher_, cleanup_interval_,
-                                                  durations_);
-    }
+    Result<BasicMemoryBackend<Clock, Weigher>> build() const;
 
 private:
     template <class, class>
@@ -425,6 +407,28 @@ private:
 
     std::shared_ptr<State> state_;
 };
+
+// Out of the class so that the compiled library's `extern template` below keeps it out of programs.
+template <class Clock, class Weigher>
+Result<BasicMemoryBackend<Clock, Weigher>> MemoryBackendBuilder<Clock, Weigher>::build() const {
+    auto error = [&](std::string message) { return fail(ErrorKind::config, std::move(message), label_); };
+    if (!max_entries_ && !max_bytes_)
+        return error("MemoryBackend needs a bound: call max_entries(n) or max_bytes(n) before build()");
+    if (max_entries_ && max_bytes_)
+        return error("MemoryBackend takes one bound, max_entries(n) or max_bytes(n), not both");
+    const bool weighted = max_bytes_.has_value();
+    const std::uint64_t bound = weighted ? std::min(*max_bytes_, detail::max_weight) : *max_entries_;
+    if (bound == 0) return error(weighted ? "max_bytes must be at least 1" : "max_entries must be at least 1");
+    if (label_.empty()) return error("label must not be empty");
+    std::size_t shards = shards_.value_or(detail::default_shard_count(bound, weighted));
+    if (shards == 0 || shards > 1024 || !std::has_single_bit(shards))
+        return error("shards(n) must be a power of two from 1 to 1024, got " + std::to_string(shards));
+    if (shards > bound)
+        return error("shards(" + std::to_string(shards) + ") exceeds the bound of " + std::to_string(bound));
+    if (cleanup_interval_ && cleanup_interval_->count() <= 0) return error("cleanup_interval must be positive");
+    return BasicMemoryBackend<Clock, Weigher>(shards, bound, weighted, label_, clock_, weigher_, cleanup_interval_,
+                                              durations_);
+}
 
 /// The in-process tier with the system clock and the default weigher.
 using MemoryBackend = BasicMemoryBackend<SystemClock, DefaultWeigher>;
