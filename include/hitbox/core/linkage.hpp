@@ -2,7 +2,7 @@
 /// \file
 /// Header-only (the default) or compiled library. With HITBOX_COMPILED_LIB=1 (meson -Dcompiled_lib=true,
 /// which passes it to every user of the dependencies) the non-template code is compiled once into three
-/// libraries and the headers only declare it: the core's (OffloadManager, the memory tier's store and shards
+/// libraries and the headers only declare it: the core's (OffloadManager and InlineOffload, the counters' snapshots of a composition and a cache front, the memory tier's store and shards
 /// and the default MemoryBackend's value-independent members, the entry envelope, the key formats, the
 /// composition's error paths and fork, JsonFormat's document parsing and writing, the Prometheus text
 /// writer) into hitbox (src/core.cpp); the Redis connection policies (SingleNode, Cluster, AnyConnection
