@@ -43,6 +43,12 @@ if [ -e "$libdir/libhitbox-redis.so" ]; then
   case " $core " in *" -lhitbox "*) ;; *) echo "FAIL: hitbox.pc lacks -lhitbox: $core"; exit 1;; esac
   case " $core " in *" -DHITBOX_COMPILED_LIB=1 "*) ;; *) echo "FAIL: hitbox.pc lacks -DHITBOX_COMPILED_LIB=1: $core"; exit 1;; esac
   [ -e "$libdir/libhitbox.so" ] || { echo "FAIL: libhitbox.so not installed"; exit 1; }
+  # ... and the compressors' helpers, which hitbox-zstd.pc / hitbox-gzip.pc name.
+  for c in zstd gzip; do
+    libs=$(pkg-config --define-variable=prefix="$dest$prefix" --libs hitbox-$c)
+    case " $libs " in *" -lhitbox-$c "*) ;; *) echo "FAIL: hitbox-$c.pc lacks -lhitbox-$c: $libs"; exit 1;; esac
+    [ -e "$libdir/libhitbox-$c.so" ] || { echo "FAIL: libhitbox-$c.so not installed"; exit 1; }
+  done
 fi
 export LD_LIBRARY_PATH="$libdir${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 echo "== run"

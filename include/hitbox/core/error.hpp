@@ -10,6 +10,8 @@
 #include <string_view>
 #include <utility>
 
+#include <hitbox/core/linkage.hpp>
+
 #if defined(__cpp_lib_expected) && __cpp_lib_expected >= 202202L
 #include <expected>
 #define HITBOX_STD_EXPECTED 1
@@ -85,24 +87,14 @@ public:
 
     /// A copy attributed to `label`; an existing label is kept as the inner part of a path
     /// ("outer" + "redis" -> "outer.redis").
-    Error in(std::string_view label) const {
-        Error e = *this;
-        if (label.empty()) return e;
-        e.backend_ = backend_.empty() ? std::string(label) : std::string(label) + "." + backend_;
-        return e;
-    }
+    Error in(std::string_view label) const;
 
     /// The one place errors turn into text: "[backend] kind: message".
-    std::string what() const {
-        std::string out;
-        if (!backend_.empty()) out.append("[").append(backend_).append("] ");
-        out.append(to_string(kind_)).append(": ").append(message_);
-        return out;
-    }
+    std::string what() const;
 
     friend bool operator==(const Error&, const Error&) = default;
     /// Writes what().
-    friend std::ostream& operator<<(std::ostream& os, const Error& e) { return os << e.what(); }
+    friend std::ostream& operator<<(std::ostream& os, const Error& e);
 
 private:
     ErrorKind kind_;
@@ -123,9 +115,7 @@ using Unexpected = tl::unexpected<Error>;
 #endif
 
 /// Shorthand for returning an error: `return hitbox::fail(ErrorKind::decode, "truncated envelope");`
-inline Unexpected fail(ErrorKind kind, std::string message, std::string backend = {}) {
-    return Unexpected(Error(kind, std::move(message), std::move(backend)));
-}
+HITBOX_LIB_INLINE Unexpected fail(ErrorKind kind, std::string message, std::string backend = {});
 
 /// Returns an existing error: `return hitbox::fail(r.error());`
 inline Unexpected fail(Error error) { return Unexpected(std::move(error)); }
@@ -135,18 +125,13 @@ namespace detail {
 /// The exception being handled as an Error: kind `unavailable`, message "<what> threw: <e.what()>". Call
 /// it only inside a catch block. It is how a callback's exception (a loader, a tier, a weigher, a
 /// value's copy) becomes an error result instead of leaving the cache path.
-inline Error exception_error(std::string_view what, std::string backend = {}) {
-    std::string message(what);
-    try {
-        throw;
-    } catch (const std::exception& e) {
-        message.append(" threw: ").append(e.what());
-    } catch (...) {
-        message.append(" threw an exception that is not a std::exception");
-    }
-    return Error(ErrorKind::unavailable, std::move(message), std::move(backend));
-}
+HITBOX_LIB_INLINE Error exception_error(std::string_view what, std::string backend = {});
 
 }  // namespace detail
 
 }  // namespace hitbox
+
+// The definitions: included here in a header-only build, compiled once into the hitbox library otherwise.
+#if !HITBOX_COMPILED_LIB
+#include <hitbox/core/detail/error_impl.hpp>
+#endif

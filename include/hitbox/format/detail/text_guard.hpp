@@ -6,6 +6,8 @@
 #include <cstddef>
 #include <string_view>
 
+#include <hitbox/core/linkage.hpp>
+
 namespace hitbox::detail {
 
 inline constexpr std::size_t max_text_nesting = 256;
@@ -29,104 +31,13 @@ enum class JsonCheck { ok, too_deep, bad_number };
 ///    2^64 - 1 to zero, the first case again;
 ///  - tokens longer than max_json_number_chars, which bounds the cases above; exponents over 4 digits;
 ///  - NaN / Inf / Infinity followed by a fraction or exponent, which it parses like the digits above.
-inline JsonCheck json_input_check(std::string_view s, std::size_t limit = max_text_nesting) noexcept {
-    auto digit = [](char c) { return c >= '0' && c <= '9'; };
-    auto number_char = [&](char c) { return digit(c) || c == '.' || c == 'e' || c == 'E' || c == '+' || c == '-'; };
-    std::size_t depth = 0;
-    bool in_string = false;
-    for (std::size_t i = 0; i < s.size(); ++i) {
-        const char c = s[i];
-        if (in_string) {
-            if (c == '\\')
-                ++i;
-            else if (c == '"')
-                in_string = false;
-            continue;
-        }
-        if (c == '"') {
-            in_string = true;
-            continue;
-        }
-        if (c == '{' || c == '[') {
-            if (++depth > limit) return JsonCheck::too_deep;
-            continue;
-        }
-        if (c == '}' || c == ']') {
-            if (depth > 0) --depth;
-            continue;
-        }
-        if (c == 'N' || c == 'I') {
-            // NaN / Inf / Infinity (cereal writes them for non-finite doubles). rapidjson goes on to read a
-            // fraction or exponent after them ("NaN.000…184…") through the same broken path: refuse that.
-            const std::string_view rest = s.substr(i);
-            const std::size_t len = rest.starts_with("NaN")        ? 3
-                                    : rest.starts_with("Infinity") ? 8
-                                    : rest.starts_with("Inf")      ? 3
-                                                                   : 0;
-            if (len != 0 && i + len < s.size() && number_char(s[i + len])) return JsonCheck::bad_number;
-            i += len == 0 ? 0 : len - 1;
-            continue;
-        }
-        if (!(c == '-' || digit(c)) || (i > 0 && number_char(s[i - 1]))) continue;
-        // One token: -? int ('.' frac)? ([eE] [+-]? exp)?
-        std::size_t j = i;
-        if (s[j] == '-') ++j;
-        // significant: from the first to the last non-zero digit (rapidjson trims zeros at both ends)
-        long int_digits = 0, frac_digits = 0, leading_zeros = 0, significant = 0, since_first = 0;
-        bool nonzero = false;
-        auto take_digit = [&](char d) {
-            if (d != '0') nonzero = true;
-            if (!nonzero)
-                ++leading_zeros;
-            else if (++since_first, d != '0')
-                significant = since_first;
-        };
-        for (; j < s.size() && digit(s[j]); ++j, ++int_digits) take_digit(s[j]);
-        if (j < s.size() && s[j] == '.')
-            for (++j; j < s.size() && digit(s[j]); ++j, ++frac_digits) take_digit(s[j]);
-        if (j - i > max_json_number_chars || significant > 20) return JsonCheck::bad_number;
-        bool has_exponent = false;
-        long exponent = 0;
-        if (j < s.size() && (s[j] == 'e' || s[j] == 'E')) {
-            has_exponent = true;
-            ++j;
-            bool negative = false;
-            if (j < s.size() && (s[j] == '+' || s[j] == '-')) negative = s[j++] == '-';
-            std::size_t exp_digits = 0;
-            for (; j < s.size() && digit(s[j]); ++j, ++exp_digits) {
-                if (exp_digits == 4) return JsonCheck::bad_number;
-                exponent = exponent * 10 + (s[j] - '0');
-            }
-            if (negative) exponent = -exponent;
-        }
-        if (!nonzero) {
-            if (has_exponent || frac_digits > 15) return JsonCheck::bad_number;
-        } else {
-            const long magnitude = int_digits - leading_zeros - 1 + exponent;  // power of ten of the first digit
-            // rapidjson looks up 10^(magnitude + 1 - digits) with digits <= 20 in a table that starts at
-            // 10^-348: magnitude >= -328 keeps it inside (the smallest double is 4.9e-324).
-            // At the top of the range only the shape the writer uses (no leading zeros): rapidjson's
-            // correction step asserts on "0.<28 zeros>94e336", a value just past the largest double.
-            if (magnitude < -328 || magnitude > 308 || (magnitude == 308 && leading_zeros > 0))
-                return JsonCheck::bad_number;
-        }
-        i = j - 1;  // the loop's ++i moves past the token
-    }
-    return JsonCheck::ok;
-}
+HITBOX_LIB_INLINE JsonCheck json_input_check(std::string_view s, std::size_t limit = max_text_nesting) noexcept;
 
-inline bool xml_nesting_ok(std::string_view s, std::size_t limit = max_text_nesting) noexcept {
-    std::size_t depth = 0;
-    for (std::size_t i = 0; i + 1 < s.size(); ++i) {
-        if (s[i] != '<') continue;
-        char n = s[i + 1];
-        if (n == '/') {
-            if (depth > 0) --depth;
-        } else if (n != '?' && n != '!') {
-            if (++depth > limit) return false;
-        }
-    }
-    return true;
-}
+HITBOX_LIB_INLINE bool xml_nesting_ok(std::string_view s, std::size_t limit = max_text_nesting) noexcept;
 
 }  // namespace hitbox::detail
+
+// The definitions: included here in a header-only build, compiled once into the hitbox library otherwise.
+#if !HITBOX_COMPILED_LIB
+#include <hitbox/format/detail/text_guard_impl.hpp>
+#endif

@@ -14,12 +14,8 @@
 #include <utility>
 #include <vector>
 
-#if defined(__GNUG__)
-#include <cxxabi.h>
-#include <cstdlib>
-#endif
-
 #include <hitbox/core/key.hpp>
+#include <hitbox/core/linkage.hpp>
 #include <hitbox/core/value.hpp>
 
 namespace hitbox::detail {
@@ -83,21 +79,7 @@ struct TypedNode final : NodeBase {
 };
 
 /// Readable name of a type for error messages ("std::string" rather than a mangled name where possible).
-inline std::string type_name(const std::type_info& t) {
-#if defined(__GNUG__)
-    int status = 0;
-    char* demangled = abi::__cxa_demangle(t.name(), nullptr, nullptr, &status);
-    if (status == 0 && demangled != nullptr) {
-        std::string out(demangled);
-        std::free(demangled);
-        const std::string long_string =
-            "std::__cxx11::basic_string<char, std::char_traits<char>, std::allocator<char> >";
-        if (out == long_string) return "std::string";
-        return out;
-    }
-#endif
-    return t.name();
-}
+HITBOX_LIB_INLINE std::string type_name(const std::type_info& t);
 
 inline bool same_type(const std::type_info& a, const std::type_info& b) noexcept { return &a == &b || a == b; }
 
@@ -314,3 +296,8 @@ private:
 };
 
 }  // namespace hitbox::detail
+
+// The definitions: included here in a header-only build, compiled once into the hitbox library otherwise.
+#if !HITBOX_COMPILED_LIB
+#include <hitbox/backend/memory/detail/node_impl.hpp>
+#endif
