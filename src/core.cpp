@@ -1,7 +1,8 @@
 // The compiled-library build of hitbox's core (meson -Dcompiled_lib=true, see hitbox/core/linkage.hpp):
-// the non-template parts every program with a cache uses (the OffloadManager, the memory tier's store and
-// shards and its default instantiation's members, the entry envelope, the key formats, the composition's
-// error paths and fork, the JSON format's document parsing and writing, and the Prometheus text writer),
+// the non-template parts every program with a cache uses (the offloads, the counters' snapshots of a
+// composition and a cache front, the memory tier's store and shards and its default instantiation's members,
+// the entry envelope, the key formats, the composition's error paths and fork, the JSON format's document
+// parsing and writing, the text formats' input checks, errors' text, and the Prometheus text writer),
 // defined once here. Built with HITBOX_COMPILED_LIB=1, so the definitions below are not inline.
 #if !HITBOX_COMPILED_LIB
 #error "src/core.cpp is the compiled library: build it with -DHITBOX_COMPILED_LIB=1"
