@@ -8,7 +8,6 @@
 #error "src/core.cpp is the compiled library: build it with -DHITBOX_COMPILED_LIB=1"
 #endif
 
-#include <hitbox/backend/memory/detail/node_impl.hpp>
 #include <hitbox/backend/memory/detail/shard_impl.hpp>
 #include <hitbox/backend/memory/detail/store_impl.hpp>
 #include <hitbox/backend/memory/memory_backend.hpp>
@@ -19,6 +18,7 @@
 #include <hitbox/compose/stats.hpp>
 #include <hitbox/core/detail/error_impl.hpp>
 #include <hitbox/core/detail/prometheus_impl.hpp>
+#include <hitbox/core/detail/type_name_impl.hpp>
 #include <hitbox/format/detail/json_impl.hpp>
 #include <hitbox/format/detail/text_guard_impl.hpp>
 #include <hitbox/key_format/detail/bitcode_impl.hpp>

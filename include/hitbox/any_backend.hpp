@@ -44,10 +44,6 @@
 #include <utility>
 #include <vector>
 
-#if defined(__GNUG__)
-#include <cxxabi.h>
-#endif
-
 #include <hitbox/backend/memory/weigher.hpp>
 #include <hitbox/codec/entry_codec.hpp>
 #include <hitbox/compose/compose.hpp>
@@ -56,6 +52,7 @@
 #include <hitbox/compose/visit.hpp>
 #include <hitbox/core/clock.hpp>
 #include <hitbox/core/concepts.hpp>
+#include <hitbox/core/detail/type_name.hpp>
 #include <hitbox/core/durations.hpp>
 #include <hitbox/core/error.hpp>
 #include <hitbox/core/key.hpp>
@@ -66,22 +63,6 @@
 namespace hitbox {
 
 namespace detail {
-
-/// Readable name of a type for messages ("std::string", "User").
-inline std::string any_type_name(const std::type_info& t) {
-#if defined(__GNUG__)
-    int status = 0;
-    char* demangled = abi::__cxa_demangle(t.name(), nullptr, nullptr, &status);
-    if (status == 0 && demangled != nullptr) {
-        std::string out(demangled);
-        std::free(demangled);
-        if (out == "std::__cxx11::basic_string<char, std::char_traits<char>, std::allocator<char> >")
-            return "std::string";
-        return out;
-    }
-#endif
-    return t.name();
-}
 
 /// What AnyValue knows about a type T without being a template: its identity, its size, and how to
 /// encode / decode it in each hitbox value format. One constant table per T.
@@ -102,7 +83,7 @@ inline constexpr bool any_supported_format = type_list_contains<F>(builtin_value
 
 inline Unexpected any_unsupported(ErrorKind kind, std::string_view format, const std::type_info& t) {
     return fail(kind, std::string(format) + " format cannot " + (kind == ErrorKind::encode ? "encode " : "decode ") +
-                          any_type_name(t) + " (not serializable by it)");
+                          type_name(t) + " (not serializable by it)");
 }
 
 inline Unexpected any_unknown_format(ErrorKind kind, std::uint8_t id) {
@@ -261,8 +242,8 @@ public:
             }
         }
         if (!detail::any_same_type(ops, want))
-            return fail(ErrorKind::type_mismatch, "entry holds " + detail::any_type_name(*ops->type) + ", read as " +
-                                                      detail::any_type_name(typeid(T)));
+            return fail(ErrorKind::type_mismatch,
+                        "entry holds " + detail::type_name(*ops->type) + ", read as " + detail::type_name(typeid(T)));
         return static_cast<const T*>(payload_->object);
     }
 

@@ -14,8 +14,8 @@
 #include <utility>
 #include <vector>
 
+#include <hitbox/core/detail/type_name.hpp>
 #include <hitbox/core/key.hpp>
-#include <hitbox/core/linkage.hpp>
 #include <hitbox/core/value.hpp>
 
 namespace hitbox::detail {
@@ -77,9 +77,6 @@ struct TypedNode final : NodeBase {
 
     static void destroy_node(NodeBase* n) noexcept { delete static_cast<TypedNode*>(n); }
 };
-
-/// Readable name of a type for error messages ("std::string" rather than a mangled name where possible).
-HITBOX_LIB_INLINE std::string type_name(const std::type_info& t);
 
 inline bool same_type(const std::type_info& a, const std::type_info& b) noexcept { return &a == &b || a == b; }
 
@@ -296,8 +293,3 @@ private:
 };
 
 }  // namespace hitbox::detail
-
-// The definitions: included here in a header-only build, compiled once into the hitbox library otherwise.
-#if !HITBOX_COMPILED_LIB
-#include <hitbox/backend/memory/detail/node_impl.hpp>
-#endif

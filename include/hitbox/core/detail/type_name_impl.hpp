@@ -1,7 +1,7 @@
 #pragma once
 /// \file
-/// The definitions of <hitbox/backend/memory/detail/node.hpp>: included by that header in a header-only
-/// build, compiled once into the hitbox library with HITBOX_COMPILED_LIB=1 (hitbox/core/linkage.hpp).
+/// The definition of <hitbox/core/detail/type_name.hpp>: included by that header in a header-only build,
+/// compiled once into the hitbox library with HITBOX_COMPILED_LIB=1 (hitbox/core/linkage.hpp).
 
 #include <cstdlib>
 #include <string>
@@ -11,7 +11,7 @@
 #include <cxxabi.h>
 #endif
 
-#include <hitbox/backend/memory/detail/node.hpp>
+#include <hitbox/core/detail/type_name.hpp>
 
 namespace hitbox::detail {
 
