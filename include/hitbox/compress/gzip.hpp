@@ -2,11 +2,8 @@
 /// \file
 /// hitbox::GzipCompressor (zlib). Needs zlib: use the `hitbox-gzip` meson dependency.
 
-#include <algorithm>
 #include <cstddef>
 #include <cstdint>
-#include <exception>
-#include <limits>
 #include <memory>
 #include <optional>
 #include <string>

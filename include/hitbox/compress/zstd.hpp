@@ -2,8 +2,6 @@
 /// \file
 /// hitbox::ZstdCompressor. Needs libzstd: use the `hitbox-zstd` meson dependency.
 
-#include <algorithm>
-#include <bit>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -12,7 +10,6 @@
 #include <utility>
 
 #include <zstd.h>
-#include <zstd_errors.h>
 
 #include <hitbox/compress/builtin.hpp>
 #include <hitbox/compress/passthrough.hpp>

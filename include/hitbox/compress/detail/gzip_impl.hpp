@@ -3,6 +3,10 @@
 /// The definitions of <hitbox/compress/gzip.hpp>: included by that header in a header-only build, compiled
 /// once into the hitbox-gzip library with HITBOX_COMPILED_LIB=1 (hitbox/core/linkage.hpp).
 
+#include <algorithm>
+#include <exception>
+#include <limits>
+
 #include <hitbox/compress/gzip.hpp>
 
 namespace hitbox::detail {

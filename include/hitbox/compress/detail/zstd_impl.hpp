@@ -3,6 +3,12 @@
 /// The definitions of <hitbox/compress/zstd.hpp>: included by that header in a header-only build, compiled
 /// once into the hitbox-zstd library with HITBOX_COMPILED_LIB=1 (hitbox/core/linkage.hpp).
 
+#include <algorithm>
+#include <bit>
+#include <exception>
+
+#include <zstd_errors.h>
+
 #include <hitbox/compress/zstd.hpp>
 
 namespace hitbox::detail {
