@@ -135,6 +135,16 @@ struct ComposeShared {
     }
 };
 
+/// The background task that runs slot i of `fork` (owned by `keep`) unless the composition is gone; dropped
+/// unrun (refused now, or discarded by the offload's shutdown later), it hands the slot back to the waiting
+/// caller (SlotTask).
+HITBOX_LIB_INLINE std::function<void()> fork_slot_task(std::shared_ptr<void> keep, Fork& fork, int i,
+                                                       std::shared_ptr<ComposeShared> shared);
+
+/// The background task that finishes the losing slot of a Race unless the composition is gone.
+HITBOX_LIB_INLINE std::function<void()> fork_loser_task(std::shared_ptr<void> keep, Fork& fork, int loser,
+                                                        std::shared_ptr<ComposeShared> shared);
+
 HITBOX_LIB_INLINE std::string join_path(std::string_view outer, std::string_view inner);
 
 /// A leaf tier's error, attributed to the tier's label unless the tier already named itself.
@@ -590,7 +600,7 @@ private:
             p->b = read_tier_<T, Traced>(l2(), key, counters_().ref(&ComposeStats::l2_read_errors));
             return p->b.value.has_value();
         });
-        spawn_slot_(pair, 1, OffloadKind::tier_call);
+        spawn_slot_(pair, p->fork, 1, OffloadKind::tier_call);
         p->fork.wait(false, std::chrono::microseconds(0));
         const bool take_l2 = p->b.value && (!p->a.value || detail::lives_longer(*p->b.value, *p->a.value));
         return combine_reads_<T>(key, std::move(p->a), std::move(p->b), take_l2);
@@ -610,15 +620,15 @@ private:
             p->b = read_tier_<T, Traced>(l2(), key, counters_().ref(&ComposeStats::l2_read_errors));
             return p->b.value.has_value();
         });
-        const bool spawned[2] = {spawn_slot_(pair, 0, OffloadKind::tier_call),
-                                 spawn_slot_(pair, 1, OffloadKind::tier_call)};
+        const bool spawned[2] = {spawn_slot_(pair, p->fork, 0, OffloadKind::tier_call),
+                                 spawn_slot_(pair, p->fork, 1, OffloadKind::tier_call)};
         p->fork.wait(true, steal_after_(read_policy_));
         const int winner = p->fork.winner();
         if (winner < 0) return combine_reads_<T>(key, std::move(p->a), std::move(p->b), false);
         const int loser = 1 - winner;
         // A loser that already finished is read like any tier; one still running is left alone.
         const bool loser_done = p->fork.state(loser) == detail::Fork::Slot::done;
-        release_loser_(pair, loser, spawned[loser], read_policy_.loser);
+        release_loser_(pair, p->fork, loser, spawned[loser], read_policy_.loser);
         Outcome out = std::move(winner == 0 ? p->a : p->b);
         if (loser_done) detail::append_errors(out.errors, std::move(winner == 0 ? p->b.errors : p->a.errors));
         if (winner == 1) refill_<T>(key, *out.value, out.errors);
@@ -741,7 +751,7 @@ private:
             p->b = write_tier_<T, Traced>(l2(), key, value, counters_().ref(&ComposeStats::l2_write_errors));
             return !p->b.failed;
         });
-        spawn_slot_(pair, 1, OffloadKind::tier_call);
+        spawn_slot_(pair, p->fork, 1, OffloadKind::tier_call);
         p->fork.wait(false, std::chrono::microseconds(0));
         const bool failed = p->a.failed && p->b.failed;
         return combine_writes_(std::move(p->a), std::move(p->b), failed);
@@ -764,12 +774,12 @@ private:
                                           counters_().ref(&ComposeStats::l2_write_errors));
             return !p->b.failed;
         });
-        const bool spawned[2] = {spawn_slot_(pair, 0, OffloadKind::tier_call),
-                                 spawn_slot_(pair, 1, OffloadKind::tier_call)};
+        const bool spawned[2] = {spawn_slot_(pair, p->fork, 0, OffloadKind::tier_call),
+                                 spawn_slot_(pair, p->fork, 1, OffloadKind::tier_call)};
         p->fork.wait(true, steal_after_(write_policy_));
         const int winner = p->fork.winner();
         if (winner < 0) return combine_writes_(std::move(p->a), std::move(p->b), true);
-        release_loser_(pair, 1 - winner, spawned[1 - winner], write_policy_.loser);
+        release_loser_(pair, p->fork, 1 - winner, spawned[1 - winner], write_policy_.loser);
         return std::move(winner == 0 ? p->a : p->b);
     }
 
@@ -807,25 +817,15 @@ private:
 
     // ---- Parallel / Race plumbing --------------------------------------------------------------------
 
-    /// Hands slot i to the offload (never for an offload that runs on the caller: the caller then runs
-    /// both slots in order). A refused slot stays pending and the waiting caller runs it.
-    template <class Pair>
-    bool spawn_slot_(const std::shared_ptr<Pair>& pair, int i, OffloadKind kind) {
+    /// Hands slot i of the fork (owned by `keep`) to the offload; never for an offload that runs on the
+    /// caller (the caller then runs both slots in order). A refused slot stays pending and the waiting
+    /// caller runs it. Not a template on the fork's results: every value type shares it.
+    bool spawn_slot_(std::shared_ptr<void> keep, detail::Fork& fork, int i, OffloadKind kind) {
         if constexpr (offload_runs_on_caller<O>) {
-            (void)pair, (void)i, (void)kind;
+            (void)keep, (void)fork, (void)i, (void)kind;
             return false;
         } else {
-            // Dropped unrun (refused now, or discarded by the offload's shutdown later), the task hands the
-            // slot back to the waiting caller through its SlotTask.
-            auto slot = std::make_shared<detail::SlotTask>(pair, pair->fork, i);
-            return offload_->spawn(kind, std::string{}, [pair, slot, shared = shared_, i] {
-                detail::GatePass pass(shared->gate);
-                if (!pass) {
-                    pair->fork.cancel(i);
-                    return;
-                }
-                pair->fork.run(i);
-            });
+            return offload_->spawn(kind, std::string{}, detail::fork_slot_task(std::move(keep), fork, i, shared_));
         }
     }
 
@@ -841,30 +841,19 @@ private:
 
     /// Deals with the slower half of a Race whose other half won: offload it (it finishes in the
     /// background) or drop it (cancelled if it has not started).
-    template <class Pair>
-    void release_loser_(const std::shared_ptr<Pair>& pair, int loser, bool spawned, RaceLoser policy) {
+    void release_loser_(std::shared_ptr<void> keep, detail::Fork& fork, int loser, bool spawned, RaceLoser policy) {
         auto& c = counters_();
-        if (pair->fork.state(loser) == detail::Fork::Slot::done) return;
+        if (fork.state(loser) == detail::Fork::Slot::done) return;
         if (policy == RaceLoser::drop) {
-            pair->fork.cancel(loser);
+            fork.cancel(loser);
             detail::ComposeCounters::bump(c.ref(&ComposeStats::race_losers_dropped));
             return;
         }
-        if (!spawned) {
-            const bool accepted =
-                offload_->spawn(OffloadKind::race_loser, std::string{}, [pair, shared = shared_, loser] {
-                    detail::GatePass pass(shared->gate);
-                    if (!pass) {
-                        pair->fork.cancel(loser);
-                        return;
-                    }
-                    pair->fork.run(loser);
-                });
-            if (!accepted) {
-                pair->fork.cancel(loser);
-                detail::ComposeCounters::bump(c.ref(&ComposeStats::race_losers_dropped));
-                return;
-            }
+        if (!spawned && !offload_->spawn(OffloadKind::race_loser, std::string{},
+                                         detail::fork_loser_task(std::move(keep), fork, loser, shared_))) {
+            fork.cancel(loser);
+            detail::ComposeCounters::bump(c.ref(&ComposeStats::race_losers_dropped));
+            return;
         }
         detail::ComposeCounters::bump(c.ref(&ComposeStats::race_losers_offloaded));
     }

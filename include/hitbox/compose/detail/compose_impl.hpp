@@ -16,6 +16,31 @@ HITBOX_LIB_INLINE std::string join_path(std::string_view outer, std::string_view
     return out;
 }
 
+HITBOX_LIB_INLINE std::function<void()> fork_slot_task(std::shared_ptr<void> keep, Fork& fork, int i,
+                                                       std::shared_ptr<ComposeShared> shared) {
+    auto slot = std::make_shared<SlotTask>(std::move(keep), fork, i);
+    return [slot = std::move(slot), f = &fork, shared = std::move(shared), i] {
+        GatePass pass(shared->gate);
+        if (!pass) {
+            f->cancel(i);
+            return;
+        }
+        f->run(i);
+    };
+}
+
+HITBOX_LIB_INLINE std::function<void()> fork_loser_task(std::shared_ptr<void> keep, Fork& fork, int loser,
+                                                        std::shared_ptr<ComposeShared> shared) {
+    return [keep = std::move(keep), f = &fork, shared = std::move(shared), loser] {
+        GatePass pass(shared->gate);
+        if (!pass) {
+            f->cancel(loser);
+            return;
+        }
+        f->run(loser);
+    };
+}
+
 HITBOX_LIB_INLINE void prefix_errors(std::vector<Error>& errors, std::string_view label) {
     if (label.empty()) return;
     for (auto& e : errors) e = e.in(label);
