@@ -8,6 +8,7 @@
 
 #include <hitbox/backend/redis/detail/any_connection_impl.hpp>
 #include <hitbox/backend/redis/detail/cluster_impl.hpp>
+#include <hitbox/backend/redis/detail/connection_mode_impl.hpp>
 #include <hitbox/backend/redis/detail/key_commands_impl.hpp>
 #include <hitbox/backend/redis/detail/resp_impl.hpp>
 #include <hitbox/backend/redis/detail/single_node_impl.hpp>

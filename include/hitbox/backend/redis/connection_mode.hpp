@@ -16,6 +16,7 @@
 
 #include <hitbox/backend/redis/tls.hpp>
 #include <hitbox/core/error.hpp>
+#include <hitbox/core/linkage.hpp>
 
 namespace hitbox {
 
@@ -130,21 +131,17 @@ struct ConnectionMode {
         return ClusterMode{std::move(urls), read_from_replicas};
     }
     /// Either mode behind one type (AnyConnection): `any(single(url))` or `any(cluster(urls))`.
-    static AnyMode any(SingleNodeMode mode) { return AnyMode{std::move(mode)}; }
-    static AnyMode any(ClusterMode mode) { return AnyMode{std::move(mode)}; }
+    HITBOX_LIB_INLINE static AnyMode any(SingleNodeMode mode);
+    HITBOX_LIB_INLINE static AnyMode any(ClusterMode mode);
     /// The mode by name, as a configuration file spells it: "single" (exactly one URL) or "cluster" (seed
     /// URLs). Anything else is a config error that lists the valid names; URLs are checked by build().
-    static Result<AnyMode> parse(std::string_view name, std::vector<std::string> urls,
-                                 bool read_from_replicas = false) {
-        if (name == "single") {
-            if (urls.size() != 1)
-                return fail(ErrorKind::config,
-                            "Redis mode \"single\" takes exactly one URL, got " + std::to_string(urls.size()));
-            return any(single(std::move(urls.front())));
-        }
-        if (name == "cluster") return any(cluster(std::move(urls), read_from_replicas));
-        return fail(ErrorKind::config, "unknown Redis mode \"" + std::string(name) + "\"; valid: single, cluster");
-    }
+    HITBOX_LIB_INLINE static Result<AnyMode> parse(std::string_view name, std::vector<std::string> urls,
+                                                   bool read_from_replicas = false);
 };
 
 }  // namespace hitbox
+
+// The definitions: included here in a header-only build, compiled once into the hitbox-redis library otherwise.
+#if !HITBOX_COMPILED_LIB
+#include <hitbox/backend/redis/detail/connection_mode_impl.hpp>
+#endif
