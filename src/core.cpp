@@ -2,20 +2,24 @@
 // the non-template parts every program with a cache uses (the offloads, the counters' snapshots of a
 // composition and a cache front, the memory tier's store and shards and its default instantiation's members,
 // the entry envelope, the key formats, the composition's error paths and fork, the JSON format's document
-// parsing and writing, the text formats' input checks, errors' text, and the Prometheus text writer),
-// defined once here. Built with HITBOX_COMPILED_LIB=1, so the definitions below are not inline.
+// parsing and writing, the text formats' input checks, errors' text, the Prometheus text writer and the
+// built-in stats' export), defined once here. Built with HITBOX_COMPILED_LIB=1, so the definitions below are not inline.
 #if !HITBOX_COMPILED_LIB
 #error "src/core.cpp is the compiled library: build it with -DHITBOX_COMPILED_LIB=1"
 #endif
 
+#include <hitbox/backend/detail/byte_stats_impl.hpp>
 #include <hitbox/backend/memory/detail/shard_impl.hpp>
+#include <hitbox/backend/memory/detail/stats_impl.hpp>
 #include <hitbox/backend/memory/detail/store_impl.hpp>
 #include <hitbox/backend/memory/memory_backend.hpp>
 #include <hitbox/cache/stats.hpp>
 #include <hitbox/codec/detail/envelope_impl.hpp>
 #include <hitbox/compose/detail/compose_impl.hpp>
 #include <hitbox/compose/detail/fork_impl.hpp>
+#include <hitbox/compose/detail/stats_impl.hpp>
 #include <hitbox/compose/stats.hpp>
+#include <hitbox/core/detail/durations_impl.hpp>
 #include <hitbox/core/detail/error_impl.hpp>
 #include <hitbox/core/detail/prometheus_impl.hpp>
 #include <hitbox/core/detail/type_name_impl.hpp>

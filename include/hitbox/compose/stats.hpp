@@ -33,14 +33,7 @@ struct ComposeStats {
 
 /// `hitbox_compose_{refills,refills_dropped,unavailable}_total`, labelled `backend` (the composition's
 /// label path). Levels sharing a path (the unlabelled inner levels of a fold) are summed by the caller.
-inline void hitbox_write_stats(PrometheusWriter& out, std::string_view backend, const ComposeStats& s) {
-    const PrometheusWriter::Labels labels = {{"backend", backend}};
-    out.counter("hitbox_compose_refills_total", "L2 hits written back to L1, per composition.", labels, s.refills);
-    out.counter("hitbox_compose_refills_dropped_total", "Offloaded refills the offload refused.", labels,
-                s.refills_dropped);
-    out.counter("hitbox_compose_unavailable_total", "Calls that failed in every tier, per composition.", labels,
-                s.unavailable);
-}
+HITBOX_LIB_INLINE void hitbox_write_stats(PrometheusWriter& out, std::string_view backend, const ComposeStats& s);
 
 }  // namespace hitbox
 
@@ -54,4 +47,9 @@ namespace hitbox {
 // not build the member table of ComposeStats.
 extern template class AtomicStats<ComposeStats>;
 }  // namespace hitbox
+#endif
+
+// The definitions: included here in a header-only build, compiled once into the hitbox library otherwise.
+#if !HITBOX_COMPILED_LIB
+#include <hitbox/compose/detail/stats_impl.hpp>
 #endif

@@ -19,6 +19,7 @@
 #include <utility>
 
 #include <hitbox/core/histogram.hpp>
+#include <hitbox/core/linkage.hpp>
 #include <hitbox/core/prometheus.hpp>
 
 namespace hitbox {
@@ -69,26 +70,7 @@ struct DurationStats {
 /// `hitbox_backend_{serialize,deserialize}_duration_seconds{backend,format}` and
 /// `hitbox_backend_{compress,decompress}_duration_seconds{backend,compressor}`; nothing when not enabled.
 /// Every stage the tier has is written when enabled, observed or not, so rates start at zero.
-inline void hitbox_write_stats(PrometheusWriter& out, std::string_view backend, const DurationStats& s) {
-    if (!s.enabled) return;
-    out.histogram("hitbox_backend_read_duration_seconds", "Duration of backend reads (one per round trip) in seconds.",
-                  {{"backend", backend}}, s[TierStage::read]);
-    out.histogram("hitbox_backend_write_duration_seconds",
-                  "Duration of backend writes (one per round trip) in seconds.", {{"backend", backend}},
-                  s[TierStage::write]);
-    if (!s.format.empty()) {
-        out.histogram("hitbox_backend_serialize_duration_seconds", "Duration of value serialization in seconds.",
-                      {{"backend", backend}, {"format", s.format}}, s[TierStage::serialize]);
-        out.histogram("hitbox_backend_deserialize_duration_seconds", "Duration of value deserialization in seconds.",
-                      {{"backend", backend}, {"format", s.format}}, s[TierStage::deserialize]);
-    }
-    if (!s.compressor.empty()) {
-        out.histogram("hitbox_backend_compress_duration_seconds", "Duration of payload compression in seconds.",
-                      {{"backend", backend}, {"compressor", s.compressor}}, s[TierStage::compress]);
-        out.histogram("hitbox_backend_decompress_duration_seconds", "Duration of payload decompression in seconds.",
-                      {{"backend", backend}, {"compressor", s.compressor}}, s[TierStage::decompress]);
-    }
-}
+HITBOX_LIB_INLINE void hitbox_write_stats(PrometheusWriter& out, std::string_view backend, const DurationStats& s);
 
 namespace detail {
 
@@ -195,3 +177,8 @@ decltype(auto) timed(StageTimers* timers, TierStage stage, F&& f) {
 }  // namespace detail
 
 }  // namespace hitbox
+
+// The definitions: included here in a header-only build, compiled once into the hitbox library otherwise.
+#if !HITBOX_COMPILED_LIB
+#include <hitbox/core/detail/durations_impl.hpp>
+#endif

@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <string_view>
 
+#include <hitbox/core/linkage.hpp>
 #include <hitbox/core/prometheus.hpp>
 #include <hitbox/core/stats.hpp>
 
@@ -27,17 +28,14 @@ struct MemoryStats {
 
 /// `hitbox_backend_{read,hits,misses,evictions,expirations}_total` and the gauge `hitbox_backend_entries`,
 /// labelled `backend`.
-inline void hitbox_write_stats(PrometheusWriter& out, std::string_view backend, const MemoryStats& s) {
-    const PrometheusWriter::Labels labels = {{"backend", backend}};
-    out.counter("hitbox_backend_read_total", "Reads (key lookups) per backend.", labels, s.hits + s.misses);
-    out.counter("hitbox_backend_hits_total", "Reads that found an entry, per backend.", labels, s.hits);
-    out.counter("hitbox_backend_misses_total", "Reads that found no entry, per backend.", labels, s.misses);
-    out.gauge("hitbox_backend_entries", "Entries held by an in-process tier.", labels, static_cast<double>(s.entries));
-    out.counter("hitbox_backend_evictions_total", "Entries evicted to honour the bound.", labels, s.evictions);
-    out.counter("hitbox_backend_expirations_total", "Expired entries reclaimed.", labels, s.expirations);
-}
+HITBOX_LIB_INLINE void hitbox_write_stats(PrometheusWriter& out, std::string_view backend, const MemoryStats& s);
 
 }  // namespace hitbox
 
 HITBOX_ADAPT_COUNTERS(hitbox::MemoryStats, entries, weighted_bytes, hits, misses, evictions, expirations,
                       rejected_admissions);
+
+// The definitions: included here in a header-only build, compiled once into the hitbox library otherwise.
+#if !HITBOX_COMPILED_LIB
+#include <hitbox/backend/memory/detail/stats_impl.hpp>
+#endif
