@@ -16,28 +16,25 @@ HITBOX_LIB_INLINE std::string join_path(std::string_view outer, std::string_view
     return out;
 }
 
+/// What both fork tasks do: run slot i unless the composition is gone (then cancel it).
+inline void run_slot_if_open(ComposeShared& shared, Fork& fork, int i) {
+    GatePass pass(shared.gate);
+    if (pass)
+        fork.run(i);
+    else
+        fork.cancel(i);
+}
+
 HITBOX_LIB_INLINE std::function<void()> fork_slot_task(std::shared_ptr<void> keep, Fork& fork, int i,
                                                        std::shared_ptr<ComposeShared> shared) {
     auto slot = std::make_shared<SlotTask>(std::move(keep), fork, i);
-    return [slot = std::move(slot), f = &fork, shared = std::move(shared), i] {
-        GatePass pass(shared->gate);
-        if (!pass) {
-            f->cancel(i);
-            return;
-        }
-        f->run(i);
-    };
+    return [slot = std::move(slot), f = &fork, shared = std::move(shared), i] { run_slot_if_open(*shared, *f, i); };
 }
 
 HITBOX_LIB_INLINE std::function<void()> fork_loser_task(std::shared_ptr<void> keep, Fork& fork, int loser,
                                                         std::shared_ptr<ComposeShared> shared) {
     return [keep = std::move(keep), f = &fork, shared = std::move(shared), loser] {
-        GatePass pass(shared->gate);
-        if (!pass) {
-            f->cancel(loser);
-            return;
-        }
-        f->run(loser);
+        run_slot_if_open(*shared, *f, loser);
     };
 }
 
