@@ -313,9 +313,7 @@ private:
             stored = n->type;
             detail::Shard::record_miss(guard.slot());
         }
-        return fail(ErrorKind::type_mismatch,
-                    "entry stored as " + detail::type_name(*stored) + ", read as " + detail::type_name(typeid(T)),
-                    s.label);
+        return type_mismatch_(*stored, typeid(T));
     }
 
     struct State {
@@ -367,46 +365,105 @@ private:
         if (!state_) return moved_from();
         State& s = *state_;
         const detail::OptionalStageClock clock(s.timers.get(), TierStage::write);
-        const std::int64_t now_ms = to_unix_ms(s.clock.now());
-        const std::uint64_t h = detail::mix_hash(key.hash());
-        detail::Shard& shard = s.store.shard_for(h);
-        detail::Graveyard dead;
-        const auto held = value.held_until();  // a fail-safe entry is kept past its expiry
-        const std::int64_t expire_ms = held ? to_unix_ms(*held) : detail::no_expiry;
-        if (expire_ms <= now_ms) {
-            s.store.erase(shard, key, h, now_ms, dead);
-            return {};
-        }
+        PutPlace place;
+        if (!put_place_(key, value.held_until(), place)) return {};  // already expired: the old entry went
         std::size_t bytes = 0;
         try {
             if constexpr (WeigherFor<Weigher, T>)  // guarded: a wrong weigher is reported by the static_assert alone
                 bytes = static_cast<std::size_t>(s.weigher(key, std::as_const(value.data)));
         } catch (...) {
-            s.store.erase(shard, key, h, now_ms, dead);
-            return fail(detail::exception_error("weigher", s.label));
+            return put_threw_(key, place, "weigher");
         }
-        bytes = static_cast<std::size_t>(std::min<std::uint64_t>(bytes, detail::max_weight));
-        const std::size_t weight = s.weighted ? std::max<std::size_t>(bytes, 1) : 1;
-        if (weight > s.store.capacity()) {
-            s.store.erase(shard, key, h, now_ms, dead);
-            return fail(ErrorKind::capacity,
-                        "entry weighs " + std::to_string(bytes) + " bytes, more than max_bytes (" +
-                            std::to_string(s.store.capacity()) + ")",
-                        s.label);
-        }
+        const auto weight = put_weight_(key, place, bytes);
+        if (!weight) return fail(weight.error());
         detail::TypedNode<T>* node = nullptr;
         try {
-            node = new detail::TypedNode<T>(key, h, expire_ms, bytes, weight, std::forward<V>(value));
+            node = new detail::TypedNode<T>(key, place.hash, place.expire_ms, bytes, *weight, std::forward<V>(value));
         } catch (...) {
-            s.store.erase(shard, key, h, now_ms, dead);
-            return fail(detail::exception_error("storing a copy of the value", s.label));
+            return put_threw_(key, place, "storing a copy of the value");
         }
-        s.store.put(shard, node, now_ms, dead);
+        put_node_(place, node);
         return {};
     }
 
+    // The steps of put<T> that do not depend on T, compiled once (in libhitbox in compiled-library mode)
+    // instead of once per value type; defined below the class.
+
+    /// Where an entry of `key` goes, and when it expires.
+    struct PutPlace {
+        detail::Shard* shard = nullptr;
+        std::uint64_t hash = 0;
+        std::int64_t now_ms = 0;
+        std::int64_t expire_ms = 0;
+    };
+    /// Fills `place`; false when `held` has already passed: the old entry of `key` is removed, nothing stored.
+    bool put_place_(const CacheKey& key, std::optional<TimePoint> held, PutPlace& place);
+    /// The weight of an entry of `bytes` (clamped), or the capacity error when it cannot fit (the old entry
+    /// goes).
+    Result<std::size_t> put_weight_(const CacheKey& key, const PutPlace& place, std::size_t& bytes);
+    /// Inside a catch handler: the weigher or the copy of the value (`what`) threw; the old entry goes.
+    Unexpected put_threw_(const CacheKey& key, const PutPlace& place, const char* what);
+    /// Stores `node` (owned from here on) in its place.
+    void put_node_(const PutPlace& place, detail::NodeBase* node);
+    /// find_'s error for an entry stored as `stored` and read as `wanted`.
+    Unexpected type_mismatch_(const std::type_info& stored, const std::type_info& wanted) const;
+
     std::shared_ptr<State> state_;
 };
+
+template <class Clock, class Weigher>
+bool BasicMemoryBackend<Clock, Weigher>::put_place_(const CacheKey& key, std::optional<TimePoint> held,
+                                                    PutPlace& place) {
+    State& s = *state_;
+    place.now_ms = to_unix_ms(s.clock.now());
+    place.hash = detail::mix_hash(key.hash());
+    place.shard = &s.store.shard_for(place.hash);
+    place.expire_ms = held ? to_unix_ms(*held) : detail::no_expiry;  // a fail-safe entry is kept past its expiry
+    if (place.expire_ms > place.now_ms) return true;
+    detail::Graveyard dead;
+    s.store.erase(*place.shard, key, place.hash, place.now_ms, dead);
+    return false;
+}
+
+template <class Clock, class Weigher>
+Result<std::size_t> BasicMemoryBackend<Clock, Weigher>::put_weight_(const CacheKey& key, const PutPlace& place,
+                                                                    std::size_t& bytes) {
+    State& s = *state_;
+    bytes = static_cast<std::size_t>(std::min<std::uint64_t>(bytes, detail::max_weight));
+    const std::size_t weight = s.weighted ? std::max<std::size_t>(bytes, 1) : 1;
+    if (weight <= s.store.capacity()) return weight;
+    detail::Graveyard dead;
+    s.store.erase(*place.shard, key, place.hash, place.now_ms, dead);
+    return fail(ErrorKind::capacity,
+                "entry weighs " + std::to_string(bytes) + " bytes, more than max_bytes (" +
+                    std::to_string(s.store.capacity()) + ")",
+                s.label);
+}
+
+template <class Clock, class Weigher>
+Unexpected BasicMemoryBackend<Clock, Weigher>::put_threw_(const CacheKey& key, const PutPlace& place,
+                                                          const char* what) {
+    State& s = *state_;
+    {
+        detail::Graveyard dead;
+        s.store.erase(*place.shard, key, place.hash, place.now_ms, dead);
+    }
+    return fail(detail::exception_error(what, s.label));
+}
+
+template <class Clock, class Weigher>
+void BasicMemoryBackend<Clock, Weigher>::put_node_(const PutPlace& place, detail::NodeBase* node) {
+    detail::Graveyard dead;
+    state_->store.put(*place.shard, node, place.now_ms, dead);
+}
+
+template <class Clock, class Weigher>
+Unexpected BasicMemoryBackend<Clock, Weigher>::type_mismatch_(const std::type_info& stored,
+                                                              const std::type_info& wanted) const {
+    return fail(ErrorKind::type_mismatch,
+                "entry stored as " + detail::type_name(stored) + ", read as " + detail::type_name(wanted),
+                state_->label);
+}
 
 // Out of the class so that the compiled library's `extern template` below keeps it out of programs.
 template <class Clock, class Weigher>
