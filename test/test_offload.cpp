@@ -45,6 +45,12 @@ private:
     bool open_ = false;
 };
 
+/// Opens a Signal when the scope ends, also when a failed REQUIRE leaves it early.
+struct OpenOnExit {
+    Signal& signal;
+    ~OpenOnExit() { signal.open(); }
+};
+
 /// Polls `pred` until it holds or 10 s pass (for counters changed by worker threads).
 template <class Pred>
 bool eventually(Pred pred) {
@@ -184,14 +190,20 @@ TEST_CASE("OffloadManager shutdown past its drain timeout discards queued work a
 TEST_CASE("OffloadManager warn timeout counts and reports a slow task but keeps waiting for it") {
     std::mutex m;
     std::vector<hitbox::OffloadTimeout> reported;
+    Signal release;  // before the manager: a failed REQUIRE below must not destroy it under the waiting task
     OffloadManager offload{{.workers = 1, .timeout = hitbox::TimeoutPolicy::warn(20ms)}};
+    const OpenOnExit release_on_exit{release};  // ... and lets the task end before the manager joins it
     offload.set_timeout_callback([&](const hitbox::OffloadTimeout& t) {
         std::lock_guard lock(m);
         reported.push_back(t);
     });
-    Signal release;
     REQUIRE(offload.spawn(OffloadKind::revalidate, "slow-key", [&] { release.wait(); }));
     REQUIRE(eventually([&] { return offload.counters().timed_out == 1; }));
+    // The counter moves under the manager's lock; the callback runs after it, outside the lock.
+    REQUIRE(eventually([&] {
+        std::lock_guard lock(m);
+        return !reported.empty();
+    }));
     {
         std::lock_guard lock(m);
         REQUIRE(reported.size() == 1);
