@@ -349,6 +349,54 @@ TEST_CASE("After a burst read by spinning callers, the I/O thread watches the id
     CHECK(backend.connection().counters().connects == 2);
 }
 
+TEST_CASE("One caller's idle connection closed by the server: the next command connects again without an error") {
+    // A caller alone on a connection reads its own replies and leaves the socket out of the I/O thread's set
+    // when it is done (two epoll_ctl calls fewer per command). The next command on it, more than a
+    // millisecond later, first checks that the server has not closed it meanwhile. The command timeout is
+    // long, so the I/O thread's own look at the socket (at most one command timeout later) cannot be what
+    // saves it.
+    RedisServer server;
+    auto b = Backend::builder()
+                 .connection(hitbox::ConnectionMode::single(server.url()))
+                 .connect_timeout(500ms)
+                 .command_timeout(10s)
+                 .build();
+    REQUIRE(b);
+    auto& backend = *b;
+    REQUIRE(backend.set(key_n("idle", 0), hitbox::CacheValue<std::string>{"v"}));
+    for (int round = 1; round <= 3; ++round) {
+        INFO("round " << round);
+        auto before = backend.get<std::string>(key_n("idle", 0));
+        REQUIRE(before);
+        REQUIRE(*before);
+        server.cli({"CLIENT", "KILL", "TYPE", "normal"});
+        std::this_thread::sleep_for(20ms);
+        const auto t0 = SteadyClock::now();
+        auto after = backend.get<std::string>(key_n("idle", 0));
+        REQUIRE(after);  // not a connection error from the closed socket
+        REQUIRE(*after);
+        CHECK((*after)->data == "v");
+        CHECK(since(t0) < 2000ms);
+        const auto c = backend.connection().counters();
+        CHECK(c.drops == static_cast<std::uint64_t>(round));
+        CHECK(c.connects == static_cast<std::uint64_t>(round + 1));
+    }
+}
+
+TEST_CASE("After one caller's command the I/O thread watches the idle socket again within a command timeout") {
+    RedisServer server;
+    auto backend = make_backend(server.url());  // command timeout 500 ms
+    REQUIRE(backend.set(key_n("rewatch", 0), hitbox::CacheValue<std::string>{"v"}));
+    for (int i = 0; i < 50; ++i) REQUIRE(backend.get<std::string>(key_n("rewatch", 0)));
+    server.cli({"CLIENT", "KILL", "TYPE", "normal"});
+    // No command is issued: only the I/O thread can notice the close.
+    CHECK(eventually([&] { return backend.connection().counters().drops == 1; }, 3000ms));
+    auto r = backend.get<std::string>(key_n("rewatch", 0));
+    REQUIRE(r);
+    CHECK(*r);
+    CHECK(backend.connection().counters().connects == 2);
+}
+
 TEST_CASE("close_if_idle while other threads send: their commands wait for the close, none fails") {
     // The Cluster policy closes a seed's idle connection after a topology refresh while other threads may
     // be sending to the same node. A command that arrives during the close waits for it and reconnects.

@@ -257,6 +257,9 @@ private:
 
     static constexpr std::size_t read_chunk = 64 * 1024;
     static constexpr auto flapping_window = std::chrono::seconds(1);
+    /// A command on a connection idle for longer than this, whose socket nobody watched meanwhile, first
+    /// checks that the server has not closed it (one non-blocking peek).
+    static constexpr auto idle_probe_after = std::chrono::milliseconds(1);
 
     struct AtomicCounters {
         std::atomic<std::uint64_t> connect_attempts{0}, connects{0}, drops{0}, timeouts{0}, commands{0}, writes{0};
@@ -273,10 +276,21 @@ private:
         SteadyClock::time_point now;
         {
             std::unique_lock<SpinMutex> lk(mu_);
-            idle_closed_.wait(lk, [this] { return !idle_close_; });
+            idle_closed_.wait(lk, [this] { return !idle_close_ && !probe_lost_; });
+            now = SteadyClock::now();  // also the start of the deadline (one clock read per command)
+            if (unwatched_idle_locked() && !pending_error_ && now - last_lead_ > idle_probe_after &&
+                !still_open(sock_)) {
+                // The socket was left out of the I/O thread's set after the last command (see lead) and the
+                // server closed it since: let the I/O thread drop it, as it would have had it watched, and
+                // queue this command for the next connection instead of failing it on the dead one.
+                pending_error_ = Error(ErrorKind::connection, "connection to " + address_ + " closed while idle");
+                probe_lost_ = true;
+                wake_io();
+                idle_closed_.wait(lk, [this] { return !probe_lost_; });
+                now = SteadyClock::now();
+            }
             if (stopping_) return fail(ErrorKind::unavailable, "connection to " + address_ + " is shut down");
             if (io_idle_exit_) release_io_locked();  // the I/O thread stopped, idle and disconnected
-            now = SteadyClock::now();                // also the start of the deadline (one clock read per command)
             if (state_ == State::backoff && now < next_attempt_) return fail(backoff_error_locked(now));
             if (!io_.joinable())
                 if (auto started = start_io_locked(); !started) return fail(started.error());
@@ -293,7 +307,12 @@ private:
             // queued meanwhile): commands never wait for the replies of those in flight, so a busy
             // connection pipelines instead of stopping and waiting a round trip per batch. Idle: the caller
             // also claims the read and collects its replies in `wait`.
-            if (idle && lead_now && can_lead_locked()) lead_fd = claim_read_locked();
+            if (idle && lead_now && can_lead_locked()) {
+                lead_fd = claim_read_locked();
+                last_lead_ = now;
+            } else if (idle && unwatched_idle_locked()) {
+                arm_locked();  // nobody leads: the I/O thread reads these replies
+            }
             if (!idle && settings_.tuning.writer_yield && can_write_locked()) {
                 // Busy: hold the write claim and give the CPU away once, so callers that are ready to run
                 // (typically those whose replies just arrived) queue their commands first and one send
@@ -558,10 +577,29 @@ private:
         if (failure) {
             pending_error_ = std::move(failure->error);
             wake_io();
-        } else if (!closing_locked()) {
+        } else if (!closing_locked() && (!pipe_.empty() || wants_out_locked())) {
             arm_locked();
         }
+        // Otherwise the socket stays out of the I/O thread's set: the next command on this idle connection
+        // leads again without two epoll_ctl calls (the cost of one round trip's worth of system calls at one
+        // thread). The I/O thread watches it again at its next wake-up (within a command timeout), a caller
+        // that only queues does at once, and a command after more than idle_probe_after checks first that
+        // the server has not closed it meanwhile (submit_impl).
         if (closing_locked()) claims_released_.notify_all();
+    }
+
+    /// The socket is out of the I/O thread's set with nothing due and nobody reading it (mu_ held).
+    bool unwatched_idle_locked() const noexcept {
+        return !armed_ && state_ == State::ready && sock_ >= 0 && pipe_.empty() && read_claim_ == Claim::none &&
+               !closing_locked() && spinners_.load(std::memory_order_relaxed) == 0;
+    }
+
+    /// Whether the server has not closed `fd`: no end of file and no error pending. Bytes waiting (a TLS
+    /// session ticket, a stray reply) count as open: the next read deals with them as before.
+    static bool still_open(int fd) noexcept {
+        char c;
+        const auto n = ::recv(fd, &c, 1, MSG_PEEK | MSG_DONTWAIT);
+        return n > 0 || (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR));
     }
 
     // ---- the I/O thread: connects, watches the socket when no caller does, drops broken connections ----
@@ -591,6 +629,7 @@ private:
                 }
                 connect_now = !failure && state_ == State::connecting;
                 if (armed_ && armed_out_ != wants_out_locked()) arm_locked();
+                if (unwatched_idle_locked()) arm_locked();  // left out by the last leader: watch it again
                 timeout_ms = poll_timeout_locked();
             }
             if (failure) {
@@ -885,8 +924,10 @@ private:
             state_ = next_attempt_ > now ? State::backoff : State::down;
             failed = pipe_.take_all();
             outbuf_.clear();
+            probe_lost_ = false;
         }
-        gone.reset();  // closes the socket (after the TLS close_notify, if any)
+        idle_closed_.notify_all();  // callers that found the idle socket closed now connect again
+        gone.reset();               // closes the socket (after the TLS close_notify, if any)
         pipe_.close();
         handshake_next_ = handshake_steps_.size();
         complete_all(failed, error);
@@ -907,6 +948,8 @@ private:
     bool stopping_ = false;
     bool idle_close_ = false;    // close_if_idle is stopping the I/O thread; new commands wait for it
     bool io_idle_exit_ = false;  // the I/O thread stopped by itself (disconnected, nothing queued)
+    bool probe_lost_ = false;    // a caller found the unwatched idle socket closed; new commands wait for the drop
+    SteadyClock::time_point last_lead_{};  // when the last caller took the read claim to lead
     std::condition_variable_any idle_closed_;
     std::string outbuf_;  // commands queued, not yet claimed by a writer
     ReplyPipe pipe_;      // the batches in wire order (mu_); its reader belongs to the read claim
