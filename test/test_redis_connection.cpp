@@ -397,6 +397,32 @@ TEST_CASE("After one caller's command the I/O thread watches the idle socket aga
     CHECK(backend.connection().counters().connects == 2);
 }
 
+TEST_CASE("A command queued without leading after a lone caller's command is read by the I/O thread") {
+    // The cluster's topology refresh queues CLUSTER SLOTS with submit (no lead) and only polls for the
+    // reply: the socket the last leader left out of the I/O thread's set must be watched again.
+    RedisServer server;
+    hitbox::detail::NodeSettings settings;
+    settings.endpoint.host = "127.0.0.1";
+    settings.endpoint.port = server.port();
+    settings.command_timeout = 5000ms;  // a stall reset (twice this) would come too late to pass
+    hitbox::detail::NodeConnection conn(settings);
+    std::string ping;
+    REQUIRE(hitbox::detail::append_command(ping, {"PING"}));
+    for (int round = 0; round < 20; ++round) {
+        INFO("round " << round);
+        REQUIRE(conn.execute(ping, 1));                        // leads: reads its own reply
+        if (round % 2 == 1) std::this_thread::sleep_for(3ms);  // past the idle probe's threshold
+        auto pending = conn.submit(ping, 1);
+        REQUIRE(pending);
+        const auto t0 = SteadyClock::now();
+        while (!pending->batch->done() && since(t0) < 2000ms) std::this_thread::sleep_for(200us);
+        REQUIRE(pending->batch->done());  // without waiting in wait(): nobody but the I/O thread read it
+        auto replies = conn.wait(*pending);
+        REQUIRE(replies);
+        CHECK(std::string((*replies)[0]->str, (*replies)[0]->len) == "PONG");
+    }
+}
+
 TEST_CASE("close_if_idle while other threads send: their commands wait for the close, none fails") {
     // The Cluster policy closes a seed's idle connection after a topology refresh while other threads may
     // be sending to the same node. A command that arrives during the close waits for it and reconnects.

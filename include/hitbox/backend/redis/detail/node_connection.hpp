@@ -278,7 +278,7 @@ private:
             std::unique_lock<SpinMutex> lk(mu_);
             idle_closed_.wait(lk, [this] { return !idle_close_ && !probe_lost_; });
             now = SteadyClock::now();  // also the start of the deadline (one clock read per command)
-            if (unwatched_idle_locked() && !pending_error_ && now - last_lead_ > idle_probe_after &&
+            if (unwatched_locked() && pipe_.empty() && !pending_error_ && now - last_lead_ > idle_probe_after &&
                 !still_open(sock_)) {
                 // The socket was left out of the I/O thread's set after the last command (see lead) and the
                 // server closed it since: let the I/O thread drop it, as it would have had it watched, and
@@ -310,7 +310,7 @@ private:
             if (idle && lead_now && can_lead_locked()) {
                 lead_fd = claim_read_locked();
                 last_lead_ = now;
-            } else if (idle && unwatched_idle_locked()) {
+            } else if (unwatched_locked()) {
                 arm_locked();  // nobody leads: the I/O thread reads these replies
             }
             if (!idle && settings_.tuning.writer_yield && can_write_locked()) {
@@ -588,10 +588,11 @@ private:
         if (closing_locked()) claims_released_.notify_all();
     }
 
-    /// The socket is out of the I/O thread's set with nothing due and nobody reading it (mu_ held).
-    bool unwatched_idle_locked() const noexcept {
-        return !armed_ && state_ == State::ready && sock_ >= 0 && pipe_.empty() && read_claim_ == Claim::none &&
-               !closing_locked() && spinners_.load(std::memory_order_relaxed) == 0;
+    /// The socket is out of the I/O thread's set and nobody reads it: no leader, no spinning caller (mu_
+    /// held). Whoever queues a command then, or the I/O thread when it wakes, puts it back.
+    bool unwatched_locked() const noexcept {
+        return !armed_ && state_ == State::ready && sock_ >= 0 && read_claim_ == Claim::none && !closing_locked() &&
+               spinners_.load(std::memory_order_relaxed) == 0;
     }
 
     /// Whether the server has not closed `fd`: no end of file and no error pending. Bytes waiting (a TLS
@@ -629,7 +630,7 @@ private:
                 }
                 connect_now = !failure && state_ == State::connecting;
                 if (armed_ && armed_out_ != wants_out_locked()) arm_locked();
-                if (unwatched_idle_locked()) arm_locked();  // left out by the last leader: watch it again
+                if (unwatched_locked()) arm_locked();  // left out by the last leader: watch it again
                 timeout_ms = poll_timeout_locked();
             }
             if (failure) {
