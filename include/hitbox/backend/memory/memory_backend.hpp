@@ -403,6 +403,8 @@ private:
     Result<std::size_t> put_weight_(const CacheKey& key, const PutPlace& place, std::size_t& bytes);
     /// Inside a catch handler: the weigher or the copy of the value (`what`) threw; the old entry goes.
     Unexpected put_threw_(const CacheKey& key, const PutPlace& place, const char* what);
+    /// Removes the old entry of `key`: a write that stores nothing still replaces it.
+    void put_drop_old_(const CacheKey& key, const PutPlace& place);
     /// Stores `node` (owned from here on) in its place.
     void put_node_(const PutPlace& place, detail::NodeBase* node);
     /// find_'s error for an entry stored as `stored` and read as `wanted`.
@@ -420,8 +422,7 @@ bool BasicMemoryBackend<Clock, Weigher>::put_place_(const CacheKey& key, std::op
     place.shard = &s.store.shard_for(place.hash);
     place.expire_ms = held ? to_unix_ms(*held) : detail::no_expiry;  // a fail-safe entry is kept past its expiry
     if (place.expire_ms > place.now_ms) return true;
-    detail::Graveyard dead;
-    s.store.erase(*place.shard, key, place.hash, place.now_ms, dead);
+    put_drop_old_(key, place);
     return false;
 }
 
@@ -432,8 +433,7 @@ Result<std::size_t> BasicMemoryBackend<Clock, Weigher>::put_weight_(const CacheK
     bytes = static_cast<std::size_t>(std::min<std::uint64_t>(bytes, detail::max_weight));
     const std::size_t weight = s.weighted ? std::max<std::size_t>(bytes, 1) : 1;
     if (weight <= s.store.capacity()) return weight;
-    detail::Graveyard dead;
-    s.store.erase(*place.shard, key, place.hash, place.now_ms, dead);
+    put_drop_old_(key, place);
     return fail(ErrorKind::capacity,
                 "entry weighs " + std::to_string(bytes) + " bytes, more than max_bytes (" +
                     std::to_string(s.store.capacity()) + ")",
@@ -443,12 +443,14 @@ Result<std::size_t> BasicMemoryBackend<Clock, Weigher>::put_weight_(const CacheK
 template <class Clock, class Weigher>
 Unexpected BasicMemoryBackend<Clock, Weigher>::put_threw_(const CacheKey& key, const PutPlace& place,
                                                           const char* what) {
-    State& s = *state_;
-    {
-        detail::Graveyard dead;
-        s.store.erase(*place.shard, key, place.hash, place.now_ms, dead);
-    }
-    return fail(detail::exception_error(what, s.label));
+    put_drop_old_(key, place);
+    return fail(detail::exception_error(what, state_->label));
+}
+
+template <class Clock, class Weigher>
+void BasicMemoryBackend<Clock, Weigher>::put_drop_old_(const CacheKey& key, const PutPlace& place) {
+    detail::Graveyard dead;
+    state_->store.erase(*place.shard, key, place.hash, place.now_ms, dead);
 }
 
 template <class Clock, class Weigher>
