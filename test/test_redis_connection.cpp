@@ -60,6 +60,18 @@ std::chrono::milliseconds since(SteadyClock::time_point t) {
     return std::chrono::duration_cast<std::chrono::milliseconds>(SteadyClock::now() - t);
 }
 
+/// The server closes `backend`'s idle connection (CLIENT KILL) and no command is issued until the drop is
+/// counted, so only the I/O thread can notice it, within `within`; the next read of `key` then connects again.
+void expect_idle_kill_noticed(Backend& backend, RedisServer& server, const hitbox::CacheKey& key,
+                              std::chrono::milliseconds within) {
+    server.cli({"CLIENT", "KILL", "TYPE", "normal"});
+    CHECK(eventually([&] { return backend.connection().counters().drops == 1; }, within));
+    auto r = backend.get<std::string>(key);
+    REQUIRE(r);
+    CHECK(*r);
+    CHECK(backend.connection().counters().connects == 2);
+}
+
 }  // namespace
 
 TEST_CASE("Lazy connection: build with no server, start it, the next operation succeeds") {
@@ -340,13 +352,7 @@ TEST_CASE("After a burst read by spinning callers, the I/O thread watches the id
     CHECK(failed == 0);
     std::this_thread::sleep_for(50ms);
     REQUIRE(backend.connection().counters().drops == 0);
-    server.cli({"CLIENT", "KILL", "TYPE", "normal"});
-    // No command is issued: only the I/O thread can notice the close.
-    CHECK(eventually([&] { return backend.connection().counters().drops == 1; }, 2000ms));
-    auto r = backend.get<std::string>(key_n("burst", 0));
-    REQUIRE(r);
-    CHECK(*r);
-    CHECK(backend.connection().counters().connects == 2);
+    expect_idle_kill_noticed(backend, server, key_n("burst", 0), 2000ms);
 }
 
 TEST_CASE("One caller's idle connection closed by the server: the next command connects again without an error") {
@@ -388,13 +394,7 @@ TEST_CASE("After one caller's command the I/O thread watches the idle socket aga
     auto backend = make_backend(server.url());  // command timeout 500 ms
     REQUIRE(backend.set(key_n("rewatch", 0), hitbox::CacheValue<std::string>{"v"}));
     for (int i = 0; i < 50; ++i) REQUIRE(backend.get<std::string>(key_n("rewatch", 0)));
-    server.cli({"CLIENT", "KILL", "TYPE", "normal"});
-    // No command is issued: only the I/O thread can notice the close.
-    CHECK(eventually([&] { return backend.connection().counters().drops == 1; }, 3000ms));
-    auto r = backend.get<std::string>(key_n("rewatch", 0));
-    REQUIRE(r);
-    CHECK(*r);
-    CHECK(backend.connection().counters().connects == 2);
+    expect_idle_kill_noticed(backend, server, key_n("rewatch", 0), 3000ms);
 }
 
 TEST_CASE("A command queued without leading after a lone caller's command is read by the I/O thread") {
