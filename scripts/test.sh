@@ -137,6 +137,10 @@ PY
 }
 
 start=$(date +%s)
+# The machine's CPU time (busy and idle, all cores) over the run, from /proc/stat: how much of the run the cores
+# were busy says whether a shorter run needs less work or better overlap.
+cpu_ticks() { awk '/^cpu /{print $2 + $3 + $4 + $7 + $8, $5 + $6}' /proc/stat 2>/dev/null; }
+cpu0=$(cpu_ticks)
 # Debug info as line tables only (-g1): enough for every backtrace and sanitizer report, and it compiles
 # much faster than full -g. Both sanitizer builds are clang at -O0 (test/meson.build gives the fuzz targets
 # and hostile_cluster -O1): clang compiles these sanitized tests at -O0 2-7x faster than g++ at -O1.
@@ -177,6 +181,13 @@ for i in "${!builds[@]}"; do
   fi
 done
 echo "=== all builds and suites took $(( $(date +%s) - start )) s"
+if [ -n "$cpu0" ]; then
+  read -r busy1 idle1 <<<"$(cpu_ticks)"
+  read -r busy0 idle0 <<<"$cpu0"
+  hz=$(getconf CLK_TCK 2>/dev/null || echo 100)
+  awk -v b=$(( busy1 - busy0 )) -v i=$(( idle1 - idle0 )) -v hz="$hz" 'BEGIN {
+    if (b + i > 0) printf "=== CPU: %.0f s busy, %.0f s idle over all cores (%.0f%% busy)\n", b / hz, i / hz, 100 * b / (b + i) }'
+fi
 printf '=== time per phase (build s: waited for its compilation; beside s: it compiled beside the previous tests)\n'
 printf '| phase | build s | beside s | tests s |\n|---|---|---|---|\n'
 for p in "${phases[@]}"; do set -- $p; printf '| %s | %s | %s | %s |\n' "$1" "$2" "$3" "$4"; done
