@@ -90,9 +90,12 @@ TEST_CASE("OffloadManager runs accepted tasks on its workers and counts them") {
 }
 
 TEST_CASE("OffloadManager deduplicates by (kind, key) while work is pending") {
-    OffloadManager offload{{.workers = 1}};
+    // What the tasks use is declared before the manager, and `release` opens when the scope ends: a failed
+    // REQUIRE below then lets the blocked task finish before the manager joins it, on live objects.
     Signal started, release;
     std::atomic<int> revalidations{0};
+    OffloadManager offload{{.workers = 1}};
+    const OpenOnExit release_on_exit{release};
     REQUIRE(offload.spawn(OffloadKind::revalidate, "user:42", [&] {
         started.open();
         release.wait();
@@ -124,14 +127,15 @@ TEST_CASE("OffloadManager deduplicates by (kind, key) while work is pending") {
 }
 
 TEST_CASE("OffloadManager bounds its queue and rejects beyond it") {
+    Signal started, release;  // before the manager, opened at scope end (see the deduplication test)
+    std::atomic<int> ran{0};
     OffloadManager offload{{.workers = 1, .max_queue = 2}};
-    Signal started, release;
+    const OpenOnExit release_on_exit{release};
     REQUIRE(offload.spawn(OffloadKind::custom, "", [&] {
         started.open();
         release.wait();
     }));
     REQUIRE(started.wait());
-    std::atomic<int> ran{0};
     CHECK(offload.spawn(OffloadKind::custom, "", [&] { ++ran; }));
     CHECK(offload.spawn(OffloadKind::custom, "", [&] { ++ran; }));
     CHECK_FALSE(offload.spawn(OffloadKind::custom, "", [&] { ++ran; }));
@@ -223,10 +227,12 @@ TEST_CASE("OffloadManager warn timeout counts and reports a slow task but keeps 
 
 TEST_CASE("OffloadManager cancel-wait timeout abandons the task: key released, waiters stop waiting") {
     std::atomic<int> reported{0};
+    Signal stopped, release;  // before the manager, opened at scope end (see the deduplication test)
+    std::atomic<bool> second{false};
     OffloadManager offload{{.workers = 2, .on_timeout = [&](const hitbox::OffloadTimeout& t) {
                                 if (t.policy.mode() == hitbox::TimeoutPolicy::Mode::cancel_wait) ++reported;
                             }}};
-    Signal stopped, release;
+    const OpenOnExit release_on_exit{release};
     REQUIRE(offload.spawn(
         OffloadKind::refill, "k",
         [&](std::stop_token stop) {
@@ -246,7 +252,6 @@ TEST_CASE("OffloadManager cancel-wait timeout abandons the task: key released, w
     CHECK(c.running == 1);  // the function itself still runs
     CHECK(offload.wait_all(1s));
     // The key is free: a new refill of the same key is accepted and runs on the other worker.
-    std::atomic<bool> second{false};
     CHECK(offload.spawn(OffloadKind::refill, "k", [&] { second = true; }));
     REQUIRE(offload.wait_all(10s));
     CHECK(second);
