@@ -416,9 +416,8 @@ TEST_CASE("A command queued without leading after a lone caller's command is rea
         if (round % 2 == 1) std::this_thread::sleep_for(3ms);  // past the idle probe's threshold
         auto pending = conn.submit(ping, 1);
         REQUIRE(pending);
-        const auto t0 = SteadyClock::now();
-        while (!pending->batch->done() && since(t0) < 2000ms) std::this_thread::sleep_for(200us);
-        REQUIRE(pending->batch->done());  // without waiting in wait(): nobody but the I/O thread read it
+        // Without waiting in wait(): nobody but the I/O thread reads it.
+        REQUIRE(eventually([&] { return pending->batch->done(); }, 2000ms));
         auto replies = conn.wait(*pending);
         REQUIRE(replies);
         CHECK(std::string((*replies)[0]->str, (*replies)[0]->len) == "PONG");
