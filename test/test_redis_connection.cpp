@@ -44,6 +44,19 @@ Backend make_backend(const std::string& url, std::chrono::milliseconds backoff =
     return std::move(*b);
 }
 
+/// The default tuning with who drives a busy connection held (ConnectionDrive).
+hitbox::ConnectionTuning driven_by(hitbox::ConnectionDrive drive) {
+    hitbox::ConnectionTuning t;
+    t.drive = drive;
+    return t;
+}
+
+const char* drive_name(hitbox::ConnectionDrive d) {
+    return d == hitbox::ConnectionDrive::io_thread ? "the I/O thread drives"
+           : d == hitbox::ConnectionDrive::callers ? "the callers drive"
+                                                   : "adaptive";
+}
+
 hitbox::CacheKey key_n(const std::string& name, int i) { return hitbox::CacheKey{name, 0, {{"i", std::to_string(i)}}}; }
 
 /// Retries `op` until it succeeds or `budget` passes (reconnects are lazy and rate-limited).
@@ -138,8 +151,10 @@ TEST_CASE("Server killed: errors within the timeout; restarted: later operations
 }
 
 TEST_CASE("Paused server: a timeout within the command timeout; the late reply goes to nobody else") {
+    const auto drive = GENERATE(hitbox::ConnectionDrive::callers, hitbox::ConnectionDrive::io_thread);
+    INFO(drive_name(drive));
     RedisServer server;
-    auto backend = make_backend(server.url());
+    auto backend = make_backend(server.url(), 50ms, driven_by(drive));
     REQUIRE(backend.set(key_n("pause", 1), hitbox::CacheValue<std::string>{"first"}));
     REQUIRE(backend.set(key_n("pause", 2), hitbox::CacheValue<std::string>{"second"}));
     server.pause();
@@ -160,8 +175,10 @@ TEST_CASE("Paused server: a timeout within the command timeout; the late reply g
 }
 
 TEST_CASE("A server that stops answering for twice the command timeout gets its connection reset") {
+    const auto drive = GENERATE(hitbox::ConnectionDrive::callers, hitbox::ConnectionDrive::io_thread);
+    INFO(drive_name(drive));
     RedisServer server;
-    auto backend = make_backend(server.url());
+    auto backend = make_backend(server.url(), 50ms, driven_by(drive));
     REQUIRE(backend.set(key_n("stall", 1), hitbox::CacheValue<int>{1}));
     server.pause();
     CHECK_FALSE(backend.get<int>(key_n("stall", 1)));
@@ -192,13 +209,18 @@ TEST_CASE("A handshake that gets no answer fails within the connect timeout") {
 }
 
 TEST_CASE("32 threads share one connection: every reply reaches its own caller") {
-    // Both waiting strategies: spinning callers that read the socket themselves (default), and plain
-    // sleeping callers woken by whoever reads (ConnectionTuning::plain()).
-    const bool plain = GENERATE(false, true);
-    INFO((plain ? "plain tuning" : "spinning tuning"));
+    // Every waiting strategy: spinning callers that read the socket themselves, plain sleeping callers woken
+    // by whoever reads (ConnectionTuning::plain()), the I/O thread alone driving the socket, and the default
+    // that measures and chooses between the first and the third.
+    const int variant = GENERATE(0, 1, 2, 3);
+    const hitbox::ConnectionTuning tunings[] = {driven_by(hitbox::ConnectionDrive::callers),
+                                                hitbox::ConnectionTuning::plain(),
+                                                driven_by(hitbox::ConnectionDrive::io_thread),
+                                                {}};
+    const char* names[] = {"spinning callers", "plain tuning", "the I/O thread drives", "adaptive (default)"};
+    INFO(names[variant]);
     RedisServer server;
-    auto backend =
-        make_backend(server.url(), 50ms, plain ? hitbox::ConnectionTuning::plain() : hitbox::ConnectionTuning{});
+    auto backend = make_backend(server.url(), 50ms, tunings[variant]);
     constexpr int threads = 32, keys_per_thread = 8, rounds = 150;
     for (int i = 0; i < 64; ++i)
         REQUIRE(backend.set(key_n("shared", i), hitbox::CacheValue<std::string>{"shared-" + std::to_string(i)}));
@@ -250,6 +272,8 @@ TEST_CASE("32 threads share one connection: every reply reaches its own caller")
     auto c = backend.connection().counters();
     CHECK(c.connects == 1);
     CHECK(c.commands > c.writes);  // commands from different threads went out together
+    if (variant == 2) CHECK(c.io_thread_rounds > 0);
+    if (variant == 0) CHECK(c.io_thread_rounds == 0);
     // One connection from the backend plus redis-cli's own.
     auto clients = server.cli({"CLIENT", "LIST"});
     CHECK(std::count(clients.begin(), clients.end(), '\n') + 1 == 2);
@@ -424,6 +448,72 @@ TEST_CASE("A command queued without leading after a lone caller's command is rea
     }
 }
 
+TEST_CASE("Who drives a busy connection changes hundreds of times under load: every reply still its caller's") {
+    // ConnectionDrive::adaptive with a selector timed to switch between the callers and the I/O thread about
+    // every millisecond (every probe "wins"), while 32 threads send batches of 1-3 ECHOs for 0.6 s, some with
+    // submit and a later wait, and check that each reply is their own.
+    RedisServer server;
+    hitbox::detail::NodeSettings settings;
+    settings.endpoint.host = "127.0.0.1";
+    settings.endpoint.port = server.port();
+    settings.command_timeout = 5000ms;
+    settings.drive_timing.epoch = 1ms;
+    settings.drive_timing.warmup = 200us;
+    settings.drive_timing.probe = 300us;
+    settings.drive_timing.hold_min = 1;
+    settings.drive_timing.hold_max = 1;
+    settings.drive_timing.margin = -100.0;  // any probe wins
+    settings.drive_timing.min_concurrency = 0.0;
+    hitbox::detail::NodeConnection conn(settings);
+    constexpr int threads = 32;
+    const auto until = SteadyClock::now() + 600ms;
+    std::atomic<int> wrong{0}, failed{0}, checked{0};
+    std::vector<std::thread> pool;
+    for (int t = 0; t < threads; ++t) {
+        pool.emplace_back([&, t] {
+            for (int round = 0; SteadyClock::now() < until; ++round) {
+                const std::size_t count = 1 + static_cast<std::size_t>((round + t) % 3);
+                std::string commands;
+                for (std::size_t i = 0; i < count; ++i)
+                    hitbox::detail::append_command(
+                        commands, {"ECHO", std::to_string(t) + "/" + std::to_string(round) + "/" + std::to_string(i)});
+                hitbox::Result<std::vector<hitbox::detail::ReplyPtr>> replies = std::vector<hitbox::detail::ReplyPtr>{};
+                if (round % 4 == 0) {
+                    auto pending = conn.submit(commands, count);
+                    if (!pending) {
+                        ++failed;
+                        continue;
+                    }
+                    replies = conn.wait(*pending);
+                } else {
+                    replies = conn.execute(commands, count);
+                }
+                if (!replies || replies->size() != count) {
+                    ++failed;
+                    continue;
+                }
+                for (std::size_t i = 0; i < count; ++i) {
+                    const auto& r = (*replies)[i];
+                    const std::string expect =
+                        std::to_string(t) + "/" + std::to_string(round) + "/" + std::to_string(i);
+                    if (r->type != REDIS_REPLY_STRING || std::string(r->str, r->len) != expect) ++wrong;
+                    ++checked;
+                }
+            }
+        });
+    }
+    for (auto& th : pool) th.join();
+    CHECK(wrong == 0);
+    CHECK(failed == 0);
+    const auto c = conn.counters();
+    INFO("switches " << c.drive_switches << ", I/O thread rounds " << c.io_thread_rounds << ", replies " << checked);
+    CHECK(checked > 1000);
+    CHECK(c.drive_switches >= 100);
+    CHECK(c.io_thread_rounds > 0);
+    CHECK(c.connects == 1);
+    CHECK(c.timeouts == 0);
+}
+
 TEST_CASE("close_if_idle while other threads send: their commands wait for the close, none fails") {
     // The Cluster policy closes a seed's idle connection after a topology refresh while other threads may
     // be sending to the same node. A command that arrives during the close waits for it and reconnects.
@@ -470,8 +560,10 @@ TEST_CASE("close_if_idle while other threads send: their commands wait for the c
 }
 
 TEST_CASE("CLIENT KILL under load: errors, reconnects, and never another caller's reply") {
+    const auto drive = GENERATE(hitbox::ConnectionDrive::callers, hitbox::ConnectionDrive::io_thread);
+    INFO(drive_name(drive));
     RedisServer server;
-    auto backend = make_backend(server.url(), 20ms);
+    auto backend = make_backend(server.url(), 20ms, driven_by(drive));
     constexpr int threads = 8;
     std::atomic<bool> stop{false};
     std::atomic<int> wrong{0}, ok_reads{0}, errors{0}, other_kinds{0};

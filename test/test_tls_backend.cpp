@@ -108,11 +108,15 @@ TEST_CASE("TLS backend: rediss:// with the CA round-trips values; certificate er
 }
 
 TEST_CASE("TLS backend: 32 threads share one TLS connection and each gets its own values") {
-    const bool plain = GENERATE(false, true);
-    INFO((plain ? "plain tuning" : "spinning tuning"));
+    // The default tuning, plain sleeping callers, and the I/O thread alone driving the TLS socket.
+    const int variant = GENERATE(0, 1, 2);
+    const char* names[] = {"default tuning", "plain tuning", "the I/O thread drives"};
+    INFO(names[variant]);
+    hitbox::ConnectionTuning io_driven;
+    io_driven.drive = hitbox::ConnectionDrive::io_thread;
+    const hitbox::ConnectionTuning tunings[] = {{}, hitbox::ConnectionTuning::plain(), io_driven};
     auto server = tls_server();
-    auto redis = tls_backend(server->url(), trusting_ca(),
-                             plain ? hitbox::ConnectionTuning::plain() : hitbox::ConnectionTuning{});
+    auto redis = tls_backend(server->url(), trusting_ca(), tunings[variant]);
     constexpr int threads = 32, rounds = 120;
     std::atomic<int> wrong{0}, failed{0};
     std::vector<std::thread> pool;

@@ -693,6 +693,8 @@ private:
         to.timeouts += n.timeouts;
         to.commands += n.commands;
         to.writes += n.writes;
+        to.io_thread_rounds += n.io_thread_rounds;
+        to.drive_switches += n.drive_switches;
     }
 
     // ---- topology refresh (a Pin held) ----

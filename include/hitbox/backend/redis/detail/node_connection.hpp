@@ -66,6 +66,7 @@
 
 #include <hitbox/backend/redis/connection_mode.hpp>
 #include <hitbox/backend/redis/detail/deadline.hpp>
+#include <hitbox/backend/redis/detail/drive_selector.hpp>
 #include <hitbox/backend/redis/detail/node_settings.hpp>
 #include <hitbox/backend/redis/detail/platform.hpp>
 #include <hitbox/backend/redis/detail/reply_pipe.hpp>
@@ -105,7 +106,8 @@ inline Result<NodeSettings> make_node_settings(RedisEndpoint endpoint, const Con
                         options.max_reply_bytes,
                         std::move(*tls),
                         options.tuning,
-                        nullptr};
+                        nullptr,
+                        DriveSelectorConfig{}};
 }
 
 /// One multiplexed, automatically pipelined connection to one Redis node (see the file comment).
@@ -115,7 +117,9 @@ public:
         : settings_(std::move(settings)),
           address_(settings_.endpoint.address()),
           mu_(settings_.tuning.spin ? settings_.tuning.lock_spins : 0),
-          pipe_(settings_.endpoint.password.value_or(""), settings_.endpoint.username.value_or("")) {
+          pipe_(settings_.endpoint.password.value_or(""), settings_.endpoint.username.value_or("")),
+          selector_(settings_.tuning.drive, settings_.drive_timing),
+          io_drives_(selector_.io_thread()) {
         const auto& ep = settings_.endpoint;
         if (ep.password) {
             if (ep.username)
@@ -177,7 +181,7 @@ public:
         const auto deadline = cap ? std::min(*cap, pending.deadline) : pending.deadline;
         int lead_fd = std::exchange(pending.lead_fd, -1);
         if (lead_fd < 0) spin(*pending.batch);
-        if (lead_fd < 0 && !pending.batch->done()) {
+        if (lead_fd < 0 && !pending.batch->done() && !io_drives_.load(std::memory_order_relaxed)) {
             // Still waiting: read the socket itself when nobody else does (no hand-off from the I/O thread).
             std::lock_guard<SpinMutex> lk(mu_);
             if (can_lead_locked()) lead_fd = claim_read_locked();
@@ -230,6 +234,8 @@ public:
         c.timeouts = counters_.timeouts.load(std::memory_order_relaxed);
         c.commands = counters_.commands.load(std::memory_order_relaxed);
         c.writes = counters_.writes.load(std::memory_order_relaxed);
+        c.io_thread_rounds = counters_.io_thread_rounds.load(std::memory_order_relaxed);
+        c.drive_switches = counters_.drive_switches.load(std::memory_order_relaxed);
         return c;
     }
 
@@ -262,7 +268,8 @@ private:
     static constexpr auto idle_probe_after = std::chrono::milliseconds(1);
 
     struct AtomicCounters {
-        std::atomic<std::uint64_t> connect_attempts{0}, connects{0}, drops{0}, timeouts{0}, commands{0}, writes{0};
+        std::atomic<std::uint64_t> connect_attempts{0}, connects{0}, drops{0}, timeouts{0}, commands{0}, writes{0},
+            io_thread_rounds{0}, drive_switches{0};
     };
 
     /// `submit`; with `lead_now` (execute) the caller of an idle connection claims the read before its
@@ -302,29 +309,36 @@ private:
             const bool idle = pipe_.empty();
             if (idle) progress_mark_ = now;
             outbuf_.append(commands);
+            batch->queued_at = now;
             pipe_.push(batch);
-            // Write now unless another thread is writing (its loop then sends these too, with whatever else
-            // queued meanwhile): commands never wait for the replies of those in flight, so a busy
-            // connection pipelines instead of stopping and waiting a round trip per batch. Idle: the caller
-            // also claims the read and collects its replies in `wait`.
-            if (idle && lead_now && can_lead_locked()) {
-                lead_fd = claim_read_locked();
-                last_lead_ = now;
-            } else if (unwatched_locked()) {
-                arm_locked();  // nobody leads: the I/O thread reads these replies
+            if (state_ == State::ready && io_drives_.load(std::memory_order_relaxed)) {
+                // The I/O thread drives the connection: it sends these with whatever else queued, once the
+                // replies in flight are read (at once if it waits for work). No caller writes or leads.
+                wake_driver_locked();
+            } else {
+                // Write now unless another thread is writing (its loop then sends these too, with whatever else
+                // queued meanwhile): commands never wait for the replies of those in flight, so a busy
+                // connection pipelines instead of stopping and waiting a round trip per batch. Idle: the caller
+                // also claims the read and collects its replies in `wait`.
+                if (idle && lead_now && can_lead_locked()) {
+                    lead_fd = claim_read_locked();
+                    last_lead_ = now;
+                } else if (unwatched_locked()) {
+                    arm_locked();  // nobody leads: the I/O thread reads these replies
+                }
+                if (!idle && settings_.tuning.writer_yield && can_write_locked()) {
+                    // Busy: hold the write claim and give the CPU away once, so callers that are ready to run
+                    // (typically those whose replies just arrived) queue their commands first and one send
+                    // carries them all. With an idle CPU this returns at once.
+                    writing_ = true;
+                    lk.unlock();
+                    std::this_thread::yield();
+                    lk.lock();
+                    writing_ = false;
+                    if (closing_locked()) claims_released_.notify_all();
+                }
+                if (can_write_locked()) write_locked(lk);
             }
-            if (!idle && settings_.tuning.writer_yield && can_write_locked()) {
-                // Busy: hold the write claim and give the CPU away once, so callers that are ready to run
-                // (typically those whose replies just arrived) queue their commands first and one send
-                // carries them all. With an idle CPU this returns at once.
-                writing_ = true;
-                lk.unlock();
-                std::this_thread::yield();
-                lk.lock();
-                writing_ = false;
-                if (closing_locked()) claims_released_.notify_all();
-            }
-            if (can_write_locked()) write_locked(lk);
             // Under the lock: once it is released, the I/O thread may connect, fail, stop by itself and
             // have its descriptors closed by another caller (release_io_locked) before a late wake.
             if (wake) wake_io();
@@ -344,6 +358,10 @@ private:
     void spin(const ReplyBatch& batch) {
         const int yields = settings_.tuning.spin ? settings_.tuning.spin_yields : 0;
         if (yields == 0) return;
+        if (io_drives_.load(std::memory_order_relaxed)) {  // the I/O thread reads: only give the CPU away
+            for (int i = 0; i < yields && !batch.done(); ++i) std::this_thread::yield();
+            return;
+        }
         spinners_.fetch_add(1, std::memory_order_acq_rel);
         for (int i = 0; i < yields && !batch.done(); ++i) {
             std::this_thread::yield();
@@ -380,6 +398,7 @@ private:
             // A send may have found the socket full earlier. The I/O thread may have left the socket to
             // the spinners (and with it the wait for room), so try the rest of the output here.
             resume_write_locked(lk);
+            wake_driver_locked();  // commands queued for the I/O thread while this caller read
         }
         if (closing_locked()) claims_released_.notify_all();
     }
@@ -445,14 +464,14 @@ private:
     /// looping while other threads queue more. On EAGAIN the rest is left to the I/O thread (EPOLLOUT); on
     /// an error the I/O thread is told to drop the connection. One writer at a time: bytes go out in
     /// queue order.
-    void write_locked(std::unique_lock<SpinMutex>& lk) {
+    void write_locked(std::unique_lock<SpinMutex>& lk, bool one_round = false) {
         writing_ = true;
         Transport& out = *transport_;  // replaced only after every claim is released
         for (int round = 0;; ++round) {
             if (wpos_ == wbuf_.size()) {
                 wbuf_.clear();
                 wpos_ = 0;
-                if (outbuf_.empty() || closing_locked()) break;
+                if (outbuf_.empty() || closing_locked() || (one_round && round == 1)) break;
                 if (round == settings_.tuning.max_write_rounds) {
                     io_writes_ = true;
                     wake_io();
@@ -540,6 +559,15 @@ private:
 
     void wake_io() noexcept { waiter_.wake(); }
 
+    /// While the I/O thread drives (io_drives_), a caller that queued commands wakes it if it waits for
+    /// work; not while a leader holds the socket (the leader sends them, and wakes it when it lets go).
+    void wake_driver_locked() noexcept {
+        if (io_parked_ && read_claim_ != Claim::caller && io_drives_.load(std::memory_order_relaxed)) {
+            io_parked_ = false;
+            wake_io();
+        }
+    }
+
     /// The leader's loop: reads and delivers until its own batch is answered or its deadline passes, then
     /// gives the socket back to the I/O thread (which takes over any replies still due).
     void lead(const ReplyBatch& mine, int fd, SteadyClock::time_point deadline) {
@@ -579,6 +607,7 @@ private:
             wake_io();
         } else if (!closing_locked() && (!pipe_.empty() || wants_out_locked())) {
             arm_locked();
+            wake_driver_locked();  // commands queued for the I/O thread after this leader's last send
         }
         // Otherwise the socket stays out of the I/O thread's set: the next command on this idle connection
         // leads again without two epoll_ctl calls (the cost of one round trip's worth of system calls at one
@@ -605,8 +634,60 @@ private:
 
     // ---- the I/O thread: connects, watches the socket when no caller does, drops broken connections ----
 
+    /// Whether the I/O thread drives the connection now (mu_ held): it is its turn (io_drives_), replies are
+    /// due, nobody else holds the socket, and nothing waits for the usual loop (a failure, a full socket).
+    bool can_drive_locked() const noexcept {
+        return io_drives_.load(std::memory_order_relaxed) && !stopping_ && state_ == State::ready && sock_ >= 0 &&
+               !pipe_.empty() && read_claim_ == Claim::none && !pending_error_ && !write_error_ &&
+               !wants_out_locked() && !write_wants_read_;
+    }
+
+    /// One round of the I/O thread driving a busy connection (io_drives_): sends what queued, waits for
+    /// replies (or a wake-up), reads and delivers them, which also sends what queued meanwhile and wakes
+    /// their callers. False when it does not drive now: nothing in flight, not ready, a caller holds the
+    /// socket, a failure to act on, or a send that waits for room; the usual wait then follows.
+    bool drive_step() {
+        int fd = -1;
+        int timeout_ms = 0;
+        {
+            std::unique_lock<SpinMutex> lk(mu_);
+            if (!can_drive_locked()) return false;
+            // The read claim first: no spinning caller left from the callers' turn may read the replies of
+            // this send while it goes out, which would leave this thread waiting for replies that came.
+            read_claim_ = Claim::io;
+            fd = sock_;
+            // One send of what queued: what queues during it goes out after the replies (read_and_deliver).
+            if (can_write_locked()) write_locked(lk, true);
+            if (write_error_ || wants_out_locked() || write_wants_read_ || closing_locked()) {
+                read_claim_ = Claim::none;  // the usual loop acts on it
+                if (closing_locked()) claims_released_.notify_all();
+                return false;
+            }
+            timeout_ms = poll_timeout_locked();
+        }
+        const bool readable = io_buffered() > 0 || waiter_.wait_on(fd, timeout_ms).readable;
+        std::optional<Failure> failure;
+        if (readable) failure = read_and_deliver();
+        counters_.io_thread_rounds.fetch_add(1, std::memory_order_relaxed);
+        bool stalled = false;
+        {
+            std::lock_guard<SpinMutex> lk(mu_);
+            read_claim_ = Claim::none;
+            if (closing_locked()) claims_released_.notify_all();
+            // Bytes that never complete a reply are not progress: the stall reset applies here too.
+            stalled =
+                !failure && !pipe_.empty() && SteadyClock::now() >= deadline_after(progress_mark_, stall_timeout());
+        }
+        if (failure)
+            lose_connection(failure->error, failure->backoff);
+        else if (stalled)
+            check_deadlines();
+        return true;
+    }
+
     void run() {
         for (;;) {
+            if (drive_step()) continue;
             std::optional<Failure> failure;
             bool connect_now = false;
             int timeout_ms = -1;
@@ -632,6 +713,10 @@ private:
                 if (armed_ && armed_out_ != wants_out_locked()) arm_locked();
                 if (unwatched_locked()) arm_locked();  // left out by the last leader: watch it again
                 timeout_ms = poll_timeout_locked();
+                // A leader or spinning caller that let the socket go since drive_step looked, while this
+                // thread was not waiting yet, did not wake it: look again instead of waiting.
+                if (!failure && !connect_now && can_drive_locked()) continue;
+                io_parked_ = !failure && !connect_now;
             }
             if (failure) {
                 lose_connection(failure->error, failure->backoff);
@@ -642,6 +727,10 @@ private:
                 continue;
             }
             const auto [readable, writable] = waiter_.wait(timeout_ms);
+            {
+                std::lock_guard<SpinMutex> lk(mu_);
+                io_parked_ = false;
+            }
             bool read_now = readable;
             if (writable) {
                 std::unique_lock<SpinMutex> lk(mu_);
@@ -838,18 +927,29 @@ private:
                 progress_mark_ = SteadyClock::now();
                 served_ = true;
             }
+            if (!done_.empty()) observe_drive_locked();
             // Send what queued up during the round trip before waking the callers.
             if (write_wants_read_) {
                 write_wants_read_ = false;
                 resume_write_locked(lk);
             }
-            if (!unexpected && can_write_locked()) write_locked(lk);
+            if (!unexpected && can_write_locked()) write_locked(lk, io_drives_.load(std::memory_order_relaxed));
         }
         got_.clear();
         complete_all(done_, std::nullopt);
         done_.clear();
         if (unexpected) return Failure{Error(ErrorKind::protocol, "unexpected reply from " + address_)};
         return std::nullopt;
+    }
+
+    /// Feeds the batches just completed to the selector of who drives the busy connection (mu_ held).
+    void observe_drive_locked() {
+        std::chrono::nanoseconds waited{0};
+        for (const auto& b : done_) waited += progress_mark_ - b->queued_at;
+        if (!selector_.observe(progress_mark_, done_.size(), waited)) return;
+        io_drives_.store(selector_.io_thread(), std::memory_order_relaxed);
+        counters_.drive_switches.fetch_add(1, std::memory_order_relaxed);
+        wake_driver_locked();
     }
 
     void check_deadlines() {
@@ -976,6 +1076,9 @@ private:
     WakeBoard board_;                         // where callers sleep until their replies are delivered
     std::atomic<std::uint32_t> next_bit_{0};  // the wake bit of the next batch
     std::atomic<int> spinners_{0};            // callers in spin()
+    DriveSelector selector_;                  // who drives the busy connection (mu_)
+    std::atomic<bool> io_drives_;             // selector_.io_thread(), for lock-free reads (written under mu_)
+    bool io_parked_ = false;                  // the I/O thread waits in its usual wait (mu_)
     std::atomic<std::int64_t> next_pump_{0};  // steady_clock ns before which no spinner reads
     IoWaiter waiter_;                         // the I/O thread's wait for the socket and for wake-ups
     std::mutex io_mu_;                        // TLS only: one transport call at a time

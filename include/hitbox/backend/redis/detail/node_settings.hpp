@@ -10,6 +10,7 @@
 #include <memory>
 
 #include <hitbox/backend/redis/connection_mode.hpp>
+#include <hitbox/backend/redis/detail/drive_selector.hpp>
 #include <hitbox/backend/redis/detail/url.hpp>
 #include <hitbox/core/error.hpp>
 
@@ -39,6 +40,7 @@ struct NodeSettings {
     std::shared_ptr<const TlsContext> tls;   ///< TLS for this node (shared by a backend's nodes), or plain
     ConnectionTuning tuning{};               ///< how callers wait
     std::shared_ptr<EndpointSource> source;  ///< where to connect each time; null: `endpoint`, fixed
+    DriveSelectorConfig drive_timing{};      ///< when ConnectionDrive::adaptive measures (tests shorten it)
 };
 
 }  // namespace hitbox::detail

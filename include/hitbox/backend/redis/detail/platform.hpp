@@ -64,6 +64,26 @@ private:
     std::mutex mu_;
 };
 
+/// What the I/O thread's wait saw of the socket.
+struct IoEvents {
+    bool readable = false;
+    bool writable = false;
+};
+
+/// One poll() of a wake-up descriptor (drained when it fired) and a socket (for reading).
+inline IoEvents poll_pair(int wake_fd, int fd, int timeout_ms) noexcept {
+    pollfd p[2] = {{wake_fd, POLLIN, 0}, {fd, POLLIN, 0}};
+    IoEvents out;
+    if (::poll(p, 2, timeout_ms) <= 0) return out;
+    if (p[0].revents & POLLIN) {
+        char buf[64];
+        while (::read(wake_fd, buf, sizeof buf) > 0) {
+        }
+    }
+    out.readable = (p[1].revents & (POLLIN | POLLHUP | POLLERR)) != 0;
+    return out;
+}
+
 #if !HITBOX_PORTABLE_PLATFORM
 
 /// Where the callers of one connection sleep: one futex word for all of them, each waiter tagged with
@@ -159,10 +179,7 @@ public:
         [[maybe_unused]] auto n = ::write(wake_fd_, &one, sizeof one);
     }
 
-    struct Events {
-        bool readable = false;
-        bool writable = false;
-    };
+    using Events = IoEvents;
 
     /// Waits up to `timeout_ms` (-1: no limit) for the socket or a wake-up (which it consumes).
     Events wait(int timeout_ms) noexcept {
@@ -180,6 +197,10 @@ public:
         }
         return out;
     }
+
+    /// Waits up to `timeout_ms` for `fd` to be readable or for a wake-up (which it consumes), with one
+    /// poll() and no change to the watched set: the I/O thread driving a busy socket waits for replies.
+    Events wait_on(int fd, int timeout_ms) noexcept { return poll_pair(wake_fd_, fd, timeout_ms); }
 
 private:
     int wake_fd_ = -1;
@@ -267,10 +288,7 @@ public:
         [[maybe_unused]] auto n = ::write(pipe_[1], &one, 1);
     }
 
-    struct Events {
-        bool readable = false;
-        bool writable = false;
-    };
+    using Events = IoEvents;
 
     Events wait(int timeout_ms) noexcept {
         pollfd p[2] = {{pipe_[0], POLLIN, 0}, {watched_.load(), 0, 0}};
@@ -289,6 +307,8 @@ public:
         }
         return out;
     }
+
+    Events wait_on(int fd, int timeout_ms) noexcept { return poll_pair(pipe_[0], fd, timeout_ms); }
 
 private:
     int pipe_[2] = {-1, -1};

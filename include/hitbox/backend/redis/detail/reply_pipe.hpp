@@ -39,6 +39,10 @@ public:
         replies_.reserve(expected);
     }
 
+    /// When the batch was queued (set by the connection under its lock, read by the reader that delivers
+    /// it): the latency the connection measures to choose who drives its socket.
+    std::chrono::steady_clock::time_point queued_at{};
+
     /// True once the replies (or an error) are published.
     bool done() const noexcept { return state_.load(std::memory_order_acquire) == done_state; }
 
