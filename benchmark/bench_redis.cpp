@@ -33,6 +33,10 @@ struct PipelineMeter {
     void report(benchmark::State& state) const {
         if (!on) return;
         auto end = env().backend->connection().counters();
+        state.counters["drive_switches"] = static_cast<double>(end.drive_switches - start.drive_switches);
+        if (end.commands > start.commands)
+            state.counters["io_thread_share"] = static_cast<double>(end.io_thread_rounds - start.io_thread_rounds) /
+                                                static_cast<double>(end.commands - start.commands);
         if (end.writes > start.writes)
             state.counters["cmds_per_write"] =
                 static_cast<double>(end.commands - start.commands) / static_cast<double>(end.writes - start.writes);
@@ -55,6 +59,19 @@ void BM_RedisGetPlainTuning(benchmark::State& state) {
     bench_redis::get_loop(state, *env().plain_backend, env().keys, value_size);
 }
 BENCHMARK(BM_RedisGetPlainTuning)->Setup(setup_env)->Threads(1)->Threads(8)->Threads(32)->UseRealTime();
+
+/// BM_RedisGet with each strategy of a busy connection held (BM_RedisGet chooses between them at run time,
+/// ConnectionDrive::adaptive): callers that write and read the socket themselves, or the I/O thread alone.
+void BM_RedisGetCallersDrive(benchmark::State& state) {
+    if (!ready(state)) return;
+    bench_redis::get_loop(state, *env().callers_backend, env().keys, value_size);
+}
+BENCHMARK(BM_RedisGetCallersDrive)->Setup(setup_env)->Threads(1)->Threads(8)->Threads(32)->UseRealTime();
+void BM_RedisGetIoThreadDrive(benchmark::State& state) {
+    if (!ready(state)) return;
+    bench_redis::get_loop(state, *env().io_backend, env().keys, value_size);
+}
+BENCHMARK(BM_RedisGetIoThreadDrive)->Setup(setup_env)->Threads(1)->Threads(8)->Threads(32)->UseRealTime();
 
 void BM_HiredisConnPerThreadGet(benchmark::State& state) {
     if (!ready(state)) return;

@@ -26,7 +26,9 @@ struct RedisBenchEnv {
     std::string url;
     hitbox::detail::RedisEndpoint endpoint;
     std::optional<hitbox::RedisBackend<>> backend;
-    std::optional<hitbox::RedisBackend<>> plain_backend;  // ConnectionTuning::plain(): callers never spin
+    std::optional<hitbox::RedisBackend<>> plain_backend;    // ConnectionTuning::plain(): callers never spin
+    std::optional<hitbox::RedisBackend<>> callers_backend;  // ConnectionDrive::callers: never the I/O thread
+    std::optional<hitbox::RedisBackend<>> io_backend;       // ConnectionDrive::io_thread: always the I/O thread
     std::vector<hitbox::CacheKey> keys;
     std::vector<std::string> stored_keys;  // the bytes the backend stores under, for the hiredis baselines
     std::string error;
@@ -97,17 +99,27 @@ inline void setup_env(const benchmark::State&) {
         return;
     }
     e.backend.emplace(std::move(*b));
-    auto plain = hitbox::RedisBackend<>::builder()
-                     .connection(hitbox::ConnectionMode::single(e.url))
-                     .key_prefix("bench:")
-                     .tuning(hitbox::ConnectionTuning::plain())
-                     .build();
-    if (!plain) {
-        e.error = plain.error().what();
+    auto with_tuning = [&](std::optional<hitbox::RedisBackend<>>& into, hitbox::ConnectionTuning tuning) {
+        auto built = hitbox::RedisBackend<>::builder()
+                         .connection(hitbox::ConnectionMode::single(e.url))
+                         .key_prefix("bench:")
+                         .tuning(tuning)
+                         .build();
+        if (!built) {
+            e.error = built.error().what();
+            return false;
+        }
+        into.emplace(std::move(*built));
+        return true;
+    };
+    hitbox::ConnectionTuning callers, io;
+    callers.drive = hitbox::ConnectionDrive::callers;
+    io.drive = hitbox::ConnectionDrive::io_thread;
+    if (!with_tuning(e.plain_backend, hitbox::ConnectionTuning::plain()) || !with_tuning(e.callers_backend, callers) ||
+        !with_tuning(e.io_backend, io)) {
         e.backend.reset();
         return;
     }
-    e.plain_backend.emplace(std::move(*plain));
     if (auto failed = write_keys(*e.backend, e.keys, key_count, value_size); !failed.empty()) {
         e.error = failed;
         e.backend.reset();
