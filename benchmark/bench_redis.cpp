@@ -3,6 +3,7 @@
 // GETs (get_many vs hiredis's own pipelining). 100-byte values, BinaryFormat, passthrough. Redis address
 // from HITBOX_REDIS_URL (redis://host:port/); otherwise the benchmark starts its own redis-server.
 #include <benchmark/benchmark.h>
+#include <algorithm>
 
 #include <cstdlib>
 #include <memory>
@@ -25,22 +26,27 @@ using bench_redis::ready;
 using bench_redis::setup_env;
 using bench_redis::value_size;
 
-/// Thread 0 reports how many commands went out per socket write (the automatic pipelining at work).
+/// Thread 0 reports how many commands went out per socket write (the automatic pipelining at work), and
+/// for a connection whose I/O thread drove it, its rounds per command and the changes of driver.
 struct PipelineMeter {
-    explicit PipelineMeter(const benchmark::State& state)
-        : on(state.thread_index() == 0),
-          start(on ? env().backend->connection().counters() : hitbox::ConnectionCounters{}) {}
+    explicit PipelineMeter(const benchmark::State& state, hitbox::RedisBackend<>& backend = *env().backend)
+        : backend(&backend),
+          on(state.thread_index() == 0),
+          start(on ? backend.connection().counters() : hitbox::ConnectionCounters{}) {}
     void report(benchmark::State& state) const {
         if (!on) return;
-        auto end = env().backend->connection().counters();
-        state.counters["drive_switches"] = static_cast<double>(end.drive_switches - start.drive_switches);
-        if (end.commands > start.commands)
-            state.counters["io_thread_share"] = static_cast<double>(end.io_thread_rounds - start.io_thread_rounds) /
-                                                static_cast<double>(end.commands - start.commands);
+        auto end = backend->connection().counters();
         if (end.writes > start.writes)
             state.counters["cmds_per_write"] =
                 static_cast<double>(end.commands - start.commands) / static_cast<double>(end.writes - start.writes);
+        if (end.io_thread_rounds > start.io_thread_rounds || end.drive_switches > start.drive_switches) {
+            state.counters["drive_switches"] = static_cast<double>(end.drive_switches - start.drive_switches);
+            state.counters["io_thread_rounds_per_cmd"] =
+                static_cast<double>(end.io_thread_rounds - start.io_thread_rounds) /
+                static_cast<double>(std::max<std::uint64_t>(1, end.commands - start.commands));
+        }
     }
+    hitbox::RedisBackend<>* backend;
     bool on;
     hitbox::ConnectionCounters start;
 };
@@ -60,13 +66,15 @@ void BM_RedisGetPlainTuning(benchmark::State& state) {
 }
 BENCHMARK(BM_RedisGetPlainTuning)->Setup(setup_env)->Threads(1)->Threads(8)->Threads(32)->UseRealTime();
 
-/// BM_RedisGet with each strategy of a busy connection held (BM_RedisGet chooses between them at run time,
-/// ConnectionDrive::adaptive): callers that write and read the socket themselves, or the I/O thread alone.
-void BM_RedisGetCallersDrive(benchmark::State& state) {
+/// BM_RedisGet (the callers drive, the default) with the other ways to drive a busy connection: the I/O
+/// thread alone (ConnectionDrive::io_thread), and the run-time choice between the two (adaptive).
+void BM_RedisGetAdaptiveDrive(benchmark::State& state) {
     if (!ready(state)) return;
-    bench_redis::get_loop(state, *env().callers_backend, env().keys, value_size);
+    PipelineMeter meter(state, *env().adaptive_backend);
+    bench_redis::get_loop(state, *env().adaptive_backend, env().keys, value_size);
+    meter.report(state);
 }
-BENCHMARK(BM_RedisGetCallersDrive)->Setup(setup_env)->Threads(1)->Threads(8)->Threads(32)->UseRealTime();
+BENCHMARK(BM_RedisGetAdaptiveDrive)->Setup(setup_env)->Threads(1)->Threads(8)->Threads(32)->UseRealTime();
 void BM_RedisGetIoThreadDrive(benchmark::State& state) {
     if (!ready(state)) return;
     bench_redis::get_loop(state, *env().io_backend, env().keys, value_size);

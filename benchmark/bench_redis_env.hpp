@@ -26,9 +26,9 @@ struct RedisBenchEnv {
     std::string url;
     hitbox::detail::RedisEndpoint endpoint;
     std::optional<hitbox::RedisBackend<>> backend;
-    std::optional<hitbox::RedisBackend<>> plain_backend;    // ConnectionTuning::plain(): callers never spin
-    std::optional<hitbox::RedisBackend<>> callers_backend;  // ConnectionDrive::callers: never the I/O thread
-    std::optional<hitbox::RedisBackend<>> io_backend;       // ConnectionDrive::io_thread: always the I/O thread
+    std::optional<hitbox::RedisBackend<>> plain_backend;     // ConnectionTuning::plain(): callers never spin
+    std::optional<hitbox::RedisBackend<>> adaptive_backend;  // ConnectionDrive::adaptive: measured at run time
+    std::optional<hitbox::RedisBackend<>> io_backend;        // ConnectionDrive::io_thread: always the I/O thread
     std::vector<hitbox::CacheKey> keys;
     std::vector<std::string> stored_keys;  // the bytes the backend stores under, for the hiredis baselines
     std::string error;
@@ -112,11 +112,11 @@ inline void setup_env(const benchmark::State&) {
         into.emplace(std::move(*built));
         return true;
     };
-    hitbox::ConnectionTuning callers, io;
-    callers.drive = hitbox::ConnectionDrive::callers;
+    hitbox::ConnectionTuning adaptive, io;
+    adaptive.drive = hitbox::ConnectionDrive::adaptive;
     io.drive = hitbox::ConnectionDrive::io_thread;
-    if (!with_tuning(e.plain_backend, hitbox::ConnectionTuning::plain()) || !with_tuning(e.callers_backend, callers) ||
-        !with_tuning(e.io_backend, io)) {
+    if (!with_tuning(e.plain_backend, hitbox::ConnectionTuning::plain()) ||
+        !with_tuning(e.adaptive_backend, adaptive) || !with_tuning(e.io_backend, io)) {
         e.backend.reset();
         return;
     }

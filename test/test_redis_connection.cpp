@@ -209,15 +209,15 @@ TEST_CASE("A handshake that gets no answer fails within the connect timeout") {
 }
 
 TEST_CASE("32 threads share one connection: every reply reaches its own caller") {
-    // Every waiting strategy: spinning callers that read the socket themselves, plain sleeping callers woken
-    // by whoever reads (ConnectionTuning::plain()), the I/O thread alone driving the socket, and the default
-    // that measures and chooses between the first and the third.
+    // Every waiting strategy: spinning callers that read the socket themselves (the default), plain sleeping
+    // callers woken by whoever reads (ConnectionTuning::plain()), the I/O thread alone driving the socket, and
+    // the adaptive choice between the first and the third.
     const int variant = GENERATE(0, 1, 2, 3);
-    const hitbox::ConnectionTuning tunings[] = {driven_by(hitbox::ConnectionDrive::callers),
+    const hitbox::ConnectionTuning tunings[] = {{},
                                                 hitbox::ConnectionTuning::plain(),
                                                 driven_by(hitbox::ConnectionDrive::io_thread),
-                                                {}};
-    const char* names[] = {"spinning callers", "plain tuning", "the I/O thread drives", "adaptive (default)"};
+                                                driven_by(hitbox::ConnectionDrive::adaptive)};
+    const char* names[] = {"spinning callers (default)", "plain tuning", "the I/O thread drives", "adaptive"};
     INFO(names[variant]);
     RedisServer server;
     auto backend = make_backend(server.url(), 50ms, tunings[variant]);
@@ -457,6 +457,7 @@ TEST_CASE("Who drives a busy connection changes hundreds of times under load: ev
     settings.endpoint.host = "127.0.0.1";
     settings.endpoint.port = server.port();
     settings.command_timeout = 5000ms;
+    settings.tuning.drive = hitbox::ConnectionDrive::adaptive;
     settings.drive_timing.epoch = 1ms;
     settings.drive_timing.warmup = 200us;
     settings.drive_timing.probe = 300us;

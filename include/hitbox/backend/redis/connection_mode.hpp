@@ -38,11 +38,11 @@ inline constexpr std::chrono::milliseconds default_reconnect_backoff_max{5000};
 inline constexpr std::size_t default_max_reply_bytes = std::size_t{64} << 20;
 
 /// Who drives a busy connection's socket (an idle one is always driven by its one caller, who writes and
-/// reads for itself): `callers` write their own commands and read the socket themselves while they wait;
-/// `io_thread` leaves both to the connection's I/O thread, callers only queue and wait; `adaptive` (the
-/// default) measures both on the running machine and keeps the one with the lower latency
-/// (doc/internals/connection.md).
-enum class ConnectionDrive : std::uint8_t { adaptive, callers, io_thread };
+/// reads for itself): `callers` (the default) write their own commands and read the socket themselves while
+/// they wait; `io_thread` leaves both to the connection's I/O thread, callers only queue and sleep, which is
+/// faster where waking a thread is cheap and with many callers; `adaptive` measures both while the
+/// connection is busy and keeps the one that completes more (doc/internals/connection.md).
+enum class ConnectionDrive : std::uint8_t { callers, io_thread, adaptive };
 
 /// How a connection's callers wait for their replies. The default spins: a waiting caller yields the CPU a
 /// few times and meanwhile reads the socket itself, a busy writer yields once so ready callers join its
@@ -50,13 +50,13 @@ enum class ConnectionDrive : std::uint8_t { adaptive, callers, io_thread };
 /// which costs more than a loopback round trip on some virtual machines (doc/internals/connection.md).
 /// `plain()` turns all of it off: callers sleep at once and are woken by whoever reads their replies.
 struct ConnectionTuning {
-    bool spin = true;                                   ///< false: none of the spinning below
-    int spin_yields = 16;                               ///< yields of a waiting caller before it sleeps
-    std::chrono::nanoseconds pump_gap{5000};            ///< at most one spinning caller's socket read per gap
-    bool writer_yield = true;                           ///< a busy writer yields once before it sends
-    int lock_spins = 100;                               ///< tries of the connection lock before it sleeps
-    int max_write_rounds = 8;                           ///< sends by one caller before the I/O thread takes over
-    ConnectionDrive drive = ConnectionDrive::adaptive;  ///< who drives a busy connection's socket
+    bool spin = true;                                  ///< false: none of the spinning below
+    int spin_yields = 16;                              ///< yields of a waiting caller before it sleeps
+    std::chrono::nanoseconds pump_gap{5000};           ///< at most one spinning caller's socket read per gap
+    bool writer_yield = true;                          ///< a busy writer yields once before it sends
+    int lock_spins = 100;                              ///< tries of the connection lock before it sleeps
+    int max_write_rounds = 8;                          ///< sends by one caller before the I/O thread takes over
+    ConnectionDrive drive = ConnectionDrive::callers;  ///< who drives a busy connection's socket
 
     /// No spinning at all: the waiting strategy of a plain multiplexer.
     static ConnectionTuning plain() noexcept {

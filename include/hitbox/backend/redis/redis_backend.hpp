@@ -136,7 +136,7 @@ public:
 /// | command_timeout | 1 s | wait for a reply |
 /// | reconnect_backoff | 100 ms .. 5 s | delay after a failed connect, doubling with jitter |
 /// | max_reply_bytes | 64 MiB | larger replies are cut off (capacity error, connection reset) |
-/// | tuning | spinning, adaptive drive | how callers wait for replies; ConnectionTuning::plain() never spins; `drive`: who drives a busy connection |
+/// | tuning | spinning callers | how callers wait for replies; ConnectionTuning::plain() never spins; `drive`: who drives a busy connection |
 /// | duration_histograms | off | time round trips, (de)serialization and (de)compression (`durations()`) |
 template <class KeyFmt, class ValueFmt, class Comp, class Conn>
 class RedisBackendBuilder {
@@ -214,7 +214,7 @@ public:
         return *this;
     }
     /// How callers wait for replies (default: spinning, see ConnectionTuning; `ConnectionTuning::plain()`
-    /// sleeps at once), and who drives a busy connection (`drive`: measured at run time by default).
+    /// sleeps at once), and who drives a busy connection (`drive`: the callers by default).
     RedisBackendBuilder& tuning(ConnectionTuning t) {
         options_.tuning = t;
         return *this;

@@ -1,6 +1,6 @@
 #pragma once
 /// \file
-/// detail::DriveSelector: who drives a busy connection's socket, chosen at run time from measured latency.
+/// detail::DriveSelector: who drives a busy connection's socket, chosen at run time from measured throughput.
 ///
 /// Two strategies serve a busy connection (doc/internals/connection.md):
 /// - callers: a caller writes its own commands, spins, reads the socket itself between yields and leads
@@ -13,10 +13,13 @@
 /// Which one is faster depends on the machine (the cost of a wake-up, of a yield, the number of cores) and
 /// on how many callers wait at once, so the selector measures instead of guessing: it keeps one strategy
 /// for a while (`hold` epochs), then tries the other one briefly (a warm-up, then a measured probe), and
-/// switches if the probe's mean latency per batch is lower by `margin`. A probe that loses doubles the
-/// time to the next one (up to `hold_max` epochs), so a machine where one strategy always wins pays
-/// little for asking. Below `min_concurrency` callers waiting on average (Little's law: summed latency /
-/// elapsed time) it uses the callers' strategy without probing: one or two callers lead themselves.
+/// switches if the probe completed more batches per second than the held epochs since the last probe, by
+/// `margin`. Throughput, not latency: the latency a reader sees ends at delivery, before a sleeping caller
+/// is woken, and would favour the I/O thread. A probe that loses doubles the time to the next one (up to
+/// `hold_max` epochs), so a machine where one strategy always wins pays little for asking; a probe that
+/// wins is itself re-checked after `hold_after_switch` epochs, so a lucky one costs little. Below
+/// `min_concurrency` callers waiting on average (Little's law: summed latency / elapsed time) it uses the
+/// callers' strategy without probing: one or two callers lead themselves.
 ///
 /// It knows no socket, thread or clock: the connection feeds it each delivery's completed batches and
 /// their summed latency, under the connection's lock, and asks who drives (test_drive_selector).
@@ -32,15 +35,17 @@
 
 namespace hitbox::detail {
 
-/// The selector's timing (DriveSelector); the defaults suit any machine, tests shorten them.
+/// The selector's timing (DriveSelector): long enough for the I/O thread's strategy to settle before it is
+/// measured (on the 2-core VMs it needs tens of milliseconds after a switch); tests shorten it.
 struct DriveSelectorConfig {
-    std::chrono::nanoseconds epoch{std::chrono::milliseconds(16)};  ///< one measurement of the holder
-    std::chrono::nanoseconds warmup{std::chrono::milliseconds(4)};  ///< after a switch, not measured
-    std::chrono::nanoseconds probe{std::chrono::milliseconds(16)};  ///< the other strategy, measured
-    int hold_min = 16;                                              ///< epochs before the first probe
-    int hold_max = 64;                                              ///< epochs between losing probes
-    double margin = 0.05;                                           ///< a probe must be this much faster
-    double min_concurrency = 2.0;                                   ///< callers waiting, on average
+    std::chrono::nanoseconds epoch{std::chrono::milliseconds(16)};    ///< one measurement of the holder
+    std::chrono::nanoseconds warmup{std::chrono::milliseconds(100)};  ///< after a switch, not measured
+    std::chrono::nanoseconds probe{std::chrono::milliseconds(50)};    ///< the other strategy, measured
+    int hold_min = 16;                                                ///< epochs before the first probe
+    int hold_max = 256;                                               ///< epochs between losing probes
+    int hold_after_switch = 2;     ///< epochs before the switched-from strategy is probed again
+    double margin = 0.10;          ///< a probe must complete this much more
+    double min_concurrency = 2.0;  ///< callers waiting, on average
 };
 
 class DriveSelector {
@@ -49,7 +54,7 @@ public:
 
     using Config = DriveSelectorConfig;
 
-    explicit DriveSelector(ConnectionDrive policy = ConnectionDrive::adaptive, Config config = {}) noexcept
+    explicit DriveSelector(ConnectionDrive policy = ConnectionDrive::callers, Config config = {}) noexcept
         : policy_(policy), config_(config), io_(policy == ConnectionDrive::io_thread), hold_(config.hold_min) {}
 
     /// True while the I/O thread drives a busy connection.
@@ -103,8 +108,10 @@ public:
         if (elapsed < config_.probe) return false;
         const bool won = rate(batches_, elapsed) > rate(held_batches_, held_time_) * (1.0 + config_.margin);
         if (won) {
+            // A probe is short and the machine noisy: let the strategy it displaced try again soon, so a
+            // lucky probe costs two epochs, not a full hold.
             ++switches_;
-            hold_ = config_.hold_min;
+            hold_ = config_.hold_after_switch;
         } else {
             io_ = !io_;
             hold_ = std::min(hold_ * 2, config_.hold_max);
