@@ -44,6 +44,15 @@ Backend make_backend(const std::string& url, std::chrono::milliseconds backoff =
     return std::move(*b);
 }
 
+/// Settings of a NodeConnection to `server` with `command_timeout`, the rest at their defaults.
+hitbox::detail::NodeSettings node_settings(const RedisServer& server, std::chrono::milliseconds command_timeout) {
+    hitbox::detail::NodeSettings settings;
+    settings.endpoint.host = "127.0.0.1";
+    settings.endpoint.port = server.port();
+    settings.command_timeout = command_timeout;
+    return settings;
+}
+
 /// The default tuning with who drives a busy connection held (ConnectionDrive).
 hitbox::ConnectionTuning driven_by(hitbox::ConnectionDrive drive) {
     hitbox::ConnectionTuning t;
@@ -427,11 +436,8 @@ TEST_CASE("A command queued without leading after a lone caller's command is rea
     // The cluster's topology refresh queues CLUSTER SLOTS with submit (no lead) and only polls for the
     // reply: the socket the last leader left out of the I/O thread's set must be watched again.
     RedisServer server;
-    hitbox::detail::NodeSettings settings;
-    settings.endpoint.host = "127.0.0.1";
-    settings.endpoint.port = server.port();
-    settings.command_timeout = 5000ms;  // a stall reset (twice this) would come too late to pass
-    hitbox::detail::NodeConnection conn(settings);
+    // A stall reset (twice the command timeout) would come too late to pass.
+    hitbox::detail::NodeConnection conn(node_settings(server, 5000ms));
     std::string ping;
     REQUIRE(hitbox::detail::append_command(ping, {"PING"}));
     for (int round = 0; round < 20; ++round) {
@@ -453,10 +459,7 @@ TEST_CASE("Who drives a busy connection changes hundreds of times under load: ev
     // every millisecond (every probe "wins"), while 32 threads send batches of 1-3 ECHOs for 0.6 s, some with
     // submit and a later wait, and check that each reply is their own.
     RedisServer server;
-    hitbox::detail::NodeSettings settings;
-    settings.endpoint.host = "127.0.0.1";
-    settings.endpoint.port = server.port();
-    settings.command_timeout = 5000ms;
+    auto settings = node_settings(server, 5000ms);
     settings.tuning.drive = hitbox::ConnectionDrive::adaptive;
     settings.drive_timing.epoch = 1ms;
     settings.drive_timing.warmup = 200us;
@@ -519,11 +522,7 @@ TEST_CASE("close_if_idle while other threads send: their commands wait for the c
     // The Cluster policy closes a seed's idle connection after a topology refresh while other threads may
     // be sending to the same node. A command that arrives during the close waits for it and reconnects.
     RedisServer server;
-    hitbox::detail::NodeSettings settings;
-    settings.endpoint.host = "127.0.0.1";
-    settings.endpoint.port = server.port();
-    settings.command_timeout = 2000ms;
-    hitbox::detail::NodeConnection conn(settings);
+    hitbox::detail::NodeConnection conn(node_settings(server, 2000ms));
     std::string ping;
     REQUIRE(hitbox::detail::append_command(ping, {"PING"}));
     std::atomic<bool> stop{false};
