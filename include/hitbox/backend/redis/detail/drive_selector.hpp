@@ -57,6 +57,9 @@ public:
     explicit DriveSelector(ConnectionDrive policy = ConnectionDrive::callers, Config config = {}) noexcept
         : policy_(policy), config_(config), io_(policy == ConnectionDrive::io_thread), hold_(config.hold_min) {}
 
+    /// Whether it measures (ConnectionDrive::adaptive); otherwise `observe` changes nothing.
+    bool adaptive() const noexcept { return policy_ == ConnectionDrive::adaptive; }
+
     /// True while the I/O thread drives a busy connection.
     bool io_thread() const noexcept { return io_; }
 
@@ -67,7 +70,7 @@ public:
     /// One delivery at `now`: `batches` batches completed, `latency` their summed time from queued to
     /// delivered. Returns true when the driver changed.
     bool observe(Clock::time_point now, std::size_t batches, std::chrono::nanoseconds latency) noexcept {
-        if (policy_ != ConnectionDrive::adaptive) return false;
+        if (!adaptive()) return false;
         if (!started_) {
             started_ = true;
             start_phase(Phase::hold, now);
@@ -86,11 +89,8 @@ public:
             if (concurrency < config_.min_concurrency || batches_ == 0) {
                 // Few callers at once: they lead themselves. A later busy spell starts probing afresh.
                 io_ = false;
-                held_ = 0;
-                held_batches_ = 0;
-                held_time_ = std::chrono::nanoseconds::zero();
                 hold_ = config_.hold_min;
-                start_phase(Phase::hold, now);
+                restart_hold(now);
                 return io_ != before;
             }
             held_batches_ += batches_;
@@ -116,10 +116,7 @@ public:
             io_ = !io_;
             hold_ = std::min(hold_ * 2, config_.hold_max);
         }
-        held_ = 0;
-        held_batches_ = 0;
-        held_time_ = std::chrono::nanoseconds::zero();
-        start_phase(Phase::hold, now);
+        restart_hold(now);
         return io_ != before;
     }
 
@@ -130,6 +127,13 @@ private:
     /// Batches completed per second.
     static double rate(std::uint64_t batches, std::chrono::nanoseconds over) noexcept {
         return over.count() <= 0 ? 0.0 : static_cast<double>(batches) / seconds(over);
+    }
+    /// A new hold of the strategy in force, measured from nothing.
+    void restart_hold(Clock::time_point now) noexcept {
+        held_ = 0;
+        held_batches_ = 0;
+        held_time_ = std::chrono::nanoseconds::zero();
+        start_phase(Phase::hold, now);
     }
     void start_phase(Phase p, Clock::time_point now) noexcept {
         phase_ = p;

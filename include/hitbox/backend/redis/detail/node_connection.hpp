@@ -674,14 +674,12 @@ private:
             std::lock_guard<SpinMutex> lk(mu_);
             read_claim_ = Claim::none;
             if (closing_locked()) claims_released_.notify_all();
-            // Bytes that never complete a reply are not progress: the stall reset applies here too.
-            stalled =
-                !failure && !pipe_.empty() && SteadyClock::now() >= deadline_after(progress_mark_, stall_timeout());
+            stalled = !failure && stalled_locked(SteadyClock::now());  // the stall reset applies here too
         }
         if (failure)
             lose_connection(failure->error, failure->backoff);
         else if (stalled)
-            check_deadlines();
+            reset_stalled();
         return true;
     }
 
@@ -942,8 +940,10 @@ private:
         return std::nullopt;
     }
 
-    /// Feeds the batches just completed to the selector of who drives the busy connection (mu_ held).
+    /// Feeds the batches just completed to the selector of who drives the busy connection (mu_ held). Only
+    /// ConnectionDrive::adaptive measures: with a held driver this is skipped on every delivery.
     void observe_drive_locked() {
+        if (!selector_.adaptive()) return;
         std::chrono::nanoseconds waited{0};
         for (const auto& b : done_) waited += progress_mark_ - b->queued_at;
         if (!selector_.observe(progress_mark_, done_.size(), waited)) return;
@@ -963,14 +963,23 @@ private:
         bool stalled = false;
         {
             std::lock_guard<SpinMutex> lk(mu_);
-            stalled =
-                state_ == State::ready && !pipe_.empty() && now >= deadline_after(progress_mark_, stall_timeout());
+            stalled = stalled_locked(now);
         }
-        if (stalled)
-            lose_connection(
-                Error(ErrorKind::timeout, "no reply from " + address_ + " for " +
-                                              std::to_string(stall_timeout().count()) + " ms; connection reset"),
-                false);
+        if (stalled) reset_stalled();
+    }
+
+    /// Commands are in flight and no reply has completed for twice the command timeout (mu_ held). Bytes
+    /// that never complete a reply are not progress.
+    bool stalled_locked(SteadyClock::time_point now) const {
+        return state_ == State::ready && !pipe_.empty() && now >= deadline_after(progress_mark_, stall_timeout());
+    }
+
+    /// I/O thread: drops a stalled connection; its callers get a timeout error.
+    void reset_stalled() {
+        lose_connection(
+            Error(ErrorKind::timeout, "no reply from " + address_ + " for " + std::to_string(stall_timeout().count()) +
+                                          " ms; connection reset"),
+            false);
     }
 
     std::chrono::milliseconds jittered(std::chrono::milliseconds d) {

@@ -70,16 +70,19 @@ struct IoEvents {
     bool writable = false;
 };
 
+/// Consumes every wake-up written to a non-blocking wake-up descriptor (eventfd or pipe).
+inline void drain(int wake_fd) noexcept {
+    char buf[64];
+    while (::read(wake_fd, buf, sizeof buf) > 0) {
+    }
+}
+
 /// One poll() of a wake-up descriptor (drained when it fired) and a socket (for reading).
 inline IoEvents poll_pair(int wake_fd, int fd, int timeout_ms) noexcept {
     pollfd p[2] = {{wake_fd, POLLIN, 0}, {fd, POLLIN, 0}};
     IoEvents out;
     if (::poll(p, 2, timeout_ms) <= 0) return out;
-    if (p[0].revents & POLLIN) {
-        char buf[64];
-        while (::read(wake_fd, buf, sizeof buf) > 0) {
-        }
-    }
+    if (p[0].revents & POLLIN) drain(wake_fd);
     out.readable = (p[1].revents & (POLLIN | POLLHUP | POLLERR)) != 0;
     return out;
 }
@@ -296,11 +299,7 @@ public:
         const nfds_t n = p[1].fd >= 0 ? 2 : 1;
         Events out;
         if (::poll(p, n, timeout_ms) <= 0) return out;
-        if (p[0].revents & POLLIN) {
-            char buf[64];
-            while (::read(pipe_[0], buf, sizeof buf) > 0) {
-            }
-        }
+        if (p[0].revents & POLLIN) drain(pipe_[0]);
         if (n == 2) {
             out.readable = (p[1].revents & (POLLIN | POLLHUP | POLLERR)) != 0;
             out.writable = (p[1].revents & POLLOUT) != 0;
