@@ -51,34 +51,29 @@ struct PipelineMeter {
     hitbox::ConnectionCounters start;
 };
 
-void BM_RedisGet(benchmark::State& state) {
+/// The GET loop over one of the environment's backends, with the pipeline meter on thread 0.
+void metered_get(benchmark::State& state, std::optional<hitbox::RedisBackend<>> bench_redis::RedisBenchEnv::*which) {
     if (!ready(state)) return;
-    PipelineMeter meter(state);
-    bench_redis::get_loop(state, *env().backend, env().keys, value_size);
+    auto& backend = *(env().*which);
+    PipelineMeter meter(state, backend);
+    bench_redis::get_loop(state, backend, env().keys, value_size);
     meter.report(state);
 }
+
+void BM_RedisGet(benchmark::State& state) { metered_get(state, &bench_redis::RedisBenchEnv::backend); }
 BENCHMARK(BM_RedisGet)->Setup(setup_env)->Threads(1)->Threads(8)->Threads(32)->UseRealTime();
 
 /// BM_RedisGet with ConnectionTuning::plain(): callers sleep at once and are woken by whoever reads.
-void BM_RedisGetPlainTuning(benchmark::State& state) {
-    if (!ready(state)) return;
-    bench_redis::get_loop(state, *env().plain_backend, env().keys, value_size);
-}
+void BM_RedisGetPlainTuning(benchmark::State& state) { metered_get(state, &bench_redis::RedisBenchEnv::plain_backend); }
 BENCHMARK(BM_RedisGetPlainTuning)->Setup(setup_env)->Threads(1)->Threads(8)->Threads(32)->UseRealTime();
 
 /// BM_RedisGet (the callers drive, the default) with the other ways to drive a busy connection: the I/O
 /// thread alone (ConnectionDrive::io_thread), and the run-time choice between the two (adaptive).
 void BM_RedisGetAdaptiveDrive(benchmark::State& state) {
-    if (!ready(state)) return;
-    PipelineMeter meter(state, *env().adaptive_backend);
-    bench_redis::get_loop(state, *env().adaptive_backend, env().keys, value_size);
-    meter.report(state);
+    metered_get(state, &bench_redis::RedisBenchEnv::adaptive_backend);
 }
 BENCHMARK(BM_RedisGetAdaptiveDrive)->Setup(setup_env)->Threads(1)->Threads(8)->Threads(32)->UseRealTime();
-void BM_RedisGetIoThreadDrive(benchmark::State& state) {
-    if (!ready(state)) return;
-    bench_redis::get_loop(state, *env().io_backend, env().keys, value_size);
-}
+void BM_RedisGetIoThreadDrive(benchmark::State& state) { metered_get(state, &bench_redis::RedisBenchEnv::io_backend); }
 BENCHMARK(BM_RedisGetIoThreadDrive)->Setup(setup_env)->Threads(1)->Threads(8)->Threads(32)->UseRealTime();
 
 void BM_HiredisConnPerThreadGet(benchmark::State& state) {
