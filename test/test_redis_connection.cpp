@@ -217,6 +217,54 @@ TEST_CASE("A handshake that gets no answer fails within the connect timeout") {
     server.resume();
 }
 
+TEST_CASE("A plain transport: read and write never block; read_wait waits at most its slice for a reply") {
+    RedisServer server;
+    hitbox::detail::RedisEndpoint ep;
+    ep.host = "127.0.0.1";
+    ep.port = server.port();
+    auto t = hitbox::detail::open_transport(ep, nullptr, 2000ms);
+    REQUIRE(t);
+    hitbox::detail::Transport& io = **t;
+    REQUIRE(io.can_wait());
+    using hitbox::detail::IoStatus;
+    char buf[4096];
+
+    // Nothing to read: read() returns at once. 20 of them take far less than 20 slices of read_wait.
+    auto start = SteadyClock::now();
+    for (int i = 0; i < 20; ++i) CHECK(io.read(buf, sizeof buf).status == IoStatus::want_read);
+    CHECK(since(start) < 20 * hitbox::detail::Transport::wait_slice);
+
+    // read_wait() with nothing coming: it gives up after about one slice.
+    start = SteadyClock::now();
+    CHECK(io.read_wait(buf, sizeof buf).status == IoStatus::want_read);
+    CHECK(since(start) >= hitbox::detail::Transport::wait_slice / 2);
+    CHECK(since(start) < 2000ms);
+
+    // A reply: read_wait() returns it.
+    const std::string ping = "*1\r\n$4\r\nPING\r\n";
+    REQUIRE(io.write(ping.data(), ping.size()).bytes == ping.size());
+    std::string got;
+    for (int i = 0; i < 100 && got.size() < 7; ++i) {
+        auto r = io.read_wait(buf, sizeof buf);
+        REQUIRE(r.status != IoStatus::error);
+        REQUIRE(r.status != IoStatus::closed);
+        if (r.status == IoStatus::moved) got.append(buf, r.bytes);
+    }
+    CHECK(got == "+PONG\r\n");
+
+    // A server that reads nothing: write() fills the socket and then says want_write instead of blocking.
+    server.pause();
+    const std::string chunk(64 * 1024, 'x');
+    bool full = false;
+    for (int i = 0; i < 4096 && !full; ++i) {  // at most 256 MiB
+        auto r = io.write(chunk.data(), chunk.size());
+        REQUIRE(r.status != IoStatus::error);
+        full = r.status == IoStatus::want_write;
+    }
+    CHECK(full);
+    server.resume();
+}
+
 TEST_CASE("32 threads share one connection: every reply reaches its own caller") {
     // Every waiting strategy: spinning callers that read the socket themselves (the default), plain sleeping
     // callers woken by whoever reads (ConnectionTuning::plain()), the I/O thread alone driving the socket, and

@@ -6,14 +6,17 @@
 /// Calls happen once per batch of commands, not per command, so the interface is a class with virtual
 /// functions. Rules for the connection that owns a transport:
 /// - read() and write() never block. A call that moves nothing says what it waits for: `want_read` (poll
-///   fd() for POLLIN) or `want_write` (POLLOUT). A TLS read may need to write first (a key update), and a
+///   fd() for POLLIN) or `want_write` (POLLOUT). read_wait() is the one call that may block, for at most
+///   wait_slice, on a transport whose can_wait() says so (plain sockets: one system call per reply instead
+///   of a poll() and a read). A TLS read may need to write first (a key update), and a
 ///   TLS write may need to read, so a caller polls for what the result says, not for what it called.
 /// - After `want_write` or `want_read` from write(), the next write() must start with the same bytes: the
 ///   buffer may move and grow (more commands appended), never shrink (OpenSSL's retry rule).
 /// - buffered() > 0 means read() has bytes without touching the socket (TLS: records already decrypted):
 ///   a poller must not sleep on fd() while it is non-zero.
 /// - One thread at a time uses read(), write() and buffered() (an SSL object is not safe for concurrent
-///   use). shutdown() may be called from any thread: it wakes a thread blocked in poll() on fd().
+///   use). shutdown() may be called from any thread: it wakes a thread blocked in poll() on fd() or in
+///   read_wait().
 /// - Errors: `connection` for what the network did (refused, reset, timed out, closed), `tls` for what
 ///   TLS decided (a certificate that does not verify and why, an alert from the server, no common
 ///   protocol), `config` for settings that cannot work (TLS over a unix socket, TLS in a build without it).
@@ -27,7 +30,9 @@
 #include <string>
 #include <utility>
 
+#include <fcntl.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <unistd.h>
 
 #include <hitbox/backend/redis/connection_mode.hpp>
@@ -74,6 +79,14 @@ public:
     virtual IoResult write(const char* buf, std::size_t len) = 0;
     /// Bytes read() returns without touching the socket (TLS: decrypted data held inside the SSL object).
     virtual std::size_t buffered() const noexcept { return 0; }
+
+    /// The longest read_wait() blocks.
+    static constexpr std::chrono::milliseconds wait_slice{10};
+    /// Whether read_wait() may block (a plain socket; TLS never does: its reads may need to write).
+    virtual bool can_wait() const noexcept { return false; }
+    /// read() that waits up to wait_slice for the first byte when can_wait(); `want_read` when none came
+    /// in that time. Otherwise the same as read().
+    virtual IoResult read_wait(char* buf, std::size_t len) { return read(buf, len); }
     /// "tcp", "unix" or the TLS version and cipher ("TLSv1.3 TLS_AES_256_GCM_SHA384"), for messages.
     virtual std::string protocol() const = 0;
 
@@ -93,26 +106,23 @@ private:
     const std::string address_;
 };
 
-/// A plain TCP or unix socket.
+/// A plain TCP or unix socket. The descriptor itself blocks, with a receive timeout of wait_slice, so that
+/// read_wait() is one recv(); read() and write() pass MSG_DONTWAIT and never block. Should the socket
+/// options fail, the descriptor stays non-blocking and read_wait() is read().
 class PlainTransport final : public Transport {
 public:
     PlainTransport(int fd, std::string address, bool unix_socket) noexcept
-        : Transport(fd, std::move(address)), unix_socket_(unix_socket) {}
+        : Transport(fd, std::move(address)), unix_socket_(unix_socket), can_wait_(make_waitable(fd)) {}
 
-    IoResult read(char* buf, std::size_t len) override {
-        for (;;) {
-            const auto n = ::recv(fd(), buf, len, 0);
-            if (n > 0) return IoResult::moved(static_cast<std::size_t>(n));
-            if (n == 0) return IoResult::wait(IoStatus::closed);
-            if (errno == EINTR) continue;
-            if (errno == EAGAIN || errno == EWOULDBLOCK) return IoResult::wait(IoStatus::want_read);
-            return IoResult::failed(Error(ErrorKind::connection, "read from " + address() + ": " + errno_text(errno)));
-        }
-    }
+    IoResult read(char* buf, std::size_t len) override { return recv_(buf, len, MSG_DONTWAIT); }
+
+    bool can_wait() const noexcept override { return can_wait_; }
+
+    IoResult read_wait(char* buf, std::size_t len) override { return can_wait_ ? recv_(buf, len, 0) : read(buf, len); }
 
     IoResult write(const char* buf, std::size_t len) override {
         for (;;) {
-            const auto n = ::send(fd(), buf, len, MSG_NOSIGNAL);
+            const auto n = ::send(fd(), buf, len, MSG_NOSIGNAL | MSG_DONTWAIT);
             if (n >= 0) return IoResult::moved(static_cast<std::size_t>(n));
             if (errno == EINTR) continue;
             if (errno == EAGAIN || errno == EWOULDBLOCK) return IoResult::wait(IoStatus::want_write);
@@ -123,7 +133,34 @@ public:
     std::string protocol() const override { return unix_socket_ ? "unix" : "tcp"; }
 
 private:
+    /// recv with `flags`: moved, closed, want_read (nothing there, or a blocking wait ran out), or an error.
+    IoResult recv_(char* buf, std::size_t len, int flags) {
+        for (;;) {
+            const auto n = ::recv(fd(), buf, len, flags);
+            if (n > 0) return IoResult::moved(static_cast<std::size_t>(n));
+            if (n == 0) return IoResult::wait(IoStatus::closed);
+            // A signal in a blocking wait: nothing read; the caller looks at its deadline and waits again.
+            if (errno == EINTR) {
+                if (flags == 0) return IoResult::wait(IoStatus::want_read);
+                continue;
+            }
+            if (errno == EAGAIN || errno == EWOULDBLOCK) return IoResult::wait(IoStatus::want_read);
+            return IoResult::failed(Error(ErrorKind::connection, "read from " + address() + ": " + errno_text(errno)));
+        }
+    }
+
+    /// Makes `fd` blocking with a receive timeout of wait_slice; false (and `fd` left non-blocking) when
+    /// the system refuses either.
+    static bool make_waitable(int fd) noexcept {
+        timeval tv{};
+        tv.tv_usec = static_cast<suseconds_t>(std::chrono::microseconds(wait_slice).count());
+        if (::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv) != 0) return false;
+        const int flags = ::fcntl(fd, F_GETFL);
+        return flags >= 0 && ::fcntl(fd, F_SETFL, flags & ~O_NONBLOCK) == 0;
+    }
+
     bool unix_socket_;
+    bool can_wait_;
 };
 
 /// One TLS client configuration (an OpenSSL SSL_CTX): created once per backend from its TlsOptions and
