@@ -219,10 +219,7 @@ TEST_CASE("A handshake that gets no answer fails within the connect timeout") {
 
 TEST_CASE("A plain transport: read and write never block; read_wait waits at most its slice for a reply") {
     RedisServer server;
-    hitbox::detail::RedisEndpoint ep;
-    ep.host = "127.0.0.1";
-    ep.port = server.port();
-    auto t = hitbox::detail::open_transport(ep, nullptr, 2000ms);
+    auto t = hitbox::detail::open_transport(node_settings(server, 1000ms).endpoint, nullptr, 2000ms);
     REQUIRE(t);
     hitbox::detail::Transport& io = **t;
     REQUIRE(io.can_wait());

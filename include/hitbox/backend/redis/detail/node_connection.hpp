@@ -424,8 +424,9 @@ private:
     // ---- the transport: one thread at a time when it is TLS (an SSL object is not safe for concurrent
     // use: a writer and a reader take io_mu_ in turn, each for one non-blocking call) ----
 
-    IoResult io_read(Transport& t, char* buf, std::size_t n) {
-        if (!settings_.tls) return t.read(buf, n);
+    /// `wait`: the transport's read_wait (a plain socket may block up to its slice; TLS never waits).
+    IoResult io_read(Transport& t, char* buf, std::size_t n, bool wait = false) {
+        if (!settings_.tls) return wait ? t.read_wait(buf, n) : t.read(buf, n);
         std::lock_guard<std::mutex> lk(io_mu_);
         return t.read(buf, n);
     }
@@ -889,8 +890,7 @@ private:
         // (no poll would announce them). `wait_first` (a leader on a plain socket): the first read may wait
         // for bytes up to the transport's slice.
         for (int round = 0; round < 16 || io_buffered() > 0; ++round) {
-            auto r = wait_first && round == 0 && in.can_wait() ? in.read_wait(rbuf_.data(), rbuf_.size())
-                                                               : io_read(in, rbuf_.data(), rbuf_.size());
+            auto r = io_read(in, rbuf_.data(), rbuf_.size(), wait_first && round == 0);
             if (r.status == IoStatus::moved) {
                 // Bytes buffered and not yet parsed, with the objects of the reply in progress, are cut
                 // off at the limit instead of buffering whatever the peer sends.
