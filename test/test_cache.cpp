@@ -11,6 +11,7 @@
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
+#include <cstring>
 #include <functional>
 #include <iostream>
 #include <latch>
@@ -1058,6 +1059,56 @@ TEST_CASE("memoize with OffloadRevalidate keeps copies of the arguments for the 
     auto fresh = greet(std::string("ada"));
     CHECK(fresh.status == CacheStatus::Hit);
     CHECK(*fresh == "hello ada #2");
+}
+
+TEST_CASE("memoize keeps its own copy of text passed as const char*, char*, string_view or optional of one") {
+    Fixture f;
+    hitbox::OffloadManager manager{{.workers = 1}};
+    hitbox::Cache cache{f.tiers, manager, hitbox::NoMetrics{}, f.clock};
+    std::atomic<int> calls{0};
+    const hitbox::CachePolicy policy{.ttl = 60s, .stale = 10s, .stale_policy = StalePolicy::OffloadRevalidate};
+    auto quote = hitbox::memoize(
+        cache,
+        [&](std::string_view product, const char* unit, std::optional<std::string_view> note) {
+            ++calls;
+            return std::string(product) + " per " + unit + (note ? " (" + std::string(*note) + ")" : "");
+        },
+        policy, "quote");
+    char product[16] = "widget";
+    std::string unit = "box";
+    std::string note = "bulk";
+    REQUIRE(*quote(std::string_view(product), unit.c_str(), std::optional<std::string_view>(note)) ==
+            "widget per box (bulk)");
+    f.clock.advance(11s);
+    // The worker is busy, so the refresh the next call queues runs after the caller has reused its buffers.
+    std::atomic<bool> release{false};
+    REQUIRE(manager.spawn(hitbox::OffloadKind::revalidate, "", [&] {
+        for (int i = 0; i < 5000 && !release; ++i) std::this_thread::sleep_for(1ms);
+    }));
+    auto stale = quote(std::string_view(product), unit.c_str(), std::optional<std::string_view>(note));
+    CHECK(stale.status == CacheStatus::Stale);
+    std::strcpy(product, "gadget");
+    unit.assign(200, 'x');  // reallocates: the old pointer dangles
+    note = "none";
+    release = true;
+    REQUIRE(manager.wait_all(20s));
+    CHECK(calls == 2);
+    // The refresh loaded the arguments of its own call, under that call's key.
+    auto again = quote(std::string_view("widget"), "box", std::optional<std::string_view>("bulk"));
+    CHECK(again.status == CacheStatus::Hit);
+    CHECK(*again == "widget per box (bulk)");
+
+    // char* reaches the function as a pointer into the load's own copy.
+    auto shout = hitbox::memoize(
+        cache,
+        [](char* text) {
+            for (char* c = text; *c; ++c) *c = static_cast<char>(*c - ('a' <= *c && *c <= 'z' ? 32 : 0));
+            return std::string(text);
+        },
+        {.ttl = 60s}, "shout");
+    char word[] = "abc";
+    CHECK(*shout(word) == "ABC");
+    CHECK(std::string(word) == "abc");  // the caller's buffer is untouched
 }
 
 // ---- callbacks that throw, durations at the edges -----------------------------------------------------

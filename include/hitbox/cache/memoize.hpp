@@ -36,6 +36,49 @@ void append_arg_parts(std::vector<KeyPart>& parts, std::size_t index, bool only,
     }
 }
 
+/// True for an argument type that points at characters it does not own (`const char*`, `char*`,
+/// `std::string_view`): memoize keeps a std::string copy of the text for the load instead of the pointer,
+/// which may dangle, or point at other text, by the time a background refresh runs.
+template <class A>
+inline constexpr bool is_borrowed_text =
+    std::is_same_v<A, const char*> || std::is_same_v<A, char*> || std::is_same_v<A, std::string_view>;
+
+/// How memoize holds an argument of (decayed) type A for the load: borrowed text, also inside a
+/// std::optional, as std::string; anything else as a copy of itself.
+template <class A>
+struct held_arg {
+    using type = A;
+    static A hold(A a) { return a; }
+    static const A& pass(const A& a) noexcept { return a; }
+};
+template <class A>
+    requires is_borrowed_text<A>
+struct held_arg<A> {
+    using type = std::string;
+    static std::string hold(A a) { return std::string(std::string_view(a)); }
+    static A pass(const std::string& s) noexcept {
+        if constexpr (std::is_same_v<A, char*>)
+            return const_cast<char*>(s.c_str());  // the load's own copy: f may write to it
+        else if constexpr (std::is_same_v<A, const char*>)
+            return s.c_str();
+        else
+            return std::string_view(s);
+    }
+};
+template <class A>
+    requires is_borrowed_text<A>
+struct held_arg<std::optional<A>> {
+    using type = std::optional<std::string>;
+    static type hold(const std::optional<A>& a) {
+        if (!a) return std::nullopt;
+        return held_arg<A>::hold(*a);
+    }
+    static std::optional<A> pass(const type& s) noexcept {
+        if (!s) return std::nullopt;
+        return held_arg<A>::pass(*s);
+    }
+};
+
 }  // namespace detail
 
 /// The key of a call with `args`: `prefix`, `version`, and one part per argument named by its position
@@ -57,7 +100,10 @@ CacheKey key_of_args(std::string prefix, std::uint32_t version, const Args&... a
 
 /// A memoized function: calling it with arguments returns the CacheResult of
 /// `cache.get_or_compute(key_of_args(prefix, version, args...), [=] { return f(args...); }, policy)`.
-/// Copies of the arguments are kept for the load (a background refresh may run after the call returns).
+/// Copies of the arguments are kept for the load (a background refresh may run after the call returns);
+/// text passed as `const char*`, `char*` or `std::string_view` (also in a std::optional) is copied as a
+/// std::string, and f gets a pointer or view into that copy. Pointers and views inside a struct argument
+/// are copied as they are: what they point at must outlive the refresh.
 /// Holds the cache by reference; copyable (copies share the function).
 template <class CacheT, class F>
 class Memoized {
@@ -78,8 +124,12 @@ public:
         using R = std::invoke_result_t<const F&, const std::decay_t<Args>&...>;
         using V = typename detail::loader_value<std::remove_cvref_t<R>>::type;
         CacheKey key = key_of_args(prefix_, version_, args...);
-        auto loader = [f = f_, held = std::make_tuple(std::decay_t<Args>(std::forward<Args>(args))...)] {
-            return std::apply(*f, held);
+        // The load may run after this call returns (a background refresh, a loader timeout): it keeps
+        // copies of the arguments, text behind a pointer or view as a std::string (detail::held_arg).
+        auto loader = [f = f_, held = std::make_tuple(detail::held_arg<std::decay_t<Args>>::hold(
+                                   std::decay_t<Args>(std::forward<Args>(args)))...)] {
+            return std::apply([&f](const auto&... h) { return (*f)(detail::held_arg<std::decay_t<Args>>::pass(h)...); },
+                              held);
         };
         return cache_->template get_or_compute<V>(key, std::move(loader), policy_);
     }
