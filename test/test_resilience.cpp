@@ -936,6 +936,44 @@ TEST_CASE("Stampede lock in the cache: 8 instances on one cold key call the load
 }
 
 TEST_CASE(
+    "Stampede lock in the cache: lock_poll = milliseconds::max() waits up to the waiter limit, polling "
+    "no faster than then",
+    "[redis]") {
+    if (!hitbox_test::require_redis_server()) return;
+    hitbox_test::RedisServer server;
+    Instance holder(server.url()), waiter(server.url());
+    const CacheKey k{"held-elsewhere", 1};
+    // Another instance holds the lock and never publishes a value.
+    auto held = holder.tiers.try_lock(k, "another-instance", 10s);
+    REQUIRE(held);
+    REQUIRE(*held);
+    (void)server.cli({"CONFIG", "RESETSTAT"});
+    int calls = 0;
+    const auto t0 = std::chrono::steady_clock::now();
+    auto r = waiter.cache.get_or_compute<std::string>(
+        k,
+        [&] {
+            ++calls;
+            return std::string("row");
+        },
+        {.ttl = 1min, .waiter_timeout = 300ms, .lock_ttl = 10s, .lock_poll = std::chrono::milliseconds::max()});
+    const auto took = std::chrono::steady_clock::now() - t0;
+    // The wait ends at the waiter limit (the lock stays held), and the caller then loads without the lock.
+    CHECK(took >= 250ms);
+    CHECK(took < 5s);
+    CHECK(r.value == std::optional<std::string>("row"));
+    CHECK(calls == 1);
+    CHECK(waiter.cache.stats().lock_timeouts == 1);
+    // One poll at most in the wait: a max() poll interval once overflowed into a negative sleep, and the
+    // caller hammered Redis with GET and SET NX for the whole wait (thousands of commands).
+    const std::string stats = server.cli({"INFO", "commandstats"});
+    const auto at = stats.find("cmdstat_set:calls=");
+    REQUIRE(at != std::string::npos);
+    const long sets = std::stol(stats.substr(at + std::string_view("cmdstat_set:calls=").size()));
+    CHECK(sets <= 4);  // the lock attempts and the loaded value's write
+}
+
+TEST_CASE(
     "Stampede lock in the cache: two processes on one cold key call the loader once; a killed owner's "
     "lock expires and another instance loads",
     "[redis]") {

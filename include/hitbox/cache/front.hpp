@@ -631,8 +631,10 @@ private:
             waited = true;
             const auto now = std::chrono::steady_clock::now();
             if (now >= deadline) break;
+            // lock_poll may be milliseconds::max(): clamp it in the clock's unit before comparing.
             std::this_thread::sleep_for(
-                std::min<std::chrono::steady_clock::duration>(policy.lock_poll, deadline - now));
+                std::min(detail::saturating_duration_cast<std::chrono::steady_clock::duration>(policy.lock_poll),
+                         deadline - now));
             if (auto hit = landed_<V>(key, policy, out)) {
                 c.bump(&CacheCounts::lock_waits);
                 lead.finish(hit, true);
