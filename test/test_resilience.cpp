@@ -191,6 +191,63 @@ TEST_CASE("CircuitBreaker: a probe whose tier throws opens the breaker again ins
     CHECK(b.breaker_stats().state == BreakerState::closed);
 }
 
+TEST_CASE("CircuitBreaker: a tier that keeps throwing opens it like a tier that keeps failing") {
+    hitbox::ManualClock clock;
+    SECTION("the exception goes on to the caller and counts as unavailable") {
+        Breaker b(Failing{"redis", clock}, {.failures = 3, .window = 1s, .cool_down = 5s}, clock);
+        b.tier().on(Op::get, [](const CacheKey&) { throw std::runtime_error("driver bug"); });
+        for (int i = 0; i < 3; ++i) CHECK_THROWS_WITH(b.get<std::string>(key), "driver bug");
+        CHECK(b.breaker_stats().failures == 3);
+        REQUIRE(b.breaker_stats().state == BreakerState::open);
+        auto r = b.get<std::string>(key);  // answered at once, naming the last exception
+        REQUIRE_FALSE(r);
+        CHECK(r.error().kind() == ErrorKind::unavailable);
+        CHECK(r.error().message().find("driver bug") != std::string::npos);
+        CHECK(tier_gets(b) == 3);
+    }
+    SECTION("not when unavailable is not among the kinds that count") {
+        Breaker b(Failing{"redis", clock},
+                  {.failures = 1, .window = 1s, .cool_down = 5s, .trips_on = {ErrorKind::connection}}, clock);
+        b.tier().on(Op::get, [](const CacheKey&) { throw 42; });
+        for (int i = 0; i < 5; ++i) CHECK_THROWS(b.get<std::string>(key));
+        CHECK(b.breaker_stats().state == BreakerState::closed);
+        CHECK(b.breaker_stats().failures == 0);
+    }
+}
+
+TEST_CASE("CircuitBreaker: in a composition, a throwing L2 is skipped once the breaker opens") {
+    hitbox::ManualClock clock;
+    hitbox::InlineOffload offload;
+    Breaker b(Failing{"flaky", clock}, {.failures = 3, .window = 10s, .cool_down = 5s}, clock);
+    b.tier().on(Op::get, [](const CacheKey&) { throw std::runtime_error("driver bug"); });
+    auto memory = hitbox::MemoryBackend::builder().max_entries(100).build();
+    REQUIRE(memory);
+    auto tiers = hitbox::compose(std::move(*memory), std::ref(b), offload);
+    for (int i = 0; i < 20; ++i) {
+        auto r = tiers.lookup<std::string>(CacheKey{"k", 1, {{"i", std::to_string(i)}}});
+        REQUIRE(r);  // L1 answered (a miss): a failing L2 is a miss, not a failed read
+        CHECK_FALSE(r->value);
+        REQUIRE(r->errors.size() == 1);
+        CHECK(r->errors[0].kind() == ErrorKind::unavailable);
+    }
+    CHECK(tier_gets(b) == 3);  // the 17 reads after the third throw never reached the tier
+    CHECK(b.breaker_stats().opened == 1);
+    CHECK(b.breaker_stats().short_circuited == 17);
+}
+
+TEST_CASE("CircuitBreaker: failures above max_failures count as max_failures (no huge allocation)") {
+    hitbox::ManualClock clock;
+    Breaker b(Failing{"redis", clock},
+              {.failures = std::numeric_limits<std::uint32_t>::max(), .window = std::chrono::milliseconds::max()},
+              clock);
+    b.tier().fail(Op::get, ErrorKind::timeout, "slow");
+    for (std::uint32_t i = 0; i + 1 < hitbox::BreakerOptions::max_failures; ++i) (void)b.get<std::string>(key);
+    CHECK(b.breaker_stats().state == BreakerState::closed);
+    (void)b.get<std::string>(key);
+    CHECK(b.breaker_stats().state == BreakerState::open);
+    CHECK(b.breaker_stats().failures == hitbox::BreakerOptions::max_failures);
+}
+
 TEST_CASE("CircuitBreaker: durations of max() saturate") {
     hitbox::ManualClock clock;
     SECTION("a cool-down of max() never probes") {

@@ -20,6 +20,7 @@
 ///
 /// Cost while closed: one relaxed atomic load per call (and a lock only when an error is counted).
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdint>
@@ -59,7 +60,10 @@ private:
 /// The settings of a CircuitBreaker. Every duration may be `max()` (saturating: a window of max() counts
 /// every failure ever, a cool-down of max() never probes again).
 struct BreakerOptions {
-    std::uint32_t failures = 5;  ///< counted errors within `window` that open it (0 or 1: the first)
+    /// Counted errors within `window` that open it (0 or 1: the first). The breaker keeps the time of each
+    /// of the last `failures`, so a larger value counts as `max_failures`.
+    std::uint32_t failures = 5;
+    static constexpr std::uint32_t max_failures = 65'536;
     std::chrono::milliseconds window = std::chrono::seconds(10);
     std::chrono::milliseconds cool_down = std::chrono::seconds(5);  ///< how long calls skip the tier
     /// The errors that count against the tier.
@@ -126,7 +130,8 @@ namespace detail {
 /// The state a breaker and its copies share.
 class BreakerCore {
 public:
-    explicit BreakerCore(const BreakerOptions& o) : options_(o), times_(std::max<std::uint32_t>(o.failures, 1)) {}
+    explicit BreakerCore(const BreakerOptions& o)
+        : options_(o), times_(std::clamp<std::uint32_t>(o.failures, 1, BreakerOptions::max_failures)) {}
 
     /// What a call may do now.
     enum class Admit : std::uint8_t { pass, probe, reject };
@@ -338,9 +343,7 @@ private:
     auto guarded(F&& call) -> decltype(call()) {
         const auto admitted = admit();
         if (admitted == Admit::reject) return fail(core_->rejection(clock_.now()).in(tier_.label()));
-        ProbeGuard guard{*this, admitted};
-        auto r = call();
-        guard.done = true;
+        auto r = run_(admitted, call);
         finish(admitted, r || !core_->counts(r.error()) ? nullptr : &r.error());
         return r;
     }
@@ -355,9 +358,7 @@ private:
             for (std::size_t i = 0; i < n; ++i) out.push_back(fail(e));
             return out;
         }
-        ProbeGuard guard{*this, admitted};
-        auto rs = call();
-        guard.done = true;
+        auto rs = run_(admitted, call);
         const Error* first = nullptr;
         for (const auto& r : rs)
             if (!r && core_->counts(r.error())) {
@@ -376,15 +377,31 @@ private:
         if (detail::BreakerCore::worth_recording(admitted, counted)) core_->record(admitted, counted, clock_.now());
     }
 
-    /// A probe whose tier threw must not leave the breaker half open for ever.
-    struct ProbeGuard {
-        CircuitBreaker& self;
-        Admit admitted;
-        bool done = false;
-        ~ProbeGuard() {
-            if (!done && admitted == Admit::probe) self.core_->abandon_probe(self.clock_.now());
+    /// Calls the tier. An exception it throws goes on to the caller (a composition or the cache front
+    /// turns it into an `unavailable` error), and on its way counts here as that error: a tier that keeps
+    /// throwing opens the breaker like one that keeps failing (when `trips_on` has `unavailable`, as by
+    /// default). A probe that threw never leaves the breaker half open.
+    template <class F>
+    auto run_(Admit admitted, F& call) -> decltype(call()) {
+        try {
+            return call();
+        } catch (...) {
+            try {
+                threw_(admitted);
+            } catch (...) {  // out of memory while recording: the tier's own exception still goes on
+            }
+            throw;
         }
-    };
+    }
+
+    /// In a handler: records the exception being handled as the tier's `unavailable` error.
+    void threw_(Admit admitted) {
+        const Error e = detail::exception_error("the tier", std::string(tier_.label()));
+        if (core_->counts(e))
+            core_->record(admitted, &e, clock_.now());
+        else if (admitted == Admit::probe)
+            core_->abandon_probe(clock_.now());
+    }
 
     Tier tier_;
     std::shared_ptr<detail::BreakerCore> core_;
