@@ -130,8 +130,36 @@ TEST_CASE("URL authority ends at the first '/': an '@' in the path never names t
     CHECK(ok->host == "cache.internal");
     CHECK(ok->port == 6380);
     CHECK(ok->password == "p@ss");
-    CHECK(hitbox::detail::redact_url("redis://cache.internal:6379/0@evil.example") ==
-          "redis://cache.internal:6379/0@evil.example");  // nothing to redact: no userinfo
+    // A message hides everything up to the last '@' anywhere: it may end a password that holds an
+    // unescaped '/' or '?' (which is why the URL did not parse).
+    CHECK(hitbox::detail::redact_url("redis://cache.internal:6379/0@evil.example") == "redis://***@evil.example");
+}
+
+TEST_CASE("No message shows a password that holds an unescaped '/' or '?', or a query parameter") {
+    const std::string secret = "Sekr1tZZ";
+    for (const std::string url : {"redis://:Sek/r1tZZ@127.0.0.1:6379/", "redis://usr:Sekr1t/ZZ@h/",
+                                  "redis://:Sek?r1tZZ@127.0.0.1:6379/", "redis://127.0.0.1:6379/?password=Sekr1tZZ",
+                                  "unix:///tmp/x.sock?password=Sekr1tZZ", "rediss://u:Sek#r1tZZ/@host:6380/"}) {
+        INFO(url);
+        auto ep = parse_redis_url(url);
+        REQUIRE_FALSE(ep);
+        CHECK(ep.error().kind() == hitbox::ErrorKind::config);
+        const std::string text = ep.error().message();
+        for (const std::string piece : {"Sek", "r1t", "ZZ", "usr"}) CHECK(text.find(piece) == std::string::npos);
+        // The builder and the run-time configuration report the same text.
+        auto built = hitbox::RedisBackend<>::builder().connection(hitbox::ConnectionMode::single(url)).build();
+        REQUIRE_FALSE(built);
+        CHECK(std::string(built.error().what()).find("r1t") == std::string::npos);
+    }
+    // The hint says what to do about it.
+    auto ep = parse_redis_url("redis://:Sek/r1tZZ@127.0.0.1:6379/");
+    REQUIRE_FALSE(ep);
+    CHECK(ep.error().message().find("percent-encoded") != std::string::npos);
+    CHECK(hitbox::detail::redact_url("redis://h:6379/?db=2") == "redis://h:6379/?***");
+    // Escaped, such a password parses.
+    auto ok = parse_redis_url("redis://:Sek%2Fr1t%3FZZ@127.0.0.1:6379/");
+    REQUIRE(ok);
+    CHECK(ok->password == "Sek/r1t?ZZ");
 }
 
 TEST_CASE("A userinfo without ':' is a password alone, and no message shows it") {

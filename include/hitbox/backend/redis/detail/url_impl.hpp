@@ -20,10 +20,24 @@ HITBOX_LIB_INLINE std::pair<std::size_t, std::size_t> url_authority(std::string_
 }
 
 HITBOX_LIB_INLINE std::string redact_url(std::string_view url) {
-    const auto [start, end] = url_authority(url);
-    const auto at = url.substr(start, end - start).rfind('@');
-    if (at == std::string_view::npos) return std::string(url);
-    return std::string(url.substr(0, start)) + "***" + std::string(url.substr(start + at));
+    const auto scheme_end = url.find("://");
+    const std::size_t start = scheme_end == std::string_view::npos ? 0 : scheme_end + 3;
+    std::string out(url.substr(0, start));
+    std::string_view rest = url.substr(start);
+    // Everything up to the last '@', wherever it is: a password with an unescaped '/' or '?' ends past the
+    // authority, and such a URL is the one that fails to parse and gets printed.
+    if (const auto at = rest.rfind('@'); at != std::string_view::npos) {
+        out += "***";
+        rest = rest.substr(at);
+    }
+    // Query text is not shown either (a parameter may carry a secret, as in ?password=).
+    if (const auto q = rest.find('?'); q != std::string_view::npos) {
+        out += rest.substr(0, q);
+        out += "?***";
+    } else {
+        out += rest;
+    }
+    return out;
 }
 
 HITBOX_LIB_INLINE bool percent_decode(std::string_view in, std::string& out) {
@@ -50,7 +64,13 @@ HITBOX_LIB_INLINE bool percent_decode(std::string_view in, std::string& out) {
 
 HITBOX_LIB_INLINE Result<RedisEndpoint> parse_redis_url(std::string_view url) {
     auto bad = [&](const std::string& what) {
-        return fail(ErrorKind::config, "Redis URL '" + redact_url(url) + "': " + what);
+        // An '@' past the authority is most often a password with an unescaped '/' or '?' in it.
+        const bool at_past_authority = url.find('@', url_authority(url).second) != std::string_view::npos;
+        return fail(ErrorKind::config,
+                    "Redis URL '" + redact_url(url) + "': " + what +
+                        (at_past_authority ? " (a '/', '?' or '#' in a user name or password must be "
+                                             "percent-encoded: %2F, %3F, %23)"
+                                           : ""));
     };
     RedisEndpoint ep;
     auto scheme_end = url.find("://");
