@@ -265,13 +265,20 @@ TEST_CASE("A plain transport: read and write never block; read_wait waits at mos
 TEST_CASE("32 threads share one connection: every reply reaches its own caller") {
     // Every waiting strategy: spinning callers that read the socket themselves (the default), plain sleeping
     // callers woken by whoever reads (ConnectionTuning::plain()), the I/O thread alone driving the socket, and
-    // the adaptive choice between the first and the third.
-    const int variant = GENERATE(0, 1, 2, 3);
+    // the adaptive choice between the first and the third; and spinning callers whose pump gap is max()
+    // (one socket read by a spinner, then none: the gap's end saturates instead of overflowing).
+    const int variant = GENERATE(0, 1, 2, 3, 4);
     const hitbox::ConnectionTuning tunings[] = {{},
                                                 hitbox::ConnectionTuning::plain(),
                                                 driven_by(hitbox::ConnectionDrive::io_thread),
-                                                driven_by(hitbox::ConnectionDrive::adaptive)};
-    const char* names[] = {"spinning callers (default)", "plain tuning", "the I/O thread drives", "adaptive"};
+                                                driven_by(hitbox::ConnectionDrive::adaptive),
+                                                [] {
+                                                    hitbox::ConnectionTuning t;
+                                                    t.pump_gap = std::chrono::nanoseconds::max();
+                                                    return t;
+                                                }()};
+    const char* names[] = {"spinning callers (default)", "plain tuning", "the I/O thread drives", "adaptive",
+                           "spinning callers, pump_gap = max()"};
     INFO(names[variant]);
     RedisServer server;
     auto backend = make_backend(server.url(), 50ms, tunings[variant]);

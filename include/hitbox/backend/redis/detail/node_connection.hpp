@@ -48,6 +48,7 @@
 #include <cstdint>
 #include <ctime>
 #include <deque>
+#include <limits>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -379,10 +380,12 @@ private:
     void pump() {
         const std::int64_t now =
             std::chrono::duration_cast<std::chrono::nanoseconds>(SteadyClock::now().time_since_epoch()).count();
+        // The gap may be nanoseconds::max() (one pump, then none): the sum saturates.
+        const std::int64_t gap = settings_.tuning.pump_gap.count();
+        const std::int64_t until =
+            gap > std::numeric_limits<std::int64_t>::max() - now ? std::numeric_limits<std::int64_t>::max() : now + gap;
         auto next = next_pump_.load(std::memory_order_relaxed);
-        if (now < next || !next_pump_.compare_exchange_strong(next, now + settings_.tuning.pump_gap.count(),
-                                                              std::memory_order_relaxed))
-            return;
+        if (now < next || !next_pump_.compare_exchange_strong(next, until, std::memory_order_relaxed)) return;
         {
             std::lock_guard<SpinMutex> lk(mu_);
             if (!can_read_locked()) return;
