@@ -4,8 +4,11 @@
 #include <cmath>
 #include <cstring>
 #include <limits>
+#include <map>
 #include <optional>
 #include <random>
+#include <string>
+#include <vector>
 
 #include <hitbox/format/binary.hpp>
 #include <hitbox/format/json.hpp>
@@ -120,6 +123,42 @@ TEST_CASE("Text formats refuse input nested too deeply before parsing") {
     std::string xdeep;
     for (int i = 0; i < 100000; ++i) xdeep += "<a>";
     CHECK_FALSE(xml.decode<int>(xdeep));
+    // An "</" inside an attribute value, a comment or a CDATA section closes nothing: the parser still
+    // nests one level per element (each of these once overflowed the stack).
+    for (const std::string unit : {"<a x=\"</\">", "<a x='</'>", "<a><!--</-->", "<a><![CDATA[</]]>", "<a><?p </?>"}) {
+        INFO(unit);
+        std::string s = "<cereal>";
+        for (int i = 0; i < 100000; ++i) s += unit;
+        auto bad = xml.decode<int>(s);
+        REQUIRE_FALSE(bad);
+        CHECK(bad.error().kind() == hitbox::ErrorKind::decode);
+        CHECK(bad.error().message().find("nesting") != std::string::npos);
+    }
+    CHECK(hitbox::detail::xml_nesting_ok("<a><b/><c x='>'/></a>", 2));
+    CHECK_FALSE(hitbox::detail::xml_nesting_ok("<a><b><c/></b></a>", 2));  // <c/> is a third level while read
+    CHECK(hitbox::detail::xml_nesting_ok("<!DOCTYPE d [<!ENTITY e \"<x>\">]><a></a>", 1));
+}
+
+TEST_CASE("Text formats decode their own output of shallow values with many empty containers") {
+    // cereal writes an empty container as a self-closing tag: 300 of them are 300 siblings, not 300 levels.
+    hitbox::XmlFormat xml;
+    const std::vector<std::vector<int>> empties(300);
+    auto bytes = xml.encode(empties);
+    REQUIRE(bytes);
+    auto back = xml.decode<std::vector<std::vector<int>>>(*bytes);
+    REQUIRE(back);
+    CHECK(*back == empties);
+    std::map<std::string, std::vector<int>> by_name;
+    for (int i = 0; i < 300; ++i) by_name["k" + std::to_string(i)];
+    auto map_bytes = xml.encode(by_name);
+    REQUIRE(map_bytes);
+    auto map_back = xml.decode<std::map<std::string, std::vector<int>>>(*map_bytes);
+    REQUIRE(map_back);
+    CHECK(*map_back == by_name);
+    hitbox::JsonFormat json;
+    auto json_back = json.decode<std::vector<std::vector<int>>>(*json.encode(empties));
+    REQUIRE(json_back);
+    CHECK(*json_back == empties);
 }
 
 TEST_CASE("Inputs found by the fuzzers stay decode errors") {

@@ -94,14 +94,56 @@ HITBOX_LIB_INLINE JsonCheck json_input_check(std::string_view s, std::size_t lim
 }
 
 HITBOX_LIB_INLINE bool xml_nesting_ok(std::string_view s, std::size_t limit) noexcept {
+    // Reads the markup as the parser does, element by element: start tags (attribute values in quotes may
+    // hold '<', '>' and "</"), end tags, self-closing tags (a level only while they are read), comments,
+    // CDATA sections, processing instructions and declarations (none of them nests). An unterminated
+    // construct ends the scan: the parser stops at the same place with an error.
+    auto skip_past = [&](std::size_t from, std::string_view end) {
+        const auto at = s.find(end, from);
+        return at == std::string_view::npos ? s.size() : at + end.size();
+    };
     std::size_t depth = 0;
-    for (std::size_t i = 0; i + 1 < s.size(); ++i) {
-        if (s[i] != '<') continue;
-        char n = s[i + 1];
-        if (n == '/') {
+    std::size_t i = 0;
+    while ((i = s.find('<', i)) != std::string_view::npos) {
+        const std::string_view rest = s.substr(i);
+        if (rest.starts_with("<!--")) {
+            i = skip_past(i + 4, "-->");
+        } else if (rest.starts_with("<![CDATA[")) {
+            i = skip_past(i + 9, "]]>");
+        } else if (rest.starts_with("<?")) {
+            i = skip_past(i + 2, "?>");
+        } else if (rest.starts_with("<!")) {  // a declaration (DOCTYPE): '>' ends it outside brackets
+            std::size_t brackets = 0;
+            for (i += 2; i < s.size(); ++i) {
+                if (s[i] == '[')
+                    ++brackets;
+                else if (s[i] == ']' && brackets > 0)
+                    --brackets;
+                else if (s[i] == '>' && brackets == 0)
+                    break;
+            }
+            ++i;
+        } else if (rest.starts_with("</")) {
             if (depth > 0) --depth;
-        } else if (n != '?' && n != '!') {
-            if (++depth > limit) return false;
+            i = skip_past(i + 2, ">");
+        } else {  // a start tag, up to its '>' outside quoted attribute values
+            char quote = 0;
+            bool closed = false;
+            for (++i; i < s.size(); ++i) {
+                const char c = s[i];
+                if (quote != 0) {
+                    if (c == quote) quote = 0;
+                } else if (c == '"' || c == '\'') {
+                    quote = c;
+                } else if (c == '>') {
+                    closed = true;
+                    break;
+                }
+            }
+            if (!closed) return true;
+            if (depth + 1 > limit) return false;
+            if (s[i - 1] != '/') ++depth;  // "<x .../>" is closed where it opens
+            ++i;
         }
     }
     return true;
