@@ -124,6 +124,58 @@ TEST_CASE("config_redis: a configured tier and the static RedisBackend of the sa
     CHECK(server().cli({"PTTL", "interop:user:v1:id=2"}) == "-1");
 }
 
+TEST_CASE("config_redis: a configured tier counts what it reads as the static RedisBackend does") {
+    hitbox::InlineOffload offload;
+    BackendConfig c;
+    c.tiers = {redis_tier("counted:")};
+    c.tiers[0].key_format = "url";
+    auto configured = hitbox::make_backend(c, offload);
+    REQUIRE(configured);
+    auto typed = hitbox::RedisBackend<hitbox::UrlEncoded>::builder()
+                     .connection(hitbox::ConnectionMode::single(server().url()))
+                     .key_prefix("counted:")
+                     .build();
+    REQUIRE(typed);
+    const auto now = hitbox::Clock::now();
+    const CacheKey good{"c", 1, {{"id", "good"}}}, absent{"c", 1, {{"id", "absent"}}};
+    const CacheKey expired{"c", 1, {{"id", "expired"}}}, corrupt{"c", 1, {{"id", "corrupt"}}};
+    const CacheKey other{"c", 1, {{"id", "other"}}}, foreign{"c", 1, {{"id", "foreign"}}};
+    REQUIRE(typed->set(good, CacheValue<hitbox_test::Profile>{hitbox_test::sample_profile(), now + 60s}));
+    // An envelope past its expiry, stored without a Redis TTL (clocks of two hosts may differ).
+    REQUIRE(
+        typed->write(expired, *typed->codec().encode(CacheValue<hitbox_test::Profile>{{}, now - 1s}), std::nullopt));
+    (void)server().cli({"SET", "counted:c:v1:id=corrupt", "not an envelope"});
+    REQUIRE(typed->set(other, CacheValue<std::string>{"not a profile"}));  // a payload of another type
+    hitbox::EntryCodec<hitbox::UrlEncoded, hitbox::JsonFormat> json;       // another value format
+    REQUIRE(typed->write(foreign, *json.encode(CacheValue<hitbox_test::Profile>{{}}), std::nullopt));
+
+    auto* tier = configured->target<hitbox::RedisBackend<hitbox::UrlEncoded, hitbox::BinaryFormat,
+                                                         hitbox::PassthroughCompressor, hitbox::AnyConnection>>();
+    REQUIRE(tier != nullptr);
+    const auto static_before = typed->stats();
+    for (const auto& k : {good, absent, expired, corrupt, other, foreign}) {
+        INFO(hitbox::UrlEncoded{}.encode(k));
+        auto a = typed->get<hitbox_test::Profile>(k);
+        auto b = configured->get<hitbox_test::Profile>(k);
+        REQUIRE(a.has_value() == b.has_value());
+        if (a)
+            CHECK(a->has_value() == b->has_value());
+        else
+            CHECK(a.error().kind() == b.error().kind());
+    }
+    const auto s = typed->stats(), t = tier->stats();
+    CHECK(t.reads == 6);
+    CHECK(t.misses == s.misses - static_before.misses);  // absent and expired
+    CHECK(t.misses == 2);
+    CHECK(t.errors_of(hitbox::ErrorKind::decode) ==
+          s.errors_of(hitbox::ErrorKind::decode) - static_before.errors_of(hitbox::ErrorKind::decode));
+    CHECK(t.errors_of(hitbox::ErrorKind::decode) == 3);  // corrupt, another format, another type
+    // The configured tier decodes a payload on its first typed read, after the read that found it: the
+    // payload of another type is a hit of the read and a decode error of that typed read.
+    CHECK(t.hits == s.hits - static_before.hits + 1);
+    CHECK(t.hits == 2);
+}
+
 TEST_CASE("config_redis: memory + redis from text: write-through, L2 hit refills L1") {
     auto text = "tiers = memory, redis\nmemory.max_entries = 100\nredis.url = " + server().url() +
                 "\nredis.key_prefix = two:\nredis.value_format = binary\nredis.compressor = gzip\n"

@@ -34,6 +34,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -168,10 +169,15 @@ struct AnyObjectPayload final : AnyPayload {
     const T value;
 };
 
-/// Bytes form: an encoded payload, and the object decoded from it by the first typed read.
+/// Bytes form: an encoded payload, and the object decoded from it by the first typed read; a decode that
+/// fails is reported to `on_decode_failure` (the tier the bytes came from counts it), if set.
 struct AnyBytesPayload final : AnyPayload {
-    AnyBytesPayload(std::uint8_t format, std::string b) : bytes(std::move(b)) { format_id = format; }
+    AnyBytesPayload(std::uint8_t format, std::string b, std::function<void(const Error&)> on_failure)
+        : bytes(std::move(b)), on_decode_failure(std::move(on_failure)) {
+        format_id = format;
+    }
     const std::string bytes;
+    const std::function<void(const Error&)> on_decode_failure;
     std::shared_ptr<const void> decoded;
 };
 
@@ -200,8 +206,12 @@ public:
     }
 
     /// Bytes form: a payload encoded in the value format `format_id` (decoded on the first typed read).
-    static AnyValue encoded(std::uint8_t format_id, std::string bytes) {
-        return AnyValue(std::make_shared<detail::AnyBytesPayload>(format_id, std::move(bytes)));
+    /// `on_decode_failure`, if set, is told of each typed read whose decode fails (a byte tier passes its
+    /// error counter, so that such an entry counts as a decode error of the tier it came from).
+    static AnyValue encoded(std::uint8_t format_id, std::string bytes,
+                            std::function<void(const Error&)> on_decode_failure = {}) {
+        return AnyValue(
+            std::make_shared<detail::AnyBytesPayload>(format_id, std::move(bytes), std::move(on_decode_failure)));
     }
 
     /// True when there is a payload.
@@ -234,7 +244,10 @@ public:
             ops = bytes.ops.load(std::memory_order_relaxed);
             if (ops == nullptr) {
                 auto object = want.decode(bytes.bytes, bytes.format_id);
-                if (!object) return fail(object.error());
+                if (!object) {
+                    if (bytes.on_decode_failure) bytes.on_decode_failure(object.error());
+                    return fail(object.error());
+                }
                 bytes.decoded = std::move(*object);
                 bytes.object = bytes.decoded.get();
                 bytes.ops.store(&want, std::memory_order_release);
@@ -371,6 +384,22 @@ public:
         : b_(std::move(b)), format_id_(format_id), compressor_(std::move(compressor)) {}
 
     Result<std::optional<CacheValue<AnyValue>>> get(const CacheKey& key) override {
+        if constexpr (requires(Result<std::string>(*unpack)(std::string_view)) {
+                          b_.read_payload(key, policies(), unpack);
+                          b_.error_counter();
+                      }) {
+            // The tier opens and decompresses, and counts as its own get<T> would (a miss, a hit, a decode
+            // or compression error); a payload that fails its first typed read later is counted there too.
+            auto opened = b_.read_payload(key, policies(),
+                                          [this](std::string_view packed) { return compressor_.decompress(packed); });
+            if (!opened) return fail(opened.error());
+            if (!*opened) return std::optional<CacheValue<AnyValue>>{};
+            const auto& h = (*opened)->header;
+            return std::optional<CacheValue<AnyValue>>(
+                std::in_place, AnyValue::encoded(format_id_, std::move((*opened)->payload), b_.error_counter()),
+                h.expire, h.stale, h.created, h.retain);
+        }
+        // A tier with only the raw layer (read / write): opened here; its counters see bytes found as a hit.
         auto raw = b_.read(key);
         if (!raw) return fail(raw.error());
         if (!*raw) return std::optional<CacheValue<AnyValue>>{};

@@ -80,10 +80,8 @@ public:
     /// decode error (a composition treats it as a miss).
     template <class T>
     Result<std::optional<CacheValue<T>>> get(const CacheKey& key) {
-        bump(counts().reads);
-        const std::string stored_key = codec_.key(key);
-        auto raw = timed(TierStage::read, [&] { return store_.get(stored_key); });
-        if (!raw) return fail(error(raw.error()));
+        auto raw = fetch_(key);
+        if (!raw) return fail(raw.error());
         return decode_entry<T>(*raw, SystemClock::now());
     }
 
@@ -205,10 +203,8 @@ public:
 
     /// The stored bytes (envelope + payload) under `key`, undecoded; nullopt when absent.
     Result<std::optional<std::string>> read(const CacheKey& key) {
-        bump(counts().reads);
-        const std::string stored_key = codec_.key(key);
-        auto raw = timed(TierStage::read, [&] { return store_.get(stored_key); });
-        if (!raw) return fail(error(raw.error()));
+        auto raw = fetch_(key);
+        if (!raw) return fail(raw.error());
         if (!*raw) {
             bump(counts().misses);
         } else {
@@ -217,6 +213,56 @@ public:
         }
         return std::move(*raw);
     }
+
+    /// An entry opened and decompressed but not decoded (read_payload).
+    struct OpenedEntry {
+        EnvelopeHeader header;
+        std::string payload;  ///< the value format's bytes
+    };
+
+    /// The entry under `key` opened and decompressed but not decoded, for a reader that decodes the payload
+    /// itself (AnyBackend over a configured tier, whose format and compressor are chosen at run time):
+    /// `expect` names the value format and compressor the envelope must carry, `decompress(view)` undoes
+    /// the compressor. Counted as get<T> counts: a miss when absent or past its time, a decode or
+    /// compression error when the envelope or the decompression fails, else a hit (a payload the reader
+    /// then fails to decode is reported with error_counter()).
+    template <class Decompress>
+    Result<std::optional<OpenedEntry>> read_payload(const CacheKey& key, const EntryPolicies& expect,
+                                                    Decompress&& decompress) {
+        auto raw = fetch_(key);
+        if (!raw) return fail(raw.error());
+        if (!*raw) {
+            bump(counts().misses);
+            return std::optional<OpenedEntry>{};
+        }
+        bump(counts().bytes_in, (*raw)->size());
+        auto env = open_entry(**raw, expect);
+        if (!env) return fail(error(env.error()));
+        if (const auto until = detail::held_until(env->header.expire, env->header.retain);
+            until && *until <= SystemClock::now()) {  // the store normally drops it first; clocks may differ
+            bump(counts().misses);
+            return std::optional<OpenedEntry>{};
+        }
+        Result<std::string> payload = decompress(env->payload);  // the reader's compressor: not timed as ours
+        if (!payload) return fail(error(payload.error()));
+        bump(counts().hits);
+        return std::optional<OpenedEntry>(OpenedEntry{env->header, std::move(*payload)});
+    }
+
+    /// Counts errors against this tier as its own reads count them; shares the tier's counters and holds
+    /// nothing else. For a reader that decodes this tier's payloads after read_payload returned.
+    class ErrorCounter {
+    public:
+        void operator()(const Error& e) const noexcept {
+            detail::ByteCounters::bump(counters_->local().errors[static_cast<std::size_t>(e.kind())]);
+        }
+
+    private:
+        friend class ByteBackend;
+        explicit ErrorCounter(std::shared_ptr<detail::ByteCounters> c) noexcept : counters_(std::move(c)) {}
+        std::shared_ptr<detail::ByteCounters> counters_;
+    };
+    ErrorCounter error_counter() const noexcept { return ErrorCounter(counters_); }
 
     /// Stores `envelope` under `key` as is, with `ttl` as its time to live (none when nullopt; zero or less
     /// removes the key: store_ttl). Bytes that do not parse as an envelope are refused with an encode error;
@@ -265,6 +311,15 @@ private:
     detail::ByteCounters::Stripe& counts() const noexcept { return counters_->local(); }
 
     /// Counts `e` and attributes it to this tier's label.
+    /// One key's stored bytes from the store, counted as a read (and a store error as an error).
+    Result<std::optional<std::string>> fetch_(const CacheKey& key) {
+        bump(counts().reads);
+        const std::string stored_key = codec_.key(key);
+        auto raw = timed(TierStage::read, [&] { return store_.get(stored_key); });
+        if (!raw) return fail(error(raw.error()));
+        return std::move(*raw);
+    }
+
     Error error(const Error& e) const {
         detail::ByteCounters::bump(counts().errors[static_cast<std::size_t>(e.kind())]);
         return e.in(label_);

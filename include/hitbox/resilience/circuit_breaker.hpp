@@ -294,6 +294,15 @@ public:
     {
         return guarded([&] { return tier_.read(key); });
     }
+    template <class Expect, class Decompress>
+    auto read_payload(const CacheKey& key, const Expect& expect, Decompress&& decompress) requires requires(Tier& t) {
+        t.read_payload(key, expect, decompress);
+    }
+    {
+        return guarded([&] { return tier_.read_payload(key, expect, decompress); });
+    }
+    auto error_counter() const requires requires(const Tier& t) { t.error_counter(); }
+    { return tier_.error_counter(); }
     template <class Ttl>
     auto write(const CacheKey& key, std::string_view envelope, Ttl ttl) requires requires(Tier& t) {
         t.write(key, envelope, ttl);
