@@ -178,6 +178,10 @@ TEST_CASE("parse_config: mistakes are config errors that say where and what is v
           "line 2: refill_offloaded: expected true or false, got \"maybe\"");
     CHECK(error("tiers = memory\ncache.stale_policy = later") ==
           "line 2: unknown cache.stale_policy \"later\"; valid: return, revalidate, offload_revalidate");
+    // A key set twice is an error naming both lines, not a silent last-wins (nor "unknown key \"tiers\"").
+    CHECK(error("tiers = memory\ntiers = memory, redis") == "line 2: key \"tiers\" is set twice (also line 1)");
+    CHECK(error("tiers = memory\nmemory.max_entries = 5\n# bigger\nmemory.max_entries = 6") ==
+          "line 4: key \"memory.max_entries\" is set twice (also line 2)");
 }
 
 TEST_CASE("parse_config never repeats a password") {
@@ -247,6 +251,10 @@ TEST_CASE("validate_config: every unknown name lists the valid ones") {
         change(c);
         return error(c);
     };
+    // More tiers than make_backend folds: refused here already, before anything is built.
+    CHECK(with([](BackendConfig& c) {
+              c.tiers = {memory_tier("a"), memory_tier("b"), memory_tier("c"), memory_tier("d")};
+          }) == "at most 3 tiers can be composed, got 4");
     CHECK(with([](BackendConfig& c) { c.tiers[1].value_format = "jsn"; }) ==
           "unknown value_format \"jsn\" (tier redis); valid: binary, json, xml, raw");
     CHECK(with([](BackendConfig& c) { c.tiers[1].key_format = "hex"; }) ==

@@ -427,6 +427,15 @@ inline Result<void> config_set_global(BackendConfig& c, std::string_view key, st
 template <class Where>
 Result<BackendConfig> config_from_pairs(const std::vector<std::pair<std::string, std::string>>& pairs, Where where) {
     BackendConfig c;
+    // A key set twice is a mistake to report, not a value to pick (a second redis.url line, say).
+    std::vector<std::size_t> by_key(pairs.size());
+    for (std::size_t i = 0; i < by_key.size(); ++i) by_key[i] = i;
+    std::stable_sort(by_key.begin(), by_key.end(),
+                     [&](std::size_t a, std::size_t b) { return pairs[a].first < pairs[b].first; });
+    for (std::size_t k = 1; k < by_key.size(); ++k)
+        if (const std::size_t i = by_key[k], j = by_key[k - 1]; pairs[i].first == pairs[j].first)
+            return fail(ErrorKind::config,
+                        where(i) + ": key \"" + pairs[i].first + "\" is set twice (also " + where(j) + ")");
     std::optional<std::size_t> tiers_at;
     for (std::size_t i = 0; i < pairs.size(); ++i)
         if (pairs[i].first == "tiers") tiers_at = i;
@@ -571,11 +580,19 @@ inline std::optional<std::string> compressor_config_problem(const TierConfig& t)
 
 }  // namespace detail
 
+/// The most tiers make_backend folds into one composition (deeper stacks: hitbox::compose of AnyBackends
+/// in code).
+inline constexpr std::size_t max_config_tiers = 3;
+
 /// Checks a configuration without building anything: known names (an unknown one lists the valid ones),
-/// options that belong to the tier's type, unique tier names, ranges. The factory calls it first.
+/// options that belong to the tier's type, unique tier names, ranges, at most max_config_tiers tiers. The
+/// factory calls it first.
 inline Result<void> validate_config(const BackendConfig& c) {
     using namespace config_names;
     if (c.tiers.empty()) return fail(ErrorKind::config, "no tiers configured (list them fastest first)");
+    if (c.tiers.size() > max_config_tiers)
+        return fail(ErrorKind::config, "at most " + std::to_string(max_config_tiers) + " tiers can be composed, got " +
+                                           std::to_string(c.tiers.size()));
     for (std::size_t i = 0; i < c.tiers.size(); ++i) {
         const TierConfig& t = c.tiers[i];
         if (t.name.empty()) return fail(ErrorKind::config, "tier " + std::to_string(i) + " has no name");

@@ -45,10 +45,6 @@
 
 namespace hitbox {
 
-/// The most tiers make_backend folds into one composition (deeper stacks: hitbox::compose of AnyBackends
-/// in code).
-inline constexpr std::size_t max_config_tiers = 3;
-
 namespace detail {
 
 // The tiers and the policies of a configuration (names validated before). Defined in
@@ -98,10 +94,7 @@ Result<AnyBackend> make_backend(const BackendConfig& config, O& offload) {
     static_assert(Offload<O>,
                   "hitbox::make_backend(config, offload): offload must model hitbox::Offload (OffloadManager, "
                   "InlineOffload or NoOffload)");
-    if (auto ok = validate_config(config); !ok) return fail(ok.error());
-    if (config.tiers.size() > max_config_tiers)
-        return fail(ErrorKind::config, "at most " + std::to_string(max_config_tiers) + " tiers can be composed, got " +
-                                           std::to_string(config.tiers.size()));
+    if (auto ok = validate_config(config); !ok) return fail(ok.error());  // also: at most max_config_tiers
     std::vector<AnyBackend> tiers;
     tiers.reserve(config.tiers.size());
     for (const auto& t : config.tiers) {
