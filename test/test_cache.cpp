@@ -569,6 +569,31 @@ TEST_CASE("A failing tier is a miss on read and a reported error on write; the l
     CHECK(v.calls == 1);
 }
 
+TEST_CASE("Under RaceWrite a tier write that failed before the other succeeded is reported to the cache front") {
+    hitbox::ManualClock clock;
+    Remote l1{"memory", clock}, l2{"redis", clock};
+    l1.fail(Op::set, ErrorKind::capacity, "L1 refused the value");
+    hitbox::InlineOffload offload;  // both halves on the caller, L1 first: it fails, then L2 wins
+    auto tiers = hitbox::compose(l1, l2, offload).with_write(hitbox::RaceWrite{});
+    ErrorLog log;
+    hitbox::Cache cache{tiers, offload, hitbox::NoMetrics{}, clock, log.options()};
+    auto r = cache.get_or_compute<std::string>(key, [] { return std::string("v"); }, {.ttl = 60s});
+    CHECK(*r == "v");
+    REQUIRE(r.backend_errors.size() == 1);
+    CHECK(r.backend_errors[0].backend() == "cache.memory");
+    CHECK(r.backend_errors[0].kind() == ErrorKind::capacity);
+    CHECK(log.count(hitbox::CacheOp::write) == 1);
+    CHECK(cache.stats().write_errors == 1);
+    // L1 writes, L2 fails: the loser (L2) ran on the caller after the winner; its error is there too.
+    l1.heal();
+    l2.fail(Op::set, ErrorKind::timeout, "slow");
+    auto stored = tiers.store(CacheKey{"other", 1}, hitbox::CacheValue<std::string>{"w"});
+    REQUIRE(stored);
+    CHECK(stored->written == std::vector<std::string>{"cache.memory"});
+    REQUIRE(stored->errors.size() == 1);
+    CHECK(stored->errors[0].backend() == "cache.redis");
+}
+
 TEST_CASE("A backend that fails entirely still serves every call from the loader") {
     hitbox::ManualClock clock;
     Remote only{"redis", clock};

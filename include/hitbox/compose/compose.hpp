@@ -779,7 +779,12 @@ private:
         p->fork.wait(true, steal_after_(write_policy_));
         const int winner = p->fork.winner();
         if (winner < 0) return combine_writes_(std::move(p->a), std::move(p->b), true);
-        release_loser_(pair, p->fork, 1 - winner, spawned[1 - winner], write_policy_.loser);
+        const int loser = 1 - winner;
+        release_loser_(pair, p->fork, loser, spawned[loser], write_policy_.loser);
+        // A loser that has finished by now (it failed before the winner succeeded, or an offload on the
+        // caller ran it) is reported like any tier: its error, or its tier among those written.
+        if (p->fork.state(loser) == detail::Fork::Slot::done)
+            return combine_writes_(std::move(p->a), std::move(p->b), false);
         return std::move(winner == 0 ? p->a : p->b);
     }
 
