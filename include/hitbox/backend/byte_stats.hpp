@@ -19,8 +19,8 @@ namespace hitbox {
 /// A snapshot of a byte tier's counters (ByteBackend, so RedisBackend; shared by its copies). Plain values:
 /// copy, diff, export.
 struct ByteStats {
-    std::uint64_t reads = 0;      ///< keys looked up (get, each key of get_many, read)
-    std::uint64_t writes = 0;     ///< entries written (set, each entry of set_many, write), expired ones included
+    std::uint64_t reads = 0;      ///< keys looked up (get, each key of get_many, read), failed ones too
+    std::uint64_t writes = 0;     ///< entries written (set, each of set_many, write), expired and failed too
     std::uint64_t removes = 0;    ///< remove calls
     std::uint64_t hits = 0;       ///< lookups that returned a value
     std::uint64_t misses = 0;     ///< lookups of a missing (or expired) key
