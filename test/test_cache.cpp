@@ -729,6 +729,57 @@ TEST_CASE("Negative caching keeps a \"not found\" for its own TTL") {
         CHECK(calls == 2);
         CHECK(f.l2.size() == 0);
     }
+    SECTION("a \"not found\" ends a kept (fail-safe) entry: the marker answers the next calls") {
+        const CachePolicy policy{.ttl = 10s, .negative_ttl = 60s, .fail_safe_max = 1h};
+        upstream = "was there";
+        CHECK(*cache.get_or_compute<std::string>(key, loader, policy) == "was there");
+        f.clock.advance(11s);  // expired, kept by fail-safe
+        upstream.reset();      // and now gone upstream
+        auto gone = cache.get_or_compute<std::string>(key, loader, policy);
+        CHECK_FALSE(gone);
+        CHECK(gone.ok());
+        CHECK(calls == 2);
+        CHECK_FALSE(f.l2.contains(key));  // the old entry went with the "not found"
+        for (int i = 0; i < 3; ++i) {
+            auto cached = cache.get_or_compute<std::string>(key, loader, policy);
+            CHECK_FALSE(cached);
+            CHECK(cached.status == CacheStatus::Hit);
+        }
+        CHECK(calls == 2);  // the marker answered: the loader was not asked again
+        CHECK(cache.stats().negative_hits == 3);
+    }
+    SECTION("a \"not found\" ends a stale entry under Revalidate: the marker answers the next calls") {
+        const CachePolicy policy{
+            .ttl = 60s, .stale = 10s, .stale_policy = StalePolicy::Revalidate, .negative_ttl = 60s};
+        upstream = "was there";
+        CHECK(*cache.get_or_compute<std::string>(key, loader, policy) == "was there");
+        f.clock.advance(11s);
+        upstream.reset();
+        CHECK_FALSE(cache.get_or_compute<std::string>(key, loader, policy));
+        auto cached = cache.get_or_compute<std::string>(key, loader, policy);
+        CHECK_FALSE(cached);
+        CHECK(cached.status == CacheStatus::Hit);
+        CHECK(calls == 2);
+    }
+    SECTION(
+        "without negative caching, a \"not found\" still drops the kept entry: a later failure serves "
+        "nothing") {
+        const CachePolicy policy{.ttl = 10s, .fail_safe_max = 1h};
+        upstream = "was there";
+        CHECK(*cache.get_or_compute<std::string>(key, loader, policy) == "was there");
+        f.clock.advance(11s);
+        upstream.reset();
+        CHECK_FALSE(cache.get_or_compute<std::string>(key, loader, policy));
+        auto failing = [&]() -> hitbox::Result<std::string> {
+            ++calls;
+            return hitbox::fail(ErrorKind::unavailable, "database down");
+        };
+        auto r = cache.get_or_compute<std::string>(key, failing, policy);
+        CHECK_FALSE(r.value);  // not the deleted item's old value as fail-safe
+        CHECK_FALSE(r.fail_safe);
+        REQUIRE(r.error);
+        CHECK(r.error->kind() == ErrorKind::unavailable);
+    }
     SECTION("remove() drops the cached \"not found\" too") {
         const CachePolicy policy{.ttl = 60s, .negative_ttl = 5s};
         CHECK_FALSE(cache.get_or_compute<std::string>(key, loader, policy));

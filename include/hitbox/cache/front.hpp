@@ -914,8 +914,22 @@ private:
             shared_->counters.bump(&CacheCounts::load_errors);
         } else if (*loaded.result) {
             write_value_<V>(key, **loaded.result, policy, errors);
-        } else if (policy.negative_ttl) {
-            write_negative_(key, policy, errors);
+        } else {
+            // "Not found": the item is gone upstream. A stale or fail-safe entry of it (only policies with
+            // `stale` or `fail_safe_max` keep one) goes too, so that no later call serves the old value and
+            // the marker, read only after the key itself missed, answers the next call.
+            if (policy.stale || policy.fail_safe_max) remove_entry_(key, errors);
+            if (policy.negative_ttl) write_negative_(key, policy, errors);
+        }
+    }
+
+    /// Removes the key's own entry from every tier; a failure is a reported write error.
+    void remove_entry_(const CacheKey& key, std::vector<Error>& errors) {
+        try {
+            if (auto gone = backend().remove(key); !gone)
+                note_error_(CacheOp::write, key, detail::attribute(gone.error(), backend().label()), &errors);
+        } catch (...) {
+            note_error_(CacheOp::write, key, detail::exception_error("remove", label_()), &errors);
         }
     }
 
