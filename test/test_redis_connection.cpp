@@ -508,8 +508,8 @@ TEST_CASE("A command queued without leading after a lone caller's command is rea
 
 TEST_CASE("Who drives a busy connection changes hundreds of times under load: every reply still its caller's") {
     // ConnectionDrive::adaptive with a selector timed to switch between the callers and the I/O thread about
-    // every millisecond (every probe "wins"), while 32 threads send batches of 1-3 ECHOs for 0.6 s, some with
-    // submit and a later wait, and check that each reply is their own.
+    // every millisecond (every probe "wins"), while 32 threads send batches of 1-3 ECHOs for at least 0.6 s
+    // and 150 switches, some with submit and a later wait, and check that each reply is their own.
     RedisServer server;
     auto settings = node_settings(server, 5000ms);
     settings.tuning.drive = hitbox::ConnectionDrive::adaptive;
@@ -522,12 +522,21 @@ TEST_CASE("Who drives a busy connection changes hundreds of times under load: ev
     settings.drive_timing.min_concurrency = 0.0;
     hitbox::detail::NodeConnection conn(settings);
     constexpr int threads = 32;
-    const auto until = SteadyClock::now() + 600ms;
+    // At least 0.6 s and 150 switches (a loaded machine under TSan switches less often per second), at
+    // most 10 s.
+    std::atomic<bool> stop{false};
+    std::thread watch([&] {
+        const auto start = SteadyClock::now();
+        while (SteadyClock::now() - start < 10s &&
+               (SteadyClock::now() - start < 600ms || conn.counters().drive_switches < 150))
+            std::this_thread::sleep_for(20ms);
+        stop = true;
+    });
     std::atomic<int> wrong{0}, failed{0}, checked{0};
     std::vector<std::thread> pool;
     for (int t = 0; t < threads; ++t) {
         pool.emplace_back([&, t] {
-            for (int round = 0; SteadyClock::now() < until; ++round) {
+            for (int round = 0; !stop; ++round) {
                 const std::size_t count = 1 + static_cast<std::size_t>((round + t) % 3);
                 std::string commands;
                 for (std::size_t i = 0; i < count; ++i)
@@ -558,6 +567,7 @@ TEST_CASE("Who drives a busy connection changes hundreds of times under load: ev
             }
         });
     }
+    watch.join();
     for (auto& th : pool) th.join();
     CHECK(wrong == 0);
     CHECK(failed == 0);
