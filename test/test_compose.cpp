@@ -682,11 +682,42 @@ TEST_CASE("Deletes go to every tier, L2 first; a failed delete is an error namin
     CHECK(failed.error().backend() == "cache.redis");
     CHECK_FALSE(l1.contains(key));  // L1 was still cleared
     CHECK(tiers.stats().remove_errors == 1);
+    CHECK(tiers.stats().unavailable == 0);  // one tier of two failed: not "unavailable"
 
     l1.fail(Op::remove, ErrorKind::timeout, "slow");
     auto both = tiers.remove(key);
     REQUIRE_FALSE(both);
     CHECK(both.error().kind() == ErrorKind::unavailable);
+    CHECK(both.error().message().starts_with("every tier failed to remove: "));
+    CHECK(tiers.stats().unavailable == 1);
+}
+
+TEST_CASE("Of three tiers two fail a delete: the error says two, and the composition was not unavailable") {
+    hitbox::InlineOffload offload;
+    hitbox::ManualClock clock;
+    Tier a{"a", clock}, b{"b", clock}, c{"c", clock};
+    b.fail(Op::remove, ErrorKind::connection, "refused");
+    c.fail(Op::remove, ErrorKind::timeout, "slow");
+    auto tiers = hitbox::compose(std::ref(a), std::ref(b), std::ref(c), offload);
+    REQUIRE(a.set(key, Str{"v"}));
+    auto r = tiers.remove(key);
+    REQUIRE_FALSE(r);
+    CHECK(r.error().kind() == ErrorKind::unavailable);
+    CHECK(r.error().message().starts_with("2 tiers failed to remove: "));
+    CHECK(contains(r.error().message(), "[cache.b] connection: refused"));
+    CHECK(contains(r.error().message(), "[cache.c] timeout: slow"));
+    CHECK_FALSE(a.contains(key));
+    CHECK(tiers.stats().unavailable == 0);
+    a.fail(Op::remove, ErrorKind::timeout, "slow too");
+    auto all = tiers.remove(key);
+    REQUIRE_FALSE(all);
+    CHECK(all.error().message().starts_with("every tier failed to remove: "));
+    CHECK(tiers.stats().unavailable == 1);
+    // A sequential write that L1 took and L2 refused failed by its policy, not in every tier.
+    auto seq = hitbox::compose(std::ref(a), std::ref(b), offload).with_write(hitbox::SequentialWrite{});
+    b.fail(Op::set, ErrorKind::connection, "refused");
+    CHECK_FALSE(seq.set(key, Str{"v"}));
+    CHECK(seq.stats().unavailable == 0);
 }
 
 TEST_CASE("Tiers can be held by reference, pointer, shared_ptr or unique_ptr") {

@@ -84,6 +84,12 @@ inline constexpr bool is_compose = false;
 template <class L1, class L2, class O, class R, class W, class F>
 inline constexpr bool is_compose<Compose<L1, L2, O, R, W, F>> = true;
 
+/// The leaf tiers under a tier: 1 for a leaf, the sum of both sides for a composition.
+template <class T>
+inline constexpr std::size_t leaf_tiers = 1;
+template <class L1, class L2, class O, class R, class W, class F>
+inline constexpr std::size_t leaf_tiers<Compose<L1, L2, O, R, W, F>> = leaf_tiers<tier_t<L1>> + leaf_tiers<tier_t<L2>>;
+
 /// One level's view of a read: the value, where it came from (traced reads only), and the errors of the
 /// tiers below, each attributed to its label path relative to this level.
 template <class T>
@@ -157,9 +163,11 @@ inline void append_errors(std::vector<Error>& to, std::vector<Error>&& from) {
 }
 
 /// The error a failed composition call returns: the one tier error when a single tier failed, otherwise
-/// `unavailable` naming every tier's error ("[cache.memory] connection: ...; [cache.redis] timeout: ...").
+/// `unavailable` naming every tier's error ("every tier failed to read: [cache.memory] connection: ...;
+/// [cache.redis] timeout: ..."; "2 tiers failed to remove: ..." when `every` is false: a remove or a
+/// sequential write fails when any tier does).
 HITBOX_LIB_INLINE Error composed_failure(std::string_view label, std::string_view what,
-                                         const std::vector<Error>& errors);
+                                         const std::vector<Error>& errors, bool every);
 
 /// Calls a leaf tier (`call()` returns an R); an exception it throws (the tier, a weigher, a value's
 /// copy) becomes that tier's `unavailable` error ("<what> threw: ..."), so a throwing tier is a failing
@@ -469,9 +477,12 @@ private:
         return fresh;
     }
 
+    /// The error of a failed call. Counted as `unavailable` only when every leaf tier failed (each failed
+    /// leaf leaves one error): a remove or a sequential write also fails when only some did.
     Error failure_(std::string_view what, const std::vector<Error>& errors) const {
-        detail::ComposeCounters::bump(shared_->counters.ref(&ComposeStats::unavailable));
-        return detail::composed_failure(label_, what, errors);
+        const bool every = errors.size() >= detail::leaf_tiers<Compose>;
+        if (every) detail::ComposeCounters::bump(shared_->counters.ref(&ComposeStats::unavailable));
+        return detail::composed_failure(label_, what, errors, every);
     }
 
     // ---- reads ---------------------------------------------------------------------------------------

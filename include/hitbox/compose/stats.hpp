@@ -26,7 +26,7 @@ struct ComposeStats {
     std::uint64_t refills_dropped = 0;        ///< offloaded refills the Offload refused (duplicate, full, disabled)
     std::uint64_t race_losers_offloaded = 0;  ///< Race losers left to finish in the background
     std::uint64_t race_losers_dropped = 0;    ///< Race losers cancelled or abandoned
-    std::uint64_t unavailable = 0;            ///< calls that failed as a whole (every tier needed failed)
+    std::uint64_t unavailable = 0;            ///< calls that failed in every tier
 
     friend bool operator==(const ComposeStats&, const ComposeStats&) = default;
 };

@@ -44,9 +44,10 @@ HITBOX_LIB_INLINE void prefix_errors(std::vector<Error>& errors, std::string_vie
 }
 
 HITBOX_LIB_INLINE Error composed_failure(std::string_view label, std::string_view what,
-                                         const std::vector<Error>& errors) {
+                                         const std::vector<Error>& errors, bool every) {
     if (errors.size() == 1) return errors.front();
-    std::string message = "every tier failed to " + std::string(what) + ": ";
+    std::string message = (every ? std::string("every tier") : std::to_string(errors.size()) + " tiers") +
+                          " failed to " + std::string(what) + ": ";
     for (std::size_t i = 0; i < errors.size(); ++i) {
         if (i) message += "; ";
         message += errors[i].what();
