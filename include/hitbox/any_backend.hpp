@@ -384,34 +384,32 @@ public:
         : b_(std::move(b)), format_id_(format_id), compressor_(std::move(compressor)) {}
 
     Result<std::optional<CacheValue<AnyValue>>> get(const CacheKey& key) override {
-        if constexpr (requires(Result<std::string>(*unpack)(std::string_view)) {
+        auto unpack = [this](std::string_view packed) { return compressor_.decompress(packed); };
+        Result<std::optional<OpenedEntry>> opened = std::optional<OpenedEntry>{};
+        std::function<void(const Error&)> on_decode_failure;
+        if constexpr (requires {
                           b_.read_payload(key, policies(), unpack);
                           b_.error_counter();
                       }) {
             // The tier opens and decompresses, and counts as its own get<T> would (a miss, a hit, a decode
             // or compression error); a payload that fails its first typed read later is counted there too.
-            auto opened = b_.read_payload(key, policies(),
-                                          [this](std::string_view packed) { return compressor_.decompress(packed); });
-            if (!opened) return fail(opened.error());
-            if (!*opened) return std::optional<CacheValue<AnyValue>>{};
-            const auto& h = (*opened)->header;
-            return std::optional<CacheValue<AnyValue>>(
-                std::in_place, AnyValue::encoded(format_id_, std::move((*opened)->payload), b_.error_counter()),
-                h.expire, h.stale, h.created, h.retain);
+            opened = b_.read_payload(key, policies(), unpack);
+            on_decode_failure = b_.error_counter();
+        } else {
+            // A tier with only the raw layer (read / write): opened here; its counters see bytes found as a hit.
+            auto raw = b_.read(key);
+            if (!raw) return fail(raw.error());
+            if (*raw) {
+                opened = open_payload(**raw, policies(), SystemClock::now(), unpack);
+                if (!opened) return fail(opened.error().in(label()));
+            }
         }
-        // A tier with only the raw layer (read / write): opened here; its counters see bytes found as a hit.
-        auto raw = b_.read(key);
-        if (!raw) return fail(raw.error());
-        if (!*raw) return std::optional<CacheValue<AnyValue>>{};
-        auto env = open_entry(**raw, policies());
-        if (!env) return fail(env.error().in(label()));
-        const auto& h = env->header;
-        if (const auto until = detail::held_until(h.expire, h.retain); until && *until <= SystemClock::now())
-            return std::optional<CacheValue<AnyValue>>{};
-        auto payload = compressor_.decompress(env->payload);
-        if (!payload) return fail(payload.error().in(label()));
-        return std::optional<CacheValue<AnyValue>>(std::in_place, AnyValue::encoded(format_id_, std::move(*payload)),
-                                                   h.expire, h.stale, h.created, h.retain);
+        if (!opened) return fail(opened.error());
+        if (!*opened) return std::optional<CacheValue<AnyValue>>{};
+        const auto& h = (*opened)->header;
+        return std::optional<CacheValue<AnyValue>>(
+            std::in_place, AnyValue::encoded(format_id_, std::move((*opened)->payload), std::move(on_decode_failure)),
+            h.expire, h.stale, h.created, h.retain);
     }
 
     Result<Lookup<AnyValue>> lookup(const CacheKey& key) override {

@@ -214,18 +214,13 @@ public:
         return std::move(*raw);
     }
 
-    /// An entry opened and decompressed but not decoded (read_payload).
-    struct OpenedEntry {
-        EnvelopeHeader header;
-        std::string payload;  ///< the value format's bytes
-    };
-
-    /// The entry under `key` opened and decompressed but not decoded, for a reader that decodes the payload
-    /// itself (AnyBackend over a configured tier, whose format and compressor are chosen at run time):
-    /// `expect` names the value format and compressor the envelope must carry, `decompress(view)` undoes
-    /// the compressor. Counted as get<T> counts: a miss when absent or past its time, a decode or
-    /// compression error when the envelope or the decompression fails, else a hit (a payload the reader
-    /// then fails to decode is reported with error_counter()).
+    /// The entry under `key` opened and decompressed but not decoded (open_payload), for a reader that
+    /// decodes the payload itself (AnyBackend over a configured tier, whose format and compressor are
+    /// chosen at run time): `expect` names the value format and compressor the envelope must carry,
+    /// `decompress(view)` undoes the compressor (the reader's: not timed as this tier's). Counted as get<T>
+    /// counts: a miss when absent or past its time, a decode or compression error when the envelope or the
+    /// decompression fails, else a hit (a payload the reader then fails to decode is reported with
+    /// error_counter()).
     template <class Decompress>
     Result<std::optional<OpenedEntry>> read_payload(const CacheKey& key, const EntryPolicies& expect,
                                                     Decompress&& decompress) {
@@ -236,17 +231,10 @@ public:
             return std::optional<OpenedEntry>{};
         }
         bump(counts().bytes_in, (*raw)->size());
-        auto env = open_entry(**raw, expect);
-        if (!env) return fail(error(env.error()));
-        if (const auto until = detail::held_until(env->header.expire, env->header.retain);
-            until && *until <= SystemClock::now()) {  // the store normally drops it first; clocks may differ
-            bump(counts().misses);
-            return std::optional<OpenedEntry>{};
-        }
-        Result<std::string> payload = decompress(env->payload);  // the reader's compressor: not timed as ours
-        if (!payload) return fail(error(payload.error()));
-        bump(counts().hits);
-        return std::optional<OpenedEntry>(OpenedEntry{env->header, std::move(*payload)});
+        auto opened = open_payload(**raw, expect, SystemClock::now(), std::forward<Decompress>(decompress));
+        if (!opened) return fail(error(opened.error()));
+        bump(*opened ? counts().hits : counts().misses);
+        return opened;
     }
 
     /// Counts errors against this tier as its own reads count them; shares the tier's counters and holds
@@ -310,7 +298,6 @@ private:
     /// The calling thread's stripe of the counters.
     detail::ByteCounters::Stripe& counts() const noexcept { return counters_->local(); }
 
-    /// Counts `e` and attributes it to this tier's label.
     /// One key's stored bytes from the store, counted as a read (and a store error as an error).
     Result<std::optional<std::string>> fetch_(const CacheKey& key) {
         bump(counts().reads);
@@ -320,6 +307,7 @@ private:
         return std::move(*raw);
     }
 
+    /// Counts `e` and attributes it to this tier's label.
     Error error(const Error& e) const {
         detail::ByteCounters::bump(counts().errors[static_cast<std::size_t>(e.kind())]);
         return e.in(label_);

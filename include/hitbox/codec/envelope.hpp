@@ -17,6 +17,7 @@
 #include <hitbox/core/clock.hpp>
 #include <hitbox/core/error.hpp>
 #include <hitbox/core/linkage.hpp>
+#include <hitbox/core/value.hpp>
 
 namespace hitbox {
 
@@ -93,6 +94,27 @@ struct EntryPolicies {
 /// Parses `bytes` as an envelope and checks that it was written with `expect`'s value format and
 /// compressor (a decode error naming both otherwise). The payload is still compressed.
 HITBOX_LIB_INLINE Result<EnvelopeView> open_entry(std::string_view bytes, const EntryPolicies& expect);
+
+/// An entry opened and decompressed but not decoded: its header and the value format's bytes.
+struct OpenedEntry {
+    EnvelopeHeader header;
+    std::string payload;
+};
+
+/// open_entry, then, unless the entry is past its time at `now` (nullopt), its payload through
+/// `decompress(view)`, the reader's compressor. For readers that decode the payload themselves (AnyBackend
+/// over a byte tier, whose value format and compressor are chosen at run time).
+template <class Decompress>
+Result<std::optional<OpenedEntry>> open_payload(std::string_view bytes, const EntryPolicies& expect, TimePoint now,
+                                                Decompress&& decompress) {
+    auto env = open_entry(bytes, expect);
+    if (!env) return fail(env.error());
+    if (const auto until = detail::held_until(env->header.expire, env->header.retain); until && *until <= now)
+        return std::optional<OpenedEntry>{};  // the store normally drops it first; clocks may differ
+    Result<std::string> payload = std::forward<Decompress>(decompress)(env->payload);
+    if (!payload) return fail(payload.error());
+    return std::optional<OpenedEntry>(OpenedEntry{env->header, std::move(*payload)});
+}
 
 namespace detail {
 
