@@ -299,9 +299,10 @@ private:
         }
     }
 
-    /// A tier write that throws (the tier, its weigher, the value's copy) is a failed write of `label`.
-    template <class Write>
-    Result<StoreReport> guarded_write_(Write&& write, std::string_view label) {
+    /// A tier write (or remove: R = Result<bool>) that throws (the tier, its weigher, the value's copy) is a
+    /// failed write of `label`.
+    template <class R = Result<StoreReport>, class Write>
+    R guarded_write_(Write&& write, std::string_view label) {
         try {
             return std::forward<Write>(write)();
         } catch (...) {
@@ -925,12 +926,8 @@ private:
 
     /// Removes the key's own entry from every tier; a failure is a reported write error.
     void remove_entry_(const CacheKey& key, std::vector<Error>& errors) {
-        try {
-            if (auto gone = backend().remove(key); !gone)
-                note_error_(CacheOp::write, key, detail::attribute(gone.error(), backend().label()), &errors);
-        } catch (...) {
-            note_error_(CacheOp::write, key, detail::exception_error("remove", label_()), &errors);
-        }
+        auto gone = guarded_write_<Result<bool>>([&] { return backend().remove(key); }, backend().label());
+        if (!gone) note_error_(CacheOp::write, key, detail::attribute(gone.error(), backend().label()), &errors);
     }
 
     template <class V>
