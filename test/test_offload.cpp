@@ -225,6 +225,31 @@ TEST_CASE("OffloadManager warn timeout counts and reports a slow task but keeps 
     CHECK(c.timed_out == 1);
 }
 
+TEST_CASE("OffloadManager: a throwing timeout callback is contained and later timeouts are still reported") {
+    // The supervisor thread has nobody to hand an exception to: a throw must not end the process.
+    std::atomic<int> calls{0};
+    Signal release;
+    OffloadManager offload{
+        {.workers = 2, .timeout = hitbox::TimeoutPolicy::warn(10ms), .on_timeout = [&](const hitbox::OffloadTimeout&) {
+             if (++calls == 1) throw std::runtime_error("hook failed");
+             throw 42;  // not a std::exception either
+         }}};
+    const OpenOnExit release_on_exit{release};
+    REQUIRE(offload.spawn(OffloadKind::revalidate, "first", [&] { release.wait(); }));
+    REQUIRE(eventually([&] { return calls.load() == 1; }));
+    REQUIRE(offload.spawn(OffloadKind::revalidate, "second", [&] { release.wait(); }));
+    REQUIRE(eventually([&] { return calls.load() == 2; }));
+    release.open();
+    REQUIRE(offload.wait_all(10s));
+    CHECK(offload.counters().timed_out == 2);
+    CHECK(offload.counters().completed == 2);
+    // The manager still runs work after both throws.
+    std::atomic<bool> ran{false};
+    REQUIRE(offload.spawn(OffloadKind::custom, "after", [&] { ran = true; }));
+    REQUIRE(offload.wait_all(10s));
+    CHECK(ran.load());
+}
+
 TEST_CASE("OffloadManager cancel-wait timeout abandons the task: key released, waiters stop waiting") {
     std::atomic<int> reported{0};
     Signal stopped, release;  // before the manager, opened at scope end (see the deduplication test)
@@ -350,6 +375,12 @@ TEST_CASE("OffloadKind and timeout names are stable") {
     CHECK(hitbox::to_string(OffloadKind::tier_call) == "tier_call");
     CHECK(hitbox::to_string(hitbox::TimeoutPolicy::Mode::cancel_wait) == "cancel_wait");
     CHECK(hitbox::detail::printable_key(std::string("a\x01\xff", 3)) == "a\\x01\\xff");
+}
+
+TEST_CASE("A negative per-task timeout counts as zero (the report says 0 ms, not a negative number)") {
+    CHECK(hitbox::TimeoutPolicy::warn(-5ms).after() == 0ms);
+    CHECK(hitbox::TimeoutPolicy::cancel_wait(std::chrono::milliseconds::min()).after() == 0ms);
+    CHECK(hitbox::TimeoutPolicy::cancel_wait(7ms).after() == 7ms);
 }
 
 TEST_CASE("Offload: milliseconds::max() timeouts, wait_all and drain: no limit") {

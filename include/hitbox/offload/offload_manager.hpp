@@ -62,7 +62,9 @@ public:
     friend constexpr bool operator==(const TimeoutPolicy&, const TimeoutPolicy&) = default;
 
 private:
-    constexpr TimeoutPolicy(Mode mode, std::chrono::milliseconds after) noexcept : mode_(mode), after_(after) {}
+    // A negative limit counts as zero: the task is past it at once.
+    constexpr TimeoutPolicy(Mode mode, std::chrono::milliseconds after) noexcept
+        : mode_(mode), after_(after.count() < 0 ? std::chrono::milliseconds(0) : after) {}
     Mode mode_ = Mode::none;
     std::chrono::milliseconds after_{0};
 };

@@ -230,13 +230,29 @@ HITBOX_LIB_INLINE void OffloadManager::supervise_() {
             events.push_back(OffloadTimeout{t->kind, t->key, t->timeout});
         }
         if (events.empty()) continue;
-        auto callback = on_timeout_;
+        // The user's callback may throw (or its copy may): this thread has no caller to hand an exception
+        // to, so a throwing callback is treated as absent for that event and the default log line is written.
+        std::function<void(const OffloadTimeout&)> callback;
+        try {
+            callback = on_timeout_;
+        } catch (...) {
+        }
         lock.unlock();
         for (const auto& e : events) {
-            if (callback)
-                callback(e);
-            else
-                detail::log_offload_timeout(e);
+            bool reported = false;
+            if (callback) {
+                try {
+                    callback(e);
+                    reported = true;
+                } catch (...) {
+                }
+            }
+            if (!reported) {
+                try {
+                    detail::log_offload_timeout(e);
+                } catch (...) {
+                }
+            }
         }
         lock.lock();
     }
