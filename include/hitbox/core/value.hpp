@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <optional>
 #include <string_view>
+#include <type_traits>
 #include <utility>
 
 #include <hitbox/core/clock.hpp>
@@ -46,6 +47,17 @@ constexpr std::optional<TimePoint> held_until(std::optional<TimePoint> expire,
 /// hitbox::CacheValue<User> v{user, hitbox::Clock::now() + 60s};               // expires in 60 s
 /// hitbox::CacheValue<User> w{user, now + 60s, /*stale*/ now + 45s, /*created*/ now};
 /// \endcode
+namespace detail {
+/// What CacheValue's constructors check of T (see there).
+template <class T>
+inline constexpr bool nothrow_movable = std::is_nothrow_move_constructible_v<T>&& std::is_nothrow_move_assignable_v<T>;
+}  // namespace detail
+
+#define HITBOX_VALUE_MOVE_MESSAGE                                                                             \
+    "hitbox: a cached value type needs a move constructor and a move assignment that do not throw; declare "  \
+    "T(T&&) noexcept and T& operator=(T&&) noexcept (a user-declared copy operation or destructor hides the " \
+    "implicit ones), or cache a std::shared_ptr<const T>"
+
 template <class T>
 struct CacheValue {
     T data{};
@@ -57,12 +69,19 @@ struct CacheValue {
     /// expired entries (the cache front's fail-safe) serves it. nullopt: the entry goes at `expire`.
     std::optional<TimePoint> retain{};
 
-    CacheValue() = default;
+    // Values travel inside Result (tl::expected), whose moves are noexcept: a move of T that threw there
+    // would end the process. Copies may throw; every copy hitbox makes is guarded (doc/limits.md). The check
+    // is in the constructors, so that the class itself stays whole and the assertion is the only error.
+    CacheValue() noexcept(std::is_nothrow_default_constructible_v<T>) {
+        static_assert(detail::nothrow_movable<T>, HITBOX_VALUE_MOVE_MESSAGE);
+    }
     /// `created` defaults to the system clock's now; pass it explicitly when using another clock.
     explicit CacheValue(T value, std::optional<TimePoint> expire_at = std::nullopt,
                         std::optional<TimePoint> stale_at = std::nullopt, TimePoint created_at = SystemClock::now(),
                         std::optional<TimePoint> retain_until = std::nullopt)
-        : data(std::move(value)), created(created_at), stale(stale_at), expire(expire_at), retain(retain_until) {}
+        : data(std::move(value)), created(created_at), stale(stale_at), expire(expire_at), retain(retain_until) {
+        static_assert(detail::nothrow_movable<T>, HITBOX_VALUE_MOVE_MESSAGE);
+    }
 
     /// Fresh, Stale or Expired at `now`. Expiry wins over staleness.
     EntryState state(TimePoint now) const noexcept {
@@ -100,5 +119,7 @@ struct CacheValue {
 
     friend bool operator==(const CacheValue&, const CacheValue&) = default;
 };
+
+#undef HITBOX_VALUE_MOVE_MESSAGE
 
 }  // namespace hitbox
