@@ -10,6 +10,7 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <stdexcept>
 #include <string>
 #include <thread>
 #include <vector>
@@ -501,6 +502,51 @@ TEMPLATE_TEST_CASE("Offloaded refill: inline, on a manager with dedup, and disab
         CHECK(tiers.stats().refills_dropped == 1);
         CHECK(offload.counters().rejected == 1);
     }
+}
+
+namespace {
+/// A value whose copy throws once a shared budget of copies is spent (moves are free and never throw).
+struct CopyBudget {
+    static inline int left = 1 << 30;
+    int n = 0;
+    CopyBudget() = default;
+    explicit CopyBudget(int v) : n(v) {}
+    CopyBudget(const CopyBudget& o) : n(o.n) {
+        if (left-- <= 0) throw std::runtime_error("copy budget spent");
+    }
+    CopyBudget& operator=(const CopyBudget& o) {
+        if (left-- <= 0) throw std::runtime_error("copy budget spent");
+        n = o.n;
+        return *this;
+    }
+    CopyBudget(CopyBudget&&) noexcept = default;
+    CopyBudget& operator=(CopyBudget&&) noexcept = default;
+};
+}  // namespace
+
+TEST_CASE("A value whose copy throws anywhere in a read with an offloaded refill: no exception leaves get") {
+    hitbox::ManualClock clock;
+    bool refill_failed_with_value = false;
+    for (int budget = 0; budget < 12; ++budget) {
+        CAPTURE(budget);
+        hitbox::InlineOffload offload;
+        Tier l1{"memory", clock}, l2{"redis", clock};
+        CopyBudget::left = 1 << 30;
+        REQUIRE(l2.set(key, CacheValue<CopyBudget>{CopyBudget{7}, clock.now() + 60s, std::nullopt, clock.now()}));
+        auto tiers = hitbox::compose(l1, l2, offload).with_refill(hitbox::RefillAlways{.offloaded = true});
+        CopyBudget::left = budget;
+        hitbox::Result<std::optional<CacheValue<CopyBudget>>> got;
+        REQUIRE_NOTHROW(got = tiers.get<CopyBudget>(key));
+        CopyBudget::left = 1 << 30;
+        if (got && *got) {
+            CHECK((*got)->data.n == 7);
+            if (tiers.stats().refill_errors == 1 && !l1.contains(key)) refill_failed_with_value = true;
+        } else if (!got) {
+            CHECK(got.error().kind() == ErrorKind::unavailable);
+        }
+    }
+    // Some budget ran out exactly at the refill's copy of the value: the read still answered.
+    CHECK(refill_failed_with_value);
 }
 
 TEST_CASE("Each tier keeps its own format: refills do not re-serialize, writes serialize only for bytes") {

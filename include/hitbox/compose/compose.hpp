@@ -664,17 +664,23 @@ private:
             auto& c = counters_();
             if constexpr (std::copy_constructible<T>) {
                 if (refill_policy_.offloaded) {
-                    auto task = [this, shared = shared_, key, value] {
-                        detail::GatePass pass(shared->gate);
-                        if (!pass) return;
-                        auto w =
-                            write_tier_<T, false>(l1(), key, value, shared->counters.ref(&ComposeStats::refill_errors));
-                        (void)w;
-                    };
-                    if (offload_->spawn(OffloadKind::refill, refill_key_(key), std::move(task)))
-                        detail::ComposeCounters::bump(c.ref(&ComposeStats::refills));
-                    else
-                        detail::ComposeCounters::bump(c.ref(&ComposeStats::refills_dropped));
+                    bool spawned = false;
+                    try {  // the task holds a copy of the value, and that copy may throw
+                        auto task = [this, shared = shared_, key, value] {
+                            detail::GatePass pass(shared->gate);
+                            if (!pass) return;
+                            auto w = write_tier_<T, false>(l1(), key, value,
+                                                           shared->counters.ref(&ComposeStats::refill_errors));
+                            (void)w;
+                        };
+                        spawned = offload_->spawn(OffloadKind::refill, refill_key_(key), std::move(task));
+                    } catch (...) {  // a refill that could not be handed over: L1's write failed
+                        detail::ComposeCounters::bump(c.ref(&ComposeStats::refill_errors));
+                        errors.push_back(detail::exception_error("write", std::string(l1().label())));
+                        return;
+                    }
+                    detail::ComposeCounters::bump(
+                        c.ref(spawned ? &ComposeStats::refills : &ComposeStats::refills_dropped));
                     return;
                 }
             }
