@@ -1292,6 +1292,51 @@ TEST_CASE("A composed tier whose set or get throws is a failing tier") {
     CHECK(cache.loads_in_flight() == 0);
 }
 
+TEST_CASE("A loader that asks for its own key gets an error instead of waiting for itself") {
+    hitbox::ManualClock clock;
+    hitbox::InlineOffload offload;
+    Memory memory = hitbox_test::manual_memory(clock);
+    hitbox::Cache cache{memory, offload, hitbox::NoMetrics{}, clock};
+    const CacheKey other{"user", 2, {{"id", "7"}}};
+    // waiter_timeout max(): joining the flight would wait for ever. With hard_timeout the loader runs on a
+    // thread of its own, which must be recognised as the same load.
+    for (const CachePolicy& policy :
+         {CachePolicy{.ttl = 60s, .waiter_timeout = std::chrono::milliseconds::max()},
+          CachePolicy{.ttl = 60s, .waiter_timeout = std::chrono::milliseconds::max(), .hard_timeout = 10s}}) {
+        memory.clear();
+        std::optional<hitbox::Error> inner_error;
+        std::optional<std::string> other_value;
+        const auto started = std::chrono::steady_clock::now();
+        auto r = cache.get_or_compute<std::string>(
+            key,
+            [&]() -> std::string {
+                auto inner = cache.get_or_compute<std::string>(
+                    key, [] { return std::string("inner"); }, policy);
+                inner_error = inner.error;
+                // Another key from inside a loader is an ordinary load.
+                other_value = cache
+                                  .get_or_compute<std::string>(
+                                      other, [] { return std::string("other"); }, policy)
+                                  .value;
+                return "outer";
+            },
+            policy);
+        CHECK(std::chrono::steady_clock::now() - started < 5s);
+        CHECK(r.value == std::optional<std::string>("outer"));
+        REQUIRE(inner_error);
+        CHECK(inner_error->kind() == ErrorKind::unavailable);
+        CHECK(inner_error->message() ==
+              "get_or_compute: the loader of this key asked for the same key (a load cannot wait for itself)");
+        CHECK(other_value == std::optional<std::string>("other"));
+        CHECK(cache.loads_in_flight() == 0);
+        // The key is usable afterwards: a hit.
+        auto again = cache.get_or_compute<std::string>(
+            key, [] { return std::string("unused"); }, policy);
+        CHECK(again.value == std::optional<std::string>("outer"));
+        CHECK(again.status == CacheStatus::Hit);
+    }
+}
+
 TEST_CASE("A value whose copy throws: an error result, no flight left") {
     using hitbox_test::ThrowingCopy;
     hitbox::ManualClock clock;

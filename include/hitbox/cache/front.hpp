@@ -467,7 +467,10 @@ private:
             return std::move(*first);
         }
         if constexpr (ResumableRead<backend_type, V>) {
-            return traced_(key, backend().template lookup_after_l1<V>(key, std::move(first)), out);
+            return traced_(key, guarded_read_<Result<Lookup<V>>>([&] {
+                               return backend().template lookup_after_l1<V>(key, std::move(first));
+                           }),
+                           out);
         } else {
             if (!first)
                 note_error_(CacheOp::read, key, detail::attribute(first.error(), backend().label()),
@@ -539,6 +542,14 @@ private:
         auto& c = shared_->counters;
         const auto started = (timed_(policy) || policy.lock_ttl) ? std::chrono::steady_clock::now()
                                                                  : std::chrono::steady_clock::time_point{};
+        if (detail::LoadingHere::active(flights, key)) [[unlikely]] {
+            // Joining the flight would wait for this very load (for ever with waiter_timeout max()).
+            out.error = Error(ErrorKind::unavailable,
+                              "get_or_compute: the loader of this key asked for the same key (a load cannot wait "
+                              "for itself)",
+                              label_());
+            return;
+        }
         auto ticket = flights.enter(key, typeid(V), policy.concurrency, epoch);
         if (ticket.role == detail::FlightTicket::Role::solo) {
             take_(out, *run_load_<V>(key, loader, policy, fallback, nullptr, started, out.backend_errors));
@@ -802,7 +813,10 @@ private:
     static void timed_body_(Cache* self, detail::TimedLoad<V>& job, L& loader, detail::CacheShared& shared,
                             const CacheKey& key, const CachePolicy& policy) noexcept {
         const auto t0 = std::chrono::steady_clock::now();
-        auto result = detail::call_loader<V>(loader);
+        auto result = [&] {
+            const detail::LoadingHere here(shared.flights, key);
+            return detail::call_loader<V>(loader);
+        }();
         const auto took = std::chrono::steady_clock::now() - t0;
         std::shared_ptr<detail::Flight> flight;
         {
@@ -888,12 +902,15 @@ private:
         auto loaded = std::make_shared<detail::Loaded<V>>();
         loaded->source = detail::upstream_source;
         std::chrono::nanoseconds took{};
-        if constexpr (Metrics::enabled) {
-            const auto started = std::chrono::steady_clock::now();
-            loaded->result = detail::call_loader<V>(loader);
-            took = std::chrono::steady_clock::now() - started;
-        } else {
-            loaded->result = detail::call_loader<V>(loader);
+        {
+            const detail::LoadingHere here(shared_->flights, key);
+            if constexpr (Metrics::enabled) {
+                const auto started = std::chrono::steady_clock::now();
+                loaded->result = detail::call_loader<V>(loader);
+                took = std::chrono::steady_clock::now() - started;
+            } else {
+                loaded->result = detail::call_loader<V>(loader);
+            }
         }
         write_loaded_<V>(key, *loaded, policy, took, errors);
         return loaded;

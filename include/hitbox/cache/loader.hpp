@@ -141,6 +141,31 @@ private:
 /// The source of an answer that came from the loader.
 inline constexpr std::string_view upstream_source = "upstream";
 
+/// Marks, for the calling thread, the key whose loader it runs (a chain of stack frames, no allocation), so
+/// that a loader asking its own cache for its own key is told so instead of waiting for itself.
+class LoadingHere {
+public:
+    LoadingHere(const FlightTable& table, const CacheKey& key) noexcept : table_(&table), key_(&key), prev_(top_) {
+        top_ = this;
+    }
+    LoadingHere(const LoadingHere&) = delete;
+    LoadingHere& operator=(const LoadingHere&) = delete;
+    ~LoadingHere() { top_ = prev_; }
+
+    /// Whether this thread is inside a loader of `key` for `table`.
+    static bool active(const FlightTable& table, const CacheKey& key) noexcept {
+        for (const LoadingHere* p = top_; p != nullptr; p = p->prev_)
+            if (p->table_ == &table && *p->key_ == key) return true;
+        return false;
+    }
+
+private:
+    const FlightTable* table_;
+    const CacheKey* key_;
+    const LoadingHere* prev_;
+    static inline thread_local const LoadingHere* top_ = nullptr;
+};
+
 /// Finishes the flight a caller leads when an exception leaves its load before it published anything:
 /// the failure is handed to a waiter or, past the retries, the waiters are told to load on their own
 /// (a null outcome). So no key stays in flight and nobody waits for a load that will never finish.
