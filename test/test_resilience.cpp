@@ -90,6 +90,39 @@ TEST_CASE("CircuitBreaker: opens after N counted failures within the window, the
     CHECK(s.short_circuited == 12);
 }
 
+TEST_CASE("Handles moved from: a Redis tier still works, a breaker keeps its state and answers for its tier") {
+    if (!hitbox_test::require_redis_server()) return;
+    hitbox_test::RedisServer server;
+    auto redis = hitbox::RedisBackend<>::builder()
+                     .connection(hitbox::ConnectionMode::single(server.url()))
+                     .key_prefix("moved:")
+                     .command_timeout(2s)
+                     .build();
+    REQUIRE(redis);
+    auto taken = std::move(*redis);
+    // The handle moved from is still a handle on the same store and counters.
+    REQUIRE(redis->set(key, CacheValue<std::string>{"v"}));
+    auto back = taken.get<std::string>(key);
+    REQUIRE(back);
+    REQUIRE(*back);
+    CHECK((*back)->data == "v");
+    CHECK(redis->stats().writes == 1);
+    CHECK(redis->stats().hits == 1);
+
+    hitbox::ManualClock clock;
+    Breaker b(Failing{"redis", clock}, {.failures = 1, .window = 1s, .cool_down = 5s}, clock);
+    b.tier().fail(Op::get, ErrorKind::timeout, "slow");
+    REQUIRE_FALSE(b.get<std::string>(key));
+    CHECK(b.breaker_stats().state == BreakerState::open);
+    Breaker moved = std::move(b);
+    // Both share the breaker: open, and the call is refused without reaching a tier.
+    auto r = b.get<std::string>(key);
+    REQUIRE_FALSE(r);
+    CHECK(r.error().message().find("circuit breaker open") != std::string::npos);
+    CHECK(b.breaker_stats().short_circuited == 1);
+    CHECK(moved.breaker_stats().short_circuited == 1);
+}
+
 TEST_CASE("CircuitBreaker: failures spread wider than the window do not open it") {
     hitbox::ManualClock clock;
     Breaker b(Failing{"redis", clock}, {.failures = 3, .window = 1s, .cool_down = 5s}, clock);

@@ -76,6 +76,15 @@ public:
           counters_(std::make_shared<detail::ByteCounters>()),
           timers_(detail::make_stage_timers(durations)) {}
 
+    /// Copies share the store, the counters and the histograms (the tier is a handle).
+    ByteBackend(const ByteBackend&) = default;
+    ByteBackend& operator=(const ByteBackend&) = default;
+    /// Moving copies: a handle moved from is still a working handle on the same store, never an empty one
+    /// that a later call would trip over.
+    ByteBackend(ByteBackend&& other) : ByteBackend(static_cast<const ByteBackend&>(other)) {}
+    ByteBackend& operator=(ByteBackend&& other) { return *this = static_cast<const ByteBackend&>(other); }
+    ~ByteBackend() = default;
+
     /// The entry under `key`: nullopt when there is none or it has expired. Corrupt or foreign bytes are a
     /// decode error (a composition treats it as a miss).
     template <class T>

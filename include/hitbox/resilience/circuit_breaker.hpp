@@ -31,6 +31,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -262,6 +263,21 @@ public:
     explicit CircuitBreaker(Tier tier, BreakerOptions options = {}, C clock = {})
         : tier_(std::move(tier)), core_(std::make_shared<detail::BreakerCore>(options)), clock_(std::move(clock)) {}
 
+    CircuitBreaker(const CircuitBreaker&) = default;
+    CircuitBreaker& operator=(const CircuitBreaker&) = default;
+    /// Moving copies (tiers and clocks are handles): a breaker moved from is still a working breaker on the
+    /// same state, never an empty one that a later call would trip over. A tier that cannot be copied is
+    /// moved, and the breaker moved from answers as that tier's moved-from object does.
+    CircuitBreaker(CircuitBreaker&& other) noexcept(nothrow_move_)
+        : tier_(kept_(other.tier_)), core_(other.core_), clock_(other.clock_) {}
+    CircuitBreaker& operator=(CircuitBreaker&& other) {
+        tier_ = kept_(other.tier_);
+        core_ = other.core_;
+        clock_ = other.clock_;
+        return *this;
+    }
+    ~CircuitBreaker() = default;
+
     template <class T>
     Result<std::optional<CacheValue<T>>> get(const CacheKey& key) {
         return guarded([&] { return tier_.template get<T>(key); });
@@ -410,6 +426,19 @@ private:
             core_->record(admitted, &e, clock_.now());
         else if (admitted == Admit::probe)
             core_->abandon_probe(clock_.now());
+    }
+
+    static constexpr bool nothrow_move_ =
+        (std::is_copy_constructible_v<Tier>
+             ? std::is_nothrow_copy_constructible_v<Tier>
+             : std::is_nothrow_move_constructible_v<Tier>)&&std::is_nothrow_copy_constructible_v<C>;
+
+    /// What a move takes of the other breaker's tier: a copy when there can be one.
+    static decltype(auto) kept_(Tier& tier) noexcept {
+        if constexpr (std::is_copy_constructible_v<Tier>)
+            return static_cast<const Tier&>(tier);
+        else
+            return std::move(tier);
     }
 
     Tier tier_;
