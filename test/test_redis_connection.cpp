@@ -703,6 +703,65 @@ TEST_CASE("A reply above max_reply_bytes is cut off with a capacity error; the c
     CHECK(b->get<std::string>(key_n("small", 1)).value()->data == "small");
 }
 
+TEST_CASE("A value too large to read back is refused at write; a reply cut off fails only its own command") {
+    RedisServer server;
+    constexpr std::size_t limit = 1u << 20;
+    auto b = Backend::builder()
+                 .connection(hitbox::ConnectionMode::single(server.url()))
+                 .command_timeout(2000ms)
+                 .max_reply_bytes(limit)
+                 .build();
+    REQUIRE(b);
+    const std::size_t readable = hitbox::detail::readable_value_bytes(limit);
+    CHECK(readable == limit - (64 * 1024 + 256));
+    // A value over what the reader takes back (its envelope adds a few bytes): refused before it is sent,
+    // nothing stored.
+    auto big = b->set(key_n("too-big", 1), hitbox::CacheValue<std::string>{std::string(readable, 'x')});
+    REQUIRE_FALSE(big);
+    CHECK(big.error().kind() == hitbox::ErrorKind::capacity);
+    CHECK(big.error().message().find("could not be read back") != std::string::npos);
+    CHECK(server.cli({"EXISTS", b->codec().key(key_n("too-big", 1))}) == "0");
+    // Just under the bound: written, and read back whole.
+    const std::string fits(readable - 100, 'w');
+    REQUIRE(b->set(key_n("fits", 1), hitbox::CacheValue<std::string>{fits}));
+    auto back = b->get<std::string>(key_n("fits", 1));
+    REQUIRE(back);
+    REQUIRE(*back);
+    CHECK((*back)->data == fits);
+    // The same through set_many: only that entry is refused.
+    std::vector<std::pair<hitbox::CacheKey, hitbox::CacheValue<std::string>>> entries{
+        {key_n("many", 1), hitbox::CacheValue<std::string>{std::string(readable, 'y')}},
+        {key_n("many", 2), hitbox::CacheValue<std::string>{"small"}}};
+    auto many = b->set_many(entries);
+    REQUIRE(many.size() == 2);
+    CHECK_FALSE(many[0]);
+    if (!many[0]) CHECK(many[0].error().kind() == hitbox::ErrorKind::capacity);
+    CHECK(many[1]);
+    // An entry written by someone else past the limit: its reader gets capacity, a command queued behind
+    // it on the same connection a connection error (it only lost the connection).
+    server.cli({"-x", "SET", "foreign-big"}, std::string(limit + 10, 'z'));
+    server.cli({"SET", "foreign-small", "s"});
+    auto settings = node_settings(server, 2000ms);
+    settings.max_reply_bytes = limit;
+    hitbox::detail::NodeConnection conn(settings);
+    std::string get_big, get_small;
+    REQUIRE(hitbox::detail::append_command(get_big, {"GET", "foreign-big"}));
+    REQUIRE(hitbox::detail::append_command(get_small, {"GET", "foreign-small"}));
+    REQUIRE(conn.execute(get_small, 1));  // connected
+    auto first = conn.submit(get_big, 1);
+    auto second = conn.submit(get_small, 1);
+    REQUIRE(first);
+    REQUIRE(second);
+    auto r1 = conn.wait(*first);
+    auto r2 = conn.wait(*second);
+    REQUIRE_FALSE(r1);
+    CHECK(r1.error().kind() == hitbox::ErrorKind::capacity);
+    REQUIRE_FALSE(r2);
+    CHECK(r2.error().kind() == hitbox::ErrorKind::connection);
+    CHECK(r2.error().message().find("the reply to another command exceeded max_reply_bytes") != std::string::npos);
+    CHECK(eventually([&] { return bool(conn.execute(get_small, 1)); }));
+}
+
 // ---- the hand-over of replies to waiting callers (no server) ---------------------------------------------
 
 namespace {

@@ -8,6 +8,7 @@
 // (command i of a batch is bytes [offsets[i], offsets[i+1]) of buffer, on keys[i]; `read`: a GET, which a
 // cluster may send to a replica).
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <optional>
@@ -31,6 +32,17 @@ inline Error format_error() { return Error(ErrorKind::encode, "cannot format the
 HITBOX_LIB_INLINE bool append_write(std::string& out, const ConnectionWrite& w);
 
 HITBOX_LIB_INLINE Result<bool> write_reply(const redisReply& r, const ConnectionWrite& w);
+
+/// The largest value a SET may carry so that the reply to its GET can be read back under `max_reply_bytes`.
+/// The reader holds a whole bulk string, with what follows it in the same read (up to 64 KiB) and the
+/// reply object: a margin of 64 KiB + 256 bytes is kept, or a quarter of the limit when that is less.
+constexpr std::size_t readable_value_bytes(std::size_t max_reply_bytes) noexcept {
+    const std::size_t margin = std::min(max_reply_bytes / 4, std::size_t{64 * 1024 + 256});
+    return max_reply_bytes - margin;
+}
+
+/// The `capacity` error of a SET refused by readable_value_bytes.
+HITBOX_LIB_INLINE Error unreadable_value_error(std::size_t size, std::size_t max_reply_bytes);
 
 template <class Policy>
 class KeyCommands {
@@ -92,18 +104,47 @@ public:
             [](const redisReply& r, const std::string&) { return bulk_reply(r, "GET"); });
     }
 
-    /// Pipelined SET / DEL, one result per write in input order.
+    /// Pipelined SET / DEL, one result per write in input order. A value too large to read back is refused
+    /// on its own (`capacity`); the others go.
     std::vector<Result<bool>> write_many(std::span<const ConnectionWrite> writes) {
+        if (std::none_of(writes.begin(), writes.end(), [&](const ConnectionWrite& w) { return too_large(w); }))
+            return write_batch(writes);
+        std::vector<Result<bool>> out(writes.size());
+        std::vector<ConnectionWrite> fit;
+        std::vector<std::size_t> where;
+        for (std::size_t i = 0; i < writes.size(); ++i) {
+            if (too_large(writes[i])) {
+                out[i] = fail(unreadable_value_error(writes[i].value.size(), max_reply_bytes()));
+            } else {
+                where.push_back(i);
+                fit.push_back(writes[i]);
+            }
+        }
+        auto done = write_batch(fit);
+        for (std::size_t j = 0; j < done.size(); ++j) out[where[j]] = std::move(done[j]);
+        return out;
+    }
+
+private:
+    Policy& self() noexcept { return static_cast<Policy&>(*this); }
+    const Policy& self() const noexcept { return static_cast<const Policy&>(*this); }
+
+    std::size_t max_reply_bytes() const noexcept { return self().settings().max_reply_bytes; }
+
+    /// A SET whose value could not be read back (readable_value_bytes).
+    bool too_large(const ConnectionWrite& w) const noexcept {
+        return !w.remove && w.value.size() > readable_value_bytes(max_reply_bytes());
+    }
+
+    std::vector<Result<bool>> write_batch(std::span<const ConnectionWrite> writes) {
         return batch<bool>(
             writes, false, [](std::string& buf, const ConnectionWrite& w) { return append_write(buf, w); },
             [](const ConnectionWrite& w) { return w.key; },
             [](const redisReply& r, const ConnectionWrite& w) { return write_reply(r, w); });
     }
 
-private:
-    Policy& self() noexcept { return static_cast<Policy&>(*this); }
-
     Result<bool> write_one(const ConnectionWrite& w) {
+        if (too_large(w)) return fail(unreadable_value_error(w.value.size(), max_reply_bytes()));
         auto& buf = command_scratch();
         if (!append_write(buf, w)) return fail(format_error());
         auto reply = self().exchange_one(w.key, buf, false);

@@ -21,6 +21,14 @@ HITBOX_LIB_INLINE bool append_write(std::string& out, const ConnectionWrite& w) 
     return append_command(out, {"SET", w.key, w.value, "PX", px});
 }
 
+HITBOX_LIB_INLINE Error unreadable_value_error(std::size_t size, std::size_t max_reply_bytes) {
+    return Error(ErrorKind::capacity, "SET of a value of " + std::to_string(size) +
+                                          " bytes refused: its reply could not be read back (max_reply_bytes " +
+                                          std::to_string(max_reply_bytes) + " leaves " +
+                                          std::to_string(readable_value_bytes(max_reply_bytes)) +
+                                          " bytes for a value)");
+}
+
 HITBOX_LIB_INLINE Result<bool> write_reply(const redisReply& r, const ConnectionWrite& w) {
     if (w.remove) return count_reply(r, "DEL");
     auto ok = status_reply(r, "SET");

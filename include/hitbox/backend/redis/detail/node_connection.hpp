@@ -48,6 +48,7 @@
 #include <cstdint>
 #include <ctime>
 #include <deque>
+#include <iterator>
 #include <limits>
 #include <memory>
 #include <mutex>
@@ -1052,6 +1053,17 @@ private:
         gone.reset();               // closes the socket (after the TLS close_notify, if any)
         pipe_.close();
         handshake_next_ = handshake_steps_.size();
+        if (error.kind() == ErrorKind::capacity && failed.size() > 1) {
+            // Only the first batch waited for the reply that outgrew max_reply_bytes (the reader's only
+            // capacity error); the others lost their connection with it.
+            std::deque<std::shared_ptr<ReplyBatch>> others(std::next(failed.begin()), failed.end());
+            failed.resize(1);
+            complete_all(failed, error);
+            complete_all(others, Error(ErrorKind::connection, "connection to " + address_ +
+                                                                  " reset: the reply to another command exceeded "
+                                                                  "max_reply_bytes"));
+            return;
+        }
         complete_all(failed, error);
     }
 
