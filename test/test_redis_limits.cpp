@@ -9,6 +9,7 @@
 #include <cerrno>
 #include <chrono>
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -184,6 +185,33 @@ TEST_CASE("Limits: a streamed oversized reply is cut off before its bytes pile u
     std::printf("limits: streamed %zu B of a 512 MiB bulk: largest allocation %zu B\n", peer.streamed(), largest);
     CHECK(peer.streamed() < hitbox::default_max_reply_bytes + (std::size_t{16} << 20));  // cut off, not drained
     if (hitbox_test::alloc_probe_active()) CHECK(largest <= hitbox::default_max_reply_bytes + (std::size_t{2} << 20));
+}
+
+TEST_CASE("Limits: a long password echoed cut short by the server appears in no message") {
+    // A server without AUTH answers "unknown command 'AUTH', with args beginning with: '...'", the
+    // arguments cut at 128 bytes: a long password's first bytes, never the whole of it.
+    hitbox_test::RedisServer server({.extra_config = {"rename-command AUTH \"\""}});
+    std::string password;
+    for (int i = 0; password.size() < 214; ++i) password += "Zq" + std::to_string(i % 10);
+    for (const auto& user : {std::optional<std::string>{}, std::optional<std::string>{"user-name-that-is-long"}}) {
+        auto builder = hitbox::RedisBackend<>::builder()
+                           .connection(hitbox::ConnectionMode::single(server.url()))
+                           .password(password)
+                           .connect_timeout(1000ms)
+                           .command_timeout(1000ms);
+        if (user) builder.username(*user);
+        auto b = builder.build();
+        REQUIRE(b);
+        auto r = b->get<int>(CacheKey{"auth", 0});
+        REQUIRE_FALSE(r);
+        const std::string text = r.error().what();
+        INFO(text);
+        CHECK(text.find("unknown command") != std::string::npos);  // the server's text is still there
+        // No 8 consecutive bytes of either secret.
+        for (const std::string& secret : {password, user.value_or(password)})
+            for (std::size_t i = 0; i + 8 <= secret.size(); ++i)
+                CHECK(text.find(secret.substr(i, 8)) == std::string::npos);
+    }
 }
 
 TEST_CASE("Limits: a wrong password hammered by 4 threads reconnects no faster than the backoff") {

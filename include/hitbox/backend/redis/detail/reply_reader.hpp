@@ -104,9 +104,14 @@ inline redisReplyObjectFunctions* budgeted_reply_functions() {
     return &fns;
 }
 
+/// A run of a secret's first bytes at least this long is masked too: a server that echoes arguments cuts
+/// them short (Redis 7: 128 bytes), which leaves a prefix of a long password in its error text.
+inline constexpr std::size_t secret_prefix_mask = 8;
+
 /// Replaces every occurrence of each secret in the text of `r` (an error or status reply, also nested in
-/// arrays) in place, by `***` (or as many `*` as the secret is long, when that is shorter): the text never
-/// grows, so hiredis's own buffer holds it. Empty secrets are ignored.
+/// arrays) in place, by `***` (or as many `*` as the secret is long, when that is shorter), and every run
+/// of at least secret_prefix_mask bytes that begins the secret (an echo cut short): the text never grows,
+/// so hiredis's own buffer holds it. Empty secrets are ignored.
 inline void scrub_secrets(redisReply& r, std::initializer_list<std::string_view> secrets) {
     if (r.type == REDIS_REPLY_ARRAY) {
         for (std::size_t i = 0; i < r.elements; ++i)
@@ -119,10 +124,13 @@ inline void scrub_secrets(redisReply& r, std::initializer_list<std::string_view>
         const std::size_t mask = secret.size() < 3 ? secret.size() : 3;
         std::size_t out = 0, in = 0;
         while (in < r.len) {
-            if (r.len - in >= secret.size() && std::memcmp(r.str + in, secret.data(), secret.size()) == 0) {
+            // How many of the secret's first bytes start here.
+            std::size_t run = 0;
+            while (run < secret.size() && in + run < r.len && r.str[in + run] == secret[run]) ++run;
+            if (run == secret.size() || run >= secret_prefix_mask) {
                 std::memset(r.str + out, '*', mask);
                 out += mask;
-                in += secret.size();
+                in += run;
             } else {
                 r.str[out++] = r.str[in++];
             }
