@@ -435,6 +435,23 @@ TEST_CASE("Database selection, unix sockets") {
     CHECK((*v)->data == 3);
 }
 
+TEST_CASE("A user not allowed to SELECT its database is an auth error; a database out of range a config one") {
+    RedisServer acl({.acl_user = "cacheuser",
+                     .acl_password = "correct-horse-battery",
+                     .extra_config = {"user noselect on >noselect-pw ~* &* +@all -select"}});
+    const std::string at = "@127.0.0.1:" + std::to_string(acl.port());
+    auto denied = readable_backend("redis://noselect:noselect-pw" + at + "/3", "db:");
+    auto r = denied.get<int>(hitbox::CacheKey{"k", 0});
+    REQUIRE_FALSE(r);
+    CHECK(r.error().kind() == hitbox::ErrorKind::auth);
+    CHECK(r.error().message().find("SELECT 3") != std::string::npos);
+    CHECK(r.error().message().find("NOPERM") != std::string::npos);
+    CHECK(r.error().what().find("noselect-pw") == std::string::npos);
+    // The same user on database 0 needs no SELECT and works.
+    auto db0 = readable_backend("redis://noselect:noselect-pw" + at + "/", "db:");
+    CHECK(db0.set(hitbox::CacheKey{"k", 0}, hitbox::CacheValue<int>{1}));
+}
+
 TEST_CASE("ACL user and password: builder, URL, precedence; a wrong password is an auth error without it") {
     RedisServer acl({.acl_user = "cacheuser", .acl_password = "correct-horse-battery"});
     const std::string host = "127.0.0.1:" + std::to_string(acl.port()) + "/";

@@ -877,9 +877,11 @@ private:
                     Error(ErrorKind::auth, "authentication to " + address_ + " as " + who + " failed: " + server),
                     true};
             }
-            return Failure{
-                Error(ErrorKind::config, "SELECT " + std::to_string(ep.db) + " on " + address_ + " failed: " + server),
-                true};
+            // A user without permission to SELECT (NOPERM) is a credentials problem; anything else (a database
+            // index out of range) is the configuration's.
+            const ErrorKind kind = error_reply_kind(server) == ErrorKind::auth ? ErrorKind::auth : ErrorKind::config;
+            return Failure{Error(kind, "SELECT " + std::to_string(ep.db) + " on " + address_ + " failed: " + server),
+                           true};
         }
         if (handshake_next_ == handshake_steps_.size()) become_ready();
         return std::nullopt;
