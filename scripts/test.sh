@@ -161,7 +161,7 @@ add_build build-test "" "" -Dwerror=true -Doptimization=2 -Dtest_optimization=0 
 if [ "${HITBOX_TEST_QUICK:-0}" != 1 ]; then
   add_build build-clang "CXX=clang++-14" "--suite unit --suite redis --suite fuzz" \
     -Dwerror=true -Dfuzz=true -Dfuzz_seconds="${HITBOX_FUZZ_SECONDS:-5}" \
-    -Db_sanitize=address,undefined -Db_lundef=false "-Dcpp_args=-fno-sanitize=builtin -g1" \
+    -Db_sanitize=address,undefined -Db_lundef=false "-Dcpp_args=-fno-sanitize=builtin -fsanitize=float-cast-overflow -g1" \
     -Doptimization=0 -Ddebug=false -Dbenchmarks=false -Dexamples=false -Dcompiled_lib=true
   add_build build-tsan "CXX=clang++-14" "--suite unit --suite redis --no-suite single_threaded --no-suite factory" \
     -Db_sanitize=thread -Db_lundef=false -Dcpp_args=-g1 -Doptimization=0 -Ddebug=false -Dbenchmarks=false \

@@ -7,6 +7,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdio>
+#include <limits>
 #include <memory>
 #include <string>
 #include <thread>
@@ -293,6 +294,32 @@ TEST_CASE("Hostile: a handshake error echoing the credentials is an auth error w
 }
 
 // ---- 10. durations at their maximum ----
+
+TEST_CASE("Hostile: floating-point durations are clamped before they are converted") {
+    using ms = std::chrono::milliseconds;
+    using hitbox::detail::saturating_ms;
+    // max() of any floating period, infinity and NaN mean no limit; the conversion of such a count to an
+    // integer would be undefined (UBSan's float-cast-overflow).
+    CHECK(saturating_ms(std::chrono::duration<double, std::milli>::max()) == ms::max());
+    CHECK(saturating_ms(std::chrono::duration<double, std::micro>::max()) == ms::max());
+    CHECK(saturating_ms(std::chrono::duration<float, std::nano>::max()) == ms::max());
+    CHECK(saturating_ms(std::chrono::duration<double>(std::numeric_limits<double>::infinity())) == ms::max());
+    CHECK(saturating_ms(std::chrono::duration<double>(std::numeric_limits<double>::quiet_NaN())) == ms::max());
+    CHECK(saturating_ms(std::chrono::duration<double>(-std::numeric_limits<double>::infinity())) == ms::min());
+    // Ordinary values are rounded up to whole milliseconds, as integer ones are.
+    CHECK(saturating_ms(std::chrono::duration<double, std::milli>(1.5)) == ms(2));
+    CHECK(saturating_ms(std::chrono::duration<double, std::milli>(-1.5)) == ms(-1));
+    CHECK(saturating_ms(std::chrono::duration<double>(0.25)) == ms(250));
+    CHECK(saturating_ms(std::chrono::duration<double, std::micro>(1)) == ms(1));
+    auto built = Backend::builder()
+                     .connection(hitbox::ConnectionMode::single("redis://127.0.0.1:1/"))
+                     .command_timeout(std::chrono::duration<double, std::milli>::max())
+                     .connect_timeout(std::chrono::duration<double, std::micro>::max())
+                     .build();
+    REQUIRE(built);
+    CHECK(built->connection().settings().command_timeout == ms::max());
+    CHECK(built->connection().settings().connect_timeout == ms::max());
+}
 
 TEST_CASE("Hostile: every connection duration at max() means no limit, without overflow") {
     auto store = std::make_shared<TinyStore>();
