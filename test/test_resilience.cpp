@@ -1177,6 +1177,41 @@ TEST_CASE("Stampede lock in the cache: a waiter past its hard_timeout gets a tim
     CHECK(waiter.cache.stats().locks_taken == 0);
 }
 
+TEST_CASE("Stampede lock in the cache: a lock Redis refuses is a write error of the tier, under its path", "[redis]") {
+    if (!hitbox_test::require_redis_server()) return;
+    hitbox_test::RedisServer server;
+    Instance one(server.url());
+    // Redis over its memory limit (noeviction) refuses every write with OOM, the lock's SET NX too; reads go.
+    server.cli({"-x", "SET", "ballast"}, std::string(2u << 20, 'b'));
+    REQUIRE(server.cli({"CONFIG", "SET", "maxmemory", "1mb"}) == "OK");
+    std::mutex m;
+    std::vector<std::pair<hitbox::CacheOp, hitbox::Error>> events;
+    hitbox::Cache<Instance::Tiers&, hitbox::InlineOffload> cache{
+        one.tiers, one.offload, hitbox::NoMetrics{}, hitbox::SystemClock{},
+        hitbox::CacheOptions{{}, [&](const hitbox::CacheErrorEvent& e) {
+                                 std::lock_guard lock(m);
+                                 events.emplace_back(e.op, e.error);
+                             }}};
+    int calls = 0;
+    auto r = cache.get_or_compute<std::string>(CacheKey{"oom", 1},
+                                               [&] {
+                                                   ++calls;
+                                                   return std::string("loaded");
+                                               },
+                                               {.ttl = 1min, .lock_ttl = 10s});
+    CHECK(r.value == std::optional<std::string>("loaded"));  // no lock to be had: loaded without it
+    CHECK(calls == 1);
+    REQUIRE_FALSE(r.backend_errors.empty());
+    CHECK(r.backend_errors[0].backend() == "cache.redis");  // the tier's path, as its other errors
+    CHECK(r.backend_errors[0].message().find("OOM") != std::string::npos);
+    CHECK(cache.stats().read_errors == 0);
+    CHECK(cache.stats().write_errors >= 1);  // the lock, then the value's SET
+    std::lock_guard lock(m);
+    REQUIRE_FALSE(events.empty());
+    CHECK(events[0].first == hitbox::CacheOp::write);
+    CHECK(events[0].second.backend() == "cache.redis");
+}
+
 TEST_CASE("Stampede lock in the cache: lock_ttl over a backend without a lock is a config error") {
     hitbox::InlineOffload offload;
     auto memory = hitbox::MemoryBackend::builder().max_entries(10).build();

@@ -618,7 +618,9 @@ private:
         for (;;) {
             auto got = guarded_read_<Result<bool>>([&] { return backend().try_lock(key, token, *policy.lock_ttl); });
             if (!got) {
-                note_error_(CacheOp::read, key, detail::attribute(got.error(), backend().label()), &out.backend_errors);
+                // Taking the lock is a write (SET NX), as releasing it is.
+                note_error_(CacheOp::write, key, detail::attribute(got.error(), backend().label()),
+                            &out.backend_errors);
                 break;  // no lock to be had: load without it
             }
             if (*got) {

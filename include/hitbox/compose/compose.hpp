@@ -401,16 +401,16 @@ public:
     Result<bool> try_lock(const CacheKey& key, std::string_view token,
                           std::chrono::milliseconds ttl) requires(LockingBackend<l1_type> || LockingBackend<l2_type>) {
         if constexpr (LockingBackend<l2_type>)
-            return l2().try_lock(key, token, ttl);
+            return in_path_(l2().try_lock(key, token, ttl), l2());
         else
-            return l1().try_lock(key, token, ttl);
+            return in_path_(l1().try_lock(key, token, ttl), l1());
     }
     Result<bool> unlock(const CacheKey& key,
                         std::string_view token) requires(LockingBackend<l1_type> || LockingBackend<l2_type>) {
         if constexpr (LockingBackend<l2_type>)
-            return l2().unlock(key, token);
+            return in_path_(l2().unlock(key, token), l2());
         else
-            return l1().unlock(key, token);
+            return in_path_(l1().unlock(key, token), l1());
     }
 
     /// The tiers themselves and the offload.
@@ -483,6 +483,15 @@ private:
         const bool every = errors.size() >= detail::leaf_tiers<Compose>;
         if (every) detail::ComposeCounters::bump(shared_->counters.ref(&ComposeStats::unavailable));
         return detail::composed_failure(label_, what, errors, every);
+    }
+
+    /// A tier's failed lock call under this composition's label path, as its reads and writes report.
+    template <class Tier>
+    Result<bool> in_path_(Result<bool> r, const Tier& tier) const {
+        if (r) return r;
+        std::vector<Error> errors{detail::attribute(r.error(), tier.label())};
+        detail::prefix_errors(errors, label_);
+        return fail(std::move(errors.front()));
     }
 
     // ---- reads ---------------------------------------------------------------------------------------
