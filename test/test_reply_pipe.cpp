@@ -212,3 +212,24 @@ TEST_CASE("ReplyPipe: error and status texts are scrubbed of the password and th
     ReplyPipe::complete_all(done, std::nullopt, board);
     CHECK(replies_of(*c) == std::vector<std::string>{"-ERR ** ab cd", "$pw"});
 }
+
+TEST_CASE("ReplyPipe: a cluster redirection keeps its host, a run of a long secret's first bytes is masked") {
+    WakeBoard board;
+    // A user named "local" and a node named "localhost": the redirection must reach the router as sent.
+    ReplyPipe pipe("LocalPw-abcdef123456", "local");
+    REQUIRE(pipe.reset(1 << 20));
+    auto b = std::make_shared<ReplyBatch>(5, board, 1u);
+    pipe.push(b);
+    std::vector<std::shared_ptr<ReplyBatch>> done;
+    REQUIRE(pump(pipe,
+                 "-MOVED 12182 localhost:23312\r\n-ASK 7 redis-0.local.svc:6379\r\n"
+                 "-ERR unknown 'local' and 'LocalPw-abcdef123456'\r\n"
+                 "-ERR args beginning with: 'LocalPw-abc' \r\n"
+                 "-MOVED 1 'local':1 LocalPw-abcdef123456\r\n",
+                 done));
+    ReplyPipe::complete_all(done, std::nullopt, board);
+    CHECK(replies_of(*b) == std::vector<std::string>{"-MOVED 12182 localhost:23312", "-ASK 7 redis-0.local.svc:6379",
+                                                     "-ERR unknown '***' and '***'", "-ERR args beginning with: '***' ",
+                                                     // Not a redirection a server sends: scrubbed as any text.
+                                                     "-MOVED 1 '***':1 ***"});
+}

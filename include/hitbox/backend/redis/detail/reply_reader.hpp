@@ -108,10 +108,35 @@ inline redisReplyObjectFunctions* budgeted_reply_functions() {
 /// them short (Redis 7: 128 bytes), which leaves a prefix of a long password in its error text.
 inline constexpr std::size_t secret_prefix_mask = 8;
 
+/// A cluster redirection as a server sends it: `MOVED <slot> <host>:<port>` or `ASK ...`, one unquoted
+/// target. The server writes it from its cluster configuration and never echoes a client's arguments in
+/// it, and the router needs its host as sent: a host name may well contain the user name (`default`,
+/// `cache`, `local` in `redis-0.cache.default.svc`, `localhost`).
+inline bool server_redirection(const redisReply& r) noexcept {
+    if (r.type != REDIS_REPLY_ERROR || r.str == nullptr) return false;
+    const std::string_view text(r.str, r.len);
+    std::string_view rest;
+    if (text.substr(0, 6) == "MOVED ")
+        rest = text.substr(6);
+    else if (text.substr(0, 4) == "ASK ")
+        rest = text.substr(4);
+    else
+        return false;
+    const auto space = rest.find(' ');
+    if (space == 0 || space == std::string_view::npos || space > 5) return false;
+    for (char c : rest.substr(0, space))
+        if (c < '0' || c > '9') return false;
+    const auto target = rest.substr(space + 1);
+    if (target.empty() || target.size() > 300) return false;
+    for (char c : target)
+        if (static_cast<unsigned char>(c) <= ' ' || c == '\'' || c == '"') return false;
+    return true;
+}
+
 /// Replaces every occurrence of each secret in the text of `r` (an error or status reply, also nested in
 /// arrays) in place, by `***` (or as many `*` as the secret is long, when that is shorter), and every run
 /// of at least secret_prefix_mask bytes that begins the secret (an echo cut short): the text never grows,
-/// so hiredis's own buffer holds it. Empty secrets are ignored.
+/// so hiredis's own buffer holds it. Empty secrets are ignored; a cluster redirection is left whole.
 inline void scrub_secrets(redisReply& r, std::initializer_list<std::string_view> secrets) {
     if (r.type == REDIS_REPLY_ARRAY) {
         for (std::size_t i = 0; i < r.elements; ++i)
@@ -119,6 +144,7 @@ inline void scrub_secrets(redisReply& r, std::initializer_list<std::string_view>
         return;
     }
     if ((r.type != REDIS_REPLY_ERROR && r.type != REDIS_REPLY_STATUS) || r.str == nullptr) return;
+    if (server_redirection(r)) return;
     for (auto secret : secrets) {
         if (secret.empty()) continue;
         const std::size_t mask = secret.size() < 3 ? secret.size() : 3;
