@@ -196,6 +196,22 @@ TEST_CASE("Unreachable seeds and a non-cluster seed give clear errors, never the
     REQUIRE_FALSE(s);
     CHECK(s.error().kind() == hitbox::ErrorKind::config);
     CHECK(s.error().message().find("not a cluster node") != std::string::npos);
+
+    // A wrong password on the live seed and a dead seed after it: the credentials are what to fix, so the
+    // error is auth (a dead seed's refused connection says nothing about the live nodes).
+    RedisServer guarded({.requirepass = "right-pw-9"});
+    auto wrong = hitbox::RedisBackend<>::builder()
+                     .connection(hitbox::ConnectionMode::cluster({guarded.url(), "redis://127.0.0.1:1"}))
+                     .password("wrong-pw-9")
+                     .connect_timeout(500ms)
+                     .command_timeout(500ms)
+                     .build();
+    REQUIRE(wrong);
+    auto w = wrong->get<std::string>(key_n("x", 1));
+    REQUIRE_FALSE(w);
+    CHECK(w.error().kind() == hitbox::ErrorKind::auth);
+    CHECK(w.error().message().find("topology") != std::string::npos);
+    CHECK(w.error().what().find("wrong-pw-9") == std::string::npos);
 }
 
 TEST_CASE("Round trip of thousands of keys spread over every master", "[cluster]") {

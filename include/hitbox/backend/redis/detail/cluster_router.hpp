@@ -798,7 +798,10 @@ private:
             NodeConnection::Pending pending;
         };
         std::vector<Asked> asked;
-        std::optional<Error> last;
+        std::optional<Error> last;  // the most telling failure so far (see telling)
+        auto note = [&last](Error e) {
+            if (!last || telling(e.kind()) >= telling(last->kind())) last = std::move(e);
+        };
         std::size_t next = 0;
         const auto hedge = refresh_hedge();
         auto next_ask = SteadyClock::now();
@@ -814,12 +817,12 @@ private:
                 const ClusterAddress& where = candidates[next++];
                 auto node = node_for(where, "the topology refresh");
                 if (!node) {
-                    last = node.error();
+                    note(node.error());
                     continue;
                 }
                 auto pending = (*node)->conn().submit(command, 1);
                 if (!pending) {
-                    last = pending.error();
+                    note(pending.error());
                     continue;
                 }
                 asked.push_back(Asked{*node, std::move(*pending)});
@@ -835,15 +838,15 @@ private:
                     it = asked.erase(it);
                     answered = true;
                     if (!replies) {
-                        last = replies.error();
+                        note(replies.error());
                         continue;
                     }
                     auto taken = take_topology(*node, *replies->front());
                     if (taken) return {};
-                    last = taken.error();
+                    note(taken.error());
                 } else if (now >= it->pending.deadline) {  // its own connect + command budget is spent
-                    last = Error(ErrorKind::timeout, "no reply from " + node_text(*it->node) + " within " +
-                                                         std::to_string(it->pending.budget.count()) + " ms");
+                    note(Error(ErrorKind::timeout, "no reply from " + node_text(*it->node) + " within " +
+                                                       std::to_string(it->pending.budget.count()) + " ms"));
                     it = asked.erase(it);
                     answered = true;
                 } else {
@@ -866,14 +869,28 @@ private:
                         "cannot read the cluster topology within " + std::to_string(waited.count()) +
                             " ms (the operation's deadline): " + "asked " + std::to_string(next) + " of " +
                             std::to_string(candidates.size()) + " nodes, no answer from " +
-                            (silent.empty() ? "any" : silent) + (last ? "; last: " + last->message() : std::string()));
+                            (silent.empty() ? "any" : silent) + (last ? "; " + last->message() : std::string()));
         }
         Error e = last ? *last : Error(ErrorKind::connection, "no cluster node known");
         return fail(Error(e.kind(), "cannot read the cluster topology from any of " +
-                                        std::to_string(candidates.size()) + " nodes; last: " + e.message()));
+                                        std::to_string(candidates.size()) + " nodes; " + e.message()));
     }
 
     static std::string node_text(const ClusterNode& n) { return n.address.text(); }
+
+    /// How much a failure of one candidate tells: wrong credentials, a certificate or a configuration say
+    /// what to fix (and hold for every node), where a dead seed's refused connection says nothing about
+    /// the live ones. The topology error reports the most telling one, the latest among equals.
+    static int telling(ErrorKind kind) noexcept {
+        switch (kind) {
+            case ErrorKind::auth:
+            case ErrorKind::tls:
+            case ErrorKind::config: return 2;
+            case ErrorKind::connection:
+            case ErrorKind::timeout: return 0;
+            default: return 1;
+        }
+    }
 
     /// Checks one CLUSTER SLOTS reply from `node` and installs it.
     Result<void> take_topology(const ClusterNode& node, const redisReply& reply) {
