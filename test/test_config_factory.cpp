@@ -4,6 +4,8 @@
 // configurations against a real server (test_config_factory_redis.cpp).
 #include <catch2/catch.hpp>
 
+#include <chrono>
+#include <clocale>
 #include <string>
 #include <vector>
 
@@ -182,6 +184,40 @@ TEST_CASE("parse_config: mistakes are config errors that say where and what is v
     CHECK(error("tiers = memory\ntiers = memory, redis") == "line 2: key \"tiers\" is set twice (also line 1)");
     CHECK(error("tiers = memory\nmemory.max_entries = 5\n# bigger\nmemory.max_entries = 6") ==
           "line 4: key \"memory.max_entries\" is set twice (also line 2)");
+    // url and urls set the same field.
+    CHECK(error("tiers = redis\nredis.url = redis://a/\nredis.urls = redis://b/") ==
+          "line 3: key \"redis.urls\" is set twice (also line 2 as redis.url)");
+    // What parse_config returns can be built: the checks of validate_config run too (an OffloadManager
+    // built from offload.workers = 0 would throw).
+    CHECK(error("tiers = memory\nmemory.max_entries = 10\noffload.workers = 0") ==
+          "OffloadManager: workers must be 1..1024, got 0");
+    CHECK(error("tiers = memory") == "memory tier \"memory\" needs a bound: max_entries or max_bytes");
+    // A long tiers list is refused before any work per tier (it once took 45 s for 100 000 names).
+    std::string many = "tiers = t0";
+    for (int i = 1; i < 100'000; ++i) many += ", t" + std::to_string(i);
+    const auto started = std::chrono::steady_clock::now();
+    CHECK(error(many) == "line 1: at most 3 tiers can be composed, got 100000");
+    CHECK(std::chrono::steady_clock::now() - started < 10s);  // 45 s before; milliseconds now
+}
+
+TEST_CASE("parse_config: a byte order mark is skipped; fractions read the same in any locale") {
+    auto c = hitbox::parse_config("\xEF\xBB\xBFtiers = memory\nmemory.max_entries = 10\ncache.jitter = 0.25\n");
+    INFO(error_of(c));
+    REQUIRE(c);
+    CHECK(c->tiers.size() == 1);
+    CHECK(c->cache.jitter == 0.25);
+    // A locale with a decimal comma (when the machine has one) must not change what "0.25" means.
+    const std::string before = std::setlocale(LC_NUMERIC, nullptr);
+    for (const char* name : {"de_DE.UTF-8", "de_DE.utf8", "fr_FR.UTF-8", "C.UTF-8"}) {
+        if (std::setlocale(LC_NUMERIC, name) == nullptr) continue;
+        auto again = hitbox::parse_config("tiers = memory\nmemory.max_entries = 10\ncache.jitter = 0.25\n");
+        CHECK(again);
+        if (again) CHECK(again->cache.jitter == 0.25);
+        CHECK_FALSE(hitbox::parse_config("tiers = memory\nmemory.max_entries = 10\ncache.jitter = 0,25\n"));
+    }
+    std::setlocale(LC_NUMERIC, before.c_str());
+    // Hexadecimal is not a fraction, as it is not an integer elsewhere.
+    CHECK_FALSE(hitbox::parse_config("tiers = memory\nmemory.max_entries = 10\ncache.jitter = 0x0.8\n"));
 }
 
 TEST_CASE("parse_config never repeats a password") {
@@ -191,9 +227,17 @@ TEST_CASE("parse_config never repeats a password") {
     auto d = hitbox::parse_config("tiers = redis\nredis.password = hunter2\nredis.nope = 1");
     REQUIRE_FALSE(d);
     CHECK(d.error().message().find("hunter2") == std::string::npos);
+    // A parsed configuration is validated: the unknown format is reported by parse_config already...
     auto e = hitbox::parse_config("tiers = redis\nredis.url = redis://u:hunter2@host/\nredis.value_format = jsn");
-    REQUIRE(e);
-    auto built = hitbox::make_tier(e->tiers[0]);
+    REQUIRE_FALSE(e);
+    CHECK(e.error().message().find("hunter2") == std::string::npos);
+    CHECK(e.error().message().find("jsn") != std::string::npos);
+    // ... and by make_tier for a TierConfig written in code.
+    hitbox::TierConfig t;
+    t.name = "redis";
+    t.urls = {"redis://u:hunter2@host/"};
+    t.value_format = "jsn";
+    auto built = hitbox::make_tier(t);
     REQUIRE_FALSE(built);
     CHECK(built.error().message().find("hunter2") == std::string::npos);
     CHECK(built.error().message().find("jsn") != std::string::npos);

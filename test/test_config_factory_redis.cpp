@@ -176,6 +176,45 @@ TEST_CASE("config_redis: a configured tier counts what it reads as the static Re
     CHECK(t.hits == 2);
 }
 
+TEST_CASE("config_redis: cache.lock_ttl takes the stampede lock in the configured Redis tier") {
+    // Written L1 memory, L2 Redis and the other way round: the lock is found in whichever tier has one.
+    for (const std::string tiers : {"memory, redis", "redis, memory"}) {
+        INFO(tiers);
+        auto text = "tiers = " + tiers + "\nmemory.max_entries = 100\nredis.url = " + server().url() +
+                    "\nredis.key_prefix = locked:\ncache.ttl = 60s\ncache.lock_ttl = 5s\n";
+        auto c = hitbox::parse_config(text);
+        REQUIRE(c);
+        hitbox::OffloadManager offload{c->offload};
+        auto backend = hitbox::make_backend(*c, offload);
+        REQUIRE(backend);
+        hitbox::Cache cache{*backend, offload, hitbox::NoMetrics{}, hitbox::SystemClock{},
+                            hitbox::CacheOptions{.policy = c->cache}};
+        int calls = 0;
+        auto r = cache.get_or_compute<int>(CacheKey{"locked", 1, {{"t", tiers}}}, [&] { return ++calls + 41; });
+        INFO((r.error ? r.error->what() : std::string("no error")));
+        CHECK(r.value == std::optional<int>(42));
+        CHECK(calls == 1);
+        CHECK(r.backend_errors.empty());
+        CHECK(cache.stats().locks_taken == 1);
+    }
+    // Without a Redis tier there is no lock to take: refused when the text is read.
+    auto alone = hitbox::parse_config("tiers = memory\nmemory.max_entries = 10\ncache.lock_ttl = 5s\n");
+    REQUIRE_FALSE(alone);
+    CHECK(alone.error().message().find("cache.lock_ttl needs a redis tier") != std::string::npos);
+    // An AnyBackend over a memory tier written in code: its lock calls answer config; the front loads
+    // without the lock and reports that error.
+    auto memory = hitbox::MemoryBackend::builder().max_entries(10).build();
+    REQUIRE(memory);
+    hitbox::AnyBackend any(std::move(*memory));
+    hitbox::InlineOffload inline_offload;
+    hitbox::Cache plain{any, inline_offload};
+    auto p = plain.get_or_compute<int>(CacheKey{"plain", 1}, [] { return 7; }, {.ttl = 60s, .lock_ttl = 5s});
+    CHECK(p.value == std::optional<int>(7));
+    REQUIRE(p.backend_errors.size() == 1);
+    CHECK(p.backend_errors[0].kind() == hitbox::ErrorKind::config);
+    CHECK(p.backend_errors[0].message().find("holds no lock") != std::string::npos);
+}
+
 TEST_CASE("config_redis: memory + redis from text: write-through, L2 hit refills L1") {
     auto text = "tiers = memory, redis\nmemory.max_entries = 100\nredis.url = " + server().url() +
                 "\nredis.key_prefix = two:\nredis.value_format = binary\nredis.compressor = gzip\n"

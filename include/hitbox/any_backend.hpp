@@ -328,7 +328,34 @@ public:
     virtual void* target() noexcept = 0;
     virtual std::vector<std::string> tier_paths() const = 0;
     virtual void write_metrics(PrometheusWriter& out, std::string_view prefix) const = 0;
+    /// The stampede lock across instances (LockingBackend) of the wrapped tier; a `config` error when it
+    /// holds none (only a Redis tier, or a composition with one, does).
+    virtual Result<bool> try_lock(const CacheKey& key, std::string_view token, std::chrono::milliseconds ttl) = 0;
+    virtual Result<bool> unlock(const CacheKey& key, std::string_view token) = 0;
 };
+
+/// The answer of an erased tier's lock calls when the tier holds no lock.
+inline Error no_lock_error(std::string_view label) {
+    return Error(ErrorKind::config,
+                 "the tier holds no lock across instances (a Redis tier, or a composition with one, does)",
+                 std::string(label));
+}
+
+/// Forwards a lock call to `tier` when it is a LockingBackend, else answers no_lock_error.
+template <class Tier>
+Result<bool> any_try_lock(Tier& tier, const CacheKey& key, std::string_view token, std::chrono::milliseconds ttl) {
+    if constexpr (LockingBackend<Tier>)
+        return tier.try_lock(key, token, ttl);
+    else
+        return fail(no_lock_error(tier.label()));
+}
+template <class Tier>
+Result<bool> any_unlock(Tier& tier, const CacheKey& key, std::string_view token) {
+    if constexpr (LockingBackend<Tier>)
+        return tier.unlock(key, token);
+    else
+        return fail(no_lock_error(tier.label()));
+}
 
 /// Appends the label paths of `tier`'s leaf tiers under `prefix` (visit_tiers: a tiered backend's leaves
 /// through its levels, an erased backend's own list, or the tier's label).
@@ -453,6 +480,10 @@ public:
     const std::type_info& target_type() const noexcept override { return typeid(B); }
     void* target() noexcept override { return &b_; }
     std::vector<std::string> tier_paths() const override { return {std::string(b_.label())}; }
+    Result<bool> try_lock(const CacheKey& key, std::string_view token, std::chrono::milliseconds ttl) override {
+        return any_try_lock(b_, key, token, ttl);
+    }
+    Result<bool> unlock(const CacheKey& key, std::string_view token) override { return any_unlock(b_, key, token); }
     void write_metrics(PrometheusWriter& out, std::string_view prefix) const override {
         const std::string path = join_path(prefix, b_.label());
         if constexpr (ReportsStats<B>) write_backend_stats(out, path, b_.stats());
@@ -504,6 +535,10 @@ public:
     void write_metrics(PrometheusWriter& out, std::string_view prefix) const override {
         write_tier_metrics(out, tier(), prefix);
     }
+    Result<bool> try_lock(const CacheKey& key, std::string_view token, std::chrono::milliseconds ttl) override {
+        return any_try_lock(tier(), key, token, ttl);
+    }
+    Result<bool> unlock(const CacheKey& key, std::string_view token) override { return any_unlock(tier(), key, token); }
 
 private:
     tier_t<B>& tier() noexcept { return tier_traits<B>::get(b_); }
@@ -616,6 +651,18 @@ public:
     /// The wrapped backend's label ("memory", "redis", "cache", ...).
     std::string_view label() const noexcept { return impl_ ? impl_->label() : std::string_view(); }
 
+    /// The stampede lock across instances (hitbox::LockingBackend) of the wrapped tier: a Redis tier's, or
+    /// that of a composition with one. A `config` error when the wrapped tiers hold no lock (a cache front
+    /// with `lock_ttl` then loads without it and reports that error).
+    Result<bool> try_lock(const CacheKey& key, std::string_view token, std::chrono::milliseconds ttl) {
+        if (!impl_) return moved_from_();
+        return impl_->try_lock(key, token, ttl);
+    }
+    Result<bool> unlock(const CacheKey& key, std::string_view token) {
+        if (!impl_) return moved_from_();
+        return impl_->unlock(key, token);
+    }
+
     /// Label paths of the wrapped backend's leaf tiers, in tier order: {"memory"} for a tier,
     /// {"cache.memory", "cache.redis"} for a composition. hitbox::Cache uses them to name the tier that
     /// answered (it reads an AnyBackend with lookup<T>).
@@ -695,7 +742,7 @@ private:
     std::shared_ptr<detail::AnyBackendConcept> impl_;
 };
 
-static_assert(Backend<AnyBackend>);
+static_assert(Backend<AnyBackend> && LockingBackend<AnyBackend>);
 
 namespace detail {
 

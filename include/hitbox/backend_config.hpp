@@ -41,6 +41,10 @@
 
 namespace hitbox {
 
+/// The most tiers make_backend folds into one composition (deeper stacks: hitbox::compose of AnyBackends
+/// in code).
+inline constexpr std::size_t max_config_tiers = 3;
+
 /// One tier of a run-time configuration. `type` picks the tier ("memory" or "redis"); the options of the
 /// other type must stay unset (validate_config says which one is misplaced). Defaults match the builders'.
 struct TierConfig {
@@ -298,15 +302,12 @@ inline Result<std::chrono::milliseconds> config_ms(std::string_view key, std::st
 /// A fraction in [0, 1): "0.1" or "10%".
 inline Result<double> config_fraction(std::string_view key, std::string_view value) {
     const bool percent = !value.empty() && value.back() == '%';
-    const std::string text(config_trim(percent ? value.substr(0, value.size() - 1) : value));
+    const std::string_view text = config_trim(percent ? value.substr(0, value.size() - 1) : value);
+    // from_chars: the same digits whatever the process locale (std::stod reads "0,1" under de_DE and
+    // refuses "0.1"), and no hexadecimal.
     double x = -1;
-    std::size_t used = 0;
-    try {
-        x = std::stod(text, &used);
-    } catch (...) {
-        used = 0;
-    }
-    if (text.empty() || used != text.size())
+    const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), x, std::chars_format::fixed);
+    if (text.empty() || ec != std::errc() || end != text.data() + text.size())
         return fail(ErrorKind::config,
                     std::string(key) + ": expected a fraction such as 0.1 or 10%, got " + config_shown(key, value));
     if (percent) x /= 100.0;
@@ -430,18 +431,28 @@ Result<BackendConfig> config_from_pairs(const std::vector<std::pair<std::string,
     // A key set twice is a mistake to report, not a value to pick (a second redis.url line, say).
     std::vector<std::size_t> by_key(pairs.size());
     for (std::size_t i = 0; i < by_key.size(); ++i) by_key[i] = i;
+    // <tier>.url and <tier>.urls set the same field: one key for this check.
+    auto same_as = [&](std::size_t i) {
+        const std::string& k = pairs[i].first;
+        return k.ends_with(".urls") ? k.substr(0, k.size() - 1) : k;
+    };
     std::stable_sort(by_key.begin(), by_key.end(),
-                     [&](std::size_t a, std::size_t b) { return pairs[a].first < pairs[b].first; });
+                     [&](std::size_t a, std::size_t b) { return same_as(a) < same_as(b); });
     for (std::size_t k = 1; k < by_key.size(); ++k)
-        if (const std::size_t i = by_key[k], j = by_key[k - 1]; pairs[i].first == pairs[j].first)
-            return fail(ErrorKind::config,
-                        where(i) + ": key \"" + pairs[i].first + "\" is set twice (also " + where(j) + ")");
+        if (const std::size_t i = by_key[k], j = by_key[k - 1]; same_as(i) == same_as(j))
+            return fail(ErrorKind::config, where(i) + ": key \"" + pairs[i].first + "\" is set twice (also " +
+                                               where(j) +
+                                               (pairs[j].first != pairs[i].first ? " as " + pairs[j].first : "") + ")");
     std::optional<std::size_t> tiers_at;
     for (std::size_t i = 0; i < pairs.size(); ++i)
         if (pairs[i].first == "tiers") tiers_at = i;
     if (!tiers_at)
         return fail(ErrorKind::config, "missing key \"tiers\" (the tiers, fastest first, e.g. tiers = memory, redis)");
-    for (const auto& name : config_split_list(pairs[*tiers_at].second)) {
+    const auto names = config_split_list(pairs[*tiers_at].second);
+    if (names.size() > max_config_tiers)  // before any per-tier work: a long list costs nothing to refuse
+        return fail(ErrorKind::config, where(*tiers_at) + ": at most " + std::to_string(max_config_tiers) +
+                                           " tiers can be composed, got " + std::to_string(names.size()));
+    for (const auto& name : names) {
         if (c.find(name)) return fail(ErrorKind::config, "tiers: \"" + name + "\" is listed twice");
         TierConfig t;
         t.name = name;
@@ -476,11 +487,25 @@ Result<BackendConfig> config_from_pairs(const std::vector<std::pair<std::string,
 
 }  // namespace detail
 
+inline Result<void> validate_config(const BackendConfig& c);
+
+namespace detail {
+/// A parsed configuration, validated: parse_config and config_from_env answer only what make_backend and
+/// an OffloadManager built from it take (everything is checked before anything is built).
+inline Result<BackendConfig> config_checked(Result<BackendConfig> c) {
+    if (c)
+        if (auto ok = validate_config(*c); !ok) return fail(ok.error());
+    return c;
+}
+}  // namespace detail
+
 /// Parses `key = value` lines: blank lines and lines starting with `#` are skipped; keys are
 /// global_keys or `<tier>.<option>` (config_names::tier_keys), tiers are declared by `tiers = a, b`.
 /// Sizes take B / KiB / MiB / GiB / kB / MB / GB, durations us / ms / s / m / h. A malformed line, an
-/// unknown key or an unknown tier is a `config` error naming the line and listing what is valid.
+/// unknown key or an unknown tier is a `config` error naming the line and listing what is valid. The
+/// result is validated (validate_config): what it returns can be built.
 inline Result<BackendConfig> parse_config(std::string_view text) {
+    if (text.starts_with("\xEF\xBB\xBF")) text.remove_prefix(3);  // a UTF-8 byte order mark, as editors write
     std::vector<std::pair<std::string, std::string>> pairs;
     std::vector<std::size_t> lines;
     std::size_t line_no = 0;
@@ -498,7 +523,8 @@ inline Result<BackendConfig> parse_config(std::string_view text) {
         pairs.emplace_back(std::string(key), std::string(detail::config_trim(line.substr(eq + 1))));
         lines.push_back(line_no);
     }
-    return detail::config_from_pairs(pairs, [&](std::size_t i) { return "line " + std::to_string(lines[i]); });
+    return detail::config_checked(
+        detail::config_from_pairs(pairs, [&](std::size_t i) { return "line " + std::to_string(lines[i]); }));
 }
 
 /// Reads a configuration from environment variables `<prefix>KEY`: `HITBOX_TIERS=memory,redis`,
@@ -545,7 +571,7 @@ inline Result<BackendConfig> config_from_env(char** environ_vars, std::string_vi
         for (auto& ch : upper) ch = static_cast<char>(std::toupper(static_cast<unsigned char>(ch)));
         names.push_back(std::move(upper));
     }
-    return detail::config_from_pairs(pairs, [&](std::size_t i) { return names[i]; });
+    return detail::config_checked(detail::config_from_pairs(pairs, [&](std::size_t i) { return names[i]; }));
 }
 
 namespace detail {
@@ -579,10 +605,6 @@ inline std::optional<std::string> compressor_config_problem(const TierConfig& t)
 }
 
 }  // namespace detail
-
-/// The most tiers make_backend folds into one composition (deeper stacks: hitbox::compose of AnyBackends
-/// in code).
-inline constexpr std::size_t max_config_tiers = 3;
 
 /// Checks a configuration without building anything: known names (an unknown one lists the valid ones),
 /// options that belong to the tier's type, unique tier names, ranges, at most max_config_tiers tiers. The
@@ -682,6 +704,10 @@ inline Result<void> validate_config(const BackendConfig& c) {
         return fail(ErrorKind::config, "refill_offloaded needs refill = always");
     if (auto problem = detail::offload_config_problem(c.offload)) return fail(ErrorKind::config, *problem);
     if (auto problem = detail::policy_problem(c.cache)) return fail(ErrorKind::config, *problem);
+    if (c.cache.lock_ttl &&
+        std::none_of(c.tiers.begin(), c.tiers.end(), [](const TierConfig& t) { return t.effective_type() == "redis"; }))
+        return fail(ErrorKind::config,
+                    "cache.lock_ttl needs a redis tier: the stampede lock across instances lives in Redis");
     return {};
 }
 

@@ -400,17 +400,28 @@ public:
     /// tier), L2 before L1 when both do: the tier every instance shares.
     Result<bool> try_lock(const CacheKey& key, std::string_view token,
                           std::chrono::milliseconds ttl) requires(LockingBackend<l1_type> || LockingBackend<l2_type>) {
-        if constexpr (LockingBackend<l2_type>)
+        if constexpr (LockingBackend<l2_type> && LockingBackend<l1_type>) {
+            // Erased tiers (AnyBackend) all have the calls; one that holds no lock answers config: ask L1.
+            auto r = l2().try_lock(key, token, ttl);
+            if (!r && r.error().kind() == ErrorKind::config) return in_path_(l1().try_lock(key, token, ttl), l1());
+            return in_path_(std::move(r), l2());
+        } else if constexpr (LockingBackend<l2_type>) {
             return in_path_(l2().try_lock(key, token, ttl), l2());
-        else
+        } else {
             return in_path_(l1().try_lock(key, token, ttl), l1());
+        }
     }
     Result<bool> unlock(const CacheKey& key,
                         std::string_view token) requires(LockingBackend<l1_type> || LockingBackend<l2_type>) {
-        if constexpr (LockingBackend<l2_type>)
+        if constexpr (LockingBackend<l2_type> && LockingBackend<l1_type>) {
+            auto r = l2().unlock(key, token);
+            if (!r && r.error().kind() == ErrorKind::config) return in_path_(l1().unlock(key, token), l1());
+            return in_path_(std::move(r), l2());
+        } else if constexpr (LockingBackend<l2_type>) {
             return in_path_(l2().unlock(key, token), l2());
-        else
+        } else {
             return in_path_(l1().unlock(key, token), l1());
+        }
     }
 
     /// The tiers themselves and the offload.
