@@ -299,7 +299,7 @@ TEST_CASE("AnyBackend over a byte tier: errors are errors, not crashes") {
     }
 }
 
-TEST_CASE("AnyValue: bytes are decoded once, then shared; re-encoding needs the type") {
+TEST_CASE("AnyValue: bytes are decoded once per type, then shared; re-encoding needs the type") {
     hitbox::BinaryFormat fmt;
     auto v = AnyValue::encoded(hitbox::BinaryFormat::id, *fmt.encode(std::string("payload")));
     CHECK(v.type() == nullptr);
@@ -323,9 +323,33 @@ TEST_CASE("AnyValue: bytes are decoded once, then shared; re-encoding needs the 
     auto as_json = copy.encode(hitbox::JsonFormat::id);
     REQUIRE(as_json);
     CHECK(*hitbox::JsonFormat{}.decode<std::string>(*as_json) == "payload");
-    auto wrong = copy.get<int>();
-    REQUIRE_FALSE(wrong);
-    CHECK(wrong.error().kind() == ErrorKind::type_mismatch);
+    // Bytes carry no type: a reader of another type decodes them for itself, as a static tier's get<int>
+    // would (here the bytes are not an int: a decode error), and the first reader's object stays.
+    const auto bytes = *fmt.encode(std::string("payload"));
+    auto as_int = copy.get<int>();
+    auto static_int = fmt.decode<int>(bytes);
+    REQUIRE(bool(as_int) == bool(static_int));
+    if (!as_int) CHECK(as_int.error().kind() == static_int.error().kind());
+    CHECK(**copy.get<std::string>() == "payload");
+    CHECK(*copy.get<std::string>() == *first);
+    // Two integer types over one entry, in either order: each reads what the static tier reads.
+    for (bool signed_first : {true, false}) {
+        auto n = AnyValue::encoded(hitbox::BinaryFormat::id, *fmt.encode(std::int64_t{-1}));
+        auto s1 = signed_first ? n.get<std::int64_t>() : hitbox::Result<const std::int64_t*>(nullptr);
+        auto u = n.get<std::uint64_t>();
+        auto s2 = n.get<std::int64_t>();
+        REQUIRE(u);
+        REQUIRE(s2);
+        CHECK(**u == *fmt.decode<std::uint64_t>(*fmt.encode(std::int64_t{-1})));
+        CHECK(**s2 == -1);
+        if (signed_first) CHECK(*s1 == *s2);   // the first decode is kept and shared
+        CHECK(*n.get<std::uint64_t>() == *u);  // so is the other type's
+    }
+    // An object held (not bytes) read as another type is a type_mismatch.
+    auto object = AnyValue::of(std::string("payload"));
+    auto mismatch = object.get<int>();
+    REQUIRE_FALSE(mismatch);
+    CHECK(mismatch.error().kind() == ErrorKind::type_mismatch);
 }
 
 TEST_CASE("AnyValue: concurrent first reads decode once and agree") {

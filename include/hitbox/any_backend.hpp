@@ -179,6 +179,9 @@ struct AnyBytesPayload final : AnyPayload {
     const std::string bytes;
     const std::function<void(const Error&)> on_decode_failure;
     std::shared_ptr<const void> decoded;
+    /// The same bytes decoded for other types than the first reader's, as a static byte tier would for
+    /// each reader (any_decode_mutex): rare, and as many as types read.
+    std::vector<std::pair<const AnyTypeOps*, std::shared_ptr<const void>>> other_types;
 };
 
 /// Serializes first decodes of bytes payloads (rare: once per entry read from a byte tier); striped by
@@ -254,9 +257,12 @@ public:
                 return static_cast<const T*>(bytes.object);
             }
         }
-        if (!detail::any_same_type(ops, want))
+        if (!detail::any_same_type(ops, want)) {
+            // Bytes carry no type: another reader's type decodes them for itself, as from a static tier.
+            if (payload_->format_id != 0) return decode_as_<T>(static_cast<detail::AnyBytesPayload&>(*payload_));
             return fail(ErrorKind::type_mismatch,
                         "entry holds " + detail::type_name(*ops->type) + ", read as " + detail::type_name(typeid(T)));
+        }
         return static_cast<const T*>(payload_->object);
     }
 
@@ -294,6 +300,23 @@ public:
 
 private:
     explicit AnyValue(std::shared_ptr<detail::AnyPayload> p) : payload_(std::move(p)) {}
+
+    /// The bytes decoded as a T that is not the first reader's type (kept beside the first decode).
+    template <class T>
+    static Result<const T*> decode_as_(detail::AnyBytesPayload& bytes) {
+        const auto& want = detail::any_type_ops<T>;
+        std::lock_guard lock(detail::any_decode_mutex(&bytes));
+        for (const auto& [ops, object] : bytes.other_types)
+            if (detail::any_same_type(ops, want)) return static_cast<const T*>(object.get());
+        auto object = want.decode(bytes.bytes, bytes.format_id);
+        if (!object) {
+            if (bytes.on_decode_failure) bytes.on_decode_failure(object.error());
+            return fail(object.error());
+        }
+        const T* out = static_cast<const T*>(object->get());
+        bytes.other_types.emplace_back(&want, std::move(*object));
+        return out;
+    }
 
     std::shared_ptr<detail::AnyPayload> payload_;
 };
