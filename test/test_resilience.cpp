@@ -539,9 +539,12 @@ TEST_CASE("Cache jitter: expiries spread over (1 - jitter) x ttl .. ttl, stale s
     CHECK_FALSE(hitbox::parse_config("tiers = memory\nmemory.max_entries = 10\ncache.jitter = 100%\n"));
     CHECK_FALSE(hitbox::parse_config("tiers = memory\nmemory.max_entries = 10\ncache.jitter = lots\n"));
     // The resilience options of the cache, by name.
+    // (The lock lives in Redis: lock_ttl needs a redis tier, which parsing checks without connecting.)
     auto more = hitbox::parse_config(
-        "tiers = memory\nmemory.max_entries = 10\ncache.fail_safe_max = 2h\ncache.fail_safe_throttle = 30s\n"
+        "tiers = memory, redis\nmemory.max_entries = 10\nredis.url = redis://127.0.0.1:6379/\n"
+        "cache.fail_safe_max = 2h\ncache.fail_safe_throttle = 30s\n"
         "cache.soft_timeout = 100ms\ncache.hard_timeout = 2s\ncache.lock_ttl = 10s\ncache.lock_poll = 5ms\n");
+    INFO((more ? std::string() : more.error().what()));
     REQUIRE(more);
     CHECK(more->cache.fail_safe_max == std::chrono::milliseconds(2h));
     CHECK(more->cache.fail_safe_throttle == 30s);
