@@ -161,6 +161,26 @@ TEST_CASE("Text formats decode their own output of shallow values with many empt
     CHECK(*json_back == empties);
 }
 
+TEST_CASE("XmlFormat: an entry holding a struct read as a string is a decode error, not \"\"") {
+    hitbox::XmlFormat xml;
+    const auto profile = xml.encode(sample_profile());
+    REQUIRE(profile);
+    auto as_string = xml.decode<std::string>(*profile);
+    REQUIRE_FALSE(as_string);
+    CHECK(as_string.error().kind() == hitbox::ErrorKind::decode);
+    CHECK(as_string.error().message().find("holds elements, not a string") != std::string::npos);
+    // Strings themselves still round-trip: empty, markup characters (escaped), a text like a tag.
+    for (const std::string s : {std::string(), std::string("hello"), std::string("<value>x</value> & <b/>"),
+                                std::string("</value>"), std::string(" spaced ")}) {
+        auto bytes = xml.encode(s);
+        REQUIRE(bytes);
+        auto back = xml.decode<std::string>(*bytes);
+        INFO(*bytes);
+        REQUIRE(back);
+        CHECK(*back == s);
+    }
+}
+
 TEST_CASE("Inputs found by the fuzzers stay decode errors") {
     // fuzz_json_format: a number rapidjson's full-precision parser takes through __builtin_clzll(0)
     hitbox::JsonFormat json;

@@ -6,6 +6,7 @@
 #include <sstream>
 #include <string>
 #include <string_view>
+#include <type_traits>
 
 #include <cereal/archives/xml.hpp>
 
@@ -43,6 +44,9 @@ struct XmlFormat {
     template <class T>
     Result<T> decode(std::string_view bytes) const {
         if (!detail::xml_nesting_ok(bytes)) return fail(ErrorKind::decode, "xml decode: nesting too deep");
+        if constexpr (std::is_same_v<T, std::string>)
+            if (!detail::xml_root_is_text(bytes))
+                return fail(ErrorKind::decode, "xml decode: the entry holds elements, not a string");
         return detail::cereal_guard(ErrorKind::decode, name, [&] {
             std::istringstream is{std::string(bytes)};
             cereal::XMLInputArchive ar(is);

@@ -35,6 +35,11 @@ HITBOX_LIB_INLINE JsonCheck json_input_check(std::string_view s, std::size_t lim
 
 HITBOX_LIB_INLINE bool xml_nesting_ok(std::string_view s, std::size_t limit = max_text_nesting) noexcept;
 
+/// Whether the root `value` element of XmlFormat bytes holds text only, as a string's does. cereal reads
+/// an element's text as a string, so an entry that holds a struct (elements, no text) would be read as ""
+/// instead of failing.
+HITBOX_LIB_INLINE bool xml_root_is_text(std::string_view s) noexcept;
+
 }  // namespace hitbox::detail
 
 // The definitions: included here in a header-only build, compiled once into the hitbox library otherwise.

@@ -93,6 +93,17 @@ HITBOX_LIB_INLINE JsonCheck json_input_check(std::string_view s, std::size_t lim
     return JsonCheck::ok;
 }
 
+HITBOX_LIB_INLINE bool xml_root_is_text(std::string_view s) noexcept {
+    // XmlFormat writes <cereal><value>...</value></cereal>: the first "<value" is the root value. What
+    // cannot be found is left to the parser, which reports it.
+    const auto open = s.find("<value");
+    if (open == std::string_view::npos) return true;
+    const auto end = s.find('>', open);
+    if (end == std::string_view::npos || s[end - 1] == '/') return true;  // unterminated, or <value/>: empty
+    const auto next = s.find('<', end + 1);
+    return next == std::string_view::npos || s.substr(next, 8) == "</value>";
+}
+
 HITBOX_LIB_INLINE bool xml_nesting_ok(std::string_view s, std::size_t limit) noexcept {
     // Reads the markup as the parser does, element by element: start tags (attribute values in quotes may
     // hold '<', '>' and "</"), end tags, self-closing tags (a level only while they are read), comments,
