@@ -170,8 +170,8 @@ TEST_CASE("XmlFormat: an entry holding a struct read as a string is a decode err
     CHECK(as_string.error().kind() == hitbox::ErrorKind::decode);
     CHECK(as_string.error().message().find("holds elements, not a string") != std::string::npos);
     // Strings themselves still round-trip: empty, markup characters (escaped), a text like a tag.
-    for (const std::string s : {std::string(), std::string("hello"), std::string("<value>x</value> & <b/>"),
-                                std::string("</value>"), std::string(" spaced ")}) {
+    for (const std::string& s : {std::string(), std::string("hello"), std::string("<value>x</value> & <b/>"),
+                                 std::string("</value>"), std::string(" spaced ")}) {
         auto bytes = xml.encode(s);
         REQUIRE(bytes);
         auto back = xml.decode<std::string>(*bytes);
