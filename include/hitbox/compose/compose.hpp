@@ -400,28 +400,11 @@ public:
     /// tier), L2 before L1 when both do: the tier every instance shares.
     Result<bool> try_lock(const CacheKey& key, std::string_view token,
                           std::chrono::milliseconds ttl) requires(LockingBackend<l1_type> || LockingBackend<l2_type>) {
-        if constexpr (LockingBackend<l2_type> && LockingBackend<l1_type>) {
-            // Erased tiers (AnyBackend) all have the calls; one that holds no lock answers config: ask L1.
-            auto r = l2().try_lock(key, token, ttl);
-            if (!r && r.error().kind() == ErrorKind::config) return in_path_(l1().try_lock(key, token, ttl), l1());
-            return in_path_(std::move(r), l2());
-        } else if constexpr (LockingBackend<l2_type>) {
-            return in_path_(l2().try_lock(key, token, ttl), l2());
-        } else {
-            return in_path_(l1().try_lock(key, token, ttl), l1());
-        }
+        return lock_call_([&](auto& tier) { return tier.try_lock(key, token, ttl); });
     }
     Result<bool> unlock(const CacheKey& key,
                         std::string_view token) requires(LockingBackend<l1_type> || LockingBackend<l2_type>) {
-        if constexpr (LockingBackend<l2_type> && LockingBackend<l1_type>) {
-            auto r = l2().unlock(key, token);
-            if (!r && r.error().kind() == ErrorKind::config) return in_path_(l1().unlock(key, token), l1());
-            return in_path_(std::move(r), l2());
-        } else if constexpr (LockingBackend<l2_type>) {
-            return in_path_(l2().unlock(key, token), l2());
-        } else {
-            return in_path_(l1().unlock(key, token), l1());
-        }
+        return lock_call_([&](auto& tier) { return tier.unlock(key, token); });
     }
 
     /// The tiers themselves and the offload.
@@ -496,13 +479,24 @@ private:
         return detail::composed_failure(label_, what, errors, every);
     }
 
-    /// A tier's failed lock call under this composition's label path, as its reads and writes report.
-    template <class Tier>
-    Result<bool> in_path_(Result<bool> r, const Tier& tier) const {
-        if (r) return r;
-        std::vector<Error> errors{detail::attribute(r.error(), tier.label())};
-        detail::prefix_errors(errors, label_);
-        return fail(std::move(errors.front()));
+    /// `call` (a lock call) on the tier that holds the lock: L2 when it has one, else L1. Erased tiers
+    /// (AnyBackend) all have the calls, and one that holds no lock answers config: then L1 is asked. A
+    /// failure carries this composition's label path, as its reads and writes do.
+    template <class Call>
+    Result<bool> lock_call_(Call&& call) {
+        auto in_path = [this](Result<bool> r, const auto& tier) -> Result<bool> {
+            if (r) return r;
+            const Error e = detail::attribute(r.error(), tier.label());
+            return fail(label_.empty() ? e : e.in(label_));
+        };
+        if constexpr (LockingBackend<l2_type>) {
+            auto r = call(l2());
+            if constexpr (LockingBackend<l1_type>)
+                if (!r && r.error().kind() == ErrorKind::config) return in_path(call(l1()), l1());
+            return in_path(std::move(r), l2());
+        } else {
+            return in_path(call(l1()), l1());
+        }
     }
 
     // ---- reads ---------------------------------------------------------------------------------------
