@@ -305,6 +305,25 @@ TEST_CASE("CircuitBreaker: durations of max() saturate") {
     }
 }
 
+TEST_CASE("CircuitBreaker: negative durations count as 0") {
+    hitbox::ManualClock clock;
+    Breaker b(Failing{"redis", clock}, {.failures = 2, .window = -1s, .cool_down = -1s}, clock);
+    CHECK(b.options().window == 0ms);
+    CHECK(b.options().cool_down == 0ms);
+    b.tier().fail(Op::get, ErrorKind::timeout, "slow");
+    // Two failures at one instant are within a window of 0: it opens (a negative window never did).
+    CHECK_FALSE(b.get<std::string>(key));
+    CHECK_FALSE(b.get<std::string>(key));
+    CHECK(b.breaker_stats().state == BreakerState::open);
+    CHECK(b.breaker_stats().opened == 1);
+    // A cool-down of 0 probes with the next call.
+    b.tier().heal(Op::get);
+    clock.advance(1ms);
+    CHECK(b.get<std::string>(key).has_value());
+    CHECK(b.breaker_stats().probes == 1);
+    CHECK(b.breaker_stats().state == BreakerState::closed);
+}
+
 TEST_CASE("CircuitBreaker: in a composition the L1 keeps serving and L2 misses are answered at once") {
     hitbox::ManualClock clock;
     hitbox::InlineOffload offload;

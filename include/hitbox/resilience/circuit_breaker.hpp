@@ -59,7 +59,8 @@ private:
 };
 
 /// The settings of a CircuitBreaker. Every duration may be `max()` (saturating: a window of max() counts
-/// every failure ever, a cool-down of max() never probes again).
+/// every failure ever, a cool-down of max() never probes again); a negative one counts as 0 (a window of 0
+/// opens only on `failures` errors within one clock tick, a cool-down of 0 probes with the next call).
 struct BreakerOptions {
     /// Counted errors within `window` that open it (0 or 1: the first). The breaker keeps the time of each
     /// of the last `failures`, so a larger value counts as `max_failures`.
@@ -132,7 +133,7 @@ namespace detail {
 class BreakerCore {
 public:
     explicit BreakerCore(const BreakerOptions& o)
-        : options_(o), times_(std::clamp<std::uint32_t>(o.failures, 1, BreakerOptions::max_failures)) {}
+        : options_(normalized(o)), times_(std::clamp<std::uint32_t>(o.failures, 1, BreakerOptions::max_failures)) {}
 
     /// What a call may do now.
     enum class Admit : std::uint8_t { pass, probe, reject };
@@ -228,6 +229,12 @@ public:
     const BreakerOptions& options() const noexcept { return options_; }
 
 private:
+    static BreakerOptions normalized(BreakerOptions o) noexcept {
+        o.window = std::max(o.window, std::chrono::milliseconds::zero());
+        o.cool_down = std::max(o.cool_down, std::chrono::milliseconds::zero());
+        return o;
+    }
+
     bool cool_down_over_locked(TimePoint now) const noexcept {
         if (now < opened_at_) return true;  // the wall clock went back: do not stay open for the jump
         return saturating_sub(now, opened_at_) >= options_.cool_down;
