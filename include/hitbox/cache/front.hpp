@@ -216,18 +216,19 @@ public:
         if constexpr (!detail::holds<detail::LoaderFor<F, V>> || !std::is_copy_constructible_v<V>) {
             return CacheResult<V>{};  // an assertion failed: call nothing with this loader, it would only repeat it
         } else {
+            CacheResult<V> out;
             try {
                 if constexpr (Metrics::enabled) {
                     const auto started = std::chrono::steady_clock::now();
-                    auto out = run_<V>(key, std::forward<F>(loader), policy);
+                    run_<V>(out, key, std::forward<F>(loader), policy);
                     metrics_.record(out.status, source_id_(out), std::chrono::steady_clock::now() - started);
-                    return out;
                 } else {
-                    return run_<V>(key, std::forward<F>(loader), policy);
+                    run_<V>(out, key, std::forward<F>(loader), policy);
                 }
             } catch (...) {
-                return thrown_<V>();
+                thrown_(out);
             }
+            return out;
         }
     }
 
@@ -281,12 +282,19 @@ private:
     std::string label_() const { return std::string(backend().label()); }
 
     /// The answer of a call that an exception left (a value's copy into the answer, most likely): every
-    /// tier call and the loader are guarded on their own, and the flight was finished on the way out.
+    /// tier call and the loader are guarded on their own, and the flight was finished on the way out. The
+    /// tier errors the call met on the way stay in `backend_errors`.
     template <class V>
-    HITBOX_COLD CacheResult<V> thrown_() {
-        CacheResult<V> out;
-        out.error = detail::exception_error("get_or_compute: handing the value over", label_());
-        return out;
+    HITBOX_COLD void thrown_(CacheResult<V>& out) noexcept {
+        out.value.reset();
+        out.status = CacheStatus::Miss;
+        out.source = {};
+        out.fail_safe = false;
+        try {
+            out.error = detail::exception_error("get_or_compute: handing the value over", label_());
+        } catch (...) {
+            out.error = Error(ErrorKind::unavailable, std::string());
+        }
     }
 
     /// A tier read that throws is a failed read (a miss whose error is noted).
@@ -327,11 +335,10 @@ private:
         (!TieredBackend<backend_type> && !TracedBackend<backend_type, V>) || ResumableRead<backend_type, V>;
 
     template <class V, class F>
-    CacheResult<V> run_(const CacheKey& key, F&& loader, const CachePolicy& policy) {
-        CacheResult<V> out;
+    void run_(CacheResult<V>& out, const CacheKey& key, F&& loader, const CachePolicy& policy) {
         if (!detail::policy_ok(policy)) [[unlikely]] {
             out.error = Error(ErrorKind::config, *detail::policy_problem(policy), label_());
-            return out;
+            return;
         }
         if constexpr (!LockingBackend<backend_type>) {
             if (policy.lock_ttl) [[unlikely]] {
@@ -339,7 +346,7 @@ private:
                                   "CachePolicy: lock_ttl needs a backend that holds a lock across instances "
                                   "(hitbox::LockingBackend: a Redis tier, or a composition with one)",
                                   label_());
-                return out;
+                return;
             }
         }
         const std::uint64_t epoch = shared_->flights.epoch(key);
@@ -358,14 +365,13 @@ private:
             if (found && out.value) [[likely]] {
                 out.status = CacheStatus::Hit;
                 out.source = paths_.front();
-                return out;
+                return;
             }
             after_l1_miss_<V>(key, detail::LoaderRef<V>::of(std::forward<F>(loader)), policy, epoch, std::move(found),
                               std::move(held), out);
         } else {
             serve_(key, detail::LoaderRef<V>::of(std::forward<F>(loader)), policy, epoch, read_<V>(key, out), out);
         }
-        return out;
     }
 
     /// The rest of a call whose plain L1 read found no fresh value (a miss, an error, or a stale or
