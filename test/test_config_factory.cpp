@@ -4,6 +4,7 @@
 // configurations against a real server (test_config_factory_redis.cpp).
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <chrono>
 #include <clocale>
 #include <string>
@@ -198,6 +199,19 @@ TEST_CASE("parse_config: mistakes are config errors that say where and what is v
     const auto started = std::chrono::steady_clock::now();
     CHECK(error(many) == "line 1: at most 3 tiers can be composed, got 100000");
     CHECK(std::chrono::steady_clock::now() - started < 10s);  // 45 s before; milliseconds now
+    // Control bytes the input carries into a message are escaped: no NUL, no forged log line.
+    using namespace std::string_literals;
+    const auto escaped = error("tiers = memory\nreed\0x\x1b[31m = race"s);
+    CHECK(escaped.starts_with("line 2: unknown key \"reed\\x00x\\x1b[31m\"; valid: tiers,"));
+    CHECK(std::none_of(escaped.begin(), escaped.end(), [](char ch) { return static_cast<unsigned char>(ch) < 0x20; }));
+    CHECK(error("tiers = memory\nmemory.max_entries = 1\r0") ==
+          "line 2: memory.max_entries: expected a non-negative integer, got \"1\\x0d0\"");
+    BackendConfig bad;
+    bad.tiers.push_back({});
+    bad.tiers.back().name = "a\nb";
+    auto v = hitbox::validate_config(bad);
+    REQUIRE_FALSE(v);
+    CHECK(v.error().message() == "tier name \"a\\x0ab\": use letters, digits, '_' and '-' only");
 }
 
 TEST_CASE("parse_config: a byte order mark is skipped; fractions read the same in any locale") {

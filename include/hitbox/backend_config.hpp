@@ -490,11 +490,33 @@ Result<BackendConfig> config_from_pairs(const std::vector<std::pair<std::string,
 inline Result<void> validate_config(const BackendConfig& c);
 
 namespace detail {
+/// A config error as it may be printed: the input's control bytes (a NUL, an escape sequence, a line
+/// break that would forge a log line) quoted in it are written `\xNN`.
+inline Error config_printable(const Error& e) {
+    const std::string& m = e.message();
+    const auto control = [](char ch) { return static_cast<unsigned char>(ch) < 0x20 || ch == '\x7f'; };
+    if (std::none_of(m.begin(), m.end(), control)) return e;
+    std::string out;
+    out.reserve(m.size() + 16);
+    for (const char ch : m) {
+        if (!control(ch)) {
+            out += ch;
+            continue;
+        }
+        constexpr char hex[] = "0123456789abcdef";
+        const auto b = static_cast<unsigned char>(ch);
+        out += "\\x";
+        out += hex[b >> 4];
+        out += hex[b & 0xf];
+    }
+    return Error(e.kind(), std::move(out), e.backend());
+}
+
 /// A parsed configuration, validated: parse_config and config_from_env answer only what make_backend and
 /// an OffloadManager built from it take (everything is checked before anything is built).
 inline Result<BackendConfig> config_checked(Result<BackendConfig> c) {
-    if (c)
-        if (auto ok = validate_config(*c); !ok) return fail(ok.error());
+    if (!c) return fail(config_printable(c.error()));
+    if (auto ok = validate_config(*c); !ok) return fail(ok.error());
     return c;
 }
 }  // namespace detail
@@ -604,12 +626,20 @@ inline std::optional<std::string> compressor_config_problem(const TierConfig& t)
     return problem;
 }
 
+inline Result<void> config_problem(const BackendConfig& c);
+
 }  // namespace detail
 
 /// Checks a configuration without building anything: known names (an unknown one lists the valid ones),
 /// options that belong to the tier's type, unique tier names, ranges, at most max_config_tiers tiers. The
-/// factory calls it first.
+/// factory calls it first. Control bytes of the configuration quoted in a message are written `\xNN`.
 inline Result<void> validate_config(const BackendConfig& c) {
+    auto ok = detail::config_problem(c);
+    if (!ok) return fail(detail::config_printable(ok.error()));
+    return ok;
+}
+
+inline Result<void> detail::config_problem(const BackendConfig& c) {
     using namespace config_names;
     if (c.tiers.empty()) return fail(ErrorKind::config, "no tiers configured (list them fastest first)");
     if (c.tiers.size() > max_config_tiers)
