@@ -401,6 +401,41 @@ TEST_CASE("MemoryBackend uses a custom weigher for max_bytes") {
     CHECK(s.entries == 10);
 }
 
+TEST_CASE("MemoryBackend: an overwrite that grows an entry keeps max_bytes once it returns") {
+    hitbox::ManualClock clock;
+    for (std::size_t shards : {1, 2}) {
+        auto built = hitbox::MemoryBackend::builder()
+                         .max_bytes(1000)
+                         .shards(shards)
+                         .clock(clock)
+                         .weigher([](const CacheKey&, const std::string& v) { return v.size(); })
+                         .build();
+        REQUIRE(built);
+        auto memory = std::move(*built);
+        for (int i = 0; i < 20; ++i)
+            REQUIRE(memory.set(key(i), CacheValue<std::string>{std::string(10, 'a'), std::nullopt, std::nullopt,
+                                                               clock.now()}));
+        // Each stored key in turn (read first, so the order holds it dear) grows to nearly the whole bound.
+        for (int i = 0; i < 20; ++i) {
+            auto held = memory.get<std::string>(key(i));
+            REQUIRE(held);
+            if (!held->has_value()) continue;
+            REQUIRE(memory.set(key(i), CacheValue<std::string>{std::string(995, 'b'), std::nullopt, std::nullopt,
+                                                               clock.now()}));
+            INFO("shards " << shards << ", key " << i);
+            CHECK(memory.stats().weighted_bytes <= 1000);
+            auto grown = memory.get<std::string>(key(i));
+            REQUIRE(grown);
+            CHECK(grown->has_value());  // the entry written last is the one kept
+            REQUIRE(memory.set(key(i), CacheValue<std::string>{std::string(10, 'a'), std::nullopt, std::nullopt,
+                                                               clock.now()}));
+            for (int j = 20; j < 40; ++j)
+                REQUIRE(memory.set(key(j), CacheValue<std::string>{std::string(10, 'a'), std::nullopt,
+                                                                   std::nullopt, clock.now()}));
+        }
+    }
+}
+
 TEST_CASE("MemoryBackend keeps a hot set through a scan of one-time keys") {
     hitbox::ManualClock clock;
     auto memory = manual_backend(clock, 1000, 1);

@@ -215,7 +215,14 @@ HITBOX_LIB_INLINE void Shard::evict_to_fit(const NodeBase* fresh, std::int64_t n
     while (must_shrink(0)) {
         NodeBase* victim = main_victim();
         if (victim == nullptr) victim = window_.tail;
-        if (victim == nullptr || victim == fresh) break;
+        if (victim == fresh) {
+            // An overwrite keeps its entry's place, so the order may name it: give up the entry next to it,
+            // or another list's last, instead of stopping over the bound.
+            victim = fresh->prev;
+            for (NodeList* l : {&window_, &probation_, &protect_})
+                if (victim == nullptr && l->tail != nullptr && l->tail != fresh) victim = l->tail;
+        }
+        if (victim == nullptr) break;
         evict(victim, now_ms, dead);
     }
 }
