@@ -413,25 +413,25 @@ TEST_CASE("MemoryBackend: an overwrite that grows an entry keeps max_bytes once 
         REQUIRE(built);
         auto memory = std::move(*built);
         for (int i = 0; i < 20; ++i)
-            REQUIRE(memory.set(key(i), CacheValue<std::string>{std::string(10, 'a'), std::nullopt, std::nullopt,
-                                                               clock.now()}));
+            REQUIRE(memory.set(key(i),
+                               CacheValue<std::string>{std::string(10, 'a'), std::nullopt, std::nullopt, clock.now()}));
         // Each stored key in turn (read first, so the order holds it dear) grows to nearly the whole bound.
         for (int i = 0; i < 20; ++i) {
             auto held = memory.get<std::string>(key(i));
             REQUIRE(held);
             if (!held->has_value()) continue;
-            REQUIRE(memory.set(key(i), CacheValue<std::string>{std::string(995, 'b'), std::nullopt, std::nullopt,
-                                                               clock.now()}));
+            REQUIRE(memory.set(
+                key(i), CacheValue<std::string>{std::string(995, 'b'), std::nullopt, std::nullopt, clock.now()}));
             INFO("shards " << shards << ", key " << i);
             CHECK(memory.stats().weighted_bytes <= 1000);
             auto grown = memory.get<std::string>(key(i));
             REQUIRE(grown);
             CHECK(grown->has_value());  // the entry written last is the one kept
-            REQUIRE(memory.set(key(i), CacheValue<std::string>{std::string(10, 'a'), std::nullopt, std::nullopt,
-                                                               clock.now()}));
+            REQUIRE(memory.set(key(i),
+                               CacheValue<std::string>{std::string(10, 'a'), std::nullopt, std::nullopt, clock.now()}));
             for (int j = 20; j < 40; ++j)
-                REQUIRE(memory.set(key(j), CacheValue<std::string>{std::string(10, 'a'), std::nullopt,
-                                                                   std::nullopt, clock.now()}));
+                REQUIRE(memory.set(
+                    key(j), CacheValue<std::string>{std::string(10, 'a'), std::nullopt, std::nullopt, clock.now()}));
         }
     }
 }
@@ -718,4 +718,24 @@ TEST_CASE("MemoryBackend: far-future expiry, cleanup_interval max()") {
         REQUIRE(m->set(k, CacheValue<int>(4, hitbox::Clock::now() + 60s)));
     }
     CHECK(std::chrono::steady_clock::now() - started < 5s);
+}
+
+TEST_CASE("MemoryBackend: cleanup_interval takes max() of any duration type as never") {
+    const auto started = std::chrono::steady_clock::now();
+    {
+        auto s = hitbox::MemoryBackend::builder().max_entries(10).cleanup_interval(std::chrono::seconds::max()).build();
+        auto h = hitbox::MemoryBackend::builder().max_entries(10).cleanup_interval(std::chrono::hours::max()).build();
+        auto d = hitbox::MemoryBackend::builder()
+                     .max_entries(10)
+                     .cleanup_interval(std::chrono::duration<double>::max())
+                     .build();
+        REQUIRE(s);  // these wrapped to a negative count: "cleanup_interval must be positive"
+        REQUIRE(h);
+        REQUIRE(d);
+        CHECK(h->set(CacheKey{"k", 1}, CacheValue<int>(1, hitbox::Clock::now() + 60s)));
+    }
+    CHECK(std::chrono::steady_clock::now() - started < 5s);
+    // Below a millisecond rounds up to one; a negative interval is still refused.
+    CHECK(hitbox::MemoryBackend::builder().max_entries(10).cleanup_interval(std::chrono::microseconds(10)).build());
+    CHECK_FALSE(hitbox::MemoryBackend::builder().max_entries(10).cleanup_interval(-std::chrono::hours(1)).build());
 }

@@ -413,3 +413,23 @@ TEST_CASE("Offload: milliseconds::max() timeouts, wait_all and drain: no limit")
     CHECK(hitbox::NoOffload{}.wait_all(forever));
     CHECK(std::chrono::steady_clock::now() - started < 10s);
 }
+
+TEST_CASE("Offload: max() of a coarser duration type is no limit too, not an overflow") {
+    using std::chrono::hours;
+    using std::chrono::milliseconds;
+    CHECK(hitbox::TimeoutPolicy::cancel_wait(hours::max()).after() == milliseconds::max());
+    CHECK(hitbox::TimeoutPolicy::warn(std::chrono::seconds::max()).after() == milliseconds::max());
+    CHECK(hitbox::TimeoutPolicy::warn(std::chrono::duration<double>::max()).after() == milliseconds::max());
+    CHECK(hitbox::TimeoutPolicy::cancel_wait(hours::min()).after() == milliseconds(0));
+    CHECK(hitbox::TimeoutPolicy::warn(std::chrono::microseconds(1500)).after() == milliseconds(2));
+    OffloadManager offload{{.workers = 1}};
+    REQUIRE(offload.spawn(OffloadKind::refill, "a", [] { std::this_thread::sleep_for(30ms); }));
+    CHECK(offload.wait_all(hours::max()));
+    CHECK(offload.counters().completed == 1);
+    REQUIRE(offload.spawn(OffloadKind::refill, "b", [] { std::this_thread::sleep_for(30ms); }));
+    CHECK(offload.shutdown(hours::max()));
+    CHECK(offload.counters().completed == 2);
+    hitbox::InlineOffload inline_offload;
+    CHECK(inline_offload.wait_all(hours::max()));
+    CHECK(hitbox::NoOffload{}.wait_all(hours::max()));
+}

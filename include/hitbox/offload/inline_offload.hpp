@@ -59,6 +59,11 @@ public:
 
     /// Waits until tasks running on other threads have returned; true when none is left.
     bool wait_all(std::chrono::milliseconds timeout);
+    /// The same for any duration type (`hours::max()`: no limit, like milliseconds::max()).
+    template <class Rep, class Period>
+    bool wait_all(std::chrono::duration<Rep, Period> timeout) {
+        return wait_all(detail::saturating_ms(timeout));
+    }
 
     /// A snapshot of the counters (queued is always 0).
     OffloadCounters counters() const {
@@ -92,8 +97,11 @@ public:
         return false;
     }
 
-    /// Nothing is ever pending.
-    bool wait_all(std::chrono::milliseconds) { return true; }
+    /// Nothing is ever pending (any duration type).
+    template <class Rep, class Period>
+    bool wait_all(std::chrono::duration<Rep, Period>) {
+        return true;
+    }
 
     /// A snapshot of the counters (every spawn is counted as rejected).
     OffloadCounters counters() const {

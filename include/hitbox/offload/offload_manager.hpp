@@ -23,6 +23,7 @@
 #include <utility>
 #include <vector>
 
+#include <hitbox/core/clock.hpp>
 #include <hitbox/core/concepts.hpp>
 #include <hitbox/core/error.hpp>
 #include <hitbox/core/histogram.hpp>
@@ -48,11 +49,16 @@ public:
 
     constexpr TimeoutPolicy() noexcept = default;
     /// The policies: no limit, cancel-wait after `after`, warn after `after`.
+    /// `after` is any duration type, rounded up to whole milliseconds (`max()` of any: no limit in effect).
     static constexpr TimeoutPolicy none() noexcept { return {}; }
-    static constexpr TimeoutPolicy cancel_wait(std::chrono::milliseconds after) noexcept {
-        return {Mode::cancel_wait, after};
+    template <class Rep, class Period>
+    static constexpr TimeoutPolicy cancel_wait(std::chrono::duration<Rep, Period> after) noexcept {
+        return {Mode::cancel_wait, detail::saturating_ms(after)};
     }
-    static constexpr TimeoutPolicy warn(std::chrono::milliseconds after) noexcept { return {Mode::warn, after}; }
+    template <class Rep, class Period>
+    static constexpr TimeoutPolicy warn(std::chrono::duration<Rep, Period> after) noexcept {
+        return {Mode::warn, detail::saturating_ms(after)};
+    }
 
     /// Which behaviour.
     constexpr Mode mode() const noexcept { return mode_; }
@@ -173,10 +179,19 @@ public:
     /// count); true when that happened within `timeout` (milliseconds::max(): no limit). Do not call it
     /// from one of this manager's tasks.
     bool wait_all(std::chrono::milliseconds timeout);
+    /// The same for any duration type (`hours::max()`: no limit, like milliseconds::max()).
+    template <class Rep, class Period>
+    bool wait_all(std::chrono::duration<Rep, Period> timeout) {
+        return wait_all(detail::saturating_ms(timeout));
+    }
 
     /// Stops accepting work and drains as the destructor does (the destructor calls it); true when every
     /// task finished within `drain_timeout` (milliseconds::max(): no limit). Later calls return at once.
     bool shutdown(std::chrono::milliseconds drain_timeout);
+    template <class Rep, class Period>
+    bool shutdown(std::chrono::duration<Rep, Period> drain_timeout) {
+        return shutdown(detail::saturating_ms(drain_timeout));
+    }
 
     /// A snapshot of the counters.
     OffloadCounters counters() const;

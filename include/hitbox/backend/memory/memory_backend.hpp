@@ -101,10 +101,11 @@ public:
     }
     /// Starts a background thread that reclaims expired entries every `every` (default: no thread;
     /// writes and cleanup() reclaim). The thread stops when the last handle to the backend goes away.
-    /// milliseconds::max() means never, so no thread is started; an interval past the steady clock's
-    /// range waits without limit.
-    MemoryBackendBuilder& cleanup_interval(std::chrono::milliseconds every) {
-        cleanup_interval_ = every;
+    /// Any duration type, rounded up to whole milliseconds; `max()` of any of them means never, so no
+    /// thread is started; an interval past the steady clock's range waits without limit.
+    template <class Rep, class Period>
+    MemoryBackendBuilder& cleanup_interval(std::chrono::duration<Rep, Period> every) {
+        cleanup_interval_ = detail::saturating_ms(every);
         return *this;
     }
     /// Records duration histograms (default off): each lookup (get, read_with, the copy out included) and

@@ -37,28 +37,3 @@ constexpr int clamp_ms(std::chrono::milliseconds d) noexcept {
 }
 
 }  // namespace hitbox::detail
-
-namespace hitbox::detail {
-
-/// Any duration rounded up to whole milliseconds, clamped at milliseconds::max() (so `hours::max()` or
-/// `seconds::max()` means "no limit" like milliseconds::max(), instead of overflowing in the conversion).
-/// A floating-point count is clamped before it is converted (max() of any period, infinity and NaN give
-/// milliseconds::max(), a huge negative one milliseconds::min()): converting it as is would be undefined.
-template <class Rep, class Period>
-constexpr std::chrono::milliseconds saturating_ms(std::chrono::duration<Rep, Period> d) noexcept {
-    using ms = std::chrono::milliseconds;
-    using D = std::chrono::duration<Rep, Period>;
-    if constexpr (std::chrono::treat_as_floating_point_v<Rep>) {
-        const long double v = std::chrono::duration<long double, std::milli>(d).count();
-        if (!(v < static_cast<long double>(ms::max().count()))) return ms::max();  // NaN too
-        if (!(v > static_cast<long double>(ms::min().count()))) return ms::min();
-        const auto whole = static_cast<ms::rep>(v);  // toward zero, in range
-        return ms(static_cast<long double>(whole) < v ? whole + 1 : whole);
-    } else if constexpr (std::ratio_greater<Period, std::milli>::value) {
-        // Coarser than ms: the largest d that fits, converted the safe way (ms -> D divides).
-        if (d >= std::chrono::duration_cast<D>(ms::max())) return ms::max();
-    }
-    return std::chrono::ceil<ms>(d);
-}
-
-}  // namespace hitbox::detail
