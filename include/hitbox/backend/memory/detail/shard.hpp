@@ -21,8 +21,10 @@
 /// remembers the hashes of the last few dropped candidates (window ghosts) and of the last few evicted
 /// main-space victims (main ghosts), a tenth of the share each. When a key is inserted again while it is a
 /// window ghost, a slightly larger window would have kept it: the window grows by that entry's weight; a
-/// main ghost shrinks the window instead. So a recency-heavy load drifts towards plain LRU (a window of the
-/// whole share) within about one share of misses, and a frequency-heavy one towards a 1% window.
+/// main ghost shrinks the window instead. So a recency-heavy load whose reuse distance is within the ghosts'
+/// horizon drifts towards plain LRU (a window of the whole share) within about one share of misses, and a
+/// frequency-heavy one towards a 1% window; a shift to a new loop longer than the horizon is taken in by
+/// the ageing of the counts (doc/memory.md).
 
 #include <algorithm>
 #include <atomic>
@@ -87,10 +89,13 @@ public:
         table_.for_each([](NodeBase* n) { n->destroy(n); });
     }
 
-    /// Sets this shard's nominal share of the bound (entries, or bytes when `weighted`) and the store's
-    /// global weight and bound. Call before first use.
-    void configure(std::size_t share, bool weighted, std::uint64_t seed, std::atomic<std::uint64_t>* total_weight,
-                   std::uint64_t total_capacity);
+    /// Sets this shard's nominal share of the bound (entries, or bytes when `weighted`), how many entries
+    /// it may reserve room for up front, and the store's global weight and bound. Call before first use.
+    void configure(std::size_t share, std::size_t presize_cap, bool weighted, std::uint64_t seed,
+                   std::atomic<std::uint64_t>* total_weight, std::uint64_t total_capacity);
+
+    /// The entries a whole store reserves room for at most before any insert.
+    static constexpr std::size_t presize_limit = std::size_t{1} << 20;
 
     /// Current size of the admission window, in weight units.
     std::size_t window_max() const noexcept { return window_max_; }
@@ -137,7 +142,6 @@ public:
 
 private:
     static constexpr std::size_t write_expiry_budget = 64;
-    static constexpr std::size_t presize_limit = std::size_t{1} << 20;
 
     /// How many recent drops each ghost list remembers: a tenth of the entries. A ghost hit should mean
     /// "a few more entries on this side would have kept it", the marginal value of moving the boundary;

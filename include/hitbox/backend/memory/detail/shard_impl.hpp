@@ -7,17 +7,17 @@
 
 namespace hitbox::detail {
 
-HITBOX_LIB_INLINE void Shard::configure(std::size_t share, bool weighted, std::uint64_t seed,
+HITBOX_LIB_INLINE void Shard::configure(std::size_t share, std::size_t presize_cap, bool weighted, std::uint64_t seed,
                                         std::atomic<std::uint64_t>* total_weight, std::uint64_t total_capacity) {
     share_ = share;
     weighted_ = weighted;
     rng_ = seed | 1;
     total_weight_ = total_weight;
     total_capacity_ = total_capacity;
-    // An entry bound sizes the table, sketch and ghosts up front, up to presize_limit entries (a huge
-    // bound such as max_entries(UINT64_MAX) must not allocate for it); past that, inserts grow them as
-    // they do under a byte bound.
-    presized_ = weighted ? 0 : std::min(share, presize_limit);
+    // An entry bound sizes the table, sketch and ghosts up front, up to `presize_cap` entries (the store's
+    // share of presize_limit: a huge bound such as max_entries(UINT64_MAX) must not allocate for it); past
+    // that, inserts grow them as they do under a byte bound.
+    presized_ = weighted ? 0 : std::min({share, presize_cap, presize_limit});
     if (!weighted) {
         table_.reserve(presized_);
         sketch_.ensure_capacity(presized_);

@@ -34,7 +34,10 @@ public:
         for (std::size_t i = 0; i < shard_count; ++i) {
             // The remainder goes to the first shards, so the shares add up to the bound exactly.
             std::size_t share = static_cast<std::size_t>(capacity / shard_count + (i < capacity % shard_count ? 1 : 0));
-            shards_[i].configure(share, weighted, 0x9e3779b97f4a7c15ull * (i + 1), &weight_, capacity);
+            // Presizing is bounded for the whole store, not per shard (1 024 shards of a huge bound
+            // would reserve for 2^30 entries).
+            shards_[i].configure(share, std::max<std::size_t>(Shard::presize_limit / shard_count, 1), weighted,
+                                 0x9e3779b97f4a7c15ull * (i + 1), &weight_, capacity);
         }
     }
 
