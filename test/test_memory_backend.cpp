@@ -2,20 +2,25 @@
 // semantics, type mismatch, scan resistance, weighers and concurrent readers and writers.
 #include <catch2/catch.hpp>
 
+#include <malloc.h>
+
 #include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <stdexcept>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include <hitbox/backend/memory/memory_backend.hpp>
 #include <hitbox/core/concepts.hpp>
 
+#include "support/sanitizers.hpp"
 #include "support/test_backends.hpp"
 #include "support/test_types.hpp"
 
@@ -638,10 +643,14 @@ TEST_CASE("MemoryBackend: a throwing copy fails set and get") {
         CHECK(got.error().kind() == ErrorKind::unavailable);
         CHECK(got.error().message() == "copying the value out threw: copy refused");
     }
+    // The failed get is a miss, not a hit.
+    CHECK(m.stats().hits == 0);
+    CHECK(m.stats().misses == 1);
     auto got = m.get<ThrowingCopy>(k);
     REQUIRE(got);
     REQUIRE(*got);
     CHECK((*got)->data.n == 7);
+    CHECK(m.stats().hits == 1);
 }
 
 TEST_CASE("MemoryBackend: SIZE_MAX weights under max_bytes(UINT64_MAX)") {
@@ -681,6 +690,47 @@ TEST_CASE("MemoryBackend: SIZE_MAX weights under max_bytes(UINT64_MAX)") {
         REQUIRE(put("a"));
         CHECK(m.stats().weighted_bytes == 100);
     }
+}
+
+namespace {
+/// A value that says it owns more heap than there is.
+struct Enormous {
+    int n = 0;
+    friend std::size_t hitbox_heap_bytes(const Enormous&) { return SIZE_MAX; }
+};
+}  // namespace
+
+TEST_CASE("DefaultWeigher saturates instead of wrapping") {
+    const CacheKey k{"w", 1, {{"k", "1"}}};
+    CHECK(hitbox::DefaultWeigher{}(k, Enormous{}) == SIZE_MAX);  // wrapped to 343 before
+    CHECK(hitbox::heap_bytes(std::pair<Enormous, std::string>{}) == SIZE_MAX);
+    CHECK(hitbox::heap_bytes(std::vector<Enormous>(3)) == SIZE_MAX);
+    CHECK(hitbox::heap_bytes(std::make_unique<Enormous>()) == SIZE_MAX);
+    auto built = hitbox::MemoryBackend::builder().max_bytes(1 << 20).build();
+    REQUIRE(built);
+    auto refused = built->set(k, CacheValue<Enormous>(Enormous{1}));
+    REQUIRE_FALSE(refused);
+    CHECK(refused.error().kind() == ErrorKind::capacity);
+    CHECK(built->stats().entries == 0);
+}
+
+TEST_CASE("MemoryBackend: max_entries(UINT64_MAX) over 1024 shards reserves a bounded amount up front") {
+#if defined(__GLIBC__) && !HITBOX_TEST_ASAN && !HITBOX_TEST_TSAN
+    const auto in_use = [] {
+        const struct mallinfo2 m = mallinfo2();
+        return m.uordblks + m.hblkhd;
+    };
+    const std::size_t before = in_use();
+#endif
+    auto built = hitbox::MemoryBackend::builder().max_entries(UINT64_MAX).shards(1024).build();
+    REQUIRE(built);
+#if defined(__GLIBC__) && !HITBOX_TEST_ASAN && !HITBOX_TEST_TSAN
+    // Each shard reserved for 2^20 entries before (about 40 MB each, 40 GB in all); the store as a whole
+    // now reserves for at most 2^20.
+    CHECK(in_use() - before < std::size_t{128} << 20);
+#endif
+    REQUIRE(built->set(CacheKey{"n", 1}, CacheValue<int>(1)));
+    CHECK(built->get<int>(CacheKey{"n", 1})->value().data == 1);
 }
 
 TEST_CASE("MemoryBackend: max_entries(UINT64_MAX) builds and works") {

@@ -10,8 +10,10 @@
 #include <condition_variable>
 #include <cstddef>
 #include <cstdint>
+#include <exception>
 #include <memory>
 #include <mutex>
+#include <new>
 #include <optional>
 #include <stop_token>
 #include <string>
@@ -218,8 +220,9 @@ public:
     /// Calls `f(const CacheValue<T>&)` on the entry of `key`, in place, when it holds a live `T`; true
     /// when it did, false on a miss, `type_mismatch` as get<T>. Lets a caller copy only what it needs
     /// (the cache front builds its answer straight from the entry). `f` runs under the shard's read lock:
-    /// keep it short, and it must not write to this backend (that would wait for the lock it holds). An
-    /// exception `f` throws reaches the caller, the lock released.
+    /// keep it short, and it must not call this backend at all: a write would wait for the lock it holds,
+    /// and a read of the same shard waits behind a writer that waits for `f` (readers let a waiting writer
+    /// go first). An exception `f` throws reaches the caller, the lock released.
     template <class T, class F>
     Result<bool> read_with(const CacheKey& key, F&& f) const {
         return find_<T, Result<bool>>(
@@ -308,8 +311,20 @@ private:
                 return miss();
             }
             if (detail::same_type(*n->type, typeid(T))) {
-                detail::Shard::record_hit(n, guard.slot());
-                return hit(static_cast<const detail::TypedNode<T>*>(n)->value);
+                // Counted once the copy out succeeded: a copy that throws fails the get (or read_with), a miss.
+                R out = [&]() -> R {
+                    try {
+                        return hit(static_cast<const detail::TypedNode<T>*>(n)->value);
+                    } catch (...) {
+                        detail::Shard::record_miss(guard.slot());
+                        throw;
+                    }
+                }();
+                if (out.has_value()) [[likely]]
+                    detail::Shard::record_hit(n, guard.slot());
+                else
+                    detail::Shard::record_miss(guard.slot());
+                return out;
             }
             stored = n->type;
             detail::Shard::record_miss(guard.slot());
@@ -486,8 +501,17 @@ Result<BasicMemoryBackend<Clock, Weigher>> MemoryBackendBuilder<Clock, Weigher>:
     if (shards > bound)
         return error("shards(" + std::to_string(shards) + ") exceeds the bound of " + std::to_string(bound));
     if (cleanup_interval_ && cleanup_interval_->count() <= 0) return error("cleanup_interval must be positive");
-    return BasicMemoryBackend<Clock, Weigher>(shards, bound, weighted, label_, clock_, weigher_, cleanup_interval_,
-                                              durations_);
+    try {
+        return BasicMemoryBackend<Clock, Weigher>(shards, bound, weighted, label_, clock_, weigher_, cleanup_interval_,
+                                                  durations_);
+    } catch (const std::bad_alloc&) {
+        return fail(ErrorKind::capacity,
+                    "MemoryBackend: out of memory for " + std::to_string(shards) + " shards' tables", label_);
+    } catch (const std::exception& e) {  // the cleanup thread could not start, or the weigher's copy threw
+        return fail(ErrorKind::unavailable, std::string("MemoryBackend: build failed: ") + e.what(), label_);
+    } catch (...) {
+        return fail(ErrorKind::unavailable, "MemoryBackend: build failed: an exception of unknown type", label_);
+    }
 }
 
 /// The in-process tier with the system clock and the default weigher.

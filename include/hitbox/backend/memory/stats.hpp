@@ -15,10 +15,13 @@ namespace hitbox {
 /// A snapshot of a MemoryBackend's counters (summed over its shards; each field is read on its own, so a
 /// snapshot taken under load is consistent per field, not across fields).
 struct MemoryStats {
-    std::uint64_t entries = 0;              ///< stored entries, including expired ones not yet reclaimed
-    std::uint64_t weighted_bytes = 0;       ///< sum of the weigher's figure over stored entries
-    std::uint64_t hits = 0;                 ///< get() that returned a value
-    std::uint64_t misses = 0;               ///< get() that returned nothing (absent, expired, or type mismatch)
+    std::uint64_t entries = 0;  ///< stored entries, including expired ones not yet reclaimed
+    /// Sum of the weigher's figure over stored entries, as the bound counts it: under max_bytes an entry
+    /// weighed 0 counts 1 (so max_bytes also bounds the number of entries); under max_entries the plain sum.
+    std::uint64_t weighted_bytes = 0;
+    std::uint64_t hits = 0;  ///< get() that returned a value
+    /// get() that returned no value: absent, expired, a type mismatch, or a copy out that threw.
+    std::uint64_t misses = 0;
     std::uint64_t evictions = 0;            ///< entries dropped to honour the bound, rejected candidates included
     std::uint64_t expirations = 0;          ///< expired entries reclaimed (by writes, cleanup() or the reaper)
     std::uint64_t rejected_admissions = 0;  ///< new entries TinyLFU dropped in favour of a more popular one

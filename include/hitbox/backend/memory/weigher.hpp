@@ -6,6 +6,7 @@
 #include <concepts>
 #include <cstddef>
 #include <functional>
+#include <limits>
 #include <memory>
 #include <optional>
 #include <ranges>
@@ -58,6 +59,13 @@ concept has_heap_bytes_hook = requires(const T& v) {
 
 }  // namespace detail
 
+namespace detail {
+/// `a + b`, or SIZE_MAX where the sum would wrap: a hook that answers SIZE_MAX weighs the most, never little.
+constexpr std::size_t add_bytes(std::size_t a, std::size_t b) noexcept {
+    return a > std::numeric_limits<std::size_t>::max() - b ? std::numeric_limits<std::size_t>::max() : a + b;
+}
+}  // namespace detail
+
 /// Heap bytes owned by `value`, beyond `sizeof(value)`; what the default weigher adds to an entry.
 ///
 /// Counted: std::basic_string capacity when not in the small-string buffer; vectors (any range with
@@ -85,19 +93,26 @@ std::size_t heap_bytes(const T& value) {
     } else if constexpr (detail::is_variant<U>::value) {
         return std::visit([](const auto& alt) { return heap_bytes(alt); }, value);
     } else if constexpr (detail::is_tuple_like_std<U>::value) {
-        return std::apply([](const auto&... parts) { return (std::size_t{0} + ... + heap_bytes(parts)); }, value);
+        return std::apply(
+            [](const auto&... parts) {
+                std::size_t total = 0;
+                ((total = detail::add_bytes(total, heap_bytes(parts))), ...);
+                return total;
+            },
+            value);
     } else if constexpr (detail::is_owning_ptr<U>::value) {
         using E = typename U::element_type;
         if (!value) return 0;
         if constexpr (std::is_array_v<E> || std::is_abstract_v<E>) {
             return 0;
         } else {
-            return sizeof(E) + heap_bytes(*value);
+            return detail::add_bytes(sizeof(E), heap_bytes(*value));
         }
     } else if constexpr (detail::is_hana_struct<U>) {
         std::size_t total = 0;
-        boost::hana::for_each(boost::hana::accessors<U>(),
-                              [&](auto accessor) { total += heap_bytes(boost::hana::second(accessor)(value)); });
+        boost::hana::for_each(boost::hana::accessors<U>(), [&](auto accessor) {
+            total = detail::add_bytes(total, heap_bytes(boost::hana::second(accessor)(value)));
+        });
         return total;
     } else if constexpr (std::ranges::sized_range<const U&>) {
         using E = std::ranges::range_value_t<const U&>;
@@ -111,8 +126,8 @@ std::size_t heap_bytes(const T& value) {
         } else if constexpr (!std::ranges::contiguous_range<const U&>) {
             total = std::ranges::size(value) * (sizeof(E) + 16);
         }
-        if constexpr (!std::is_trivially_copyable_v<E>)
-            for (const auto& element : value) total += heap_bytes(element);
+        if constexpr (!std::is_trivially_copyable_v<E> || detail::has_heap_bytes_hook<E>)
+            for (const auto& element : value) total = detail::add_bytes(total, heap_bytes(element));
         return total;
     } else {
         return 0;
@@ -134,7 +149,7 @@ inline std::size_t key_bytes(const CacheKey& key) {
 struct DefaultWeigher {
     template <class T>
     std::size_t operator()(const CacheKey& key, const T& value) const {
-        return sizeof(detail::TypedNode<T>) + 2 * sizeof(void*) + key_bytes(key) + heap_bytes(value);
+        return detail::add_bytes(sizeof(detail::TypedNode<T>) + 2 * sizeof(void*) + key_bytes(key), heap_bytes(value));
     }
 };
 
