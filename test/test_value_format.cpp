@@ -69,6 +69,15 @@ TEST_CASE("RawFormat stores trivially copyable values and checks their size") {
 
     std::vector<std::byte> blob{std::byte{0}, std::byte{255}};
     CHECK(*fmt.decode<std::vector<std::byte>>(*fmt.encode(blob)) == blob);
+
+    // A bool is 0 or 1: another byte (an entry of another type) is a decode error, not a bool that is
+    // neither (undefined behaviour to read; UBSan reported it).
+    CHECK(*fmt.decode<bool>(*fmt.encode(true)) == true);
+    CHECK(*fmt.decode<bool>(std::string(1, '\0')) == false);
+    auto five = fmt.decode<bool>("\x05");
+    REQUIRE_FALSE(five);
+    CHECK(five.error().kind() == hitbox::ErrorKind::decode);
+    CHECK(five.error().message() == "raw decode: a bool is stored as 0 or 1, got 5");
 }
 
 TEST_CASE("BinaryFormat golden bytes are little-endian with varint lengths") {

@@ -108,7 +108,8 @@ concept BackendFor = requires(B& b, const CacheKey& key, const CacheValue<T>& va
 /// `Result<bool> remove(const CacheKey&)` (true when the key existed), `std::string_view label() const`.
 /// Laws: after `set(k, v)` succeeds, `get<T>(k)` returns v (with its times) until v expires, is evicted, or
 /// is overwritten; `get` never returns an expired value; a `get<U>` of a key written as T != U is a
-/// miss or a type_mismatch/decode error, never a wrong value.
+/// miss or a type_mismatch/decode error where the tier can tell (a tier holding objects always can; a
+/// byte tier as far as its value format can: doc/limits.md, "Shape").
 template <class B>
 concept Backend = requires(B& b, const B& cb, const CacheKey& key) {
     { b.remove(key) } -> std::same_as<Result<bool>>;

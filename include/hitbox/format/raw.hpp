@@ -28,7 +28,10 @@ inline constexpr bool raw_storable = is_byte_string<T> || std::is_trivially_copy
 
 /// The fastest format: a byte string is stored as its bytes, a trivially copyable type as its object
 /// representation (host byte order: share it only between machines of one architecture). Decoding checks
-/// the exact size. Anything else is a compile error; use BinaryFormat for it.
+/// the exact size, and that a `bool` is 0 or 1; the bytes of a struct are taken as they are, so a struct
+/// with `bool` or enum members read from foreign bytes can hold values its type does not allow: store
+/// such types with BinaryFormat where other writers share the keys. Anything else is a compile error;
+/// use BinaryFormat for it.
 struct RawFormat {
     static constexpr std::uint8_t id = 4;
     static constexpr std::string_view name = "raw";
@@ -63,12 +66,22 @@ struct RawFormat {
             return T(p, p + bytes.size());
         } else {
             static_assert(std::is_default_constructible_v<T>, "hitbox::RawFormat decodes default-constructible types");
-            if (bytes.size() != sizeof(T))
-                return fail(ErrorKind::decode, "raw decode: expected " + std::to_string(sizeof(T)) + " bytes, got " +
-                                                   std::to_string(bytes.size()));
-            T value{};
-            std::memcpy(&value, bytes.data(), sizeof(T));
-            return value;
+            if constexpr (std::is_default_constructible_v<T>) {  // else: the assertion alone, no cascade
+                if (bytes.size() != sizeof(T))
+                    return fail(ErrorKind::decode, "raw decode: expected " + std::to_string(sizeof(T)) +
+                                                       " bytes, got " + std::to_string(bytes.size()));
+                if constexpr (std::is_same_v<std::remove_cv_t<T>, bool>) {
+                    // Any other byte would be a bool with no valid value (undefined behaviour to read).
+                    if (static_cast<unsigned char>(bytes[0]) > 1)
+                        return fail(ErrorKind::decode, "raw decode: a bool is stored as 0 or 1, got " +
+                                                           std::to_string(static_cast<unsigned char>(bytes[0])));
+                }
+                T value{};
+                std::memcpy(&value, bytes.data(), sizeof(T));
+                return value;
+            } else {
+                return fail(ErrorKind::decode, "raw decode: not default-constructible");
+            }
         }
     }
 };
