@@ -37,8 +37,8 @@ public:
     using compressor_type = Comp;
     using codec_type = hitbox::EntryCodec<hitbox::Bitcode, Fmt, Comp>;
 
-    explicit ByteTier(std::string label = "bytes", Comp comp = {})
-        : s_(std::make_shared<State>()), codec_(hitbox::Bitcode{}, Fmt{}, comp), label_(std::move(label)) {}
+    explicit ByteTier(std::string label = "bytes", Comp comp = {}, Fmt format = {})
+        : s_(std::make_shared<State>()), codec_(hitbox::Bitcode{}, format, comp), label_(std::move(label)) {}
 
     hitbox::Result<std::optional<std::string>> read(const CacheKey& key) {
         std::lock_guard lock(s_->mutex);
@@ -233,6 +233,32 @@ TEST_CASE("AnyBackend over a compressed byte tier round-trips through the compre
     REQUIRE(back);
     REQUIRE(back->has_value());
     CHECK((*back)->data == hitbox_test::binary_string());
+}
+
+TEST_CASE("AnyBackend over a byte tier reads and writes with the tier's own format object (its limits)") {
+    using Nested = std::vector<std::vector<std::vector<int>>>;  // three levels
+    const Nested deep{{{1, 2}, {3}}, {{4}}};
+    ByteTier<hitbox::BinaryFormat> strict("bytes", {}, hitbox::BinaryFormat{.max_nesting = 2});
+    ByteTier<hitbox::BinaryFormat> roomy("bytes", {}, hitbox::BinaryFormat{});
+    AnyBackend any_strict(strict);
+    // max_nesting bounds decodes: the static tier refuses the entry, and so does the erased one now (it
+    // decoded with BinaryFormat{} and answered a hit).
+    REQUIRE(roomy.set(key, CacheValue<Nested>{deep}));
+    strict.put_raw(key, *roomy.read(key).value());
+    auto typed = strict.get<Nested>(key);
+    REQUIRE_FALSE(typed);
+    CHECK(typed.error().kind() == ErrorKind::decode);
+    auto read = any_strict.get<Nested>(key);
+    REQUIRE_FALSE(read);
+    CHECK(read.error().kind() == ErrorKind::decode);
+    // What the erased side writes, the static side reads alike.
+    REQUIRE(any_strict.set(key, CacheValue<Nested>{deep}));
+    CHECK_FALSE(strict.get<Nested>(key));
+    CHECK_FALSE(any_strict.get<Nested>(key));
+    // Within the limit, the same tier reads and writes.
+    const CacheKey flat{"flat", 1};
+    REQUIRE(any_strict.set(flat, CacheValue<std::vector<int>>{{1, 2, 3}}));
+    CHECK((*any_strict.get<std::vector<int>>(flat))->data == std::vector<int>{1, 2, 3});
 }
 
 TEST_CASE("AnyBackend over a byte tier: errors are errors, not crashes") {

@@ -71,8 +71,9 @@ struct AnyTypeOps {
     const std::type_info* type;
     std::size_t size;
     std::size_t (*heap_bytes)(const void* object);
-    Result<std::string> (*encode)(const void* object, std::uint8_t format_id);
-    Result<std::shared_ptr<const void>> (*decode)(std::string_view bytes, std::uint8_t format_id);
+    /// `format` is the value format object of id `format_id` (its options), or nullptr for its defaults.
+    Result<std::string> (*encode)(const void* object, std::uint8_t format_id, const void* format);
+    Result<std::shared_ptr<const void>> (*decode)(std::string_view bytes, std::uint8_t format_id, const void* format);
 };
 
 /// Names of the value formats an AnyValue can be stored in by a byte tier.
@@ -92,46 +93,50 @@ inline Unexpected any_unknown_format(ErrorKind kind, std::uint8_t id) {
 }
 
 template <class F, class T>
-Result<std::string> any_encode_with(const void* object) {
+Result<std::string> any_encode_with(const void* object, const void* format) {
     if constexpr (format_encodes<F, T>()) {
-        return F{}.encode(*static_cast<const T*>(object));
+        const F defaults{};
+        return (format != nullptr ? *static_cast<const F*>(format) : defaults).encode(*static_cast<const T*>(object));
     } else {
         (void)object;
+        (void)format;
         return any_unsupported(ErrorKind::encode, F::name, typeid(T));
     }
 }
 
 template <class F, class T>
-Result<std::shared_ptr<const void>> any_decode_with(std::string_view bytes) {
+Result<std::shared_ptr<const void>> any_decode_with(std::string_view bytes, const void* format) {
     if constexpr (format_decodes<F, T>()) {
-        auto value = F{}.template decode<T>(bytes);
+        const F defaults{};
+        auto value = (format != nullptr ? *static_cast<const F*>(format) : defaults).template decode<T>(bytes);
         if (!value) return fail(value.error());
         return std::shared_ptr<const void>(std::make_shared<const T>(std::move(*value)));
     } else {
         (void)bytes;
+        (void)format;
         return any_unsupported(ErrorKind::decode, F::name, typeid(T));
     }
 }
 
 template <class T>
-Result<std::string> any_encode(const void* object, std::uint8_t format_id) {
+Result<std::string> any_encode(const void* object, std::uint8_t format_id, const void* format) {
     Result<std::string> out = any_unknown_format(ErrorKind::encode, format_id);
     find_type(builtin_value_formats{}, [&](auto f) {
         using F = typename decltype(f)::type;
         if (F::id != format_id) return false;
-        out = any_encode_with<F, T>(object);
+        out = any_encode_with<F, T>(object, format);
         return true;
     });
     return out;
 }
 
 template <class T>
-Result<std::shared_ptr<const void>> any_decode(std::string_view bytes, std::uint8_t format_id) {
+Result<std::shared_ptr<const void>> any_decode(std::string_view bytes, std::uint8_t format_id, const void* format) {
     Result<std::shared_ptr<const void>> out = any_unknown_format(ErrorKind::decode, format_id);
     find_type(builtin_value_formats{}, [&](auto f) {
         using F = typename decltype(f)::type;
         if (F::id != format_id) return false;
-        out = any_decode_with<F, T>(bytes);
+        out = any_decode_with<F, T>(bytes, format);
         return true;
     });
     return out;
@@ -172,12 +177,15 @@ struct AnyObjectPayload final : AnyPayload {
 /// Bytes form: an encoded payload, and the object decoded from it by the first typed read; a decode that
 /// fails is reported to `on_decode_failure` (the tier the bytes came from counts it), if set.
 struct AnyBytesPayload final : AnyPayload {
-    AnyBytesPayload(std::uint8_t format, std::string b, std::function<void(const Error&)> on_failure)
-        : bytes(std::move(b)), on_decode_failure(std::move(on_failure)) {
+    AnyBytesPayload(std::uint8_t format, std::string b, std::function<void(const Error&)> on_failure,
+                    std::shared_ptr<const void> format_object)
+        : bytes(std::move(b)), on_decode_failure(std::move(on_failure)), format(std::move(format_object)) {
         format_id = format;
     }
     const std::string bytes;
     const std::function<void(const Error&)> on_decode_failure;
+    /// The value format object the bytes are read with (the tier's, with its limits), or nullptr: defaults.
+    const std::shared_ptr<const void> format;
     std::shared_ptr<const void> decoded;
     /// The same bytes decoded for other types than the first reader's, as a static byte tier would for
     /// each reader (any_decode_mutex): rare, and as many as types read.
@@ -210,11 +218,14 @@ public:
 
     /// Bytes form: a payload encoded in the value format `format_id` (decoded on the first typed read).
     /// `on_decode_failure`, if set, is told of each typed read whose decode fails (a byte tier passes its
-    /// error counter, so that such an entry counts as a decode error of the tier it came from).
+    /// error counter, so that such an entry counts as a decode error of the tier it came from). `format`,
+    /// if set, is the format object of that id to decode with (a tier's, with its limits: `BinaryFormat{
+    /// .max_nesting = 8}`); the format's defaults otherwise.
     static AnyValue encoded(std::uint8_t format_id, std::string bytes,
-                            std::function<void(const Error&)> on_decode_failure = {}) {
-        return AnyValue(
-            std::make_shared<detail::AnyBytesPayload>(format_id, std::move(bytes), std::move(on_decode_failure)));
+                            std::function<void(const Error&)> on_decode_failure = {},
+                            std::shared_ptr<const void> format = {}) {
+        return AnyValue(std::make_shared<detail::AnyBytesPayload>(format_id, std::move(bytes),
+                                                                  std::move(on_decode_failure), std::move(format)));
     }
 
     /// True when there is a payload.
@@ -246,7 +257,7 @@ public:
             std::lock_guard lock(detail::any_decode_mutex(&bytes));
             ops = bytes.ops.load(std::memory_order_relaxed);
             if (ops == nullptr) {
-                auto object = want.decode(bytes.bytes, bytes.format_id);
+                auto object = want.decode(bytes.bytes, bytes.format_id, bytes.format.get());
                 if (!object) {
                     if (bytes.on_decode_failure) bytes.on_decode_failure(object.error());
                     return fail(object.error());
@@ -267,9 +278,10 @@ public:
     }
 
     /// The payload encoded in the value format `format_id`: the bytes held when they are in that format,
-    /// otherwise the object encoded. Bytes of another format that were never decoded cannot be re-encoded
-    /// (an `encode` error): the type is unknown until someone reads them.
-    Result<std::string> encode(std::uint8_t format_id) const {
+    /// otherwise the object encoded (with `format`, the format object of that id, if set; its defaults
+    /// otherwise). Bytes of another format that were never decoded cannot be re-encoded (an `encode`
+    /// error): the type is unknown until someone reads them.
+    Result<std::string> encode(std::uint8_t format_id, const void* format = nullptr) const {
         if (!payload_) return fail(ErrorKind::encode, "AnyValue: empty");
         if (payload_->format_id != 0 && payload_->format_id == format_id)
             return static_cast<const detail::AnyBytesPayload&>(*payload_).bytes;
@@ -279,7 +291,7 @@ public:
                         "AnyValue: bytes in " + std::string(detail::any_format_name(payload_->format_id)) +
                             " format cannot be re-encoded as " + std::string(detail::any_format_name(format_id)) +
                             " before they are read as a type");
-        return ops->encode(payload_->object, format_id);
+        return ops->encode(payload_->object, format_id, format);
     }
 
     /// Heap memory the payload owns (what a memory tier's DefaultWeigher counts for it).
@@ -308,7 +320,7 @@ private:
         std::lock_guard lock(detail::any_decode_mutex(&bytes));
         for (const auto& [ops, object] : bytes.other_types)
             if (detail::any_same_type(ops, want)) return static_cast<const T*>(object.get());
-        auto object = want.decode(bytes.bytes, bytes.format_id);
+        auto object = want.decode(bytes.bytes, bytes.format_id, bytes.format.get());
         if (!object) {
             if (bytes.on_decode_failure) bytes.on_decode_failure(object.error());
             return fail(object.error());
@@ -429,7 +441,10 @@ template <class B>
 class AnyEnvelopeModel final : public AnyBackendConcept {
 public:
     explicit AnyEnvelopeModel(B b)
-        : b_(std::move(b)), format_id_(B::value_format::id), compressor_(AnyCompressor::of(b_.codec().compressor())) {}
+        : b_(std::move(b)),
+          format_id_(B::value_format::id),
+          format_(std::make_shared<const typename B::value_format>(b_.codec().value_format_policy())),
+          compressor_(AnyCompressor::of(b_.codec().compressor())) {}
     AnyEnvelopeModel(B b, std::uint8_t format_id, AnyCompressor compressor)
         : b_(std::move(b)), format_id_(format_id), compressor_(std::move(compressor)) {}
 
@@ -458,7 +473,8 @@ public:
         if (!*opened) return std::optional<CacheValue<AnyValue>>{};
         const auto& h = (*opened)->header;
         return std::optional<CacheValue<AnyValue>>(
-            std::in_place, AnyValue::encoded(format_id_, std::move((*opened)->payload), std::move(on_decode_failure)),
+            std::in_place,
+            AnyValue::encoded(format_id_, std::move((*opened)->payload), std::move(on_decode_failure), format_),
             h.expire, h.stale, h.created, h.retain);
     }
 
@@ -478,7 +494,7 @@ public:
             if (!gone) return fail(gone.error());
             return {};
         }
-        auto payload = value.data.encode(format_id_);
+        auto payload = value.data.encode(format_id_, format_.get());
         if (!payload) return fail(payload.error().in(label()));
         auto packed = compressor_.compress(*payload);
         if (!packed) return fail(packed.error().in(label()));
@@ -526,6 +542,7 @@ private:
 
     B b_;
     std::uint8_t format_id_;
+    std::shared_ptr<const void> format_;  // the tier's value format object (its limits), or nullptr: defaults
     AnyCompressor compressor_;
 };
 
