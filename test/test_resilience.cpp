@@ -26,6 +26,7 @@
 #include <thread>
 #include <vector>
 
+#include <hitbox/any_backend.hpp>
 #include <hitbox/backend/memory/memory_backend.hpp>
 #include <hitbox/backend/redis.hpp>
 #include <hitbox/backend_config.hpp>
@@ -506,6 +507,20 @@ TEST_CASE("Stampede lock: one owner at a time across backends sharing a Redis, t
     CHECK(a.try_lock(user, "t", std::chrono::milliseconds::max()).value());
     CHECK(a.unlock(user, "t").value());
     CHECK(a.try_lock(user, "t", 0ms).value());
+    CHECK(a.unlock(user, "t").value());
+    // max() of a coarser type is the longest too (it overflowed to a 0-1 ms lock), through every layer.
+    const std::string lock_key = std::string("app:\xfflock:") + hitbox::UrlEncoded{}.encode(user);
+    auto pttl = [&] { return std::stoll(server.cli({"PTTL", lock_key})); };
+    CHECK(a.try_lock(user, "t", std::chrono::hours::max()).value());
+    CHECK(pttl() > 1'000'000'000);
+    CHECK(a.unlock(user, "t").value());
+    CHECK(tiers.try_lock(user, "t", std::chrono::seconds::max()).value());
+    CHECK(pttl() > 1'000'000'000);
+    CHECK(tiers.unlock(user, "t").value());
+    hitbox::AnyBackend erased(a);
+    CHECK(erased.try_lock(user, "t", std::chrono::hours::max()).value());
+    CHECK(pttl() > 1'000'000'000);
+    CHECK(erased.unlock(user, "t").value());
 }
 
 TEST_CASE("Cache jitter: expiries spread over (1 - jitter) x ttl .. ttl, stale shortened alike; 0 is exact") {

@@ -694,9 +694,11 @@ public:
     /// The stampede lock across instances (hitbox::LockingBackend) of the wrapped tier: a Redis tier's, or
     /// that of a composition with one. A `config` error when the wrapped tiers hold no lock (a cache front
     /// with `lock_ttl` then loads without it and reports that error).
-    Result<bool> try_lock(const CacheKey& key, std::string_view token, std::chrono::milliseconds ttl) {
+    /// `ttl` is any duration type (rounded up to whole ms, clamped: `hours::max()` is max()).
+    template <class Rep, class Period>
+    Result<bool> try_lock(const CacheKey& key, std::string_view token, std::chrono::duration<Rep, Period> ttl) {
         if (!impl_) return moved_from_();
-        return impl_->try_lock(key, token, ttl);
+        return impl_->try_lock(key, token, detail::saturating_ms(ttl));
     }
     Result<bool> unlock(const CacheKey& key, std::string_view token) {
         if (!impl_) return moved_from_();

@@ -129,9 +129,11 @@ public:
     /// after `ttl` (at least 1 ms; max(): the longest the store takes), so a crashed owner holds it no
     /// longer. The lock lives beside the entry: the key prefix, a 0xFF byte, "lock:" and the key format's
     /// bytes. Only for a LockingStore (Redis).
+    /// `ttl` is any duration type (rounded up to whole ms, clamped: `hours::max()` is max()).
+    template <class Rep, class Period>
     Result<bool> try_lock(const CacheKey& key, std::string_view token,
-                          std::chrono::milliseconds ttl) requires LockingStore<Store> {
-        const std::int64_t px = std::clamp<std::int64_t>(ttl.count(), 1, detail::max_px_ms);
+                          std::chrono::duration<Rep, Period> ttl) requires LockingStore<Store> {
+        const std::int64_t px = std::clamp<std::int64_t>(detail::saturating_ms(ttl).count(), 1, detail::max_px_ms);
         auto r = store_.set_nx_px(lock_key(key), token, px);
         if (!r) return fail(error(r.error()));
         return *r;

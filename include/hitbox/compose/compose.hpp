@@ -23,6 +23,7 @@
 #include <hitbox/compose/lookup.hpp>
 #include <hitbox/compose/policies.hpp>
 #include <hitbox/compose/stats.hpp>
+#include <hitbox/core/clock.hpp>
 #include <hitbox/core/concepts.hpp>
 #include <hitbox/core/error.hpp>
 #include <hitbox/core/key.hpp>
@@ -398,9 +399,12 @@ public:
 
     /// The stampede lock across instances of the first tier that has one (hitbox::LockingBackend: a Redis
     /// tier), L2 before L1 when both do: the tier every instance shares.
+    template <class Rep, class Period>
     Result<bool> try_lock(const CacheKey& key, std::string_view token,
-                          std::chrono::milliseconds ttl) requires(LockingBackend<l1_type> || LockingBackend<l2_type>) {
-        return lock_call_([&](auto& tier) { return tier.try_lock(key, token, ttl); });
+                          std::chrono::duration<Rep, Period> ttl) requires(LockingBackend<l1_type> ||
+                                                                           LockingBackend<l2_type>) {
+        const std::chrono::milliseconds ms = detail::saturating_ms(ttl);
+        return lock_call_([&](auto& tier) { return tier.try_lock(key, token, ms); });
     }
     Result<bool> unlock(const CacheKey& key,
                         std::string_view token) requires(LockingBackend<l1_type> || LockingBackend<l2_type>) {

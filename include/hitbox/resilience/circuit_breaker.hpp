@@ -337,9 +337,11 @@ public:
     { return tier_.codec(); }
 
     /// The tier's lock (hitbox::LockingBackend), behind the same breaker.
+    template <class Rep, class Period>
     Result<bool> try_lock(const CacheKey& key, std::string_view token,
-                          std::chrono::milliseconds ttl) requires LockingBackend<Tier> {
-        return guarded([&] { return tier_.try_lock(key, token, ttl); });
+                          std::chrono::duration<Rep, Period> ttl) requires LockingBackend<Tier> {
+        const std::chrono::milliseconds ms = detail::saturating_ms(ttl);
+        return guarded([&] { return tier_.try_lock(key, token, ms); });
     }
     Result<bool> unlock(const CacheKey& key, std::string_view token) requires LockingBackend<Tier> {
         return guarded([&] { return tier_.unlock(key, token); });
