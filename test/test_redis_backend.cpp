@@ -508,6 +508,49 @@ TEST_CASE("ACL user and password: builder, URL, precedence; a wrong password is 
     CHECK(noauth.error().kind() == hitbox::ErrorKind::auth);
 }
 
+TEST_CASE("A server at maxclients refuses the connection: a connection error with backoff, not auth") {
+    RedisServer full({.acl_user = "cacheuser", .acl_password = "correct-horse-battery"});
+    redisContext* holder = redisConnect("127.0.0.1", full.port());  // takes the one client slot
+    REQUIRE(holder != nullptr);
+    REQUIRE(holder->err == 0);
+    full.cli({"CONFIG", "SET", "maxclients", "1"});
+    const hitbox::CacheKey key{"k", 0};
+    auto make = [&](bool with_user) {
+        auto builder = hitbox::RedisBackend<>::builder()
+                           .connection(hitbox::ConnectionMode::single(full.url()))
+                           .command_timeout(500ms)
+                           .reconnect_backoff(100ms, 1s);
+        if (with_user) builder.username("cacheuser").password("correct-horse-battery");
+        auto built = builder.build();
+        INFO((built ? std::string() : built.error().what()));
+        REQUIRE(built);
+        return std::move(*built);
+    };
+    // The refusal comes before the handshake's AUTH (it was reported as wrong credentials) and, without
+    // credentials, as the first command's reply (it was a server error, and nothing backed off).
+    for (bool with_user : {true, false}) {
+        CAPTURE(with_user);
+        auto backend = make(with_user);
+        for (int i = 0; i < 200; ++i) {
+            auto r = backend.get<int>(key);
+            REQUIRE_FALSE(r);
+            CHECK(r.error().kind() == hitbox::ErrorKind::connection);
+            if (i == 0) CHECK(r.error().message().find("max number of clients reached") != std::string::npos);
+            CHECK(r.error().what().find("correct-horse-battery") == std::string::npos);
+        }
+        CHECK(backend.connection().counters().connect_attempts <= 3);  // 200 before, one per GET
+    }
+    redisFree(holder);
+    auto backend = make(true);
+    bool served = false;
+    for (int i = 0; i < 100 && !served; ++i) {
+        served = backend.set(key, hitbox::CacheValue<int>{7}).has_value();
+        if (!served) std::this_thread::sleep_for(20ms);
+    }
+    CHECK(served);
+    CHECK(backend.get<int>(key).value()->data == 7);
+}
+
 TEST_CASE("requirepass: password-only AUTH") {
     RedisServer legacy({.requirepass = "legacy-secret-77"});
     auto ok = hitbox::RedisBackend<>::builder()

@@ -862,6 +862,16 @@ private:
         return Failure{Error(e.kind(), "reply from " + address_ + ": " + e.message() + "; connection reset")};
     }
 
+    /// The error a server sends before it closes a connection it will not serve (Redis at `maxclients`).
+    static bool refused_connection(std::string_view server_text) noexcept {
+        return server_text.starts_with("ERR max number of clients reached");
+    }
+    Failure refusal(std::string_view server_text) const {
+        return Failure{Error(ErrorKind::connection,
+                             "connection to " + address_ + " refused by the server: " + std::string(server_text)),
+                       true};
+    }
+
     /// Checks one handshake reply (I/O thread, while connecting).
     std::optional<Failure> handshake_reply(const redisReply& r) {
         const Step step = handshake_steps_[handshake_next_++];
@@ -870,6 +880,7 @@ private:
         if (r.type == REDIS_REPLY_ERROR) {
             const auto& ep = settings_.endpoint;
             std::string server(reply_text(r));  // scrubbed of the credentials when it was read
+            if (refused_connection(server)) return refusal(server);
             if (step == Step::auth) {
                 // The user name is a credential too: messages say which kind of user, never its name.
                 std::string who = ep.username ? "the configured ACL user" : "the default user";
@@ -927,6 +938,10 @@ private:
                 if (auto f = handshake_reply(*reply)) return f;
                 continue;
             }
+            // A server at maxclients answers the first command with this error and closes: the connection
+            // was refused, not the command (and it must not count as served, or nothing backs off).
+            if (reply->type == REDIS_REPLY_ERROR && refused_connection(reply_text(*reply)))
+                return refusal(reply_text(*reply));
             got_.push_back(std::move(reply));
         }
         done_.clear();
