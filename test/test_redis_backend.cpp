@@ -3,8 +3,13 @@
 // test_redis_connection.cpp.
 #include <catch2/catch.hpp>
 
+#include <sys/wait.h>
+#include <unistd.h>
+
 #include <atomic>
 #include <chrono>
+#include <csignal>
+#include <optional>
 #include <string>
 #include <thread>
 #include <tuple>
@@ -549,6 +554,66 @@ TEST_CASE("A server at maxclients refuses the connection: a connection error wit
     }
     CHECK(served);
     CHECK(backend.get<int>(key).value()->data == 7);
+}
+
+TEST_CASE("A backend used in a child of fork() refuses; the parent's connection is untouched") {
+    std::optional<ReadableBackend> backend = readable_backend(shared_server().url(), "fork:");
+    constexpr int keys = 4;
+    auto key = [](int i) { return hitbox::CacheKey{"k", 0, {{"i", std::to_string(i)}}}; };
+    for (int i = 0; i < keys; ++i) REQUIRE(backend->set(key(i), hitbox::CacheValue<int>{i * 1000}));
+    std::atomic<bool> stop{false};
+    std::atomic<long> wrong{0}, ok{0}, failed{0};
+    std::vector<std::thread> readers;
+    for (int t = 0; t < keys; ++t)
+        readers.emplace_back([&, t] {
+            while (!stop) {
+                auto r = backend->get<int>(key(t));
+                if (!r) {
+                    ++failed;
+                } else if (!*r || (*r)->data != t * 1000) {
+                    ++wrong;
+                } else {
+                    ++ok;
+                }
+            }
+        });
+    std::this_thread::sleep_for(100ms);
+    const pid_t child = ::fork();
+    REQUIRE(child >= 0);
+    if (child == 0) {
+        // In the child: every call is refused at once, nothing is sent on the parent's socket, and the
+        // last handle goes away without waiting for the parent's I/O thread.
+        int code = 0;
+        for (int i = 0; i < 200; ++i) {
+            auto r = backend->get<int>(key(i % keys));
+            if (r || r.error().kind() != hitbox::ErrorKind::unavailable ||
+                r.error().message().find("fork()") == std::string::npos)
+                code = 1;
+            if (backend->set(key(i % keys), hitbox::CacheValue<int>{-1})) code = 2;
+        }
+        backend.reset();
+        ::_exit(code);
+    }
+    int status = -1;
+    bool exited = false;
+    for (int i = 0; i < 1000 && !exited; ++i) {  // 10 s at most
+        exited = ::waitpid(child, &status, WNOHANG) == child;
+        if (!exited) std::this_thread::sleep_for(10ms);
+    }
+    if (!exited) {
+        ::kill(child, SIGKILL);
+        ::waitpid(child, &status, 0);
+    }
+    std::this_thread::sleep_for(200ms);
+    stop = true;
+    for (auto& t : readers) t.join();
+    REQUIRE(exited);
+    CHECK(WIFEXITED(status));
+    CHECK(WEXITSTATUS(status) == 0);
+    CHECK(wrong == 0);
+    CHECK(failed == 0);
+    CHECK(ok > 0);
+    for (int i = 0; i < keys; ++i) CHECK(backend->get<int>(key(i)).value()->data == i * 1000);
 }
 
 TEST_CASE("requirepass: password-only AUTH") {

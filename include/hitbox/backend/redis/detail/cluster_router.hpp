@@ -96,7 +96,7 @@ public:
         : address(std::move(where)), template_(&node_template) {}
     ClusterNode(const ClusterNode&) = delete;
     ClusterNode& operator=(const ClusterNode&) = delete;
-    ~ClusterNode() { delete conn_.load(std::memory_order_acquire); }
+    ~ClusterNode() { NodeConnection::dispose(conn_.load(std::memory_order_acquire)); }
 
     /// The connection, created on first use (no buffer, socket or thread before).
     NodeConnection& conn() {

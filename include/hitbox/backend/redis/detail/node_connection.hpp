@@ -116,7 +116,8 @@ inline Result<NodeSettings> make_node_settings(RedisEndpoint endpoint, const Con
 class NodeConnection {
 public:
     explicit NodeConnection(NodeSettings settings)
-        : settings_(std::move(settings)),
+        : born_(watch_forks()),
+          settings_(std::move(settings)),
           address_(settings_.endpoint.address()),
           mu_(settings_.tuning.spin ? settings_.tuning.lock_spins : 0),
           pipe_(settings_.endpoint.password.value_or(""), settings_.endpoint.username.value_or("")),
@@ -142,7 +143,28 @@ public:
     NodeConnection(const NodeConnection&) = delete;
     NodeConnection& operator=(const NodeConnection&) = delete;
 
+    /// True in a child of fork() of the process that built this connection.
+    bool forked_away() const noexcept { return fork_generation().load(std::memory_order_relaxed) != born_; }
+
+    /// Deletes `c`, except in a child of fork(): there its threads' waits and locks may be mid-use in the
+    /// memory copied from the parent (a condition variable a parent thread waited on cannot be destroyed,
+    /// glibc waits for that waiter), so it is left as it is, its descriptors to the process's exit.
+    static void dispose(NodeConnection* c) noexcept {
+        if (c == nullptr) return;
+        if (c->forked_away()) {
+            c->abandon();
+            return;
+        }
+        delete c;
+    }
+
     ~NodeConnection() {
+        if (forked_away()) {
+            // The parent's I/O thread does not exist here, and what its threads held at the fork may stay
+            // held: touch nothing of theirs (dispose() does not even run this destructor in a child).
+            abandon();
+            return;
+        }
         {
             std::lock_guard<SpinMutex> lk(mu_);
             stopping_ = true;
@@ -204,6 +226,7 @@ public:
     /// its job, such as a cluster seed whose address the topology does not list. A command submitted by
     /// another thread meanwhile waits for the close (an idle I/O thread stops at once) and reconnects.
     bool close_if_idle() {
+        if (forked_away()) return true;  // nothing of the parent's is closed from a child
         {
             std::lock_guard<SpinMutex> lk(mu_);
             if (stopping_ || !pipe_.empty()) return false;
@@ -277,6 +300,11 @@ private:
     /// `submit`; with `lead_now` (execute) the caller of an idle connection claims the read before its
     /// commands go out, so no other thread can pick its replies up first.
     Result<Pending> submit_impl(std::string_view commands, std::size_t count, bool lead_now) {
+        if (forked_away()) [[unlikely]]  // before any lock: a parent's thread may have held it at the fork
+            return fail(ErrorKind::unavailable,
+                        "connection to " + address_ +
+                            " used in a child process after fork(): it belongs to the parent; build the backend "
+                            "in the child");
         const std::uint32_t bit = std::uint32_t{1} << (next_bit_.fetch_add(1, std::memory_order_relaxed) & 31u);
         auto batch = std::make_shared<ReplyBatch>(count, board_, bit);
         bool wake = false;
@@ -536,6 +564,13 @@ private:
     }
 
     // ---- caller side ----
+
+    /// In a child of fork(): forget the parent's I/O thread (never joined: it does not run here) and send
+    /// nothing on the parent's stream.
+    void abandon() noexcept {
+        if (io_.joinable()) io_.detach();
+        if (transport_) transport_->abandon();
+    }
 
     /// Joins an I/O thread that stopped by itself and closes its descriptors (mu_ held; the thread
     /// touches nothing once it set io_idle_exit_).
@@ -1089,6 +1124,7 @@ private:
         ReplyPipe::complete_all(batches, error, board_);
     }
 
+    const std::uint32_t born_;  // fork_generation() when this connection was built
     const NodeSettings settings_;
     const std::string address_;
     std::string handshake_;  // AUTH / SELECT, formatted; holds the password: never printed

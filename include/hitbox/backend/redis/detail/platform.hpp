@@ -20,6 +20,7 @@
 
 #include <fcntl.h>
 #include <poll.h>
+#include <pthread.h>
 #include <unistd.h>
 
 #ifndef HITBOX_PORTABLE_PLATFORM
@@ -41,6 +42,24 @@
 #include <hitbox/core/error.hpp>
 
 namespace hitbox::detail {
+
+/// How many fork()s separate this process from the one that started counting: a child of fork() sees
+/// one more than its parent had. A connection records it when built; in a child it refuses all work
+/// (the socket, its I/O thread and its locks belong to the parent).
+inline std::atomic<std::uint32_t>& fork_generation() noexcept {
+    static std::atomic<std::uint32_t> generation{0};
+    return generation;
+}
+
+/// Starts counting forks (once per process; the handler runs in each child).
+inline std::uint32_t watch_forks() noexcept {
+    static const bool registered = [] {
+        return ::pthread_atfork(nullptr, nullptr, [] { fork_generation().fetch_add(1, std::memory_order_relaxed); }) ==
+               0;
+    }();
+    (void)registered;
+    return fork_generation().load(std::memory_order_relaxed);
+}
 
 /// A std::mutex that first tries a few times, with the CPU's pause hint in between, before it sleeps: the
 /// connection's critical sections are shorter than a sleep and wake-up. `spin_tries` 0: a plain mutex.

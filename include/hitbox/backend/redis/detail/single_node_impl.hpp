@@ -22,7 +22,8 @@ HITBOX_LIB_INLINE Result<SingleNode> SingleNode::create(const SingleNodeMode& co
     if (!endpoint) return fail(endpoint.error());
     auto settings = detail::make_node_settings(std::move(*endpoint), options);
     if (!settings) return fail(settings.error());
-    return SingleNode(std::make_shared<detail::NodeConnection>(std::move(*settings)));
+    return SingleNode(std::shared_ptr<detail::NodeConnection>(new detail::NodeConnection(std::move(*settings)),
+                                                              &detail::NodeConnection::dispose));
 }
 
 HITBOX_LIB_INLINE Result<void> SingleNode::ping() {

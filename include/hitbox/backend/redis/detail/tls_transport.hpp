@@ -211,6 +211,8 @@ public:
         ERR_clear_error();
     }
 
+    void abandon() noexcept override { broken_ = true; }
+
     IoResult read(char* buf, std::size_t len) override {
         ERR_clear_error();
         const int n = SSL_read(ssl_, buf, len > INT_MAX ? INT_MAX : static_cast<int>(len));

@@ -97,6 +97,9 @@ public:
     /// Shuts the socket down both ways without closing it: any thread blocked in poll() on fd() wakes up,
     /// and the next read() or write() fails. Safe from any thread.
     void shutdown() noexcept { ::shutdown(fd_, SHUT_RDWR); }
+    /// In a child of fork(): the stream is the parent's, so the destructor only closes this process's
+    /// descriptor and sends nothing on it (no TLS close_notify).
+    virtual void abandon() noexcept {}
 
 protected:
     Transport(int fd, std::string address) noexcept : fd_(fd), address_(std::move(address)) {}
