@@ -829,6 +829,81 @@ TEST_CASE_METHOD(
     REQUIRE(eventually([&] { return cache.loads_in_flight() == 0; }));
 }
 
+TEST_CASE_METHOD(ManualCache,
+                 "Coalesced waiters answer by their own policy, not by the leader's timeout or fail-safe") {
+    const hitbox::CachePolicy plain{.ttl = 10s};
+    auto run_pair = [&](const CacheKey& k, const hitbox::CachePolicy& leader_policy,
+                        const hitbox::CachePolicy& waiter_policy, auto&& before_release) {
+        up->hold();
+        hitbox::CacheResult<std::string> leader_result, waiter_result;
+        std::atomic<bool> waiter_done{false};
+        std::thread leader([&] { leader_result = cache.get_or_compute<std::string>(k, loader_of(up), leader_policy); });
+        REQUIRE(eventually([&] { return up->calls >= 1; }));
+        std::thread waiter([&] {
+            waiter_result = cache.get_or_compute<std::string>(k, loader_of(up), waiter_policy);
+            waiter_done = true;
+        });
+        REQUIRE(eventually([&] { return cache.stats().waiting == 1; }));
+        before_release(leader, waiter_done);
+        up->release();
+        if (leader.joinable()) leader.join();
+        waiter.join();
+        return std::pair{leader_result, waiter_result};
+    };
+
+    SECTION("the leader's hard_timeout is not the waiter's") {
+        up->value = "late value";
+        const CacheKey k{"coalesced", 1};
+        auto [leader, waiter] =
+            run_pair(k, {.ttl = 10s, .hard_timeout = 100ms}, plain, [&](std::thread& t, auto& done) {
+                t.join();  // the leader gave up at its 100 ms ...
+                std::this_thread::sleep_for(100ms);
+                CHECK_FALSE(done);  // ... and the waiter, without timeouts, still waits for the load
+            });
+        REQUIRE(leader.error);
+        CHECK(leader.error->kind() == ErrorKind::timeout);
+        CHECK(waiter.value == std::optional<std::string>("late value"));  // it got the leader's timeout before
+        CHECK_FALSE(waiter.error);
+        CHECK(up->calls == 1);
+    }
+    SECTION("the leader's fail-safe value is not served to a waiter whose policy has no fail_safe_max") {
+        const CacheKey k{"coalesced", 2};
+        const hitbox::CachePolicy fail_safe{.ttl = 10s, .fail_safe_max = 1h};
+        REQUIRE(cache.get_or_compute<std::string>(k, loader_of(up), fail_safe).value);
+        clock.advance(20s);
+        up->failing = true;
+        auto [leader, waiter] = run_pair(k, fail_safe, plain, [](std::thread&, auto&) {});
+        CHECK(leader.value == std::optional<std::string>("v1"));
+        CHECK(leader.fail_safe);
+        CHECK_FALSE(waiter.value);  // it got the expired value, marked fail_safe, before
+        CHECK_FALSE(waiter.fail_safe);
+        REQUIRE(waiter.error);
+        CHECK(waiter.error->kind() == ErrorKind::unavailable);
+    }
+}
+
+TEST_CASE_METHOD(ManualCache, "retries: a failed round hands one retry to a waiter, also with concurrency 2") {
+    const CacheKey k{"retried", 1};
+    const hitbox::CachePolicy policy{.ttl = 10s, .concurrency = 2, .retries = 1};
+    up->failing = true;
+    up->hold();
+    std::vector<std::thread> callers;
+    std::atomic<int> errors{0};
+    auto call = [&] {
+        if (cache.get_or_compute<std::string>(k, loader_of(up), policy).error) ++errors;
+    };
+    for (int i = 0; i < 2; ++i) callers.emplace_back(call);
+    REQUIRE(eventually([&] { return up->calls == 2; }));
+    for (int i = 0; i < 3; ++i) callers.emplace_back(call);
+    REQUIRE(eventually([&] { return cache.stats().waiting == 3; }));
+    up->release();
+    for (auto& t : callers) t.join();
+    CHECK(up->calls == 3);  // 2 before: both failures of one round counted against the one retry
+    CHECK(cache.stats().retries == 1);
+    CHECK(errors == 5);
+    CHECK(cache.loads_in_flight() == 0);
+}
+
 TEST_CASE("Loader timeouts: hard_timeout bounds 16 concurrent callers of a hung loader, which runs once") {
     hitbox::ManualClock clock;
     hitbox::InlineOffload offload;

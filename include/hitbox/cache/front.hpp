@@ -575,7 +575,16 @@ private:
                     return;
                 }
                 c.bump(&CacheCounts::coalesced);
-                take_(out, *std::static_pointer_cast<const detail::Loaded<V>>(w.outcome));
+                const auto& got = *std::static_pointer_cast<const detail::Loaded<V>>(w.outcome);
+                if (got.fail_safe && got.cause && !policy.fail_safe_max) {
+                    // The leader's policy served an expired value; this caller's never does: the load's error.
+                    detail::Loaded<V> own;
+                    own.result = fail(*got.cause);
+                    own.source = detail::upstream_source;
+                    take_(out, own);
+                    return;
+                }
+                take_(out, got);
                 return;
             }
             if (w.kind == detail::FlightWait::Kind::timeout && gives_up) {
@@ -886,9 +895,9 @@ private:
                     job.cv.notify_all();
                 }
             } handover{*job, lead};
-            auto answer = given_up_<V>(key, policy, fallback, &errors);
-            if (lead && lead->leads()) shared_->flights.publish(key, lead->flight(), answer);
-            return answer;
+            // Only this caller gives up: the flight's waiters go on waiting for the load, up to their own
+            // timeouts (the loader's thread finishes the flight with its outcome).
+            return given_up_<V>(key, policy, fallback, &errors);
         }
         auto loaded = std::make_shared<detail::Loaded<V>>();
         loaded->source = detail::upstream_source;

@@ -30,6 +30,7 @@ struct Flight {
     std::size_t waiters = 0;              // callers waiting for an outcome
     std::size_t handoffs = 0;             // a failed load hands the next attempt to one waiter
     std::size_t failures = 0;             // failed loads so far
+    std::size_t retried = 0;              // hand-offs given after failures (at most `retries`)
     std::uint64_t generation = 0;         // bumped by every publish
     std::shared_ptr<const void> outcome;  // the last published outcome
 };
@@ -151,17 +152,6 @@ public:
         return w;
     }
 
-    /// Hands `outcome` to the flight's present waiters without ending the flight: its loader goes on (a
-    /// load past its caller's timeout) and finishes it later; callers arriving meanwhile still join it.
-    void publish(const CacheKey& key, const std::shared_ptr<Flight>& flight, std::shared_ptr<const void> outcome) {
-        Shard& s = shard_(key);
-        {
-            std::lock_guard lock(s.mutex);
-            publish_(*flight, std::move(outcome));
-        }
-        flight->cv.notify_all();
-    }
-
     /// A loader of the flight is done. A success (`ok`: a value, a "not found", or a cache hit found on
     /// re-check) is published to every waiter and retires the flight. A failure hands the next attempt to
     /// one waiter while fewer than `retries` hand-offs happened; otherwise, once no loader is left, the
@@ -180,7 +170,10 @@ public:
             } else {
                 ++f.failures;
                 if (f.loaders == 0) {
-                    if (f.waiters > 0 && f.failures <= retries) {
+                    // Hand-offs are counted, not failures: with concurrency > 1 several loads can fail
+                    // in one round, and that is still one round before the retry.
+                    if (f.waiters > 0 && f.retried < retries) {
+                        ++f.retried;
                         f.handoffs = 1;
                         handed_off = true;
                     } else {
