@@ -157,6 +157,53 @@ TEST_CASE("PrometheusWriter renders families once, escapes labels and help, keep
     CHECK(text.find("# HELP hitbox_quoted_gauge A \"quoted\" word.\n") != std::string::npos);
 }
 
+TEST_CASE("PrometheusWriter writes a series once (a second sample is added to it) and only valid UTF-8") {
+    hitbox::PrometheusWriter out;
+    out.counter("hitbox_backend_read_total", "Reads.", {{"backend", "cache.memory"}}, 3);
+    out.counter("hitbox_backend_read_total", "Reads.", {{"backend", "cache.redis"}}, 1);
+    out.counter("hitbox_backend_read_total", "Reads.", {{"backend", "cache.memory"}}, 4);
+    out.gauge("hitbox_backend_entries", "Entries.", {{"backend", "cache.memory"}}, 2);
+    out.gauge("hitbox_backend_entries", "Entries.", {{"backend", "cache.memory"}}, 5);
+    hitbox::LatencyHistogram h;
+    h.record(2us);
+    out.histogram("hitbox_d_seconds", "D.", {{"backend", "x"}}, h.snapshot());
+    out.histogram("hitbox_d_seconds", "D.", {{"backend", "x"}}, h.snapshot());
+    out.counter("hitbox_label_total", "Labels.",
+                {{"backend", std::string_view("m\"q\\b\nn\0\xff\xfez\xc3\xa9\x7f", 14)}}, 1);
+    const std::string text = out.str();
+    INFO(text);
+    auto parsed = hitbox_test::parse_prometheus(text);
+    for (const auto& p : parsed.problems) FAIL_CHECK(p);  // the parser refuses a series written twice
+    CHECK(parsed.value("hitbox_backend_read_total", {{"backend", "cache.memory"}}) == 7.0);
+    CHECK(parsed.value("hitbox_backend_read_total", {{"backend", "cache.redis"}}) == 1.0);
+    CHECK(parsed.value("hitbox_backend_entries", {{"backend", "cache.memory"}}) == 7.0);
+    CHECK(parsed.value("hitbox_d_seconds_count") == 2.0);
+    CHECK(parsed.value("hitbox_d_seconds_bucket", {{"le", "+Inf"}}) == 2.0);
+    // Invalid UTF-8 and control bytes become U+FFFD; a valid sequence (é) stays; quote, backslash and line
+    // break are escaped as before.
+    CHECK(parsed.value("hitbox_label_total",
+                       {{"backend", "m\"q\\b\nn\xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBDz\xc3\xa9\xEF\xBF\xBD"}}) == 1.0);
+    CHECK(text.find('\0') == std::string::npos);
+    CHECK(text.find('\xff') == std::string::npos);
+}
+
+TEST_CASE("prometheus_text of two memory tiers under one label path sums them into one series") {
+    auto a = hitbox::MemoryBackend::builder().max_entries(10).build();
+    auto b = hitbox::MemoryBackend::builder().max_entries(10).build();
+    REQUIRE(a);
+    REQUIRE(b);
+    hitbox::InlineOffload offload;
+    auto tiers = hitbox::compose(std::move(*a), std::move(*b), offload);
+    hitbox::Cache cache{tiers, offload};
+    const hitbox::CacheKey key{"doc", 1};
+    REQUIRE(*cache.get_or_compute<std::string>(key, [] { return std::string("v"); }) == "v");
+    const std::string text = hitbox::prometheus_text(cache);
+    INFO(text);
+    auto p = hitbox_test::parse_prometheus(text);
+    for (const auto& problem : p.problems) FAIL_CHECK(problem);                      // six series were written twice
+    CHECK(p.value("hitbox_backend_entries", {{"backend", "cache.memory"}}) == 2.0);  // one entry in each
+}
+
 TEST_CASE("The test parser itself rejects malformed exposition text") {
     // The checks above are only worth something if the parser fails bad input.
     CHECK_FALSE(hitbox_test::parse_prometheus("no_type_line 1\n").ok());

@@ -14,6 +14,7 @@
 #include <string>
 #include <string_view>
 #include <system_error>
+#include <unordered_map>
 #include <utility>
 #include <vector>
 
@@ -66,14 +67,25 @@ public:
     bool empty() const noexcept { return families_.empty(); }
 
 private:
+    /// One series: its name and labels as written ("name{labels} "), and its value.
+    struct Sample {
+        std::string series;
+        bool whole = true;  // count (counters, buckets, _count) or value (gauges, _sum)
+        std::uint64_t count = 0;
+        double value = 0.0;
+    };
     struct Family {
-        std::string name, help, type, samples;
+        std::string name, help, type;
+        std::vector<Sample> samples;
+        std::unordered_map<std::string, std::size_t> index;  // series -> samples
     };
 
     Family& family_(std::string_view name, std::string_view help, std::string_view type);
+    Sample& sample_(Family& f, std::string series, bool whole);
+    void add_(Family& f, std::string series, std::uint64_t value);
+    void add_(Family& f, std::string series, double value);
 
-    static void sample_(std::string& out, std::string_view name, std::string_view suffix, Labels labels,
-                        std::string_view le);
+    static std::string series_(std::string_view name, std::string_view suffix, Labels labels, std::string_view le);
 
     std::vector<Family> families_;
 };
