@@ -249,6 +249,25 @@ TEST_CASE("write_metrics renders a CountingMetrics snapshot with the Rust hitbox
     CHECK_FALSE(p.value("hitbox_upstream_duration_seconds_count", {{"result", "error"}}).has_value());
 }
 
+TEST_CASE("A call with an invalid policy is not counted as a miss; a load is") {
+    auto memory = hitbox::MemoryBackend::builder().max_entries(10).build();
+    REQUIRE(memory);
+    hitbox::InlineOffload offload;
+    hitbox::CountingMetrics metrics;
+    hitbox::Cache cache{std::move(*memory), offload, metrics};
+    const hitbox::CacheKey key{"doc", 1};
+    auto refused = cache.get_or_compute<std::string>(
+        key, [] { return std::string("v"); }, hitbox::CachePolicy{.ttl = 10s, .concurrency = 0});
+    REQUIRE(refused.error);
+    CHECK(refused.error->kind() == hitbox::ErrorKind::config);
+    auto p = hitbox_test::parse_prometheus(hitbox::prometheus_text(metrics));
+    CHECK_FALSE(p.value("hitbox_cache_miss_total", {{"backend", "upstream"}}).has_value());
+    REQUIRE(cache.get_or_compute<std::string>(
+        key, [] { return std::string("v"); }, hitbox::CachePolicy{.ttl = 10s}));
+    p = hitbox_test::parse_prometheus(hitbox::prometheus_text(metrics));
+    CHECK(p.value("hitbox_cache_miss_total", {{"backend", "upstream"}}) == 1.0);
+}
+
 TEST_CASE("write_backend_stats renders memory, Redis and composition counters by label") {
     auto memory = hitbox::MemoryBackend::builder().max_entries(100).build();
     REQUIRE(memory);

@@ -221,7 +221,9 @@ public:
                 if constexpr (Metrics::enabled) {
                     const auto started = std::chrono::steady_clock::now();
                     run_<V>(out, key, std::forward<F>(loader), policy);
-                    metrics_.record(out.status, source_id_(out), std::chrono::steady_clock::now() - started);
+                    // A call refused before any lookup (an invalid policy) is no hit, miss or stale.
+                    if (!out.error || out.error->kind() != ErrorKind::config || !out.source.empty()) [[likely]]
+                        metrics_.record(out.status, source_id_(out), std::chrono::steady_clock::now() - started);
                 } else {
                     run_<V>(out, key, std::forward<F>(loader), policy);
                 }
