@@ -315,11 +315,13 @@ private:
             std::unique_lock<SpinMutex> lk(mu_);
             idle_closed_.wait(lk, [this] { return !idle_close_ && !probe_lost_; });
             now = SteadyClock::now();  // also the start of the deadline (one clock read per command)
-            if (unwatched_locked() && pipe_.empty() && !pending_error_ && now - last_lead_ > idle_probe_after &&
-                !still_open(sock_)) {
-                // The socket was left out of the I/O thread's set after the last command (see lead) and the
-                // server closed it since: let the I/O thread drop it, as it would have had it watched, and
-                // queue this command for the next connection instead of failing it on the dead one.
+            if (unread_locked() && pipe_.empty() && !pending_error_ &&
+                now - std::max(last_lead_, progress_mark_) > idle_probe_after && !still_open(sock_)) {
+                // The connection was idle (no reply for a while, nobody reading) and the server closed it
+                // since: let the I/O thread drop it and queue this command for the next connection instead
+                // of failing it on the dead one. The I/O thread may watch the socket and would see the close
+                // too, but a busy machine may not have run it yet (a CLIENT KILL or the server's timeout
+                // just before a command); when it left the socket unwatched (see lead) nobody else looks.
                 pending_error_ = Error(ErrorKind::connection, "connection to " + address_ + " closed while idle");
                 probe_lost_ = true;
                 wake_io();
@@ -666,8 +668,11 @@ private:
 
     /// The socket is out of the I/O thread's set and nobody reads it: no leader, no spinning caller (mu_
     /// held). Whoever queues a command then, or the I/O thread when it wakes, puts it back.
-    bool unwatched_locked() const noexcept {
-        return !armed_ && state_ == State::ready && sock_ >= 0 && read_claim_ == Claim::none && !closing_locked() &&
+    bool unwatched_locked() const noexcept { return !armed_ && unread_locked(); }
+
+    /// The connection is ready and nobody reads its socket now: no reader, no spinning caller (mu_ held).
+    bool unread_locked() const noexcept {
+        return state_ == State::ready && sock_ >= 0 && read_claim_ == Claim::none && !closing_locked() &&
                spinners_.load(std::memory_order_relaxed) == 0;
     }
 
