@@ -192,6 +192,7 @@ TEST_CASE("TLS: bad settings are config errors that name the file") {
     auto wrong_key = hitbox::detail::make_tls_context(mismatched);
     REQUIRE_FALSE(wrong_key);
     CHECK(wrong_key.error().kind() == ErrorKind::config);
+    CHECK(wrong_key.error().message().find("does not belong to") != std::string::npos);  // not "must be PEM"
     check_message(wrong_key.error());
 
     // A TLS endpoint without a context is refused, never opened in plain text.

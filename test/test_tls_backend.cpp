@@ -107,6 +107,27 @@ TEST_CASE("TLS backend: rediss:// with the CA round-trips values; certificate er
     CHECK(SteadyClock::now() - started < 500ms + 500ms + 1500ms);
 }
 
+TEST_CASE("TLS backend: a server that requires a client certificate says so when none is configured") {
+    RedisServerOptions o;
+    o.tls = certs().server({}, "yes");
+    RedisServer server(std::move(o));
+    const std::string url = "rediss://localhost:" + std::to_string(server.port()) + "/";
+    auto without = tls_backend(url);
+    const auto started = SteadyClock::now();
+    auto r = without.get<std::string>(key_n("mtls", 1));
+    REQUIRE_FALSE(r);
+    INFO(r.error().what());
+    // It said "connection ... closed by the server", nothing about the certificate, through the backend.
+    CHECK(r.error().message().find("client certificate") != std::string::npos);
+    CHECK(SteadyClock::now() - started < 1000ms + 1000ms + 1500ms);
+    TlsOptions mutual = trusting_ca();
+    mutual.cert_file = certs().client_cert();
+    mutual.key_file = certs().client_key();
+    auto with = tls_backend(url, mutual);
+    REQUIRE(with.set(key_n("mtls", 1), CacheValue<std::string>{"mutual"}));
+    CHECK(with.get<std::string>(key_n("mtls", 1)).value()->data == "mutual");
+}
+
 TEST_CASE("TLS backend: 32 threads share one TLS connection and each gets its own values") {
     // The default tuning, plain sleeping callers, and the I/O thread alone driving the TLS socket.
     const int variant = GENERATE(0, 1, 2);

@@ -186,9 +186,13 @@ inline Result<std::shared_ptr<const TlsContext>> make_tls_context(const TlsOptio
     if (!options.cert_file.empty()) {
         if (SSL_CTX_use_certificate_chain_file(ctx.get(), options.cert_file.c_str()) != 1)
             return bad("cannot load the client certificate '" + options.cert_file + "'");
-        if (SSL_CTX_use_PrivateKey_file(ctx.get(), options.key_file.c_str(), SSL_FILETYPE_PEM) != 1)
+        if (SSL_CTX_use_PrivateKey_file(ctx.get(), options.key_file.c_str(), SSL_FILETYPE_PEM) != 1) {
+            // OpenSSL checks the key against the certificate as it loads it ("key values mismatch").
+            if (ERR_GET_REASON(ERR_peek_last_error()) == X509_R_KEY_VALUES_MISMATCH)
+                return bad("the client key '" + options.key_file + "' does not belong to '" + options.cert_file + "'");
             return bad("cannot load the client key '" + options.key_file +
                        "' (it must be PEM and not protected by a passphrase)");
+        }
         if (SSL_CTX_check_private_key(ctx.get()) != 1)
             return bad("the client key '" + options.key_file + "' does not belong to '" + options.cert_file + "'");
     } else {
@@ -369,13 +373,19 @@ private:
         broken_ = true;
         int reason = 0;
         const std::string reasons = take_openssl_errors(&reason);
+        const std::string where = std::string("TLS ") + direction + address() + ": ";
         if (state_.eof && (err == SSL_ERROR_SYSCALL
 #if defined(SSL_R_UNEXPECTED_EOF_WHILE_READING)
                            || reason == SSL_R_UNEXPECTED_EOF_WHILE_READING
 #endif
-                           ))
-            return IoResult::wait(IoStatus::closed);  // EOF without close_notify
-        const std::string where = std::string("TLS ") + direction + address() + ": ";
+                           )) {
+            // EOF without close_notify. After the server asked for a client certificate we do not have, that
+            // is its refusal of this client (TLS 1.3 checks the client after the handshake): say so.
+            if (certificate_requested_)
+                return IoResult::failed(Error(
+                    ErrorKind::tls, where + "the server closed the connection" + client_certificate_hint(reason)));
+            return IoResult::wait(IoStatus::closed);
+        }
         if (err == SSL_ERROR_SYSCALL && state_.error != 0)
             return IoResult::failed(
                 Error(ErrorKind::connection, where + errno_text(state_.error) + client_certificate_hint(reason)));
