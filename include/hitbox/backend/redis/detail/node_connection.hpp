@@ -52,6 +52,7 @@
 #include <limits>
 #include <memory>
 #include <mutex>
+#include <new>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -567,10 +568,12 @@ private:
 
     // ---- caller side ----
 
-    /// In a child of fork(): forget the parent's I/O thread (never joined: it does not run here) and send
-    /// nothing on the parent's stream.
+    /// In a child of fork(): forget the parent's I/O thread and send nothing on the parent's stream. The
+    /// thread does not run here, so it is neither joined nor detached (pthread_detach of a thread this
+    /// process never had is undefined; ThreadSanitizer aborts on it): its handle is overwritten with an
+    /// empty one, which ends the old handle's lifetime without its destructor ([basic.life]).
     void abandon() noexcept {
-        if (io_.joinable()) io_.detach();
+        if (io_.joinable()) ::new (static_cast<void*>(&io_)) std::thread();
         if (transport_) transport_->abandon();
     }
 
