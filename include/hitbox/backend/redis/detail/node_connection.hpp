@@ -183,7 +183,17 @@ public:
         if (count == 0) return std::vector<ReplyPtr>{};
         auto pending = submit_impl(commands, count, true);
         if (!pending) return fail(pending.error());
-        return wait(*pending);
+        auto replies = wait(*pending);
+        if (replies || !pending->after_idle || !closed_by_server(replies.error())) return replies;
+        // Sent on an idle connection that the server had closed (its idle timeout, CLIENT KILL), before the
+        // I/O thread handled the close: the end of file came instead of any reply, so the commands went to
+        // a dead connection. Once more on the next one, within the first attempt's deadline. hitbox's
+        // commands are safe to repeat (GET, SET, DEL; a lock's SET NX answers "held" if the first took it,
+        // and that lock expires by itself).
+        const auto deadline = pending->deadline;
+        auto again = submit_impl(commands, count, true);
+        if (!again) return fail(again.error());
+        return wait(*again, deadline);
     }
 
     /// Commands handed to the connection by `submit`, whose replies `wait` collects.
@@ -192,6 +202,7 @@ public:
         std::chrono::steady_clock::time_point deadline;  ///< command timeout (+ connect timeout when it had to connect)
         std::chrono::milliseconds budget;                ///< the time that deadline allows, for the timeout message
         int lead_fd = -1;                                ///< execute only: the caller already holds the read claim
+        bool after_idle = false;  ///< queued on a ready connection idle for more than idle_probe_after
     };
 
     /// The first half of `execute` (count > 0): queues the commands without waiting, so a caller can
@@ -310,6 +321,7 @@ private:
         auto batch = std::make_shared<ReplyBatch>(count, board_, bit);
         bool wake = false;
         bool connecting = false;
+        bool after_idle = false;
         int lead_fd = -1;
         SteadyClock::time_point now;
         {
@@ -340,6 +352,7 @@ private:
             }
             connecting = state_ != State::ready;
             const bool idle = pipe_.empty();
+            after_idle = idle && !connecting && now - std::max(last_lead_, progress_mark_) > idle_probe_after;
             if (idle) progress_mark_ = now;
             outbuf_.append(commands);
             batch->queued_at = now;
@@ -379,7 +392,7 @@ private:
         counters_.commands.fetch_add(count, std::memory_order_relaxed);
         auto budget = connecting ? saturating_sum(settings_.command_timeout, settings_.connect_timeout)
                                  : settings_.command_timeout;
-        return Pending{std::move(batch), deadline_after(now, budget), budget, lead_fd};
+        return Pending{std::move(batch), deadline_after(now, budget), budget, lead_fd, after_idle};
     }
 
     /// A waiting caller gives the CPU away a few times while its replies are not there (on a busy machine
@@ -905,6 +918,15 @@ private:
         return Failure{Error(e.kind(), "reply from " + address_ + ": " + e.message() + "; connection reset")};
     }
 
+    /// The end of file from the server, and whether `e` is it (execute's one repeat after an idle close).
+    Error closed_by_server_error() const {
+        return Error(ErrorKind::connection, "connection to " + address_ + " closed by the server");
+    }
+    bool closed_by_server(const Error& e) const {
+        return e.kind() == ErrorKind::connection &&
+               e.message() == "connection to " + address_ + " closed by the server";
+    }
+
     /// The error a server sends before it closes a connection it will not serve (Redis at `maxclients`).
     static bool refused_connection(std::string_view server_text) noexcept {
         return server_text.starts_with("ERR max number of clients reached");
@@ -958,8 +980,7 @@ private:
                 if (r.bytes < rbuf_.size() && io_buffered() == 0) break;
                 continue;
             }
-            if (r.status == IoStatus::closed)
-                return Failure{Error(ErrorKind::connection, "connection to " + address_ + " closed by the server")};
+            if (r.status == IoStatus::closed) return Failure{closed_by_server_error()};
             if (r.status == IoStatus::want_read) break;
             if (r.status == IoStatus::want_write) {  // TLS must write first: watch for room
                 std::lock_guard<SpinMutex> lk(mu_);
