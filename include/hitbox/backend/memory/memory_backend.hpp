@@ -207,10 +207,11 @@ public:
         using R = Result<std::optional<CacheValue<T>>>;
         return find_<T, R>(
             key,
-            [this](const CacheValue<T>& v) -> R {
+            [this](const CacheValue<T>& v, detail::RwLock::Slot& slot) -> R {
                 try {
                     return std::optional<CacheValue<T>>(std::in_place, v);
                 } catch (...) {
+                    detail::Shard::hit_was_miss(slot);  // the get answers an error: a miss, not a hit
                     return fail(detail::exception_error("copying the value out", state_->label));
                 }
             },
@@ -227,7 +228,7 @@ public:
     Result<bool> read_with(const CacheKey& key, F&& f) const {
         return find_<T, Result<bool>>(
             key,
-            [&f](const CacheValue<T>& v) -> Result<bool> {
+            [&f](const CacheValue<T>& v, detail::RwLock::Slot&) -> Result<bool> {
                 std::forward<F>(f)(v);
                 return true;
             },
@@ -291,8 +292,10 @@ public:
 private:
     friend class MemoryBackendBuilder<Clock, Weigher>;
 
-    /// The lookup of get and read_with: `hit(entry)` under the shard's read lock when `key` holds a live
-    /// `T`, `miss()` when it holds nothing live, a `type_mismatch` error otherwise. Each returns an `R`.
+    /// The lookup of get and read_with: `hit(entry, slot)` under the shard's read lock when `key` holds a
+    /// live `T` (the reader's slot: a hit whose copy fails moves its count to the misses), `miss()` when it
+    /// holds nothing live, a `type_mismatch` error otherwise. Each returns an `R`, returned as is (a named
+    /// result between would cost a move of the value: NRVO does not apply with several returns).
     /// Timed here, in one piece, not in get and read_with: with the histograms off, the code inlined into
     /// callers is what it was without them, and this body only gains two pointer tests.
     template <class T, class R, class Hit, class Miss>
@@ -311,20 +314,8 @@ private:
                 return miss();
             }
             if (detail::same_type(*n->type, typeid(T))) {
-                // Counted once the copy out succeeded: a copy that throws fails the get (or read_with), a miss.
-                R out = [&]() -> R {
-                    try {
-                        return hit(static_cast<const detail::TypedNode<T>*>(n)->value);
-                    } catch (...) {
-                        detail::Shard::record_miss(guard.slot());
-                        throw;
-                    }
-                }();
-                if (out.has_value()) [[likely]]
-                    detail::Shard::record_hit(n, guard.slot());
-                else
-                    detail::Shard::record_miss(guard.slot());
-                return out;
+                detail::Shard::record_hit(n, guard.slot());
+                return hit(static_cast<const detail::TypedNode<T>*>(n)->value, guard.slot());
             }
             stored = n->type;
             detail::Shard::record_miss(guard.slot());

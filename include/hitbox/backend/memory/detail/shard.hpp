@@ -111,6 +111,12 @@ public:
 
     static void record_miss(RwLock::Slot& slot) noexcept { slot.misses.fetch_add(1, std::memory_order_relaxed); }
 
+    /// A recorded hit whose copy out failed: counted as a miss instead.
+    static void hit_was_miss(RwLock::Slot& slot) noexcept {
+        slot.hits.fetch_sub(1, std::memory_order_relaxed);
+        slot.misses.fetch_add(1, std::memory_order_relaxed);
+    }
+
     std::size_t share() const noexcept { return share_; }
     /// This shard's weight; readable without the lock.
     std::uint64_t weight_hint() const noexcept { return weight_.load(std::memory_order_relaxed); }
