@@ -216,21 +216,22 @@ public:
         if constexpr (!detail::holds<detail::LoaderFor<F, V>> || !std::is_copy_constructible_v<V>) {
             return CacheResult<V>{};  // an assertion failed: call nothing with this loader, it would only repeat it
         } else {
-            CacheResult<V> out;
             try {
                 if constexpr (Metrics::enabled) {
                     const auto started = std::chrono::steady_clock::now();
-                    run_<V>(out, key, std::forward<F>(loader), policy);
+                    auto out = run_<V>(key, std::forward<F>(loader), policy);
                     // A call refused before any lookup (an invalid policy) is no hit, miss or stale.
                     if (!out.error || out.error->kind() != ErrorKind::config || !out.source.empty()) [[likely]]
                         metrics_.record(out.status, source_id_(out), std::chrono::steady_clock::now() - started);
+                    return out;
                 } else {
-                    run_<V>(out, key, std::forward<F>(loader), policy);
+                    return run_<V>(key, std::forward<F>(loader), policy);
                 }
             } catch (...) {
+                CacheResult<V> out;
                 thrown_(out);
+                return out;
             }
-            return out;
         }
     }
 
@@ -285,7 +286,9 @@ private:
 
     /// The answer of a call that an exception left (a value's copy into the answer, most likely): every
     /// tier call and the loader are guarded on their own, and the flight was finished on the way out. The
-    /// tier errors the call met on the way stay in `backend_errors`.
+    /// tier errors the call met went to the error handler and the counters, not into this answer: keeping
+    /// them would need the answer built outside run_, which cost the hit path 5-15% in interleaved runs
+    /// (BM_CacheGetOrComputeHit, design-notes.md).
     template <class V>
     HITBOX_COLD void thrown_(CacheResult<V>& out) noexcept {
         out.value.reset();
@@ -337,10 +340,11 @@ private:
         (!TieredBackend<backend_type> && !TracedBackend<backend_type, V>) || ResumableRead<backend_type, V>;
 
     template <class V, class F>
-    void run_(CacheResult<V>& out, const CacheKey& key, F&& loader, const CachePolicy& policy) {
+    CacheResult<V> run_(const CacheKey& key, F&& loader, const CachePolicy& policy) {
+        CacheResult<V> out;
         if (!detail::policy_ok(policy)) [[unlikely]] {
             out.error = Error(ErrorKind::config, *detail::policy_problem(policy), label_());
-            return;
+            return out;
         }
         if constexpr (!LockingBackend<backend_type>) {
             if (policy.lock_ttl) [[unlikely]] {
@@ -348,7 +352,7 @@ private:
                                   "CachePolicy: lock_ttl needs a backend that holds a lock across instances "
                                   "(hitbox::LockingBackend: a Redis tier, or a composition with one)",
                                   label_());
-                return;
+                return out;
             }
         }
         const std::uint64_t epoch = shared_->flights.epoch(key);
@@ -367,13 +371,14 @@ private:
             if (found && out.value) [[likely]] {
                 out.status = CacheStatus::Hit;
                 out.source = paths_.front();
-                return;
+                return out;
             }
             after_l1_miss_<V>(key, detail::LoaderRef<V>::of(std::forward<F>(loader)), policy, epoch, std::move(found),
                               std::move(held), out);
         } else {
             serve_(key, detail::LoaderRef<V>::of(std::forward<F>(loader)), policy, epoch, read_<V>(key, out), out);
         }
+        return out;
     }
 
     /// The rest of a call whose plain L1 read found no fresh value (a miss, an error, or a stale or

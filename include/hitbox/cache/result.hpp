@@ -25,7 +25,7 @@ namespace hitbox {
 /// | loader past soft_timeout, stale or expired entry held | that value (`fail_safe` if expired) | Stale | tier label path | nullopt |
 /// | loader past hard_timeout, nothing held | nullopt | Miss | "upstream" | kind timeout |
 /// | invalid policy | nullopt | Miss | "" | kind config |
-/// | a value's copy threw (handing it to this caller) | nullopt | Miss | "" | kind unavailable, message "... threw: ..." (backend_errors kept) |
+/// | a value's copy threw (handing it to this caller) | nullopt | Miss | "" | kind unavailable, message "... threw: ..." |
 ///
 /// Backend errors never make a call fail (fail-open): they are listed in `backend_errors`, counted and
 /// reported to the cache's error handler. A tier (or its weigher, or the value's copy into it) that
