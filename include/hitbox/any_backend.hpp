@@ -92,11 +92,17 @@ inline Unexpected any_unknown_format(ErrorKind kind, std::uint8_t id) {
     return fail(kind, "AnyValue: value format id " + std::to_string(id) + " is not one of " + builtin_format_list());
 }
 
+/// The format object `format` points at (a tier's, with its options), or `defaults` when it is null.
+template <class F>
+const F& any_format_or(const void* format, const F& defaults) noexcept {
+    return format != nullptr ? *static_cast<const F*>(format) : defaults;
+}
+
 template <class F, class T>
 Result<std::string> any_encode_with(const void* object, const void* format) {
     if constexpr (format_encodes<F, T>()) {
         const F defaults{};
-        return (format != nullptr ? *static_cast<const F*>(format) : defaults).encode(*static_cast<const T*>(object));
+        return any_format_or(format, defaults).encode(*static_cast<const T*>(object));
     } else {
         (void)object;
         (void)format;
@@ -108,7 +114,7 @@ template <class F, class T>
 Result<std::shared_ptr<const void>> any_decode_with(std::string_view bytes, const void* format) {
     if constexpr (format_decodes<F, T>()) {
         const F defaults{};
-        auto value = (format != nullptr ? *static_cast<const F*>(format) : defaults).template decode<T>(bytes);
+        auto value = any_format_or(format, defaults).template decode<T>(bytes);
         if (!value) return fail(value.error());
         return std::shared_ptr<const void>(std::make_shared<const T>(std::move(*value)));
     } else {

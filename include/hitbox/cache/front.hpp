@@ -228,9 +228,7 @@ public:
                     return run_<V>(key, std::forward<F>(loader), policy);
                 }
             } catch (...) {
-                CacheResult<V> out;
-                thrown_(out);
-                return out;
+                return thrown_<V>();
             }
         }
     }
@@ -290,16 +288,14 @@ private:
     /// them would need the answer built outside run_, which cost the hit path 5-15% in interleaved runs
     /// (BM_CacheGetOrComputeHit, design-notes.md).
     template <class V>
-    HITBOX_COLD void thrown_(CacheResult<V>& out) noexcept {
-        out.value.reset();
-        out.status = CacheStatus::Miss;
-        out.source = {};
-        out.fail_safe = false;
+    HITBOX_COLD CacheResult<V> thrown_() noexcept {
+        CacheResult<V> out;
         try {
             out.error = detail::exception_error("get_or_compute: handing the value over", label_());
         } catch (...) {
             out.error = Error(ErrorKind::unavailable, std::string());
         }
+        return out;
     }
 
     /// A tier read that throws is a failed read (a miss whose error is noted).

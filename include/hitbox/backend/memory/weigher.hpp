@@ -57,13 +57,11 @@ concept has_heap_bytes_hook = requires(const T& v) {
     { hitbox_heap_bytes(v) } -> std::convertible_to<std::size_t>;
 };
 
-}  // namespace detail
-
-namespace detail {
 /// `a + b`, or SIZE_MAX where the sum would wrap: a hook that answers SIZE_MAX weighs the most, never little.
 constexpr std::size_t add_bytes(std::size_t a, std::size_t b) noexcept {
     return a > std::numeric_limits<std::size_t>::max() - b ? std::numeric_limits<std::size_t>::max() : a + b;
 }
+
 }  // namespace detail
 
 /// Heap bytes owned by `value`, beyond `sizeof(value)`; what the default weigher adds to an entry.

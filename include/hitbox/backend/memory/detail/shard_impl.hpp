@@ -17,7 +17,7 @@ HITBOX_LIB_INLINE void Shard::configure(std::size_t share, std::size_t presize_c
     // An entry bound sizes the table, sketch and ghosts up front, up to `presize_cap` entries (the store's
     // share of presize_limit: a huge bound such as max_entries(UINT64_MAX) must not allocate for it); past
     // that, inserts grow them as they do under a byte bound.
-    presized_ = weighted ? 0 : std::min({share, presize_cap, presize_limit});
+    presized_ = weighted ? 0 : std::min(share, presize_cap);
     if (!weighted) {
         table_.reserve(presized_);
         sketch_.ensure_capacity(presized_);

@@ -328,8 +328,7 @@ private:
             std::unique_lock<SpinMutex> lk(mu_);
             idle_closed_.wait(lk, [this] { return !idle_close_ && !probe_lost_; });
             now = SteadyClock::now();  // also the start of the deadline (one clock read per command)
-            if (unread_locked() && pipe_.empty() && !pending_error_ &&
-                now - std::max(last_lead_, progress_mark_) > idle_probe_after && !still_open(sock_)) {
+            if (unread_locked() && pipe_.empty() && !pending_error_ && quiet_locked(now) && !still_open(sock_)) {
                 // The connection was idle (no reply for a while, nobody reading) and the server closed it
                 // since: let the I/O thread drop it and queue this command for the next connection instead
                 // of failing it on the dead one. The I/O thread may watch the socket and would see the close
@@ -352,7 +351,7 @@ private:
             }
             connecting = state_ != State::ready;
             const bool idle = pipe_.empty();
-            after_idle = idle && !connecting && now - std::max(last_lead_, progress_mark_) > idle_probe_after;
+            after_idle = idle && !connecting && quiet_locked(now);
             if (idle) progress_mark_ = now;
             outbuf_.append(commands);
             batch->queued_at = now;
@@ -685,6 +684,12 @@ private:
     /// The socket is out of the I/O thread's set and nobody reads it: no leader, no spinning caller (mu_
     /// held). Whoever queues a command then, or the I/O thread when it wakes, puts it back.
     bool unwatched_locked() const noexcept { return !armed_ && unread_locked(); }
+
+    /// Nothing happened on the connection for more than idle_probe_after before `now`: no lead and no reply
+    /// (mu_ held).
+    bool quiet_locked(SteadyClock::time_point now) const noexcept {
+        return now - std::max(last_lead_, progress_mark_) > idle_probe_after;
+    }
 
     /// The connection is ready and nobody reads its socket now: no reader, no spinning caller (mu_ held).
     bool unread_locked() const noexcept {
