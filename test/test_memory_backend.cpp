@@ -692,6 +692,32 @@ TEST_CASE("MemoryBackend: SIZE_MAX weights under max_bytes(UINT64_MAX)") {
     }
 }
 
+TEST_CASE("MemoryBackend: huge weights under max_entries saturate weighted_bytes, never wrap") {
+    // Under an entry bound the weigher's bytes are only reported. 300 entries of 2^56 bytes (where weights
+    // clamp) sum past 2^64: the report stays at UINT64_MAX instead of wrapping to a small number.
+    constexpr std::uint64_t cap = std::uint64_t{1} << 56;
+    auto weigher = [](const CacheKey&, const std::string& v) -> std::size_t { return v == "small" ? 7 : SIZE_MAX; };
+    for (std::size_t shards : {std::size_t{1}, std::size_t{4}}) {
+        CAPTURE(shards);
+        auto built = hitbox::MemoryBackend::builder().max_entries(1000).shards(shards).weigher(weigher).build();
+        REQUIRE(built);
+        auto& m = *built;
+        auto key = [](int i) { return CacheKey{"w", 1, {{"k", std::to_string(i)}}}; };
+        REQUIRE(m.set(key(0), CacheValue<std::string>("small")));
+        REQUIRE(m.set(key(1), CacheValue<std::string>("huge")));
+        CHECK(m.stats().weighted_bytes == cap + 7);
+        for (int i = 2; i < 300; ++i) REQUIRE(m.set(key(i), CacheValue<std::string>("huge")));
+        CHECK(m.stats().entries == 300);
+        CHECK(m.stats().weighted_bytes == UINT64_MAX);  // 299 * 2^56 + 7 wrapped to about 2^63 before
+        for (int i = 2; i < 300; ++i) REQUIRE(m.remove(key(i)));
+        CHECK(m.stats().weighted_bytes == cap + 7);                // the exact sum is kept underneath
+        REQUIRE(m.set(key(1), CacheValue<std::string>("small")));  // an overwrite that shrinks
+        CHECK(m.stats().weighted_bytes == 14);
+        m.clear();
+        CHECK(m.stats().weighted_bytes == 0);
+    }
+}
+
 namespace {
 /// A value that says it owns more heap than there is.
 struct Enormous {

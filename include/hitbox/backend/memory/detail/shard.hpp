@@ -31,6 +31,7 @@
 #include <bit>
 #include <cstddef>
 #include <cstdint>
+#include <limits>
 #include <vector>
 
 #include <hitbox/backend/memory/detail/frequency_sketch.hpp>
@@ -167,6 +168,15 @@ private:
     std::size_t local_weight() const noexcept { return window_.weight + probation_.weight + protect_.weight; }
     std::size_t main_max() const noexcept { return share_ - window_max_; }
 
+    /// Adds (sign +1) or removes (-1) an entry's reported bytes. The sum is kept as two words, the bytes
+    /// below 2^32 of each entry and the rest shifted down by 32, so that it cannot wrap before 2^32 entries
+    /// of 2^56 bytes each (weights clamp there): a weigher that claims huge sizes under `max_entries` makes
+    /// `weighted_bytes` saturate, never wrap (collect()).
+    void add_bytes(std::size_t bytes, std::int64_t sign) noexcept {
+        bump(bytes_lo_, sign * static_cast<std::int64_t>(bytes & 0xffffffffu));
+        bump(bytes_hi_, sign * static_cast<std::int64_t>(static_cast<std::uint64_t>(bytes) >> 32));
+    }
+
     void add_weight(std::int64_t delta) noexcept {
         bump(weight_, delta);
         total_weight_->fetch_add(static_cast<std::uint64_t>(delta), std::memory_order_relaxed);
@@ -264,7 +274,8 @@ private:
     std::atomic<std::uint64_t> weight_{0};
     std::atomic<std::int64_t> next_expiry_{no_expiry};
     std::atomic<std::uint64_t> entries_{0};
-    std::atomic<std::uint64_t> bytes_{0};
+    std::atomic<std::uint64_t> bytes_lo_{0};  ///< add_bytes()
+    std::atomic<std::uint64_t> bytes_hi_{0};
     std::atomic<std::uint64_t> evictions_{0};
     std::atomic<std::uint64_t> expirations_{0};
     std::atomic<std::uint64_t> rejected_{0};

@@ -38,7 +38,8 @@ HITBOX_LIB_INLINE void Shard::put(NodeBase* fresh, std::int64_t now_ms, Graveyar
         fresh->accessed.store(true, std::memory_order_relaxed);  // an overwrite is an access
         const unsigned f = old->frequency.load(std::memory_order_relaxed) + 1u;
         fresh->frequency.store(static_cast<std::uint8_t>(std::min(f, 15u)), std::memory_order_relaxed);
-        bump(bytes_, static_cast<std::int64_t>(fresh->bytes) - static_cast<std::int64_t>(old->bytes));
+        add_bytes(fresh->bytes, 1);
+        add_bytes(old->bytes, -1);
         add_weight(static_cast<std::int64_t>(fresh->weight) - static_cast<std::int64_t>(old->weight));
         dead.add(old);
     } else {
@@ -46,7 +47,7 @@ HITBOX_LIB_INLINE void Shard::put(NodeBase* fresh, std::int64_t now_ms, Graveyar
         fresh->segment = Segment::window;
         window_.push_front(fresh);
         bump(entries_, 1);
-        bump(bytes_, static_cast<std::int64_t>(fresh->bytes));
+        add_bytes(fresh->bytes, 1);
         add_weight(static_cast<std::int64_t>(fresh->weight));
         if (table_.size() > presized_) {
             sketch_.ensure_capacity(table_.size());
@@ -104,12 +105,19 @@ HITBOX_LIB_INLINE void Shard::clear(Graveyard& dead) {
     window_ = probation_ = protect_ = NodeList{};
     add_weight(-static_cast<std::int64_t>(weight_.load(std::memory_order_relaxed)));
     entries_.store(0, std::memory_order_relaxed);
-    bytes_.store(0, std::memory_order_relaxed);
+    bytes_lo_.store(0, std::memory_order_relaxed);
+    bytes_hi_.store(0, std::memory_order_relaxed);
 }
 
 HITBOX_LIB_INLINE void Shard::collect(MemoryStats& out) const noexcept {
     out.entries += entries_.load(std::memory_order_relaxed);
-    out.weighted_bytes += bytes_.load(std::memory_order_relaxed);
+    // lo + hi * 2^32, added to what the other shards gave, saturating at UINT64_MAX.
+    constexpr std::uint64_t all = std::numeric_limits<std::uint64_t>::max();
+    const std::uint64_t hi = bytes_hi_.load(std::memory_order_relaxed);
+    const std::uint64_t lo = bytes_lo_.load(std::memory_order_relaxed);
+    std::uint64_t mine = hi > (all >> 32) ? all : hi << 32;
+    mine = lo > all - mine ? all : mine + lo;
+    out.weighted_bytes = mine > all - out.weighted_bytes ? all : out.weighted_bytes + mine;
     out.hits += lock.hits();
     out.misses += lock.misses();
     out.evictions += evictions_.load(std::memory_order_relaxed);
@@ -127,7 +135,7 @@ HITBOX_LIB_INLINE void Shard::drop(NodeBase* n, std::int64_t now_ms, bool for_si
     else if (for_size)
         bump(evictions_, 1);
     bump(entries_, -1);
-    bump(bytes_, -static_cast<std::int64_t>(n->bytes));
+    add_bytes(n->bytes, -1);
     add_weight(-static_cast<std::int64_t>(n->weight));
     sketch_.add(n->hash, n->frequency.load(std::memory_order_relaxed));  // its popularity outlives it
     dead.add(n);
