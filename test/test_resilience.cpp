@@ -523,6 +523,41 @@ TEST_CASE("Stampede lock: one owner at a time across backends sharing a Redis, t
     CHECK(erased.unlock(user, "t").value());
 }
 
+TEST_CASE("Stampede lock tokens: a child of fork() draws tokens of its own, not its parent's or a sibling's") {
+    // The generator's state is per thread; fork() copies it. Each process reports its next token.
+    const std::string parent_first = hitbox::detail::lock_token();
+    std::vector<std::string> drawn;
+    for (int child = 0; child < 2; ++child) {
+        int out[2];
+        REQUIRE(::pipe(out) == 0);
+        std::fflush(nullptr);
+        const pid_t pid = ::fork();
+        REQUIRE(pid >= 0);
+        if (pid == 0) {
+            const std::string t = hitbox::detail::lock_token();
+            const bool ok = ::write(out[1], t.data(), t.size()) == static_cast<ssize_t>(t.size());
+            std::_Exit(ok ? 0 : 1);
+        }
+        ::close(out[1]);
+        std::string t(32, '\0');
+        std::size_t got = 0;
+        while (got < t.size()) {
+            const ssize_t n = ::read(out[0], t.data() + got, t.size() - got);
+            if (n <= 0) break;
+            got += static_cast<std::size_t>(n);
+        }
+        ::close(out[0]);
+        int status = 0;
+        REQUIRE(::waitpid(pid, &status, 0) == pid);
+        REQUIRE(got == t.size());
+        drawn.push_back(t);
+    }
+    drawn.push_back(hitbox::detail::lock_token());  // the parent's next one: what both children drew before
+    drawn.push_back(parent_first);
+    std::sort(drawn.begin(), drawn.end());
+    CHECK(std::adjacent_find(drawn.begin(), drawn.end()) == drawn.end());
+}
+
 TEST_CASE("Cache jitter: expiries spread over (1 - jitter) x ttl .. ttl, stale shortened alike; 0 is exact") {
     hitbox::ManualClock clock;
     hitbox::InlineOffload offload;

@@ -13,6 +13,9 @@
 #include <string>
 #include <string_view>
 
+#include <sys/types.h>
+#include <unistd.h>
+
 #include <hitbox/cache/errors.hpp>
 #include <hitbox/core/clock.hpp>
 
@@ -192,18 +195,24 @@ inline double jitter_factor(double jitter) noexcept {
 }
 
 /// A token that tells one lock owner from every other (this process's callers and other processes'): 32
-/// hex digits from a per-thread generator seeded from std::random_device, the time and the thread.
+/// hex digits from a per-thread generator seeded from std::random_device, the time, the thread and the
+/// process. A child of fork() reseeds (the generator's state is copied into it, and siblings forked from
+/// one parent would otherwise draw the same tokens as each other and as the parent).
 inline std::string lock_token() {
-    thread_local std::uint64_t state = [] {
+    thread_local std::uint64_t state = 0;
+    thread_local ::pid_t seeded_for = 0;
+    if (const ::pid_t pid = ::getpid(); pid != seeded_for) {
         std::uint64_t seed = static_cast<std::uint64_t>(std::chrono::steady_clock::now().time_since_epoch().count()) ^
-                             (static_cast<std::uint64_t>(reinterpret_cast<std::uintptr_t>(&seed)) << 1);
+                             (static_cast<std::uint64_t>(reinterpret_cast<std::uintptr_t>(&seed)) << 1) ^
+                             (static_cast<std::uint64_t>(pid) * 0x9e3779b97f4a7c15ull);
         try {
             std::random_device rd;
             seed ^= (std::uint64_t{rd()} << 32) | rd();
         } catch (...) {
         }
-        return seed;
-    }();
+        state ^= seed;
+        seeded_for = pid;
+    }
     auto next = [] {  // splitmix64
         std::uint64_t z = (state += 0x9e3779b97f4a7c15ull);
         z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
