@@ -780,6 +780,28 @@ TEST_CASE("Negative caching keeps a \"not found\" for its own TTL") {
         REQUIRE(r.error);
         CHECK(r.error->kind() == ErrorKind::unavailable);
     }
+    SECTION("put() of the item drops its cached \"not found\": once the value expires, the loader is asked") {
+        const CachePolicy policy{.ttl = 5s, .negative_ttl = 60s};
+        CHECK_FALSE(cache.get_or_compute<std::string>(key, loader, policy));
+        REQUIRE(f.l2.contains(marker));
+        REQUIRE(cache.put<std::string>(key, "created", policy));
+        CHECK_FALSE(f.l2.contains(marker));
+        CHECK(*cache.get_or_compute<std::string>(key, loader, policy) == "created");
+        f.clock.advance(6s);  // the value is gone; the marker would still have 54 s
+        upstream = "from the database";
+        auto after = cache.get_or_compute<std::string>(key, loader, policy);
+        CHECK(after.status == CacheStatus::Miss);
+        REQUIRE(after);
+        CHECK(*after == "from the database");  // was a Hit with no value before
+        CHECK(calls == 2);
+    }
+    SECTION("put() under negative_l1_only drops the marker from L1") {
+        const CachePolicy policy{.ttl = 5s, .negative_ttl = 60s, .negative_l1_only = true};
+        CHECK_FALSE(cache.get_or_compute<std::string>(key, loader, policy));
+        REQUIRE(f.l1.get<std::string>(marker)->has_value());
+        REQUIRE(cache.put<std::string>(key, "created", policy));
+        CHECK_FALSE(f.l1.get<std::string>(marker)->has_value());
+    }
     SECTION("remove() drops the cached \"not found\" too") {
         const CachePolicy policy{.ttl = 60s, .negative_ttl = 5s};
         CHECK_FALSE(cache.get_or_compute<std::string>(key, loader, policy));

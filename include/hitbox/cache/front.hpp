@@ -242,6 +242,7 @@ public:
         std::vector<Error> errors;
         if (!write_value_<T>(key, std::move(value), policy, errors))
             return fail(errors.empty() ? Error(ErrorKind::unavailable, "write failed", label_()) : errors.back());
+        forget_negative_(key, policy, errors);
         return {};
     }
 
@@ -951,7 +952,7 @@ private:
         if (!loaded.result) {
             shared_->counters.bump(&CacheCounts::load_errors);
         } else if (*loaded.result) {
-            write_value_<V>(key, **loaded.result, policy, errors);
+            if (write_value_<V>(key, **loaded.result, policy, errors)) forget_negative_(key, policy, errors);
         } else {
             // "Not found": the item is gone upstream. A stale or fail-safe entry of it (only policies with
             // `stale` or `fail_safe_max` keep one) goes too, so that no later call serves the old value and
@@ -1017,6 +1018,26 @@ private:
         if (expire <= now) return;
         store_made_(key, errors,
                     [&] { return CacheValue<V>(old.data, expire, std::nullopt, old.created, old.retain); });
+    }
+
+    /// The item exists now: a cached "not found" of it (the marker outlives the value when negative_ttl is
+    /// longer than ttl, and is read once the value is gone) is removed. Only under a policy with
+    /// negative_ttl (others pay nothing), from where such a policy writes it.
+    void forget_negative_(const CacheKey& key, const CachePolicy& policy, std::vector<Error>& errors) {
+        if (!policy.negative_ttl) return;
+        const CacheKey marker_key = key.with(std::string(detail::negative_part));
+        if constexpr (TieredBackend<backend_type>) {
+            if (policy.negative_l1_only) {
+                auto& l1 = backend().l1();
+                auto gone = guarded_write_<Result<bool>>([&] { return l1.remove(marker_key); }, l1.label());
+                if (!gone)
+                    note_error_(CacheOp::write, key, detail::attribute(gone.error(), l1.label()).in(backend().label()),
+                                &errors);
+                return;
+            }
+        }
+        auto gone = guarded_write_<Result<bool>>([&] { return backend().remove(marker_key); }, backend().label());
+        if (!gone) note_error_(CacheOp::write, key, detail::attribute(gone.error(), backend().label()), &errors);
     }
 
     void write_negative_(const CacheKey& key, const CachePolicy& policy, std::vector<Error>& errors) {
