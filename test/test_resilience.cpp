@@ -1172,6 +1172,64 @@ TEST_CASE("Stampede lock in the cache: 8 instances on one cold key call the load
     CHECK(calls > 1);
 }
 
+TEST_CASE("Stampede lock in the cache: a stale L1 entry does not hide the value another instance wrote to Redis",
+          "[redis]") {
+    if (!hitbox_test::require_redis_server()) return;
+    hitbox_test::RedisServer server;
+    Instance a(server.url()), b(server.url());
+    const hitbox::CachePolicy policy{.ttl = 1min,
+                                     .stale = 200ms,
+                                     .stale_policy = hitbox::StalePolicy::Revalidate,
+                                     .lock_ttl = 5s,
+                                     .lock_poll = 10ms};
+    const CacheKey k{"page", 1};
+    std::atomic<int> calls{0};
+    REQUIRE(a.cache
+                .get_or_compute<std::string>(
+                    k, [] { return std::string("v1"); }, policy)
+                .value == std::optional<std::string>("v1"));
+    REQUIRE(b.cache
+                .get_or_compute<std::string>(
+                    k, [] { return std::string("other"); }, policy)
+                .value == std::optional<std::string>("v1"));  // from Redis, now in b's memory tier too
+    std::this_thread::sleep_for(250ms);                       // stale in both memory tiers and in Redis
+    std::atomic<bool> a_loading{false};
+    std::optional<std::string> got_a, got_b;
+    std::thread ta([&] {
+        got_a = a.cache
+                    .get_or_compute<std::string>(
+                        k,
+                        [&] {
+                            ++calls;
+                            a_loading = true;
+                            std::this_thread::sleep_for(300ms);
+                            return std::string("v2");
+                        },
+                        policy)
+                    .value;
+    });
+    for (int i = 0; i < 400 && !a_loading; ++i) std::this_thread::sleep_for(5ms);
+    REQUIRE(a_loading);
+    auto rb = b.cache.get_or_compute<std::string>(
+        k,
+        [&] {
+            ++calls;
+            return std::string("v2 from b");
+        },
+        policy);
+    ta.join();
+    got_b = rb.value;
+    CHECK(got_a == std::optional<std::string>("v2"));
+    CHECK(got_b == std::optional<std::string>("v2"));  // b took a's value from Redis
+    CHECK(calls == 1);                                 // 2 before: b re-read only its own stale L1 entry
+    CHECK(b.cache.stats().lock_waits == 1);
+    // b's memory tier holds the fresh value now.
+    auto in_b = b.tiers.l1().get<std::string>(k);
+    REQUIRE(in_b);
+    REQUIRE(*in_b);
+    CHECK((*in_b)->data == "v2");
+}
+
 TEST_CASE(
     "Stampede lock in the cache: lock_poll = milliseconds::max() waits up to the waiter limit, polling "
     "no faster than then",

@@ -694,12 +694,47 @@ private:
         if (again && again->state(clock_.now()) == EntryState::Fresh)
             return hit_outcome_<V>(std::move(again->data), out.source);
         out.source = {};
+        if constexpr (TieredBackend<backend_type>) {
+            // A composition's read stops at an L1 entry that is stale but not expired, and the other
+            // instance wrote its value to the tier they share: look there.
+            if (again) {
+                if (auto shared = shared_tier_fresh_<V>(key, out)) return shared;
+            }
+        }
         if (policy.negative_ttl && read_negative_(key, out)) {
             auto hit = hit_outcome_<V>(std::nullopt, out.source);
             out.source = {};
             return hit;
         }
         return nullptr;
+    }
+
+    /// For landed_: L2's entry of `key` when it is fresh, written into L1 (as a refill would) and returned
+    /// as a Hit outcome; null otherwise.
+    template <class V>
+    std::shared_ptr<detail::Loaded<V>> shared_tier_fresh_(const CacheKey& key, CacheResult<V>& out) {
+        auto& l2 = backend().l2();
+        auto found = guarded_read_<Result<Lookup<V>>>([&] { return hitbox::lookup<V>(l2, key); });
+        if (!found) {
+            note_error_(CacheOp::read, key, detail::attribute(found.error(), l2.label()).in(backend().label()),
+                        &out.backend_errors);
+            return nullptr;
+        }
+        for (const auto& e : found->errors)
+            note_error_(CacheOp::read, key, e.in(backend().label()), &out.backend_errors);
+        if (!found->value || found->value->state(clock_.now()) != EntryState::Fresh) return nullptr;
+        auto& l1 = backend().l1();
+        auto put =
+            guarded_write_<Result<StoreReport>>([&] { return hitbox::store(l1, key, *found->value); }, l1.label());
+        if (!put) {
+            note_error_(CacheOp::write, key, detail::attribute(put.error(), l1.label()).in(backend().label()),
+                        &out.backend_errors);
+        } else {
+            for (const auto& e : put->errors)
+                note_error_(CacheOp::write, key, e.in(backend().label()), &out.backend_errors);
+        }
+        return hit_outcome_<V>(std::move(found->value->data),
+                               intern_(detail::join_path(backend().label(), found->source)));
     }
 
     /// Releases the stampede lock; a failure is noted (the lock then expires by itself).
