@@ -1230,6 +1230,42 @@ TEST_CASE("Stampede lock in the cache: a stale L1 entry does not hide the value 
     CHECK((*in_b)->data == "v2");
 }
 
+TEST_CASE("Stampede lock in the cache: waiters wait with a leader that waits for another instance's lock", "[redis]") {
+    if (!hitbox_test::require_redis_server()) return;
+    hitbox_test::RedisServer server;
+    Instance other(server.url()), inst(server.url());
+    const CacheKey k{"held", 1};
+    // Another instance holds the lock and never writes the value (it crashed, or its lock_ttl is long).
+    auto held = other.tiers.try_lock(k, "someone else", std::chrono::seconds(30));
+    REQUIRE(held);
+    REQUIRE(*held);
+    const hitbox::CachePolicy policy{.ttl = 1min, .waiter_timeout = 300ms, .lock_ttl = 10s, .lock_poll = 10ms};
+    std::atomic<int> calls{0};
+    std::atomic<int> served{0};
+    std::vector<std::thread> callers;
+    for (int t = 0; t < 8; ++t)
+        callers.emplace_back([&] {
+            auto r = inst.cache.get_or_compute<std::string>(
+                k,
+                [&] {
+                    ++calls;
+                    std::this_thread::sleep_for(100ms);
+                    return std::string("row");
+                },
+                policy);
+            if (r.value == std::optional<std::string>("row")) ++served;
+        });
+    for (auto& t : callers) t.join();
+    CHECK(served == 8);
+    // The leader polled up to its waiter_timeout, then loaded without the lock; the 7 waiters, whose own
+    // waiter_timeout passed meanwhile, waited for that load instead of each loading (8 calls before).
+    CHECK(calls == 1);
+    const auto s = inst.cache.stats();
+    CHECK(s.lock_timeouts == 1);
+    CHECK(s.waiter_timeouts == 0);
+    CHECK(s.coalesced == 7);
+}
+
 TEST_CASE(
     "Stampede lock in the cache: lock_poll = milliseconds::max() waits up to the waiter limit, polling "
     "no faster than then",

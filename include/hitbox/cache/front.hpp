@@ -634,6 +634,23 @@ private:
         const auto [limit, gives_up] = waiter_limit_(policy, fallback != nullptr);
         const auto deadline = detail::deadline_after(started, limit);
         bool waited = false;
+        // While this loader waits for another instance's lock, the flight's waiters wait with it (their
+        // waiter_timeout counts this process's load, not the lock's holder's).
+        struct LockWait {
+            detail::FlightTable* table = nullptr;
+            const CacheKey* key = nullptr;
+            std::shared_ptr<detail::Flight> flight;
+            void on(detail::FlightTable& t, const CacheKey& k, const std::shared_ptr<detail::Flight>& f) {
+                if (table != nullptr || !f) return;
+                t.lock_wait(k, f, true);
+                table = &t, key = &k, flight = f;
+            }
+            void off() {
+                if (table != nullptr) table->lock_wait(*key, flight, false);
+                table = nullptr;
+            }
+            ~LockWait() { off(); }
+        } lock_wait;
         for (;;) {
             auto got = guarded_read_<Result<bool>>([&] { return backend().try_lock(key, token, *policy.lock_ttl); });
             if (!got) {
@@ -643,6 +660,7 @@ private:
                 break;  // no lock to be had: load without it
             }
             if (*got) {
+                lock_wait.off();
                 c.bump(&CacheCounts::locks_taken);
                 if (auto hit = landed_<V>(key, policy, out)) {  // loaded elsewhere just before we locked
                     unlock_(key, token, out.backend_errors);
@@ -664,6 +682,7 @@ private:
             waited = true;
             const auto now = std::chrono::steady_clock::now();
             if (now >= deadline) break;
+            lock_wait.on(shared_->flights, key, lead.flight());
             // lock_poll may be milliseconds::max(): clamp it in the clock's unit before comparing.
             std::this_thread::sleep_for(
                 std::min(detail::saturating_duration_cast<std::chrono::steady_clock::duration>(policy.lock_poll),
@@ -674,6 +693,7 @@ private:
                 return hit;
             }
         }
+        lock_wait.off();
         if (waited && std::chrono::steady_clock::now() >= deadline) {
             c.bump(&CacheCounts::lock_timeouts);
             if (gives_up) {

@@ -31,6 +31,7 @@ struct Flight {
     std::size_t handoffs = 0;             // a failed load hands the next attempt to one waiter
     std::size_t failures = 0;             // failed loads so far
     std::size_t retried = 0;              // hand-offs given after failures (at most `retries`)
+    std::size_t lock_waiting = 0;         // loaders waiting for another instance's stampede lock
     std::uint64_t generation = 0;         // bumped by every publish
     std::shared_ptr<const void> outcome;  // the last published outcome
 };
@@ -130,9 +131,20 @@ public:
         Shard& s = shard_(key);
         Flight& f = *ticket.flight;
         std::unique_lock lock(s.mutex);
+        const auto answered = [&] { return f.generation != ticket.generation || f.handoffs > 0; };
+        // Loaders that only wait for another instance's stampede lock have not started this process's
+        // load: a waiter that would load on its timeout waits with them, and its timeout starts again when
+        // one of them loads (or gives up), so that this process still sends one load, not one per waiter.
+        const auto parked = [&] { return f.lock_waiting > 0 && f.lock_waiting >= f.loaders; };
         // milliseconds::max() (any timeout past the steady clock's range) waits without limit.
-        wait_until_deadline(f.cv, lock, deadline_after(timeout),
-                            [&] { return f.generation != ticket.generation || f.handoffs > 0; });
+        auto deadline = deadline_after(timeout);
+        for (;;) {
+            wait_until_deadline(f.cv, lock, deadline, answered);
+            if (answered() || !load_on_timeout || !parked()) break;
+            f.cv.wait(lock, [&] { return answered() || !parked(); });
+            if (answered()) break;
+            deadline = deadline_after(timeout);
+        }
         --f.waiters;
         FlightWait w;
         if (f.generation != ticket.generation) {
@@ -186,6 +198,19 @@ public:
         }
         f.cv.notify_all();
         return handed_off;
+    }
+
+    /// A loader of the flight starts (on) or stops (off) waiting for another instance's stampede lock.
+    void lock_wait(const CacheKey& key, const std::shared_ptr<Flight>& flight, bool on) {
+        Shard& s = shard_(key);
+        {
+            std::lock_guard lock(s.mutex);
+            if (on)
+                ++flight->lock_waiting;
+            else
+                --flight->lock_waiting;
+        }
+        if (!on) flight->cv.notify_all();
     }
 
     /// Keys with a load in progress (for stats; takes every shard lock in turn).
