@@ -1266,6 +1266,48 @@ TEST_CASE("Stampede lock in the cache: waiters wait with a leader that waits for
     CHECK(s.coalesced == 7);
 }
 
+TEST_CASE("Stampede lock in the cache: a background refresh takes the lock, or leaves the refresh to its holder",
+          "[redis]") {
+    if (!hitbox_test::require_redis_server()) return;
+    hitbox_test::RedisServer server;
+    Instance other(server.url()), inst(server.url());
+    const hitbox::CachePolicy policy{
+        .ttl = 1min, .stale = 200ms, .stale_policy = hitbox::StalePolicy::OffloadRevalidate, .lock_ttl = 5s};
+    const CacheKey k{"refreshed", 1};
+    std::atomic<int> calls{0};
+    auto loader = [&] {
+        ++calls;
+        return std::string("loaded by inst");
+    };
+    REQUIRE(other.cache.put<std::string>(k, "v1", policy));
+    REQUIRE(inst.cache.get_or_compute<std::string>(k, loader, policy).value == std::optional<std::string>("v1"));
+    std::this_thread::sleep_for(250ms);                                        // stale everywhere
+    REQUIRE(*other.tiers.try_lock(k, "refresher", std::chrono::seconds(30)));  // another instance refreshes
+
+    auto stale = inst.cache.get_or_compute<std::string>(k, loader, policy);  // InlineOffload: refresh runs here
+    CHECK(stale.status == hitbox::CacheStatus::Stale);
+    CHECK(calls == 0);  // 1 before: the refresh ignored the lock
+    CHECK(inst.cache.stats().revalidations_skipped == 1);
+
+    REQUIRE(other.cache.put<std::string>(k, "v2", policy));  // the holder's refresh lands in Redis
+    CHECK(inst.cache.get_or_compute<std::string>(k, loader, policy).status == hitbox::CacheStatus::Stale);
+    auto fresh = inst.cache.get_or_compute<std::string>(k, loader, policy);  // the refresh took v2 from Redis
+    CHECK(fresh.status == hitbox::CacheStatus::Hit);
+    CHECK(fresh.value == std::optional<std::string>("v2"));
+    CHECK(calls == 0);
+
+    REQUIRE(*other.tiers.unlock(k, "refresher"));
+    std::this_thread::sleep_for(250ms);  // stale again, and nobody holds the lock
+    CHECK(inst.cache.get_or_compute<std::string>(k, loader, policy).status == hitbox::CacheStatus::Stale);
+    CHECK(calls == 1);  // this instance refreshed, under the lock
+    CHECK(inst.cache.stats().locks_taken == 1);
+    auto free_again = other.tiers.try_lock(k, "next", std::chrono::seconds(1));  // and released it
+    REQUIRE(free_again);
+    CHECK(*free_again);
+    CHECK(inst.cache.get_or_compute<std::string>(k, loader, policy).value ==
+          std::optional<std::string>("loaded by inst"));
+}
+
 TEST_CASE(
     "Stampede lock in the cache: lock_poll = milliseconds::max() waits up to the waiter limit, polling "
     "no faster than then",

@@ -1185,7 +1185,41 @@ private:
             c.bump(&CacheCounts::revalidations_skipped);
             return;
         }
-        auto loaded = load_and_write_<V>(key, loader, policy, scratch.backend_errors);
+        std::string token;  // the stampede lock's, when taken
+        if constexpr (LockingBackend<backend_type>) {
+            if (policy.lock_ttl) {
+                // Across instances one refresh at a time, as for loads: take the lock once; while another
+                // instance holds it, that instance refreshes and this one takes its value when it lands
+                // (now, or at a later stale hit).
+                token = detail::lock_token();
+                auto got =
+                    guarded_read_<Result<bool>>([&] { return backend().try_lock(key, token, *policy.lock_ttl); });
+                if (!got) {
+                    note_error_(CacheOp::write, key, detail::attribute(got.error(), backend().label()), nullptr);
+                    token.clear();  // no lock to be had: refresh without it
+                } else {
+                    if (*got) c.bump(&CacheCounts::locks_taken);
+                    if (auto hit = landed_<V>(key, policy, scratch)) {
+                        if (*got) unlock_(key, token, scratch.backend_errors);
+                        lead.finish(hit, true);
+                        c.bump(&CacheCounts::revalidations_skipped);
+                        return;
+                    }
+                    if (!*got) {
+                        c.bump(&CacheCounts::revalidations_skipped);
+                        return;  // the guard ends the flight: a waiter that joined it loads itself
+                    }
+                }
+            }
+        }
+        std::shared_ptr<detail::Loaded<V>> loaded;
+        try {
+            loaded = load_and_write_<V>(key, loader, policy, scratch.backend_errors);
+        } catch (...) {
+            if (!token.empty()) unlock_(key, token, scratch.backend_errors);
+            throw;
+        }
+        if (!token.empty()) unlock_(key, token, scratch.backend_errors);
         if (!loaded->result) note_error_(CacheOp::revalidate, key, loaded->result.error(), nullptr);
         lead.finish(loaded, loaded->result.has_value());
         c.bump(&CacheCounts::revalidations_done);
