@@ -983,6 +983,60 @@ TEST_CASE("Loader timeouts: hard_timeout bounds 16 concurrent callers of a hung 
     REQUIRE(eventually([&] { return up->finished == 2; }));
 }
 
+TEST_CASE("Loader timeouts: at most max_timed_loads loader threads; past them calls answer at once") {
+    hitbox::ManualClock clock;
+    hitbox::InlineOffload offload;
+    auto memory = manual_memory(clock);
+    auto up = std::make_shared<Upstream>();
+    hitbox::CacheOptions options;
+    options.max_timed_loads = 4;
+    {
+        hitbox::Cache cache{memory, offload, hitbox::NoMetrics{}, clock, options};
+        const hitbox::CachePolicy policy{.ttl = 10s, .hard_timeout = 50ms};
+        up->hold();  // the database hangs
+        for (std::uint32_t i = 0; i < 4; ++i) {
+            auto r = cache.get_or_compute<std::string>(CacheKey{"hung", i}, loader_of(up), policy);
+            REQUIRE(r.error);
+            CHECK(r.error->kind() == ErrorKind::timeout);
+        }
+        CHECK(up->calls == 4);
+        // Four loads run past their callers: the next calls neither call the loader nor start a thread, and
+        // answer before their hard timeout.
+        for (std::uint32_t i = 4; i < 10; ++i) {
+            const auto t0 = std::chrono::steady_clock::now();
+            auto r = cache.get_or_compute<std::string>(CacheKey{"hung", i}, loader_of(up), policy);
+            CHECK(std::chrono::steady_clock::now() - t0 < 2s);  // no thread waits for a loader here
+            REQUIRE(r.error);
+            CHECK(r.error->kind() == ErrorKind::timeout);
+            CHECK(r.error->message().find("max_timed_loads") != std::string::npos);
+        }
+        CHECK(up->calls == 4);
+        CHECK(cache.stats().loads_shed == 6);
+        CHECK(cache.stats().hard_timeouts == 4);
+        // A call that holds a fail-safe value is served it at the bound, as at its timeout.
+        const hitbox::CachePolicy safe{.ttl = 10s, .fail_safe_max = 1h, .hard_timeout = 50ms};
+        up->release();
+        REQUIRE(eventually([&] { return cache.stats().late_loads == 4; }));
+        REQUIRE(cache.get_or_compute<std::string>(CacheKey{"kept", 1}, loader_of(up), safe).value);
+        clock.advance(11s);  // expired, kept
+        up->hold();
+        for (std::uint32_t i = 0; i < 4; ++i)
+            (void)cache.get_or_compute<std::string>(CacheKey{"hung2", i}, loader_of(up), policy);
+        auto kept = cache.get_or_compute<std::string>(CacheKey{"kept", 1}, loader_of(up), safe);
+        REQUIRE(kept.value);
+        CHECK(*kept.value == "v1");
+        CHECK(kept.fail_safe);
+        CHECK(cache.stats().loads_shed == 7);
+        up->release();
+        REQUIRE(eventually([&] { return cache.stats().late_loads == 8; }));
+        // Threads gone: loads start again.
+        const int before = up->calls;
+        auto fresh = cache.get_or_compute<std::string>(CacheKey{"after", 1}, loader_of(up), policy);
+        REQUIRE(fresh.value);
+        CHECK(up->calls == before + 1);
+    }
+}
+
 TEST_CASE("Loader timeouts and fail-safe: invalid values are config errors; max() is no limit") {
     hitbox::InlineOffload offload;
     auto memory = hitbox::MemoryBackend::builder().max_entries(10).build();

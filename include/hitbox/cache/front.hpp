@@ -57,6 +57,7 @@ struct CacheShared {
     std::vector<TierErrors> tier_errors;
     std::deque<std::string> interned;  // label paths that are not leaf tier paths (stable addresses)
     std::uint64_t id;
+    std::atomic<std::size_t> timed_loads{0};  // loader threads of timed calls running now (max_timed_loads)
 
     CacheShared() : id(next_id()) {}
 
@@ -697,7 +698,7 @@ private:
         if (waited && std::chrono::steady_clock::now() >= deadline) {
             c.bump(&CacheCounts::lock_timeouts);
             if (gives_up) {
-                auto answer = given_up_<V>(key, policy, fallback, &out.backend_errors, true);
+                auto answer = given_up_<V>(key, policy, fallback, &out.backend_errors, GiveUp::lock);
                 answer->late = false;  // nothing of ours goes on: the flight ends with this answer
                 lead.finish(answer, final_(*answer));
                 return answer;
@@ -779,28 +780,37 @@ private:
         return has_fallback ? std::min(policy.soft_timeout, policy.hard_timeout) : policy.hard_timeout;
     }
 
+    /// Why a call answers without its loader's result: the loader did not answer in time, another
+    /// instance's lock was held past the call's limit, or max_timed_loads were running.
+    enum class GiveUp : std::uint8_t { loader, lock, shed };
+
     /// The answer of a call that stopped waiting for its load at its soft or hard timeout: its fallback,
     /// or a `timeout` error. A fail-safe value served at the hard timeout is cached again for the throttle.
-    /// `for_lock`: the call waited for another instance's load under the stampede lock, not for a loader
-    /// of this process (the error says so).
+    /// `why` picks the error's text: the call waited for another instance's load under the stampede lock,
+    /// or did not start its loader because max_timed_loads were running (then the timeout counters stay).
     template <class V>
     std::shared_ptr<detail::Loaded<V>> given_up_(const CacheKey& key, const CachePolicy& policy,
                                                  const Fallback<V>* fallback, std::vector<Error>* errors,
-                                                 bool for_lock = false) {
+                                                 GiveUp why = GiveUp::loader) {
         auto& c = shared_->counters;
         auto out = std::make_shared<detail::Loaded<V>>();
         out->late = true;
         const bool soft = fallback && policy.soft_timeout != std::chrono::milliseconds::max();
-        c.bump(soft ? &CacheCounts::soft_timeouts : &CacheCounts::hard_timeouts);
+        if (why != GiveUp::shed) c.bump(soft ? &CacheCounts::soft_timeouts : &CacheCounts::hard_timeouts);
         if (!fallback) {
             out->source = detail::upstream_source;
             const std::string limit = "within hard_timeout (" + std::to_string(policy.hard_timeout.count()) + " ms)";
-            out->result = fail(ErrorKind::timeout,
-                               for_lock ? "another instance holds the stampede lock on this key and its value did "
-                                          "not arrive " +
-                                              limit + "; the loader was not called"
-                                        : "loader did not answer " + limit + "; it goes on in the background",
-                               std::string(detail::upstream_source));
+            std::string message;
+            if (why == GiveUp::lock)
+                message = "another instance holds the stampede lock on this key and its value did not arrive " + limit +
+                          "; the loader was not called";
+            else if (why == GiveUp::shed)
+                message = std::to_string(std::max<std::size_t>(options_.max_timed_loads, 1)) +
+                          " loads of this cache with timeouts are running (max_timed_loads); the loader was not "
+                          "called";
+            else
+                message = "loader did not answer " + limit + "; it goes on in the background";
+            out->result = fail(ErrorKind::timeout, std::move(message), std::string(detail::upstream_source));
             return out;
         }
         fill_from_fallback_(*out, *fallback);
@@ -855,8 +865,15 @@ private:
                                                  std::chrono::steady_clock::time_point started,
                                                  std::vector<Error>& errors) {
         if (give_up_after_(policy, fallback != nullptr) != std::chrono::milliseconds::max()) {  // a time to stop
-            if (auto job = start_timed_<V>(key, loader, policy))
+            bool shed = false;
+            if (auto job = start_timed_<V>(key, loader, policy, shed))
                 return await_timed_<V>(key, std::move(job), policy, fallback, lead, started, errors);
+            if (shed) {  // max_timed_loads are running: answer as at the timeout, without calling the loader
+                auto answer = given_up_<V>(key, policy, fallback, &errors, GiveUp::shed);
+                answer->late = false;
+                if (lead) lead->finish(answer, final_(*answer));
+                return answer;
+            }
         }
         auto loaded = settle_<V>(key, load_and_write_<V>(key, loader, policy, errors), policy, fallback, errors);
         if (lead) lead->finish(loaded, final_(*loaded));
@@ -864,23 +881,35 @@ private:
     }
 
     /// Starts the loader on a thread of its own; null when the loader cannot be copied there or no thread
-    /// could be started (the caller then loads on its own thread, without timeouts).
+    /// could be started (the caller then loads on its own thread, without timeouts), or when
+    /// max_timed_loads are running (`shed` set: the caller answers as at its timeout).
     template <class V>
     std::shared_ptr<detail::TimedLoad<V>> start_timed_(const CacheKey& key, detail::LoaderRef<V>& loader,
-                                                       const CachePolicy& policy) {
-        try {
-            auto held = loader.take();
-            if (!held) return nullptr;
-            auto job = std::make_shared<detail::TimedLoad<V>>();
-            auto body = [self = this, job, held, shared = shared_, key, policy]() noexcept {
-                timed_body_<V>(self, *job, *held, *shared, key, policy);
-            };
-            std::thread(std::move(body)).detach();
-            shared_->counters.bump(&CacheCounts::loads);
-            return job;
-        } catch (...) {
+                                                       const CachePolicy& policy, bool& shed) {
+        auto& running = shared_->timed_loads;
+        const std::size_t cap = std::max<std::size_t>(options_.max_timed_loads, 1);
+        if (running.fetch_add(1, std::memory_order_acq_rel) >= cap) {
+            running.fetch_sub(1, std::memory_order_acq_rel);
+            shared_->counters.bump(&CacheCounts::loads_shed);
+            shed = true;
             return nullptr;
         }
+        try {
+            auto held = loader.take();
+            if (held) {
+                auto job = std::make_shared<detail::TimedLoad<V>>();
+                auto body = [self = this, job, held, shared = shared_, key, policy]() noexcept {
+                    timed_body_<V>(self, *job, *held, *shared, key, policy);
+                    shared->timed_loads.fetch_sub(1, std::memory_order_acq_rel);
+                };
+                std::thread(std::move(body)).detach();
+                shared_->counters.bump(&CacheCounts::loads);
+                return job;
+            }
+        } catch (...) {
+        }
+        running.fetch_sub(1, std::memory_order_acq_rel);
+        return nullptr;
     }
 
     /// The loader's thread: calls it, hands the result to the waiting caller, or, when the caller has

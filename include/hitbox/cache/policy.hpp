@@ -119,6 +119,11 @@ struct CacheOptions {
     /// background refresh. Empty: one line to std::clog, at most one per second (the rest are counted in
     /// the line that follows). It must not throw; an exception it throws is swallowed.
     std::function<void(const CacheErrorEvent&)> on_error{};
+    /// Loader threads of calls with a soft or hard timeout that may run at once, those that outlived their
+    /// callers included (a hung database would otherwise grow one thread per key and call). At the limit a
+    /// further such call does not call the loader: it answers as at its timeout, with a stale or fail-safe
+    /// value it holds or a `timeout` error, counted in `loads_shed`. 0 counts as 1.
+    std::size_t max_timed_loads = 256;
 };
 
 namespace detail {

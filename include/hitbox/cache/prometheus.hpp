@@ -52,6 +52,9 @@ void write_metrics(PrometheusWriter& out, const Cache<B, O, M, C>& cache) {
                 {{"backend", label}, {"timeout", "hard"}}, s.hard_timeouts);
     out.counter("hitbox_cache_late_loads_total", "Loads that finished after their caller had returned.", labels,
                 s.late_loads);
+    out.counter("hitbox_cache_loads_shed_total",
+                "Calls with a timeout that did not call the loader: max_timed_loads were running.", labels,
+                s.loads_shed);
     out.counter("hitbox_cache_locks_taken_total", "Stampede locks taken before loading.", labels, s.locks_taken);
     out.counter("hitbox_cache_lock_waits_total", "Calls answered by another instance's load after finding its lock.",
                 labels, s.lock_waits);

@@ -44,6 +44,7 @@ struct CacheCounts {
     std::uint64_t locks_taken = 0;            ///< stampede locks this cache took before loading
     std::uint64_t lock_waits = 0;             ///< calls answered by another instance's load after finding its lock
     std::uint64_t lock_timeouts = 0;          ///< calls that stopped waiting for another instance's lock
+    std::uint64_t loads_shed = 0;             ///< calls that did not call the loader: max_timed_loads were running
 };
 
 /// A snapshot of a cache front's own counters (`cache.stats()`), with the read / write errors per tier.
@@ -56,7 +57,7 @@ struct CacheStats : CacheCounts {
 HITBOX_ADAPT_COUNTERS(hitbox::CacheCounts, loads, load_errors, coalesced, waiter_timeouts, retries, read_errors,
                       write_errors, negative_hits, stale_if_error, revalidations, revalidations_dropped,
                       revalidations_skipped, revalidations_done, waiting, fail_safe, soft_timeouts, hard_timeouts,
-                      late_loads, locks_taken, lock_waits, lock_timeouts);
+                      late_loads, locks_taken, lock_waits, lock_timeouts, loads_shed);
 
 #if HITBOX_COMPILED_LIB
 namespace hitbox {
