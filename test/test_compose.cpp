@@ -19,6 +19,7 @@
 #include <hitbox/offload/inline_offload.hpp>
 #include <hitbox/offload/offload_manager.hpp>
 
+#include "support/manual_memory.hpp"
 #include "support/test_backends.hpp"
 #include "support/test_types.hpp"
 
@@ -884,6 +885,145 @@ TEST_CASE("Race write on workers returns on the first success; the loser still w
     release.open();
     REQUIRE(offload.wait_all(10s));
     CHECK(l1.peek<std::string>(key) == std::optional<Str>(value));
+}
+
+TEST_CASE("A refill never brings back a value removed or overwritten while it was on its way") {
+    hitbox::ManualClock clock;
+    Tier l1{"memory", clock}, l2{"redis", clock};
+    const Str old_value{"old", clock.now() + 60s, std::nullopt, clock.now()};
+    const Str new_value{"new", clock.now() + 60s, std::nullopt, clock.now()};
+
+    SECTION("a remove while the refill writes L1: the refill is taken back") {
+        hitbox::InlineOffload offload;
+        auto tiers = hitbox::compose(std::ref(l1), std::ref(l2), offload);
+        REQUIRE(l2.set(key, old_value));
+        Signal writing, removed;
+        l1.on(Op::set, [&](const CacheKey&) {  // the refill stops before it writes L1
+            writing.open();
+            removed.wait();
+        });
+        std::thread reader([&] { REQUIRE(tiers.get<std::string>(key)->has_value()); });
+        REQUIRE(writing.wait());
+        auto gone = tiers.remove(key);
+        REQUIRE(gone);
+        CHECK(*gone);
+        removed.open();
+        reader.join();
+        l1.on(Op::set, nullptr);
+        CHECK_FALSE(l1.contains(key));  // held "old" until its expiry before
+        CHECK_FALSE(tiers.get<std::string>(key)->has_value());
+        CHECK(tiers.stats().superseded == 1);
+    }
+    SECTION("an offloaded refill that runs after a remove does not write") {
+        hitbox::OffloadManager offload{{.workers = 1}};
+        auto tiers =
+            hitbox::compose(std::ref(l1), std::ref(l2), offload).with_refill(hitbox::RefillAlways{.offloaded = true});
+        REQUIRE(l2.set(key, old_value));
+        Signal started, release;
+        REQUIRE(offload.spawn(hitbox::OffloadKind::custom, "", [&] {  // the only worker is busy
+            started.open();
+            release.wait();
+        }));
+        REQUIRE(started.wait());
+        REQUIRE(tiers.get<std::string>(key)->has_value());  // the refill is queued
+        REQUIRE(tiers.remove(key));
+        release.open();
+        REQUIRE(offload.wait_all(10s));
+        CHECK(l1.counts().sets == 0);
+        CHECK_FALSE(tiers.get<std::string>(key)->has_value());
+        CHECK(tiers.stats().superseded == 1);
+    }
+    SECTION("a set while the refill writes L1: L1 does not keep the older value") {
+        hitbox::InlineOffload offload;
+        auto tiers = hitbox::compose(std::ref(l1), std::ref(l2), offload);
+        REQUIRE(l2.set(key, old_value));
+        Signal writing, written;
+        std::atomic<bool> first{true};
+        l1.on(Op::set, [&](const CacheKey&) {
+            if (!first.exchange(false)) return;  // only the refill's write waits
+            writing.open();
+            written.wait();
+        });
+        std::thread reader([&] { REQUIRE(tiers.get<std::string>(key)->has_value()); });
+        REQUIRE(writing.wait());
+        REQUIRE(tiers.set(key, new_value));  // L1 and L2 take "new"; then the refill writes "old" over L1's
+        written.open();
+        reader.join();
+        l1.on(Op::set, nullptr);
+        auto got = tiers.get<std::string>(key);
+        REQUIRE(got->has_value());
+        CHECK((*got)->data == "new");  // "old" from L1 before, while L2 held "new"
+    }
+}
+
+TEST_CASE("A Race write's slower half does not land after a later remove or set of the key") {
+    hitbox::OffloadManager offload{{.workers = 2}};
+    hitbox::ManualClock clock;
+    Tier l1{"memory", clock}, l2{"redis", clock};
+    Signal release;
+    std::atomic<bool> slow{true};
+    l2.on(Op::set, [&](const CacheKey&) {
+        if (slow) release.wait();
+    });
+    auto tiers = hitbox::compose(std::ref(l1), std::ref(l2), offload).with_write(hitbox::RaceWrite{.steal_after = 10s});
+    const Str v1{"v1", clock.now() + 60s, std::nullopt, clock.now()};
+    const Str v2{"v2", clock.now() + 60s, std::nullopt, clock.now()};
+
+    SECTION("remove") {
+        auto stored = tiers.store(key, v1);
+        REQUIRE(stored);
+        CHECK(stored->written == std::vector<std::string>{"cache.memory"});  // L2's write still waits
+        auto gone = tiers.remove(key);
+        REQUIRE(gone);
+        CHECK(*gone);
+        release.open();
+        REQUIRE(offload.wait_all(10s));
+        CHECK_FALSE(l2.contains(key));  // held the removed "v1" for its whole ttl before
+        CHECK_FALSE(tiers.get<std::string>(key)->has_value());
+        CHECK(tiers.stats().superseded == 1);
+    }
+    SECTION("set") {
+        REQUIRE(tiers.set(key, v1));  // L2's write of v1 waits
+        slow = false;
+        REQUIRE(tiers.set(key, v2));  // both tiers take v2 at once
+        CHECK(l2.peek<std::string>(key)->data == "v2");
+        release.open();
+        REQUIRE(offload.wait_all(10s));
+        auto in_l2 = l2.peek<std::string>(key);
+        CHECK((!in_l2 || in_l2->data == "v2"));  // never the older v1 (before: v1 for its whole ttl)
+        CHECK(tiers.stats().superseded >= 1);
+    }
+}
+
+TEST_CASE("RaceRead: an L1 entry kept past its expiry does not win over a fresh L2 entry") {
+    hitbox::InlineOffload offload;
+    hitbox::ManualClock clock;
+    auto l1 = hitbox_test::manual_memory(clock);  // a tier that holds entries past expiry for fail-safe
+    Tier l2{"redis", clock};
+    const auto t0 = clock.now();
+    Str kept{"old", t0 + 10s, std::nullopt, t0};
+    kept.retain = t0 + 1h;  // fail-safe: kept past its expiry
+    REQUIRE(l1.set(key, kept));
+    clock.advance(20s);
+    const Str fresh{"fresh from another instance", clock.now() + 60s, std::nullopt, clock.now()};
+    REQUIRE(l2.set(key, fresh));
+    auto tiers = hitbox::compose(std::ref(l1), std::ref(l2), offload).with_read(hitbox::RaceRead{});
+    auto found = tiers.lookup<std::string>(key);
+    REQUIRE(found);
+    REQUIRE(found->value);
+    CHECK(found->value->data == "fresh from another instance");  // "old" before
+    CHECK(found->source == "cache.redis");
+    auto refilled = l1.get<std::string>(key);
+    REQUIRE(refilled);
+    REQUIRE(*refilled);
+    CHECK((*refilled)->data == "fresh from another instance");
+    // With nothing in L2, the kept entry is still what a race read answers.
+    REQUIRE(l2.remove(key));
+    REQUIRE(l1.set(key, kept));
+    auto only_kept = tiers.lookup<std::string>(key);
+    REQUIRE(only_kept);
+    REQUIRE(only_kept->value);
+    CHECK(only_kept->value->data == "old");
 }
 
 TEST_CASE("Parallel read runs L2 while L1 is slow, and prefers the longer-lived value") {

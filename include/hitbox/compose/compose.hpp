@@ -4,6 +4,7 @@
 /// Backend, and hitbox::compose(tiers..., offload), which folds any number of tiers into nested Composes.
 /// Policies: compose/policies.hpp; traced calls (which tier answered): compose/lookup.hpp.
 
+#include <array>
 #include <atomic>
 #include <chrono>
 #include <concepts>
@@ -127,11 +128,76 @@ struct ComposeCounters : AtomicStats<ComposeStats> {
     static void bump(std::atomic_ref<std::uint64_t> c) noexcept { c.fetch_add(1, std::memory_order_relaxed); }
 };
 
-/// What a composition shares with its background tasks: the lifetime gate, the counters and an id that
-/// keeps its refill dedup keys apart from other compositions on the same offload.
+/// Which writes of a key a composition has seen, so that a refill or a Race write's slower half never
+/// lands after a later `set` or `remove` of the key (it would bring back a deleted or older value). One
+/// word per slot (keys hashed into `slots`): the low 16 bits count writes in progress, the rest counts
+/// writes begun and ended. A write adds to it when it begins and again when it ends. A refill takes a
+/// snapshot before it reads L2 and writes L1 only while the word still equals it with no write in
+/// progress, and takes its write back (removes the key from L1) when the word moved meanwhile. Keys that
+/// share a slot only cost each other a refill now and then (a miss later), never a wrong value.
+class KeyEpochs {
+public:
+    static constexpr std::size_t slots = 1024;
+    static constexpr std::uint64_t none = ~std::uint64_t{0};  ///< no snapshot: never matches
+
+    /// The slot's word now, or `none` while a write of a key of this slot is in progress.
+    std::uint64_t snapshot(const CacheKey& key) const noexcept {
+        const std::uint64_t v = slot_(key).load(std::memory_order_seq_cst);
+        return (v & writing_mask) != 0 ? none : v;
+    }
+    /// True when no write of the slot began since `seen` (a snapshot) was taken.
+    bool unchanged(const CacheKey& key, std::uint64_t seen) const noexcept {
+        return seen != none && slot_(key).load(std::memory_order_seq_cst) == seen;
+    }
+    void begin(const CacheKey& key) noexcept { slot_(key).fetch_add(one_write + 1, std::memory_order_seq_cst); }
+    /// Ends a write; returns the word as it ended (what a Race write's slower half compares with).
+    std::uint64_t end(const CacheKey& key) noexcept {
+        constexpr std::uint64_t delta = one_write - 1;  // one more write ended, one fewer in progress
+        return slot_(key).fetch_add(delta, std::memory_order_seq_cst) + delta;
+    }
+
+private:
+    static constexpr std::uint64_t writing_mask = 0xffff;
+    static constexpr std::uint64_t one_write = std::uint64_t{1} << 16;
+
+    std::atomic<std::uint64_t>& slot_(const CacheKey& key) const noexcept {
+        const std::uint64_t h = static_cast<std::uint64_t>(key.hash()) * 0x9e3779b97f4a7c15ull;
+        return words_[h >> 54];  // the top 10 bits: 1024 slots
+    }
+
+    mutable std::array<std::atomic<std::uint64_t>, slots> words_{};
+};
+
+/// One write of a key in the key epochs: begun when built, ended by finish() or at the end of the scope.
+class EpochWrite {
+public:
+    EpochWrite(KeyEpochs& epochs, const CacheKey& key) noexcept : epochs_(epochs), key_(key) { epochs.begin(key); }
+    EpochWrite(const EpochWrite&) = delete;
+    EpochWrite& operator=(const EpochWrite&) = delete;
+    ~EpochWrite() { (void)finish(); }
+
+    /// Ends the write (once); returns the slot's word as it ended.
+    std::uint64_t finish() noexcept {
+        if (!done_) {
+            ended_ = epochs_.end(key_);
+            done_ = true;
+        }
+        return ended_;
+    }
+
+private:
+    KeyEpochs& epochs_;
+    const CacheKey& key_;
+    std::uint64_t ended_ = KeyEpochs::none;
+    bool done_ = false;
+};
+
+/// What a composition shares with its background tasks: the lifetime gate, the counters, the key epochs
+/// and an id that keeps its refill dedup keys apart from other compositions on the same offload.
 struct ComposeShared {
     Gate gate;
     ComposeCounters counters;
+    KeyEpochs epochs;
     std::uint64_t id;
 
     ComposeShared() : id(next_id()) {}
@@ -243,9 +309,10 @@ bool lives_longer(const CacheValue<T>& a, const CacheValue<T>& b) noexcept {
 /// Tiers are held by value (moved in), or by reference through std::reference_wrapper, a pointer,
 /// shared_ptr or unique_ptr. The Offload is held by reference and must outlive the composition. Rules:
 /// a failing tier (a throwing one too: its exception is an `unavailable` error, "read threw: ...") counts
-/// as a miss (counted, listed in `Lookup::errors`); a call fails only when every tier
-/// it needs failed, with an error naming each. Deletes go to every tier (L2 first, then L1, so a
-/// concurrent read cannot refill L1 from an L2 copy that is about to go); `remove` fails if any tier failed.
+/// as a miss (counted, listed in `Lookup::errors`); a read fails only when every tier failed, with an
+/// error naming each (writes as their policy says). Deletes go to every tier (L2 first, then L1);
+/// `remove` fails if any tier failed. A refill, or a Race write's slower half, never lands after a `set`
+/// or `remove` of its key (detail::KeyEpochs).
 ///
 /// The destructor (and a move) waits for background work of this composition that is running, and turns
 /// queued work into no-ops. Not copyable; move only while no call is in progress.
@@ -591,15 +658,17 @@ private:
     template <class T, bool Traced>
     detail::ReadOutcome<T> sequential_after_l1_(const CacheKey& key, detail::ReadOutcome<T>&& a) {
         if (a.value && !a.value->kept_past_expiry(now())) return std::move(a);
+        const std::uint64_t seen = shared_->epochs.snapshot(key);
         auto b = read_tier_<T, Traced>(l2(), key, counters_().ref(&ComposeStats::l2_read_errors));
         const bool take_l2 = b.value && (!a.value || detail::lives_longer(*b.value, *a.value));
-        return combine_reads_<T>(key, std::move(a), std::move(b), take_l2);
+        return combine_reads_<T>(key, std::move(a), std::move(b), take_l2, seen);
     }
 
-    /// Merges both tiers' answers; `take_l2` picks L2's value (and refills L1 with it).
+    /// Merges both tiers' answers; `take_l2` picks L2's value (and refills L1 with it, unless a write of the
+    /// key began after `seen`, the key epochs' snapshot taken before L2 was read).
     template <class T>
     detail::ReadOutcome<T> combine_reads_(const CacheKey& key, detail::ReadOutcome<T>&& a, detail::ReadOutcome<T>&& b,
-                                          bool take_l2) {
+                                          bool take_l2, std::uint64_t seen) {
         detail::ReadOutcome<T> out;
         out.failed = a.failed && b.failed;
         out.errors = std::move(a.errors);
@@ -607,7 +676,7 @@ private:
         if (take_l2) {
             out.value = std::move(b.value);
             out.source = std::move(b.source);
-            refill_<T>(key, *out.value, out.errors);
+            refill_<T>(key, *out.value, out.errors, seen);
         } else if (a.value) {
             out.value = std::move(a.value);
             out.source = std::move(a.source);
@@ -620,6 +689,7 @@ private:
         using Outcome = detail::ReadOutcome<T>;
         auto pair = std::make_shared<detail::ForkPair<Outcome, Outcome>>();
         auto* p = pair.get();
+        const std::uint64_t seen = shared_->epochs.snapshot(key);
         // Both slots finish before this function returns, so they may refer to the caller's key.
         p->fork.set(0, [this, p, &key] {
             p->a = read_tier_<T, Traced>(l1(), key, counters_().ref(&ComposeStats::l1_read_errors));
@@ -632,7 +702,7 @@ private:
         spawn_slot_(pair, p->fork, 1, OffloadKind::tier_call);
         p->fork.wait(false, std::chrono::microseconds(0));
         const bool take_l2 = p->b.value && (!p->a.value || detail::lives_longer(*p->b.value, *p->a.value));
-        return combine_reads_<T>(key, std::move(p->a), std::move(p->b), take_l2);
+        return combine_reads_<T>(key, std::move(p->a), std::move(p->b), take_l2, seen);
     }
 
     template <class T, bool Traced>
@@ -640,27 +710,32 @@ private:
         using Outcome = detail::ReadOutcome<T>;
         auto pair = std::make_shared<detail::ForkPair<Outcome, Outcome>>();
         auto* p = pair.get();
-        // The loser may run after this call returns: the slots own a copy of the key.
+        const std::uint64_t seen = shared_->epochs.snapshot(key);
+        // The loser may run after this call returns: the slots own a copy of the key. An L1 entry past its
+        // expiry (kept by fail-safe) is no win: L2 may hold a newer one, as for a sequential read.
         p->fork.set(0, [this, p, key] {
             p->a = read_tier_<T, Traced>(l1(), key, counters_().ref(&ComposeStats::l1_read_errors));
-            return p->a.value.has_value();
+            return p->a.value.has_value() && !p->a.value->kept_past_expiry(now());
         });
         p->fork.set(1, [this, p, key] {
             p->b = read_tier_<T, Traced>(l2(), key, counters_().ref(&ComposeStats::l2_read_errors));
-            return p->b.value.has_value();
+            return p->b.value.has_value() && !p->b.value->kept_past_expiry(now());
         });
         const bool spawned[2] = {spawn_slot_(pair, p->fork, 0, OffloadKind::tier_call),
                                  spawn_slot_(pair, p->fork, 1, OffloadKind::tier_call)};
         p->fork.wait(true, steal_after_(read_policy_));
         const int winner = p->fork.winner();
-        if (winner < 0) return combine_reads_<T>(key, std::move(p->a), std::move(p->b), false);
+        if (winner < 0) {  // both done without a win: misses, failures, or entries kept past their expiry
+            const bool take_l2 = p->b.value && (!p->a.value || detail::lives_longer(*p->b.value, *p->a.value));
+            return combine_reads_<T>(key, std::move(p->a), std::move(p->b), take_l2, seen);
+        }
         const int loser = 1 - winner;
         // A loser that already finished is read like any tier; one still running is left alone.
         const bool loser_done = p->fork.state(loser) == detail::Fork::Slot::done;
         release_loser_(pair, p->fork, loser, spawned[loser], read_policy_.loser);
         Outcome out = std::move(winner == 0 ? p->a : p->b);
         if (loser_done) detail::append_errors(out.errors, std::move(winner == 0 ? p->b.errors : p->a.errors));
-        if (winner == 1) refill_<T>(key, *out.value, out.errors);
+        if (winner == 1) refill_<T>(key, *out.value, out.errors, seen);
         return out;
     }
 
@@ -674,22 +749,32 @@ private:
         return out;
     }
 
+    /// Writes an L2 hit into L1 (on this thread or offloaded, as the refill policy says) unless a write or
+    /// remove of the key began since `seen`: then the refill is not written, or taken back (`superseded`).
     template <class T>
-    void refill_(const CacheKey& key, const CacheValue<T>& value, std::vector<Error>& errors) {
+    void refill_(const CacheKey& key, const CacheValue<T>& value, std::vector<Error>& errors, std::uint64_t seen) {
         if constexpr (!detail::never_refills<Refill>()) {
             if constexpr (!detail::fixed_refill<Refill>)
                 if (!refill_policy_.enabled) return;
             auto& c = counters_();
+            if (!shared_->epochs.unchanged(key, seen)) {
+                detail::ComposeCounters::bump(c.ref(&ComposeStats::superseded));
+                return;
+            }
             if constexpr (std::copy_constructible<T>) {
                 if (refill_policy_.offloaded) {
                     bool spawned = false;
                     try {  // the task holds a copy of the value, and that copy may throw
-                        auto task = [this, shared = shared_, key, value] {
+                        auto task = [this, shared = shared_, key, value, seen] {
                             detail::GatePass pass(shared->gate);
                             if (!pass) return;
+                            if (!shared->epochs.unchanged(key, seen)) {
+                                detail::ComposeCounters::bump(shared->counters.ref(&ComposeStats::superseded));
+                                return;
+                            }
                             auto w = write_tier_<T, false>(l1(), key, value,
                                                            shared->counters.ref(&ComposeStats::refill_errors));
-                            (void)w;
+                            if (!w.failed) take_back_if_superseded_(l1(), key, seen);
                         };
                         spawned = offload_->spawn(OffloadKind::refill, refill_key_(key), std::move(task));
                     } catch (...) {  // a refill that could not be handed over: L1's write failed
@@ -704,10 +789,21 @@ private:
             }
             detail::ComposeCounters::bump(c.ref(&ComposeStats::refills));
             auto w = write_tier_<T, false>(l1(), key, value, c.ref(&ComposeStats::refill_errors));
+            if (!w.failed) take_back_if_superseded_(l1(), key, seen);
             detail::append_errors(errors, std::move(w.errors));
         } else {
-            (void)key, (void)value, (void)errors;
+            (void)key, (void)value, (void)errors, (void)seen;
         }
+    }
+
+    /// After a refill or a Race write's slower half wrote `key` to `tier`: when a write of the key began
+    /// since `seen`, the write may have landed after it (a deleted or older value back in the tier), so the
+    /// key is removed from `tier` (a miss later, never a wrong value) and counted as `superseded`.
+    template <class Tier>
+    void take_back_if_superseded_(Tier& tier, const CacheKey& key, std::uint64_t seen) {
+        if (shared_->epochs.unchanged(key, seen)) return;
+        detail::ComposeCounters::bump(counters_().ref(&ComposeStats::superseded));
+        (void)remove_tier_(tier, key, counters_().ref(&ComposeStats::remove_errors));
     }
 
     // ---- writes --------------------------------------------------------------------------------------
@@ -745,8 +841,10 @@ private:
     /// A write to both tiers as the write policy says, with this level's label on the paths and the errors.
     template <class T, bool Traced>
     detail::WriteOutcome write_impl_(const CacheKey& key, const CacheValue<T>& value) {
-        auto out = detail::with_write_mode(
-            write_policy_, [&](auto mode) { return write_mode_<decltype(mode)::value, T, Traced>(key, value); });
+        detail::EpochWrite in_progress(shared_->epochs, key);
+        auto out = detail::with_write_mode(write_policy_, [&](auto mode) {
+            return write_mode_<decltype(mode)::value, T, Traced>(key, value, in_progress);
+        });
         if constexpr (Traced)
             if (!label_.empty())
                 for (auto& w : out.written) w = detail::join_path(label_, w);
@@ -756,7 +854,8 @@ private:
 
     /// The write algorithm of mode M.
     template <WriteMode M, class T, bool Traced>
-    detail::WriteOutcome write_mode_(const CacheKey& key, const CacheValue<T>& value) {
+    detail::WriteOutcome write_mode_(const CacheKey& key, const CacheValue<T>& value, detail::EpochWrite& in_progress) {
+        (void)in_progress;  // the Race write ends it early (its slower half compares with the word)
         if constexpr (M == WriteMode::sequential) {
             auto out = write_tier_<T, Traced>(l1(), key, value, counters_().ref(&ComposeStats::l1_write_errors));
             if (!out.failed) {
@@ -768,7 +867,7 @@ private:
         } else if constexpr (M == WriteMode::optimistic_parallel) {
             return write_parallel_<T, Traced>(key, value);
         } else {
-            return write_race_<T, Traced>(key, value);
+            return write_race_<T, Traced>(key, value, in_progress);
         }
     }
 
@@ -793,28 +892,41 @@ private:
     }
 
     template <class T, bool Traced>
-    detail::WriteOutcome write_race_(const CacheKey& key, const CacheValue<T>& value) {
+    detail::WriteOutcome write_race_(const CacheKey& key, const CacheValue<T>& value, detail::EpochWrite& in_progress) {
         using Outcome = detail::WriteOutcome;
         auto pair = std::make_shared<detail::ForkPair<Outcome, Outcome>>();
         auto* p = pair.get();
-        // The loser may run after this call returns: the slots share one copy of the key and value.
-        auto held = std::make_shared<const std::pair<CacheKey, CacheValue<T>>>(key, value);
-        p->fork.set(0, [this, p, held] {
-            p->a = write_tier_<T, Traced>(l1(), held->first, held->second,
-                                          counters_().ref(&ComposeStats::l1_write_errors));
-            return !p->a.failed;
-        });
-        p->fork.set(1, [this, p, held] {
-            p->b = write_tier_<T, Traced>(l2(), held->first, held->second,
-                                          counters_().ref(&ComposeStats::l2_write_errors));
-            return !p->b.failed;
-        });
+        // The loser may run after this call returns: the slots share one copy of the key and value, and
+        // the key epochs' word as this write ended (`ended`, set when the call returns). A loser that runs
+        // after a later write or remove of the key began does not write, or takes its write back.
+        struct Held {
+            Held(const CacheKey& k, const CacheValue<T>& v) : key(k), value(v) {}
+            CacheKey key;
+            CacheValue<T> value;
+            std::atomic<std::uint64_t> ended{detail::KeyEpochs::none};
+        };
+        auto held = std::make_shared<Held>(key, value);
+        auto slot = [this, held](auto& tier, Outcome& out, Counter errors) {
+            const std::uint64_t before = held->ended.load(std::memory_order_acquire);
+            if (before != detail::KeyEpochs::none && !shared_->epochs.unchanged(held->key, before)) {
+                detail::ComposeCounters::bump(counters_().ref(&ComposeStats::superseded));
+                return false;
+            }
+            out = write_tier_<T, Traced>(tier, held->key, held->value, errors);
+            const std::uint64_t after = held->ended.load(std::memory_order_acquire);
+            if (!out.failed && after != detail::KeyEpochs::none) take_back_if_superseded_(tier, held->key, after);
+            return !out.failed;
+        };
+        p->fork.set(0, [slot, this, p] { return slot(l1(), p->a, counters_().ref(&ComposeStats::l1_write_errors)); });
+        p->fork.set(1, [slot, this, p] { return slot(l2(), p->b, counters_().ref(&ComposeStats::l2_write_errors)); });
         const bool spawned[2] = {spawn_slot_(pair, p->fork, 0, OffloadKind::tier_call),
                                  spawn_slot_(pair, p->fork, 1, OffloadKind::tier_call)};
         p->fork.wait(true, steal_after_(write_policy_));
         const int winner = p->fork.winner();
         if (winner < 0) return combine_writes_(std::move(p->a), std::move(p->b), true);
         const int loser = 1 - winner;
+        // This write ends for readers with its winner; the loser compares with the word as it ended.
+        held->ended.store(in_progress.finish(), std::memory_order_release);
         release_loser_(pair, p->fork, loser, spawned[loser], write_policy_.loser);
         // A loser that has finished by now (it failed before the winner succeeded, or an offload on the
         // caller ran it) is reported like any tier: its error, or its tier among those written.
@@ -844,6 +956,7 @@ private:
     }
 
     detail::RemoveOutcome remove_impl_(const CacheKey& key) {
+        const detail::EpochWrite in_progress(shared_->epochs, key);
         auto b = remove_tier_(l2(), key, counters_().ref(&ComposeStats::remove_errors));
         auto a = remove_tier_(l1(), key, counters_().ref(&ComposeStats::remove_errors));
         detail::RemoveOutcome out;

@@ -27,11 +27,13 @@ struct ComposeStats {
     std::uint64_t race_losers_offloaded = 0;  ///< Race losers left to finish in the background
     std::uint64_t race_losers_dropped = 0;    ///< Race losers cancelled or abandoned
     std::uint64_t unavailable = 0;            ///< calls that failed in every tier
+    std::uint64_t superseded =
+        0;  ///< refills and Race write losers not written, or taken back: a write of the key came
 
     friend bool operator==(const ComposeStats&, const ComposeStats&) = default;
 };
 
-/// `hitbox_compose_{refills,refills_dropped,unavailable}_total`, labelled `backend` (the composition's
+/// `hitbox_compose_{refills,refills_dropped,unavailable,superseded}_total`, labelled `backend` (the composition's
 /// label path). Levels sharing a path (the unlabelled inner levels of a fold) are summed by the caller.
 HITBOX_LIB_INLINE void hitbox_write_stats(PrometheusWriter& out, std::string_view backend, const ComposeStats& s);
 
@@ -39,7 +41,7 @@ HITBOX_LIB_INLINE void hitbox_write_stats(PrometheusWriter& out, std::string_vie
 
 HITBOX_ADAPT_COUNTERS(hitbox::ComposeStats, l1_read_errors, l2_read_errors, l1_write_errors, l2_write_errors,
                       remove_errors, refills, refill_errors, refills_dropped, race_losers_offloaded,
-                      race_losers_dropped, unavailable);
+                      race_losers_dropped, unavailable, superseded);
 
 #if HITBOX_COMPILED_LIB
 namespace hitbox {

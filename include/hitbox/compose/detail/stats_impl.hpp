@@ -17,6 +17,9 @@ HITBOX_LIB_INLINE void hitbox_write_stats(PrometheusWriter& out, std::string_vie
                 s.refills_dropped);
     out.counter("hitbox_compose_unavailable_total", "Calls that failed in every tier, per composition.", labels,
                 s.unavailable);
+    out.counter("hitbox_compose_superseded_total",
+                "Refills and Race write losers not written, or taken back, because a write of the key came.", labels,
+                s.superseded);
 }
 
 }  // namespace hitbox
