@@ -18,9 +18,16 @@ meson setup "$tmp/build" "$tmp" --wrap-mode=nodownload -Doptimization=0 -Ddebug=
 grep -E "Dependency hitbox|Subproject hitbox|hitbox-redis|compiled_lib" "$tmp/setup.log" || true
 echo "== ninja"
 ninja -C "$tmp/build" >"$tmp/ninja.log" 2>&1 || { cat "$tmp/ninja.log"; exit 1; }
-# The compiled library is linked in that mode, and only then.
-if ldd "$tmp/build/consumer" | grep -q 'libhitbox-redis'; then linked=true; else linked=false; fi
-[ "$linked" = "$compiled" ] || { echo "FAIL: compiled_lib=$compiled, but libhitbox-redis linked: $linked"; exit 1; }
-echo "compiled_lib=$compiled: libhitbox-redis linked: $linked"
-echo "== run"
-"$runner" "$tmp/build/consumer"
+# The compiled library is linked in that mode, and only then: statically (a subproject's libraries go into
+# the parent's programs), so the program needs no hitbox library at run time.
+if grep -q 'libhitbox-redis\.a' "$tmp/build/build.ninja"; then linked=true; else linked=false; fi
+[ "$linked" = "$compiled" ] || { echo "FAIL: compiled_lib=$compiled, but libhitbox-redis.a linked: $linked"; exit 1; }
+if ldd "$tmp/build/consumer" | grep -q 'libhitbox'; then echo "FAIL: the program needs a shared hitbox library"; exit 1; fi
+echo "compiled_lib=$compiled: libhitbox-redis.a linked: $linked"
+echo "== meson install --destdir"
+meson install -C "$tmp/build" --no-rebuild --destdir "$tmp/dest" >"$tmp/install.log" 2>&1 || { cat "$tmp/install.log"; exit 1; }
+installed=$(find "$tmp/dest" -type f -name consumer | head -n 1)
+[ -n "$installed" ] || { echo "FAIL: the program was not installed"; exit 1; }
+if find "$tmp/dest" -path '*include/hitbox*' | grep -q .; then echo "FAIL: the subproject installed its headers"; exit 1; fi
+echo "== run (installed)"
+"$runner" "$installed"
