@@ -1297,7 +1297,7 @@ TEST_CASE("Stampede lock in the cache: waiters wait with a leader that waits for
     std::atomic<int> calls{0};
     std::atomic<int> served{0};
     std::vector<std::thread> callers;
-    for (int t = 0; t < 8; ++t)
+    for (int t = 0; t < 8; ++t) {
         callers.emplace_back([&] {
             auto r = inst.cache.get_or_compute<std::string>(
                 k,
@@ -1309,6 +1309,10 @@ TEST_CASE("Stampede lock in the cache: waiters wait with a leader that waits for
                 policy);
             if (r.value == std::optional<std::string>("row")) ++served;
         });
+        // The leader first: it stops waiting for the lock (and loads) 50 ms before the waiters' own
+        // waiter_timeout passes, when they find it loading, not waiting for the lock.
+        if (t == 0) std::this_thread::sleep_for(50ms);
+    }
     for (auto& t : callers) t.join();
     CHECK(served == 8);
     // The leader polled up to its waiter_timeout, then loaded without the lock; the 7 waiters, whose own

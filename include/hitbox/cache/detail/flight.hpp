@@ -24,16 +24,17 @@ namespace hitbox::detail {
 struct Flight {
     explicit Flight(const std::type_info& t) : type(&t) {}
 
-    const std::type_info* type;           // the value type of its loads (outcomes are Loaded<T>)
-    std::condition_variable cv;           // waiters wait here for an outcome or a hand-off
-    std::size_t loaders = 0;              // loader calls running for this flight
-    std::size_t waiters = 0;              // callers waiting for an outcome
-    std::size_t handoffs = 0;             // a failed load hands the next attempt to one waiter
-    std::size_t failures = 0;             // failed loads so far
-    std::size_t retried = 0;              // hand-offs given after failures (at most `retries`)
-    std::size_t lock_waiting = 0;         // loaders waiting for another instance's stampede lock
-    std::uint64_t generation = 0;         // bumped by every publish
-    std::shared_ptr<const void> outcome;  // the last published outcome
+    const std::type_info* type;                               // the value type of its loads (outcomes are Loaded<T>)
+    std::condition_variable cv;                               // waiters wait here for an outcome or a hand-off
+    std::size_t loaders = 0;                                  // loader calls running for this flight
+    std::size_t waiters = 0;                                  // callers waiting for an outcome
+    std::size_t handoffs = 0;                                 // a failed load hands the next attempt to one waiter
+    std::size_t failures = 0;                                 // failed loads so far
+    std::size_t retried = 0;                                  // hand-offs given after failures (at most `retries`)
+    std::size_t lock_waiting = 0;                             // loaders waiting for another instance's stampede lock
+    std::chrono::steady_clock::time_point lock_wait_ended{};  // when one last stopped waiting for it
+    std::uint64_t generation = 0;                             // bumped by every publish
+    std::shared_ptr<const void> outcome;                      // the last published outcome
 };
 
 /// What a caller is to do for a key it missed.
@@ -140,10 +141,23 @@ public:
         auto deadline = deadline_after(timeout);
         for (;;) {
             wait_until_deadline(f.cv, lock, deadline, answered);
-            if (answered() || !load_on_timeout || !parked()) break;
-            f.cv.wait(lock, [&] { return answered() || !parked(); });
-            if (answered()) break;
-            deadline = deadline_after(timeout);
+            if (answered() || !load_on_timeout) break;
+            if (parked()) {
+                f.cv.wait(lock, [&] { return answered() || !parked(); });
+                if (answered()) break;
+                deadline = deadline_after(timeout);
+                continue;
+            }
+            // A loader stopped waiting for the lock just before this waiter's timeout: the timeout counts
+            // from then (the load it started is the one to wait for).
+            if (f.lock_wait_ended != std::chrono::steady_clock::time_point{}) {
+                const auto restarted = deadline_after(f.lock_wait_ended, timeout);
+                if (restarted > std::chrono::steady_clock::now()) {
+                    deadline = restarted;
+                    continue;
+                }
+            }
+            break;
         }
         --f.waiters;
         FlightWait w;
@@ -205,10 +219,12 @@ public:
         Shard& s = shard_(key);
         {
             std::lock_guard lock(s.mutex);
-            if (on)
+            if (on) {
                 ++flight->lock_waiting;
-            else
+            } else {
                 --flight->lock_waiting;
+                flight->lock_wait_ended = std::chrono::steady_clock::now();
+            }
         }
         if (!on) flight->cv.notify_all();
     }
