@@ -349,6 +349,9 @@ hitbox_cache_loader_timeouts_total{backend="cache",timeout="hard"} 0
 # HELP hitbox_cache_late_loads_total Loads that finished after their caller had returned.
 # TYPE hitbox_cache_late_loads_total counter
 hitbox_cache_late_loads_total{backend="cache"} 0
+# HELP hitbox_cache_loads_shed_total Calls with a timeout that did not call the loader: max_timed_loads were running.
+# TYPE hitbox_cache_loads_shed_total counter
+hitbox_cache_loads_shed_total{backend="cache"} 0
 # HELP hitbox_cache_locks_taken_total Stampede locks taken before loading.
 # TYPE hitbox_cache_locks_taken_total counter
 hitbox_cache_locks_taken_total{backend="cache"} 0
@@ -415,6 +418,9 @@ hitbox_compose_refills_dropped_total{backend="cache"} 0
 # HELP hitbox_compose_unavailable_total Calls that failed in every tier, per composition.
 # TYPE hitbox_compose_unavailable_total counter
 hitbox_compose_unavailable_total{backend="cache"} 0
+# HELP hitbox_compose_superseded_total Refills and Race write losers not written, or taken back, because a write of the key came.
+# TYPE hitbox_compose_superseded_total counter
+hitbox_compose_superseded_total{backend="cache"} 0
 # HELP hitbox_offload_tasks_spawned_total Background tasks accepted.
 # TYPE hitbox_offload_tasks_spawned_total counter
 hitbox_offload_tasks_spawned_total{backend="cache"} 0
