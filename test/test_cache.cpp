@@ -1082,6 +1082,33 @@ TEST_CASE("key_of_args: one part per argument; a lone Hana struct keys like key_
                 hitbox::key_of_args("o", 0, std::optional<std::string>("")));
 }
 
+TEST_CASE("memoize keys each argument as the function's parameter receives it") {
+    Fixture f;
+    hitbox::Cache cache{f.tiers, f.offload, hitbox::NoMetrics{}, f.clock};
+    auto ident = hitbox::memoize(
+        cache, [](double x) { return x; }, {.ttl = 60s}, "ident");
+    auto as_float = ident(0.1f);  // the function gets 0.10000000149011612
+    REQUIRE(as_float.value);
+    CHECK(*as_float.value == static_cast<double>(0.1f));
+    auto as_double = ident(0.1);  // another argument for the function: not the float's entry
+    REQUIRE(as_double.value);
+    CHECK(*as_double.value == 0.1);  // 0.10000000149011612 (a Hit) before
+    CHECK(as_double.status == CacheStatus::Miss);
+    // Conversions that do not change the value keep one entry: a const char* for a std::string, an int
+    // for a long.
+    std::atomic<int> calls{0};
+    auto len = hitbox::memoize(
+        cache,
+        [&](const std::string& s, long n) {
+            ++calls;
+            return static_cast<long>(s.size()) + n;
+        },
+        {.ttl = 60s}, "len");
+    CHECK(*len("abc", 1).value == 4);
+    CHECK(len(std::string("abc"), 1L).status == CacheStatus::Hit);
+    CHECK(calls == 1);
+}
+
 TEST_CASE("memoize calls the function once per distinct arguments") {
     Fixture f;
     hitbox::Cache cache{f.tiers, f.offload, hitbox::NoMetrics{}, f.clock};

@@ -79,6 +79,51 @@ struct held_arg<std::optional<A>> {
     }
 };
 
+/// The parameter types of a function object with one call operator that is not a template (a lambda with
+/// typed parameters, a function pointer): `known`, and `type` a std::tuple of them. A generic lambda or an
+/// overloaded call operator is not known.
+template <class M>
+struct member_call_params {
+    static constexpr bool known = false;
+};
+#define HITBOX_MEMBER_CALL_PARAMS(QUALIFIERS)              \
+    template <class R, class C, class... P>                \
+    struct member_call_params<R (C::*)(P...) QUALIFIERS> { \
+        static constexpr bool known = true;                \
+        using type = std::tuple<P...>;                     \
+    };
+HITBOX_MEMBER_CALL_PARAMS()
+HITBOX_MEMBER_CALL_PARAMS(const)
+HITBOX_MEMBER_CALL_PARAMS(noexcept)
+HITBOX_MEMBER_CALL_PARAMS(const noexcept)
+HITBOX_MEMBER_CALL_PARAMS(&)
+HITBOX_MEMBER_CALL_PARAMS(const&)
+#undef HITBOX_MEMBER_CALL_PARAMS
+
+template <class F>
+struct call_params : member_call_params<void> {};
+template <class F>
+    requires requires { &F::operator(); }
+struct call_params<F> : member_call_params<decltype(&F::operator())> {};
+template <class R, class... P>
+struct call_params<R (*)(P...)> {
+    static constexpr bool known = true;
+    using type = std::tuple<P...>;
+};
+template <class R, class... P>
+struct call_params<R (*)(P...) noexcept> : call_params<R (*)(P...)> {};
+
+/// The argument as the function receives it, for the key: converted to the parameter's type when that
+/// differs (a float passed to a double parameter keys as the double the function computes with).
+template <class P, class A>
+decltype(auto) as_param(const A& arg) {
+    using D = std::remove_cvref_t<P>;
+    if constexpr (std::is_same_v<D, std::decay_t<A>> || !std::is_constructible_v<D, const A&>)
+        return (arg);
+    else
+        return D(arg);
+}
+
 }  // namespace detail
 
 /// The key of a call with `args`: `prefix`, `version`, and one part per argument named by its position
@@ -123,7 +168,7 @@ public:
         auto operator()(Args&&... args) const {
         using R = std::invoke_result_t<const F&, const std::decay_t<Args>&...>;
         using V = typename detail::loader_value<std::remove_cvref_t<R>>::type;
-        CacheKey key = key_of_args(prefix_, version_, args...);
+        CacheKey key = key_(std::index_sequence_for<Args...>{}, args...);
         // The load may run after this call returns (a background refresh, a loader timeout): it keeps
         // copies of the arguments, text behind a pointer or view as a std::string (detail::held_arg).
         auto loader = [f = f_, held = std::make_tuple(detail::held_arg<std::decay_t<Args>>::hold(
@@ -139,6 +184,22 @@ public:
     const CachePolicy& policy() const noexcept { return policy_; }
 
 private:
+    /// The key of a call: each argument as f's parameter receives it when f has one known signature (see
+    /// detail::call_params), else as passed.
+    template <std::size_t... I, class... Args>
+    CacheKey key_(std::index_sequence<I...>, const Args&... args) const {
+        using Params = detail::call_params<F>;
+        if constexpr (Params::known) {
+            if constexpr (std::tuple_size_v<typename Params::type> == sizeof...(Args))
+                return key_of_args(prefix_, version_,
+                                   detail::as_param<std::tuple_element_t<I, typename Params::type>>(args)...);
+            else
+                return key_of_args(prefix_, version_, args...);
+        } else {
+            return key_of_args(prefix_, version_, args...);
+        }
+    }
+
     CacheT* cache_;
     std::shared_ptr<const F> f_;
     CachePolicy policy_;
