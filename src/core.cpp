@@ -13,6 +13,7 @@
 #include <hitbox/backend/memory/detail/stats_impl.hpp>
 #include <hitbox/backend/memory/detail/store_impl.hpp>
 #include <hitbox/backend/memory/memory_backend.hpp>
+#include <hitbox/backend/redis/detail/url_impl.hpp>
 #include <hitbox/cache/stats.hpp>
 #include <hitbox/codec/detail/envelope_impl.hpp>
 #include <hitbox/compose/detail/compose_impl.hpp>

@@ -12,7 +12,6 @@
 #include <hitbox/backend/redis/detail/key_commands_impl.hpp>
 #include <hitbox/backend/redis/detail/resp_impl.hpp>
 #include <hitbox/backend/redis/detail/single_node_impl.hpp>
-#include <hitbox/backend/redis/detail/url_impl.hpp>
 
 namespace hitbox::detail {
 

@@ -193,6 +193,22 @@ TEST_CASE("parse_config: mistakes are config errors that say where and what is v
     CHECK(error("tiers = memory\nmemory.max_entries = 10\noffload.workers = 0") ==
           "OffloadManager: workers must be 1..1024, got 0");
     CHECK(error("tiers = memory") == "memory tier \"memory\" needs a bound: max_entries or max_bytes");
+    // ... the memory builder's rules and the Redis URLs' form too (make_backend refused these after
+    // parse_config had accepted them).
+    CHECK(error("tiers = memory\nmemory.max_entries = 100\nmemory.shards = 3") ==
+          "tier memory: shards must be a power of two from 1 to 1024, got 3");
+    CHECK(error("tiers = memory\nmemory.max_entries = 100\nmemory.shards = 2048") ==
+          "tier memory: shards must be a power of two from 1 to 1024, got 2048");
+    CHECK(error("tiers = memory\nmemory.max_entries = 10\nmemory.shards = 16") ==
+          "tier memory: shards (16) exceeds max_entries (10)");
+    CHECK(error("tiers = memory\nmemory.max_entries = 10\nmemory.cleanup_interval = 0s") ==
+          "tier memory: cleanup_interval must be positive");
+    CHECK(error("tiers = redis\nredis.url = http://h:1/") ==
+          "tier redis: Redis URL 'http://h:1/': unknown scheme 'http' (expected redis, rediss, unix or redis+unix)");
+    CHECK(
+        error("tiers = redis\nredis.url = redis://h:99999/").starts_with("tier redis: Redis URL 'redis://h:99999/': "));
+    CHECK(error("tiers = redis\nredis.mode = cluster\nredis.urls = redis://a:7000/, redis://:secret@b:x/")
+              .find("secret") == std::string::npos);
     // A long tiers list is refused before any work per tier (it once took 45 s for 100 000 names).
     std::string many = "tiers = t0";
     for (int i = 1; i < 100'000; ++i) many += ", t" + std::to_string(i);
@@ -386,7 +402,7 @@ TEST_CASE("make_backend: a memory tier alone is the tier itself") {
     CHECK((*hit)->data == hitbox_test::sample_profile());
 }
 
-TEST_CASE("make_backend: builder errors come back as config errors") {
+TEST_CASE("make_backend: what the builders would refuse is a config error before anything is built") {
     hitbox::InlineOffload offload;
     BackendConfig c;
     c.tiers = {memory_tier()};
@@ -394,14 +410,15 @@ TEST_CASE("make_backend: builder errors come back as config errors") {
     auto b = hitbox::make_backend(c, offload);
     REQUIRE_FALSE(b);
     CHECK(b.error().kind() == ErrorKind::config);
-    CHECK(b.error().message() == "shards(n) must be a power of two from 1 to 1024, got 3");
+    CHECK(b.error().message() == "tier memory: shards must be a power of two from 1 to 1024, got 3");
+    CHECK_FALSE(hitbox::validate_config(c));  // the same check: what validates, builds
 
     c.tiers = {redis_tier()};
     c.tiers[0].urls = {"http://example.com/"};
     auto r = hitbox::make_backend(c, offload);
     REQUIRE_FALSE(r);
     CHECK(r.error().kind() == ErrorKind::config);
-    CHECK(r.error().backend() == "redis");
+    CHECK(r.error().message().starts_with("tier redis: Redis URL 'http://example.com/': unknown scheme"));
 
     c.tiers = {memory_tier("a"), memory_tier("b"), memory_tier("c"), memory_tier("d")};
     auto four = hitbox::make_backend(c, offload);

@@ -32,6 +32,7 @@
 #include <utility>
 #include <vector>
 
+#include <hitbox/backend/redis/detail/url.hpp>
 #include <hitbox/cache.hpp>
 #include <hitbox/compress/builtin.hpp>
 #include <hitbox/core/error.hpp>
@@ -696,6 +697,22 @@ inline Result<void> detail::config_problem(const BackendConfig& c) {
             if (!t.max_entries && !t.max_bytes)
                 return fail(ErrorKind::config,
                             "memory tier \"" + t.name + "\" needs a bound: max_entries or max_bytes");
+            // The builder's own rules, so that what validates builds.
+            if (t.shards) {
+                const std::uint64_t n = *t.shards;
+                if (n == 0 || n > 1024 || (n & (n - 1)) != 0)
+                    return fail(
+                        ErrorKind::config,
+                        "tier " + t.name + ": shards must be a power of two from 1 to 1024, got " + std::to_string(n));
+                const bool entries = t.max_entries.has_value();
+                const std::uint64_t bound = entries ? *t.max_entries : *t.max_bytes;
+                if (n > bound)
+                    return fail(ErrorKind::config, "tier " + t.name + ": shards (" + std::to_string(n) + ") exceeds " +
+                                                       (entries ? "max_entries" : "max_bytes") + " (" +
+                                                       std::to_string(bound) + ")");
+            }
+            if (t.cleanup_interval && t.cleanup_interval->count() <= 0)
+                return fail(ErrorKind::config, "tier " + t.name + ": cleanup_interval must be positive");
         } else {
             for (auto [option, set] : std::initializer_list<std::pair<std::string_view, bool>>{
                      {"max_entries", t.max_entries.has_value()},
@@ -719,6 +736,10 @@ inline Result<void> detail::config_problem(const BackendConfig& c) {
             if (t.mode == "single" && t.urls.size() != 1)
                 return fail(ErrorKind::config, "redis tier \"" + t.name + "\" in single mode takes one url, got " +
                                                    std::to_string(t.urls.size()));
+            // The URLs' form (whether this build has TLS for rediss:// is make_backend's question).
+            for (const auto& url : t.urls)
+                if (auto ep = detail::parse_redis_url_as(url, true); !ep)
+                    return fail(ErrorKind::config, "tier " + t.name + ": " + ep.error().message());
             if (auto problem = detail::compressor_config_problem(t)) return fail(ErrorKind::config, *problem);
             if (t.max_decompressed && *t.max_decompressed == 0)
                 return fail(ErrorKind::config, "tier " + t.name + ": max_decompressed must be positive");

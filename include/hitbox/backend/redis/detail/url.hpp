@@ -67,11 +67,18 @@ inline bool parse_decimal(std::string_view s, Int& out) {
 /// - `unix://[user[:password]@]/absolute/path.sock[?db=N]` (also `redis+unix://`).
 /// - `rediss://...`: as `redis://`, with `tls` set; the port still defaults to 6379. In a build without
 ///   TLS (tls_available() is false) it is a config error that says how to enable TLS.
-HITBOX_LIB_INLINE Result<RedisEndpoint> parse_redis_url(std::string_view url);
+inline Result<RedisEndpoint> parse_redis_url(std::string_view url);
+
+/// parse_redis_url for a build with TLS (`tls_built`) or without: the parser itself is compiled once, into
+/// the core library in compiled-library mode (the run-time configuration checks URLs without the Redis
+/// library), and the answer to "is TLS built in" comes from the translation unit that asks.
+HITBOX_LIB_INLINE Result<RedisEndpoint> parse_redis_url_as(std::string_view url, bool tls_built);
+
+inline Result<RedisEndpoint> parse_redis_url(std::string_view url) { return parse_redis_url_as(url, tls_available()); }
 
 }  // namespace hitbox::detail
 
-// The definitions: included here in a header-only build, compiled once into the hitbox-redis library otherwise.
+// The definitions: included here in a header-only build, compiled once into the hitbox library otherwise.
 #if !HITBOX_COMPILED_LIB
 #include <hitbox/backend/redis/detail/url_impl.hpp>
 #endif

@@ -1,7 +1,7 @@
 #pragma once
 /// \file
 /// The definitions of <hitbox/backend/redis/detail/url.hpp>: included by that header in a header-only
-/// build, compiled once into the hitbox-redis library with HITBOX_COMPILED_LIB=1 (hitbox/core/linkage.hpp).
+/// build, compiled once into the hitbox library with HITBOX_COMPILED_LIB=1 (hitbox/core/linkage.hpp).
 
 #include <cstddef>
 #include <string>
@@ -62,7 +62,7 @@ HITBOX_LIB_INLINE bool percent_decode(std::string_view in, std::string& out) {
     return true;
 }
 
-HITBOX_LIB_INLINE Result<RedisEndpoint> parse_redis_url(std::string_view url) {
+HITBOX_LIB_INLINE Result<RedisEndpoint> parse_redis_url_as(std::string_view url, bool tls_built) {
     auto bad = [&](const std::string& what) {
         // An '@' past the authority is most often a password with an unescaped '/' or '?' in it.
         const bool at_past_authority = url.find('@', url_authority(url).second) != std::string_view::npos;
@@ -78,7 +78,7 @@ HITBOX_LIB_INLINE Result<RedisEndpoint> parse_redis_url(std::string_view url) {
         return bad("expected redis://host:port/db, unix:///path/to/socket or rediss:// (TLS)");
     auto scheme = url.substr(0, scheme_end);
     if (scheme == "rediss") {
-        if (!tls_available())
+        if (!tls_built)
             return bad(
                 "TLS is not available in this build: rediss:// needs hitbox built with OpenSSL "
                 "(meson -Dtls=enabled, libssl-dev) and the hitbox-tls dependency");
