@@ -564,6 +564,40 @@ TEST_CASE("Replica reads: GETs go to replicas with READONLY, writes to masters",
     REQUIRE(b->set(key_n("rr", 1), hitbox::CacheValue<std::string>{value_for(1, 5)}));  // writes: masters
 }
 
+TEST_CASE("Replica reads: a replica that stops answering leaves its reads to its master", "[cluster]") {
+    auto writer = make_backend("rk:");
+    write_keys(writer, "rk", 300);
+    for (auto m : cluster().masters()) cluster().node(m).cli({"WAIT", "1", "2000"});  // replicas caught up
+    auto b = Readable::builder()
+                 .connection(hitbox::ConnectionMode::cluster(cluster().urls(), true))
+                 .key_prefix("rk:")
+                 .build();
+    REQUIRE(b);
+    for (int i = 0; i < 300; ++i) REQUIRE(b->get<std::string>(key_n("rk", i)));  // every replica connected
+    std::size_t victim = cluster().size();
+    for (std::size_t i = 0; i < cluster().size(); ++i)
+        if (cluster().node(i).running() && !cluster().is_master(i)) victim = i;
+    REQUIRE(victim < cluster().size());
+    cluster().node(victim).kill();
+    // Until the cluster marks it failed (node timeout 2 s) the map still names the replica: its slots' reads
+    // failed with "connection refused" before; now its master answers them.
+    int failed = 0, wrong = 0;
+    const auto started = std::chrono::steady_clock::now();
+    for (int i = 0; i < 300; ++i) {
+        auto r = b->get<std::string>(key_n("rk", i));
+        if (!r || !*r)
+            ++failed;
+        else if ((*r)->data != value_for(i, 0))
+            ++wrong;
+    }
+    const auto took = std::chrono::steady_clock::now() - started;
+    CHECK(failed == 0);
+    CHECK(wrong == 0);
+    CHECK(took < 1500ms);  // well inside the node timeout: the replica was still in the map
+    cluster().node(victim).start();
+    cluster().wait_ready(std::chrono::seconds(30));
+}
+
 TEST_CASE("Failover under load: a killed master's slots work again within node timeout + 2 s", "[cluster]") {
     auto backend = make_backend("fo:", 1000ms);
     constexpr int n = 2000;

@@ -344,12 +344,16 @@ private:
         ClusterNode* ask_node = nullptr;
         auto pause = cluster_first_retry_pause;
         int hops = 0;
+        bool master_only = false;  // a replica failed this read: its master answers it
         std::string framed;
         for (;;) {
+            if (hops > 0 && SteadyClock::now() >= deadline)  // nothing is sent past the deadline
+                return fail(ErrorKind::timeout, "slot " + std::to_string(slot) +
+                                                    ": the command deadline passed while following the cluster");
             bool via_replica = false;
             ClusterNode* node = ask_node;
             if (node == nullptr) {
-                auto routed = route(slot, read, via_replica, deadline);
+                auto routed = route(slot, read && !master_only, via_replica, deadline);
                 if (!routed) return fail(routed.error());
                 node = *routed;
             }
@@ -368,6 +372,12 @@ private:
                 if ((kind == ErrorKind::connection || kind == ErrorKind::timeout) && ask_node == nullptr) {
                     // The node may be gone: look at the topology from the others; retry if the slot moved.
                     request_refresh(node, deadline);
+                    if (via_replica && ++hops < cluster_max_redirects && SteadyClock::now() < deadline) {
+                        // A replica that does not answer a read leaves it to its master (a GET is safe to
+                        // repeat) until the cluster fails the replica over or drops it from the map.
+                        master_only = true;
+                        continue;
+                    }
                     bool again_replica = false;
                     auto now_owner = route(slot, read, again_replica, deadline);
                     if (kind == ErrorKind::connection && now_owner && *now_owner != node &&
@@ -382,12 +392,12 @@ private:
             const auto kind = classify_cluster_error(text);
             if (kind == ClusterReply::other) return reply;
             if (kind == ClusterReply::tryagain || kind == ClusterReply::clusterdown) {
-                counters_.retries.fetch_add(1, std::memory_order_relaxed);
                 const auto now = SteadyClock::now();
                 if (now + pause >= deadline)
                     return fail(ErrorKind::cluster_down, node->address.text() + " answered " +
                                                              std::string(text.substr(0, 120)) +
                                                              " until the command deadline");
+                counters_.retries.fetch_add(1, std::memory_order_relaxed);  // retried: counted
                 std::this_thread::sleep_for(pause);
                 pause = std::min(2 * pause, cluster_max_retry_pause);
                 continue;  // an ASK target stays the target: the migration is still in progress
@@ -484,6 +494,13 @@ private:
         }
         std::sort(retry.begin(), retry.end());
         for (auto i : retry) {
+            if (SteadyClock::now() >= deadline) {  // the batch's deadline holds for its retried keys too
+                out.errors[i] =
+                    Error(ErrorKind::timeout, "slot " + std::to_string(slots[i]) +
+                                                  ": the batch's deadline passed before this key's retry after a "
+                                                  "redirection or a lost node");
+                continue;
+            }
             auto r = run_pinned(slots[i], piece(i), read, deadline);
             if (r)
                 out.replies[i] = std::move(*r);
