@@ -134,7 +134,7 @@ public:
 /// | key_prefix | "" | prepended to every stored key |
 /// | connect_timeout | 2 s | host name lookup + connect + AUTH + SELECT |
 /// | command_timeout | 1 s | wait for a reply |
-/// | reconnect_backoff | 100 ms .. 5 s | delay after a failed connect, doubling with jitter |
+/// | reconnect_backoff | 100 ms .. 5 s | delay after a failed connect (half to all of it: jitter), doubling |
 /// | max_reply_bytes | 64 MiB | larger replies are cut off (capacity error, connection reset) |
 /// | tuning | spinning callers | how callers wait for replies; ConnectionTuning::plain() never spins; `drive`: who drives a busy connection |
 /// | duration_histograms | off | time round trips, (de)serialization and (de)compression (`durations()`) |
@@ -200,7 +200,8 @@ public:
         options_.command_timeout = detail::saturating_ms(d);
         return *this;
     }
-    /// Delay after a failed connect (doubling with jitter up to `max`); operations during it fail at once.
+    /// Delay after a failed connect (a random half to all of it, doubling up to `max`); operations during it
+    /// fail at once.
     template <class R1, class P1, class R2, class P2>
     RedisBackendBuilder& reconnect_backoff(std::chrono::duration<R1, P1> initial, std::chrono::duration<R2, P2> max) {
         options_.reconnect_backoff_initial = detail::saturating_ms(initial);
