@@ -594,8 +594,36 @@ TEST_CASE("Replica reads: a replica that stops answering leaves its reads to its
     CHECK(failed == 0);
     CHECK(wrong == 0);
     CHECK(took < 1500ms);  // well inside the node timeout: the replica was still in the map
+    // Once the cluster has marked it failed, a re-read of the map (after a failed read or a MOVED) drops it.
+    const std::string victim_id_prefix = cluster().address(victim);
+    bool marked = false;
+    for (const auto until = std::chrono::steady_clock::now() + 15s;
+         !marked && std::chrono::steady_clock::now() < until;) {
+        const std::string nodes = cluster().cli({"CLUSTER", "NODES"});
+        const auto at = nodes.find(victim_id_prefix);
+        marked = at != std::string::npos && nodes.find("fail", at) < nodes.find('\n', at);
+        if (!marked) std::this_thread::sleep_for(100ms);
+    }
+    REQUIRE(marked);
+    REQUIRE(b->connection().refresh_topology());
+    for (int i = 0; i < 300; ++i) CHECK(b->get<std::string>(key_n("rk", i)));
     cluster().node(victim).start();
     cluster().wait_ready(std::chrono::seconds(30));
+    // Once the cluster lists the replica again, it serves reads again: the client reads the map again at
+    // most every 5 s while a slot has no replica in it (it never did before, without a MOVED or a failure).
+    auto victim_gets = [&] {
+        const std::string stats = cluster().node(victim).cli({"INFO", "commandstats"});
+        const auto at = stats.find("cmdstat_get:calls=");
+        return at == std::string::npos ? 0LL : std::stoll(stats.substr(at + 18));
+    };
+    bool served = false;
+    for (const auto until = std::chrono::steady_clock::now() + 20s;
+         !served && std::chrono::steady_clock::now() < until;) {
+        for (int i = 0; i < 300; ++i) REQUIRE(b->get<std::string>(key_n("rk", i)));
+        served = victim_gets() > 0;
+        std::this_thread::sleep_for(100ms);
+    }
+    CHECK(served);
 }
 
 TEST_CASE("Failover under load: a killed master's slots work again within node timeout + 2 s", "[cluster]") {

@@ -80,6 +80,9 @@ namespace hitbox::detail {
 inline constexpr int cluster_max_redirects = 16;
 /// Shortest time between two full slot-map refreshes triggered by redirections or failures.
 inline constexpr std::chrono::milliseconds cluster_min_refresh_interval{100};
+/// With replica reads: how often a read of a slot without a replica in the map reads the map again (a
+/// replica that joined, came back or had not synced when the map was read serves reads from then).
+inline constexpr std::chrono::milliseconds cluster_replica_recheck{5000};
 /// First pause before retrying a TRYAGAIN / CLUSTERDOWN; it doubles up to cluster_max_retry_pause.
 inline constexpr std::chrono::milliseconds cluster_first_retry_pause{10};
 inline constexpr std::chrono::milliseconds cluster_max_retry_pause{200};
@@ -527,11 +530,24 @@ private:
                 via_replica = true;
                 return r;
             }
+            look_for_replicas(deadline);
         }
         if (ClusterNode* m = slots_[slot].load(std::memory_order_acquire)) return m;
         request_refresh(nullptr, deadline);
         if (ClusterNode* m = slots_[slot].load(std::memory_order_acquire)) return m;
         return fail(ErrorKind::cluster_down, "hash slot " + std::to_string(slot) + " is not served by any node");
+    }
+
+    /// A read found no replica for its slot: at most every cluster_replica_recheck one such read reads the
+    /// map again (the others go on to the master at once). A cluster whose masters have no replicas pays
+    /// one CLUSTER SLOTS per interval.
+    void look_for_replicas(SteadyClock::time_point deadline) {
+        const auto now = SteadyClock::now().time_since_epoch().count();
+        auto last = replica_recheck_at_.load(std::memory_order_relaxed);
+        const auto gap = std::chrono::duration_cast<SteadyClock::duration>(cluster_replica_recheck).count();
+        if (now - last < gap) return;
+        if (!replica_recheck_at_.compare_exchange_strong(last, now, std::memory_order_relaxed)) return;
+        request_refresh(nullptr, deadline);
     }
 
     /// The masters of the current map, each once, in slot order (a set of those seen: a map may name 16 384).
@@ -939,6 +955,7 @@ private:
     /// Then drops the nodes no slot points at (seeds the topology does not list under their address
     /// included: the topology's own node serves their slots).
     void install(const std::vector<ClusterSlotRange>& ranges) {
+        replica_recheck_at_.store(SteadyClock::now().time_since_epoch().count(), std::memory_order_relaxed);
         std::lock_guard<std::mutex> lk(nodes_mu_);
         for (const auto& r : ranges) {
             // The count was checked: old nodes that lose their slots are collected below.
@@ -959,6 +976,7 @@ private:
     const std::size_t max_nodes_;
     std::array<std::atomic<ClusterNode*>, cluster_slot_count> slots_;
     std::unique_ptr<std::array<std::atomic<ClusterNode*>, cluster_slot_count>> replicas_;
+    std::atomic<SteadyClock::rep> replica_recheck_at_{0};  // look_for_replicas(): the last re-read it asked for
     std::atomic<bool> loaded_{false};
     NodeEpochs epochs_;
 
