@@ -1324,6 +1324,44 @@ TEST_CASE("Stampede lock in the cache: waiters wait with a leader that waits for
     CHECK(s.coalesced == 7);
 }
 
+TEST_CASE("Stampede lock in the cache: a waiter waits with a lock-waiting leader for one more timeout at most",
+          "[redis]") {
+    if (!hitbox_test::require_redis_server()) return;
+    hitbox_test::RedisServer server;
+    Instance other(server.url()), inst(server.url());
+    const CacheKey k{"held long", 1};
+    REQUIRE(*other.tiers.try_lock(k, "someone else", std::chrono::seconds(30)));
+    // The leader's policy waits for the lock without limit; the waiter's own limit is 200 ms.
+    const hitbox::CachePolicy patient{
+        .ttl = 1min, .waiter_timeout = std::chrono::milliseconds::max(), .lock_ttl = 10s, .lock_poll = 10ms};
+    const hitbox::CachePolicy brief{.ttl = 1min, .waiter_timeout = 200ms, .lock_ttl = 10s, .lock_poll = 10ms};
+    std::atomic<int> calls{0};
+    std::thread leader([&] {
+        (void)inst.cache.get_or_compute<std::string>(
+            k,
+            [&] {
+                ++calls;
+                return std::string("leader");
+            },
+            patient);
+    });
+    std::this_thread::sleep_for(50ms);  // the leader polls the lock
+    const auto t0 = std::chrono::steady_clock::now();
+    auto r = inst.cache.get_or_compute<std::string>(
+        k,
+        [&] {
+            ++calls;
+            return std::string("waiter");
+        },
+        brief);
+    const auto waited = std::chrono::steady_clock::now() - t0;
+    CHECK(r.value == std::optional<std::string>("waiter"));  // it loaded itself after its two timeouts
+    CHECK(waited >= 350ms);
+    CHECK(waited < 5s);                               // not the leader's unbounded wait (30 s, the lock's life)
+    REQUIRE(*other.tiers.unlock(k, "someone else"));  // the leader takes the lock and ends
+    leader.join();
+}
+
 TEST_CASE("Stampede lock in the cache: a background refresh takes the lock, or leaves the refresh to its holder",
           "[redis]") {
     if (!hitbox_test::require_redis_server()) return;

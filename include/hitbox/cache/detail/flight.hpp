@@ -134,8 +134,9 @@ public:
         std::unique_lock lock(s.mutex);
         const auto answered = [&] { return f.generation != ticket.generation || f.handoffs > 0; };
         // Loaders that only wait for another instance's stampede lock have not started this process's
-        // load: a waiter that would load on its timeout waits with them, and its timeout starts again when
-        // one of them loads (or gives up), so that this process still sends one load, not one per waiter.
+        // load: a waiter that would load on its timeout waits with them (up to one more timeout), and its
+        // timeout starts again when one of them loads (or gives up), so that this process still sends one
+        // load, not one per waiter.
         const auto parked = [&] { return f.lock_waiting > 0 && f.lock_waiting >= f.loaders; };
         // milliseconds::max() (any timeout past the steady clock's range) waits without limit.
         auto deadline = deadline_after(timeout);
@@ -143,8 +144,10 @@ public:
             wait_until_deadline(f.cv, lock, deadline, answered);
             if (answered() || !load_on_timeout) break;
             if (parked()) {
-                f.cv.wait(lock, [&] { return answered() || !parked(); });
-                if (answered()) break;
+                // At most one more timeout: a leader whose own limit is longer (another policy, or max())
+                // does not hold this waiter for ever; past it the waiter loads as before.
+                wait_until_deadline(f.cv, lock, deadline_after(timeout), [&] { return answered() || !parked(); });
+                if (answered() || parked()) break;
                 deadline = deadline_after(timeout);
                 continue;
             }
