@@ -983,6 +983,41 @@ TEST_CASE("Loader timeouts: hard_timeout bounds 16 concurrent callers of a hung 
     REQUIRE(eventually([&] { return up->finished == 2; }));
 }
 
+TEST_CASE_METHOD(ManualCache,
+                 "Fail-safe throttle: a stale entry whose reload fails is served for the throttle without reloads") {
+    for (auto stale_policy : {hitbox::StalePolicy::Revalidate, hitbox::StalePolicy::OffloadRevalidate}) {
+        CAPTURE(static_cast<int>(stale_policy));
+        const CacheKey k{"stale-throttle", static_cast<std::uint32_t>(stale_policy)};
+        const hitbox::CachePolicy policy{
+            .ttl = 60s, .stale = 10s, .stale_policy = stale_policy, .fail_safe_max = 1h, .fail_safe_throttle = 5s};
+        up->failing = false;
+        up->calls = 0;
+        REQUIRE(cache.get_or_compute<std::string>(k, loader_of(up), policy).value == "v1");
+        clock.advance(11s);  // stale
+        up->failing = true;  // and the database fails
+        auto first = cache.get_or_compute<std::string>(k, loader_of(up), policy);
+        CHECK(first.value == "v1");
+        CHECK(first.status == CacheStatus::Stale);
+        CHECK(up->calls == 2);
+        for (int i = 0; i < 5; ++i) {  // one failing reload per request before
+            auto again = cache.get_or_compute<std::string>(k, loader_of(up), policy);
+            CHECK(again.value == "v1");
+        }
+        CHECK(up->calls == 2);
+        clock.advance(6s);  // the throttle passed: one more attempt
+        (void)cache.get_or_compute<std::string>(k, loader_of(up), policy);
+        CHECK(up->calls == 3);
+        up->failing = false;  // the database is back
+        clock.advance(6s);
+        (void)cache.get_or_compute<std::string>(k, loader_of(up), policy);
+        CHECK(up->calls == 4);
+        auto fresh = cache.get_or_compute<std::string>(k, loader_of(up), policy);
+        CHECK(fresh.status == CacheStatus::Hit);
+        CHECK(fresh.value == "v1");
+        CHECK(up->calls == 4);
+    }
+}
+
 TEST_CASE("Loader timeouts: at most max_timed_loads loader threads; past them calls answer at once") {
     hitbox::ManualClock clock;
     hitbox::InlineOffload offload;

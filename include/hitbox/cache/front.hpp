@@ -824,7 +824,11 @@ private:
     std::shared_ptr<detail::Loaded<V>> settle_(const CacheKey& key, std::shared_ptr<detail::Loaded<V>> loaded,
                                                const CachePolicy& policy, const Fallback<V>* fallback,
                                                std::vector<Error>& errors) {
-        if (loaded->result || !fallback || !fallback->expired) return loaded;
+        if (loaded->result || !fallback) return loaded;
+        if (!fallback->expired) {  // stale-if-error: the caller serves its stale entry
+            if (policy.fail_safe_max) write_stale_throttled_<V>(key, fallback->entry, policy, errors);
+            return loaded;
+        }
         auto safe = std::make_shared<detail::Loaded<V>>();
         fill_from_fallback_(*safe, *fallback);
         safe->cause = loaded->result.error();
@@ -1124,6 +1128,17 @@ private:
         if (!gone) note_error_(CacheOp::write, key, detail::attribute(gone.error(), backend().label()), &errors);
     }
 
+    /// A stale entry whose reload failed, under a policy with fail_safe_max: written again fresh for
+    /// fail_safe_throttle (never past its expiry), so that the calls that follow, here and in the instances
+    /// sharing the tier, are hits instead of one failing reload each, as for an expired fail-safe entry.
+    template <class V>
+    void write_stale_throttled_(const CacheKey& key, const CacheValue<V>& old, const CachePolicy& policy,
+                                std::vector<Error>& errors) {
+        std::optional<TimePoint> stale = detail::saturating_add(clock_.now(), policy.fail_safe_throttle);
+        if (old.expire && *stale >= *old.expire) stale.reset();  // fresh until it expires, then fail-safe
+        store_made_(key, errors, [&] { return CacheValue<V>(old.data, old.expire, stale, old.created, old.retain); });
+    }
+
     void write_negative_(const CacheKey& key, const CachePolicy& policy, std::vector<Error>& errors) {
         const TimePoint now = clock_.now();
         const CacheValue<std::string> entry(std::string(detail::negative_marker),
@@ -1209,8 +1224,9 @@ private:
         }
         detail::LeadGuard lead(shared_->flights, key, ticket.flight, 0);  // finished even if an exception leaves
         CacheResult<V> scratch;
-        if (auto now = read_<V>(key, scratch); now && now->state(clock_.now()) == EntryState::Fresh) {
-            lead.finish(hit_outcome_<V>(std::move(now->data), scratch.source), true);
+        auto current = read_<V>(key, scratch);
+        if (current && current->state(clock_.now()) == EntryState::Fresh) {
+            lead.finish(hit_outcome_<V>(std::move(current->data), scratch.source), true);
             c.bump(&CacheCounts::revalidations_skipped);
             return;
         }
@@ -1249,7 +1265,12 @@ private:
             throw;
         }
         if (!token.empty()) unlock_(key, token, scratch.backend_errors);
-        if (!loaded->result) note_error_(CacheOp::revalidate, key, loaded->result.error(), nullptr);
+        if (!loaded->result) {
+            note_error_(CacheOp::revalidate, key, loaded->result.error(), nullptr);
+            // As for a foreground reload: the stale entry is served again without a refresh per hit.
+            if (policy.fail_safe_max && current && current->state(clock_.now()) == EntryState::Stale)
+                write_stale_throttled_<V>(key, *current, policy, scratch.backend_errors);
+        }
         lead.finish(loaded, loaded->result.has_value());
         c.bump(&CacheCounts::revalidations_done);
     }
