@@ -1397,6 +1397,36 @@ TEST_CASE("Stampede lock in the cache: a waiter waits with a lock-waiting leader
     leader.join();
 }
 
+TEST_CASE("Stampede lock in the cache: a waiter behind a lock-waiting leader still answers at its hard_timeout",
+          "[redis]") {
+    if (!hitbox_test::require_redis_server()) return;
+    hitbox_test::RedisServer server;
+    Instance other(server.url()), inst(server.url());
+    const CacheKey k{"held, hard", 1};
+    REQUIRE(*other.tiers.try_lock(k, "someone else", std::chrono::seconds(30)));
+    // hard_timeout above waiter_timeout: the waiter does not give up at its waiter limit, it waits.
+    const hitbox::CachePolicy policy{
+        .ttl = 1min, .waiter_timeout = 1000ms, .hard_timeout = 1100ms, .lock_ttl = 10s, .lock_poll = 10ms};
+    std::atomic<int> calls{0};
+    auto slow = [&] {
+        ++calls;
+        std::this_thread::sleep_for(2s);  // the database hangs; the leader answers at its hard timeout
+        return std::string("late");
+    };
+    std::thread leader([&] { (void)inst.cache.get_or_compute<std::string>(k, slow, policy); });
+    std::this_thread::sleep_for(50ms);
+    const auto t0 = std::chrono::steady_clock::now();
+    auto r = inst.cache.get_or_compute<std::string>(k, slow, policy);
+    const auto waited = std::chrono::steady_clock::now() - t0;
+    REQUIRE(r.error);
+    CHECK(r.error->kind() == ErrorKind::timeout);
+    CHECK(waited >= 1000ms);
+    CHECK(waited < 1800ms);  // 2 s and more before: its timeout restarted when the leader began to load
+    leader.join();
+    CHECK(calls == 1);
+    REQUIRE(*other.tiers.unlock(k, "someone else"));
+}
+
 TEST_CASE("Stampede lock in the cache: a background refresh takes the lock, or leaves the refresh to its holder",
           "[redis]") {
     if (!hitbox_test::require_redis_server()) return;

@@ -570,8 +570,14 @@ private:
             // A waiter stops at waiter_timeout and loads itself, or stops at its soft / hard timeout (when
             // that comes first) and answers without calling the loader.
             const auto [limit, gives_up] = waiter_limit_(policy, fallback != nullptr);
+            // The call's own soft / hard timeout bounds every wait (also one that waits with a leader that
+            // waits for another instance's lock).
+            const auto give_up = give_up_after_(policy, fallback != nullptr);
+            const auto give_up_at = give_up == std::chrono::milliseconds::max()
+                                        ? std::chrono::steady_clock::time_point::max()
+                                        : detail::deadline_after(started, give_up);
             c.bump(&CacheCounts::waiting);
-            auto w = flights.wait(key, ticket, limit, !gives_up);
+            auto w = flights.wait(key, ticket, limit, !gives_up, give_up_at);
             c.drop(&CacheCounts::waiting);
             if (w.kind == detail::FlightWait::Kind::outcome) {
                 if (!w.outcome) {  // the leader's load ended in an exception and published nothing
@@ -592,7 +598,7 @@ private:
                 take_(out, got);
                 return;
             }
-            if (w.kind == detail::FlightWait::Kind::timeout && gives_up) {
+            if (w.kind == detail::FlightWait::Kind::timeout && (gives_up || w.past_give_up)) {
                 take_(out, *given_up_<V>(key, policy, fallback, nullptr));
                 return;
             }

@@ -61,6 +61,7 @@ struct FlightWait {
     };
     Kind kind = Kind::timeout;
     std::shared_ptr<const void> outcome;
+    bool past_give_up = false;  // timeout at the caller's own give-up point: it answers, it does not load
 };
 
 /// Sharded map of flights. `epoch(key)` is read before the cache lookup; a load that retires a flight
@@ -128,7 +129,8 @@ public:
     /// ticket joined. On a timeout the caller becomes one of the flight's loaders, unless `load_on_timeout`
     /// is false: then it leaves the flight (a hand-off still makes it a loader).
     FlightWait wait(const CacheKey& key, const FlightTicket& ticket, std::chrono::milliseconds timeout,
-                    bool load_on_timeout = true) {
+                    bool load_on_timeout = true,
+                    std::chrono::steady_clock::time_point give_up_at = std::chrono::steady_clock::time_point::max()) {
         Shard& s = shard_(key);
         Flight& f = *ticket.flight;
         std::unique_lock lock(s.mutex);
@@ -138,23 +140,35 @@ public:
         // timeout starts again when one of them loads (or gives up), so that this process still sends one
         // load, not one per waiter.
         const auto parked = [&] { return f.lock_waiting > 0 && f.lock_waiting >= f.loaders; };
-        // milliseconds::max() (any timeout past the steady clock's range) waits without limit.
-        auto deadline = deadline_after(timeout);
+        // milliseconds::max() (any timeout past the steady clock's range) waits without limit. Nothing
+        // below waits past `give_up_at` (the caller's soft or hard timeout, when it has one).
+        auto deadline = std::min(deadline_after(timeout), give_up_at);
+        bool gave_up = false;
         for (;;) {
             wait_until_deadline(f.cv, lock, deadline, answered);
             if (answered() || !load_on_timeout) break;
+            if (std::chrono::steady_clock::now() >= give_up_at) {
+                gave_up = true;
+                break;
+            }
             if (parked()) {
                 // At most one more timeout: a leader whose own limit is longer (another policy, or max())
                 // does not hold this waiter for ever; past it the waiter loads as before.
-                wait_until_deadline(f.cv, lock, deadline_after(timeout), [&] { return answered() || !parked(); });
-                if (answered() || parked()) break;
-                deadline = deadline_after(timeout);
+                wait_until_deadline(f.cv, lock, std::min(deadline_after(timeout), give_up_at),
+                                    [&] { return answered() || !parked(); });
+                if (answered()) break;
+                if (std::chrono::steady_clock::now() >= give_up_at) {
+                    gave_up = true;
+                    break;
+                }
+                if (parked()) break;
+                deadline = std::min(deadline_after(timeout), give_up_at);
                 continue;
             }
             // A loader stopped waiting for the lock just before this waiter's timeout: the timeout counts
             // from then (the load it started is the one to wait for).
             if (f.lock_wait_ended != std::chrono::steady_clock::time_point{}) {
-                const auto restarted = deadline_after(f.lock_wait_ended, timeout);
+                const auto restarted = std::min(deadline_after(f.lock_wait_ended, timeout), give_up_at);
                 if (restarted > std::chrono::steady_clock::now()) {
                     deadline = restarted;
                     continue;
@@ -171,9 +185,10 @@ public:
         }
         // A hand-off or a timeout: either way this caller loads now (unless it leaves on a timeout).
         w.kind = f.handoffs > 0 ? FlightWait::Kind::handoff : FlightWait::Kind::timeout;
+        w.past_give_up = gave_up && f.handoffs == 0;
         if (f.handoffs > 0) {
             --f.handoffs;
-        } else if (!load_on_timeout) {
+        } else if (!load_on_timeout || gave_up) {
             if (f.loaders == 0 && f.waiters == 0) retire_(s, key, ticket.flight);
             return w;
         }
