@@ -1228,7 +1228,10 @@ private:
             c.bump(&CacheCounts::revalidations_skipped);
             return;
         }
-        detail::LeadGuard lead(shared_->flights, key, ticket.flight, 0);  // finished even if an exception leaves
+        // Finished even if an exception leaves. A failure (or a refresh left to another instance's lock
+        // holder) hands the load to a caller that joined the flight meanwhile, through the usual path
+        // (its stampede lock, its timeouts), rather than letting each such caller load on its own.
+        detail::LeadGuard lead(shared_->flights, key, ticket.flight, std::max<std::size_t>(policy.retries, 1));
         CacheResult<V> scratch;
         auto current = read_<V>(key, scratch);
         if (current && current->state(clock_.now()) == EntryState::Fresh) {
