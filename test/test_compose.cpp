@@ -994,6 +994,31 @@ TEST_CASE("A Race write's slower half does not land after a later remove or set 
     }
 }
 
+TEST_CASE("A Race read while a Race write's slower half is on its way does not refill L1 with the older value") {
+    hitbox::OffloadManager offload{{.workers = 2}};
+    hitbox::ManualClock clock;
+    Tier l1{"memory", clock}, l2{"redis", clock};
+    const Str v1{"v1", clock.now() + 60s, std::nullopt, clock.now()};
+    const Str v2{"v2", clock.now() + 60s, std::nullopt, clock.now()};
+    REQUIRE(l2.set(key, v1));
+    Signal release;
+    l2.on(Op::set, [&](const CacheKey&) { release.wait(); });  // L2 takes v2 late
+    auto tiers = hitbox::compose(std::ref(l1), std::ref(l2), offload)
+                     .with_read(hitbox::RaceRead{})
+                     .with_write(hitbox::RaceWrite{.steal_after = 10s});
+    REQUIRE(tiers.set(key, v2));                                                   // L1 won with v2
+    l1.on(Op::get, [&](const CacheKey&) { std::this_thread::sleep_for(100ms); });  // L2's old v1 answers first
+    auto read = tiers.get<std::string>(key);
+    REQUIRE(read);
+    l1.on(Op::get, nullptr);
+    release.open();
+    REQUIRE(offload.wait_all(10s));
+    l2.on(Op::set, nullptr);
+    CHECK(l2.peek<std::string>(key)->data == "v2");
+    CHECK(l1.peek<std::string>(key)->data == "v2");  // v1 (refilled over v2) before, for its whole ttl
+    CHECK(tiers.stats().superseded >= 1);
+}
+
 TEST_CASE("RaceRead: an L1 entry kept past its expiry does not win over a fresh L2 entry") {
     hitbox::InlineOffload offload;
     hitbox::ManualClock clock;

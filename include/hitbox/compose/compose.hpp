@@ -149,6 +149,8 @@ public:
     bool unchanged(const CacheKey& key, std::uint64_t seen) const noexcept {
         return seen != none && slot_(key).load(std::memory_order_seq_cst) == seen;
     }
+    /// The slot's word as it is (writes in progress included).
+    std::uint64_t current(const CacheKey& key) const noexcept { return slot_(key).load(std::memory_order_seq_cst); }
     void begin(const CacheKey& key) noexcept { slot_(key).fetch_add(one_write + 1, std::memory_order_seq_cst); }
     /// Ends a write; returns the word as it ended (what a Race write's slower half compares with).
     std::uint64_t end(const CacheKey& key) noexcept {
@@ -184,6 +186,8 @@ public:
         }
         return ended_;
     }
+    /// Hands the end of the write to someone else (a Race write's slower half ends it when it lands).
+    void release() noexcept { done_ = true; }
 
 private:
     KeyEpochs& epochs_;
@@ -855,7 +859,7 @@ private:
     /// The write algorithm of mode M.
     template <WriteMode M, class T, bool Traced>
     detail::WriteOutcome write_mode_(const CacheKey& key, const CacheValue<T>& value, detail::EpochWrite& in_progress) {
-        (void)in_progress;  // the Race write ends it early (its slower half compares with the word)
+        (void)in_progress;  // a Race write hands its end to its slower half
         if constexpr (M == WriteMode::sequential) {
             auto out = write_tier_<T, Traced>(l1(), key, value, counters_().ref(&ComposeStats::l1_write_errors));
             if (!out.failed) {
@@ -896,24 +900,31 @@ private:
         using Outcome = detail::WriteOutcome;
         auto pair = std::make_shared<detail::ForkPair<Outcome, Outcome>>();
         auto* p = pair.get();
-        // The loser may run after this call returns: the slots share one copy of the key and value, and
-        // the key epochs' word as this write ended (`ended`, set when the call returns). A loser that runs
-        // after a later write or remove of the key began does not write, or takes its write back.
+        // The loser may run after this call returns: the slots share one copy of the key and value. This
+        // write stays in progress in the key epochs until the loser has landed (or was dropped): refills
+        // of the key wait for it, and `mark` (the slot's word once the winner answered) tells the loser
+        // whether a later write or remove of the key began; then it does not write, or takes its write back.
         struct Held {
             Held(const CacheKey& k, const CacheValue<T>& v) : key(k), value(v) {}
+            Held(const Held&) = delete;
+            Held& operator=(const Held&) = delete;
+            ~Held() {
+                if (owner) owner->epochs.end(key);  // the write this loser carried is over
+            }
             CacheKey key;
             CacheValue<T> value;
-            std::atomic<std::uint64_t> ended{detail::KeyEpochs::none};
+            std::atomic<std::uint64_t> mark{detail::KeyEpochs::none};
+            std::shared_ptr<detail::ComposeShared> owner;  // set when the loser ends this write
         };
         auto held = std::make_shared<Held>(key, value);
         auto slot = [this, held](auto& tier, Outcome& out, Counter errors) {
-            const std::uint64_t before = held->ended.load(std::memory_order_acquire);
+            const std::uint64_t before = held->mark.load(std::memory_order_acquire);
             if (before != detail::KeyEpochs::none && !shared_->epochs.unchanged(held->key, before)) {
                 detail::ComposeCounters::bump(counters_().ref(&ComposeStats::superseded));
                 return false;
             }
             out = write_tier_<T, Traced>(tier, held->key, held->value, errors);
-            const std::uint64_t after = held->ended.load(std::memory_order_acquire);
+            const std::uint64_t after = held->mark.load(std::memory_order_acquire);
             if (!out.failed && after != detail::KeyEpochs::none) take_back_if_superseded_(tier, held->key, after);
             return !out.failed;
         };
@@ -925,8 +936,11 @@ private:
         const int winner = p->fork.winner();
         if (winner < 0) return combine_writes_(std::move(p->a), std::move(p->b), true);
         const int loser = 1 - winner;
-        // This write ends for readers with its winner; the loser compares with the word as it ended.
-        held->ended.store(in_progress.finish(), std::memory_order_release);
+        if (p->fork.state(loser) != detail::Fork::Slot::done) {
+            held->owner = shared_;  // before the loser can finish: Held ends the write when the last slot goes
+            in_progress.release();
+            held->mark.store(shared_->epochs.current(held->key), std::memory_order_release);
+        }
         release_loser_(pair, p->fork, loser, spawned[loser], write_policy_.loser);
         // A loser that has finished by now (it failed before the winner succeeded, or an offload on the
         // caller ran it) is reported like any tier: its error, or its tier among those written.
