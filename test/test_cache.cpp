@@ -12,6 +12,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstring>
+#include <filesystem>
 #include <functional>
 #include <iostream>
 #include <latch>
@@ -1107,6 +1108,10 @@ TEST_CASE("memoize keys each argument as the function's parameter receives it") 
     CHECK(*len("abc", 1).value == 4);
     CHECK(len(std::string("abc"), 1L).status == CacheStatus::Hit);
     CHECK(calls == 1);
+    // A parameter type that cannot key (a path) given one that can (text): keyed by the argument.
+    auto size_of = hitbox::memoize(
+        cache, [](const std::filesystem::path& p) { return p.string().size(); }, {.ttl = 60s}, "path");
+    CHECK(*size_of(std::string("/tmp/x")).value == 6u);
 }
 
 TEST_CASE("memoize calls the function once per distinct arguments") {

@@ -113,12 +113,20 @@ struct call_params<R (*)(P...)> {
 template <class R, class... P>
 struct call_params<R (*)(P...) noexcept> : call_params<R (*)(P...)> {};
 
+/// Types a key part can be made of (key_of_args): text, numbers, enums, Hana structs, optionals of those.
+template <class U>
+inline constexpr bool keyable_arg = is_hana_struct<U> || std::is_convertible_v<const U&, std::string_view> ||
+                                    std::is_arithmetic_v<U> || std::is_enum_v<U>;
+template <class U>
+inline constexpr bool keyable_arg<std::optional<U>> = keyable_arg<U>;
+
 /// The argument as the function receives it, for the key: converted to the parameter's type when that
-/// differs (a float passed to a double parameter keys as the double the function computes with).
+/// differs (a float passed to a double parameter keys as the double the function computes with), and
+/// when that type can key (a std::filesystem::path parameter given a std::string keys by the string).
 template <class P, class A>
 decltype(auto) as_param(const A& arg) {
     using D = std::remove_cvref_t<P>;
-    if constexpr (std::is_same_v<D, std::decay_t<A>> || !std::is_constructible_v<D, const A&>)
+    if constexpr (std::is_same_v<D, std::decay_t<A>> || !std::is_constructible_v<D, const A&> || !keyable_arg<D>)
         return (arg);
     else
         return D(arg);
