@@ -1407,10 +1407,11 @@ TEST_CASE("Stampede lock in the cache: a waiter behind a lock-waiting leader sti
     // hard_timeout above waiter_timeout: the waiter does not give up at its waiter limit, it waits.
     const hitbox::CachePolicy policy{
         .ttl = 1min, .waiter_timeout = 1000ms, .hard_timeout = 1100ms, .lock_ttl = 10s, .lock_poll = 10ms};
-    std::atomic<int> calls{0};
+    std::atomic<int> calls{0}, finished{0};
     auto slow = [&] {
         ++calls;
         std::this_thread::sleep_for(2s);  // the database hangs; the leader answers at its hard timeout
+        ++finished;
         return std::string("late");
     };
     std::thread leader([&] { (void)inst.cache.get_or_compute<std::string>(k, slow, policy); });
@@ -1425,6 +1426,9 @@ TEST_CASE("Stampede lock in the cache: a waiter behind a lock-waiting leader sti
     leader.join();
     CHECK(calls == 1);
     REQUIRE(*other.tiers.unlock(k, "someone else"));
+    // The loader's own thread ends before the next test (one of them forks: a process with threads may not).
+    REQUIRE(eventually([&] { return finished == 1 && inst.cache.stats().late_loads == 1; }));
+    std::this_thread::sleep_for(200ms);  // and has returned (it counts late_loads just before it ends)
 }
 
 TEST_CASE("Stampede lock in the cache: a background refresh takes the lock, or leaves the refresh to its holder",
