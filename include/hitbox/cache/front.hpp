@@ -659,16 +659,10 @@ private:
             ~LockWait() { off(); }
         } lock_wait;
         for (;;) {
-            auto got = guarded_read_<Result<bool>>([&] { return backend().try_lock(key, token, *policy.lock_ttl); });
-            if (!got) {
-                // Taking the lock is a write (SET NX), as releasing it is.
-                note_error_(CacheOp::write, key, detail::attribute(got.error(), backend().label()),
-                            &out.backend_errors);
-                break;  // no lock to be had: load without it
-            }
+            const auto got = try_lock_once_(key, token, policy, &out.backend_errors);
+            if (!got) break;  // no lock to be had: load without it
             if (*got) {
                 lock_wait.off();
-                c.bump(&CacheCounts::locks_taken);
                 if (auto hit = landed_<V>(key, policy, out)) {  // loaded elsewhere just before we locked
                     unlock_(key, token, out.backend_errors);
                     if (waited) c.bump(&CacheCounts::lock_waits);
@@ -762,6 +756,20 @@ private:
         }
         return hit_outcome_<V>(std::move(found->value->data),
                                intern_(detail::join_path(backend().label(), found->source)));
+    }
+
+    /// One try at the stampede lock: true when taken (counted in locks_taken), false when another holder
+    /// has it, nullopt when it cannot be had; that failure is noted as a write error of the tier (taking
+    /// the lock is a write, SET NX, as releasing it is).
+    std::optional<bool> try_lock_once_(const CacheKey& key, const std::string& token, const CachePolicy& policy,
+                                       std::vector<Error>* errors) {
+        auto got = guarded_read_<Result<bool>>([&] { return backend().try_lock(key, token, *policy.lock_ttl); });
+        if (!got) {
+            note_error_(CacheOp::write, key, detail::attribute(got.error(), backend().label()), errors);
+            return std::nullopt;
+        }
+        if (*got) shared_->counters.bump(&CacheCounts::locks_taken);
+        return *got;
     }
 
     /// Releases the stampede lock; a failure is noted (the lock then expires by itself).
@@ -1246,13 +1254,10 @@ private:
                 // instance holds it, that instance refreshes and this one takes its value when it lands
                 // (now, or at a later stale hit).
                 token = detail::lock_token();
-                auto got =
-                    guarded_read_<Result<bool>>([&] { return backend().try_lock(key, token, *policy.lock_ttl); });
+                const auto got = try_lock_once_(key, token, policy, nullptr);
                 if (!got) {
-                    note_error_(CacheOp::write, key, detail::attribute(got.error(), backend().label()), nullptr);
                     token.clear();  // no lock to be had: refresh without it
                 } else {
-                    if (*got) c.bump(&CacheCounts::locks_taken);
                     if (auto hit = landed_<V>(key, policy, scratch)) {
                         if (*got) unlock_(key, token, scratch.backend_errors);
                         lead.finish(hit, true);
@@ -1261,7 +1266,7 @@ private:
                     }
                     if (!*got) {
                         c.bump(&CacheCounts::revalidations_skipped);
-                        return;  // the guard ends the flight: a waiter that joined it loads itself
+                        return;  // the guard hands the flight's load to a caller that joined it, if any
                     }
                 }
             }

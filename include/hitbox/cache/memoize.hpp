@@ -201,11 +201,8 @@ private:
             if constexpr (std::tuple_size_v<typename Params::type> == sizeof...(Args))
                 return key_of_args(prefix_, version_,
                                    detail::as_param<std::tuple_element_t<I, typename Params::type>>(args)...);
-            else
-                return key_of_args(prefix_, version_, args...);
-        } else {
-            return key_of_args(prefix_, version_, args...);
         }
+        return key_of_args(prefix_, version_, args...);
     }
 
     CacheT* cache_;

@@ -152,10 +152,8 @@ public:
     /// The slot's word as it is (writes in progress included).
     std::uint64_t current(const CacheKey& key) const noexcept { return slot_(key).load(std::memory_order_seq_cst); }
     void begin(const CacheKey& key) noexcept { slot_(key).fetch_add(one_write + 1, std::memory_order_seq_cst); }
-    /// Ends a write; returns the word as it ended (what a Race write's slower half compares with).
-    std::uint64_t end(const CacheKey& key) noexcept {
-        constexpr std::uint64_t delta = one_write - 1;  // one more write ended, one fewer in progress
-        return slot_(key).fetch_add(delta, std::memory_order_seq_cst) + delta;
+    void end(const CacheKey& key) noexcept {
+        slot_(key).fetch_add(one_write - 1, std::memory_order_seq_cst);  // one more ended, one fewer in progress
     }
 
 private:
@@ -170,30 +168,23 @@ private:
     mutable std::array<std::atomic<std::uint64_t>, slots> words_{};
 };
 
-/// One write of a key in the key epochs: begun when built, ended by finish() or at the end of the scope.
+/// One write of a key in the key epochs: begun when built, ended at the end of the scope unless released.
 class EpochWrite {
 public:
     EpochWrite(KeyEpochs& epochs, const CacheKey& key) noexcept : epochs_(epochs), key_(key) { epochs.begin(key); }
     EpochWrite(const EpochWrite&) = delete;
     EpochWrite& operator=(const EpochWrite&) = delete;
-    ~EpochWrite() { (void)finish(); }
-
-    /// Ends the write (once); returns the slot's word as it ended.
-    std::uint64_t finish() noexcept {
-        if (!done_) {
-            ended_ = epochs_.end(key_);
-            done_ = true;
-        }
-        return ended_;
+    ~EpochWrite() {
+        if (!released_) epochs_.end(key_);
     }
+
     /// Hands the end of the write to someone else (a Race write's slower half ends it when it lands).
-    void release() noexcept { done_ = true; }
+    void release() noexcept { released_ = true; }
 
 private:
     KeyEpochs& epochs_;
     const CacheKey& key_;
-    std::uint64_t ended_ = KeyEpochs::none;
-    bool done_ = false;
+    bool released_ = false;
 };
 
 /// What a composition shares with its background tasks: the lifetime gate, the counters, the key epochs
@@ -760,11 +751,8 @@ private:
         if constexpr (!detail::never_refills<Refill>()) {
             if constexpr (!detail::fixed_refill<Refill>)
                 if (!refill_policy_.enabled) return;
+            if (superseded_(key, seen)) return;
             auto& c = counters_();
-            if (!shared_->epochs.unchanged(key, seen)) {
-                detail::ComposeCounters::bump(c.ref(&ComposeStats::superseded));
-                return;
-            }
             if constexpr (std::copy_constructible<T>) {
                 if (refill_policy_.offloaded) {
                     bool spawned = false;
@@ -772,10 +760,7 @@ private:
                         auto task = [this, shared = shared_, key, value, seen] {
                             detail::GatePass pass(shared->gate);
                             if (!pass) return;
-                            if (!shared->epochs.unchanged(key, seen)) {
-                                detail::ComposeCounters::bump(shared->counters.ref(&ComposeStats::superseded));
-                                return;
-                            }
+                            if (superseded_(key, seen)) return;
                             auto w = write_tier_<T, false>(l1(), key, value,
                                                            shared->counters.ref(&ComposeStats::refill_errors));
                             if (!w.failed) take_back_if_superseded_(l1(), key, seen);
@@ -800,14 +785,20 @@ private:
         }
     }
 
+    /// True (and counted as `superseded`) when a write of `key` began since `seen`: a refill or a Race
+    /// write's slower half then does not write.
+    bool superseded_(const CacheKey& key, std::uint64_t seen) {
+        if (shared_->epochs.unchanged(key, seen)) return false;
+        detail::ComposeCounters::bump(counters_().ref(&ComposeStats::superseded));
+        return true;
+    }
+
     /// After a refill or a Race write's slower half wrote `key` to `tier`: when a write of the key began
     /// since `seen`, the write may have landed after it (a deleted or older value back in the tier), so the
-    /// key is removed from `tier` (a miss later, never a wrong value) and counted as `superseded`.
+    /// key is removed from `tier` (a miss later, never a wrong value).
     template <class Tier>
     void take_back_if_superseded_(Tier& tier, const CacheKey& key, std::uint64_t seen) {
-        if (shared_->epochs.unchanged(key, seen)) return;
-        detail::ComposeCounters::bump(counters_().ref(&ComposeStats::superseded));
-        (void)remove_tier_(tier, key, counters_().ref(&ComposeStats::remove_errors));
+        if (superseded_(key, seen)) (void)remove_tier_(tier, key, counters_().ref(&ComposeStats::remove_errors));
     }
 
     // ---- writes --------------------------------------------------------------------------------------
@@ -919,10 +910,7 @@ private:
         auto held = std::make_shared<Held>(key, value);
         auto slot = [this, held](auto& tier, Outcome& out, Counter errors) {
             const std::uint64_t before = held->mark.load(std::memory_order_acquire);
-            if (before != detail::KeyEpochs::none && !shared_->epochs.unchanged(held->key, before)) {
-                detail::ComposeCounters::bump(counters_().ref(&ComposeStats::superseded));
-                return false;
-            }
+            if (before != detail::KeyEpochs::none && superseded_(held->key, before)) return false;
             out = write_tier_<T, Traced>(tier, held->key, held->value, errors);
             const std::uint64_t after = held->mark.load(std::memory_order_acquire);
             if (!out.failed && after != detail::KeyEpochs::none) take_back_if_superseded_(tier, held->key, after);

@@ -27,8 +27,7 @@ struct ComposeStats {
     std::uint64_t race_losers_offloaded = 0;  ///< Race losers left to finish in the background
     std::uint64_t race_losers_dropped = 0;    ///< Race losers cancelled or abandoned
     std::uint64_t unavailable = 0;            ///< calls that failed in every tier
-    std::uint64_t superseded =
-        0;  ///< refills and Race write losers not written, or taken back: a write of the key came
+    std::uint64_t superseded = 0;             ///< refills and Race losers not written or taken back (a write came)
 
     friend bool operator==(const ComposeStats&, const ComposeStats&) = default;
 };

@@ -142,7 +142,8 @@ public:
         const auto parked = [&] { return f.lock_waiting > 0 && f.lock_waiting >= f.loaders; };
         // milliseconds::max() (any timeout past the steady clock's range) waits without limit. Nothing
         // below waits past `give_up_at` (the caller's soft or hard timeout, when it has one).
-        auto deadline = std::min(deadline_after(timeout), give_up_at);
+        const auto capped = [&](std::chrono::steady_clock::time_point t) { return std::min(t, give_up_at); };
+        auto deadline = capped(deadline_after(timeout));
         bool gave_up = false;
         for (;;) {
             wait_until_deadline(f.cv, lock, deadline, answered);
@@ -153,22 +154,18 @@ public:
             }
             if (parked()) {
                 // At most one more timeout: a leader whose own limit is longer (another policy, or max())
-                // does not hold this waiter for ever; past it the waiter loads as before.
-                wait_until_deadline(f.cv, lock, std::min(deadline_after(timeout), give_up_at),
+                // does not hold this waiter for ever; past it the waiter loads as before. Once the leader
+                // stops waiting, the loop waits a full timeout more (the give-up point still caps it).
+                wait_until_deadline(f.cv, lock, capped(deadline_after(timeout)),
                                     [&] { return answered() || !parked(); });
-                if (answered()) break;
-                if (std::chrono::steady_clock::now() >= give_up_at) {
-                    gave_up = true;
-                    break;
-                }
-                if (parked()) break;
-                deadline = std::min(deadline_after(timeout), give_up_at);
+                if (!answered() && parked() && std::chrono::steady_clock::now() < give_up_at) break;
+                deadline = capped(deadline_after(timeout));
                 continue;
             }
             // A loader stopped waiting for the lock just before this waiter's timeout: the timeout counts
             // from then (the load it started is the one to wait for).
             if (f.lock_wait_ended != std::chrono::steady_clock::time_point{}) {
-                const auto restarted = std::min(deadline_after(f.lock_wait_ended, timeout), give_up_at);
+                const auto restarted = capped(deadline_after(f.lock_wait_ended, timeout));
                 if (restarted > std::chrono::steady_clock::now()) {
                     deadline = restarted;
                     continue;
